@@ -1,0 +1,22 @@
+//! Datasets as N×C×H×W float tensors in [0,1] with labels and class names, and their loaders.
+
+mod cifar;
+mod dataset;
+mod idx;
+mod split;
+mod synthetic;
+
+pub use cifar::{load_cifar10_dir, read_cifar_batch};
+pub use dataset::{DataSplits, Dataset};
+pub use idx::{load_idx_dir, load_idx_pair, read_idx};
+pub use split::{stratified_split, Split};
+pub use synthetic::{synthetic, SyntheticConfig};
+
+/// Class names of Fashion-MNIST, in label order.
+pub const FASHION_MNIST_CLASSES: [&str; 10] = [
+    "t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot",
+];
+
+/// Class names of CIFAR-10, in label order.
+pub const CIFAR10_CLASSES: [&str; 10] =
+    ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];

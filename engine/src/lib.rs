@@ -1,0 +1,29 @@
+//! The ISCP compute library: datasets, models, training, BadNets poisoning, pattern search and evaluation.
+//!
+//! Everything here is synchronous tch code without networking; the coordinator and workers call it
+//! from dedicated compute threads. Inputs are pixels in [0,1], shaped N×C×H×W.
+
+pub mod badnets;
+pub mod canvas;
+pub mod data;
+pub mod error;
+pub mod model;
+pub mod pattern;
+pub mod rng;
+pub mod search;
+pub mod train;
+
+pub use error::{EngineError, Result};
+
+/// Parses a device name: `cpu`, `cuda` or `cuda:N`.
+pub fn parse_device(name: &str) -> Result<tch::Device> {
+    match name {
+        "cpu" => Ok(tch::Device::Cpu),
+        "cuda" => Ok(tch::Device::Cuda(0)),
+        other => other
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse::<usize>().ok())
+            .map(tch::Device::Cuda)
+            .ok_or_else(|| EngineError::Invalid(format!("unknown device `{other}` (use cpu, cuda or cuda:N)"))),
+    }
+}

@@ -1,0 +1,224 @@
+//! Classifiers the engine searches: built-in architectures trained here, or TorchScript files.
+//!
+//! A `Model` always takes pixels in [0,1]; any mean/std normalisation is applied inside it.
+
+mod artifact;
+mod resnet;
+mod small_cnn;
+
+pub use artifact::{load_artifact, save_artifact, sha256_file};
+pub use resnet::resnet18;
+pub use small_cnn::small_cnn;
+
+use crate::{EngineError, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use tch::{nn, nn::ModuleT, Device, Kind, Tensor};
+
+/// Per-channel normalisation applied after mixing, inside the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Normalize {
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+}
+
+/// Built-in architectures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arch {
+    SmallCnn,
+    Resnet18,
+    Torchscript,
+}
+
+impl Arch {
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::SmallCnn => "small-cnn",
+            Arch::Resnet18 => "resnet18",
+            Arch::Torchscript => "torchscript",
+        }
+    }
+}
+
+/// What is stored with a model: enough to rebuild and use it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelMeta {
+    pub arch: Arch,
+    pub class_names: Vec<String>,
+    /// (C, H, W)
+    pub input_shape: [i64; 3],
+    pub normalize: Option<Normalize>,
+    pub test_accuracy: Option<f64>,
+}
+
+enum Net {
+    Builtin { vs: nn::VarStore, net: Box<dyn ModuleT> },
+    Script(tch::CModule),
+}
+
+/// A classifier in eval mode with frozen parameters (except while the trainer holds it).
+pub struct Model {
+    net: Net,
+    pub meta: ModelMeta,
+    device: Device,
+    norm: Option<(Tensor, Tensor)>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model").field("meta", &self.meta).field("device", &self.device).finish()
+    }
+}
+
+/// Builds the layers of a built-in architecture under `root`.
+pub fn build_arch(root: &nn::Path, arch: Arch, shape: [i64; 3], classes: i64) -> Result<Box<dyn ModuleT>> {
+    match arch {
+        Arch::SmallCnn => Ok(Box::new(small_cnn(root, shape, classes))),
+        Arch::Resnet18 => Ok(Box::new(resnet18(root, shape[0], classes))),
+        Arch::Torchscript => Err(EngineError::Invalid("a TorchScript model is loaded, not built".into())),
+    }
+}
+
+fn norm_tensors(meta: &ModelMeta, device: Device) -> Result<Option<(Tensor, Tensor)>> {
+    let Some(n) = &meta.normalize else { return Ok(None) };
+    let c = meta.input_shape[0] as usize;
+    if n.mean.len() != c || n.std.len() != c || n.std.iter().any(|&s| s <= 0.0) {
+        return Err(EngineError::Invalid(format!(
+            "normalize needs {c} means and {c} positive stds for {c}-channel input, got {:?} / {:?}",
+            n.mean, n.std
+        )));
+    }
+    let t = |v: &[f64]| Tensor::from_slice(v).to_kind(Kind::Float).view([1, c as i64, 1, 1]).to_device(device);
+    Ok(Some((t(&n.mean), t(&n.std))))
+}
+
+impl Model {
+    /// A fresh, randomly initialised built-in model (seed libtorch first for reproducibility).
+    pub fn new_builtin(meta: ModelMeta, device: Device) -> Result<Model> {
+        let vs = nn::VarStore::new(device);
+        let net = build_arch(&vs.root(), meta.arch, meta.input_shape, meta.class_names.len() as i64)?;
+        let norm = norm_tensors(&meta, device)?;
+        Ok(Model { net: Net::Builtin { vs, net }, meta, device, norm })
+    }
+
+    /// Wraps any module built under `vs` (tests use it for hand-made models).
+    pub fn from_module(vs: nn::VarStore, net: Box<dyn ModuleT>, meta: ModelMeta) -> Result<Model> {
+        let device = vs.device();
+        let norm = norm_tensors(&meta, device)?;
+        let mut m = Model { net: Net::Builtin { vs, net }, meta, device, norm };
+        m.freeze();
+        Ok(m)
+    }
+
+    /// Loads a TorchScript file that maps pixels in [0,1] (after `meta.normalize`) to logits.
+    pub fn load_torchscript(path: &Path, meta: ModelMeta, device: Device) -> Result<Model> {
+        if !path.exists() {
+            return Err(EngineError::bad_file(path, "not found"));
+        }
+        let mut m = tch::CModule::load_on_device(path, device)
+            .map_err(|e| EngineError::bad_file(path, format!("not a loadable TorchScript module: {e}")))?;
+        m.set_eval();
+        let norm = norm_tensors(&meta, device)?;
+        let mut model = Model { net: Net::Script(m), meta, device, norm };
+        model.freeze();
+        let probe = Tensor::zeros([1, model.meta.input_shape[0], model.meta.input_shape[1], model.meta.input_shape[2]], (Kind::Float, device));
+        let out = model.logits(&probe).map_err(|e| EngineError::bad_file(path, format!("forward on a {:?} input failed: {e}", model.meta.input_shape)))?;
+        let k = model.meta.class_names.len() as i64;
+        if out.size() != [1, k] {
+            return Err(EngineError::bad_file(path, format!("returns shape {:?}, expected [1, {k}] logits", out.size())));
+        }
+        Ok(model)
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.meta.class_names.len()
+    }
+
+    /// Stops gradients flowing into the parameters (searches only differentiate the input).
+    pub fn freeze(&mut self) {
+        match &mut self.net {
+            Net::Builtin { vs, .. } => vs.freeze(),
+            Net::Script(m) => {
+                if let Ok(params) = m.named_parameters() {
+                    for (_, mut p) in params {
+                        let _ = p.requires_grad_(false);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The variable store of a built-in model (for the trainer and saving).
+    pub fn var_store_mut(&mut self) -> Option<&mut nn::VarStore> {
+        match &mut self.net {
+            Net::Builtin { vs, .. } => Some(vs),
+            Net::Script(_) => None,
+        }
+    }
+
+    pub fn var_store(&self) -> Option<&nn::VarStore> {
+        match &self.net {
+            Net::Builtin { vs, .. } => Some(vs),
+            Net::Script(_) => None,
+        }
+    }
+
+    fn normalised(&self, x: &Tensor) -> Tensor {
+        match &self.norm {
+            Some((mean, std)) => (x - mean) / std,
+            None => x.shallow_clone(),
+        }
+    }
+
+    /// Logits in eval mode (BatchNorm on running statistics); differentiable w.r.t. `x`.
+    pub fn logits(&self, x: &Tensor) -> Result<Tensor> {
+        let x = self.normalised(x);
+        match &self.net {
+            Net::Builtin { net, .. } => Ok(net.forward_t(&x, false)),
+            Net::Script(m) => Ok(m.forward_ts(&[x])?),
+        }
+    }
+
+    /// Logits in training mode (built-in models only).
+    pub fn logits_train(&self, x: &Tensor) -> Tensor {
+        let x = self.normalised(x);
+        match &self.net {
+            Net::Builtin { net, .. } => net.forward_t(&x, true),
+            Net::Script(m) => m.forward_ts(&[x]).expect("TorchScript forward"),
+        }
+    }
+
+    /// No-grad logits of a CPU image tensor, `batch` at a time, returned on the CPU.
+    pub fn predict_logits(&self, images: &Tensor, batch: i64) -> Result<Tensor> {
+        let n = images.size()[0];
+        let mut outs = Vec::new();
+        tch::no_grad(|| -> Result<()> {
+            let mut start = 0;
+            while start < n {
+                let len = batch.min(n - start);
+                let x = images.narrow(0, start, len).to_device(self.device);
+                outs.push(self.logits(&x)?.to_device(Device::Cpu));
+                start += len;
+            }
+            Ok(())
+        })?;
+        if outs.is_empty() {
+            return Ok(Tensor::zeros([0, self.num_classes() as i64], (Kind::Float, Device::Cpu)));
+        }
+        Ok(Tensor::cat(&outs, 0))
+    }
+
+    /// Accuracy of predictions on (images, labels).
+    pub fn accuracy(&self, images: &Tensor, labels: &Tensor) -> Result<f64> {
+        if images.size()[0] == 0 {
+            return Ok(0.0);
+        }
+        let pred = self.predict_logits(images, 512)?.argmax(1, false);
+        Ok(pred.eq_tensor(labels).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]))
+    }
+}

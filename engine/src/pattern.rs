@@ -1,0 +1,157 @@
+//! From a searched mask to patterns: top-k binarisation at every size, attaching, and evaluation
+//! (predictive power on the full test set and the held-out split, and the selection loss on D_n).
+
+use crate::data::Dataset;
+use crate::model::Model;
+use crate::Result;
+use tch::{Kind, Tensor};
+
+/// k = round(size · n), the number of pixels a pattern of `size` keeps.
+pub fn pattern_k(size: f64, n: usize) -> usize {
+    ((size * n as f64).round() as usize).min(n)
+}
+
+/// The binary mask m_γ keeping the k largest values of `mask` (ties: lower flat index first).
+pub fn binarize(mask: &[f32], k: usize) -> Vec<f32> {
+    let mut order: Vec<usize> = (0..mask.len()).collect();
+    order.sort_by(|&a, &b| mask[b].total_cmp(&mask[a]).then(a.cmp(&b)));
+    let mut out = vec![0f32; mask.len()];
+    for &i in order.iter().take(k) {
+        out[i] = 1.0;
+    }
+    out
+}
+
+/// m ⊙ canvas + (1 − m) ⊙ x for a batch `x` (N×C×H×W), canvas (C×H×W) and mask (H×W values, any shape).
+pub fn attach(x: &Tensor, canvas: &Tensor, mask: &Tensor) -> Tensor {
+    let s = x.size();
+    let m = mask.view([1, 1, s[2], s[3]]);
+    &m * canvas.unsqueeze(0) + (1.0 - &m) * x
+}
+
+/// What one pattern achieves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatternEval {
+    /// Share of non-target test images predicted as the target once the pattern is attached.
+    pub acc_with_pattern: f64,
+    /// The same, on the held-out split only.
+    pub acc_with_pattern_heldout: f64,
+    /// Accuracy of the model on clean target-class test images (full set, held-out split).
+    pub original_class_acc: f64,
+    pub original_class_acc_heldout: f64,
+    /// acc_with_pattern / original_class_acc (NaN when the denominator is 0).
+    pub pw: f64,
+    pub pw_heldout: f64,
+    /// Mean cross-entropy towards the target over D_n with the pattern attached.
+    pub selection_loss: f64,
+}
+
+/// A model and its test set prepared once for evaluating many patterns.
+pub struct Evaluator<'a> {
+    pub model: &'a Model,
+    pub test: &'a Dataset,
+    labels: Vec<i64>,
+    clean_pred: Vec<i64>,
+    in_search: Vec<bool>,
+    batch: i64,
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b == 0.0 { f64::NAN } else { a / b }
+}
+
+impl<'a> Evaluator<'a> {
+    /// `clean_logits` are the model's test-set logits; `search` the test indices of the search subset.
+    pub fn new(model: &'a Model, test: &'a Dataset, clean_logits: &Tensor, search: &[i64]) -> Self {
+        let labels = test.labels_vec();
+        let clean_pred = Vec::try_from(clean_logits.argmax(1, false)).unwrap_or_default();
+        let mut in_search = vec![false; labels.len()];
+        for &i in search {
+            in_search[i as usize] = true;
+        }
+        Evaluator { model, test, labels, clean_pred, in_search, batch: 1024 }
+    }
+
+    /// Accuracy on clean target-class images: (full, held-out).
+    pub fn class_accuracy(&self, target: i64) -> (f64, f64) {
+        let (mut n, mut c, mut nh, mut ch) = (0, 0, 0, 0);
+        for (i, &l) in self.labels.iter().enumerate() {
+            if l == target {
+                let ok = (self.clean_pred[i] == target) as usize;
+                n += 1;
+                c += ok;
+                if !self.in_search[i] {
+                    nh += 1;
+                    ch += ok;
+                }
+            }
+        }
+        (ratio(c as f64, n as f64), ratio(ch as f64, nh as f64))
+    }
+
+    /// Evaluates the pattern `binary_mask ⊙ canvas` for `target`.
+    pub fn evaluate(&self, target: i64, canvas: &Tensor, binary_mask: &[f32]) -> Result<PatternEval> {
+        let idx: Vec<i64> = (0..self.labels.len() as i64).filter(|&i| self.labels[i as usize] != target).collect();
+        let mask = Tensor::from_slice(binary_mask);
+        let (mut hits, mut hits_h, mut n_h, mut loss_sum, mut n_sel) = (0usize, 0usize, 0usize, 0.0, 0usize);
+        tch::no_grad(|| -> Result<()> {
+            for chunk in idx.chunks(self.batch as usize) {
+                let x = self.test.images.index_select(0, &Tensor::from_slice(chunk));
+                let mixed = attach(&x, canvas, &mask).to_device(self.model.device());
+                let logits = self.model.logits(&mixed)?.to_device(tch::Device::Cpu);
+                let pred: Vec<i64> = Vec::try_from(logits.argmax(1, false)).unwrap_or_default();
+                let nll: Vec<f32> =
+                    Vec::try_from(-logits.log_softmax(1, Kind::Float).select(1, target)).unwrap_or_default();
+                for (j, &i) in chunk.iter().enumerate() {
+                    let hit = pred[j] == target;
+                    hits += hit as usize;
+                    if self.in_search[i as usize] {
+                        loss_sum += nll[j] as f64;
+                        n_sel += 1;
+                    } else {
+                        n_h += 1;
+                        hits_h += hit as usize;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        let (orig, orig_h) = self.class_accuracy(target);
+        let acc = ratio(hits as f64, idx.len() as f64);
+        let acc_h = ratio(hits_h as f64, n_h as f64);
+        Ok(PatternEval {
+            acc_with_pattern: acc,
+            acc_with_pattern_heldout: acc_h,
+            original_class_acc: orig,
+            original_class_acc_heldout: orig_h,
+            pw: ratio(acc, orig),
+            pw_heldout: ratio(acc_h, orig_h),
+            selection_loss: ratio(loss_sum, n_sel as f64),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binarize_keeps_exactly_k_with_ties_by_index() {
+        let m = [0.5, 0.9, 0.5, 0.5, 0.1, 0.9];
+        assert_eq!(binarize(&m, 3), vec![1.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
+        assert_eq!(binarize(&m, 4), vec![1.0, 1.0, 1.0, 0.0, 0.0, 1.0]);
+        assert_eq!(binarize(&m, 0).iter().sum::<f32>(), 0.0);
+        let flat = vec![0.5f32; 100];
+        let b = binarize(&flat, 7);
+        assert_eq!(b.iter().sum::<f32>(), 7.0);
+        assert!(b[..7].iter().all(|&v| v == 1.0));
+    }
+
+    #[test]
+    fn k_rounds_size_times_n() {
+        assert_eq!(pattern_k(0.01, 784), 8);
+        assert_eq!(pattern_k(0.05, 784), 39);
+        assert_eq!(pattern_k(0.01, 1024), 10);
+        assert_eq!(pattern_k(1.0, 10), 10);
+    }
+}

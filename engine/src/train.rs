@@ -1,0 +1,139 @@
+//! Supervised training of built-in models: SGD with momentum and weight decay, an LR schedule, and
+//! optional crop-with-padding and horizontal-flip augmentation.
+
+use crate::data::Dataset;
+use crate::model::Model;
+use crate::rng::{mix, Rng};
+use crate::{EngineError, Result};
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+use tch::{nn, nn::OptimizerConfig, Kind, Tensor};
+
+/// How the learning rate moves over training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Schedule {
+    Constant,
+    #[default]
+    Cosine,
+    /// ×0.1 at 50% and 75% of training.
+    Multistep,
+}
+
+/// Training hyper-parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch: usize,
+    pub lr: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub schedule: Schedule,
+    pub augment: bool,
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 3,
+            batch: 128,
+            lr: 0.05,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            schedule: Schedule::Cosine,
+            augment: false,
+            seed: 0,
+        }
+    }
+}
+
+/// One epoch's figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochStats {
+    pub epoch: usize,
+    pub loss: f64,
+    pub train_accuracy: f64,
+    pub seconds: f64,
+}
+
+fn lr_at(cfg: &TrainConfig, step: usize, total: usize) -> f64 {
+    let t = step as f64 / total.max(1) as f64;
+    match cfg.schedule {
+        Schedule::Constant => cfg.lr,
+        Schedule::Cosine => cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()),
+        Schedule::Multistep => cfg.lr * if t < 0.5 { 1.0 } else if t < 0.75 { 0.1 } else { 0.01 },
+    }
+}
+
+/// Random crop after zero-padding by 4, and a horizontal flip with probability ½, per image.
+fn augment(x: &Tensor, rng: &mut Rng) -> Tensor {
+    let s = x.size();
+    let (h, w) = (s[2], s[3]);
+    let padded = x.constant_pad_nd([4, 4, 4, 4]);
+    let crops: Vec<Tensor> = (0..s[0])
+        .map(|i| {
+            let (dy, dx) = (rng.below(9) as i64, rng.below(9) as i64);
+            let img = padded.get(i).narrow(1, dy, h).narrow(2, dx, w);
+            if rng.below(2) == 1 { img.flip([2]) } else { img }
+        })
+        .collect();
+    Tensor::stack(&crops, 0)
+}
+
+/// Trains `model` (a built-in one) on `data`; `progress(step, total_steps, loss)` is called every step.
+pub fn train(
+    model: &mut Model,
+    data: &Dataset,
+    cfg: &TrainConfig,
+    progress: &mut dyn FnMut(usize, usize, f64),
+) -> Result<Vec<EpochStats>> {
+    if cfg.epochs == 0 || cfg.batch == 0 || cfg.lr <= 0.0 {
+        return Err(EngineError::Invalid("training needs epochs ≥ 1, batch ≥ 1 and lr > 0".into()));
+    }
+    let device = model.device();
+    let vs = model
+        .var_store_mut()
+        .ok_or_else(|| EngineError::Invalid("a TorchScript model cannot be trained here".into()))?;
+    vs.unfreeze();
+    let mut opt = nn::Sgd { momentum: cfg.momentum, dampening: 0.0, wd: cfg.weight_decay, nesterov: false }
+        .build(vs, cfg.lr)?;
+    let n = data.len();
+    let steps_per_epoch = n.div_ceil(cfg.batch);
+    let total = steps_per_epoch * cfg.epochs;
+    let mut step = 0;
+    let mut stats = Vec::new();
+    for epoch in 0..cfg.epochs {
+        let started = Instant::now();
+        let mut rng = Rng::new(mix(&[cfg.seed, epoch as u64]));
+        let mut order: Vec<i64> = (0..n as i64).collect();
+        rng.shuffle(&mut order);
+        let (mut loss_sum, mut correct) = (0.0, 0i64);
+        for chunk in order.chunks(cfg.batch) {
+            let idx = Tensor::from_slice(chunk);
+            let mut x = data.images.index_select(0, &idx);
+            if cfg.augment {
+                x = augment(&x, &mut rng);
+            }
+            let x = x.to_device(device);
+            let y = data.labels.index_select(0, &idx).to_device(device);
+            opt.set_lr(lr_at(cfg, step, total));
+            let logits = model.logits_train(&x);
+            let loss = logits.cross_entropy_for_logits(&y);
+            opt.backward_step(&loss);
+            let l = loss.double_value(&[]);
+            loss_sum += l * chunk.len() as f64;
+            correct += logits.argmax(1, false).eq_tensor(&y).sum(Kind::Int64).int64_value(&[]);
+            step += 1;
+            progress(step, total, l);
+        }
+        stats.push(EpochStats {
+            epoch,
+            loss: loss_sum / n as f64,
+            train_accuracy: correct as f64 / n as f64,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+    model.freeze();
+    Ok(stats)
+}
