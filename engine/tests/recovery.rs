@@ -1,0 +1,68 @@
+//! End to end on synthetic data: a BadNets model's 1% white-canvas pattern recovers the trigger and
+//! is predictive, a natural model's is not.
+
+use iscp_engine::badnets::{attack_success_rate, in_trigger, poison};
+use iscp_engine::canvas::canvas_image;
+use iscp_engine::data::{stratified_split, synthetic, SyntheticConfig};
+use iscp_engine::model::{Arch, Model, ModelMeta};
+use iscp_engine::pattern::{binarize, pattern_k, Evaluator};
+use iscp_engine::search::{search, SearchConfig};
+use iscp_engine::train::{train, TrainConfig};
+use tch::Device;
+
+/// 24×24 images: 1% is 6 pixels. A white canvas can only reproduce the checkerboard's 5 white cells
+/// (its black cells are not white), so at this size "most of the pattern" means all of them.
+const SIDE: i64 = 24;
+
+struct Found {
+    in_trigger: usize,
+    k: usize,
+    pw: f64,
+}
+
+fn train_and_search(poisoned: bool) -> Found {
+    tch::set_num_threads(2);
+    let cfg = SyntheticConfig { classes: 5, size: SIDE as usize, channels: 1, train: 2000, test: 600, seed: 11 };
+    let data = synthetic(&cfg).unwrap();
+    let target = 0;
+    let train_set = if poisoned { poison(&data.train, target, 0.1, 1).unwrap().0 } else { data.train };
+    tch::manual_seed(3);
+    let meta = ModelMeta {
+        arch: Arch::SmallCnn,
+        class_names: train_set.class_names.clone(),
+        input_shape: train_set.image_shape(),
+        normalize: None,
+        test_accuracy: None,
+    };
+    let mut model = Model::new_builtin(meta, Device::Cpu).unwrap();
+    let tc = TrainConfig { epochs: 3, batch: 64, lr: 0.05, ..Default::default() };
+    train(&mut model, &train_set, &tc, &mut |_, _, _| {}).unwrap();
+    let acc = model.accuracy(&data.test.images, &data.test.labels).unwrap();
+    assert!(acc > 0.9, "clean accuracy {acc}");
+    if poisoned {
+        let asr = attack_success_rate(&model, &data.test, target).unwrap();
+        assert!(asr > 0.9, "attack success rate {asr}");
+    }
+    let labels = data.test.labels_vec();
+    let split = stratified_split(&labels, 5, 0.2, 0);
+    let pool = data.test.subset(&split.non_target(&labels, target)).images;
+    let canvas = canvas_image(&data.test, -1).unwrap();
+    let out = search(&model, &canvas, &pool, target, &SearchConfig::default(), &mut |_, _| {}).unwrap();
+    let k = pattern_k(0.01, (SIDE * SIDE) as usize);
+    let bin = binarize(&out.mask, k);
+    let in_trig = bin.iter().enumerate().filter(|(i, &v)| v == 1.0 && in_trigger(*i, SIDE, SIDE)).count();
+    let logits = model.predict_logits(&data.test.images, 512).unwrap();
+    let ev = Evaluator::new(&model, &data.test, &logits, &split.search).evaluate(target, &canvas, &bin).unwrap();
+    Found { in_trigger: in_trig, k, pw: ev.pw }
+}
+
+#[test]
+fn badnets_trigger_is_recovered_and_natural_patterns_are_weak() {
+    let bad = train_and_search(true);
+    eprintln!("badnets: {}/{} pixels in trigger, PW {:.3}", bad.in_trigger, bad.k, bad.pw);
+    assert!(bad.in_trigger * 2 > bad.k, "only {} of {} pixels in the trigger", bad.in_trigger, bad.k);
+    assert!(bad.pw >= 0.9, "BadNets 1% PW {}", bad.pw);
+    let nat = train_and_search(false);
+    eprintln!("natural: {}/{} pixels in trigger, PW {:.3}", nat.in_trigger, nat.k, nat.pw);
+    assert!(nat.pw < 0.5, "natural 1% PW {}", nat.pw);
+}
