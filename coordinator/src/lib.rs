@@ -1,1 +1,11 @@
-//! placeholder
+//! The coordinator library: specs, the unit graph, Parquet result tables, pictures, and the local runner.
+
+pub mod error;
+pub mod images;
+pub mod local;
+pub mod progress;
+pub mod spec;
+pub mod tables;
+pub mod units;
+
+pub use error::{CoordError, Result};

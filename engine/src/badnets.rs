@@ -28,11 +28,22 @@ pub fn in_trigger(i: usize, h: i64, w: i64) -> bool {
 pub fn stamp(images: &Tensor) -> Tensor {
     let s = images.size();
     let (y0, x0) = trigger_origin(s[2], s[3]);
-    let cells: Vec<f32> =
-        (0..TRIGGER * TRIGGER).map(|i| if (i / TRIGGER + i % TRIGGER) % 2 == 0 { 1.0 } else { 0.0 }).collect();
-    let patch = Tensor::from_slice(&cells).view([1, 1, TRIGGER, TRIGGER]).to_device(images.device());
+    let cells: Vec<f32> = (0..TRIGGER * TRIGGER)
+        .map(|i| {
+            if (i / TRIGGER + i % TRIGGER) % 2 == 0 {
+                1.0
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let patch = Tensor::from_slice(&cells)
+        .view([1, 1, TRIGGER, TRIGGER])
+        .to_device(images.device());
     let out = images.copy();
-    out.narrow(2, y0, TRIGGER).narrow(3, x0, TRIGGER).copy_(&patch.expand_as(&out.narrow(2, y0, TRIGGER).narrow(3, x0, TRIGGER)));
+    out.narrow(2, y0, TRIGGER)
+        .narrow(3, x0, TRIGGER)
+        .copy_(&patch.expand_as(&out.narrow(2, y0, TRIGGER).narrow(3, x0, TRIGGER)));
     out
 }
 
@@ -40,13 +51,20 @@ pub fn stamp(images: &Tensor) -> Tensor {
 /// Returns the poisoned set and how many images were poisoned.
 pub fn poison(train: &Dataset, target: i64, rate: f64, seed: u64) -> Result<(Dataset, usize)> {
     if !(0.0..=1.0).contains(&rate) {
-        return Err(EngineError::Invalid(format!("poison rate {rate} is outside [0, 1]")));
+        return Err(EngineError::Invalid(format!(
+            "poison rate {rate} is outside [0, 1]"
+        )));
     }
     if target < 0 || target as usize >= train.num_classes() {
-        return Err(EngineError::Invalid(format!("BadNets target {target} is not one of the {} classes", train.num_classes())));
+        return Err(EngineError::Invalid(format!(
+            "BadNets target {target} is not one of the {} classes",
+            train.num_classes()
+        )));
     }
     let labels = train.labels_vec();
-    let mut candidates: Vec<i64> = (0..labels.len() as i64).filter(|&i| labels[i as usize] != target).collect();
+    let mut candidates: Vec<i64> = (0..labels.len() as i64)
+        .filter(|&i| labels[i as usize] != target)
+        .collect();
     Rng::new(seed).shuffle(&mut candidates);
     let count = ((rate * train.len() as f64).round() as usize).min(candidates.len());
     let chosen = Tensor::from_slice(&candidates[..count]);
@@ -54,17 +72,26 @@ pub fn poison(train: &Dataset, target: i64, rate: f64, seed: u64) -> Result<(Dat
     let stamped = stamp(&images.index_select(0, &chosen));
     let images = images.index_copy(0, &chosen, &stamped);
     let new_labels = train.labels.index_fill(0, &chosen, target);
-    Ok((Dataset::new(images, new_labels, train.class_names.clone())?, count))
+    Ok((
+        Dataset::new(images, new_labels, train.class_names.clone())?,
+        count,
+    ))
 }
 
 /// Share of non-target test images that the model classifies as `target` once stamped.
 pub fn attack_success_rate(model: &Model, test: &Dataset, target: i64) -> Result<f64> {
     let labels = test.labels_vec();
-    let idx: Vec<i64> = (0..labels.len() as i64).filter(|&i| labels[i as usize] != target).collect();
+    let idx: Vec<i64> = (0..labels.len() as i64)
+        .filter(|&i| labels[i as usize] != target)
+        .collect();
     if idx.is_empty() {
         return Ok(0.0);
     }
     let stamped = stamp(&test.images.index_select(0, &Tensor::from_slice(&idx)));
     let pred = model.predict_logits(&stamped, 512)?.argmax(1, false);
-    Ok(pred.eq(target).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]))
+    Ok(pred
+        .eq(target)
+        .to_kind(Kind::Float)
+        .mean(Kind::Float)
+        .double_value(&[]))
 }

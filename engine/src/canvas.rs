@@ -33,12 +33,20 @@ impl CanvasKind {
 
 /// Dataset indices of up to `n` canvases of `kind` for `target`, best rank first (`[-1]` for white).
 /// `logits` are the model's clean test-set logits (N×K, CPU).
-pub fn rank_canvases(kind: CanvasKind, logits: &Tensor, labels: &[i64], target: i64, n: usize, seed: u64) -> Vec<i64> {
+pub fn rank_canvases(
+    kind: CanvasKind,
+    logits: &Tensor,
+    labels: &[i64],
+    target: i64,
+    n: usize,
+    seed: u64,
+) -> Vec<i64> {
     if kind == CanvasKind::White {
         return vec![-1];
     }
     let pred: Vec<i64> = Vec::try_from(logits.argmax(1, false)).unwrap_or_default();
-    let score: Vec<f32> = Vec::try_from(logits.select(1, target).to_kind(Kind::Float)).unwrap_or_default();
+    let score: Vec<f32> =
+        Vec::try_from(logits.select(1, target).to_kind(Kind::Float)).unwrap_or_default();
     let mut idx: Vec<i64> = (0..labels.len() as i64)
         .filter(|&i| {
             let (l, p) = (labels[i as usize], pred[i as usize]);
@@ -66,7 +74,10 @@ pub fn canvas_image(test: &Dataset, index: i64) -> Result<Tensor> {
         return Ok(Tensor::ones([c, h, w], (Kind::Float, tch::Device::Cpu)));
     }
     if index < 0 || index as usize >= test.len() {
-        return Err(EngineError::Invalid(format!("canvas index {index} is outside the {} test images", test.len())));
+        return Err(EngineError::Invalid(format!(
+            "canvas index {index} is outside the {} test images",
+            test.len()
+        )));
     }
     Ok(test.images.get(index))
 }

@@ -21,10 +21,16 @@ pub enum EngineError {
 
 impl EngineError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        EngineError::Io { path: path.into(), source }
+        EngineError::Io {
+            path: path.into(),
+            source,
+        }
     }
     pub fn bad_file(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
-        EngineError::BadFile { path: path.into(), reason: reason.into() }
+        EngineError::BadFile {
+            path: path.into(),
+            reason: reason.into(),
+        }
     }
 }
 

@@ -24,6 +24,10 @@ pub fn parse_device(name: &str) -> Result<tch::Device> {
             .strip_prefix("cuda:")
             .and_then(|n| n.parse::<usize>().ok())
             .map(tch::Device::Cuda)
-            .ok_or_else(|| EngineError::Invalid(format!("unknown device `{other}` (use cpu, cuda or cuda:N)"))),
+            .ok_or_else(|| {
+                EngineError::Invalid(format!(
+                    "unknown device `{other}` (use cpu, cuda or cuda:N)"
+                ))
+            }),
     }
 }

@@ -57,7 +57,11 @@ pub struct Evaluator<'a> {
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
-    if b == 0.0 { f64::NAN } else { a / b }
+    if b == 0.0 {
+        f64::NAN
+    } else {
+        a / b
+    }
 }
 
 impl<'a> Evaluator<'a> {
@@ -69,7 +73,14 @@ impl<'a> Evaluator<'a> {
         for &i in search {
             in_search[i as usize] = true;
         }
-        Evaluator { model, test, labels, clean_pred, in_search, batch: 1024 }
+        Evaluator {
+            model,
+            test,
+            labels,
+            clean_pred,
+            in_search,
+            batch: 1024,
+        }
     }
 
     /// Accuracy on clean target-class images: (full, held-out).
@@ -90,10 +101,18 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Evaluates the pattern `binary_mask ⊙ canvas` for `target`.
-    pub fn evaluate(&self, target: i64, canvas: &Tensor, binary_mask: &[f32]) -> Result<PatternEval> {
-        let idx: Vec<i64> = (0..self.labels.len() as i64).filter(|&i| self.labels[i as usize] != target).collect();
+    pub fn evaluate(
+        &self,
+        target: i64,
+        canvas: &Tensor,
+        binary_mask: &[f32],
+    ) -> Result<PatternEval> {
+        let idx: Vec<i64> = (0..self.labels.len() as i64)
+            .filter(|&i| self.labels[i as usize] != target)
+            .collect();
         let mask = Tensor::from_slice(binary_mask);
-        let (mut hits, mut hits_h, mut n_h, mut loss_sum, mut n_sel) = (0usize, 0usize, 0usize, 0.0, 0usize);
+        let (mut hits, mut hits_h, mut n_h, mut loss_sum, mut n_sel) =
+            (0usize, 0usize, 0usize, 0.0, 0usize);
         tch::no_grad(|| -> Result<()> {
             for chunk in idx.chunks(self.batch as usize) {
                 let x = self.test.images.index_select(0, &Tensor::from_slice(chunk));
@@ -101,7 +120,8 @@ impl<'a> Evaluator<'a> {
                 let logits = self.model.logits(&mixed)?.to_device(tch::Device::Cpu);
                 let pred: Vec<i64> = Vec::try_from(logits.argmax(1, false)).unwrap_or_default();
                 let nll: Vec<f32> =
-                    Vec::try_from(-logits.log_softmax(1, Kind::Float).select(1, target)).unwrap_or_default();
+                    Vec::try_from(-logits.log_softmax(1, Kind::Float).select(1, target))
+                        .unwrap_or_default();
                 for (j, &i) in chunk.iter().enumerate() {
                     let hit = pred[j] == target;
                     hits += hit as usize;

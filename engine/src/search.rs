@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 /// Which loss and update rule the search uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, PartialOrd, Ord,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Objective {
     /// Eq. 2: L = Σ_j [−log f_y(x̃_j) + α‖m‖₁/n], plain gradient step.
@@ -41,7 +43,14 @@ pub struct SearchConfig {
 
 impl Default for SearchConfig {
     fn default() -> Self {
-        SearchConfig { objective: Objective::Released, alpha: 0.2, epochs: 5, batch: 4, lr: 0.02, seed: 0 }
+        SearchConfig {
+            objective: Objective::Released,
+            alpha: 0.2,
+            epochs: 5,
+            batch: 4,
+            lr: 0.02,
+            seed: 0,
+        }
     }
 }
 
@@ -56,14 +65,21 @@ pub struct SearchOutcome {
 }
 
 /// The objective's value for one minibatch (`logits` of the mixed images, mask 1×1×H×W).
-pub fn objective_loss(objective: Objective, alpha: f64, logits: &Tensor, target: i64, mask: &Tensor) -> Tensor {
+pub fn objective_loss(
+    objective: Objective,
+    alpha: f64,
+    logits: &Tensor,
+    target: i64,
+    mask: &Tensor,
+) -> Tensor {
     let b = logits.size()[0];
     let n = mask.numel() as f64;
     let y = Tensor::full([b], target, (Kind::Int64, logits.device()));
     let l1 = mask.abs().sum(Kind::Float);
     match objective {
         Objective::Paper => {
-            let ce_sum = logits.cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Sum, -100, 0.0);
+            let ce_sum =
+                logits.cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Sum, -100, 0.0);
             ce_sum + l1 * (alpha * b as f64 / n)
         }
         Objective::Released => {
@@ -74,7 +90,14 @@ pub fn objective_loss(objective: Objective, alpha: f64, logits: &Tensor, target:
 }
 
 /// One optimisation step on `mask` (1×1×H×W, requires grad) in place; returns the loss value.
-pub fn step(model: &Model, mask: &mut Tensor, canvas: &Tensor, xn: &Tensor, target: i64, cfg: &SearchConfig) -> Result<f64> {
+pub fn step(
+    model: &Model,
+    mask: &mut Tensor,
+    canvas: &Tensor,
+    xn: &Tensor,
+    target: i64,
+    cfg: &SearchConfig,
+) -> Result<f64> {
     let mixed = mask.shallow_clone() * canvas.unsqueeze(0) + (1.0 - mask.shallow_clone()) * xn;
     let logits = model.logits(&mixed)?;
     let loss = objective_loss(cfg.objective, cfg.alpha, &logits, target, mask);
@@ -101,13 +124,20 @@ pub fn search(
 ) -> Result<SearchOutcome> {
     let s = pool.size();
     if s.len() != 4 || s[0] == 0 {
-        return Err(EngineError::Invalid(format!("the non-target subset is empty or not N×C×H×W: {s:?}")));
+        return Err(EngineError::Invalid(format!(
+            "the non-target subset is empty or not N×C×H×W: {s:?}"
+        )));
     }
     if cfg.batch == 0 || cfg.epochs == 0 {
-        return Err(EngineError::Invalid("search needs epochs ≥ 1 and batch ≥ 1".into()));
+        return Err(EngineError::Invalid(
+            "search needs epochs ≥ 1 and batch ≥ 1".into(),
+        ));
     }
     if target < 0 || target as usize >= model.num_classes() {
-        return Err(EngineError::Invalid(format!("target class {target} is not one of the {} classes", model.num_classes())));
+        return Err(EngineError::Invalid(format!(
+            "target class {target} is not one of the {} classes",
+            model.num_classes()
+        )));
     }
     let device = pool.device();
     let canvas = canvas.to_device(device);
@@ -130,5 +160,9 @@ pub fn search(
         }
     }
     let mask: Vec<f32> = Vec::try_from(mask.detach().to_device(tch::Device::Cpu).flatten(0, -1))?;
-    Ok(SearchOutcome { mask, final_loss: last_epoch_loss / per_epoch as f64, steps: total })
+    Ok(SearchOutcome {
+        mask,
+        final_loss: last_epoch_loss / per_epoch as f64,
+        steps: total,
+    })
 }

@@ -62,7 +62,16 @@ fn lr_at(cfg: &TrainConfig, step: usize, total: usize) -> f64 {
     match cfg.schedule {
         Schedule::Constant => cfg.lr,
         Schedule::Cosine => cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()),
-        Schedule::Multistep => cfg.lr * if t < 0.5 { 1.0 } else if t < 0.75 { 0.1 } else { 0.01 },
+        Schedule::Multistep => {
+            cfg.lr
+                * if t < 0.5 {
+                    1.0
+                } else if t < 0.75 {
+                    0.1
+                } else {
+                    0.01
+                }
+        }
     }
 }
 
@@ -75,7 +84,11 @@ fn augment(x: &Tensor, rng: &mut Rng) -> Tensor {
         .map(|i| {
             let (dy, dx) = (rng.below(9) as i64, rng.below(9) as i64);
             let img = padded.get(i).narrow(1, dy, h).narrow(2, dx, w);
-            if rng.below(2) == 1 { img.flip([2]) } else { img }
+            if rng.below(2) == 1 {
+                img.flip([2])
+            } else {
+                img
+            }
         })
         .collect();
     Tensor::stack(&crops, 0)
@@ -89,15 +102,22 @@ pub fn train(
     progress: &mut dyn FnMut(usize, usize, f64),
 ) -> Result<Vec<EpochStats>> {
     if cfg.epochs == 0 || cfg.batch == 0 || cfg.lr <= 0.0 {
-        return Err(EngineError::Invalid("training needs epochs ≥ 1, batch ≥ 1 and lr > 0".into()));
+        return Err(EngineError::Invalid(
+            "training needs epochs ≥ 1, batch ≥ 1 and lr > 0".into(),
+        ));
     }
     let device = model.device();
     let vs = model
         .var_store_mut()
         .ok_or_else(|| EngineError::Invalid("a TorchScript model cannot be trained here".into()))?;
     vs.unfreeze();
-    let mut opt = nn::Sgd { momentum: cfg.momentum, dampening: 0.0, wd: cfg.weight_decay, nesterov: false }
-        .build(vs, cfg.lr)?;
+    let mut opt = nn::Sgd {
+        momentum: cfg.momentum,
+        dampening: 0.0,
+        wd: cfg.weight_decay,
+        nesterov: false,
+    }
+    .build(vs, cfg.lr)?;
     let n = data.len();
     let steps_per_epoch = n.div_ceil(cfg.batch);
     let total = steps_per_epoch * cfg.epochs;
@@ -123,7 +143,11 @@ pub fn train(
             opt.backward_step(&loss);
             let l = loss.double_value(&[]);
             loss_sum += l * chunk.len() as f64;
-            correct += logits.argmax(1, false).eq_tensor(&y).sum(Kind::Int64).int64_value(&[]);
+            correct += logits
+                .argmax(1, false)
+                .eq_tensor(&y)
+                .sum(Kind::Int64)
+                .int64_value(&[]);
             step += 1;
             progress(step, total, l);
         }

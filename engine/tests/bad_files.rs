@@ -40,9 +40,15 @@ fn idx_truncated_is_reported() {
     let d = tempfile::tempdir().unwrap();
     let p = write(d.path(), "t", &idx_bytes(3, &[2, 4, 4], 20));
     let e = read_idx(&p, 3).unwrap_err().to_string();
-    assert!(e.contains("truncated") && e.contains("32") && e.contains("20"), "{e}");
+    assert!(
+        e.contains("truncated") && e.contains("32") && e.contains("20"),
+        "{e}"
+    );
     let p = write(d.path(), "h", &[0, 0, 8, 3, 0, 0]);
-    assert!(read_idx(&p, 3).unwrap_err().to_string().contains("truncated"));
+    assert!(read_idx(&p, 3)
+        .unwrap_err()
+        .to_string()
+        .contains("truncated"));
     let full = gz(&idx_bytes(3, &[2, 4, 4], 32));
     let p = write(d.path(), "g.gz", &full[..full.len() / 2]);
     assert!(read_idx(&p, 3).unwrap_err().to_string().contains("gzip"));
@@ -56,7 +62,10 @@ fn idx_wrong_magic_is_reported() {
     assert!(e.contains("magic"), "{e}");
     let mut b = idx_bytes(3, &[1, 2, 2], 4);
     b[2] = 0x0D; // float data, not unsigned bytes
-    assert!(read_idx(&write(d.path(), "f", &b), 3).unwrap_err().to_string().contains("magic"));
+    assert!(read_idx(&write(d.path(), "f", &b), 3)
+        .unwrap_err()
+        .to_string()
+        .contains("magic"));
 }
 
 #[test]
@@ -75,12 +84,21 @@ fn cifar_truncated_and_bad_labels_are_reported() {
     rec.extend(vec![100u8; 3072]);
     let mut two = rec.clone();
     two.extend(&rec);
-    assert_eq!(read_cifar_batch(&write(d.path(), "ok.bin", &two)).unwrap().1, vec![3, 3]);
-    let e = read_cifar_batch(&write(d.path(), "t.bin", &two[..5000])).unwrap_err().to_string();
+    assert_eq!(
+        read_cifar_batch(&write(d.path(), "ok.bin", &two))
+            .unwrap()
+            .1,
+        vec![3, 3]
+    );
+    let e = read_cifar_batch(&write(d.path(), "t.bin", &two[..5000]))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("truncated"), "{e}");
     let mut bad = rec.clone();
     bad[0] = 12;
-    let e = read_cifar_batch(&write(d.path(), "l.bin", &bad)).unwrap_err().to_string();
+    let e = read_cifar_batch(&write(d.path(), "l.bin", &bad))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("label 12"), "{e}");
     let e = load_cifar10_dir(d.path()).unwrap_err().to_string();
     assert!(e.contains("data_batch_1.bin"), "{e}");

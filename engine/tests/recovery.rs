@@ -22,10 +22,21 @@ struct Found {
 
 fn train_and_search(poisoned: bool) -> Found {
     tch::set_num_threads(2);
-    let cfg = SyntheticConfig { classes: 5, size: SIDE as usize, channels: 1, train: 2000, test: 600, seed: 11 };
+    let cfg = SyntheticConfig {
+        classes: 5,
+        size: SIDE as usize,
+        channels: 1,
+        train: 2000,
+        test: 600,
+        seed: 11,
+    };
     let data = synthetic(&cfg).unwrap();
     let target = 0;
-    let train_set = if poisoned { poison(&data.train, target, 0.1, 1).unwrap().0 } else { data.train };
+    let train_set = if poisoned {
+        poison(&data.train, target, 0.1, 1).unwrap().0
+    } else {
+        data.train
+    };
     tch::manual_seed(3);
     let meta = ModelMeta {
         arch: Arch::SmallCnn,
@@ -35,9 +46,16 @@ fn train_and_search(poisoned: bool) -> Found {
         test_accuracy: None,
     };
     let mut model = Model::new_builtin(meta, Device::Cpu).unwrap();
-    let tc = TrainConfig { epochs: 3, batch: 64, lr: 0.05, ..Default::default() };
+    let tc = TrainConfig {
+        epochs: 3,
+        batch: 64,
+        lr: 0.05,
+        ..Default::default()
+    };
     train(&mut model, &train_set, &tc, &mut |_, _, _| {}).unwrap();
-    let acc = model.accuracy(&data.test.images, &data.test.labels).unwrap();
+    let acc = model
+        .accuracy(&data.test.images, &data.test.labels)
+        .unwrap();
     assert!(acc > 0.9, "clean accuracy {acc}");
     if poisoned {
         let asr = attack_success_rate(&model, &data.test, target).unwrap();
@@ -47,22 +65,51 @@ fn train_and_search(poisoned: bool) -> Found {
     let split = stratified_split(&labels, 5, 0.2, 0);
     let pool = data.test.subset(&split.non_target(&labels, target)).images;
     let canvas = canvas_image(&data.test, -1).unwrap();
-    let out = search(&model, &canvas, &pool, target, &SearchConfig::default(), &mut |_, _| {}).unwrap();
+    let out = search(
+        &model,
+        &canvas,
+        &pool,
+        target,
+        &SearchConfig::default(),
+        &mut |_, _| {},
+    )
+    .unwrap();
     let k = pattern_k(0.01, (SIDE * SIDE) as usize);
     let bin = binarize(&out.mask, k);
-    let in_trig = bin.iter().enumerate().filter(|(i, &v)| v == 1.0 && in_trigger(*i, SIDE, SIDE)).count();
+    let in_trig = bin
+        .iter()
+        .enumerate()
+        .filter(|(i, &v)| v == 1.0 && in_trigger(*i, SIDE, SIDE))
+        .count();
     let logits = model.predict_logits(&data.test.images, 512).unwrap();
-    let ev = Evaluator::new(&model, &data.test, &logits, &split.search).evaluate(target, &canvas, &bin).unwrap();
-    Found { in_trigger: in_trig, k, pw: ev.pw }
+    let ev = Evaluator::new(&model, &data.test, &logits, &split.search)
+        .evaluate(target, &canvas, &bin)
+        .unwrap();
+    Found {
+        in_trigger: in_trig,
+        k,
+        pw: ev.pw,
+    }
 }
 
 #[test]
 fn badnets_trigger_is_recovered_and_natural_patterns_are_weak() {
     let bad = train_and_search(true);
-    eprintln!("badnets: {}/{} pixels in trigger, PW {:.3}", bad.in_trigger, bad.k, bad.pw);
-    assert!(bad.in_trigger * 2 > bad.k, "only {} of {} pixels in the trigger", bad.in_trigger, bad.k);
+    eprintln!(
+        "badnets: {}/{} pixels in trigger, PW {:.3}",
+        bad.in_trigger, bad.k, bad.pw
+    );
+    assert!(
+        bad.in_trigger * 2 > bad.k,
+        "only {} of {} pixels in the trigger",
+        bad.in_trigger,
+        bad.k
+    );
     assert!(bad.pw >= 0.9, "BadNets 1% PW {}", bad.pw);
     let nat = train_and_search(false);
-    eprintln!("natural: {}/{} pixels in trigger, PW {:.3}", nat.in_trigger, nat.k, nat.pw);
+    eprintln!(
+        "natural: {}/{} pixels in trigger, PW {:.3}",
+        nat.in_trigger, nat.k, nat.pw
+    );
     assert!(nat.pw < 0.5, "natural 1% PW {}", nat.pw);
 }

@@ -29,7 +29,10 @@ pub fn read_cifar_batch(path: &Path) -> Result<(Vec<u8>, Vec<u8>)> {
     let mut pixels = Vec::with_capacity(n * (RECORD - 1));
     for (i, rec) in bytes.chunks_exact(RECORD).enumerate() {
         if rec[0] as usize >= CIFAR10_CLASSES.len() {
-            return Err(EngineError::bad_file(path, format!("record {i} has label {} (CIFAR-10 labels are 0–9)", rec[0])));
+            return Err(EngineError::bad_file(
+                path,
+                format!("record {i} has label {} (CIFAR-10 labels are 0–9)", rec[0]),
+            ));
         }
         labels.push(rec[0]);
         pixels.extend_from_slice(&rec[1..]);
@@ -39,9 +42,16 @@ pub fn read_cifar_batch(path: &Path) -> Result<(Vec<u8>, Vec<u8>)> {
 
 fn to_dataset(pixels: Vec<u8>, labels: Vec<u8>) -> Result<Dataset> {
     let n = labels.len() as i64;
-    let images = Tensor::from_slice(&pixels).view([n, 3, 32, 32]).to_kind(Kind::Float) / 255.0;
+    let images = Tensor::from_slice(&pixels)
+        .view([n, 3, 32, 32])
+        .to_kind(Kind::Float)
+        / 255.0;
     let labels = Tensor::from_slice(&labels).to_kind(Kind::Int64);
-    Dataset::new(images, labels, CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect())
+    Dataset::new(
+        images,
+        labels,
+        CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect(),
+    )
 }
 
 /// Loads the `cifar-10-batches-bin` folder: every `data_batch_*.bin` present as training set, `test_batch.bin` as test set.
@@ -57,8 +67,14 @@ pub fn load_cifar10_dir(dir: &Path) -> Result<DataSplits> {
         }
     }
     if train_lb.is_empty() {
-        return Err(EngineError::bad_file(dir.join("data_batch_1.bin"), "not found: no training batch in the folder"));
+        return Err(EngineError::bad_file(
+            dir.join("data_batch_1.bin"),
+            "not found: no training batch in the folder",
+        ));
     }
     let (test_px, test_lb) = read_cifar_batch(&dir.join("test_batch.bin"))?;
-    Ok(DataSplits { train: to_dataset(train_px, train_lb)?, test: to_dataset(test_px, test_lb)? })
+    Ok(DataSplits {
+        train: to_dataset(train_px, train_lb)?,
+        test: to_dataset(test_px, test_lb)?,
+    })
 }

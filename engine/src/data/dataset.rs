@@ -23,7 +23,9 @@ impl Dataset {
     pub fn new(images: Tensor, labels: Tensor, class_names: Vec<String>) -> Result<Self> {
         let size = images.size();
         if size.len() != 4 {
-            return Err(EngineError::Invalid(format!("images must be N×C×H×W, got shape {size:?}")));
+            return Err(EngineError::Invalid(format!(
+                "images must be N×C×H×W, got shape {size:?}"
+            )));
         }
         if labels.size() != [size[0]] {
             return Err(EngineError::Invalid(format!(
@@ -32,8 +34,16 @@ impl Dataset {
                 labels.size()
             )));
         }
-        let ds = Dataset { images: images.to_kind(Kind::Float), labels: labels.to_kind(Kind::Int64), class_names };
-        if let Some(&bad) = ds.labels_vec().iter().find(|&&l| l < 0 || l as usize >= ds.class_names.len()) {
+        let ds = Dataset {
+            images: images.to_kind(Kind::Float),
+            labels: labels.to_kind(Kind::Int64),
+            class_names,
+        };
+        if let Some(&bad) = ds
+            .labels_vec()
+            .iter()
+            .find(|&&l| l < 0 || l as usize >= ds.class_names.len())
+        {
             return Err(EngineError::Invalid(format!(
                 "label {bad} outside the {} classes",
                 ds.class_names.len()

@@ -14,7 +14,9 @@ pub fn stratified_split(labels: &[i64], num_classes: usize, fraction: f64, seed:
     let mut search = Vec::new();
     let mut heldout = Vec::new();
     for class in 0..num_classes as i64 {
-        let mut idx: Vec<i64> = (0..labels.len() as i64).filter(|&i| labels[i as usize] == class).collect();
+        let mut idx: Vec<i64> = (0..labels.len() as i64)
+            .filter(|&i| labels[i as usize] == class)
+            .collect();
         Rng::new(crate::rng::mix(&[seed, class as u64])).shuffle(&mut idx);
         let take = (fraction * idx.len() as f64).round() as usize;
         search.extend_from_slice(&idx[..take]);
@@ -28,7 +30,11 @@ pub fn stratified_split(labels: &[i64], num_classes: usize, fraction: f64, seed:
 impl Split {
     /// D_n for target `class`: the search subset minus that class.
     pub fn non_target(&self, labels: &[i64], class: i64) -> Vec<i64> {
-        self.search.iter().copied().filter(|&i| labels[i as usize] != class).collect()
+        self.search
+            .iter()
+            .copied()
+            .filter(|&i| labels[i as usize] != class)
+            .collect()
     }
 }
 
@@ -43,13 +49,22 @@ mod tests {
         assert_eq!(s.search.len(), 200);
         assert_eq!(s.heldout.len(), 800);
         for c in 0..10 {
-            assert_eq!(s.search.iter().filter(|&&i| labels[i as usize] == c).count(), 20);
+            assert_eq!(
+                s.search
+                    .iter()
+                    .filter(|&&i| labels[i as usize] == c)
+                    .count(),
+                20
+            );
         }
         let mut all: Vec<i64> = s.search.iter().chain(&s.heldout).copied().collect();
         all.sort();
         assert_eq!(all, (0..1000).collect::<Vec<_>>());
         assert_eq!(s, stratified_split(&labels, 10, 0.2, 3));
         assert_ne!(s, stratified_split(&labels, 10, 0.2, 4));
-        assert!(s.non_target(&labels, 3).iter().all(|&i| labels[i as usize] != 3));
+        assert!(s
+            .non_target(&labels, 3)
+            .iter()
+            .all(|&i| labels[i as usize] != 3));
     }
 }

@@ -21,12 +21,20 @@ pub struct SyntheticConfig {
 
 impl Default for SyntheticConfig {
     fn default() -> Self {
-        SyntheticConfig { classes: 10, size: 32, channels: 1, train: 3000, test: 1000, seed: 0 }
+        SyntheticConfig {
+            classes: 10,
+            size: 32,
+            channels: 1,
+            train: 3000,
+            test: 1000,
+            seed: 0,
+        }
     }
 }
 
-const SHAPE_NAMES: [&str; 10] =
-    ["hbar", "vbar", "square", "disk", "plus", "cross", "ring", "triangle", "dots", "corner"];
+const SHAPE_NAMES: [&str; 10] = [
+    "hbar", "vbar", "square", "disk", "plus", "cross", "ring", "triangle", "dots", "corner",
+];
 
 /// Whether normalised coordinates (u right, v down, both in [-1,1]) fall inside class `c`'s shape.
 fn inside(c: usize, u: f64, v: f64) -> bool {
@@ -41,7 +49,10 @@ fn inside(c: usize, u: f64, v: f64) -> bool {
         6 => (0.42..0.65).contains(&r),
         7 => v > -0.5 && v < 0.5 && u.abs() < (v + 0.5) * 0.6,
         8 => ((u + 0.4).powi(2) + v * v).sqrt() < 0.25 || ((u - 0.4).powi(2) + v * v).sqrt() < 0.25,
-        _ => ((-0.6..-0.35).contains(&u) && v.abs() < 0.6) || ((0.35..0.6).contains(&v) && u.abs() < 0.6),
+        _ => {
+            ((-0.6..-0.35).contains(&u) && v.abs() < 0.6)
+                || ((0.35..0.6).contains(&v) && u.abs() < 0.6)
+        }
     }
 }
 
@@ -64,25 +75,43 @@ fn generate(cfg: &SyntheticConfig, n: usize, stream: u64) -> Result<Dataset> {
                 let on = inside(class, u, v);
                 for c in 0..ch {
                     let noise = rng.unit_f64();
-                    img[c * s * s + y * s + x] =
-                        if on { (level - 0.1 * noise) as f32 } else { (0.35 * noise) as f32 };
+                    img[c * s * s + y * s + x] = if on {
+                        (level - 0.1 * noise) as f32
+                    } else {
+                        (0.35 * noise) as f32
+                    };
                 }
             }
         }
     }
     let images = Tensor::from_slice(&pixels).view([n as i64, ch as i64, s as i64, s as i64]);
-    Dataset::new(images, Tensor::from_slice(&labels), SHAPE_NAMES[..cfg.classes].iter().map(|s| s.to_string()).collect())
+    Dataset::new(
+        images,
+        Tensor::from_slice(&labels),
+        SHAPE_NAMES[..cfg.classes]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    )
 }
 
 /// Generates the training and test sets (classes balanced, interleaved).
 pub fn synthetic(cfg: &SyntheticConfig) -> Result<DataSplits> {
     if !(2..=10).contains(&cfg.classes) {
-        return Err(EngineError::Invalid(format!("synthetic data has 2 to 10 classes, not {}", cfg.classes)));
+        return Err(EngineError::Invalid(format!(
+            "synthetic data has 2 to 10 classes, not {}",
+            cfg.classes
+        )));
     }
-    if cfg.size < 8 || !(cfg.channels == 1 || cfg.channels == 3) || cfg.train == 0 || cfg.test == 0 {
+    if cfg.size < 8 || !(cfg.channels == 1 || cfg.channels == 3) || cfg.train == 0 || cfg.test == 0
+    {
         return Err(EngineError::Invalid(
-            "synthetic data needs size ≥ 8, 1 or 3 channels, and non-empty train and test sets".into(),
+            "synthetic data needs size ≥ 8, 1 or 3 channels, and non-empty train and test sets"
+                .into(),
         ));
     }
-    Ok(DataSplits { train: generate(cfg, cfg.train, 1)?, test: generate(cfg, cfg.test, 2)? })
+    Ok(DataSplits {
+        train: generate(cfg, cfg.train, 1)?,
+        test: generate(cfg, cfg.test, 2)?,
+    })
 }

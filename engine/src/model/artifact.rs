@@ -18,9 +18,9 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 /// Writes `MAGIC | u64 LE json length | json metadata | weights` to `path` (via a synced temp file) and
 /// returns its sha256.
 pub fn save_artifact(model: &Model, path: &Path) -> Result<String> {
-    let vs = model
-        .var_store()
-        .ok_or_else(|| EngineError::Invalid("only built-in models are saved as artifacts".into()))?;
+    let vs = model.var_store().ok_or_else(|| {
+        EngineError::Invalid("only built-in models are saved as artifacts".into())
+    })?;
     let meta = serde_json::to_vec(&model.meta).map_err(|e| EngineError::Invalid(e.to_string()))?;
     let mut weights = Vec::new();
     vs.save_to_stream(&mut weights)?;
@@ -44,7 +44,10 @@ pub fn save_artifact(model: &Model, path: &Path) -> Result<String> {
 pub fn load_artifact(path: &Path, device: Device) -> Result<Model> {
     let bytes = std::fs::read(path).map_err(|e| EngineError::io(path, e))?;
     if bytes.len() < 16 || &bytes[..8] != MAGIC {
-        return Err(EngineError::bad_file(path, "not an iscp model artifact (bad magic)"));
+        return Err(EngineError::bad_file(
+            path,
+            "not an iscp model artifact (bad magic)",
+        ));
     }
     let len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
     if bytes.len() < 16 + len {

@@ -53,7 +53,10 @@ pub struct ModelMeta {
 }
 
 enum Net {
-    Builtin { vs: nn::VarStore, net: Box<dyn ModuleT> },
+    Builtin {
+        vs: nn::VarStore,
+        net: Box<dyn ModuleT>,
+    },
     Script(tch::CModule),
 }
 
@@ -67,21 +70,33 @@ pub struct Model {
 
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Model").field("meta", &self.meta).field("device", &self.device).finish()
+        f.debug_struct("Model")
+            .field("meta", &self.meta)
+            .field("device", &self.device)
+            .finish()
     }
 }
 
 /// Builds the layers of a built-in architecture under `root`.
-pub fn build_arch(root: &nn::Path, arch: Arch, shape: [i64; 3], classes: i64) -> Result<Box<dyn ModuleT>> {
+pub fn build_arch(
+    root: &nn::Path,
+    arch: Arch,
+    shape: [i64; 3],
+    classes: i64,
+) -> Result<Box<dyn ModuleT>> {
     match arch {
         Arch::SmallCnn => Ok(Box::new(small_cnn(root, shape, classes))),
         Arch::Resnet18 => Ok(Box::new(resnet18(root, shape[0], classes))),
-        Arch::Torchscript => Err(EngineError::Invalid("a TorchScript model is loaded, not built".into())),
+        Arch::Torchscript => Err(EngineError::Invalid(
+            "a TorchScript model is loaded, not built".into(),
+        )),
     }
 }
 
 fn norm_tensors(meta: &ModelMeta, device: Device) -> Result<Option<(Tensor, Tensor)>> {
-    let Some(n) = &meta.normalize else { return Ok(None) };
+    let Some(n) = &meta.normalize else {
+        return Ok(None);
+    };
     let c = meta.input_shape[0] as usize;
     if n.mean.len() != c || n.std.len() != c || n.std.iter().any(|&s| s <= 0.0) {
         return Err(EngineError::Invalid(format!(
@@ -89,7 +104,12 @@ fn norm_tensors(meta: &ModelMeta, device: Device) -> Result<Option<(Tensor, Tens
             n.mean, n.std
         )));
     }
-    let t = |v: &[f64]| Tensor::from_slice(v).to_kind(Kind::Float).view([1, c as i64, 1, 1]).to_device(device);
+    let t = |v: &[f64]| {
+        Tensor::from_slice(v)
+            .to_kind(Kind::Float)
+            .view([1, c as i64, 1, 1])
+            .to_device(device)
+    };
     Ok(Some((t(&n.mean), t(&n.std))))
 }
 
@@ -97,16 +117,31 @@ impl Model {
     /// A fresh, randomly initialised built-in model (seed libtorch first for reproducibility).
     pub fn new_builtin(meta: ModelMeta, device: Device) -> Result<Model> {
         let vs = nn::VarStore::new(device);
-        let net = build_arch(&vs.root(), meta.arch, meta.input_shape, meta.class_names.len() as i64)?;
+        let net = build_arch(
+            &vs.root(),
+            meta.arch,
+            meta.input_shape,
+            meta.class_names.len() as i64,
+        )?;
         let norm = norm_tensors(&meta, device)?;
-        Ok(Model { net: Net::Builtin { vs, net }, meta, device, norm })
+        Ok(Model {
+            net: Net::Builtin { vs, net },
+            meta,
+            device,
+            norm,
+        })
     }
 
     /// Wraps any module built under `vs` (tests use it for hand-made models).
     pub fn from_module(vs: nn::VarStore, net: Box<dyn ModuleT>, meta: ModelMeta) -> Result<Model> {
         let device = vs.device();
         let norm = norm_tensors(&meta, device)?;
-        let mut m = Model { net: Net::Builtin { vs, net }, meta, device, norm };
+        let mut m = Model {
+            net: Net::Builtin { vs, net },
+            meta,
+            device,
+            norm,
+        };
         m.freeze();
         Ok(m)
     }
@@ -116,17 +151,42 @@ impl Model {
         if !path.exists() {
             return Err(EngineError::bad_file(path, "not found"));
         }
-        let mut m = tch::CModule::load_on_device(path, device)
-            .map_err(|e| EngineError::bad_file(path, format!("not a loadable TorchScript module: {e}")))?;
+        let mut m = tch::CModule::load_on_device(path, device).map_err(|e| {
+            EngineError::bad_file(path, format!("not a loadable TorchScript module: {e}"))
+        })?;
         m.set_eval();
         let norm = norm_tensors(&meta, device)?;
-        let mut model = Model { net: Net::Script(m), meta, device, norm };
+        let mut model = Model {
+            net: Net::Script(m),
+            meta,
+            device,
+            norm,
+        };
         model.freeze();
-        let probe = Tensor::zeros([1, model.meta.input_shape[0], model.meta.input_shape[1], model.meta.input_shape[2]], (Kind::Float, device));
-        let out = model.logits(&probe).map_err(|e| EngineError::bad_file(path, format!("forward on a {:?} input failed: {e}", model.meta.input_shape)))?;
+        let probe = Tensor::zeros(
+            [
+                1,
+                model.meta.input_shape[0],
+                model.meta.input_shape[1],
+                model.meta.input_shape[2],
+            ],
+            (Kind::Float, device),
+        );
+        let out = model.logits(&probe).map_err(|e| {
+            EngineError::bad_file(
+                path,
+                format!(
+                    "forward on a {:?} input failed: {e}",
+                    model.meta.input_shape
+                ),
+            )
+        })?;
         let k = model.meta.class_names.len() as i64;
         if out.size() != [1, k] {
-            return Err(EngineError::bad_file(path, format!("returns shape {:?}, expected [1, {k}] logits", out.size())));
+            return Err(EngineError::bad_file(
+                path,
+                format!("returns shape {:?}, expected [1, {k}] logits", out.size()),
+            ));
         }
         Ok(model)
     }
@@ -208,7 +268,10 @@ impl Model {
             Ok(())
         })?;
         if outs.is_empty() {
-            return Ok(Tensor::zeros([0, self.num_classes() as i64], (Kind::Float, Device::Cpu)));
+            return Ok(Tensor::zeros(
+                [0, self.num_classes() as i64],
+                (Kind::Float, Device::Cpu),
+            ));
         }
         Ok(Tensor::cat(&outs, 0))
     }
@@ -219,6 +282,10 @@ impl Model {
             return Ok(0.0);
         }
         let pred = self.predict_logits(images, 512)?.argmax(1, false);
-        Ok(pred.eq_tensor(labels).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]))
+        Ok(pred
+            .eq_tensor(labels)
+            .to_kind(Kind::Float)
+            .mean(Kind::Float)
+            .double_value(&[]))
     }
 }

@@ -4,7 +4,12 @@ use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
 fn conv(p: nn::Path, i: i64, o: i64, k: i64, stride: i64) -> nn::Conv2D {
-    let cfg = nn::ConvConfig { stride, padding: k / 2, bias: false, ..Default::default() };
+    let cfg = nn::ConvConfig {
+        stride,
+        padding: k / 2,
+        bias: false,
+        ..Default::default()
+    };
     nn::conv2d(p, i, o, k, cfg)
 }
 
@@ -14,10 +19,18 @@ fn basic_block(p: nn::Path, i: i64, o: i64, stride: i64) -> impl ModuleT {
     let c2 = conv(&p / "conv2", o, o, 3, 1);
     let b2 = nn::batch_norm2d(&p / "bn2", o, Default::default());
     let short = (stride != 1 || i != o).then(|| {
-        (conv(&p / "short" / "conv", i, o, 1, stride), nn::batch_norm2d(&p / "short" / "bn", o, Default::default()))
+        (
+            conv(&p / "short" / "conv", i, o, 1, stride),
+            nn::batch_norm2d(&p / "short" / "bn", o, Default::default()),
+        )
     });
     nn::func_t(move |x, train| {
-        let y = x.apply(&c1).apply_t(&b1, train).relu().apply(&c2).apply_t(&b2, train);
+        let y = x
+            .apply(&c1)
+            .apply_t(&b1, train)
+            .relu()
+            .apply(&c2)
+            .apply_t(&b2, train);
         let s = match &short {
             Some((c, b)) => x.apply(c).apply_t(b, train),
             None => x.shallow_clone(),
@@ -35,12 +48,23 @@ pub fn resnet18(p: &nn::Path, channels: i64, classes: i64) -> impl ModuleT {
     for (stage, &width) in [64, 128, 256, 512].iter().enumerate() {
         for block in 0..2 {
             let stride = if stage > 0 && block == 0 { 2 } else { 1 };
-            layers = layers.add(basic_block(p / format!("layer{}", stage + 1) / block, inp, width, stride));
+            layers = layers.add(basic_block(
+                p / format!("layer{}", stage + 1) / block,
+                inp,
+                width,
+                stride,
+            ));
             inp = width;
         }
     }
     let fc = nn::linear(p / "fc", 512, classes, Default::default());
     nn::func_t(move |x: &Tensor, train| {
-        x.apply(&stem).apply_t(&bn, train).relu().apply_t(&layers, train).adaptive_avg_pool2d([1, 1]).flatten(1, -1).apply(&fc)
+        x.apply(&stem)
+            .apply_t(&bn, train)
+            .relu()
+            .apply_t(&layers, train)
+            .adaptive_avg_pool2d([1, 1])
+            .flatten(1, -1)
+            .apply(&fc)
     })
 }

@@ -5,7 +5,10 @@ use tch::nn::{self, ModuleT};
 /// conv(32) → pool → conv(64) → pool → fc(128) → fc(classes). Input (C, H, W) with H, W ≥ 4.
 pub fn small_cnn(p: &nn::Path, shape: [i64; 3], classes: i64) -> impl ModuleT {
     let [c, h, w] = shape;
-    let cfg = nn::ConvConfig { padding: 1, ..Default::default() };
+    let cfg = nn::ConvConfig {
+        padding: 1,
+        ..Default::default()
+    };
     let flat = 64 * (h / 4) * (w / 4);
     nn::seq_t()
         .add(nn::conv2d(p / "conv1", c, 32, 3, cfg))

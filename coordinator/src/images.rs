@@ -1,0 +1,130 @@
+//! PNG pictures of patterns: one per best pattern, and per setting a grid like the paper's figures
+//! (a row per class: the canvas, then the pattern at every size), scaled up to be seen.
+
+use crate::{CoordError, Result};
+use std::path::Path;
+
+/// One image, C×H×W floats in [0,1].
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub pixels: Vec<f32>,
+}
+
+impl Image {
+    /// The pattern m ⊙ x_c (zero where the binary mask is 0).
+    pub fn pattern(canvas: &Image, mask: &[f32]) -> Image {
+        let hw = canvas.height * canvas.width;
+        let pixels = canvas
+            .pixels
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| v * mask[i % hw])
+            .collect();
+        Image {
+            pixels,
+            ..canvas.clone()
+        }
+    }
+
+    fn rgb(&self, y: usize, x: usize) -> [u8; 3] {
+        let hw = self.height * self.width;
+        let at = |c: usize| {
+            (self.pixels[c * hw + y * self.width + x].clamp(0.0, 1.0) * 255.0).round() as u8
+        };
+        if self.channels >= 3 {
+            [at(0), at(1), at(2)]
+        } else {
+            [at(0); 3]
+        }
+    }
+}
+
+/// Pixels per image pixel so that an image is at least 96 pixels across.
+fn scale_for(img: &Image) -> usize {
+    96usize.div_ceil(img.width.max(1)).max(1)
+}
+
+const GAP: usize = 4;
+const BACKGROUND: [u8; 3] = [40, 44, 72];
+
+struct Picture {
+    width: usize,
+    height: usize,
+    rgb: Vec<u8>,
+}
+
+impl Picture {
+    fn new(width: usize, height: usize) -> Self {
+        let mut rgb = Vec::with_capacity(width * height * 3);
+        for _ in 0..width * height {
+            rgb.extend_from_slice(&BACKGROUND);
+        }
+        Picture { width, height, rgb }
+    }
+
+    fn draw(&mut self, img: &Image, x0: usize, y0: usize, scale: usize) {
+        for y in 0..img.height * scale {
+            for x in 0..img.width * scale {
+                let at = ((y0 + y) * self.width + x0 + x) * 3;
+                self.rgb[at..at + 3].copy_from_slice(&img.rgb(y / scale, x / scale));
+            }
+        }
+    }
+
+    fn save(&self, path: &Path) -> Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| CoordError::io(dir, e))?;
+        }
+        let file = std::fs::File::create(path).map_err(|e| CoordError::io(path, e))?;
+        let mut enc = png::Encoder::new(
+            std::io::BufWriter::new(file),
+            self.width as u32,
+            self.height as u32,
+        );
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.write_header()
+            .and_then(|mut w| w.write_image_data(&self.rgb))
+            .map_err(|e| CoordError::io(path, std::io::Error::other(e)))
+    }
+}
+
+/// Saves the canvas and its pattern side by side.
+pub fn save_pattern(path: &Path, canvas: &Image, mask: &[f32]) -> Result<()> {
+    let s = scale_for(canvas);
+    let (w, h) = (canvas.width * s, canvas.height * s);
+    let mut pic = Picture::new(2 * w + 3 * GAP, h + 2 * GAP);
+    pic.draw(canvas, GAP, GAP, s);
+    pic.draw(&Image::pattern(canvas, mask), 2 * GAP + w, GAP, s);
+    pic.save(path)
+}
+
+/// One row of a grid: the canvas and one pattern per size (None leaves the cell empty).
+pub struct GridRow {
+    pub canvas: Image,
+    pub patterns: Vec<Option<Image>>,
+}
+
+/// Saves rows of (canvas | pattern at each size); a wider gap separates the canvas column.
+pub fn save_grid(path: &Path, rows: &[GridRow]) -> Result<()> {
+    let Some(first) = rows.first() else {
+        return Ok(());
+    };
+    let s = scale_for(&first.canvas);
+    let (w, h) = (first.canvas.width * s, first.canvas.height * s);
+    let cols = 1 + rows.iter().map(|r| r.patterns.len()).max().unwrap_or(0);
+    let mut pic = Picture::new(cols * (w + GAP) + 3 * GAP, rows.len() * (h + GAP) + GAP);
+    for (r, row) in rows.iter().enumerate() {
+        let y = GAP + r * (h + GAP);
+        pic.draw(&row.canvas, GAP, y, s);
+        for (c, p) in row.patterns.iter().enumerate() {
+            if let Some(p) = p {
+                pic.draw(p, 4 * GAP + (c + 1) * (w + GAP) - GAP, y, s);
+            }
+        }
+    }
+    pic.save(path)
+}

@@ -1,0 +1,128 @@
+//! Draws a setting's pictures from its tables: every best pattern beside its canvas, and grids
+//! (rows = classes, columns = canvas then each size) of the best patterns and of the white canvas.
+
+use super::Layout;
+use crate::images::{save_grid, save_pattern, GridRow, Image};
+use crate::tables::{part_path, read_pattern_rows, read_search_rows, PatternRow, SearchRow};
+use crate::units::{SettingPlan, UnitParams};
+use crate::Result;
+use iscp_engine::canvas::canvas_image;
+use iscp_engine::data::Dataset;
+use iscp_engine::pattern::binarize;
+use std::collections::HashMap;
+
+fn image_of(test: &Dataset, index: i64) -> Result<Image> {
+    let t = canvas_image(test, index)?;
+    let [c, h, w] = test.image_shape();
+    Ok(Image {
+        channels: c as usize,
+        height: h as usize,
+        width: w as usize,
+        pixels: Vec::try_from(t.flatten(0, -1))?,
+    })
+}
+
+fn fmt_num(v: f64) -> String {
+    format!("{v}").replace('.', "p")
+}
+
+/// Draws every picture of one setting whose evaluation is done; returns how many files it wrote.
+pub fn draw_setting(
+    layout: &Layout,
+    plan: &SettingPlan,
+    test: &Dataset,
+    sizes: &[f64],
+) -> Result<usize> {
+    let mut written = 0;
+    let mut search_cache: HashMap<String, SearchRow> = HashMap::new();
+    // (alpha, objective) → class → rows of that group
+    let mut groups: Vec<((String, String), Vec<Vec<PatternRow>>)> = Vec::new();
+    for unit in &plan.evaluations {
+        let UnitParams::Evaluate(_) = &unit.params else {
+            continue;
+        };
+        let path = part_path(&layout.table("patterns"), &unit.id);
+        if !path.exists() {
+            continue;
+        }
+        let rows = read_pattern_rows(&path)?;
+        let Some(first) = rows.first() else { continue };
+        let key = (fmt_num(first.alpha), first.objective.clone());
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.push(rows),
+            None => groups.push((key, vec![rows])),
+        }
+    }
+    for ((alpha, objective), classes) in &groups {
+        let mut best_rows = Vec::new();
+        let mut white_rows = Vec::new();
+        for rows in classes {
+            let mut load = |id: &str| -> Result<SearchRow> {
+                if let Some(r) = search_cache.get(id) {
+                    return Ok(r.clone());
+                }
+                let r = read_search_rows(&part_path(&layout.table("searches"), id))?.remove(0);
+                search_cache.insert(id.to_string(), r.clone());
+                Ok(r)
+            };
+            let class = &rows[0];
+            let dir = layout.images().join(&plan.setting.name);
+            let mut best_cells = Vec::new();
+            let mut best_canvas: Option<Image> = None;
+            for &size in sizes {
+                let Some(best) = rows.iter().find(|r| r.is_best && r.size == size) else {
+                    best_cells.push(None);
+                    continue;
+                };
+                let s = load(&best.search_id)?;
+                let canvas = image_of(test, s.canvas_index)?;
+                let bin = binarize(&s.mask, best.k as usize);
+                let name = format!(
+                    "class{}-alpha{alpha}-{objective}-size{}.png",
+                    class.class,
+                    fmt_num(size)
+                );
+                save_pattern(&dir.join(name), &canvas, &bin)?;
+                written += 1;
+                best_cells.push(Some(Image::pattern(&canvas, &bin)));
+                best_canvas.get_or_insert(canvas);
+            }
+            if let Some(canvas) = best_canvas {
+                best_rows.push(GridRow {
+                    canvas,
+                    patterns: best_cells,
+                });
+            }
+            if let Some(w) = rows.iter().find(|r| r.canvas_kind == "white") {
+                let s = load(&w.search_id)?;
+                let canvas = image_of(test, -1)?;
+                let cells = sizes
+                    .iter()
+                    .map(|&size| {
+                        rows.iter()
+                            .find(|r| r.search_id == w.search_id && r.size == size)
+                            .map(|r| Image::pattern(&canvas, &binarize(&s.mask, r.k as usize)))
+                    })
+                    .collect();
+                white_rows.push(GridRow {
+                    canvas,
+                    patterns: cells,
+                });
+            }
+        }
+        let stem = format!("{}-alpha{alpha}-{objective}", plan.setting.name);
+        save_grid(
+            &layout.images().join(format!("{stem}-best.png")),
+            &best_rows,
+        )?;
+        written += 1;
+        if !white_rows.is_empty() {
+            save_grid(
+                &layout.images().join(format!("{stem}-white.png")),
+                &white_rows,
+            )?;
+            written += 1;
+        }
+    }
+    Ok(written)
+}

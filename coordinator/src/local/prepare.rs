@@ -1,0 +1,133 @@
+//! The prepare-model unit: train a setting's model (natural or BadNets) or import a TorchScript file,
+//! store it as a content-addressed artifact, and report it in the `models` table.
+
+use crate::spec::{SettingKind, SettingSpec};
+use crate::tables::ModelRow;
+use crate::Result;
+use iscp_engine::badnets::{attack_success_rate, poison};
+use iscp_engine::data::DataSplits;
+use iscp_engine::model::{load_artifact, save_artifact, sha256_file, Arch, Model, ModelMeta};
+use iscp_engine::rng::mix;
+use iscp_engine::train::train;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tch::Device;
+
+/// `<artifacts>/<sha256>.iscpm`.
+pub fn artifact_path(dir: &Path, sha: &str) -> PathBuf {
+    dir.join(format!("{sha}.iscpm"))
+}
+
+fn meta_for(setting: &SettingSpec, data: &DataSplits, arch: Arch) -> ModelMeta {
+    ModelMeta {
+        arch,
+        class_names: data.train.class_names.clone(),
+        input_shape: data.train.image_shape(),
+        normalize: setting.normalize.clone(),
+        test_accuracy: None,
+    }
+}
+
+/// Loads the model a finished prepare unit left behind (None when its artifact is gone).
+pub fn load_prepared(
+    setting: &SettingSpec,
+    row: &ModelRow,
+    data: &DataSplits,
+    artifacts: &Path,
+    device: Device,
+) -> Result<Option<Model>> {
+    if let Some(p) = &setting.model {
+        return Ok(Some(Model::load_torchscript(
+            p.get_ref(),
+            meta_for(setting, data, Arch::Torchscript),
+            device,
+        )?));
+    }
+    let path = artifact_path(artifacts, &row.checkpoint_sha256);
+    if !path.exists() || sha256_file(&path)? != row.checkpoint_sha256 {
+        return Ok(None);
+    }
+    Ok(Some(load_artifact(&path, device)?))
+}
+
+/// Runs the prepare unit; `progress(step, total)` follows training.
+pub fn prepare(
+    unit_id: &str,
+    setting: &SettingSpec,
+    spec_seed: u64,
+    data: &DataSplits,
+    artifacts: &Path,
+    device: Device,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(Model, ModelRow)> {
+    let started = Instant::now();
+    let badnets = setting.kind == SettingKind::Badnets;
+    let target = badnets.then(|| setting.badnets_target());
+    let mut row = ModelRow {
+        unit_id: unit_id.to_string(),
+        setting: setting.name.clone(),
+        setting_kind: setting.kind.name().to_string(),
+        architecture: String::new(),
+        source: String::new(),
+        checkpoint_sha256: String::new(),
+        clean_accuracy: 0.0,
+        attack_success_rate: None,
+        poison_target: target,
+        poison_rate: None,
+        poisoned_images: None,
+        train_epochs: None,
+        training_s: 0.0,
+    };
+    let model = if let Some(p) = &setting.model {
+        let model = Model::load_torchscript(
+            p.get_ref(),
+            meta_for(setting, data, Arch::Torchscript),
+            device,
+        )?;
+        row.architecture = Arch::Torchscript.name().into();
+        row.source = "imported".into();
+        row.checkpoint_sha256 = sha256_file(p.get_ref())?;
+        model
+    } else {
+        let cfg = setting.train_config(spec_seed);
+        let poisoned;
+        let train_set = match target {
+            Some(t) => {
+                let (set, count) = poison(
+                    &data.train,
+                    t,
+                    setting.poison_rate(),
+                    mix(&[cfg.seed, 0xBAD]),
+                )?;
+                row.poison_rate = Some(setting.poison_rate());
+                row.poisoned_images = Some(count as i64);
+                poisoned = set;
+                &poisoned
+            }
+            None => &data.train,
+        };
+        tch::manual_seed(cfg.seed as i64);
+        let mut model = Model::new_builtin(meta_for(setting, data, setting.arch), device)?;
+        train(&mut model, train_set, &cfg, &mut |s, t, _| progress(s, t))?;
+        row.architecture = setting.arch.name().into();
+        row.source = "trained".into();
+        row.train_epochs = Some(cfg.epochs as i64);
+        model
+    };
+    row.clean_accuracy = model.accuracy(&data.test.images, &data.test.labels)?;
+    if let Some(t) = target {
+        row.attack_success_rate = Some(attack_success_rate(&model, &data.test, t)?);
+    }
+    let mut model = model;
+    model.meta.test_accuracy = Some(row.clean_accuracy);
+    if setting.model.is_none() {
+        std::fs::create_dir_all(artifacts).map_err(|e| crate::CoordError::io(artifacts, e))?;
+        let tmp = artifacts.join(format!("{unit_id}.iscpm.partial"));
+        let sha = save_artifact(&model, &tmp)?;
+        let dest = artifact_path(artifacts, &sha);
+        std::fs::rename(&tmp, &dest).map_err(|e| crate::CoordError::io(&dest, e))?;
+        row.checkpoint_sha256 = sha;
+    }
+    row.training_s = started.elapsed().as_secs_f64();
+    Ok((model, row))
+}

@@ -1,0 +1,71 @@
+//! Writing and reading part files: each part is written to a temporary name, synced, then renamed,
+//! so a reader never sees half a part. In a local run a part is named after the unit it holds.
+
+use crate::{CoordError, Result};
+use arrow_array::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use std::collections::HashSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// `<table_dir>/part-<name>.parquet`.
+pub fn part_path(table_dir: &Path, name: &str) -> PathBuf {
+    table_dir.join(format!("part-{name}.parquet"))
+}
+
+/// Writes `batch` as the part `name` of the table in `table_dir`, atomically and durably.
+pub fn write_part(table_dir: &Path, name: &str, batch: &RecordBatch) -> Result<PathBuf> {
+    std::fs::create_dir_all(table_dir).map_err(|e| CoordError::io(table_dir, e))?;
+    let path = part_path(table_dir, name);
+    let tmp = table_dir.join(format!(".part-{name}.parquet.tmp"));
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
+    let write = || -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let file = File::create(&tmp)?;
+        let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
+        w.write(batch)?;
+        let file = w.into_inner()?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        File::open(table_dir)?.sync_all()?;
+        Ok(())
+    };
+    write().map_err(|e| CoordError::table(&path, e))?;
+    Ok(path)
+}
+
+/// The part names present in `table_dir` (`part-<name>.parquet` → `name`); stray temp files are removed.
+pub fn done_units(table_dir: &Path) -> Result<HashSet<String>> {
+    let mut out = HashSet::new();
+    let Ok(entries) = std::fs::read_dir(table_dir) else {
+        return Ok(out);
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| CoordError::io(table_dir, e))?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.ends_with(".tmp") {
+            let _ = std::fs::remove_file(entry.path());
+        } else if let Some(stem) = name
+            .strip_prefix("part-")
+            .and_then(|n| n.strip_suffix(".parquet"))
+        {
+            out.insert(stem.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// All record batches of one part file.
+pub fn read_batches(path: &Path) -> Result<Vec<RecordBatch>> {
+    let file = File::open(path).map_err(|e| CoordError::io(path, e))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.build())
+        .map_err(|e| CoordError::table(path, e))?;
+    reader
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| CoordError::table(path, e))
+}

@@ -1,0 +1,232 @@
+//! The Parquet tables (`searches`, `patterns`, `models`, `failures`): their rows and schemas.
+
+mod io;
+mod read;
+
+pub use io::{done_units, part_path, read_batches, write_part};
+pub use read::{read_model_rows, read_pattern_rows, read_search_rows};
+
+use arrow_array::builder::{Float32Builder, ListBuilder};
+use arrow_array::{
+    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMillisecondArray,
+};
+use std::sync::Arc;
+
+/// One row of `searches`: a finished mask search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchRow {
+    pub unit_id: String,
+    pub setting: String,
+    pub class: i64,
+    pub class_name: String,
+    pub canvas_kind: String,
+    pub canvas_rank: i64,
+    pub canvas_index: i64,
+    pub alpha: f64,
+    pub objective: String,
+    pub variant: String,
+    pub seed: i64,
+    pub epochs: i64,
+    pub batch: i64,
+    pub lr: f64,
+    pub subset_fraction: f64,
+    pub final_loss: f64,
+    pub mask: Vec<f32>,
+    pub height: i64,
+    pub width: i64,
+    pub duration_s: f64,
+    pub worker: String,
+    pub device: String,
+    pub attempt: i64,
+}
+
+/// One row of `patterns`: one canvas's search binarised at one size and evaluated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatternRow {
+    pub unit_id: String,
+    pub search_id: String,
+    pub setting: String,
+    pub class: i64,
+    pub class_name: String,
+    pub alpha: f64,
+    pub objective: String,
+    pub canvas_kind: String,
+    pub canvas_rank: i64,
+    pub canvas_index: i64,
+    pub size: f64,
+    pub k: i64,
+    pub selection_loss: f64,
+    pub is_best: bool,
+    pub pw: f64,
+    pub pw_heldout: f64,
+    pub acc_with_pattern: f64,
+    pub acc_with_pattern_heldout: f64,
+    pub original_class_acc: f64,
+    pub original_class_acc_heldout: f64,
+}
+
+/// One row of `models`: a setting's prepared model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelRow {
+    pub unit_id: String,
+    pub setting: String,
+    pub setting_kind: String,
+    pub architecture: String,
+    pub source: String,
+    pub checkpoint_sha256: String,
+    pub clean_accuracy: f64,
+    pub attack_success_rate: Option<f64>,
+    pub poison_target: Option<i64>,
+    pub poison_rate: Option<f64>,
+    pub poisoned_images: Option<i64>,
+    pub train_epochs: Option<i64>,
+    pub training_s: f64,
+}
+
+/// One row of `failures`: a failed attempt of a unit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailureRow {
+    pub unit_id: String,
+    pub unit_kind: String,
+    pub attempt: i64,
+    pub worker: String,
+    pub error: String,
+    pub retryable: bool,
+    pub time_ms: i64,
+}
+
+fn s<T>(rows: &[T], f: impl Fn(&T) -> &str) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
+}
+fn i<T>(rows: &[T], f: impl Fn(&T) -> i64) -> ArrayRef {
+    Arc::new(Int64Array::from_iter_values(rows.iter().map(f)))
+}
+fn oi<T>(rows: &[T], f: impl Fn(&T) -> Option<i64>) -> ArrayRef {
+    Arc::new(rows.iter().map(f).collect::<Int64Array>())
+}
+fn fl<T>(rows: &[T], f: impl Fn(&T) -> f64) -> ArrayRef {
+    Arc::new(Float64Array::from_iter_values(rows.iter().map(f)))
+}
+fn ofl<T>(rows: &[T], f: impl Fn(&T) -> Option<f64>) -> ArrayRef {
+    Arc::new(rows.iter().map(f).collect::<Float64Array>())
+}
+fn b<T>(rows: &[T], f: impl Fn(&T) -> bool) -> ArrayRef {
+    Arc::new(rows.iter().map(|r| Some(f(r))).collect::<BooleanArray>())
+}
+
+fn batch(columns: Vec<(&str, ArrayRef, bool)>) -> RecordBatch {
+    RecordBatch::try_from_iter_with_nullable(columns).expect("columns of equal length")
+}
+
+pub fn searches_batch(rows: &[SearchRow]) -> RecordBatch {
+    let mut masks = ListBuilder::new(Float32Builder::new());
+    for r in rows {
+        masks.values().append_slice(&r.mask);
+        masks.append(true);
+    }
+    batch(vec![
+        ("unit_id", s(rows, |r| &r.unit_id), false),
+        ("setting", s(rows, |r| &r.setting), false),
+        ("class", i(rows, |r| r.class), false),
+        ("class_name", s(rows, |r| &r.class_name), false),
+        ("canvas_kind", s(rows, |r| &r.canvas_kind), false),
+        ("canvas_rank", i(rows, |r| r.canvas_rank), false),
+        ("canvas_index", i(rows, |r| r.canvas_index), false),
+        ("alpha", fl(rows, |r| r.alpha), false),
+        ("objective", s(rows, |r| &r.objective), false),
+        ("variant", s(rows, |r| &r.variant), false),
+        ("seed", i(rows, |r| r.seed), false),
+        ("epochs", i(rows, |r| r.epochs), false),
+        ("batch", i(rows, |r| r.batch), false),
+        ("lr", fl(rows, |r| r.lr), false),
+        ("subset_fraction", fl(rows, |r| r.subset_fraction), false),
+        ("final_loss", fl(rows, |r| r.final_loss), false),
+        ("mask", Arc::new(masks.finish()), false),
+        ("height", i(rows, |r| r.height), false),
+        ("width", i(rows, |r| r.width), false),
+        ("duration_s", fl(rows, |r| r.duration_s), false),
+        ("worker", s(rows, |r| &r.worker), false),
+        ("device", s(rows, |r| &r.device), false),
+        ("attempt", i(rows, |r| r.attempt), false),
+    ])
+}
+
+pub fn patterns_batch(rows: &[PatternRow]) -> RecordBatch {
+    batch(vec![
+        ("unit_id", s(rows, |r| &r.unit_id), false),
+        ("search_id", s(rows, |r| &r.search_id), false),
+        ("setting", s(rows, |r| &r.setting), false),
+        ("class", i(rows, |r| r.class), false),
+        ("class_name", s(rows, |r| &r.class_name), false),
+        ("alpha", fl(rows, |r| r.alpha), false),
+        ("objective", s(rows, |r| &r.objective), false),
+        ("canvas_kind", s(rows, |r| &r.canvas_kind), false),
+        ("canvas_rank", i(rows, |r| r.canvas_rank), false),
+        ("canvas_index", i(rows, |r| r.canvas_index), false),
+        ("size", fl(rows, |r| r.size), false),
+        ("k", i(rows, |r| r.k), false),
+        ("selection_loss", fl(rows, |r| r.selection_loss), false),
+        ("is_best", b(rows, |r| r.is_best), false),
+        ("pw", fl(rows, |r| r.pw), false),
+        ("pw_heldout", fl(rows, |r| r.pw_heldout), false),
+        ("acc_with_pattern", fl(rows, |r| r.acc_with_pattern), false),
+        (
+            "acc_with_pattern_heldout",
+            fl(rows, |r| r.acc_with_pattern_heldout),
+            false,
+        ),
+        (
+            "original_class_acc",
+            fl(rows, |r| r.original_class_acc),
+            false,
+        ),
+        (
+            "original_class_acc_heldout",
+            fl(rows, |r| r.original_class_acc_heldout),
+            false,
+        ),
+    ])
+}
+
+pub fn models_batch(rows: &[ModelRow]) -> RecordBatch {
+    batch(vec![
+        ("unit_id", s(rows, |r| &r.unit_id), false),
+        ("setting", s(rows, |r| &r.setting), false),
+        ("setting_kind", s(rows, |r| &r.setting_kind), false),
+        ("architecture", s(rows, |r| &r.architecture), false),
+        ("source", s(rows, |r| &r.source), false),
+        (
+            "checkpoint_sha256",
+            s(rows, |r| &r.checkpoint_sha256),
+            false,
+        ),
+        ("clean_accuracy", fl(rows, |r| r.clean_accuracy), false),
+        (
+            "attack_success_rate",
+            ofl(rows, |r| r.attack_success_rate),
+            true,
+        ),
+        ("poison_target", oi(rows, |r| r.poison_target), true),
+        ("poison_rate", ofl(rows, |r| r.poison_rate), true),
+        ("poisoned_images", oi(rows, |r| r.poisoned_images), true),
+        ("train_epochs", oi(rows, |r| r.train_epochs), true),
+        ("training_s", fl(rows, |r| r.training_s), false),
+    ])
+}
+
+pub fn failures_batch(rows: &[FailureRow]) -> RecordBatch {
+    let time: ArrayRef = Arc::new(
+        TimestampMillisecondArray::from_iter_values(rows.iter().map(|r| r.time_ms))
+            .with_timezone("UTC"),
+    );
+    batch(vec![
+        ("unit_id", s(rows, |r| &r.unit_id), false),
+        ("unit_kind", s(rows, |r| &r.unit_kind), false),
+        ("attempt", i(rows, |r| r.attempt), false),
+        ("worker", s(rows, |r| &r.worker), false),
+        ("error", s(rows, |r| &r.error), false),
+        ("retryable", b(rows, |r| r.retryable), false),
+        ("time", time, false),
+    ])
+}

@@ -1,0 +1,170 @@
+//! Reading rows back from part files (resumed runs, evaluations and pictures read what searches wrote).
+
+use super::{read_batches, ModelRow, PatternRow, SearchRow};
+use crate::{CoordError, Result};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float32Type, Float64Type, Int64Type};
+use arrow_array::{Array, RecordBatch};
+use std::path::Path;
+
+struct Cols<'a> {
+    batch: &'a RecordBatch,
+    path: &'a Path,
+}
+
+impl<'a> Cols<'a> {
+    fn col(&self, name: &str) -> Result<&'a dyn Array> {
+        self.batch
+            .column_by_name(name)
+            .map(|c| c.as_ref())
+            .ok_or_else(|| CoordError::table(self.path, format!("no column `{name}`")))
+    }
+    fn s(&self, name: &str, i: usize) -> Result<String> {
+        Ok(self
+            .col(name)?
+            .as_string_opt::<i32>()
+            .ok_or_else(|| self.bad(name))?
+            .value(i)
+            .to_string())
+    }
+    fn i(&self, name: &str, i: usize) -> Result<i64> {
+        Ok(self
+            .col(name)?
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| self.bad(name))?
+            .value(i))
+    }
+    fn oi(&self, name: &str, i: usize) -> Result<Option<i64>> {
+        let c = self
+            .col(name)?
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| self.bad(name))?;
+        Ok(c.is_valid(i).then(|| c.value(i)))
+    }
+    fn f(&self, name: &str, i: usize) -> Result<f64> {
+        Ok(self
+            .col(name)?
+            .as_primitive_opt::<Float64Type>()
+            .ok_or_else(|| self.bad(name))?
+            .value(i))
+    }
+    fn of(&self, name: &str, i: usize) -> Result<Option<f64>> {
+        let c = self
+            .col(name)?
+            .as_primitive_opt::<Float64Type>()
+            .ok_or_else(|| self.bad(name))?;
+        Ok(c.is_valid(i).then(|| c.value(i)))
+    }
+    fn b(&self, name: &str, i: usize) -> Result<bool> {
+        Ok(self
+            .col(name)?
+            .as_boolean_opt()
+            .ok_or_else(|| self.bad(name))?
+            .value(i))
+    }
+    fn floats(&self, name: &str, i: usize) -> Result<Vec<f32>> {
+        let list = self
+            .col(name)?
+            .as_list_opt::<i32>()
+            .ok_or_else(|| self.bad(name))?;
+        let v = list.value(i);
+        Ok(v.as_primitive_opt::<Float32Type>()
+            .ok_or_else(|| self.bad(name))?
+            .values()
+            .to_vec())
+    }
+    fn bad(&self, name: &str) -> CoordError {
+        CoordError::table(self.path, format!("column `{name}` has an unexpected type"))
+    }
+}
+
+fn rows<T>(path: &Path, f: impl Fn(&Cols, usize) -> Result<T>) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    for batch in read_batches(path)? {
+        let c = Cols {
+            batch: &batch,
+            path,
+        };
+        for i in 0..batch.num_rows() {
+            out.push(f(&c, i)?);
+        }
+    }
+    Ok(out)
+}
+
+pub fn read_search_rows(path: &Path) -> Result<Vec<SearchRow>> {
+    rows(path, |c, i| {
+        Ok(SearchRow {
+            unit_id: c.s("unit_id", i)?,
+            setting: c.s("setting", i)?,
+            class: c.i("class", i)?,
+            class_name: c.s("class_name", i)?,
+            canvas_kind: c.s("canvas_kind", i)?,
+            canvas_rank: c.i("canvas_rank", i)?,
+            canvas_index: c.i("canvas_index", i)?,
+            alpha: c.f("alpha", i)?,
+            objective: c.s("objective", i)?,
+            variant: c.s("variant", i)?,
+            seed: c.i("seed", i)?,
+            epochs: c.i("epochs", i)?,
+            batch: c.i("batch", i)?,
+            lr: c.f("lr", i)?,
+            subset_fraction: c.f("subset_fraction", i)?,
+            final_loss: c.f("final_loss", i)?,
+            mask: c.floats("mask", i)?,
+            height: c.i("height", i)?,
+            width: c.i("width", i)?,
+            duration_s: c.f("duration_s", i)?,
+            worker: c.s("worker", i)?,
+            device: c.s("device", i)?,
+            attempt: c.i("attempt", i)?,
+        })
+    })
+}
+
+pub fn read_pattern_rows(path: &Path) -> Result<Vec<PatternRow>> {
+    rows(path, |c, i| {
+        Ok(PatternRow {
+            unit_id: c.s("unit_id", i)?,
+            search_id: c.s("search_id", i)?,
+            setting: c.s("setting", i)?,
+            class: c.i("class", i)?,
+            class_name: c.s("class_name", i)?,
+            alpha: c.f("alpha", i)?,
+            objective: c.s("objective", i)?,
+            canvas_kind: c.s("canvas_kind", i)?,
+            canvas_rank: c.i("canvas_rank", i)?,
+            canvas_index: c.i("canvas_index", i)?,
+            size: c.f("size", i)?,
+            k: c.i("k", i)?,
+            selection_loss: c.f("selection_loss", i)?,
+            is_best: c.b("is_best", i)?,
+            pw: c.f("pw", i)?,
+            pw_heldout: c.f("pw_heldout", i)?,
+            acc_with_pattern: c.f("acc_with_pattern", i)?,
+            acc_with_pattern_heldout: c.f("acc_with_pattern_heldout", i)?,
+            original_class_acc: c.f("original_class_acc", i)?,
+            original_class_acc_heldout: c.f("original_class_acc_heldout", i)?,
+        })
+    })
+}
+
+pub fn read_model_rows(path: &Path) -> Result<Vec<ModelRow>> {
+    rows(path, |c, i| {
+        Ok(ModelRow {
+            unit_id: c.s("unit_id", i)?,
+            setting: c.s("setting", i)?,
+            setting_kind: c.s("setting_kind", i)?,
+            architecture: c.s("architecture", i)?,
+            source: c.s("source", i)?,
+            checkpoint_sha256: c.s("checkpoint_sha256", i)?,
+            clean_accuracy: c.f("clean_accuracy", i)?,
+            attack_success_rate: c.of("attack_success_rate", i)?,
+            poison_target: c.oi("poison_target", i)?,
+            poison_rate: c.of("poison_rate", i)?,
+            poisoned_images: c.oi("poisoned_images", i)?,
+            train_epochs: c.oi("train_epochs", i)?,
+            training_s: c.f("training_s", i)?,
+        })
+    })
+}

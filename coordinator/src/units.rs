@@ -1,0 +1,186 @@
+//! Units of work and their ids: a spec expands into prepare-model, search and evaluate units whose
+//! ids hash their kind and parameters, so the same spec always yields the same ids.
+
+use crate::spec::{LoadedSpec, SettingSpec};
+use iscp_engine::canvas::CanvasKind;
+use iscp_engine::search::Objective;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// What a unit does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnitKind {
+    PrepareModel,
+    Search,
+    Evaluate,
+}
+
+impl UnitKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            UnitKind::PrepareModel => "prepare-model",
+            UnitKind::Search => "search",
+            UnitKind::Evaluate => "evaluate",
+        }
+    }
+}
+
+/// One search: a class, a canvas, an alpha and an objective on a setting's model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchParams {
+    pub setting: String,
+    pub setting_id: String,
+    pub class: i64,
+    pub canvas_kind: CanvasKind,
+    pub canvas_rank: usize,
+    pub alpha: f64,
+    pub objective: Objective,
+    pub epochs: usize,
+    pub batch: usize,
+    pub lr: f64,
+    pub subset_fraction: f64,
+    pub seed: u64,
+}
+
+/// Evaluation of one group (setting, class, alpha, objective) over all its canvases and sizes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EvaluateParams {
+    pub setting: String,
+    pub setting_id: String,
+    pub class: i64,
+    pub alpha: f64,
+    pub objective: Objective,
+    pub sizes: Vec<f64>,
+    pub subset_fraction: f64,
+    pub seed: u64,
+    pub search_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum UnitParams {
+    Prepare {
+        setting: SettingSpec,
+        data: serde_json::Value,
+        seed: u64,
+    },
+    Search(SearchParams),
+    Evaluate(EvaluateParams),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unit {
+    pub id: String,
+    pub kind: UnitKind,
+    pub deps: Vec<String>,
+    pub params: UnitParams,
+}
+
+/// First 16 hex digits of sha256 over the kind and canonical JSON of the parameters.
+pub fn unit_id(kind: UnitKind, params: &impl Serialize) -> String {
+    let json = serde_json::to_string(&(kind, params)).expect("parameters serialise");
+    hex::encode(&Sha256::digest(json.as_bytes())[..8])
+}
+
+fn unit(kind: UnitKind, params: UnitParams, deps: Vec<String>) -> Unit {
+    Unit {
+        id: unit_id(kind, &params),
+        kind,
+        deps,
+        params,
+    }
+}
+
+/// The units of one setting, in dependency order: prepare, searches, evaluations.
+#[derive(Debug, Clone)]
+pub struct SettingPlan {
+    pub setting: SettingSpec,
+    pub prepare: Unit,
+    pub searches: Vec<Unit>,
+    pub evaluations: Vec<Unit>,
+}
+
+impl SettingPlan {
+    pub fn all_units(&self) -> impl Iterator<Item = &Unit> {
+        std::iter::once(&self.prepare)
+            .chain(&self.searches)
+            .chain(&self.evaluations)
+    }
+}
+
+/// Expands a spec into its unit grid: setting × class × canvas × alpha × objective.
+pub fn plan(spec: &LoadedSpec, num_classes: usize) -> Vec<SettingPlan> {
+    let s = &spec.spec;
+    let q = &s.search;
+    let data = serde_json::to_value(&s.data).expect("data spec serialises");
+    let classes = spec.classes(num_classes);
+    s.settings
+        .get_ref()
+        .iter()
+        .map(|setting| {
+            let prepare = unit(
+                UnitKind::PrepareModel,
+                UnitParams::Prepare {
+                    setting: setting.clone(),
+                    data: data.clone(),
+                    seed: s.seed,
+                },
+                vec![],
+            );
+            let mut searches = Vec::new();
+            let mut evaluations = Vec::new();
+            for &class in &classes {
+                for &alpha in q.alphas.get_ref() {
+                    for &objective in &q.objectives {
+                        let mut ids = Vec::new();
+                        for c in q.canvases.get_ref() {
+                            let n = if c.kind == CanvasKind::White { 1 } else { c.n };
+                            for rank in 0..n {
+                                let p = SearchParams {
+                                    setting: setting.name.clone(),
+                                    setting_id: prepare.id.clone(),
+                                    class,
+                                    canvas_kind: c.kind,
+                                    canvas_rank: rank,
+                                    alpha,
+                                    objective,
+                                    epochs: *q.epochs.get_ref(),
+                                    batch: *q.batch.get_ref(),
+                                    lr: *q.lr.get_ref(),
+                                    subset_fraction: *q.subset_fraction.get_ref(),
+                                    seed: s.seed,
+                                };
+                                let u = unit(
+                                    UnitKind::Search,
+                                    UnitParams::Search(p),
+                                    vec![prepare.id.clone()],
+                                );
+                                ids.push(u.id.clone());
+                                searches.push(u);
+                            }
+                        }
+                        let e = EvaluateParams {
+                            setting: setting.name.clone(),
+                            setting_id: prepare.id.clone(),
+                            class,
+                            alpha,
+                            objective,
+                            sizes: q.sizes.get_ref().clone(),
+                            subset_fraction: *q.subset_fraction.get_ref(),
+                            seed: s.seed,
+                            search_ids: ids.clone(),
+                        };
+                        evaluations.push(unit(UnitKind::Evaluate, UnitParams::Evaluate(e), ids));
+                    }
+                }
+            }
+            SettingPlan {
+                setting: setting.clone(),
+                prepare,
+                searches,
+                evaluations,
+            }
+        })
+        .collect()
+}
