@@ -1,0 +1,121 @@
+//! Bad specs are refused before any work starts, with the key and its line named.
+
+use iscp_coordinator::spec::LoadedSpec;
+use iscp_coordinator::CoordError;
+
+const GOOD: &str = r#"name = "t"
+
+[data]
+kind = "synthetic"
+classes = 4
+
+[[settings]]
+name = "natural"
+kind = "natural"
+
+[search]
+canvases = [{ kind = "white" }]
+alphas = [0.2]
+sizes = [0.01, 0.05]
+"#;
+
+fn refuse(src: &str) -> (usize, String, String) {
+    match LoadedSpec::parse(src, "spec.toml") {
+        Err(CoordError::Spec {
+            line, key, message, ..
+        }) => (line, key, message),
+        Err(e) => panic!("not a spec error: {e}"),
+        Ok(_) => panic!("accepted:\n{src}"),
+    }
+}
+
+#[test]
+fn the_good_spec_parses_with_defaults() {
+    let s = LoadedSpec::parse(GOOD, "spec.toml").unwrap();
+    assert_eq!(*s.spec.search.epochs.get_ref(), 5);
+    assert_eq!(*s.spec.search.batch.get_ref(), 4);
+    assert_eq!(*s.spec.search.lr.get_ref(), 0.02);
+    assert_eq!(*s.spec.search.subset_fraction.get_ref(), 0.2);
+    assert_eq!(s.classes(4), vec![0, 1, 2, 3]);
+}
+
+#[test]
+fn unknown_key_is_named_with_its_line() {
+    let (line, key, msg) = refuse(&GOOD.replace("alphas = [0.2]", "alphas = [0.2]\nalpah = 3"));
+    assert_eq!((line, key.as_str()), (14, "alpah"), "{msg}");
+    let (line, key, _) =
+        refuse(&GOOD.replace("kind = \"natural\"\n", "kind = \"natural\"\nepochs = 3\n"));
+    assert_eq!((line, key.as_str()), (10, "epochs"));
+}
+
+#[test]
+fn wrong_type_is_named_with_its_line() {
+    let (line, key, msg) = refuse(&GOOD.replace("alphas = [0.2]", "alphas = \"0.2\""));
+    assert_eq!(line, 13, "{msg}");
+    assert_eq!(key, "alphas");
+    let (line, key, msg) = refuse(&GOOD.replace("kind = \"natural\"", "kind = \"natral\""));
+    assert_eq!((line, key.as_str()), (9, "kind"), "{msg}");
+    assert!(msg.contains("natral"), "{msg}");
+}
+
+#[test]
+fn impossible_sizes_are_refused() {
+    for bad in ["[0.0, 0.05]", "[0.01, 1.5]", "[]", "[-0.1]"] {
+        let (line, key, msg) =
+            refuse(&GOOD.replace("sizes = [0.01, 0.05]", &format!("sizes = {bad}")));
+        assert_eq!((line, key.as_str()), (14, "search.sizes"), "{bad}: {msg}");
+    }
+}
+
+#[test]
+fn a_class_that_does_not_exist_is_refused() {
+    let s = LoadedSpec::parse(
+        &GOOD.replace("[search]\n", "[search]\nclasses = [0, 7]\n"),
+        "spec.toml",
+    )
+    .unwrap();
+    match s.check_classes(4) {
+        Err(CoordError::Spec {
+            line, key, message, ..
+        }) => {
+            assert_eq!((line, key.as_str()), (12, "search.classes"));
+            assert!(message.contains("class 7"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let s = LoadedSpec::parse(
+        &GOOD.replace("kind = \"natural\"", "kind = \"badnets\"\ntarget = 9"),
+        "spec.toml",
+    )
+    .unwrap();
+    let e = s.check_classes(4).unwrap_err().to_string();
+    assert!(
+        e.contains("settings[0].target") && e.contains(":10:"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_missing_data_path_is_refused() {
+    let src = GOOD.replace(
+        "kind = \"synthetic\"\nclasses = 4",
+        "kind = \"fashion-mnist\"\npath = \"/nonexistent/fmnist\"",
+    );
+    let (line, key, msg) = refuse(&src);
+    assert_eq!((line, key.as_str()), (5, "data.path"));
+    assert!(msg.contains("/nonexistent/fmnist"), "{msg}");
+    let (_, key, _) = refuse(&GOOD.replace("kind = \"synthetic\"\nclasses = 4", "kind = \"idx\""));
+    assert_eq!(key, "data.path");
+}
+
+#[test]
+fn other_impossible_values_are_refused() {
+    let (_, key, _) = refuse(&GOOD.replace("alphas = [0.2]", "alphas = [1.5]"));
+    assert_eq!(key, "search.alphas");
+    let (_, key, _) = refuse(&GOOD.replace("[search]\n", "[search]\nsubset_fraction = 1.0\n"));
+    assert_eq!(key, "search.subset_fraction");
+    let (_, key, _) = refuse(&GOOD.replace("[search]\n", "[search]\nclasses = \"some\"\n"));
+    assert_eq!(key, "search.classes");
+    let (_, key, _) = refuse(&GOOD.replace("name = \"t\"", "name = \"a/b\""));
+    assert_eq!(key, "name");
+}

@@ -1,0 +1,80 @@
+//! Running the binary and reading its tables.
+
+use iscp_coordinator::tables::{done_units, read_batches};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+pub fn iscp(args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_iscp"))
+        .args(args)
+        .output()
+        .expect("iscp runs")
+}
+
+/// Runs `iscp run SPEC --results DIR --quiet` and asserts it succeeded.
+pub fn run_ok(spec: &Path, results: &Path) -> String {
+    let out = iscp(&[
+        "run",
+        spec.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--quiet",
+        "--threads",
+        "2",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "iscp run failed:\n{err}");
+    err
+}
+
+/// Number of rows over all parts of a table.
+pub fn rows(table: &Path) -> usize {
+    parts(table)
+        .iter()
+        .map(|p| {
+            read_batches(p)
+                .unwrap()
+                .iter()
+                .map(|b| b.num_rows())
+                .sum::<usize>()
+        })
+        .sum()
+}
+
+pub fn parts(table: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = done_units(table)
+        .unwrap()
+        .iter()
+        .map(|n| table.join(format!("part-{n}.parquet")))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A small synthetic spec: 3 classes of 16×16 shapes, a quick natural model.
+pub fn tiny_spec(extra_search: &str, alphas: &str) -> String {
+    format!(
+        r#"name = "tiny"
+seed = 1
+
+[data]
+kind = "synthetic"
+classes = 3
+size = 16
+train = 600
+test = 240
+
+[[settings]]
+name = "natural"
+kind = "natural"
+train = {{ epochs = 1, batch = 32, lr = 0.05 }}
+
+[search]
+canvases = [{{ kind = "positive", n = 2 }}, {{ kind = "white" }}]
+alphas = {alphas}
+epochs = 1
+sizes = [0.02, 0.1]
+{extra_search}
+"#
+    )
+}

@@ -1,0 +1,6 @@
+//! Integration tests of the `iscp` binary, a module per area, on data the tests build themselves.
+
+mod helpers;
+mod resume;
+mod spec_refusal;
+mod torchscript;

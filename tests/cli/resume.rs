@@ -1,0 +1,131 @@
+//! A run writes every table; running again does no work twice; extending the spec runs only the new
+//! units; a failing unit lands in `failures` and the run goes on.
+
+use crate::helpers::{parts, rows, run_ok, tiny_spec};
+use arrow_array::cast::AsArray;
+use iscp_coordinator::tables::{read_batches, read_pattern_rows, read_search_rows};
+
+#[test]
+fn rerun_and_extension_compute_only_missing_units() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("tiny.toml");
+    let results = dir.path().join("results");
+    std::fs::write(&spec, tiny_spec("", "[0.2]")).unwrap();
+    let log = run_ok(&spec, &results);
+    assert!(log.contains("0 already done, 13 ran, 0 failed"), "{log}");
+    let root = results.join("tiny");
+    // 3 classes × (2 positive + white) searches; 3 evaluations × 3 canvases × 2 sizes pattern rows.
+    assert_eq!(rows(&root.join("models")), 1);
+    assert_eq!(rows(&root.join("searches")), 9);
+    assert_eq!(rows(&root.join("patterns")), 18);
+    assert!(parts(&root.join("failures")).is_empty());
+    for p in parts(&root.join("patterns")) {
+        let r = read_pattern_rows(&p).unwrap();
+        for size in [0.02, 0.1] {
+            assert_eq!(
+                r.iter().filter(|x| x.size == size && x.is_best).count(),
+                1,
+                "one best canvas per size"
+            );
+            let best = r.iter().find(|x| x.size == size && x.is_best).unwrap();
+            assert!(r
+                .iter()
+                .filter(|x| x.size == size)
+                .all(|x| x.selection_loss >= best.selection_loss));
+        }
+        assert!(r.iter().all(|x| x.k == if x.size == 0.02 { 5 } else { 26 }));
+    }
+    for p in parts(&root.join("searches")) {
+        let s = &read_search_rows(&p).unwrap()[0];
+        assert_eq!(s.mask.len(), 256);
+        assert!(s.mask.iter().all(|&v| (0.0..=1.0).contains(&v)));
+        assert_eq!(s.canvas_index == -1, s.canvas_kind == "white");
+    }
+    assert!(root
+        .join("images/natural-alpha0p2-released-best.png")
+        .exists());
+    assert!(root
+        .join("images/natural-alpha0p2-released-white.png")
+        .exists());
+
+    let before: Vec<_> = parts(&root.join("searches"))
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().modified().unwrap())
+        .collect();
+    let log = run_ok(&spec, &results);
+    assert!(log.contains("13 already done, 0 ran"), "{log}");
+    let after: Vec<_> = parts(&root.join("searches"))
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().modified().unwrap())
+        .collect();
+    assert_eq!(before, after, "a rerun rewrote finished searches");
+
+    std::fs::write(&spec, tiny_spec("", "[0.2, 0.3]")).unwrap();
+    let log = run_ok(&spec, &results);
+    assert!(log.contains("13 already done, 12 ran, 0 failed"), "{log}");
+    assert_eq!(rows(&root.join("searches")), 18);
+    assert_eq!(rows(&root.join("patterns")), 36);
+    assert_eq!(rows(&root.join("models")), 1, "the model was prepared once");
+}
+
+#[test]
+fn a_failing_unit_is_recorded_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("tiny.toml");
+    let results = dir.path().join("results");
+    // 21 positive canvases per class cannot exist among 20 test images of a class.
+    std::fs::write(
+        &spec,
+        tiny_spec("", "[0.2]")
+            .replace("test = 240", "test = 60")
+            .replace("n = 2", "n = 21"),
+    )
+    .unwrap();
+    let log = run_ok(&spec, &results);
+    let root = results.join("tiny");
+    let failures = rows(&root.join("failures"));
+    assert!(failures >= 3, "{failures} failures\n{log}");
+    assert!(
+        rows(&root.join("searches")) >= 3 * 15,
+        "the other searches ran"
+    );
+    assert_eq!(rows(&root.join("searches")) + failures, 3 * 22);
+    assert_eq!(
+        rows(&root.join("patterns")),
+        rows(&root.join("searches")) * 2,
+        "groups were evaluated on the searches that exist"
+    );
+    let batch = &read_batches(&parts(&root.join("failures"))[0]).unwrap()[0];
+    let error = batch
+        .column_by_name("error")
+        .unwrap()
+        .as_string::<i32>()
+        .value(0)
+        .to_string();
+    assert!(
+        error.contains("positive canvas"),
+        "the error names the cause: {error}"
+    );
+
+    // The README's promise: polars and pandas read every table.
+    let python = std::env::var("ISCP_PYREAD_PYTHON")
+        .expect("ISCP_PYREAD_PYTHON (set by `make test`) names a python with polars");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/read_tables.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(&root)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for table in ["searches", "patterns", "models", "failures"] {
+        assert!(
+            text.contains(&format!("{table} {}", rows(&root.join(table)))),
+            "{table}: {text}"
+        );
+    }
+}

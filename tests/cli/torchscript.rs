@@ -1,0 +1,74 @@
+//! A TorchScript model written by the Python fixture loads, is searched and evaluated.
+
+use crate::helpers::{parts, rows, run_ok};
+use iscp_coordinator::tables::read_model_rows;
+use sha2::{Digest, Sha256};
+
+fn python() -> String {
+    std::env::var("ISCP_TORCH_VENV")
+        .map(|v| format!("{v}/bin/python3"))
+        .unwrap_or_else(|_| "python3".into())
+}
+
+#[test]
+fn torchscript_model_is_searched_and_evaluated() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("net.pt");
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/make_torchscript.py"
+    );
+    let out = std::process::Command::new(python())
+        .arg(fixture)
+        .arg(&model)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "fixture failed (run through `make test`, which sets ISCP_TORCH_VENV): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let spec = dir.path().join("ts.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            r#"name = "ts"
+[data]
+kind = "synthetic"
+classes = 3
+size = 16
+train = 30
+test = 120
+
+[[settings]]
+name = "scripted"
+kind = "natural"
+model = "{}"
+normalize = {{ mean = [0.2], std = [0.3] }}
+
+[search]
+canvases = [{{ kind = "random", n = 1 }}, {{ kind = "white" }}]
+alphas = [0.2]
+objectives = ["released", "paper"]
+epochs = 1
+sizes = [0.05]
+"#,
+            model.display()
+        ),
+    )
+    .unwrap();
+    let log = run_ok(&spec, &dir.path().join("r"));
+    assert!(log.contains("0 failed"), "{log}");
+    let root = dir.path().join("r/ts");
+    let m = read_model_rows(&parts(&root.join("models"))[0])
+        .unwrap()
+        .remove(0);
+    assert_eq!(m.source, "imported");
+    assert_eq!(m.architecture, "torchscript");
+    assert_eq!(
+        m.checkpoint_sha256,
+        hex::encode(Sha256::digest(std::fs::read(&model).unwrap()))
+    );
+    assert_eq!(rows(&root.join("searches")), 3 * 2 * 2);
+    assert_eq!(rows(&root.join("patterns")), 3 * 2 * 2);
+}
