@@ -179,6 +179,13 @@ pub struct RunSpec {
     /// Images per forward pass when evaluating patterns.
     #[serde(default = "default_eval_batch")]
     pub eval_batch: usize,
+    /// Searches of one model run together as one batched optimisation.
+    #[serde(default = "default_batch_searches")]
+    pub batch_searches: usize,
+}
+
+fn default_batch_searches() -> usize {
+    16
 }
 
 fn default_device() -> String {
@@ -194,6 +201,7 @@ impl Default for RunSpec {
             device: default_device(),
             threads: None,
             eval_batch: default_eval_batch(),
+            batch_searches: default_batch_searches(),
         }
     }
 }
@@ -342,6 +350,9 @@ impl LoadedSpec {
                     format!("`{k}`: use \"all\" or a list of class indices"),
                 );
             }
+        }
+        if s.run.batch_searches == 0 || s.run.eval_batch == 0 {
+            return self.err(0..0, "run.batch_searches", "run.batch_searches and run.eval_batch must be at least 1");
         }
         if s.settings.get_ref().is_empty() {
             return self.err(s.settings.span(), "settings", "give at least one setting");

@@ -83,6 +83,12 @@ impl<'a> Evaluator<'a> {
         }
     }
 
+    /// Images per forward pass (default 1024).
+    pub fn with_batch(mut self, batch: i64) -> Self {
+        self.batch = batch.max(1);
+        self
+    }
+
     /// Accuracy on clean target-class images: (full, held-out).
     pub fn class_accuracy(&self, target: i64) -> (f64, f64) {
         let (mut n, mut c, mut nh, mut ch) = (0, 0, 0, 0);
@@ -100,44 +106,52 @@ impl<'a> Evaluator<'a> {
         (ratio(c as f64, n as f64), ratio(ch as f64, nh as f64))
     }
 
-    /// Evaluates the pattern `binary_mask ⊙ canvas` for `target`.
-    pub fn evaluate(
-        &self,
-        target: i64,
-        canvas: &Tensor,
-        binary_mask: &[f32],
-    ) -> Result<PatternEval> {
-        let idx: Vec<i64> = (0..self.labels.len() as i64)
-            .filter(|&i| self.labels[i as usize] != target)
-            .collect();
+    /// Attaches the pattern to the test images at `rows` and returns, per row, whether the model
+    /// predicts `target` and the cross-entropy towards it.
+    fn attached(&self, rows: &[i64], target: i64, canvas: &Tensor, binary_mask: &[f32]) -> Result<Vec<(bool, f64)>> {
         let mask = Tensor::from_slice(binary_mask);
-        let (mut hits, mut hits_h, mut n_h, mut loss_sum, mut n_sel) =
-            (0usize, 0usize, 0usize, 0.0, 0usize);
+        let mut out = Vec::with_capacity(rows.len());
         tch::no_grad(|| -> Result<()> {
-            for chunk in idx.chunks(self.batch as usize) {
+            for chunk in rows.chunks(self.batch as usize) {
                 let x = self.test.images.index_select(0, &Tensor::from_slice(chunk));
                 let mixed = attach(&x, canvas, &mask).to_device(self.model.device());
                 let logits = self.model.logits(&mixed)?.to_device(tch::Device::Cpu);
-                let pred: Vec<i64> = Vec::try_from(logits.argmax(1, false)).unwrap_or_default();
-                let nll: Vec<f32> =
-                    Vec::try_from(-logits.log_softmax(1, Kind::Float).select(1, target))
-                        .unwrap_or_default();
-                for (j, &i) in chunk.iter().enumerate() {
-                    let hit = pred[j] == target;
-                    hits += hit as usize;
-                    if self.in_search[i as usize] {
-                        loss_sum += nll[j] as f64;
-                        n_sel += 1;
-                    } else {
-                        n_h += 1;
-                        hits_h += hit as usize;
-                    }
-                }
+                let pred: Vec<i64> = Vec::try_from(logits.argmax(1, false))?;
+                let nll: Vec<f32> = Vec::try_from(-logits.log_softmax(1, Kind::Float).select(1, target))?;
+                out.extend(pred.iter().zip(&nll).map(|(&p, &l)| (p == target, l as f64)));
             }
             Ok(())
         })?;
+        Ok(out)
+    }
+
+    /// Mean cross-entropy towards `target` over D_n (the search subset minus the class) with the
+    /// pattern attached: what selects the best canvas. Touches only D_n.
+    pub fn selection_loss(&self, target: i64, canvas: &Tensor, binary_mask: &[f32]) -> Result<f64> {
+        let rows: Vec<i64> = (0..self.labels.len() as i64)
+            .filter(|&i| self.labels[i as usize] != target && self.in_search[i as usize])
+            .collect();
+        let r = self.attached(&rows, target, canvas, binary_mask)?;
+        Ok(ratio(r.iter().map(|x| x.1).sum(), r.len() as f64))
+    }
+
+    /// Evaluates the pattern `binary_mask ⊙ canvas` for `target` on every non-target test image.
+    pub fn evaluate(&self, target: i64, canvas: &Tensor, binary_mask: &[f32]) -> Result<PatternEval> {
+        let rows: Vec<i64> = (0..self.labels.len() as i64).filter(|&i| self.labels[i as usize] != target).collect();
+        let r = self.attached(&rows, target, canvas, binary_mask)?;
+        let (mut hits, mut hits_h, mut n_h, mut loss_sum, mut n_sel) = (0usize, 0usize, 0usize, 0.0, 0usize);
+        for (&i, &(hit, nll)) in rows.iter().zip(&r) {
+            hits += hit as usize;
+            if self.in_search[i as usize] {
+                loss_sum += nll;
+                n_sel += 1;
+            } else {
+                n_h += 1;
+                hits_h += hit as usize;
+            }
+        }
         let (orig, orig_h) = self.class_accuracy(target);
-        let acc = ratio(hits as f64, idx.len() as f64);
+        let acc = ratio(hits as f64, rows.len() as f64);
         let acc_h = ratio(hits_h as f64, n_h as f64);
         Ok(PatternEval {
             acc_with_pattern: acc,

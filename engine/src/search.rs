@@ -64,56 +64,164 @@ pub struct SearchOutcome {
     pub steps: usize,
 }
 
-/// The objective's value for one minibatch (`logits` of the mixed images, mask 1×1×H×W).
-pub fn objective_loss(
-    objective: Objective,
-    alpha: f64,
-    logits: &Tensor,
-    target: i64,
-    mask: &Tensor,
-) -> Tensor {
-    let b = logits.size()[0];
-    let n = mask.numel() as f64;
-    let y = Tensor::full([b], target, (Kind::Int64, logits.device()));
-    let l1 = mask.abs().sum(Kind::Float);
-    match objective {
-        Objective::Paper => {
-            let ce_sum =
-                logits.cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Sum, -100, 0.0);
-            ce_sum + l1 * (alpha * b as f64 / n)
-        }
-        Objective::Released => {
-            let ce_mean = logits.cross_entropy_for_logits(&y);
-            ce_mean * alpha + l1 * ((1.0 - alpha) / (n / 2.0))
+/// One search of a batch: a target class, a canvas, the dataset rows of its D_n, its parameters.
+#[derive(Debug)]
+pub struct SearchJob {
+    pub target: i64,
+    /// C×H×W, pixels in [0,1].
+    pub canvas: Tensor,
+    /// Rows of the shared image tensor that form D_n.
+    pub pool: Vec<i64>,
+    pub cfg: SearchConfig,
+}
+
+/// A job's minibatches over all its epochs, in order.
+fn schedule(job: &SearchJob) -> Vec<Vec<i64>> {
+    let mut chunks = Vec::new();
+    for epoch in 0..job.cfg.epochs {
+        let mut order = job.pool.clone();
+        Rng::new(mix(&[job.cfg.seed, epoch as u64])).shuffle(&mut order);
+        chunks.extend(order.chunks(job.cfg.batch).map(|c| c.to_vec()));
+    }
+    chunks
+}
+
+fn validate(job: &SearchJob, images: &Tensor, classes: usize) -> Result<()> {
+    let s = images.size();
+    let n = s[0];
+    if job.pool.is_empty() {
+        return Err(EngineError::Invalid("the non-target subset D_n is empty".into()));
+    }
+    if let Some(bad) = job.pool.iter().find(|&&i| i < 0 || i >= n) {
+        return Err(EngineError::Invalid(format!("D_n row {bad} is outside the {n} images")));
+    }
+    if job.cfg.batch == 0 || job.cfg.epochs == 0 {
+        return Err(EngineError::Invalid("search needs epochs ≥ 1 and batch ≥ 1".into()));
+    }
+    if job.target < 0 || job.target as usize >= classes {
+        return Err(EngineError::Invalid(format!("target class {} is not one of the {classes} classes", job.target)));
+    }
+    if job.canvas.size() != s[1..] {
+        return Err(EngineError::Invalid(format!("canvas of shape {:?} for images of shape {:?}", job.canvas.size(), &s[1..])));
+    }
+    Ok(())
+}
+
+/// Runs many independent searches against one model as one optimisation: K masks, each seeing its
+/// own seeded shuffle of its own D_n in minibatches of its own B, all K·B images in one forward and
+/// backward pass. The model is in eval mode and each mask's gradient comes only from its own images
+/// and loss, so every mask equals what the search alone would give (up to float rounding). Jobs of
+/// different lengths are handled: a finished job simply drops out of later steps. A job whose
+/// inputs are invalid fails alone. `images` (N×C×H×W) must be on the model's device;
+/// `progress(step, total)` is called after every step.
+pub fn search_batch(
+    model: &Model,
+    images: &Tensor,
+    jobs: &[SearchJob],
+    progress: &mut dyn FnMut(usize, usize),
+) -> Vec<Result<SearchOutcome>> {
+    let mut results: Vec<Option<Result<SearchOutcome>>> = jobs
+        .iter()
+        .map(|j| validate(j, images, model.num_classes()).err().map(Err))
+        .collect();
+    let live: Vec<usize> = (0..jobs.len()).filter(|&k| results[k].is_none()).collect();
+    if !live.is_empty() {
+        match run_batch(model, images, &live.iter().map(|&k| &jobs[k]).collect::<Vec<_>>(), progress) {
+            Ok(outs) => {
+                for (k, out) in live.iter().zip(outs) {
+                    results[*k] = Some(Ok(out));
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                for &k in &live {
+                    results[k] = Some(Err(EngineError::Invalid(format!("batched search failed: {msg}"))));
+                }
+            }
         }
     }
+    results.into_iter().map(|r| r.expect("every job has a result")).collect()
 }
 
-/// One optimisation step on `mask` (1×1×H×W, requires grad) in place; returns the loss value.
-pub fn step(
+fn run_batch(
     model: &Model,
-    mask: &mut Tensor,
-    canvas: &Tensor,
-    xn: &Tensor,
-    target: i64,
-    cfg: &SearchConfig,
-) -> Result<f64> {
-    let mixed = mask.shallow_clone() * canvas.unsqueeze(0) + (1.0 - mask.shallow_clone()) * xn;
-    let logits = model.logits(&mixed)?;
-    let loss = objective_loss(cfg.objective, cfg.alpha, &logits, target, mask);
-    let grad = Tensor::f_run_backward(&[&loss], &[&*mask], false, false)?.remove(0);
-    tch::no_grad(|| {
-        let update = match cfg.objective {
-            Objective::Paper => grad * cfg.lr,
-            Objective::Released => grad.sign() * cfg.lr,
-        };
-        let _ = mask.f_sub_(&update).and_then(|mut m| m.f_clamp_(0.0, 1.0));
-    });
-    Ok(loss.double_value(&[]))
+    images: &Tensor,
+    jobs: &[&SearchJob],
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<SearchOutcome>> {
+    let device = images.device();
+    let s = images.size();
+    let (h, w) = (s[2], s[3]);
+    let n = (h * w) as f64;
+    let k = jobs.len();
+    let plans: Vec<Vec<Vec<i64>>> = jobs.iter().map(|j| schedule(j)).collect();
+    let total = plans.iter().map(|p| p.len()).max().unwrap_or(0);
+    let per_epoch: Vec<usize> = plans.iter().zip(jobs).map(|(p, j)| p.len() / j.cfg.epochs).collect();
+    let canvases = Tensor::stack(&jobs.iter().map(|j| j.canvas.to_device(device)).collect::<Vec<_>>(), 0);
+    let floats = |f: &dyn Fn(&SearchJob) -> f64| {
+        Tensor::from_slice(&jobs.iter().map(|j| f(j) as f32).collect::<Vec<_>>()).to_device(device)
+    };
+    let lr = floats(&|j| j.cfg.lr).view([k as i64, 1, 1, 1]);
+    let signed = floats(&|j| (j.cfg.objective == Objective::Released) as u8 as f64).view([k as i64, 1, 1, 1]);
+    let mut masks = Tensor::full([k as i64, 1, h, w], 0.5, (Kind::Float, device)).set_requires_grad(true);
+    let mut last_epoch_loss = Tensor::zeros([k as i64], (Kind::Float, device));
+    for t in 0..total {
+        let (mut rows, mut owner, mut targets, mut weight) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut l1_weight = vec![0f32; k];
+        let mut active = vec![0f32; k];
+        let mut in_last = vec![0f32; k];
+        for (j, job) in jobs.iter().enumerate() {
+            let Some(chunk) = plans[j].get(t) else { continue };
+            let b = chunk.len() as f64;
+            let (ce_w, l1_w) = match job.cfg.objective {
+                // Σ_j [CE_j + α‖m‖₁/n]
+                Objective::Paper => (1.0, job.cfg.alpha * b / n),
+                // α·mean_j CE_j + (1−α)‖m‖₁/(n/2)
+                Objective::Released => (job.cfg.alpha / b, (1.0 - job.cfg.alpha) / (n / 2.0)),
+            };
+            rows.extend_from_slice(chunk);
+            owner.extend(std::iter::repeat_n(j as i64, chunk.len()));
+            targets.extend(std::iter::repeat_n(job.target, chunk.len()));
+            weight.extend(std::iter::repeat_n(ce_w as f32, chunk.len()));
+            l1_weight[j] = l1_w as f32;
+            active[j] = 1.0;
+            in_last[j] = (t >= plans[j].len() - per_epoch[j]) as u8 as f32;
+        }
+        let to = |v: &[f32]| Tensor::from_slice(v).to_device(device);
+        let owner = Tensor::from_slice(&owner).to_device(device);
+        let x = images.index_select(0, &Tensor::from_slice(&rows).to_device(device));
+        let m = masks.index_select(0, &owner);
+        let mixed = &m * canvases.index_select(0, &owner) + (1.0 - &m) * x;
+        let logits = model.logits(&mixed)?;
+        let ce = logits.cross_entropy_loss::<Tensor>(&Tensor::from_slice(&targets).to_device(device), None, tch::Reduction::None, -100, 0.0);
+        let per_image = ce * to(&weight);
+        let l1 = masks.abs().sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Float) * to(&l1_weight);
+        let per_job = Tensor::zeros([k as i64], (Kind::Float, device)).index_add(0, &owner, &per_image) + l1;
+        let loss = per_job.sum(Kind::Float);
+        let grad = Tensor::f_run_backward(&[&loss], &[&masks], false, false)?.remove(0);
+        tch::no_grad(|| -> Result<()> {
+            let step = (&signed * grad.sign() + (1.0 - &signed) * &grad) * &lr * to(&active).view([k as i64, 1, 1, 1]);
+            let _ = masks.f_sub_(&step)?.f_clamp_(0.0, 1.0)?;
+            last_epoch_loss += per_job.detach() * to(&in_last);
+            Ok(())
+        })?;
+        progress(t + 1, total);
+    }
+    let masks = masks.detach().to_device(tch::Device::Cpu);
+    let losses: Vec<f32> = Vec::try_from(last_epoch_loss.to_device(tch::Device::Cpu))?;
+    (0..k)
+        .map(|j| {
+            Ok(SearchOutcome {
+                mask: Vec::try_from(masks.get(j as i64).flatten(0, -1))?,
+                final_loss: losses[j] as f64 / per_epoch[j] as f64,
+                steps: plans[j].len(),
+            })
+        })
+        .collect()
 }
 
-/// Runs a full search for `target` on `canvas` (C×H×W) over `pool` (D_n, N×C×H×W, on the model's
-/// device). `progress(step, total)` is called after every step.
+/// Runs one search for `target` on `canvas` (C×H×W) over `pool` (D_n, N×C×H×W, on the model's
+/// device): `search_batch` with a single job.
 pub fn search(
     model: &Model,
     canvas: &Tensor,
@@ -123,46 +231,9 @@ pub fn search(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<SearchOutcome> {
     let s = pool.size();
-    if s.len() != 4 || s[0] == 0 {
-        return Err(EngineError::Invalid(format!(
-            "the non-target subset is empty or not N×C×H×W: {s:?}"
-        )));
+    if s.len() != 4 {
+        return Err(EngineError::Invalid(format!("the non-target subset is not N×C×H×W: {s:?}")));
     }
-    if cfg.batch == 0 || cfg.epochs == 0 {
-        return Err(EngineError::Invalid(
-            "search needs epochs ≥ 1 and batch ≥ 1".into(),
-        ));
-    }
-    if target < 0 || target as usize >= model.num_classes() {
-        return Err(EngineError::Invalid(format!(
-            "target class {target} is not one of the {} classes",
-            model.num_classes()
-        )));
-    }
-    let device = pool.device();
-    let canvas = canvas.to_device(device);
-    let (h, w) = (s[2], s[3]);
-    let mut mask = Tensor::full([1, 1, h, w], 0.5, (Kind::Float, device)).set_requires_grad(true);
-    let n = s[0] as usize;
-    let per_epoch = n.div_ceil(cfg.batch);
-    let total = per_epoch * cfg.epochs;
-    let mut done = 0;
-    let mut last_epoch_loss = 0.0;
-    for epoch in 0..cfg.epochs {
-        let mut order: Vec<i64> = (0..n as i64).collect();
-        Rng::new(mix(&[cfg.seed, epoch as u64])).shuffle(&mut order);
-        last_epoch_loss = 0.0;
-        for chunk in order.chunks(cfg.batch) {
-            let xn = pool.index_select(0, &Tensor::from_slice(chunk).to_device(device));
-            last_epoch_loss += step(model, &mut mask, &canvas, &xn, target, cfg)?;
-            done += 1;
-            progress(done, total);
-        }
-    }
-    let mask: Vec<f32> = Vec::try_from(mask.detach().to_device(tch::Device::Cpu).flatten(0, -1))?;
-    Ok(SearchOutcome {
-        mask,
-        final_loss: last_epoch_loss / per_epoch as f64,
-        steps: total,
-    })
+    let job = SearchJob { target, canvas: canvas.shallow_clone(), pool: (0..s[0]).collect(), cfg: cfg.clone() };
+    search_batch(model, pool, &[job], progress).remove(0)
 }

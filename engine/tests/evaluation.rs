@@ -1,31 +1,15 @@
 //! Predictive power, held-out ratios and the selection loss equal values computed by hand on a fixture.
 
+mod common;
+
 use iscp_engine::data::Dataset;
-use iscp_engine::model::{Arch, Model, ModelMeta};
+use iscp_engine::model::Model;
 use iscp_engine::pattern::Evaluator;
-use tch::{nn, nn::Module, Device, Tensor};
+use tch::{Device, Tensor};
 
 /// Predicts class 1 exactly when pixel 0 exceeds 0.5: logits = (0.5 − x0, x0 − 0.5).
 fn threshold_model() -> Model {
-    let vs = nn::VarStore::new(Device::Cpu);
-    let mut lin = nn::linear(vs.root() / "fc", 4, 2, Default::default());
-    tch::no_grad(|| {
-        lin.ws
-            .copy_(&Tensor::from_slice(&[-1f32, 0., 0., 0., 1., 0., 0., 0.]).view([2, 4]));
-        lin.bs
-            .as_mut()
-            .unwrap()
-            .copy_(&Tensor::from_slice(&[0.5f32, -0.5]));
-    });
-    let net = nn::func_t(move |x, _| lin.forward(&x.flatten(1, -1)));
-    let meta = ModelMeta {
-        arch: Arch::SmallCnn,
-        class_names: vec!["a".into(), "b".into()],
-        input_shape: [1, 2, 2],
-        normalize: None,
-        test_accuracy: None,
-    };
-    Model::from_module(vs, Box::new(net), meta).unwrap()
+    common::linear_model(&[-1., 0., 0., 0., 1., 0., 0., 0.], &[0.5, -0.5], [1, 2, 2])
 }
 
 #[test]

@@ -24,7 +24,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Print the units a spec expands into, per setting and kind, and how many are already done.
     Plan(plan::PlanArgs),
-    /// Measure seconds per search for the small CNN on this machine (a benchmark, not a test).
+    /// Measure seconds per search for the small CNN on this machine, one by one and batched
+    /// (a benchmark, not a test).
     Bench(bench::BenchArgs),
 }
 

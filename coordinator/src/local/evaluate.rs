@@ -1,5 +1,6 @@
-//! The evaluate unit: binarise every search of a group at every size, evaluate each pattern, and mark
-//! per size the canvas with the lowest selection loss on D_n as best.
+//! The evaluate unit: binarise every search of a group at every size, score each pattern's
+//! selection loss on D_n, mark per size the canvas with the lowest as best, and measure the best
+//! pattern's predictive power on the test set.
 
 use crate::tables::{PatternRow, SearchRow};
 use crate::units::EvaluateParams;
@@ -8,19 +9,14 @@ use iscp_engine::canvas::canvas_image;
 use iscp_engine::pattern::{binarize, pattern_k, Evaluator};
 
 /// Evaluates the group's searches (`searches` in the unit's order).
-pub fn run_evaluate(
-    ev: &Evaluator,
-    unit_id: &str,
-    p: &EvaluateParams,
-    searches: &[SearchRow],
-) -> Result<Vec<PatternRow>> {
+pub fn run_evaluate(ev: &Evaluator, unit_id: &str, p: &EvaluateParams, searches: &[SearchRow]) -> Result<Vec<PatternRow>> {
     let mut rows = Vec::new();
+    let mut masks = Vec::new();
     for s in searches {
         let canvas = canvas_image(ev.test, s.canvas_index)?;
         for &size in &p.sizes {
             let k = pattern_k(size, s.mask.len());
             let bin = binarize(&s.mask, k);
-            let e = ev.evaluate(p.class, &canvas, &bin)?;
             rows.push(PatternRow {
                 unit_id: unit_id.to_string(),
                 search_id: s.unit_id.clone(),
@@ -34,18 +30,30 @@ pub fn run_evaluate(
                 canvas_index: s.canvas_index,
                 size,
                 k: k as i64,
-                selection_loss: e.selection_loss,
+                selection_loss: ev.selection_loss(p.class, &canvas, &bin)?,
                 is_best: false,
-                pw: e.pw,
-                pw_heldout: e.pw_heldout,
-                acc_with_pattern: e.acc_with_pattern,
-                acc_with_pattern_heldout: e.acc_with_pattern_heldout,
-                original_class_acc: e.original_class_acc,
-                original_class_acc_heldout: e.original_class_acc_heldout,
+                pw: None,
+                pw_heldout: None,
+                acc_with_pattern: None,
+                acc_with_pattern_heldout: None,
+                original_class_acc: None,
+                original_class_acc_heldout: None,
             });
+            masks.push((canvas.shallow_clone(), bin));
         }
     }
     mark_best(&mut rows);
+    for (row, (canvas, bin)) in rows.iter_mut().zip(&masks) {
+        if row.is_best {
+            let e = ev.evaluate(p.class, canvas, bin)?;
+            row.pw = Some(e.pw);
+            row.pw_heldout = Some(e.pw_heldout);
+            row.acc_with_pattern = Some(e.acc_with_pattern);
+            row.acc_with_pattern_heldout = Some(e.acc_with_pattern_heldout);
+            row.original_class_acc = Some(e.original_class_acc);
+            row.original_class_acc_heldout = Some(e.original_class_acc_heldout);
+        }
+    }
     Ok(rows)
 }
 

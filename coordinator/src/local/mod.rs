@@ -10,7 +10,7 @@ mod search_unit;
 pub use data::load_data;
 pub use evaluate::{mark_best, run_evaluate};
 pub use prepare::{artifact_path, prepare};
-pub use search_unit::{run_search, SearchContext};
+pub use search_unit::{search_job, search_row, RunFacts, SearchContext};
 
 use crate::progress::Progress;
 use crate::spec::LoadedSpec;
@@ -20,10 +20,10 @@ use crate::{CoordError, Result};
 use iscp_engine::data::stratified_split;
 use iscp_engine::model::Model;
 use iscp_engine::pattern::Evaluator;
+use iscp_engine::search::search_batch;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
-use tch::Tensor;
 
 /// Where an experiment's results live: `<results>/<name>/{searches,patterns,models,failures,images,artifacts}`.
 #[derive(Debug, Clone)]
@@ -259,54 +259,50 @@ pub fn run(spec: &LoadedSpec, results: &Path, opts: &RunOptions) -> Result<RunSu
             test: &data.test,
             clean_logits: &clean_logits,
             labels: &labels,
+            split: &split,
             worker: &opts.worker,
             device: &device_name,
         };
-        let mut pools: HashMap<i64, Tensor> = HashMap::new();
+        let images = data.test.images.to_device(device);
         let searches: Vec<&Unit> = p.searches.iter().filter(|u| !r.is_done(u)).collect();
-        for (i, u) in searches.iter().enumerate() {
-            let UnitParams::Search(sp) = &u.params else {
-                continue;
-            };
-            let pool = pools.entry(sp.class).or_insert_with(|| {
-                data.test
-                    .subset(&split.non_target(&labels, sp.class))
-                    .images
-                    .to_device(device)
-            });
-            progress.stage(
-                "search",
-                &format!(
-                    "{} class {} {}#{} α={} ({}/{})",
-                    sp.setting,
-                    sp.class,
-                    sp.canvas_kind.name(),
-                    sp.canvas_rank,
-                    sp.alpha,
-                    i + 1,
-                    searches.len()
-                ),
-                1,
-            );
-            let attempt = r.attempt(u);
-            let out = guarded(|| {
-                run_search(&ctx, &u.id, sp, pool, attempt, &mut |st, t| {
-                    progress.stage_step(st as u64, t as u64)
-                })
-            });
-            match out {
-                Ok(row) => {
-                    tables::write_part(
-                        &layout.table("searches"),
-                        &u.id,
-                        &tables::searches_batch(&[row]),
-                    )?;
-                    r.finished(u);
+        let batches = searches.len().div_ceil(s.run.batch_searches);
+        for (b, chunk) in searches.chunks(s.run.batch_searches).enumerate() {
+            let mut jobs = Vec::new();
+            let mut members = Vec::new();
+            for u in chunk {
+                let UnitParams::Search(sp) = &u.params else { continue };
+                match guarded(|| search_job(&ctx, sp)) {
+                    Ok((job, index)) => {
+                        jobs.push(job);
+                        members.push((*u, sp, index));
+                    }
+                    Err(e) => r.fail(u, &e, false)?,
                 }
-                Err(e) => r.fail(u, &e, false)?,
+            }
+            if jobs.is_empty() {
+                continue;
+            }
+            progress.stage("search", &format!("{}: batch {}/{} of {} searches", p.setting.name, b + 1, batches, jobs.len()), 1);
+            let started = std::time::Instant::now();
+            let outs = guarded(|| Ok(search_batch(&model, &images, &jobs, &mut |st, t| progress.stage_step(st as u64, t as u64))));
+            let per_search = started.elapsed().as_secs_f64() / jobs.len() as f64;
+            let outs = match outs {
+                Ok(o) => o,
+                Err(e) => (0..jobs.len()).map(|_| Err(iscp_engine::EngineError::Invalid(e.to_string()))).collect(),
+            };
+            for ((u, sp, index), out) in members.into_iter().zip(outs) {
+                let facts = RunFacts { attempt: r.attempt(u), duration_s: per_search, batched_with: jobs.len() as i64 };
+                match out {
+                    Ok(out) => {
+                        let row = search_row(&ctx, &u.id, sp, index, out, &facts);
+                        tables::write_part(&layout.table("searches"), &u.id, &tables::searches_batch(&[row]))?;
+                        r.finished(u);
+                    }
+                    Err(e) => r.fail(u, &e.into(), false)?,
+                }
             }
         }
-        let ev = Evaluator::new(&model, &data.test, &clean_logits, &split.search);
+        let ev = Evaluator::new(&model, &data.test, &clean_logits, &split.search).with_batch(s.run.eval_batch as i64);
         let evals: Vec<&Unit> = p.evaluations.iter().filter(|u| !r.is_done(u)).collect();
         progress.stage("evaluate", &p.setting.name, evals.len() as u64);
         for (i, u) in evals.iter().enumerate() {

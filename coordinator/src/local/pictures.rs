@@ -35,8 +35,9 @@ pub fn draw_setting(
 ) -> Result<usize> {
     let mut written = 0;
     let mut search_cache: HashMap<String, SearchRow> = HashMap::new();
-    // (alpha, objective) → class → rows of that group
-    let mut groups: Vec<((String, String), Vec<Vec<PatternRow>>)> = Vec::new();
+    // (alpha, objective) → one list of pattern rows per class
+    type Groups = Vec<((String, String), Vec<Vec<PatternRow>>)>;
+    let mut groups: Groups = Vec::new();
     for unit in &plan.evaluations {
         let UnitParams::Evaluate(_) = &unit.params else {
             continue;

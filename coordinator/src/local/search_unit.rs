@@ -1,37 +1,31 @@
-//! The search unit: pick the canvas of the requested kind and rank, run the mask search, make its row.
+//! Search units: pick each unit's canvas (kind and rank), turn the units into jobs for one batched
+//! optimisation, and turn each job's outcome into its `searches` row.
 
 use crate::tables::SearchRow;
 use crate::units::SearchParams;
 use crate::Result;
 use iscp_engine::canvas::{canvas_image, rank_canvases};
-use iscp_engine::data::Dataset;
+use iscp_engine::data::{Dataset, Split};
 use iscp_engine::model::Model;
 use iscp_engine::rng::mix;
-use iscp_engine::search::{search, SearchConfig};
+use iscp_engine::search::{SearchConfig, SearchJob, SearchOutcome};
 use iscp_engine::EngineError;
-use std::time::Instant;
 use tch::Tensor;
 
-/// Everything a setting's searches share: the model, test set, clean logits and labels.
+/// Everything a setting's searches share: the model, test set, clean logits, labels and split.
 pub struct SearchContext<'a> {
     pub model: &'a Model,
     pub test: &'a Dataset,
     pub clean_logits: &'a Tensor,
     pub labels: &'a [i64],
+    pub split: &'a Split,
     pub worker: &'a str,
     pub device: &'a str,
 }
 
 /// The dataset index of the canvas a search uses (−1 for white).
 pub fn canvas_index(ctx: &SearchContext, p: &SearchParams) -> Result<i64> {
-    let ranked = rank_canvases(
-        p.canvas_kind,
-        ctx.clean_logits,
-        ctx.labels,
-        p.class,
-        p.canvas_rank + 1,
-        p.seed,
-    );
+    let ranked = rank_canvases(p.canvas_kind, ctx.clean_logits, ctx.labels, p.class, p.canvas_rank + 1, p.seed);
     ranked.get(p.canvas_rank).copied().ok_or_else(|| {
         EngineError::Invalid(format!(
             "class {} has only {} {} canvas(es); rank {} does not exist",
@@ -44,18 +38,9 @@ pub fn canvas_index(ctx: &SearchContext, p: &SearchParams) -> Result<i64> {
     })
 }
 
-/// Runs one search over `pool` (D_n on the model's device).
-pub fn run_search(
-    ctx: &SearchContext,
-    unit_id: &str,
-    p: &SearchParams,
-    pool: &Tensor,
-    attempt: i64,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<SearchRow> {
-    let started = Instant::now();
+/// The engine job of a search unit (D_n as rows of the test set), and its canvas index.
+pub fn search_job(ctx: &SearchContext, p: &SearchParams) -> Result<(SearchJob, i64)> {
     let index = canvas_index(ctx, p)?;
-    let canvas = canvas_image(ctx.test, index)?;
     let cfg = SearchConfig {
         objective: p.objective,
         alpha: p.alpha,
@@ -64,9 +49,27 @@ pub fn run_search(
         lr: p.lr,
         seed: mix(&[p.seed, p.class as u64]),
     };
-    let out = search(ctx.model, &canvas, pool, p.class, &cfg, progress)?;
+    let job = SearchJob {
+        target: p.class,
+        canvas: canvas_image(ctx.test, index)?,
+        pool: ctx.split.non_target(ctx.labels, p.class),
+        cfg,
+    };
+    Ok((job, index))
+}
+
+/// Where and how a search ran.
+pub struct RunFacts {
+    pub attempt: i64,
+    /// Wall time of the batch divided by the searches in it.
+    pub duration_s: f64,
+    pub batched_with: i64,
+}
+
+/// The `searches` row of a finished search.
+pub fn search_row(ctx: &SearchContext, unit_id: &str, p: &SearchParams, index: i64, out: SearchOutcome, facts: &RunFacts) -> SearchRow {
     let [_, h, w] = ctx.test.image_shape();
-    Ok(SearchRow {
+    SearchRow {
         unit_id: unit_id.to_string(),
         setting: p.setting.clone(),
         class: p.class,
@@ -86,9 +89,10 @@ pub fn run_search(
         mask: out.mask,
         height: h,
         width: w,
-        duration_s: started.elapsed().as_secs_f64(),
+        duration_s: facts.duration_s,
+        batched_with: facts.batched_with,
         worker: ctx.worker.into(),
         device: ctx.device.into(),
-        attempt,
-    })
+        attempt: facts.attempt,
+    }
 }

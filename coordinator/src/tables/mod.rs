@@ -36,12 +36,14 @@ pub struct SearchRow {
     pub height: i64,
     pub width: i64,
     pub duration_s: f64,
+    pub batched_with: i64,
     pub worker: String,
     pub device: String,
     pub attempt: i64,
 }
 
-/// One row of `patterns`: one canvas's search binarised at one size and evaluated.
+/// One row of `patterns`: one canvas's search binarised at one size. Every row has its selection
+/// loss; the predictive-power columns are filled for the best canvas of each size (null otherwise).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PatternRow {
     pub unit_id: String,
@@ -58,12 +60,12 @@ pub struct PatternRow {
     pub k: i64,
     pub selection_loss: f64,
     pub is_best: bool,
-    pub pw: f64,
-    pub pw_heldout: f64,
-    pub acc_with_pattern: f64,
-    pub acc_with_pattern_heldout: f64,
-    pub original_class_acc: f64,
-    pub original_class_acc_heldout: f64,
+    pub pw: Option<f64>,
+    pub pw_heldout: Option<f64>,
+    pub acc_with_pattern: Option<f64>,
+    pub acc_with_pattern_heldout: Option<f64>,
+    pub original_class_acc: Option<f64>,
+    pub original_class_acc_heldout: Option<f64>,
 }
 
 /// One row of `models`: a setting's prepared model.
@@ -146,6 +148,7 @@ pub fn searches_batch(rows: &[SearchRow]) -> RecordBatch {
         ("height", i(rows, |r| r.height), false),
         ("width", i(rows, |r| r.width), false),
         ("duration_s", fl(rows, |r| r.duration_s), false),
+        ("batched_with", i(rows, |r| r.batched_with), false),
         ("worker", s(rows, |r| &r.worker), false),
         ("device", s(rows, |r| &r.device), false),
         ("attempt", i(rows, |r| r.attempt), false),
@@ -168,23 +171,23 @@ pub fn patterns_batch(rows: &[PatternRow]) -> RecordBatch {
         ("k", i(rows, |r| r.k), false),
         ("selection_loss", fl(rows, |r| r.selection_loss), false),
         ("is_best", b(rows, |r| r.is_best), false),
-        ("pw", fl(rows, |r| r.pw), false),
-        ("pw_heldout", fl(rows, |r| r.pw_heldout), false),
-        ("acc_with_pattern", fl(rows, |r| r.acc_with_pattern), false),
+        ("pw", ofl(rows, |r| r.pw), true),
+        ("pw_heldout", ofl(rows, |r| r.pw_heldout), true),
+        ("acc_with_pattern", ofl(rows, |r| r.acc_with_pattern), true),
         (
             "acc_with_pattern_heldout",
-            fl(rows, |r| r.acc_with_pattern_heldout),
-            false,
+            ofl(rows, |r| r.acc_with_pattern_heldout),
+            true,
         ),
         (
             "original_class_acc",
-            fl(rows, |r| r.original_class_acc),
-            false,
+            ofl(rows, |r| r.original_class_acc),
+            true,
         ),
         (
             "original_class_acc_heldout",
-            fl(rows, |r| r.original_class_acc_heldout),
-            false,
+            ofl(rows, |r| r.original_class_acc_heldout),
+            true,
         ),
     ])
 }

@@ -115,6 +115,7 @@ pub fn read_search_rows(path: &Path) -> Result<Vec<SearchRow>> {
             height: c.i("height", i)?,
             width: c.i("width", i)?,
             duration_s: c.f("duration_s", i)?,
+            batched_with: c.i("batched_with", i)?,
             worker: c.s("worker", i)?,
             device: c.s("device", i)?,
             attempt: c.i("attempt", i)?,
@@ -139,12 +140,12 @@ pub fn read_pattern_rows(path: &Path) -> Result<Vec<PatternRow>> {
             k: c.i("k", i)?,
             selection_loss: c.f("selection_loss", i)?,
             is_best: c.b("is_best", i)?,
-            pw: c.f("pw", i)?,
-            pw_heldout: c.f("pw_heldout", i)?,
-            acc_with_pattern: c.f("acc_with_pattern", i)?,
-            acc_with_pattern_heldout: c.f("acc_with_pattern_heldout", i)?,
-            original_class_acc: c.f("original_class_acc", i)?,
-            original_class_acc_heldout: c.f("original_class_acc_heldout", i)?,
+            pw: c.of("pw", i)?,
+            pw_heldout: c.of("pw_heldout", i)?,
+            acc_with_pattern: c.of("acc_with_pattern", i)?,
+            acc_with_pattern_heldout: c.of("acc_with_pattern_heldout", i)?,
+            original_class_acc: c.of("original_class_acc", i)?,
+            original_class_acc_heldout: c.of("original_class_acc_heldout", i)?,
         })
     })
 }

@@ -105,7 +105,7 @@ pub fn load_idx_pair(
     }
     let (n, h, w) = (im.dims[0] as i64, im.dims[1] as i64, im.dims[2] as i64);
     let max_label = lb.data.iter().copied().max().unwrap_or(0) as usize;
-    let names = class_names.unwrap_or_else(|| Dataset::numbered_classes(max_label.max(9) + 1));
+    let names = class_names.unwrap_or_else(|| Dataset::numbered_classes(max_label + 1));
     let images = Tensor::from_slice(&im.data)
         .view([n, 1, h, w])
         .to_kind(Kind::Float)

@@ -1,0 +1,79 @@
+//! Batched searches equal the same searches run one by one, and a bad job fails alone.
+
+use iscp_engine::canvas::canvas_image;
+use iscp_engine::data::{stratified_split, synthetic, SyntheticConfig};
+use iscp_engine::model::{Arch, Model, ModelMeta};
+use iscp_engine::search::{search_batch, Objective, SearchConfig, SearchJob};
+use iscp_engine::train::{train, TrainConfig};
+use tch::Device;
+
+fn setup() -> (Model, iscp_engine::data::DataSplits) {
+    tch::set_num_threads(2);
+    let data = synthetic(&SyntheticConfig { classes: 4, size: 16, channels: 1, train: 800, test: 240, seed: 5 }).unwrap();
+    tch::manual_seed(1);
+    let meta = ModelMeta { arch: Arch::SmallCnn, class_names: data.train.class_names.clone(), input_shape: [1, 16, 16], normalize: None, test_accuracy: None };
+    let mut model = Model::new_builtin(meta, Device::Cpu).unwrap();
+    train(&mut model, &data.train, &TrainConfig { epochs: 1, batch: 32, ..Default::default() }, &mut |_, _, _| {}).unwrap();
+    (model, data)
+}
+
+fn jobs(data: &iscp_engine::data::DataSplits) -> Vec<SearchJob> {
+    let labels = data.test.labels_vec();
+    let split = stratified_split(&labels, 4, 0.2, 0);
+    let mut out = Vec::new();
+    for (i, (class, canvas, objective, alpha, batch, trim)) in [
+        (0, -1, Objective::Released, 0.2, 4, 0),
+        (1, 5, Objective::Released, 0.3, 4, 7),
+        (2, 10, Objective::Paper, 0.2, 4, 0),
+        (3, -1, Objective::Paper, 0.1, 3, 13),
+        (1, 42, Objective::Released, 0.1, 5, 3),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut pool = split.non_target(&labels, class);
+        pool.truncate(pool.len() - trim); // ragged: subsets of different lengths
+        out.push(SearchJob {
+            target: class,
+            canvas: canvas_image(&data.test, canvas).unwrap(),
+            pool,
+            cfg: SearchConfig { objective, alpha, epochs: 2, batch, lr: 0.02, seed: i as u64 },
+        });
+    }
+    out
+}
+
+#[test]
+fn batched_masks_equal_one_by_one() {
+    let (model, data) = setup();
+    let js = jobs(&data);
+    let batched = search_batch(&model, &data.test.images, &js, &mut |_, _| {});
+    let mut worst = 0f32;
+    for (job, b) in js.iter().zip(&batched) {
+        let alone = search_batch(&model, &data.test.images, std::slice::from_ref(job), &mut |_, _| {}).remove(0).unwrap();
+        let b = b.as_ref().unwrap();
+        assert_eq!(alone.steps, b.steps);
+        assert_eq!(alone.steps, 2 * job.pool.len().div_ceil(job.cfg.batch));
+        for (x, y) in alone.mask.iter().zip(&b.mask) {
+            worst = worst.max((x - y).abs());
+        }
+        assert!((alone.final_loss - b.final_loss).abs() < 1e-4 * alone.final_loss.abs().max(1.0));
+        assert!(alone.mask.iter().any(|&v| (v - 0.5).abs() > 0.01), "the mask never moved");
+    }
+    assert!(worst <= 1e-5, "largest mask difference {worst}");
+}
+
+#[test]
+fn a_bad_job_fails_alone() {
+    let (model, data) = setup();
+    let mut js = jobs(&data);
+    js[1].pool.push(10_000); // a row outside the test set
+    js[3].target = 9; // a class that does not exist
+    let out = search_batch(&model, &data.test.images, &js, &mut |_, _| {});
+    assert!(out[1].as_ref().unwrap_err().to_string().contains("10000"));
+    assert!(out[3].as_ref().unwrap_err().to_string().contains("target class 9"));
+    for i in [0, 2, 4] {
+        let alone = search_batch(&model, &data.test.images, std::slice::from_ref(&js[i]), &mut |_, _| {}).remove(0).unwrap();
+        assert_eq!(alone.mask, out[i].as_ref().unwrap().mask.clone(), "job {i} changed by its neighbours' failure");
+    }
+}

@@ -1,0 +1,25 @@
+//! Shared test fixtures: hand-made linear models whose outputs can be computed by hand.
+
+use iscp_engine::model::{Arch, Model, ModelMeta};
+use tch::{nn, nn::Module, Device, Tensor};
+
+/// logits = W · flatten(x) + b for inputs of `shape`, with W given row-major (classes × pixels).
+pub fn linear_model(w: &[f32], b: &[f32], shape: [i64; 3]) -> Model {
+    let n = shape.iter().product::<i64>();
+    let k = b.len() as i64;
+    let vs = nn::VarStore::new(Device::Cpu);
+    let mut lin = nn::linear(vs.root() / "fc", n, k, Default::default());
+    tch::no_grad(|| {
+        lin.ws.copy_(&Tensor::from_slice(w).view([k, n]));
+        lin.bs.as_mut().expect("bias").copy_(&Tensor::from_slice(b));
+    });
+    let net = nn::func_t(move |x, _| lin.forward(&x.flatten(1, -1)));
+    let meta = ModelMeta {
+        arch: Arch::SmallCnn,
+        class_names: (0..k).map(|i| i.to_string()).collect(),
+        input_shape: shape,
+        normalize: None,
+        test_accuracy: None,
+    };
+    Model::from_module(vs, Box::new(net), meta).expect("fixture model")
+}
