@@ -352,7 +352,11 @@ impl LoadedSpec {
             }
         }
         if s.run.batch_searches == 0 || s.run.eval_batch == 0 {
-            return self.err(0..0, "run.batch_searches", "run.batch_searches and run.eval_batch must be at least 1");
+            return self.err(
+                0..0,
+                "run.batch_searches",
+                "run.batch_searches and run.eval_batch must be at least 1",
+            );
         }
         if s.settings.get_ref().is_empty() {
             return self.err(s.settings.span(), "settings", "give at least one setting");

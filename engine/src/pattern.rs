@@ -108,7 +108,13 @@ impl<'a> Evaluator<'a> {
 
     /// Attaches the pattern to the test images at `rows` and returns, per row, whether the model
     /// predicts `target` and the cross-entropy towards it.
-    fn attached(&self, rows: &[i64], target: i64, canvas: &Tensor, binary_mask: &[f32]) -> Result<Vec<(bool, f64)>> {
+    fn attached(
+        &self,
+        rows: &[i64],
+        target: i64,
+        canvas: &Tensor,
+        binary_mask: &[f32],
+    ) -> Result<Vec<(bool, f64)>> {
         let mask = Tensor::from_slice(binary_mask);
         let mut out = Vec::with_capacity(rows.len());
         tch::no_grad(|| -> Result<()> {
@@ -117,8 +123,13 @@ impl<'a> Evaluator<'a> {
                 let mixed = attach(&x, canvas, &mask).to_device(self.model.device());
                 let logits = self.model.logits(&mixed)?.to_device(tch::Device::Cpu);
                 let pred: Vec<i64> = Vec::try_from(logits.argmax(1, false))?;
-                let nll: Vec<f32> = Vec::try_from(-logits.log_softmax(1, Kind::Float).select(1, target))?;
-                out.extend(pred.iter().zip(&nll).map(|(&p, &l)| (p == target, l as f64)));
+                let nll: Vec<f32> =
+                    Vec::try_from(-logits.log_softmax(1, Kind::Float).select(1, target))?;
+                out.extend(
+                    pred.iter()
+                        .zip(&nll)
+                        .map(|(&p, &l)| (p == target, l as f64)),
+                );
             }
             Ok(())
         })?;
@@ -136,10 +147,18 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Evaluates the pattern `binary_mask ⊙ canvas` for `target` on every non-target test image.
-    pub fn evaluate(&self, target: i64, canvas: &Tensor, binary_mask: &[f32]) -> Result<PatternEval> {
-        let rows: Vec<i64> = (0..self.labels.len() as i64).filter(|&i| self.labels[i as usize] != target).collect();
+    pub fn evaluate(
+        &self,
+        target: i64,
+        canvas: &Tensor,
+        binary_mask: &[f32],
+    ) -> Result<PatternEval> {
+        let rows: Vec<i64> = (0..self.labels.len() as i64)
+            .filter(|&i| self.labels[i as usize] != target)
+            .collect();
         let r = self.attached(&rows, target, canvas, binary_mask)?;
-        let (mut hits, mut hits_h, mut n_h, mut loss_sum, mut n_sel) = (0usize, 0usize, 0usize, 0.0, 0usize);
+        let (mut hits, mut hits_h, mut n_h, mut loss_sum, mut n_sel) =
+            (0usize, 0usize, 0usize, 0.0, 0usize);
         for (&i, &(hit, nll)) in rows.iter().zip(&r) {
             hits += hit as usize;
             if self.in_search[i as usize] {

@@ -90,19 +90,32 @@ fn validate(job: &SearchJob, images: &Tensor, classes: usize) -> Result<()> {
     let s = images.size();
     let n = s[0];
     if job.pool.is_empty() {
-        return Err(EngineError::Invalid("the non-target subset D_n is empty".into()));
+        return Err(EngineError::Invalid(
+            "the non-target subset D_n is empty".into(),
+        ));
     }
     if let Some(bad) = job.pool.iter().find(|&&i| i < 0 || i >= n) {
-        return Err(EngineError::Invalid(format!("D_n row {bad} is outside the {n} images")));
+        return Err(EngineError::Invalid(format!(
+            "D_n row {bad} is outside the {n} images"
+        )));
     }
     if job.cfg.batch == 0 || job.cfg.epochs == 0 {
-        return Err(EngineError::Invalid("search needs epochs ≥ 1 and batch ≥ 1".into()));
+        return Err(EngineError::Invalid(
+            "search needs epochs ≥ 1 and batch ≥ 1".into(),
+        ));
     }
     if job.target < 0 || job.target as usize >= classes {
-        return Err(EngineError::Invalid(format!("target class {} is not one of the {classes} classes", job.target)));
+        return Err(EngineError::Invalid(format!(
+            "target class {} is not one of the {classes} classes",
+            job.target
+        )));
     }
     if job.canvas.size() != s[1..] {
-        return Err(EngineError::Invalid(format!("canvas of shape {:?} for images of shape {:?}", job.canvas.size(), &s[1..])));
+        return Err(EngineError::Invalid(format!(
+            "canvas of shape {:?} for images of shape {:?}",
+            job.canvas.size(),
+            &s[1..]
+        )));
     }
     Ok(())
 }
@@ -126,7 +139,12 @@ pub fn search_batch(
         .collect();
     let live: Vec<usize> = (0..jobs.len()).filter(|&k| results[k].is_none()).collect();
     if !live.is_empty() {
-        match run_batch(model, images, &live.iter().map(|&k| &jobs[k]).collect::<Vec<_>>(), progress) {
+        match run_batch(
+            model,
+            images,
+            &live.iter().map(|&k| &jobs[k]).collect::<Vec<_>>(),
+            progress,
+        ) {
             Ok(outs) => {
                 for (k, out) in live.iter().zip(outs) {
                     results[*k] = Some(Ok(out));
@@ -135,12 +153,17 @@ pub fn search_batch(
             Err(e) => {
                 let msg = e.to_string();
                 for &k in &live {
-                    results[k] = Some(Err(EngineError::Invalid(format!("batched search failed: {msg}"))));
+                    results[k] = Some(Err(EngineError::Invalid(format!(
+                        "batched search failed: {msg}"
+                    ))));
                 }
             }
         }
     }
-    results.into_iter().map(|r| r.expect("every job has a result")).collect()
+    results
+        .into_iter()
+        .map(|r| r.expect("every job has a result"))
+        .collect()
 }
 
 fn run_batch(
@@ -156,22 +179,37 @@ fn run_batch(
     let k = jobs.len();
     let plans: Vec<Vec<Vec<i64>>> = jobs.iter().map(|j| schedule(j)).collect();
     let total = plans.iter().map(|p| p.len()).max().unwrap_or(0);
-    let per_epoch: Vec<usize> = plans.iter().zip(jobs).map(|(p, j)| p.len() / j.cfg.epochs).collect();
-    let canvases = Tensor::stack(&jobs.iter().map(|j| j.canvas.to_device(device)).collect::<Vec<_>>(), 0);
+    let per_epoch: Vec<usize> = plans
+        .iter()
+        .zip(jobs)
+        .map(|(p, j)| p.len() / j.cfg.epochs)
+        .collect();
+    let canvases = Tensor::stack(
+        &jobs
+            .iter()
+            .map(|j| j.canvas.to_device(device))
+            .collect::<Vec<_>>(),
+        0,
+    );
     let floats = |f: &dyn Fn(&SearchJob) -> f64| {
         Tensor::from_slice(&jobs.iter().map(|j| f(j) as f32).collect::<Vec<_>>()).to_device(device)
     };
     let lr = floats(&|j| j.cfg.lr).view([k as i64, 1, 1, 1]);
-    let signed = floats(&|j| (j.cfg.objective == Objective::Released) as u8 as f64).view([k as i64, 1, 1, 1]);
-    let mut masks = Tensor::full([k as i64, 1, h, w], 0.5, (Kind::Float, device)).set_requires_grad(true);
+    let signed = floats(&|j| (j.cfg.objective == Objective::Released) as u8 as f64)
+        .view([k as i64, 1, 1, 1]);
+    let mut masks =
+        Tensor::full([k as i64, 1, h, w], 0.5, (Kind::Float, device)).set_requires_grad(true);
     let mut last_epoch_loss = Tensor::zeros([k as i64], (Kind::Float, device));
     for t in 0..total {
-        let (mut rows, mut owner, mut targets, mut weight) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut rows, mut owner, mut targets, mut weight) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut l1_weight = vec![0f32; k];
         let mut active = vec![0f32; k];
         let mut in_last = vec![0f32; k];
         for (j, job) in jobs.iter().enumerate() {
-            let Some(chunk) = plans[j].get(t) else { continue };
+            let Some(chunk) = plans[j].get(t) else {
+                continue;
+            };
             let b = chunk.len() as f64;
             let (ce_w, l1_w) = match job.cfg.objective {
                 // Σ_j [CE_j + α‖m‖₁/n]
@@ -193,14 +231,26 @@ fn run_batch(
         let m = masks.index_select(0, &owner);
         let mixed = &m * canvases.index_select(0, &owner) + (1.0 - &m) * x;
         let logits = model.logits(&mixed)?;
-        let ce = logits.cross_entropy_loss::<Tensor>(&Tensor::from_slice(&targets).to_device(device), None, tch::Reduction::None, -100, 0.0);
+        let ce = logits.cross_entropy_loss::<Tensor>(
+            &Tensor::from_slice(&targets).to_device(device),
+            None,
+            tch::Reduction::None,
+            -100,
+            0.0,
+        );
         let per_image = ce * to(&weight);
-        let l1 = masks.abs().sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Float) * to(&l1_weight);
-        let per_job = Tensor::zeros([k as i64], (Kind::Float, device)).index_add(0, &owner, &per_image) + l1;
+        let l1 = masks
+            .abs()
+            .sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Float)
+            * to(&l1_weight);
+        let per_job =
+            Tensor::zeros([k as i64], (Kind::Float, device)).index_add(0, &owner, &per_image) + l1;
         let loss = per_job.sum(Kind::Float);
         let grad = Tensor::f_run_backward(&[&loss], &[&masks], false, false)?.remove(0);
         tch::no_grad(|| -> Result<()> {
-            let step = (&signed * grad.sign() + (1.0 - &signed) * &grad) * &lr * to(&active).view([k as i64, 1, 1, 1]);
+            let step = (&signed * grad.sign() + (1.0 - &signed) * &grad)
+                * &lr
+                * to(&active).view([k as i64, 1, 1, 1]);
             let _ = masks.f_sub_(&step)?.f_clamp_(0.0, 1.0)?;
             last_epoch_loss += per_job.detach() * to(&in_last);
             Ok(())
@@ -232,8 +282,15 @@ pub fn search(
 ) -> Result<SearchOutcome> {
     let s = pool.size();
     if s.len() != 4 {
-        return Err(EngineError::Invalid(format!("the non-target subset is not N×C×H×W: {s:?}")));
+        return Err(EngineError::Invalid(format!(
+            "the non-target subset is not N×C×H×W: {s:?}"
+        )));
     }
-    let job = SearchJob { target, canvas: canvas.shallow_clone(), pool: (0..s[0]).collect(), cfg: cfg.clone() };
+    let job = SearchJob {
+        target,
+        canvas: canvas.shallow_clone(),
+        pool: (0..s[0]).collect(),
+        cfg: cfg.clone(),
+    };
     search_batch(model, pool, &[job], progress).remove(0)
 }

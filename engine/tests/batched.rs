@@ -9,11 +9,35 @@ use tch::Device;
 
 fn setup() -> (Model, iscp_engine::data::DataSplits) {
     tch::set_num_threads(2);
-    let data = synthetic(&SyntheticConfig { classes: 4, size: 16, channels: 1, train: 800, test: 240, seed: 5 }).unwrap();
+    let data = synthetic(&SyntheticConfig {
+        classes: 4,
+        size: 16,
+        channels: 1,
+        train: 800,
+        test: 240,
+        seed: 5,
+    })
+    .unwrap();
     tch::manual_seed(1);
-    let meta = ModelMeta { arch: Arch::SmallCnn, class_names: data.train.class_names.clone(), input_shape: [1, 16, 16], normalize: None, test_accuracy: None };
+    let meta = ModelMeta {
+        arch: Arch::SmallCnn,
+        class_names: data.train.class_names.clone(),
+        input_shape: [1, 16, 16],
+        normalize: None,
+        test_accuracy: None,
+    };
     let mut model = Model::new_builtin(meta, Device::Cpu).unwrap();
-    train(&mut model, &data.train, &TrainConfig { epochs: 1, batch: 32, ..Default::default() }, &mut |_, _, _| {}).unwrap();
+    train(
+        &mut model,
+        &data.train,
+        &TrainConfig {
+            epochs: 1,
+            batch: 32,
+            ..Default::default()
+        },
+        &mut |_, _, _| {},
+    )
+    .unwrap();
     (model, data)
 }
 
@@ -37,7 +61,14 @@ fn jobs(data: &iscp_engine::data::DataSplits) -> Vec<SearchJob> {
             target: class,
             canvas: canvas_image(&data.test, canvas).unwrap(),
             pool,
-            cfg: SearchConfig { objective, alpha, epochs: 2, batch, lr: 0.02, seed: i as u64 },
+            cfg: SearchConfig {
+                objective,
+                alpha,
+                epochs: 2,
+                batch,
+                lr: 0.02,
+                seed: i as u64,
+            },
         });
     }
     out
@@ -50,7 +81,14 @@ fn batched_masks_equal_one_by_one() {
     let batched = search_batch(&model, &data.test.images, &js, &mut |_, _| {});
     let mut worst = 0f32;
     for (job, b) in js.iter().zip(&batched) {
-        let alone = search_batch(&model, &data.test.images, std::slice::from_ref(job), &mut |_, _| {}).remove(0).unwrap();
+        let alone = search_batch(
+            &model,
+            &data.test.images,
+            std::slice::from_ref(job),
+            &mut |_, _| {},
+        )
+        .remove(0)
+        .unwrap();
         let b = b.as_ref().unwrap();
         assert_eq!(alone.steps, b.steps);
         assert_eq!(alone.steps, 2 * job.pool.len().div_ceil(job.cfg.batch));
@@ -58,7 +96,10 @@ fn batched_masks_equal_one_by_one() {
             worst = worst.max((x - y).abs());
         }
         assert!((alone.final_loss - b.final_loss).abs() < 1e-4 * alone.final_loss.abs().max(1.0));
-        assert!(alone.mask.iter().any(|&v| (v - 0.5).abs() > 0.01), "the mask never moved");
+        assert!(
+            alone.mask.iter().any(|&v| (v - 0.5).abs() > 0.01),
+            "the mask never moved"
+        );
     }
     assert!(worst <= 1e-5, "largest mask difference {worst}");
 }
@@ -71,9 +112,24 @@ fn a_bad_job_fails_alone() {
     js[3].target = 9; // a class that does not exist
     let out = search_batch(&model, &data.test.images, &js, &mut |_, _| {});
     assert!(out[1].as_ref().unwrap_err().to_string().contains("10000"));
-    assert!(out[3].as_ref().unwrap_err().to_string().contains("target class 9"));
+    assert!(out[3]
+        .as_ref()
+        .unwrap_err()
+        .to_string()
+        .contains("target class 9"));
     for i in [0, 2, 4] {
-        let alone = search_batch(&model, &data.test.images, std::slice::from_ref(&js[i]), &mut |_, _| {}).remove(0).unwrap();
-        assert_eq!(alone.mask, out[i].as_ref().unwrap().mask.clone(), "job {i} changed by its neighbours' failure");
+        let alone = search_batch(
+            &model,
+            &data.test.images,
+            std::slice::from_ref(&js[i]),
+            &mut |_, _| {},
+        )
+        .remove(0)
+        .unwrap();
+        assert_eq!(
+            alone.mask,
+            out[i].as_ref().unwrap().mask.clone(),
+            "job {i} changed by its neighbours' failure"
+        );
     }
 }

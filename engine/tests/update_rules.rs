@@ -44,9 +44,24 @@ fn run_step(objective: Objective, alpha: f64, lr: f64) -> (Vec<f32>, [f64; N]) {
     let flat: Vec<f32> = xs.iter().flatten().map(|&v| v as f32).collect();
     let xn = Tensor::from_slice(&flat).view([2, 1, 2, 2]);
     // One epoch of one minibatch holding both images: exactly one step from the initial mask.
-    let cfg = SearchConfig { objective, alpha, lr, epochs: 1, batch: 2, seed: 0 };
-    let job = SearchJob { target: 1, canvas, pool: vec![0, 1], cfg };
-    let got = search_batch(&model, &xn, &[job], &mut |_, _| {}).remove(0).unwrap().mask;
+    let cfg = SearchConfig {
+        objective,
+        alpha,
+        lr,
+        epochs: 1,
+        batch: 2,
+        seed: 0,
+    };
+    let job = SearchJob {
+        target: 1,
+        canvas,
+        pool: vec![0, 1],
+        cfg,
+    };
+    let got = search_batch(&model, &xn, &[job], &mut |_, _| {})
+        .remove(0)
+        .unwrap()
+        .mask;
     let b = xs.len() as f64;
     let n = N as f64;
     let expected = match objective {
@@ -70,10 +85,20 @@ fn paper_objective_takes_a_plain_gradient_step() {
     for (lr, clamped) in [(0.5, false), (5.0, true)] {
         let (got, expected) = run_step(Objective::Paper, 0.2, lr);
         for i in 0..N {
-            assert!((got[i] as f64 - expected[i]).abs() < 1e-5, "η {lr}, pixel {i}: {got:?} vs {expected:?}");
+            assert!(
+                (got[i] as f64 - expected[i]).abs() < 1e-5,
+                "η {lr}, pixel {i}: {got:?} vs {expected:?}"
+            );
         }
-        assert!(got.iter().all(|&a| (a - 0.5).abs() > 1e-3), "η {lr}: a pixel did not move: {got:?}");
-        assert_eq!(got.iter().any(|&a| a == 0.0 || a == 1.0), clamped, "η {lr}: {got:?}");
+        assert!(
+            got.iter().all(|&a| (a - 0.5).abs() > 1e-3),
+            "η {lr}: a pixel did not move: {got:?}"
+        );
+        assert_eq!(
+            got.iter().any(|&a| a == 0.0 || a == 1.0),
+            clamped,
+            "η {lr}: {got:?}"
+        );
     }
 }
 

@@ -105,28 +105,44 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
     // 8 canvases (the top positive canvas of classes 0–7) × 3 alphas, T=5, B=4.
     let mut jobs = Vec::new();
     for class in 0..a.canvases.min(data.test.num_classes()) as i64 {
-        let index = rank_canvases(CanvasKind::Positive, &logits, &labels, class, 1, 0).first().copied().unwrap_or(-1);
+        let index = rank_canvases(CanvasKind::Positive, &logits, &labels, class, 1, 0)
+            .first()
+            .copied()
+            .unwrap_or(-1);
         for alpha in [0.1, 0.2, 0.3] {
             jobs.push(SearchJob {
                 target: class,
                 canvas: canvas_image(&data.test, index)?,
                 pool: split.non_target(&labels, class),
-                cfg: SearchConfig { alpha, seed: class as u64, ..Default::default() },
+                cfg: SearchConfig {
+                    alpha,
+                    seed: class as u64,
+                    ..Default::default()
+                },
             });
         }
     }
-    println!("{} searches, T=5, B=4, about {} images in each D_n", jobs.len(), jobs[0].pool.len());
+    println!(
+        "{} searches, T=5, B=4, about {} images in each D_n",
+        jobs.len(),
+        jobs[0].pool.len()
+    );
     let t = Instant::now();
     let mut alone = Vec::new();
     for job in &jobs {
-        alone.push(search_batch(&model, &images, std::slice::from_ref(job), &mut |_, _| {}).remove(0)?);
+        alone.push(
+            search_batch(&model, &images, std::slice::from_ref(job), &mut |_, _| {}).remove(0)?,
+        );
     }
     let one_by_one = t.elapsed().as_secs_f64() / jobs.len() as f64;
     println!("one by one: {one_by_one:.3} s per search");
     let t = Instant::now();
     let batched = search_batch(&model, &images, &jobs, &mut |_, _| {});
     let together = t.elapsed().as_secs_f64() / jobs.len() as f64;
-    println!("batched ({} at once): {together:.3} s per search", jobs.len());
+    println!(
+        "batched ({} at once): {together:.3} s per search",
+        jobs.len()
+    );
     let mut worst = 0f32;
     for (x, y) in alone.iter().zip(&batched) {
         let y = y.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -134,6 +150,9 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
             worst = worst.max((p - q).abs());
         }
     }
-    println!("speed-up: {:.2}x; largest mask difference: {worst:.2e}", one_by_one / together);
+    println!(
+        "speed-up: {:.2}x; largest mask difference: {worst:.2e}",
+        one_by_one / together
+    );
     Ok(())
 }

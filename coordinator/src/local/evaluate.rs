@@ -9,7 +9,12 @@ use iscp_engine::canvas::canvas_image;
 use iscp_engine::pattern::{binarize, pattern_k, Evaluator};
 
 /// Evaluates the group's searches (`searches` in the unit's order).
-pub fn run_evaluate(ev: &Evaluator, unit_id: &str, p: &EvaluateParams, searches: &[SearchRow]) -> Result<Vec<PatternRow>> {
+pub fn run_evaluate(
+    ev: &Evaluator,
+    unit_id: &str,
+    p: &EvaluateParams,
+    searches: &[SearchRow],
+) -> Result<Vec<PatternRow>> {
     let mut rows = Vec::new();
     let mut masks = Vec::new();
     for s in searches {

@@ -270,7 +270,9 @@ pub fn run(spec: &LoadedSpec, results: &Path, opts: &RunOptions) -> Result<RunSu
             let mut jobs = Vec::new();
             let mut members = Vec::new();
             for u in chunk {
-                let UnitParams::Search(sp) = &u.params else { continue };
+                let UnitParams::Search(sp) = &u.params else {
+                    continue;
+                };
                 match guarded(|| search_job(&ctx, sp)) {
                     Ok((job, index)) => {
                         jobs.push(job);
@@ -282,27 +284,52 @@ pub fn run(spec: &LoadedSpec, results: &Path, opts: &RunOptions) -> Result<RunSu
             if jobs.is_empty() {
                 continue;
             }
-            progress.stage("search", &format!("{}: batch {}/{} of {} searches", p.setting.name, b + 1, batches, jobs.len()), 1);
+            progress.stage(
+                "search",
+                &format!(
+                    "{}: batch {}/{} of {} searches",
+                    p.setting.name,
+                    b + 1,
+                    batches,
+                    jobs.len()
+                ),
+                1,
+            );
             let started = std::time::Instant::now();
-            let outs = guarded(|| Ok(search_batch(&model, &images, &jobs, &mut |st, t| progress.stage_step(st as u64, t as u64))));
+            let outs = guarded(|| {
+                Ok(search_batch(&model, &images, &jobs, &mut |st, t| {
+                    progress.stage_step(st as u64, t as u64)
+                }))
+            });
             let per_search = started.elapsed().as_secs_f64() / jobs.len() as f64;
             let outs = match outs {
                 Ok(o) => o,
-                Err(e) => (0..jobs.len()).map(|_| Err(iscp_engine::EngineError::Invalid(e.to_string()))).collect(),
+                Err(e) => (0..jobs.len())
+                    .map(|_| Err(iscp_engine::EngineError::Invalid(e.to_string())))
+                    .collect(),
             };
             for ((u, sp, index), out) in members.into_iter().zip(outs) {
-                let facts = RunFacts { attempt: r.attempt(u), duration_s: per_search, batched_with: jobs.len() as i64 };
+                let facts = RunFacts {
+                    attempt: r.attempt(u),
+                    duration_s: per_search,
+                    batched_with: jobs.len() as i64,
+                };
                 match out {
                     Ok(out) => {
                         let row = search_row(&ctx, &u.id, sp, index, out, &facts);
-                        tables::write_part(&layout.table("searches"), &u.id, &tables::searches_batch(&[row]))?;
+                        tables::write_part(
+                            &layout.table("searches"),
+                            &u.id,
+                            &tables::searches_batch(&[row]),
+                        )?;
                         r.finished(u);
                     }
                     Err(e) => r.fail(u, &e.into(), false)?,
                 }
             }
         }
-        let ev = Evaluator::new(&model, &data.test, &clean_logits, &split.search).with_batch(s.run.eval_batch as i64);
+        let ev = Evaluator::new(&model, &data.test, &clean_logits, &split.search)
+            .with_batch(s.run.eval_batch as i64);
         let evals: Vec<&Unit> = p.evaluations.iter().filter(|u| !r.is_done(u)).collect();
         progress.stage("evaluate", &p.setting.name, evals.len() as u64);
         for (i, u) in evals.iter().enumerate() {

@@ -25,7 +25,14 @@ pub struct SearchContext<'a> {
 
 /// The dataset index of the canvas a search uses (−1 for white).
 pub fn canvas_index(ctx: &SearchContext, p: &SearchParams) -> Result<i64> {
-    let ranked = rank_canvases(p.canvas_kind, ctx.clean_logits, ctx.labels, p.class, p.canvas_rank + 1, p.seed);
+    let ranked = rank_canvases(
+        p.canvas_kind,
+        ctx.clean_logits,
+        ctx.labels,
+        p.class,
+        p.canvas_rank + 1,
+        p.seed,
+    );
     ranked.get(p.canvas_rank).copied().ok_or_else(|| {
         EngineError::Invalid(format!(
             "class {} has only {} {} canvas(es); rank {} does not exist",
@@ -67,7 +74,14 @@ pub struct RunFacts {
 }
 
 /// The `searches` row of a finished search.
-pub fn search_row(ctx: &SearchContext, unit_id: &str, p: &SearchParams, index: i64, out: SearchOutcome, facts: &RunFacts) -> SearchRow {
+pub fn search_row(
+    ctx: &SearchContext,
+    unit_id: &str,
+    p: &SearchParams,
+    index: i64,
+    out: SearchOutcome,
+    facts: &RunFacts,
+) -> SearchRow {
     let [_, h, w] = ctx.test.image_shape();
     SearchRow {
         unit_id: unit_id.to_string(),
