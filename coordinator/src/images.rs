@@ -49,6 +49,7 @@ fn scale_for(img: &Image) -> usize {
 
 const GAP: usize = 4;
 const BACKGROUND: [u8; 3] = [40, 44, 72];
+const MARK: [u8; 3] = [220, 30, 30];
 
 struct Picture {
     width: usize,
@@ -63,6 +64,15 @@ impl Picture {
             rgb.extend_from_slice(&BACKGROUND);
         }
         Picture { width, height, rgb }
+    }
+
+    fn fill(&mut self, x0: usize, y0: usize, w: usize, h: usize, rgb: [u8; 3]) {
+        for y in y0..(y0 + h).min(self.height) {
+            for x in x0..(x0 + w).min(self.width) {
+                let at = (y * self.width + x) * 3;
+                self.rgb[at..at + 3].copy_from_slice(&rgb);
+            }
+        }
     }
 
     fn draw(&mut self, img: &Image, x0: usize, y0: usize, scale: usize) {
@@ -102,10 +112,12 @@ pub fn save_pattern(path: &Path, canvas: &Image, mask: &[f32]) -> Result<()> {
     pic.save(path)
 }
 
-/// One row of a grid: the canvas and one pattern per size (None leaves the cell empty).
+/// One row of a grid: the canvas and one pattern per size (None leaves the cell empty); a marked
+/// row (a flagged class) is drawn on red.
 pub struct GridRow {
     pub canvas: Image,
     pub patterns: Vec<Option<Image>>,
+    pub marked: bool,
 }
 
 /// Saves rows of (canvas | pattern at each size); a wider gap separates the canvas column.
@@ -119,6 +131,9 @@ pub fn save_grid(path: &Path, rows: &[GridRow]) -> Result<()> {
     let mut pic = Picture::new(cols * (w + GAP) + 3 * GAP, rows.len() * (h + GAP) + GAP);
     for (r, row) in rows.iter().enumerate() {
         let y = GAP + r * (h + GAP);
+        if row.marked {
+            pic.fill(0, y - GAP, pic.width, h + 2 * GAP, MARK);
+        }
         pic.draw(&row.canvas, GAP, y, s);
         for (c, p) in row.patterns.iter().enumerate() {
             if let Some(p) = p {

@@ -4,6 +4,7 @@ pub mod error;
 pub mod images;
 pub mod local;
 pub mod progress;
+pub mod scan;
 pub mod spec;
 pub mod tables;
 pub mod units;

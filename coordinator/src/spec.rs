@@ -23,6 +23,21 @@ pub struct Spec {
     pub search: SearchSpec,
     #[serde(default)]
     pub run: RunSpec,
+    /// Backdoor scan of every setting from its best patterns at `scan.size`.
+    pub scan: Option<ScanSpec>,
+}
+
+/// `[scan]`: flag classes whose small patterns are anomalously predictive.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScanSpec {
+    /// The pattern size compared across classes; must be one of `search.sizes`.
+    #[serde(default = "default_scan_size")]
+    pub size: Spanned<f64>,
+}
+
+fn default_scan_size() -> Spanned<f64> {
+    Spanned::new(0..0, 0.01)
 }
 
 /// Where the images come from.
@@ -348,6 +363,16 @@ impl LoadedSpec {
                     s.search.classes.span(),
                     "search.classes",
                     format!("`{k}`: use \"all\" or a list of class indices"),
+                );
+            }
+        }
+        if let Some(scan) = &s.scan {
+            let v = *scan.size.get_ref();
+            if !sizes.get_ref().iter().any(|&x| (x - v).abs() < 1e-12) {
+                return self.err(
+                    scan.size.span(),
+                    "scan.size",
+                    format!("{v} is not one of search.sizes {:?}", sizes.get_ref()),
                 );
             }
         }

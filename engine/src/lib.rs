@@ -10,6 +10,7 @@ pub mod error;
 pub mod model;
 pub mod pattern;
 pub mod rng;
+pub mod scan;
 pub mod search;
 pub mod train;
 

@@ -3,6 +3,7 @@
 mod bench;
 mod plan;
 mod run;
+mod scan;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -24,6 +25,9 @@ pub enum Command {
     Run(run::RunArgs),
     /// Print the units a spec expands into, per setting and kind, and how many are already done.
     Plan(plan::PlanArgs),
+    /// Audit one model for backdoors: per class, a white- and a positive-canvas search, the small
+    /// pattern's predictive power, and classes flagged by median absolute deviation.
+    Scan(scan::ScanArgs),
     /// Measure seconds per search for the small CNN on this machine, one by one and batched
     /// (a benchmark, not a test).
     Bench(bench::BenchArgs),
@@ -44,5 +48,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Run(a) => run::run(a),
         Command::Plan(a) => plan::plan(a),
         Command::Bench(a) => bench::bench(a),
+        Command::Scan(a) => scan::scan(a),
     }
 }

@@ -2,5 +2,6 @@
 
 mod helpers;
 mod resume;
+mod scan;
 mod spec_refusal;
 mod torchscript;

@@ -133,6 +133,36 @@ impl Runner<'_> {
     }
 }
 
+/// The backdoor scan of one setting from its best patterns, per (alpha, objective).
+fn sweep_scan(
+    layout: &Layout,
+    p: &crate::units::SettingPlan,
+    size: f64,
+    progress: &Progress,
+) -> Result<()> {
+    let mut groups: Vec<(String, Vec<tables::PatternRow>)> = Vec::new();
+    for u in &p.evaluations {
+        let path = tables::part_path(&layout.table("patterns"), &u.id);
+        if !path.exists() {
+            continue;
+        }
+        for row in tables::read_pattern_rows(&path)? {
+            let key = format!("{}-alpha{}-{}", p.setting.name, row.alpha, row.objective)
+                .replace('.', "p");
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, v)) => v.push(row),
+                None => groups.push((key, vec![row])),
+            }
+        }
+    }
+    for (key, rows) in groups {
+        let scan_rows = crate::scan::scan_from_patterns(&key, &rows, size);
+        crate::scan::write_scan(&layout.root, &key, &scan_rows, &[])?;
+        progress.println(&format!("scan {key}: {}", crate::scan::verdict(&scan_rows)));
+    }
+    Ok(())
+}
+
 /// Runs `spec` into `<results>/<name>/`.
 pub fn run(spec: &LoadedSpec, results: &Path, opts: &RunOptions) -> Result<RunSummary> {
     let s = &spec.spec;
@@ -193,6 +223,10 @@ pub fn run(spec: &LoadedSpec, results: &Path, opts: &RunOptions) -> Result<RunSu
     for p in &plans {
         let pending: Vec<&Unit> = p.all_units().filter(|u| !r.is_done(u)).collect();
         if pending.is_empty() {
+            // Nothing to compute; the scan is cheap and reads only tables (it may be new in the spec).
+            if let Some(scan) = &s.scan {
+                sweep_scan(&layout, p, *scan.size.get_ref(), progress)?;
+            }
             continue;
         }
         // The model: load what an earlier run prepared, or prepare it now.
@@ -372,6 +406,9 @@ pub fn run(spec: &LoadedSpec, results: &Path, opts: &RunOptions) -> Result<RunSu
         }
         r.summary.pictures +=
             pictures::draw_setting(&layout, p, &data.test, s.search.sizes.get_ref())?;
+        if let Some(scan) = &s.scan {
+            sweep_scan(&layout, p, *scan.size.get_ref(), progress)?;
+        }
     }
     progress.finish();
     Ok(r.summary)

@@ -92,6 +92,7 @@ pub fn draw_setting(
                 best_rows.push(GridRow {
                     canvas,
                     patterns: best_cells,
+                    marked: false,
                 });
             }
             if let Some(w) = rows.iter().find(|r| r.canvas_kind == "white") {
@@ -108,6 +109,7 @@ pub fn draw_setting(
                 white_rows.push(GridRow {
                     canvas,
                     patterns: cells,
+                    marked: false,
                 });
             }
         }

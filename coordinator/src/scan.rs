@@ -1,0 +1,249 @@
+//! The backdoor scan: for every class, a white-canvas and a positive-canvas search (batched), the
+//! small pattern's predictive power, and an anomaly index over classes (MAD) that flags classes
+//! whose small patterns are far more predictive than the rest, as a backdoor target's are.
+
+use crate::images::{save_grid, GridRow, Image};
+use crate::tables::{self, PatternRow};
+use crate::{CoordError, Result};
+use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
+use iscp_engine::canvas::{canvas_image, rank_canvases, CanvasKind};
+use iscp_engine::data::{stratified_split, DataSplits};
+use iscp_engine::model::Model;
+use iscp_engine::pattern::{binarize, pattern_k, Evaluator};
+use iscp_engine::rng::mix;
+use iscp_engine::scan::{anomaly_indices, flagged};
+use iscp_engine::search::{search_batch, SearchConfig, SearchJob};
+use std::path::Path;
+use std::sync::Arc;
+
+/// One row of the `scan` table: a class of a scanned model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanRow {
+    pub model: String,
+    pub class: i64,
+    pub class_name: String,
+    pub canvas_kind: String,
+    pub canvas_index: i64,
+    pub size: f64,
+    pub k: i64,
+    pub pw: f64,
+    pub anomaly_index: f64,
+    pub flagged: bool,
+}
+
+/// Parameters of a scan.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    pub size: f64,
+    pub alpha: f64,
+    pub subset_fraction: f64,
+    pub seed: u64,
+    pub batch_searches: usize,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions {
+            size: 0.01,
+            alpha: 0.2,
+            subset_fraction: 0.2,
+            seed: 0,
+            batch_searches: 20,
+        }
+    }
+}
+
+/// Fills in anomaly indices and flags from the rows' PW.
+fn score(rows: &mut [ScanRow]) {
+    let pw: Vec<f64> = rows
+        .iter()
+        .map(|r| if r.pw.is_nan() { 0.0 } else { r.pw })
+        .collect();
+    for (r, a) in rows.iter_mut().zip(anomaly_indices(&pw)) {
+        r.anomaly_index = a;
+        r.flagged = flagged(a);
+    }
+}
+
+/// Scans `model` on `data`; returns one row per class and the pictures' rows (canvas, pattern).
+pub fn scan_model(
+    model: &Model,
+    name: &str,
+    data: &DataSplits,
+    opts: &ScanOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(Vec<ScanRow>, Vec<GridRow>)> {
+    let test = &data.test;
+    let labels = test.labels_vec();
+    let k_classes = test.num_classes();
+    let split = stratified_split(&labels, k_classes, opts.subset_fraction, opts.seed);
+    let logits = model.predict_logits(&test.images, 1024)?;
+    let images = test.images.to_device(model.device());
+    let mut jobs = Vec::new();
+    let mut canvases = Vec::new();
+    for class in 0..k_classes as i64 {
+        let mut kinds = vec![(CanvasKind::White, -1)];
+        if let Some(&i) =
+            rank_canvases(CanvasKind::Positive, &logits, &labels, class, 1, opts.seed).first()
+        {
+            kinds.push((CanvasKind::Positive, i));
+        }
+        for (kind, index) in kinds {
+            jobs.push(SearchJob {
+                target: class,
+                canvas: canvas_image(test, index)?,
+                pool: split.non_target(&labels, class),
+                cfg: SearchConfig {
+                    alpha: opts.alpha,
+                    seed: mix(&[opts.seed, class as u64]),
+                    ..Default::default()
+                },
+            });
+            canvases.push((class, kind, index));
+        }
+    }
+    let mut outs = Vec::new();
+    let total_batches = jobs.len().div_ceil(opts.batch_searches);
+    for (b, chunk) in jobs.chunks(opts.batch_searches).enumerate() {
+        outs.extend(search_batch(model, &images, chunk, &mut |s, t| {
+            progress(b * t + s, total_batches * t)
+        }));
+    }
+    let ev = Evaluator::new(model, test, &logits, &split.search);
+    // Per class: the canvas whose pattern has the lowest selection loss on D_n.
+    let mut best: Vec<Option<(f64, usize, Vec<f32>)>> = vec![None; k_classes];
+    for (j, out) in outs.into_iter().enumerate() {
+        let out = out?;
+        let (class, _, index) = canvases[j];
+        let bin = binarize(&out.mask, pattern_k(opts.size, out.mask.len()));
+        let loss = ev.selection_loss(class, &canvas_image(test, index)?, &bin)?;
+        let slot = &mut best[class as usize];
+        if slot.as_ref().is_none_or(|(l, _, _)| loss < *l) {
+            *slot = Some((loss, j, bin));
+        }
+    }
+    let [c, h, w] = test.image_shape();
+    let mut rows = Vec::new();
+    let mut pictures = Vec::new();
+    for (class, b) in best.into_iter().enumerate() {
+        let (_, j, bin) = b.ok_or_else(|| {
+            CoordError::table(Path::new("scan"), format!("class {class} has no pattern"))
+        })?;
+        let (_, kind, index) = canvases[j];
+        let canvas = canvas_image(test, index)?;
+        let e = ev.evaluate(class as i64, &canvas, &bin)?;
+        let img = Image {
+            channels: c as usize,
+            height: h as usize,
+            width: w as usize,
+            pixels: Vec::try_from(canvas.flatten(0, -1))?,
+        };
+        pictures.push(GridRow {
+            patterns: vec![Some(Image::pattern(&img, &bin))],
+            canvas: img,
+            marked: false,
+        });
+        rows.push(ScanRow {
+            model: name.to_string(),
+            class: class as i64,
+            class_name: test.class_names[class].clone(),
+            canvas_kind: kind.name().into(),
+            canvas_index: index,
+            size: opts.size,
+            k: bin.iter().filter(|&&v| v == 1.0).count() as i64,
+            pw: e.pw,
+            anomaly_index: 0.0,
+            flagged: false,
+        });
+    }
+    score(&mut rows);
+    for (p, r) in pictures.iter_mut().zip(&rows) {
+        p.marked = r.flagged;
+    }
+    Ok((rows, pictures))
+}
+
+/// Scan rows of a swept setting, from its best patterns at `size` (no extra searches).
+pub fn scan_from_patterns(setting: &str, patterns: &[PatternRow], size: f64) -> Vec<ScanRow> {
+    let mut rows: Vec<ScanRow> = patterns
+        .iter()
+        .filter(|p| p.is_best && (p.size - size).abs() < 1e-12)
+        .map(|p| ScanRow {
+            model: setting.to_string(),
+            class: p.class,
+            class_name: p.class_name.clone(),
+            canvas_kind: p.canvas_kind.clone(),
+            canvas_index: p.canvas_index,
+            size: p.size,
+            k: p.k,
+            pw: p.pw.unwrap_or(f64::NAN),
+            anomaly_index: 0.0,
+            flagged: false,
+        })
+        .collect();
+    rows.sort_by_key(|r| r.class);
+    score(&mut rows);
+    rows
+}
+
+/// `backdoored` when any class is flagged, with the flagged classes named.
+pub fn verdict(rows: &[ScanRow]) -> String {
+    let f: Vec<String> = rows
+        .iter()
+        .filter(|r| r.flagged)
+        .map(|r| format!("{} ({})", r.class, r.class_name))
+        .collect();
+    if f.is_empty() {
+        "no class stands out: no sign of a backdoor".into()
+    } else {
+        format!(
+            "likely backdoored: class {} has anomalously predictive small patterns",
+            f.join(", ")
+        )
+    }
+}
+
+pub fn scan_batch(rows: &[ScanRow]) -> RecordBatch {
+    let s = |f: fn(&ScanRow) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
+    };
+    let i = |f: fn(&ScanRow) -> i64| -> ArrayRef {
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(f)))
+    };
+    let fl = |f: fn(&ScanRow) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(f)))
+    };
+    RecordBatch::try_from_iter_with_nullable(vec![
+        ("model", s(|r| &r.model), false),
+        ("class", i(|r| r.class), false),
+        ("class_name", s(|r| &r.class_name), false),
+        ("canvas_kind", s(|r| &r.canvas_kind), false),
+        ("canvas_index", i(|r| r.canvas_index), false),
+        ("size", fl(|r| r.size), false),
+        ("k", i(|r| r.k), false),
+        ("pw", fl(|r| r.pw), false),
+        ("anomaly_index", fl(|r| r.anomaly_index), false),
+        (
+            "flagged",
+            Arc::new(
+                rows.iter()
+                    .map(|r| Some(r.flagged))
+                    .collect::<BooleanArray>(),
+            ) as ArrayRef,
+            false,
+        ),
+    ])
+    .expect("columns of equal length")
+}
+
+/// Writes the scan table part `name` and its picture under `root`.
+pub fn write_scan(root: &Path, name: &str, rows: &[ScanRow], pictures: &[GridRow]) -> Result<()> {
+    tables::write_part(&root.join("scan"), name, &scan_batch(rows))?;
+    if !pictures.is_empty() {
+        save_grid(
+            &root.join("images").join(format!("scan-{name}.png")),
+            pictures,
+        )?;
+    }
+    Ok(())
+}
