@@ -153,6 +153,12 @@ pub struct SearchSpec {
     pub alphas: Spanned<Vec<f64>>,
     #[serde(default = "default_objectives")]
     pub objectives: Vec<Objective>,
+    /// Total-variation weights β (Eq. 3); 0 is the base objective.
+    #[serde(default = "default_tv_betas")]
+    pub tv_betas: Spanned<Vec<f64>>,
+    /// Whether the canvas is fixed (`false`) and/or learned (`true`, Eq. 4).
+    #[serde(default = "default_learned_canvas")]
+    pub learned_canvas: Vec<bool>,
     #[serde(default = "default_epochs")]
     pub epochs: Spanned<usize>,
     #[serde(default = "default_batch")]
@@ -169,6 +175,12 @@ fn all_classes() -> Spanned<Classes> {
 }
 fn default_objectives() -> Vec<Objective> {
     vec![Objective::Released]
+}
+fn default_tv_betas() -> Spanned<Vec<f64>> {
+    Spanned::new(0..0, vec![0.0])
+}
+fn default_learned_canvas() -> Vec<bool> {
+    vec![false]
 }
 fn default_epochs() -> Spanned<usize> {
     Spanned::new(0..0, 5)
@@ -352,6 +364,21 @@ impl LoadedSpec {
                 s.search.canvases.span(),
                 "search.canvases",
                 "give at least one canvas kind, each with n ≥ 1",
+            );
+        }
+        let tv = &s.search.tv_betas;
+        if tv.get_ref().is_empty() || tv.get_ref().iter().any(|&b| !(b >= 0.0 && b.is_finite())) {
+            return self.err(
+                tv.span(),
+                "search.tv_betas",
+                "give one or more β ≥ 0 (0 = no total variation)",
+            );
+        }
+        if s.search.learned_canvas.is_empty() {
+            return self.err(
+                0..0,
+                "search.learned_canvas",
+                "give [false], [true] or [false, true]",
             );
         }
         if s.search.objectives.is_empty() {

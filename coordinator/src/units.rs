@@ -26,6 +26,32 @@ impl UnitKind {
     }
 }
 
+/// A variant of the search objective: total variation (Eq. 3) and/or a learned canvas (Eq. 4).
+/// Fields at their defaults are left out of the id, so base searches keep their ids.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct Variant {
+    #[serde(skip_serializing_if = "is_zero")]
+    pub tv_beta: f64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub learn_canvas: bool,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+
+impl Variant {
+    /// `base`, `tv`, `learned-canvas` or `tv+learned-canvas`.
+    pub fn name(&self) -> &'static str {
+        match (self.tv_beta > 0.0, self.learn_canvas) {
+            (false, false) => "base",
+            (true, false) => "tv",
+            (false, true) => "learned-canvas",
+            (true, true) => "tv+learned-canvas",
+        }
+    }
+}
+
 /// One search: a class, a canvas, an alpha and an objective on a setting's model.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SearchParams {
@@ -41,6 +67,8 @@ pub struct SearchParams {
     pub lr: f64,
     pub subset_fraction: f64,
     pub seed: u64,
+    #[serde(flatten)]
+    pub variant: Variant,
 }
 
 /// Evaluation of one group (setting, class, alpha, objective) over all its canvases and sizes.
@@ -54,6 +82,8 @@ pub struct EvaluateParams {
     pub sizes: Vec<f64>,
     pub subset_fraction: f64,
     pub seed: u64,
+    #[serde(flatten)]
+    pub variant: Variant,
     pub search_ids: Vec<String>,
 }
 
@@ -115,6 +145,17 @@ pub fn plan(spec: &LoadedSpec, num_classes: usize) -> Vec<SettingPlan> {
     let q = &s.search;
     let data = serde_json::to_value(&s.data).expect("data spec serialises");
     let classes = spec.classes(num_classes);
+    let variants: Vec<Variant> = q
+        .tv_betas
+        .get_ref()
+        .iter()
+        .flat_map(|&tv_beta| {
+            q.learned_canvas.iter().map(move |&learn_canvas| Variant {
+                tv_beta,
+                learn_canvas,
+            })
+        })
+        .collect();
     s.settings
         .get_ref()
         .iter()
@@ -132,7 +173,11 @@ pub fn plan(spec: &LoadedSpec, num_classes: usize) -> Vec<SettingPlan> {
             let mut evaluations = Vec::new();
             for &class in &classes {
                 for &alpha in q.alphas.get_ref() {
-                    for &objective in &q.objectives {
+                    for (&objective, &variant) in q
+                        .objectives
+                        .iter()
+                        .flat_map(|o| variants.iter().map(move |v| (o, v)))
+                    {
                         let mut ids = Vec::new();
                         for c in q.canvases.get_ref() {
                             let n = if c.kind == CanvasKind::White { 1 } else { c.n };
@@ -150,6 +195,7 @@ pub fn plan(spec: &LoadedSpec, num_classes: usize) -> Vec<SettingPlan> {
                                     lr: *q.lr.get_ref(),
                                     subset_fraction: *q.subset_fraction.get_ref(),
                                     seed: s.seed,
+                                    variant,
                                 };
                                 let u = unit(
                                     UnitKind::Search,
@@ -169,6 +215,7 @@ pub fn plan(spec: &LoadedSpec, num_classes: usize) -> Vec<SettingPlan> {
                             sizes: q.sizes.get_ref().clone(),
                             subset_fraction: *q.subset_fraction.get_ref(),
                             seed: s.seed,
+                            variant,
                             search_ids: ids.clone(),
                         };
                         evaluations.push(unit(UnitKind::Evaluate, UnitParams::Evaluate(e), ids));

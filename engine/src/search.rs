@@ -39,6 +39,10 @@ pub struct SearchConfig {
     pub lr: f64,
     /// Seeds the data order (one shuffle per epoch).
     pub seed: u64,
+    /// Weight β of the total-variation term β·‖∇m‖²₂/n (Eq. 3); 0 turns it off.
+    pub tv_beta: f64,
+    /// Learn the canvas too (Eq. 4): alternately 5 mask steps and 5 canvas steps of 2/255.
+    pub learn_canvas: bool,
 }
 
 impl Default for SearchConfig {
@@ -50,6 +54,8 @@ impl Default for SearchConfig {
             batch: 4,
             lr: 0.02,
             seed: 0,
+            tv_beta: 0.0,
+            learn_canvas: false,
         }
     }
 }
@@ -62,6 +68,8 @@ pub struct SearchOutcome {
     /// Mean objective value over the steps of the last epoch.
     pub final_loss: f64,
     pub steps: usize,
+    /// The learned canvas (C·H·W values in [0,1]) when the search learned one.
+    pub canvas: Option<Vec<f32>>,
 }
 
 /// One search of a batch: a target class, a canvas, the dataset rows of its D_n, its parameters.
@@ -166,6 +174,24 @@ pub fn search_batch(
         .collect()
 }
 
+/// Steps of each phase when the canvas is learned (Eq. 4).
+pub const CANVAS_PERIOD: usize = 5;
+/// The canvas's signed step size.
+pub const CANVAS_LR: f64 = 2.0 / 255.0;
+
+/// ‖∇m‖²₂ per mask of a K×1×H×W batch: squared differences of vertical and horizontal neighbours.
+pub fn total_variation(masks: &Tensor) -> Tensor {
+    let s = masks.size();
+    let (h, w) = (s[2], s[3]);
+    let dy = masks.narrow(2, 1, h - 1) - masks.narrow(2, 0, h - 1);
+    let dx = masks.narrow(3, 1, w - 1) - masks.narrow(3, 0, w - 1);
+    let dims = [1i64, 2, 3];
+    dy.square()
+        .sum_dim_intlist(dims.as_slice(), false, Kind::Float)
+        + dx.square()
+            .sum_dim_intlist(dims.as_slice(), false, Kind::Float)
+}
+
 fn run_batch(
     model: &Model,
     images: &Tensor,
@@ -184,13 +210,15 @@ fn run_batch(
         .zip(jobs)
         .map(|(p, j)| p.len() / j.cfg.epochs)
         .collect();
-    let canvases = Tensor::stack(
+    let learning = jobs.iter().any(|j| j.cfg.learn_canvas);
+    let mut canvases = Tensor::stack(
         &jobs
             .iter()
             .map(|j| j.canvas.to_device(device))
             .collect::<Vec<_>>(),
         0,
-    );
+    )
+    .set_requires_grad(learning);
     let floats = |f: &dyn Fn(&SearchJob) -> f64| {
         Tensor::from_slice(&jobs.iter().map(|j| f(j) as f32).collect::<Vec<_>>()).to_device(device)
     };
@@ -204,7 +232,11 @@ fn run_batch(
         let (mut rows, mut owner, mut targets, mut weight) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut l1_weight = vec![0f32; k];
+        let mut tv_weight = vec![0f32; k];
         let mut active = vec![0f32; k];
+        let mut canvas_active = vec![0f32; k];
+        // Learned canvases alternate: steps 0–4 move the mask, 5–9 the canvas, and so on.
+        let canvas_phase = (t / CANVAS_PERIOD) % 2 == 1;
         let mut in_last = vec![0f32; k];
         for (j, job) in jobs.iter().enumerate() {
             let Some(chunk) = plans[j].get(t) else {
@@ -222,7 +254,12 @@ fn run_batch(
             targets.extend(std::iter::repeat_n(job.target, chunk.len()));
             weight.extend(std::iter::repeat_n(ce_w as f32, chunk.len()));
             l1_weight[j] = l1_w as f32;
-            active[j] = 1.0;
+            tv_weight[j] = (job.cfg.tv_beta / n) as f32;
+            if job.cfg.learn_canvas && canvas_phase {
+                canvas_active[j] = 1.0;
+            } else {
+                active[j] = 1.0;
+            }
             in_last[j] = (t >= plans[j].len() - per_epoch[j]) as u8 as f32;
         }
         let to = |v: &[f32]| Tensor::from_slice(v).to_device(device);
@@ -243,28 +280,47 @@ fn run_batch(
             .abs()
             .sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Float)
             * to(&l1_weight);
-        let per_job =
-            Tensor::zeros([k as i64], (Kind::Float, device)).index_add(0, &owner, &per_image) + l1;
+        let per_job = Tensor::zeros([k as i64], (Kind::Float, device))
+            .index_add(0, &owner, &per_image)
+            + l1
+            + total_variation(&masks) * to(&tv_weight);
         let loss = per_job.sum(Kind::Float);
-        let grad = Tensor::f_run_backward(&[&loss], &[&masks], false, false)?.remove(0);
+        let canvas_step = canvas_active.iter().any(|&a| a > 0.0);
+        let mut grads = if canvas_step {
+            Tensor::f_run_backward(&[&loss], &[&masks, &canvases], false, false)?
+        } else {
+            Tensor::f_run_backward(&[&loss], &[&masks], false, false)?
+        };
+        let grad = grads.remove(0);
         tch::no_grad(|| -> Result<()> {
             let step = (&signed * grad.sign() + (1.0 - &signed) * &grad)
                 * &lr
                 * to(&active).view([k as i64, 1, 1, 1]);
             let _ = masks.f_sub_(&step)?.f_clamp_(0.0, 1.0)?;
+            if canvas_step {
+                let g = grads.remove(0);
+                let step = g.sign() * CANVAS_LR * to(&canvas_active).view([k as i64, 1, 1, 1]);
+                let _ = canvases.f_sub_(&step)?.f_clamp_(0.0, 1.0)?;
+            }
             last_epoch_loss += per_job.detach() * to(&in_last);
             Ok(())
         })?;
         progress(t + 1, total);
     }
     let masks = masks.detach().to_device(tch::Device::Cpu);
+    let canvases = canvases.detach().to_device(tch::Device::Cpu);
     let losses: Vec<f32> = Vec::try_from(last_epoch_loss.to_device(tch::Device::Cpu))?;
     (0..k)
         .map(|j| {
+            let canvas = match jobs[j].cfg.learn_canvas {
+                true => Some(Vec::try_from(canvases.get(j as i64).flatten(0, -1))?),
+                false => None,
+            };
             Ok(SearchOutcome {
                 mask: Vec::try_from(masks.get(j as i64).flatten(0, -1))?,
                 final_loss: losses[j] as f64 / per_epoch[j] as f64,
                 steps: plans[j].len(),
+                canvas,
             })
         })
         .collect()

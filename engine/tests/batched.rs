@@ -45,12 +45,15 @@ fn jobs(data: &iscp_engine::data::DataSplits) -> Vec<SearchJob> {
     let labels = data.test.labels_vec();
     let split = stratified_split(&labels, 4, 0.2, 0);
     let mut out = Vec::new();
-    for (i, (class, canvas, objective, alpha, batch, trim)) in [
-        (0, -1, Objective::Released, 0.2, 4, 0),
-        (1, 5, Objective::Released, 0.3, 4, 7),
-        (2, 10, Objective::Paper, 0.2, 4, 0),
-        (3, -1, Objective::Paper, 0.1, 3, 13),
-        (1, 42, Objective::Released, 0.1, 5, 3),
+    for (i, (class, canvas, objective, alpha, batch, trim, tv_beta, learn_canvas)) in [
+        (0, -1, Objective::Released, 0.2, 4, 0, 0.0, false),
+        (1, 5, Objective::Released, 0.3, 4, 7, 0.0, false),
+        (2, 10, Objective::Paper, 0.2, 4, 0, 0.0, false),
+        (3, -1, Objective::Paper, 0.1, 3, 13, 0.0, false),
+        (1, 42, Objective::Released, 0.1, 5, 3, 0.0, false),
+        (2, 7, Objective::Released, 0.2, 4, 0, 1.0, false),
+        (0, 3, Objective::Released, 0.2, 4, 5, 0.0, true),
+        (3, 9, Objective::Paper, 0.2, 4, 0, 0.2, true),
     ]
     .into_iter()
     .enumerate()
@@ -68,6 +71,8 @@ fn jobs(data: &iscp_engine::data::DataSplits) -> Vec<SearchJob> {
                 batch,
                 lr: 0.02,
                 seed: i as u64,
+                tv_beta,
+                learn_canvas,
             },
         });
     }

@@ -51,6 +51,7 @@ fn run_step(objective: Objective, alpha: f64, lr: f64) -> (Vec<f32>, [f64; N]) {
         epochs: 1,
         batch: 2,
         seed: 0,
+        ..Default::default()
     };
     let job = SearchJob {
         target: 1,

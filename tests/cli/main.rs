@@ -5,3 +5,4 @@ mod resume;
 mod scan;
 mod spec_refusal;
 mod torchscript;
+mod variants;

@@ -42,10 +42,10 @@ fn rerun_and_extension_compute_only_missing_units() {
         assert_eq!(s.canvas_index == -1, s.canvas_kind == "white");
     }
     assert!(root
-        .join("images/natural-alpha0p2-released-best.png")
+        .join("images/natural-alpha0p2-released-base-best.png")
         .exists());
     assert!(root
-        .join("images/natural-alpha0p2-released-white.png")
+        .join("images/natural-alpha0p2-released-base-white.png")
         .exists());
 
     let before: Vec<_> = parts(&root.join("searches"))

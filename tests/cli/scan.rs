@@ -41,19 +41,21 @@ fn scan_flags_the_backdoor_target_only() {
     .unwrap();
     let log = run_ok(&spec, &results);
     assert!(
-        log.contains("scan badnets-alpha0p2-released: likely backdoored: class 2"),
+        log.contains("scan badnets-alpha0p2-released-base: likely backdoored: class 2"),
         "{log}"
     );
     assert!(
-        log.contains("scan natural-alpha0p2-released: no class stands out"),
+        log.contains("scan natural-alpha0p2-released-base: no class stands out"),
         "{log}"
     );
     let root = results.join("s");
     assert_eq!(
-        flagged_classes(&root.join("scan/part-badnets-alpha0p2-released.parquet")),
+        flagged_classes(&root.join("scan/part-badnets-alpha0p2-released-base.parquet")),
         vec![2]
     );
-    assert!(flagged_classes(&root.join("scan/part-natural-alpha0p2-released.parquet")).is_empty());
+    assert!(
+        flagged_classes(&root.join("scan/part-natural-alpha0p2-released-base.parquet")).is_empty()
+    );
 
     // The same verdicts from `iscp scan` on the trained artifacts.
     let data = dir.path().join("data.toml");

@@ -8,6 +8,14 @@ use crate::Result;
 use iscp_engine::canvas::canvas_image;
 use iscp_engine::pattern::{binarize, pattern_k, Evaluator};
 
+/// The canvas a search's pattern is cut from: its learned canvas, or the dataset image it started from.
+pub fn search_canvas(test: &iscp_engine::data::Dataset, s: &SearchRow) -> Result<tch::Tensor> {
+    match &s.learned_canvas {
+        Some(c) => Ok(tch::Tensor::from_slice(c).view(test.image_shape())),
+        None => Ok(canvas_image(test, s.canvas_index)?),
+    }
+}
+
 /// Evaluates the group's searches (`searches` in the unit's order).
 pub fn run_evaluate(
     ev: &Evaluator,
@@ -18,7 +26,7 @@ pub fn run_evaluate(
     let mut rows = Vec::new();
     let mut masks = Vec::new();
     for s in searches {
-        let canvas = canvas_image(ev.test, s.canvas_index)?;
+        let canvas = search_canvas(ev.test, s)?;
         for &size in &p.sizes {
             let k = pattern_k(size, s.mask.len());
             let bin = binarize(&s.mask, k);
@@ -30,6 +38,8 @@ pub fn run_evaluate(
                 class_name: s.class_name.clone(),
                 alpha: p.alpha,
                 objective: p.objective.name().into(),
+                variant: p.variant.name().into(),
+                tv_beta: p.variant.tv_beta,
                 canvas_kind: s.canvas_kind.clone(),
                 canvas_rank: s.canvas_rank,
                 canvas_index: s.canvas_index,

@@ -147,8 +147,12 @@ fn sweep_scan(
             continue;
         }
         for row in tables::read_pattern_rows(&path)? {
-            let key = format!("{}-alpha{}-{}", p.setting.name, row.alpha, row.objective)
-                .replace('.', "p");
+            let key = format!(
+                "{}-alpha{}-{}-{}",
+                p.setting.name, row.alpha, row.objective, row.variant
+            )
+            .replace('.', "p")
+            .replace('+', "-");
             match groups.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, v)) => v.push(row),
                 None => groups.push((key, vec![row])),

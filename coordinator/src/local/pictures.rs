@@ -6,13 +6,12 @@ use crate::images::{save_grid, save_pattern, GridRow, Image};
 use crate::tables::{part_path, read_pattern_rows, read_search_rows, PatternRow, SearchRow};
 use crate::units::{SettingPlan, UnitParams};
 use crate::Result;
-use iscp_engine::canvas::canvas_image;
 use iscp_engine::data::Dataset;
 use iscp_engine::pattern::binarize;
 use std::collections::HashMap;
 
-fn image_of(test: &Dataset, index: i64) -> Result<Image> {
-    let t = canvas_image(test, index)?;
+fn image_of(test: &Dataset, s: &SearchRow) -> Result<Image> {
+    let t = super::evaluate::search_canvas(test, s)?;
     let [c, h, w] = test.image_shape();
     Ok(Image {
         channels: c as usize,
@@ -48,7 +47,10 @@ pub fn draw_setting(
         }
         let rows = read_pattern_rows(&path)?;
         let Some(first) = rows.first() else { continue };
-        let key = (fmt_num(first.alpha), first.objective.clone());
+        let key = (
+            fmt_num(first.alpha),
+            format!("{}-{}", first.objective, first.variant.replace('+', "-")),
+        );
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, v)) => v.push(rows),
             None => groups.push((key, vec![rows])),
@@ -76,7 +78,7 @@ pub fn draw_setting(
                     continue;
                 };
                 let s = load(&best.search_id)?;
-                let canvas = image_of(test, s.canvas_index)?;
+                let canvas = image_of(test, &s)?;
                 let bin = binarize(&s.mask, best.k as usize);
                 let name = format!(
                     "class{}-alpha{alpha}-{objective}-size{}.png",
@@ -97,7 +99,7 @@ pub fn draw_setting(
             }
             if let Some(w) = rows.iter().find(|r| r.canvas_kind == "white") {
                 let s = load(&w.search_id)?;
-                let canvas = image_of(test, -1)?;
+                let canvas = image_of(test, &s)?;
                 let cells = sizes
                     .iter()
                     .map(|&size| {

@@ -26,6 +26,9 @@ pub struct SearchRow {
     pub alpha: f64,
     pub objective: String,
     pub variant: String,
+    pub tv_beta: f64,
+    /// The learned canvas (C·H·W values) of a learned-canvas search.
+    pub learned_canvas: Option<Vec<f32>>,
     pub seed: i64,
     pub epochs: i64,
     pub batch: i64,
@@ -53,6 +56,8 @@ pub struct PatternRow {
     pub class_name: String,
     pub alpha: f64,
     pub objective: String,
+    pub variant: String,
+    pub tv_beta: f64,
     pub canvas_kind: String,
     pub canvas_rank: i64,
     pub canvas_index: i64,
@@ -123,9 +128,14 @@ fn batch(columns: Vec<(&str, ArrayRef, bool)>) -> RecordBatch {
 
 pub fn searches_batch(rows: &[SearchRow]) -> RecordBatch {
     let mut masks = ListBuilder::new(Float32Builder::new());
+    let mut canvases = ListBuilder::new(Float32Builder::new());
     for r in rows {
         masks.values().append_slice(&r.mask);
         masks.append(true);
+        if let Some(c) = &r.learned_canvas {
+            canvases.values().append_slice(c);
+        }
+        canvases.append(r.learned_canvas.is_some());
     }
     batch(vec![
         ("unit_id", s(rows, |r| &r.unit_id), false),
@@ -138,6 +148,8 @@ pub fn searches_batch(rows: &[SearchRow]) -> RecordBatch {
         ("alpha", fl(rows, |r| r.alpha), false),
         ("objective", s(rows, |r| &r.objective), false),
         ("variant", s(rows, |r| &r.variant), false),
+        ("tv_beta", fl(rows, |r| r.tv_beta), false),
+        ("learned_canvas", Arc::new(canvases.finish()), true),
         ("seed", i(rows, |r| r.seed), false),
         ("epochs", i(rows, |r| r.epochs), false),
         ("batch", i(rows, |r| r.batch), false),
@@ -164,6 +176,8 @@ pub fn patterns_batch(rows: &[PatternRow]) -> RecordBatch {
         ("class_name", s(rows, |r| &r.class_name), false),
         ("alpha", fl(rows, |r| r.alpha), false),
         ("objective", s(rows, |r| &r.objective), false),
+        ("variant", s(rows, |r| &r.variant), false),
+        ("tv_beta", fl(rows, |r| r.tv_beta), false),
         ("canvas_kind", s(rows, |r| &r.canvas_kind), false),
         ("canvas_rank", i(rows, |r| r.canvas_rank), false),
         ("canvas_index", i(rows, |r| r.canvas_index), false),

@@ -73,6 +73,16 @@ impl<'a> Cols<'a> {
             .values()
             .to_vec())
     }
+    fn ofloats(&self, name: &str, i: usize) -> Result<Option<Vec<f32>>> {
+        let list = self
+            .col(name)?
+            .as_list_opt::<i32>()
+            .ok_or_else(|| self.bad(name))?;
+        if list.is_null(i) {
+            return Ok(None);
+        }
+        self.floats(name, i).map(Some)
+    }
     fn bad(&self, name: &str) -> CoordError {
         CoordError::table(self.path, format!("column `{name}` has an unexpected type"))
     }
@@ -105,6 +115,8 @@ pub fn read_search_rows(path: &Path) -> Result<Vec<SearchRow>> {
             alpha: c.f("alpha", i)?,
             objective: c.s("objective", i)?,
             variant: c.s("variant", i)?,
+            tv_beta: c.f("tv_beta", i)?,
+            learned_canvas: c.ofloats("learned_canvas", i)?,
             seed: c.i("seed", i)?,
             epochs: c.i("epochs", i)?,
             batch: c.i("batch", i)?,
@@ -133,6 +145,8 @@ pub fn read_pattern_rows(path: &Path) -> Result<Vec<PatternRow>> {
             class_name: c.s("class_name", i)?,
             alpha: c.f("alpha", i)?,
             objective: c.s("objective", i)?,
+            variant: c.s("variant", i)?,
+            tv_beta: c.f("tv_beta", i)?,
             canvas_kind: c.s("canvas_kind", i)?,
             canvas_rank: c.i("canvas_rank", i)?,
             canvas_index: c.i("canvas_index", i)?,
