@@ -55,7 +55,8 @@ pub struct ModelMeta {
 enum Net {
     Builtin {
         vs: nn::VarStore,
-        net: Box<dyn ModuleT>,
+        body: Box<dyn ModuleT>,
+        head: Box<dyn ModuleT>,
     },
     Script(tch::CModule),
 }
@@ -77,16 +78,17 @@ impl std::fmt::Debug for Model {
     }
 }
 
+/// A network split at its last convolutional block: logits = head(body(x)).
+pub type BodyHead = (Box<dyn ModuleT>, Box<dyn ModuleT>);
+
 /// Builds the layers of a built-in architecture under `root`.
-pub fn build_arch(
-    root: &nn::Path,
-    arch: Arch,
-    shape: [i64; 3],
-    classes: i64,
-) -> Result<Box<dyn ModuleT>> {
+pub fn build_arch(root: &nn::Path, arch: Arch, shape: [i64; 3], classes: i64) -> Result<BodyHead> {
+    fn boxed(p: (impl ModuleT + 'static, impl ModuleT + 'static)) -> BodyHead {
+        (Box::new(p.0), Box::new(p.1))
+    }
     match arch {
-        Arch::SmallCnn => Ok(Box::new(small_cnn(root, shape, classes))),
-        Arch::Resnet18 => Ok(Box::new(resnet18(root, shape[0], classes))),
+        Arch::SmallCnn => Ok(boxed(small_cnn(root, shape, classes))),
+        Arch::Resnet18 => Ok(boxed(resnet18(root, shape[0], classes))),
         Arch::Torchscript => Err(EngineError::Invalid(
             "a TorchScript model is loaded, not built".into(),
         )),
@@ -117,7 +119,7 @@ impl Model {
     /// A fresh, randomly initialised built-in model (seed libtorch first for reproducibility).
     pub fn new_builtin(meta: ModelMeta, device: Device) -> Result<Model> {
         let vs = nn::VarStore::new(device);
-        let net = build_arch(
+        let (body, head) = build_arch(
             &vs.root(),
             meta.arch,
             meta.input_shape,
@@ -125,19 +127,26 @@ impl Model {
         )?;
         let norm = norm_tensors(&meta, device)?;
         Ok(Model {
-            net: Net::Builtin { vs, net },
+            net: Net::Builtin { vs, body, head },
             meta,
             device,
             norm,
         })
     }
 
-    /// Wraps any module built under `vs` (tests use it for hand-made models).
+    /// Wraps any module built under `vs` (tests use it for hand-made models); its features are
+    /// its logits.
     pub fn from_module(vs: nn::VarStore, net: Box<dyn ModuleT>, meta: ModelMeta) -> Result<Model> {
+        let head: Box<dyn ModuleT> = Box::new(nn::func_t(|x, _| x.shallow_clone()));
+        Self::from_parts(vs, (net, head), meta)
+    }
+
+    /// Wraps a body and a head built under `vs`: logits = head(body(x)).
+    pub fn from_parts(vs: nn::VarStore, (body, head): BodyHead, meta: ModelMeta) -> Result<Model> {
         let device = vs.device();
         let norm = norm_tensors(&meta, device)?;
         let mut m = Model {
-            net: Net::Builtin { vs, net },
+            net: Net::Builtin { vs, body, head },
             meta,
             device,
             norm,
@@ -239,7 +248,7 @@ impl Model {
     pub fn logits(&self, x: &Tensor) -> Result<Tensor> {
         let x = self.normalised(x);
         match &self.net {
-            Net::Builtin { net, .. } => Ok(net.forward_t(&x, false)),
+            Net::Builtin { body, head, .. } => Ok(head.forward_t(&body.forward_t(&x, false), false)),
             Net::Script(m) => Ok(m.forward_ts(&[x])?),
         }
     }
@@ -248,8 +257,22 @@ impl Model {
     pub fn logits_train(&self, x: &Tensor) -> Tensor {
         let x = self.normalised(x);
         match &self.net {
-            Net::Builtin { net, .. } => net.forward_t(&x, true),
+            Net::Builtin { body, head, .. } => head.forward_t(&body.forward_t(&x, true), true),
             Net::Script(m) => m.forward_ts(&[x]).expect("TorchScript forward"),
+        }
+    }
+
+    /// The last convolutional block's activations and a function from them to logits (eval mode;
+    /// built-in models only): what Grad-CAM needs.
+    pub fn features(&self, x: &Tensor) -> Result<(Tensor, impl Fn(&Tensor) -> Tensor + '_)> {
+        match &self.net {
+            Net::Builtin { body, head, .. } => {
+                let a = body.forward_t(&self.normalised(x), false);
+                Ok((a, move |a: &Tensor| head.forward_t(a, false)))
+            }
+            Net::Script(_) => Err(EngineError::Invalid(
+                "Grad-CAM needs a built-in model: a TorchScript module does not expose its last convolutional block here".into(),
+            )),
         }
     }
 

@@ -40,7 +40,8 @@ fn basic_block(p: nn::Path, i: i64, o: i64, stride: i64) -> impl ModuleT {
 }
 
 /// ResNet-18 for small images (CIFAR layout): widths 64-128-256-512, two blocks each.
-pub fn resnet18(p: &nn::Path, channels: i64, classes: i64) -> impl ModuleT {
+/// Returned as (body, head): the body ends with the last residual stage (Grad-CAM's layer).
+pub fn resnet18(p: &nn::Path, channels: i64, classes: i64) -> (impl ModuleT, impl ModuleT) {
     let stem = conv(p / "stem", channels, 64, 3, 1);
     let bn = nn::batch_norm2d(p / "stem_bn", 64, Default::default());
     let mut layers = nn::seq_t();
@@ -48,23 +49,12 @@ pub fn resnet18(p: &nn::Path, channels: i64, classes: i64) -> impl ModuleT {
     for (stage, &width) in [64, 128, 256, 512].iter().enumerate() {
         for block in 0..2 {
             let stride = if stage > 0 && block == 0 { 2 } else { 1 };
-            layers = layers.add(basic_block(
-                p / format!("layer{}", stage + 1) / block,
-                inp,
-                width,
-                stride,
-            ));
+            layers = layers.add(basic_block(p / format!("layer{}", stage + 1) / block, inp, width, stride));
             inp = width;
         }
     }
     let fc = nn::linear(p / "fc", 512, classes, Default::default());
-    nn::func_t(move |x: &Tensor, train| {
-        x.apply(&stem)
-            .apply_t(&bn, train)
-            .relu()
-            .apply_t(&layers, train)
-            .adaptive_avg_pool2d([1, 1])
-            .flatten(1, -1)
-            .apply(&fc)
-    })
+    let body = nn::func_t(move |x: &Tensor, train| x.apply(&stem).apply_t(&bn, train).relu().apply_t(&layers, train));
+    let head = nn::func_t(move |x: &Tensor, _| x.adaptive_avg_pool2d([1, 1]).flatten(1, -1).apply(&fc));
+    (body, head)
 }
