@@ -25,6 +25,27 @@ pub struct Spec {
     pub run: RunSpec,
     /// Backdoor scan of every setting from its best patterns at `scan.size`.
     pub scan: Option<ScanSpec>,
+    /// Baseline patterns per class: UAPs and Grad-CAM patches.
+    pub baselines: Option<BaselinesSpec>,
+}
+
+/// `[baselines]`: the paper's comparisons.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselinesSpec {
+    /// Class-wise targeted UAP radii ε, in units of 1/255 (e.g. [8, 16, 32]).
+    #[serde(default)]
+    pub uap_eps: Vec<f64>,
+    /// Grad-CAM high-attention patches on each canvas of the search.
+    #[serde(default)]
+    pub gradcam: bool,
+    /// Size of the Grad-CAM patch (fraction of the image).
+    #[serde(default = "default_gradcam_size")]
+    pub gradcam_size: f64,
+}
+
+fn default_gradcam_size() -> f64 {
+    0.1
 }
 
 /// `[scan]`: flag classes whose small patterns are anomalously predictive.
@@ -400,6 +421,17 @@ impl LoadedSpec {
                     scan.size.span(),
                     "scan.size",
                     format!("{v} is not one of search.sizes {:?}", sizes.get_ref()),
+                );
+            }
+        }
+        if let Some(b) = &s.baselines {
+            if b.uap_eps.iter().any(|&e| !(e > 0.0 && e <= 255.0))
+                || !(b.gradcam_size > 0.0 && b.gradcam_size <= 1.0)
+            {
+                return self.err(
+                    0..0,
+                    "baselines",
+                    "uap_eps are in (0, 255] (units of 1/255) and gradcam_size in (0, 1]",
                 );
             }
         }

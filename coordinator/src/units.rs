@@ -14,6 +14,7 @@ pub enum UnitKind {
     PrepareModel,
     Search,
     Evaluate,
+    Baseline,
 }
 
 impl UnitKind {
@@ -22,6 +23,7 @@ impl UnitKind {
             UnitKind::PrepareModel => "prepare-model",
             UnitKind::Search => "search",
             UnitKind::Evaluate => "evaluate",
+            UnitKind::Baseline => "baseline",
         }
     }
 }
@@ -87,6 +89,26 @@ pub struct EvaluateParams {
     pub search_ids: Vec<String>,
 }
 
+/// A baseline pattern for one class: a class-wise UAP at one ε, or Grad-CAM patches.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BaselineParams {
+    pub setting: String,
+    pub setting_id: String,
+    pub class: i64,
+    /// `uap` or `gradcam`.
+    pub method: String,
+    /// UAP: ε in pixel units.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eps: Option<f64>,
+    /// Grad-CAM: the patch size and the canvases (kind, rank) it is computed on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub canvases: Vec<(CanvasKind, usize)>,
+    pub subset_fraction: f64,
+    pub seed: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum UnitParams {
@@ -97,6 +119,7 @@ pub enum UnitParams {
     },
     Search(SearchParams),
     Evaluate(EvaluateParams),
+    Baseline(BaselineParams),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -129,6 +152,7 @@ pub struct SettingPlan {
     pub prepare: Unit,
     pub searches: Vec<Unit>,
     pub evaluations: Vec<Unit>,
+    pub baselines: Vec<Unit>,
 }
 
 impl SettingPlan {
@@ -136,6 +160,7 @@ impl SettingPlan {
         std::iter::once(&self.prepare)
             .chain(&self.searches)
             .chain(&self.evaluations)
+            .chain(&self.baselines)
     }
 }
 
@@ -222,11 +247,62 @@ pub fn plan(spec: &LoadedSpec, num_classes: usize) -> Vec<SettingPlan> {
                     }
                 }
             }
+            let mut baselines = Vec::new();
+            if let Some(b) = &s.baselines {
+                for &class in &classes {
+                    let base = BaselineParams {
+                        setting: setting.name.clone(),
+                        setting_id: prepare.id.clone(),
+                        class,
+                        method: String::new(),
+                        eps: None,
+                        size: None,
+                        canvases: vec![],
+                        subset_fraction: *q.subset_fraction.get_ref(),
+                        seed: s.seed,
+                    };
+                    for &eps in &b.uap_eps {
+                        let p = BaselineParams {
+                            method: "uap".into(),
+                            eps: Some(eps / 255.0),
+                            ..base.clone()
+                        };
+                        baselines.push(unit(
+                            UnitKind::Baseline,
+                            UnitParams::Baseline(p),
+                            vec![prepare.id.clone()],
+                        ));
+                    }
+                    if b.gradcam {
+                        let canvases = q
+                            .canvases
+                            .get_ref()
+                            .iter()
+                            .flat_map(|c| {
+                                (0..if c.kind == CanvasKind::White { 1 } else { c.n })
+                                    .map(move |r| (c.kind, r))
+                            })
+                            .collect();
+                        let p = BaselineParams {
+                            method: "gradcam".into(),
+                            size: Some(b.gradcam_size),
+                            canvases,
+                            ..base.clone()
+                        };
+                        baselines.push(unit(
+                            UnitKind::Baseline,
+                            UnitParams::Baseline(p),
+                            vec![prepare.id.clone()],
+                        ));
+                    }
+                }
+            }
             SettingPlan {
                 setting: setting.clone(),
                 prepare,
                 searches,
                 evaluations,
+                baselines,
             }
         })
         .collect()

@@ -11,11 +11,35 @@ use tch::{nn, Device, Kind, Tensor};
 #[test]
 fn uap_stays_in_its_ball_and_succeeds_more_with_larger_eps() {
     tch::set_num_threads(2);
-    let data = synthetic(&SyntheticConfig { classes: 4, size: 16, channels: 1, train: 800, test: 240, seed: 3 }).unwrap();
+    let data = synthetic(&SyntheticConfig {
+        classes: 4,
+        size: 16,
+        channels: 1,
+        train: 800,
+        test: 240,
+        seed: 3,
+    })
+    .unwrap();
     tch::manual_seed(4);
-    let meta = ModelMeta { arch: Arch::SmallCnn, class_names: data.train.class_names.clone(), input_shape: [1, 16, 16], normalize: None, test_accuracy: None };
+    let meta = ModelMeta {
+        arch: Arch::SmallCnn,
+        class_names: data.train.class_names.clone(),
+        input_shape: [1, 16, 16],
+        normalize: None,
+        test_accuracy: None,
+    };
     let mut model = Model::new_builtin(meta, Device::Cpu).unwrap();
-    train(&mut model, &data.train, &TrainConfig { epochs: 2, batch: 32, ..Default::default() }, &mut |_, _, _| {}).unwrap();
+    train(
+        &mut model,
+        &data.train,
+        &TrainConfig {
+            epochs: 2,
+            batch: 32,
+            ..Default::default()
+        },
+        &mut |_, _, _| {},
+    )
+    .unwrap();
     let labels = data.test.labels_vec();
     let split = stratified_split(&labels, 4, 0.2, 0);
     let pool = split.non_target(&labels, 2);
@@ -44,8 +68,19 @@ fn grad_cam_points_at_the_region_that_drives_the_logit() {
         let s = a.sum_dim_intlist([2i64, 3].as_slice(), false, Kind::Float);
         Tensor::stack(&[s.select(1, 1), s.select(1, 0)], 1)
     });
-    let meta = ModelMeta { arch: Arch::SmallCnn, class_names: vec!["0".into(), "1".into()], input_shape: [1, 8, 8], normalize: None, test_accuracy: None };
-    let model = Model::from_parts(nn::VarStore::new(Device::Cpu), (Box::new(body), Box::new(head)), meta).unwrap();
+    let meta = ModelMeta {
+        arch: Arch::SmallCnn,
+        class_names: vec!["0".into(), "1".into()],
+        input_shape: [1, 8, 8],
+        normalize: None,
+        test_accuracy: None,
+    };
+    let model = Model::from_parts(
+        nn::VarStore::new(Device::Cpu),
+        (Box::new(body), Box::new(head)),
+        meta,
+    )
+    .unwrap();
     let image = Tensor::rand([1, 8, 8], (Kind::Float, Device::Cpu)) * 0.5 + 0.25;
     let cam = grad_cam(&model, &image, 1).unwrap();
     let top = binarize(&cam, 6);
@@ -54,5 +89,8 @@ fn grad_cam_points_at_the_region_that_drives_the_logit() {
             assert!(i / 8 < 4 && i % 8 < 4, "pixel {i} is outside the quadrant");
         }
     }
-    assert!(cam.iter().enumerate().all(|(i, &v)| v >= 0.0 && (v == 0.0 || (i / 8 < 4 && i % 8 < 4))));
+    assert!(cam
+        .iter()
+        .enumerate()
+        .all(|(i, &v)| v >= 0.0 && (v == 0.0 || (i / 8 < 4 && i % 8 < 4))));
 }

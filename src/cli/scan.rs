@@ -160,7 +160,10 @@ pub fn scan(a: ScanArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let root = a.results.join(&a.name);
     write_scan(&root, &name, &rows, &pictures)?;
-    println!("{:>5}  {:<16} {:>9} {:>8}  canvas", "class", "name", "PW", "anomaly");
+    println!(
+        "{:>5}  {:<16} {:>9} {:>8}  canvas",
+        "class", "name", "PW", "anomaly"
+    );
     for r in &rows {
         println!(
             "{:>5}  {:<16} {:>9.3} {:>8.2}  {}{}",

@@ -1,12 +1,14 @@
 //! The local runner (`iscp run`): every unit of a spec in this process, in dependency order, skipping
 //! units whose results are already in the tables, recording failures and going on.
 
+mod baseline_unit;
 mod data;
 mod evaluate;
 mod pictures;
 mod prepare;
 mod search_unit;
 
+pub use baseline_unit::run_baseline;
 pub use data::load_data;
 pub use evaluate::{mark_best, run_evaluate};
 pub use prepare::{artifact_path, prepare};
@@ -181,7 +183,7 @@ pub fn run(spec: &LoadedSpec, results: &Path, opts: &RunOptions) -> Result<RunSu
     };
     let plans = plan(spec, data.test.num_classes());
     let mut done = HashSet::new();
-    for table in ["models", "searches", "patterns"] {
+    for table in ["models", "searches", "patterns", "baselines"] {
         done.extend(tables::done_units(&layout.table(table))?);
     }
     let mut attempts: HashMap<String, i64> = HashMap::new();
@@ -405,6 +407,25 @@ pub fn run(spec: &LoadedSpec, results: &Path, opts: &RunOptions) -> Result<RunSu
                     r.finished(u);
                 }
                 Err(e) => r.fail(u, &e, true)?,
+            }
+            progress.stage_position(i as u64 + 1);
+        }
+        let baselines: Vec<&Unit> = p.baselines.iter().filter(|u| !r.is_done(u)).collect();
+        progress.stage("baseline", &p.setting.name, baselines.len() as u64);
+        for (i, u) in baselines.iter().enumerate() {
+            let UnitParams::Baseline(bp) = &u.params else {
+                continue;
+            };
+            match guarded(|| run_baseline(&ctx, &ev, &images, &u.id, bp)) {
+                Ok(rows) => {
+                    tables::write_part(
+                        &layout.table("baselines"),
+                        &u.id,
+                        &tables::baselines_batch(&rows),
+                    )?;
+                    r.finished(u);
+                }
+                Err(e) => r.fail(u, &e, false)?,
             }
             progress.stage_position(i as u64 + 1);
         }

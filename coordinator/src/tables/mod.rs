@@ -1,8 +1,10 @@
 //! The Parquet tables (`searches`, `patterns`, `models`, `failures`): their rows and schemas.
 
+mod baselines;
 mod io;
 mod read;
 
+pub use baselines::{baselines_batch, BaselineRow};
 pub use io::{done_units, part_path, read_batches, write_part};
 pub use read::{read_model_rows, read_pattern_rows, read_search_rows};
 

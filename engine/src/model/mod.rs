@@ -248,7 +248,9 @@ impl Model {
     pub fn logits(&self, x: &Tensor) -> Result<Tensor> {
         let x = self.normalised(x);
         match &self.net {
-            Net::Builtin { body, head, .. } => Ok(head.forward_t(&body.forward_t(&x, false), false)),
+            Net::Builtin { body, head, .. } => {
+                Ok(head.forward_t(&body.forward_t(&x, false), false))
+            }
             Net::Script(m) => Ok(m.forward_ts(&[x])?),
         }
     }

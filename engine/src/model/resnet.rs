@@ -49,12 +49,23 @@ pub fn resnet18(p: &nn::Path, channels: i64, classes: i64) -> (impl ModuleT, imp
     for (stage, &width) in [64, 128, 256, 512].iter().enumerate() {
         for block in 0..2 {
             let stride = if stage > 0 && block == 0 { 2 } else { 1 };
-            layers = layers.add(basic_block(p / format!("layer{}", stage + 1) / block, inp, width, stride));
+            layers = layers.add(basic_block(
+                p / format!("layer{}", stage + 1) / block,
+                inp,
+                width,
+                stride,
+            ));
             inp = width;
         }
     }
     let fc = nn::linear(p / "fc", 512, classes, Default::default());
-    let body = nn::func_t(move |x: &Tensor, train| x.apply(&stem).apply_t(&bn, train).relu().apply_t(&layers, train));
-    let head = nn::func_t(move |x: &Tensor, _| x.adaptive_avg_pool2d([1, 1]).flatten(1, -1).apply(&fc));
+    let body = nn::func_t(move |x: &Tensor, train| {
+        x.apply(&stem)
+            .apply_t(&bn, train)
+            .relu()
+            .apply_t(&layers, train)
+    });
+    let head =
+        nn::func_t(move |x: &Tensor, _| x.adaptive_avg_pool2d([1, 1]).flatten(1, -1).apply(&fc));
     (body, head)
 }

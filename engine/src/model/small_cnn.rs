@@ -7,7 +7,10 @@ use tch::nn::{self, ModuleT};
 /// Returned as (body, head): the body ends with the last convolution (Grad-CAM's layer).
 pub fn small_cnn(p: &nn::Path, shape: [i64; 3], classes: i64) -> (impl ModuleT, impl ModuleT) {
     let [c, h, w] = shape;
-    let cfg = nn::ConvConfig { padding: 1, ..Default::default() };
+    let cfg = nn::ConvConfig {
+        padding: 1,
+        ..Default::default()
+    };
     let flat = 32 * (h / 4) * (w / 4);
     let body = nn::seq_t()
         .add(nn::conv2d(p / "conv1", c, 16, 3, cfg))
