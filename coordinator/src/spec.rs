@@ -27,6 +27,21 @@ pub struct Spec {
     pub scan: Option<ScanSpec>,
     /// Baseline patterns per class: UAPs and Grad-CAM patches.
     pub baselines: Option<BaselinesSpec>,
+    /// Pairs of settings: patterns found on `from` evaluated on `to`'s model.
+    #[serde(default = "no_transfer")]
+    pub transfer: Spanned<Vec<TransferSpec>>,
+}
+
+fn no_transfer() -> Spanned<Vec<TransferSpec>> {
+    Spanned::new(0..0, vec![])
+}
+
+/// `[[transfer]]`: evaluate one setting's best patterns on another setting's model.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferSpec {
+    pub from: String,
+    pub to: String,
 }
 
 /// `[baselines]`: the paper's comparisons.
@@ -433,6 +448,17 @@ impl LoadedSpec {
                     "baselines",
                     "uap_eps are in (0, 255] (units of 1/255) and gradcam_size in (0, 1]",
                 );
+            }
+        }
+        for (i, t) in s.transfer.get_ref().iter().enumerate() {
+            for name in [&t.from, &t.to] {
+                if !s.settings.get_ref().iter().any(|st| &st.name == name) {
+                    return self.err(
+                        s.transfer.span(),
+                        &format!("transfer[{i}]"),
+                        format!("`{name}` is not a setting of this spec"),
+                    );
+                }
             }
         }
         if s.run.batch_searches == 0 || s.run.eval_batch == 0 {

@@ -7,12 +7,14 @@ mod evaluate;
 mod pictures;
 mod prepare;
 mod search_unit;
+mod transfer;
 
 pub use baseline_unit::run_baseline;
 pub use data::load_data;
 pub use evaluate::{mark_best, run_evaluate};
 pub use prepare::{artifact_path, prepare};
 pub use search_unit::{search_job, search_row, RunFacts, SearchContext};
+pub use transfer::{run_transfer, transfer_batch, TransferRow};
 
 use crate::progress::Progress;
 use crate::spec::LoadedSpec;
@@ -433,6 +435,29 @@ pub fn run(spec: &LoadedSpec, results: &Path, opts: &RunOptions) -> Result<RunSu
             pictures::draw_setting(&layout, p, &data.test, s.search.sizes.get_ref())?;
         if let Some(scan) = &s.scan {
             sweep_scan(&layout, p, *scan.size.get_ref(), progress)?;
+        }
+    }
+    for t in s.transfer.get_ref() {
+        let find = |name: &str| plans.iter().find(|p| p.setting.name == name);
+        let (Some(from), Some(to)) = (find(&t.from), find(&t.to)) else {
+            continue;
+        };
+        match run_transfer(&layout, from, to, &to.setting, &data, &split, device) {
+            Ok(rows) => {
+                let mean = rows
+                    .iter()
+                    .map(|r| r.ratio)
+                    .filter(|r| r.is_finite())
+                    .sum::<f64>()
+                    / rows.len().max(1) as f64;
+                progress.println(&format!(
+                    "transfer {} → {}: {} patterns, mean PW ratio {mean:.3}",
+                    t.from,
+                    t.to,
+                    rows.len()
+                ));
+            }
+            Err(e) => progress.println(&format!("transfer {} → {} failed: {e}", t.from, t.to)),
         }
     }
     progress.finish();
