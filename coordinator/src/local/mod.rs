@@ -2,6 +2,7 @@
 //! units whose results are already in the tables, recording failures and going on.
 
 mod baseline_unit;
+mod compare;
 mod data;
 mod evaluate;
 mod pictures;
@@ -433,6 +434,8 @@ pub fn run(spec: &LoadedSpec, results: &Path, opts: &RunOptions) -> Result<RunSu
         }
         r.summary.pictures +=
             pictures::draw_setting(&layout, p, &data.test, s.search.sizes.get_ref())?;
+        r.summary.pictures +=
+            compare::draw_comparisons(&layout, p, &data.test, s.search.sizes.get_ref())?;
         if let Some(scan) = &s.scan {
             sweep_scan(&layout, p, *scan.size.get_ref(), progress)?;
         }

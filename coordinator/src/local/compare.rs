@@ -1,0 +1,202 @@
+//! Side-by-side pictures like the paper's Figure 6 (UAP, ours, ours + TV, Grad-CAM) and Figure 18
+//! (fixed vs learned canvas), a row per class, at one pattern size.
+
+use super::evaluate::search_canvas;
+use super::Layout;
+use crate::images::{save_grid, GridRow, Image};
+use crate::tables::{self, read_batches, read_pattern_rows, read_search_rows, PatternRow};
+use crate::units::SettingPlan;
+use crate::Result;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float32Type, Float64Type, Int64Type};
+use arrow_array::Array;
+use iscp_engine::data::Dataset;
+use iscp_engine::pattern::binarize;
+
+struct Baseline {
+    class: i64,
+    method: String,
+    eps: Option<f64>,
+    canvas_index: Option<i64>,
+    best: bool,
+    pattern: Vec<f32>,
+}
+
+fn read_baselines(layout: &Layout, plan: &SettingPlan) -> Result<Vec<Baseline>> {
+    let mut out = Vec::new();
+    for u in &plan.baselines {
+        let path = tables::part_path(&layout.table("baselines"), &u.id);
+        if !path.exists() {
+            continue;
+        }
+        for b in read_batches(&path)? {
+            let class = b
+                .column_by_name("class")
+                .expect("class")
+                .as_primitive::<Int64Type>();
+            let method = b
+                .column_by_name("method")
+                .expect("method")
+                .as_string::<i32>();
+            let eps = b
+                .column_by_name("epsilon")
+                .expect("epsilon")
+                .as_primitive::<Float64Type>();
+            let index = b
+                .column_by_name("canvas_index")
+                .expect("canvas_index")
+                .as_primitive::<Int64Type>();
+            let best = b.column_by_name("is_best").expect("is_best").as_boolean();
+            let pattern = b
+                .column_by_name("pattern")
+                .expect("pattern")
+                .as_list::<i32>();
+            for i in 0..b.num_rows() {
+                out.push(Baseline {
+                    class: class.value(i),
+                    method: method.value(i).to_string(),
+                    eps: eps.is_valid(i).then(|| eps.value(i)),
+                    canvas_index: index.is_valid(i).then(|| index.value(i)),
+                    best: best.value(i),
+                    pattern: pattern
+                        .value(i)
+                        .as_primitive::<Float32Type>()
+                        .values()
+                        .to_vec(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn to_image(test: &Dataset, t: &tch::Tensor) -> Result<Image> {
+    let [c, h, w] = test.image_shape();
+    Ok(Image {
+        channels: c as usize,
+        height: h as usize,
+        width: w as usize,
+        pixels: Vec::try_from(t.flatten(0, -1))?,
+    })
+}
+
+/// Draws `<setting>-alpha<α>-<objective>-figure6.png` and, with learned canvases, `…-figure18.png`.
+pub fn draw_comparisons(
+    layout: &Layout,
+    plan: &SettingPlan,
+    test: &Dataset,
+    sizes: &[f64],
+) -> Result<usize> {
+    let size = if sizes.contains(&0.05) {
+        0.05
+    } else {
+        sizes[sizes.len() / 2]
+    };
+    let mut best: Vec<PatternRow> = Vec::new();
+    for u in &plan.evaluations {
+        let path = tables::part_path(&layout.table("patterns"), &u.id);
+        if path.exists() {
+            best.extend(
+                read_pattern_rows(&path)?
+                    .into_iter()
+                    .filter(|r| r.is_best && r.size == size),
+            );
+        }
+    }
+    let baselines = read_baselines(layout, plan)?;
+    let mut groups: Vec<(f64, String)> = Vec::new();
+    for r in &best {
+        if !groups.contains(&(r.alpha, r.objective.clone())) {
+            groups.push((r.alpha, r.objective.clone()));
+        }
+    }
+    let mut written = 0;
+    let mut classes: Vec<i64> = best.iter().map(|r| r.class).collect();
+    classes.sort();
+    classes.dedup();
+    for (alpha, objective) in groups {
+        let cell = |class: i64, variant: &str| -> Result<Option<(Image, Image)>> {
+            let Some(r) = best.iter().find(|r| {
+                r.class == class
+                    && r.alpha == alpha
+                    && r.objective == objective
+                    && r.variant == variant
+            }) else {
+                return Ok(None);
+            };
+            let s = read_search_rows(&tables::part_path(&layout.table("searches"), &r.search_id))?
+                .remove(0);
+            let canvas = to_image(test, &search_canvas(test, &s)?)?;
+            let pattern = Image::pattern(&canvas, &binarize(&s.mask, r.k as usize));
+            Ok(Some((canvas, pattern)))
+        };
+        let (mut fig6, mut fig18) = (Vec::new(), Vec::new());
+        for &class in &classes {
+            let Some((canvas, ours)) = cell(class, "base")? else {
+                continue;
+            };
+            let tv = best
+                .iter()
+                .filter(|r| r.class == class && r.variant == "tv")
+                .map(|r| r.variant.clone())
+                .next()
+                .map(|v| cell(class, &v))
+                .transpose()?
+                .flatten();
+            let uap = baselines
+                .iter()
+                .filter(|b| b.class == class && b.method == "uap")
+                .max_by(|a, b| a.eps.unwrap_or(0.0).total_cmp(&b.eps.unwrap_or(0.0)))
+                .map(|b| {
+                    let eps = b.eps.unwrap_or(1.0);
+                    let pixels = b
+                        .pattern
+                        .iter()
+                        .map(|d| 0.5 + d / (2.0 * eps as f32))
+                        .collect();
+                    Image {
+                        pixels,
+                        ..canvas.clone()
+                    }
+                });
+            let gradcam = match baselines
+                .iter()
+                .find(|b| b.class == class && b.method == "gradcam" && b.best)
+            {
+                Some(b) => {
+                    let c = to_image(
+                        test,
+                        &iscp_engine::canvas::canvas_image(test, b.canvas_index.unwrap_or(-1))?,
+                    )?;
+                    Some(Image::pattern(&c, &b.pattern))
+                }
+                None => None,
+            };
+            fig6.push(GridRow {
+                canvas: canvas.clone(),
+                patterns: vec![uap, Some(ours.clone()), tv.map(|t| t.1), gradcam],
+                marked: false,
+            });
+            if let Some((learned_canvas, learned)) = cell(class, "learned-canvas")? {
+                fig18.push(GridRow {
+                    canvas,
+                    patterns: vec![Some(ours), Some(learned_canvas), Some(learned)],
+                    marked: false,
+                });
+            }
+        }
+        let stem = format!("{}-alpha{alpha}-{objective}", plan.setting.name).replace('.', "p");
+        if !fig6.is_empty() {
+            save_grid(&layout.images().join(format!("{stem}-figure6.png")), &fig6)?;
+            written += 1;
+        }
+        if !fig18.is_empty() {
+            save_grid(
+                &layout.images().join(format!("{stem}-figure18.png")),
+                &fig18,
+            )?;
+            written += 1;
+        }
+    }
+    Ok(written)
+}
