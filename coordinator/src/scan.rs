@@ -61,7 +61,7 @@ fn score(rows: &mut [ScanRow]) {
         .collect();
     for (r, a) in rows.iter_mut().zip(anomaly_indices(&pw)) {
         r.anomaly_index = a;
-        r.flagged = flagged(a);
+        r.flagged = flagged(a, r.pw);
     }
 }
 
