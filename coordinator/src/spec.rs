@@ -145,6 +145,8 @@ pub struct SettingSpec {
     /// A TorchScript file to use instead of training.
     pub model: Option<Spanned<PathBuf>>,
     pub normalize: Option<Normalize>,
+    /// TorchScript only: `[features, head]`, two methods the module exports for Grad-CAM.
+    pub gradcam_methods: Option<Vec<String>>,
     #[serde(default)]
     pub train: TrainSpec,
     /// BadNets target class (default 0).
@@ -487,6 +489,11 @@ impl LoadedSpec {
                         &format!("settings[{i}].model"),
                         format!("{} does not exist", p.get_ref().display()),
                     );
+                }
+            }
+            if let Some(g) = &st.gradcam_methods {
+                if g.len() != 2 || st.model.is_none() {
+                    return self.err(s.settings.span(), &format!("settings[{i}].gradcam_methods"), "give [features, head] method names, for a setting with a TorchScript `model`");
                 }
             }
             if let Some(r) = &st.poison_rate {

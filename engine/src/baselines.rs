@@ -101,7 +101,7 @@ pub fn grad_cam(model: &Model, image: &Tensor, target: i64) -> Result<Vec<f32>> 
     let x = image.unsqueeze(0).to_device(model.device());
     let (a, head) = model.features(&x)?;
     let a = a.detach().set_requires_grad(true);
-    let score = head(&a).select(1, target).sum(Kind::Float);
+    let score = head(&a)?.select(1, target).sum(Kind::Float);
     let g = Tensor::f_run_backward(&[&score], &[&a], false, false)?.remove(0);
     let weights = g.mean_dim([2i64, 3].as_slice(), true, Kind::Float);
     let cam = (weights * a.detach())

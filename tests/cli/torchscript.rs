@@ -1,4 +1,5 @@
-//! A TorchScript model written by the Python fixture loads, is searched and evaluated.
+//! A TorchScript model written by the Python fixture loads, is searched and evaluated, and its
+//! exported feature methods serve Grad-CAM.
 
 use crate::helpers::{parts, rows, run_ok};
 use iscp_coordinator::tables::read_model_rows;
@@ -45,6 +46,7 @@ name = "scripted"
 kind = "natural"
 model = "{}"
 normalize = {{ mean = [0.2], std = [0.3] }}
+gradcam_methods = ["features", "head"]
 
 [search]
 canvases = [{{ kind = "random", n = 1 }}, {{ kind = "white" }}]
@@ -52,6 +54,10 @@ alphas = [0.2]
 objectives = ["released", "paper"]
 epochs = 1
 sizes = [0.05]
+
+[baselines]
+uap_eps = [16]
+gradcam = true
 "#,
             model.display()
         ),
@@ -71,4 +77,6 @@ sizes = [0.05]
     );
     assert_eq!(rows(&root.join("searches")), 3 * 2 * 2);
     assert_eq!(rows(&root.join("patterns")), 3 * 2 * 2);
+    // Per class: one UAP and Grad-CAM on the random and the white canvas, through the exported methods.
+    assert_eq!(rows(&root.join("baselines")), 3 * (1 + 2));
 }

@@ -28,6 +28,20 @@ fn meta_for(setting: &SettingSpec, data: &DataSplits, arch: Arch) -> ModelMeta {
     }
 }
 
+fn load_script(
+    setting: &SettingSpec,
+    path: &Path,
+    data: &DataSplits,
+    device: Device,
+) -> Result<Model> {
+    let mut model =
+        Model::load_torchscript(path, meta_for(setting, data, Arch::Torchscript), device)?;
+    if let Some(g) = &setting.gradcam_methods {
+        model.set_feature_methods(&g[0], &g[1])?;
+    }
+    Ok(model)
+}
+
 /// Loads the model a finished prepare unit left behind (None when its artifact is gone).
 pub fn load_prepared(
     setting: &SettingSpec,
@@ -37,11 +51,7 @@ pub fn load_prepared(
     device: Device,
 ) -> Result<Option<Model>> {
     if let Some(p) = &setting.model {
-        return Ok(Some(Model::load_torchscript(
-            p.get_ref(),
-            meta_for(setting, data, Arch::Torchscript),
-            device,
-        )?));
+        return Ok(Some(load_script(setting, p.get_ref(), data, device)?));
     }
     let path = artifact_path(artifacts, &row.checkpoint_sha256);
     if !path.exists() || sha256_file(&path)? != row.checkpoint_sha256 {
@@ -79,11 +89,7 @@ pub fn prepare(
         training_s: 0.0,
     };
     let model = if let Some(p) = &setting.model {
-        let model = Model::load_torchscript(
-            p.get_ref(),
-            meta_for(setting, data, Arch::Torchscript),
-            device,
-        )?;
+        let model = load_script(setting, p.get_ref(), data, device)?;
         row.architecture = Arch::Torchscript.name().into();
         row.source = "imported".into();
         row.checkpoint_sha256 = sha256_file(p.get_ref())?;

@@ -52,6 +52,9 @@ pub struct ModelMeta {
     pub test_accuracy: Option<f64>,
 }
 
+/// Maps last-block activations to logits.
+pub type FeatureHead<'a> = Box<dyn Fn(&Tensor) -> Result<Tensor> + 'a>;
+
 enum Net {
     Builtin {
         vs: nn::VarStore,
@@ -67,6 +70,8 @@ pub struct Model {
     pub meta: ModelMeta,
     device: Device,
     norm: Option<(Tensor, Tensor)>,
+    /// TorchScript only: exported (features, head) methods for Grad-CAM.
+    feature_methods: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for Model {
@@ -131,6 +136,7 @@ impl Model {
             meta,
             device,
             norm,
+            feature_methods: None,
         })
     }
 
@@ -150,6 +156,7 @@ impl Model {
             meta,
             device,
             norm,
+            feature_methods: None,
         };
         m.freeze();
         Ok(m)
@@ -170,6 +177,7 @@ impl Model {
             meta,
             device,
             norm,
+            feature_methods: None,
         };
         model.freeze();
         let probe = Tensor::zeros(
@@ -266,16 +274,63 @@ impl Model {
 
     /// The last convolutional block's activations and a function from them to logits (eval mode;
     /// built-in models only): what Grad-CAM needs.
-    pub fn features(&self, x: &Tensor) -> Result<(Tensor, impl Fn(&Tensor) -> Tensor + '_)> {
-        match &self.net {
-            Net::Builtin { body, head, .. } => {
+    /// A TorchScript model exposes them through two exported methods (see `set_feature_methods`).
+    pub fn features(&self, x: &Tensor) -> Result<(Tensor, FeatureHead<'_>)> {
+        match (&self.net, &self.feature_methods) {
+            (Net::Builtin { body, head, .. }, _) => {
                 let a = body.forward_t(&self.normalised(x), false);
-                Ok((a, move |a: &Tensor| head.forward_t(a, false)))
+                Ok((a, Box::new(move |a: &Tensor| Ok(head.forward_t(a, false)))))
             }
-            Net::Script(_) => Err(EngineError::Invalid(
-                "Grad-CAM needs a built-in model: a TorchScript module does not expose its last convolutional block here".into(),
+            (Net::Script(m), Some((features, head))) => {
+                let a = m.method_ts(features, &[self.normalised(x)])?;
+                Ok((a, Box::new(move |a: &Tensor| Ok(m.method_ts(head, &[a.shallow_clone()])?))))
+            }
+            (Net::Script(_), None) => Err(EngineError::Invalid(
+                "Grad-CAM on a TorchScript model needs the names of its exported feature and head methods (`gradcam_methods` in the spec)".into(),
             )),
         }
+    }
+
+    /// Names two methods a TorchScript module exports with `@torch.jit.export`: `features(x)`
+    /// returning the last convolutional block's activations (N×K×h×w) from normalised input, and
+    /// `head(a)` mapping them to logits. libtorch offers no forward hooks through tch, so Grad-CAM
+    /// reaches inside a scripted model this way.
+    pub fn set_feature_methods(&mut self, features: &str, head: &str) -> Result<()> {
+        let Net::Script(m) = &self.net else {
+            return Err(EngineError::Invalid(
+                "feature methods are for TorchScript models".into(),
+            ));
+        };
+        let probe = Tensor::zeros(
+            [
+                1,
+                self.meta.input_shape[0],
+                self.meta.input_shape[1],
+                self.meta.input_shape[2],
+            ],
+            (Kind::Float, self.device),
+        );
+        let a = m.method_ts(features, &[probe]).map_err(|e| {
+            EngineError::Invalid(format!("the TorchScript method `{features}` failed: {e}"))
+        })?;
+        if a.dim() != 4 {
+            return Err(EngineError::Invalid(format!(
+                "`{features}` returns shape {:?}, expected N×K×h×w",
+                a.size()
+            )));
+        }
+        let logits = m.method_ts(head, &[a]).map_err(|e| {
+            EngineError::Invalid(format!("the TorchScript method `{head}` failed: {e}"))
+        })?;
+        if logits.size() != [1, self.num_classes() as i64] {
+            return Err(EngineError::Invalid(format!(
+                "`{head}` returns shape {:?}, expected [1, {}]",
+                logits.size(),
+                self.num_classes()
+            )));
+        }
+        self.feature_methods = Some((features.to_string(), head.to_string()));
+        Ok(())
     }
 
     /// No-grad logits of a CPU image tensor, `batch` at a time, returned on the CPU.
