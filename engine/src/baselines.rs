@@ -40,7 +40,7 @@ pub fn class_uap(
     target: i64,
     cfg: &UapConfig,
 ) -> Result<Tensor> {
-    if pool.is_empty() || cfg.batch == 0 || !(cfg.eps > 0.0) {
+    if pool.is_empty() || cfg.batch == 0 || cfg.eps.is_nan() || cfg.eps <= 0.0 {
         return Err(EngineError::Invalid(
             "a UAP needs a non-empty subset, batch ≥ 1 and ε > 0".into(),
         ));

@@ -1,45 +1,17 @@
 //! Baselines: a class-wise UAP stays in its ε ball and succeeds more as ε grows; Grad-CAM points at
 //! the region that drives the logit.
 
+mod common;
+
 use iscp_engine::baselines::{class_uap, grad_cam, uap_success, UapConfig};
-use iscp_engine::data::{stratified_split, synthetic, SyntheticConfig};
+use iscp_engine::data::stratified_split;
 use iscp_engine::model::{Arch, Model, ModelMeta};
 use iscp_engine::pattern::binarize;
-use iscp_engine::train::{train, TrainConfig};
 use tch::{nn, Device, Kind, Tensor};
 
 #[test]
 fn uap_stays_in_its_ball_and_succeeds_more_with_larger_eps() {
-    tch::set_num_threads(2);
-    let data = synthetic(&SyntheticConfig {
-        classes: 4,
-        size: 16,
-        channels: 1,
-        train: 800,
-        test: 240,
-        seed: 3,
-    })
-    .unwrap();
-    tch::manual_seed(4);
-    let meta = ModelMeta {
-        arch: Arch::SmallCnn,
-        class_names: data.train.class_names.clone(),
-        input_shape: [1, 16, 16],
-        normalize: None,
-        test_accuracy: None,
-    };
-    let mut model = Model::new_builtin(meta, Device::Cpu).unwrap();
-    train(
-        &mut model,
-        &data.train,
-        &TrainConfig {
-            epochs: 2,
-            batch: 32,
-            ..Default::default()
-        },
-        &mut |_, _, _| {},
-    )
-    .unwrap();
+    let (model, data) = common::trained_small_cnn(4, 3, 4, 2);
     let labels = data.test.labels_vec();
     let split = stratified_split(&labels, 4, 0.2, 0);
     let pool = split.non_target(&labels, 2);

@@ -1,44 +1,14 @@
 //! Batched searches equal the same searches run one by one, and a bad job fails alone.
 
+mod common;
+
 use iscp_engine::canvas::canvas_image;
-use iscp_engine::data::{stratified_split, synthetic, SyntheticConfig};
-use iscp_engine::model::{Arch, Model, ModelMeta};
+use iscp_engine::data::stratified_split;
+use iscp_engine::model::Model;
 use iscp_engine::search::{search_batch, Objective, SearchConfig, SearchJob};
-use iscp_engine::train::{train, TrainConfig};
-use tch::Device;
 
 fn setup() -> (Model, iscp_engine::data::DataSplits) {
-    tch::set_num_threads(2);
-    let data = synthetic(&SyntheticConfig {
-        classes: 4,
-        size: 16,
-        channels: 1,
-        train: 800,
-        test: 240,
-        seed: 5,
-    })
-    .unwrap();
-    tch::manual_seed(1);
-    let meta = ModelMeta {
-        arch: Arch::SmallCnn,
-        class_names: data.train.class_names.clone(),
-        input_shape: [1, 16, 16],
-        normalize: None,
-        test_accuracy: None,
-    };
-    let mut model = Model::new_builtin(meta, Device::Cpu).unwrap();
-    train(
-        &mut model,
-        &data.train,
-        &TrainConfig {
-            epochs: 1,
-            batch: 32,
-            ..Default::default()
-        },
-        &mut |_, _, _| {},
-    )
-    .unwrap();
-    (model, data)
+    common::trained_small_cnn(4, 5, 1, 1)
 }
 
 fn jobs(data: &iscp_engine::data::DataSplits) -> Vec<SearchJob> {

@@ -1,47 +1,18 @@
 //! The search variants: total variation smooths the mask; a learned canvas moves in signed steps of
 //! 2/255 during its phases and stays in [0,1].
 
+mod common;
+
 use iscp_engine::canvas::canvas_image;
-use iscp_engine::data::{stratified_split, synthetic, SyntheticConfig};
-use iscp_engine::model::{Arch, Model, ModelMeta};
+use iscp_engine::data::stratified_split;
+use iscp_engine::model::Model;
 use iscp_engine::search::{
     search_batch, total_variation, SearchConfig, SearchJob, CANVAS_LR, CANVAS_PERIOD,
 };
-use iscp_engine::train::{train, TrainConfig};
-use tch::{Device, Tensor};
+use tch::Tensor;
 
 fn setup() -> (Model, iscp_engine::data::DataSplits) {
-    tch::set_num_threads(2);
-    let data = synthetic(&SyntheticConfig {
-        classes: 4,
-        size: 16,
-        channels: 1,
-        train: 800,
-        test: 240,
-        seed: 8,
-    })
-    .unwrap();
-    tch::manual_seed(2);
-    let meta = ModelMeta {
-        arch: Arch::SmallCnn,
-        class_names: data.train.class_names.clone(),
-        input_shape: [1, 16, 16],
-        normalize: None,
-        test_accuracy: None,
-    };
-    let mut model = Model::new_builtin(meta, Device::Cpu).unwrap();
-    train(
-        &mut model,
-        &data.train,
-        &TrainConfig {
-            epochs: 1,
-            batch: 32,
-            ..Default::default()
-        },
-        &mut |_, _, _| {},
-    )
-    .unwrap();
-    (model, data)
+    common::trained_small_cnn(4, 8, 2, 1)
 }
 
 fn job(

@@ -2,16 +2,12 @@
 
 use crate::helpers::{iscp, tiny_spec};
 
-#[test]
-fn bad_spec_is_refused_before_any_work() {
+/// Runs a spec that must be refused; returns stderr after checking nothing was written.
+fn refused(text: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("bad.toml");
     let results = dir.path().join("results");
-    std::fs::write(
-        &spec,
-        tiny_spec("", "[0.2]").replace("sizes = [0.02, 0.1]", "sizes = [0.0, 0.1]"),
-    )
-    .unwrap();
+    std::fs::write(&spec, text).unwrap();
     let out = iscp(&[
         "run",
         spec.to_str().unwrap(),
@@ -19,37 +15,59 @@ fn bad_spec_is_refused_before_any_work() {
         results.to_str().unwrap(),
         "--quiet",
     ]);
-    let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
+    assert!(!results.exists(), "a refused spec wrote results");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+#[test]
+fn bad_spec_is_refused_before_any_work() {
+    let err = refused(&tiny_spec("", "[0.2]").replace("sizes = [0.02, 0.1]", "sizes = [0.0, 0.1]"));
     assert!(
         err.contains("bad.toml:20: `search.sizes`: size 0 is impossible"),
         "{err}"
     );
-    assert!(!results.exists(), "a refused spec wrote results");
-
-    std::fs::write(&spec, tiny_spec("classes = [0, 5]", "[0.2]")).unwrap();
-    let out = iscp(&[
-        "run",
-        spec.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-        "--quiet",
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let err = refused(&tiny_spec("classes = [0, 5]", "[0.2]"));
     assert!(
-        err.contains(":21: `search.classes`: class 5 does not exist"),
+        err.contains("bad.toml:21: `search.classes`: class 5 does not exist"),
         "{err}"
     );
-    assert!(!results.exists(), "a refused spec wrote results");
+    let err = refused(&tiny_spec("", "[0.2]").replace("[search]", "[search]\nsizez = [0.1]"));
+    assert!(err.contains("bad.toml:17: `sizez`: unknown field"), "{err}");
 }
 
 #[test]
 fn help_explains_the_commands() {
-    let out = iscp(&["run", "--help"]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success());
-    for flag in ["--results", "--device", "--threads", "--quiet"] {
-        assert!(text.contains(flag), "{flag} missing from:\n{text}");
+    for (command, flags) in [
+        (
+            "run",
+            &["--results", "--device", "--threads", "--quiet"][..],
+        ),
+        (
+            "scan",
+            &[
+                "--model",
+                "--data",
+                "--data-kind",
+                "--size",
+                "--mean",
+                "--std",
+                "--name",
+            ][..],
+        ),
+        (
+            "bench",
+            &["--data", "--canvases", "--device", "--threads"][..],
+        ),
+    ] {
+        let out = iscp(&[command, "--help"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success());
+        for flag in flags {
+            assert!(
+                text.contains(flag),
+                "{command} {flag} missing from:\n{text}"
+            );
+        }
     }
 }

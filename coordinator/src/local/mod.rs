@@ -131,6 +131,24 @@ impl Runner<'_> {
         Ok(())
     }
 
+    /// Writes a unit's rows as its part of `table`, or its failure.
+    fn record(
+        &mut self,
+        u: &Unit,
+        table: &str,
+        out: Result<arrow_array::RecordBatch>,
+        retryable: bool,
+    ) -> Result<()> {
+        match out {
+            Ok(batch) => {
+                tables::write_part(&self.layout.table(table), &u.id, &batch)?;
+                self.finished(u);
+                Ok(())
+            }
+            Err(e) => self.fail(u, &e, retryable),
+        }
+    }
+
     fn finished(&mut self, u: &Unit) {
         self.done.insert(u.id.clone());
         self.summary.ran += 1;
@@ -400,17 +418,12 @@ pub fn run(spec: &LoadedSpec, results: &Path, opts: &RunOptions) -> Result<RunSu
                 }
                 run_evaluate(&ev, &u.id, ep, &rows)
             });
-            match out {
-                Ok(rows) => {
-                    tables::write_part(
-                        &layout.table("patterns"),
-                        &u.id,
-                        &tables::patterns_batch(&rows),
-                    )?;
-                    r.finished(u);
-                }
-                Err(e) => r.fail(u, &e, true)?,
-            }
+            r.record(
+                u,
+                "patterns",
+                out.map(|rows| tables::patterns_batch(&rows)),
+                true,
+            )?;
             progress.stage_position(i as u64 + 1);
         }
         let baselines: Vec<&Unit> = p.baselines.iter().filter(|u| !r.is_done(u)).collect();
@@ -419,17 +432,13 @@ pub fn run(spec: &LoadedSpec, results: &Path, opts: &RunOptions) -> Result<RunSu
             let UnitParams::Baseline(bp) = &u.params else {
                 continue;
             };
-            match guarded(|| run_baseline(&ctx, &ev, &images, &u.id, bp)) {
-                Ok(rows) => {
-                    tables::write_part(
-                        &layout.table("baselines"),
-                        &u.id,
-                        &tables::baselines_batch(&rows),
-                    )?;
-                    r.finished(u);
-                }
-                Err(e) => r.fail(u, &e, false)?,
-            }
+            let out = guarded(|| run_baseline(&ctx, &ev, &images, &u.id, bp));
+            r.record(
+                u,
+                "baselines",
+                out.map(|rows| tables::baselines_batch(&rows)),
+                false,
+            )?;
             progress.stage_position(i as u64 + 1);
         }
         r.summary.pictures +=

@@ -1,4 +1,5 @@
 //! Shared test fixtures: hand-made linear models whose outputs can be computed by hand.
+#![allow(dead_code)] // each test binary uses some of these
 
 use iscp_engine::model::{Arch, Model, ModelMeta};
 use tch::{nn, nn::Module, Device, Tensor};
@@ -22,4 +23,46 @@ pub fn linear_model(w: &[f32], b: &[f32], shape: [i64; 3]) -> Model {
         test_accuracy: None,
     };
     Model::from_module(vs, Box::new(net), meta).expect("fixture model")
+}
+
+/// A small CNN trained for `epochs` on synthetic 1×16×16 shapes of `classes` classes.
+pub fn trained_small_cnn(
+    classes: usize,
+    data_seed: u64,
+    model_seed: i64,
+    epochs: usize,
+) -> (Model, iscp_engine::data::DataSplits) {
+    use iscp_engine::data::{synthetic, SyntheticConfig};
+    use iscp_engine::train::{train, TrainConfig};
+    tch::set_num_threads(2);
+    let data = synthetic(&SyntheticConfig {
+        classes,
+        size: 16,
+        channels: 1,
+        train: 200 * classes,
+        test: 60 * classes,
+        seed: data_seed,
+    })
+    .unwrap();
+    tch::manual_seed(model_seed);
+    let meta = ModelMeta {
+        arch: Arch::SmallCnn,
+        class_names: data.train.class_names.clone(),
+        input_shape: [1, 16, 16],
+        normalize: None,
+        test_accuracy: None,
+    };
+    let mut model = Model::new_builtin(meta, Device::Cpu).unwrap();
+    train(
+        &mut model,
+        &data.train,
+        &TrainConfig {
+            epochs,
+            batch: 32,
+            ..Default::default()
+        },
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    (model, data)
 }
