@@ -110,6 +110,8 @@ pub struct DataSpec {
 pub enum SettingKind {
     Natural,
     Badnets,
+    /// Adversarially trained (PGD L∞ ε 8/255, step 2/255, 7 steps, random start).
+    Adversarial,
 }
 
 impl SettingKind {
@@ -117,6 +119,7 @@ impl SettingKind {
         match self {
             SettingKind::Natural => "natural",
             SettingKind::Badnets => "badnets",
+            SettingKind::Adversarial => "adversarial",
         }
     }
 }
@@ -125,12 +128,19 @@ impl SettingKind {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainSpec {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub epochs: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub batch: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub lr: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub momentum: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub weight_decay: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule: Option<Schedule>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub augment: Option<bool>,
 }
 
@@ -143,16 +153,25 @@ pub struct SettingSpec {
     #[serde(default = "default_arch")]
     pub arch: Arch,
     /// A TorchScript file to use instead of training.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<Spanned<PathBuf>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub normalize: Option<Normalize>,
     /// TorchScript only: `[features, head]`, two methods the module exports for Grad-CAM.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub gradcam_methods: Option<Vec<String>>,
     #[serde(default)]
     pub train: TrainSpec,
     /// BadNets target class (default 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<Spanned<i64>>,
+    /// BadNets trigger (default checkerboard).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<iscp_engine::badnets::Trigger>,
     /// BadNets poison rate (default 0.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub poison_rate: Option<Spanned<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
 }
 
@@ -571,6 +590,8 @@ impl SettingSpec {
             schedule: t.schedule.unwrap_or(d.schedule),
             augment: t.augment.unwrap_or(d.augment),
             seed: self.seed.unwrap_or(spec_seed),
+            adversarial: (self.kind == SettingKind::Adversarial)
+                .then(iscp_engine::adversarial::PgdConfig::training),
         }
     }
 

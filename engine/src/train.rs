@@ -1,6 +1,7 @@
 //! Supervised training of built-in models: SGD with momentum and weight decay, an LR schedule, and
 //! optional crop-with-padding and horizontal-flip augmentation.
 
+use crate::adversarial::{pgd, PgdConfig};
 use crate::data::Dataset;
 use crate::model::Model;
 use crate::rng::{mix, Rng};
@@ -31,6 +32,9 @@ pub struct TrainConfig {
     pub schedule: Schedule,
     pub augment: bool,
     pub seed: u64,
+    /// Adversarial training: each batch is replaced by its PGD examples.
+    #[serde(default)]
+    pub adversarial: Option<PgdConfig>,
 }
 
 impl Default for TrainConfig {
@@ -44,6 +48,7 @@ impl Default for TrainConfig {
             schedule: Schedule::Cosine,
             augment: false,
             seed: 0,
+            adversarial: None,
         }
     }
 }
@@ -137,6 +142,10 @@ pub fn train(
             }
             let x = x.to_device(device);
             let y = data.labels.index_select(0, &idx).to_device(device);
+            let x = match &cfg.adversarial {
+                Some(attack) => pgd(model, &x, &y, attack)?,
+                None => x,
+            };
             opt.set_lr(lr_at(cfg, step, total));
             let logits = model.logits_train(&x);
             let loss = logits.cross_entropy_for_logits(&y);

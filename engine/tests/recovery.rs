@@ -1,7 +1,7 @@
 //! End to end on synthetic data: a BadNets model's 1% white-canvas pattern recovers the trigger and
 //! is predictive, a natural model's is not.
 
-use iscp_engine::badnets::{attack_success_rate, in_trigger, poison};
+use iscp_engine::badnets::{attack_success_rate, in_trigger, poison, Trigger};
 use iscp_engine::canvas::canvas_image;
 use iscp_engine::data::{stratified_split, synthetic, SyntheticConfig};
 use iscp_engine::model::{Arch, Model, ModelMeta};
@@ -33,7 +33,9 @@ fn train_and_search(poisoned: bool) -> Found {
     let data = synthetic(&cfg).unwrap();
     let target = 0;
     let train_set = if poisoned {
-        poison(&data.train, target, 0.1, 1).unwrap().0
+        poison(&data.train, target, 0.1, 1, Trigger::Checkerboard)
+            .unwrap()
+            .0
     } else {
         data.train
     };
@@ -58,7 +60,7 @@ fn train_and_search(poisoned: bool) -> Found {
         .unwrap();
     assert!(acc > 0.9, "clean accuracy {acc}");
     if poisoned {
-        let asr = attack_success_rate(&model, &data.test, target).unwrap();
+        let asr = attack_success_rate(&model, &data.test, target, Trigger::Checkerboard).unwrap();
         assert!(asr > 0.9, "attack success rate {asr}");
     }
     let labels = data.test.labels_vec();

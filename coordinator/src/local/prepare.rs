@@ -4,6 +4,7 @@
 use crate::spec::{SettingKind, SettingSpec};
 use crate::tables::ModelRow;
 use crate::Result;
+use iscp_engine::adversarial::{robust_accuracy, PgdConfig};
 use iscp_engine::badnets::{attack_success_rate, poison};
 use iscp_engine::data::DataSplits;
 use iscp_engine::model::{load_artifact, save_artifact, sha256_file, Arch, Model, ModelMeta};
@@ -12,6 +13,9 @@ use iscp_engine::train::train;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::Device;
+
+/// Test images the PGD-20 robust accuracy of an adversarially trained model is measured on.
+pub const ROBUST_EVAL_IMAGES: usize = 1000;
 
 /// `<artifacts>/<sha256>.iscpm`.
 pub fn artifact_path(dir: &Path, sha: &str) -> PathBuf {
@@ -83,6 +87,8 @@ pub fn prepare(
         clean_accuracy: 0.0,
         attack_success_rate: None,
         poison_target: target,
+        trigger: badnets.then(|| setting.trigger.unwrap_or_default().name().to_string()),
+        robust_accuracy: None,
         poison_rate: None,
         poisoned_images: None,
         train_epochs: None,
@@ -104,6 +110,7 @@ pub fn prepare(
                     t,
                     setting.poison_rate(),
                     mix(&[cfg.seed, 0xBAD]),
+                    setting.trigger.unwrap_or_default(),
                 )?;
                 row.poison_rate = Some(setting.poison_rate());
                 row.poisoned_images = Some(count as i64);
@@ -122,7 +129,21 @@ pub fn prepare(
     };
     row.clean_accuracy = model.accuracy(&data.test.images, &data.test.labels)?;
     if let Some(t) = target {
-        row.attack_success_rate = Some(attack_success_rate(&model, &data.test, t)?);
+        row.attack_success_rate = Some(attack_success_rate(
+            &model,
+            &data.test,
+            t,
+            setting.trigger.unwrap_or_default(),
+        )?);
+    }
+    if setting.kind == SettingKind::Adversarial {
+        row.robust_accuracy = Some(robust_accuracy(
+            &model,
+            &data.test,
+            &PgdConfig::pgd20(),
+            ROBUST_EVAL_IMAGES,
+            256,
+        )?);
     }
     let mut model = model;
     model.meta.test_accuracy = Some(row.clean_accuracy);

@@ -87,6 +87,10 @@ pub struct ModelRow {
     pub clean_accuracy: f64,
     pub attack_success_rate: Option<f64>,
     pub poison_target: Option<i64>,
+    /// BadNets trigger name.
+    pub trigger: Option<String>,
+    /// Adversarial settings: accuracy under PGD-20 on the first 1,000 test images.
+    pub robust_accuracy: Option<f64>,
     pub poison_rate: Option<f64>,
     pub poisoned_images: Option<i64>,
     pub train_epochs: Option<i64>,
@@ -227,6 +231,16 @@ pub fn models_batch(rows: &[ModelRow]) -> RecordBatch {
             true,
         ),
         ("poison_target", oi(rows, |r| r.poison_target), true),
+        (
+            "trigger",
+            Arc::new(
+                rows.iter()
+                    .map(|r| r.trigger.as_deref())
+                    .collect::<StringArray>(),
+            ) as ArrayRef,
+            true,
+        ),
+        ("robust_accuracy", ofl(rows, |r| r.robust_accuracy), true),
         ("poison_rate", ofl(rows, |r| r.poison_rate), true),
         ("poisoned_images", oi(rows, |r| r.poisoned_images), true),
         ("train_epochs", oi(rows, |r| r.train_epochs), true),

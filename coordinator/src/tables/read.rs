@@ -27,6 +27,13 @@ impl<'a> Cols<'a> {
             .value(i)
             .to_string())
     }
+    fn os(&self, name: &str, i: usize) -> Result<Option<String>> {
+        let c = self
+            .col(name)?
+            .as_string_opt::<i32>()
+            .ok_or_else(|| self.bad(name))?;
+        Ok(c.is_valid(i).then(|| c.value(i).to_string()))
+    }
     fn i(&self, name: &str, i: usize) -> Result<i64> {
         Ok(self
             .col(name)?
@@ -176,6 +183,8 @@ pub fn read_model_rows(path: &Path) -> Result<Vec<ModelRow>> {
             clean_accuracy: c.f("clean_accuracy", i)?,
             attack_success_rate: c.of("attack_success_rate", i)?,
             poison_target: c.oi("poison_target", i)?,
+            trigger: c.os("trigger", i)?,
+            robust_accuracy: c.of("robust_accuracy", i)?,
             poison_rate: c.of("poison_rate", i)?,
             poisoned_images: c.oi("poisoned_images", i)?,
             train_epochs: c.oi("train_epochs", i)?,

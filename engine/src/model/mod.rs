@@ -7,7 +7,7 @@ mod resnet;
 mod small_cnn;
 
 pub use artifact::{load_artifact, save_artifact, sha256_file};
-pub use resnet::resnet18;
+pub use resnet::{resnet18, resnet50};
 pub use small_cnn::small_cnn;
 
 use crate::{EngineError, Result};
@@ -28,6 +28,7 @@ pub struct Normalize {
 pub enum Arch {
     SmallCnn,
     Resnet18,
+    Resnet50,
     Torchscript,
 }
 
@@ -36,6 +37,7 @@ impl Arch {
         match self {
             Arch::SmallCnn => "small-cnn",
             Arch::Resnet18 => "resnet18",
+            Arch::Resnet50 => "resnet50",
             Arch::Torchscript => "torchscript",
         }
     }
@@ -94,6 +96,7 @@ pub fn build_arch(root: &nn::Path, arch: Arch, shape: [i64; 3], classes: i64) ->
     match arch {
         Arch::SmallCnn => Ok(boxed(small_cnn(root, shape, classes))),
         Arch::Resnet18 => Ok(boxed(resnet18(root, shape[0], classes))),
+        Arch::Resnet50 => Ok(boxed(resnet50(root, shape[0], classes))),
         Arch::Torchscript => Err(EngineError::Invalid(
             "a TorchScript model is loaded, not built".into(),
         )),

@@ -69,3 +69,66 @@ pub fn resnet18(p: &nn::Path, channels: i64, classes: i64) -> (impl ModuleT, imp
         nn::func_t(move |x: &Tensor, _| x.adaptive_avg_pool2d([1, 1]).flatten(1, -1).apply(&fc));
     (body, head)
 }
+
+fn bottleneck(p: nn::Path, i: i64, width: i64, stride: i64) -> impl ModuleT {
+    let o = width * 4;
+    let c1 = conv(&p / "conv1", i, width, 1, 1);
+    let b1 = nn::batch_norm2d(&p / "bn1", width, Default::default());
+    let c2 = conv(&p / "conv2", width, width, 3, stride);
+    let b2 = nn::batch_norm2d(&p / "bn2", width, Default::default());
+    let c3 = conv(&p / "conv3", width, o, 1, 1);
+    let b3 = nn::batch_norm2d(&p / "bn3", o, Default::default());
+    let short = (stride != 1 || i != o).then(|| {
+        (
+            conv(&p / "short" / "conv", i, o, 1, stride),
+            nn::batch_norm2d(&p / "short" / "bn", o, Default::default()),
+        )
+    });
+    nn::func_t(move |x, train| {
+        let y = x
+            .apply(&c1)
+            .apply_t(&b1, train)
+            .relu()
+            .apply(&c2)
+            .apply_t(&b2, train)
+            .relu()
+            .apply(&c3)
+            .apply_t(&b3, train);
+        let s = match &short {
+            Some((c, b)) => x.apply(c).apply_t(b, train),
+            None => x.shallow_clone(),
+        };
+        (y + s).relu()
+    })
+}
+
+/// ResNet-50 for small images (CIFAR layout: 3×3 stem, no max-pool): bottleneck stages of
+/// 3-4-6-3 blocks, widths 64-128-256-512 (×4 out). Returned as (body, head).
+pub fn resnet50(p: &nn::Path, channels: i64, classes: i64) -> (impl ModuleT, impl ModuleT) {
+    let stem = conv(p / "stem", channels, 64, 3, 1);
+    let bn = nn::batch_norm2d(p / "stem_bn", 64, Default::default());
+    let mut layers = nn::seq_t();
+    let mut inp = 64;
+    for (stage, (&width, &blocks)) in [64, 128, 256, 512].iter().zip(&[3, 4, 6, 3]).enumerate() {
+        for block in 0..blocks {
+            let stride = if stage > 0 && block == 0 { 2 } else { 1 };
+            layers = layers.add(bottleneck(
+                p / format!("layer{}", stage + 1) / block,
+                inp,
+                width,
+                stride,
+            ));
+            inp = width * 4;
+        }
+    }
+    let fc = nn::linear(p / "fc", 2048, classes, Default::default());
+    let body = nn::func_t(move |x: &Tensor, train| {
+        x.apply(&stem)
+            .apply_t(&bn, train)
+            .relu()
+            .apply_t(&layers, train)
+    });
+    let head =
+        nn::func_t(move |x: &Tensor, _| x.adaptive_avg_pool2d([1, 1]).flatten(1, -1).apply(&fc));
+    (body, head)
+}
