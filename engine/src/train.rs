@@ -54,12 +54,28 @@ impl Default for TrainConfig {
 }
 
 /// One epoch's figures.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochStats {
     pub epoch: usize,
     pub loss: f64,
     pub train_accuracy: f64,
+    /// Clean accuracy on the test set given to `train_from`, after the epoch.
+    pub test_accuracy: Option<f64>,
+    /// Learning rate at the epoch's last step.
+    pub lr: f64,
     pub seconds: f64,
+}
+
+/// Where training starts and what it reports.
+pub struct TrainRun<'a> {
+    /// Epochs already done (a resumed run starts at the next one).
+    pub start_epoch: usize,
+    /// Measured after every epoch when given.
+    pub test: Option<&'a Dataset>,
+    /// `(step, total_steps, loss)` after every step.
+    pub progress: &'a mut dyn FnMut(usize, usize, f64),
+    /// After every epoch: checkpoint here.
+    pub epoch_end: &'a mut dyn FnMut(&Model, &EpochStats) -> Result<()>,
 }
 
 fn lr_at(cfg: &TrainConfig, step: usize, total: usize) -> f64 {
@@ -106,6 +122,30 @@ pub fn train(
     cfg: &TrainConfig,
     progress: &mut dyn FnMut(usize, usize, f64),
 ) -> Result<Vec<EpochStats>> {
+    let run = TrainRun {
+        start_epoch: 0,
+        test: None,
+        progress,
+        epoch_end: &mut |_, _| Ok(()),
+    };
+    train_from(model, data, cfg, run)
+}
+
+/// Trains epochs `run.start_epoch..cfg.epochs` with the learning-rate schedule positioned as if the
+/// earlier epochs had run (their data order is seeded per epoch, so it is the same too). SGD's
+/// momentum buffers are not checkpointed: a resumed run restarts them at zero.
+pub fn train_from(
+    model: &mut Model,
+    data: &Dataset,
+    cfg: &TrainConfig,
+    run: TrainRun,
+) -> Result<Vec<EpochStats>> {
+    let TrainRun {
+        start_epoch,
+        test,
+        progress,
+        epoch_end,
+    } = run;
     if cfg.epochs == 0 || cfg.batch == 0 || cfg.lr <= 0.0 {
         return Err(EngineError::Invalid(
             "training needs epochs ≥ 1, batch ≥ 1 and lr > 0".into(),
@@ -126,9 +166,9 @@ pub fn train(
     let n = data.len();
     let steps_per_epoch = n.div_ceil(cfg.batch);
     let total = steps_per_epoch * cfg.epochs;
-    let mut step = 0;
+    let mut step = steps_per_epoch * start_epoch;
     let mut stats = Vec::new();
-    for epoch in 0..cfg.epochs {
+    for epoch in start_epoch..cfg.epochs {
         let started = Instant::now();
         let mut rng = Rng::new(mix(&[cfg.seed, epoch as u64]));
         let mut order: Vec<i64> = (0..n as i64).collect();
@@ -160,12 +200,20 @@ pub fn train(
             step += 1;
             progress(step, total, l);
         }
-        stats.push(EpochStats {
+        let test_accuracy = match test {
+            Some(t) => Some(model.accuracy(&t.images, &t.labels)?),
+            None => None,
+        };
+        let e = EpochStats {
             epoch,
             loss: loss_sum / n as f64,
             train_accuracy: correct as f64 / n as f64,
+            test_accuracy,
+            lr: lr_at(cfg, step.saturating_sub(1), total),
             seconds: started.elapsed().as_secs_f64(),
-        });
+        };
+        epoch_end(model, &e)?;
+        stats.push(e);
     }
     model.freeze();
     Ok(stats)

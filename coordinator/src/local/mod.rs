@@ -2,6 +2,7 @@
 //! units whose results are already in the tables, recording failures and going on.
 
 mod baseline_unit;
+mod checkpoint;
 mod compare;
 mod data;
 mod evaluate;
@@ -286,22 +287,41 @@ pub fn run(spec: &LoadedSpec, results: &Path, opts: &RunOptions) -> Result<RunSu
                 )
             });
             match out {
-                Ok((m, row)) => {
+                Ok(prepared) => {
+                    let row = &prepared.row;
+                    if !prepared.epochs.is_empty() {
+                        let batch = tables::training_batch(
+                            &p.prepare.id,
+                            &p.setting.name,
+                            &prepared.epochs,
+                        );
+                        tables::write_part(&layout.table("training"), &p.prepare.id, &batch)?;
+                    }
                     tables::write_part(
                         &models_dir,
                         &p.prepare.id,
-                        &tables::models_batch(std::slice::from_ref(&row)),
+                        &tables::models_batch(std::slice::from_ref(row)),
                     )?;
+                    if let Some(e) = prepared.resumed_at {
+                        progress.println(&format!(
+                            "{}: resumed training from its checkpoint after epoch {}",
+                            p.setting.name, e
+                        ));
+                    }
                     let asr = row
                         .attack_success_rate
                         .map(|a| format!(", attack success {a:.3}"))
                         .unwrap_or_default();
+                    let robust = row
+                        .robust_accuracy
+                        .map(|a| format!(", PGD-20 accuracy {a:.3}"))
+                        .unwrap_or_default();
                     progress.println(&format!(
-                        "{}: clean accuracy {:.3}{asr} ({:.1}s)",
+                        "{}: clean accuracy {:.3}{asr}{robust} ({:.1}s)",
                         p.setting.name, row.clean_accuracy, row.training_s
                     ));
                     r.finished(&p.prepare);
-                    model = Some(m);
+                    model = Some(prepared.model);
                 }
                 Err(e) => {
                     r.fail(&p.prepare, &e, true)?;

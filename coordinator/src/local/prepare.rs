@@ -1,6 +1,7 @@
 //! The prepare-model unit: train a setting's model (natural or BadNets) or import a TorchScript file,
 //! store it as a content-addressed artifact, and report it in the `models` table.
 
+use super::checkpoint::Checkpoints;
 use crate::spec::{SettingKind, SettingSpec};
 use crate::tables::ModelRow;
 use crate::Result;
@@ -9,7 +10,7 @@ use iscp_engine::badnets::{attack_success_rate, poison};
 use iscp_engine::data::DataSplits;
 use iscp_engine::model::{load_artifact, save_artifact, sha256_file, Arch, Model, ModelMeta};
 use iscp_engine::rng::mix;
-use iscp_engine::train::train;
+use iscp_engine::train::{train_from, EpochStats, TrainRun};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::Device;
@@ -64,7 +65,18 @@ pub fn load_prepared(
     Ok(Some(load_artifact(&path, device)?))
 }
 
-/// Runs the prepare unit; `progress(step, total)` follows training.
+/// What a prepare unit produced.
+pub struct Prepared {
+    pub model: Model,
+    pub row: ModelRow,
+    /// Per-epoch figures (empty for an imported model).
+    pub epochs: Vec<EpochStats>,
+    /// The epoch training resumed from, when it did.
+    pub resumed_at: Option<usize>,
+}
+
+/// Runs the prepare unit; `progress(step, total)` follows training. Training checkpoints after
+/// every epoch and resumes from the last checkpoint of an earlier, interrupted attempt.
 pub fn prepare(
     unit_id: &str,
     setting: &SettingSpec,
@@ -73,7 +85,9 @@ pub fn prepare(
     artifacts: &Path,
     device: Device,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<(Model, ModelRow)> {
+) -> Result<Prepared> {
+    let mut epochs = Vec::new();
+    let mut resumed_at = None;
     let started = Instant::now();
     let badnets = setting.kind == SettingKind::Badnets;
     let target = badnets.then(|| setting.badnets_target());
@@ -119,9 +133,34 @@ pub fn prepare(
             }
             None => &data.train,
         };
-        tch::manual_seed(cfg.seed as i64);
-        let mut model = Model::new_builtin(meta_for(setting, data, setting.arch), device)?;
-        train(&mut model, train_set, &cfg, &mut |s, t, _| progress(s, t))?;
+        let checkpoints = Checkpoints::new(artifacts, unit_id);
+        let mut model = match checkpoints.latest(device)? {
+            Some((model, done)) => {
+                resumed_at = Some(done.len());
+                epochs = done;
+                model
+            }
+            None => {
+                tch::manual_seed(cfg.seed as i64);
+                Model::new_builtin(meta_for(setting, data, setting.arch), device)?
+            }
+        };
+        // Seeded per resumption point, so a resumed run draws its own random numbers reproducibly.
+        tch::manual_seed(mix(&[cfg.seed, epochs.len() as u64]) as i64);
+        let mut so_far = epochs.clone();
+        let run = TrainRun {
+            start_epoch: epochs.len(),
+            test: Some(&data.test),
+            progress: &mut |s, t, _| progress(s, t),
+            epoch_end: &mut |m, e| {
+                so_far.push(e.clone());
+                checkpoints
+                    .save(m, &so_far)
+                    .map_err(|e| iscp_engine::EngineError::Invalid(format!("checkpoint: {e}")))
+            },
+        };
+        epochs.extend(train_from(&mut model, train_set, &cfg, run)?);
+        checkpoints.clear();
         row.architecture = setting.arch.name().into();
         row.source = "trained".into();
         row.train_epochs = Some(cfg.epochs as i64);
@@ -156,5 +195,10 @@ pub fn prepare(
         row.checkpoint_sha256 = sha;
     }
     row.training_s = started.elapsed().as_secs_f64();
-    Ok((model, row))
+    Ok(Prepared {
+        model,
+        row,
+        epochs,
+        resumed_at,
+    })
 }

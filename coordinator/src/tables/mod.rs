@@ -3,10 +3,12 @@
 mod baselines;
 mod io;
 mod read;
+mod training;
 
 pub use baselines::{baselines_batch, BaselineRow};
 pub use io::{done_units, part_path, read_batches, write_part};
 pub use read::{read_model_rows, read_pattern_rows, read_search_rows};
+pub use training::training_batch;
 
 use arrow_array::builder::{Float32Builder, ListBuilder};
 use arrow_array::{

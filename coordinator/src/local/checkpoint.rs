@@ -1,0 +1,78 @@
+//! Per-epoch training checkpoints, so a prepare unit that is run again resumes from its last
+//! finished epoch instead of epoch 0: `artifacts/checkpoints/<unit id>/epoch-<n>.{iscpm,json}`.
+
+use crate::{CoordError, Result};
+use iscp_engine::model::{load_artifact, save_artifact, Model};
+use iscp_engine::train::EpochStats;
+use std::path::PathBuf;
+use tch::Device;
+
+pub struct Checkpoints {
+    dir: PathBuf,
+}
+
+impl Checkpoints {
+    pub fn new(artifacts: &std::path::Path, unit_id: &str) -> Self {
+        Checkpoints {
+            dir: artifacts.join("checkpoints").join(unit_id),
+        }
+    }
+
+    fn epochs(&self) -> Vec<usize> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return vec![];
+        };
+        let mut v: Vec<usize> = entries
+            .filter_map(|e| {
+                e.ok()?
+                    .file_name()
+                    .to_str()?
+                    .strip_prefix("epoch-")?
+                    .strip_suffix(".json")?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The model after the last checkpointed epoch and the stats of every epoch up to it.
+    pub fn latest(&self, device: Device) -> Result<Option<(Model, Vec<EpochStats>)>> {
+        let Some(&n) = self.epochs().last() else {
+            return Ok(None);
+        };
+        let json = self.dir.join(format!("epoch-{n}.json"));
+        let text = std::fs::read_to_string(&json).map_err(|e| CoordError::io(&json, e))?;
+        let stats: Vec<EpochStats> =
+            serde_json::from_str(&text).map_err(|e| CoordError::table(&json, e))?;
+        let model = load_artifact(&self.dir.join(format!("epoch-{n}.iscpm")), device)?;
+        Ok(Some((model, stats)))
+    }
+
+    /// Saves the model after `stats.last()`'s epoch; the JSON is written last, so a checkpoint
+    /// counts only once both files are whole. Older checkpoints are removed.
+    pub fn save(&self, model: &Model, stats: &[EpochStats]) -> Result<()> {
+        let Some(last) = stats.last() else {
+            return Ok(());
+        };
+        std::fs::create_dir_all(&self.dir).map_err(|e| CoordError::io(&self.dir, e))?;
+        save_artifact(model, &self.dir.join(format!("epoch-{}.iscpm", last.epoch)))?;
+        let json = self.dir.join(format!("epoch-{}.json", last.epoch));
+        let tmp = json.with_extension("json.tmp");
+        let text = serde_json::to_string(stats).map_err(|e| CoordError::table(&json, e))?;
+        std::fs::write(&tmp, text)
+            .and_then(|_| std::fs::rename(&tmp, &json))
+            .map_err(|e| CoordError::io(&json, e))?;
+        for old in self.epochs().into_iter().filter(|&e| e < last.epoch) {
+            let _ = std::fs::remove_file(self.dir.join(format!("epoch-{old}.json")));
+            let _ = std::fs::remove_file(self.dir.join(format!("epoch-{old}.iscpm")));
+        }
+        Ok(())
+    }
+
+    /// Removes the checkpoints once the finished model is stored.
+    pub fn clear(&self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
