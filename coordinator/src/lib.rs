@@ -1,5 +1,6 @@
 //! The coordinator library: specs, the unit graph, Parquet result tables, pictures, and the local runner.
 
+pub mod cost;
 pub mod error;
 pub mod images;
 pub mod local;

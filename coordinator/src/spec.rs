@@ -293,6 +293,8 @@ impl Default for RunSpec {
 /// A parsed spec with its source text, for turning spans into line numbers.
 #[derive(Debug, Clone)]
 pub struct LoadedSpec {
+    /// Whether files the spec names must exist (not when only planning).
+    check_files: bool,
     pub spec: Spec,
     pub file: String,
     pub source: String,
@@ -306,7 +308,18 @@ impl LoadedSpec {
         Self::parse(&source, &path.display().to_string())
     }
 
+    /// Like `load`, but files the spec names (data, TorchScript models) need not exist yet:
+    /// for planning a sweep that will run elsewhere.
+    pub fn load_for_plan(path: &Path) -> Result<LoadedSpec> {
+        let source = std::fs::read_to_string(path).map_err(|e| CoordError::io(path, e))?;
+        Self::parse_with(&source, &path.display().to_string(), false)
+    }
+
     pub fn parse(source: &str, file: &str) -> Result<LoadedSpec> {
+        Self::parse_with(source, file, true)
+    }
+
+    fn parse_with(source: &str, file: &str, check_files: bool) -> Result<LoadedSpec> {
         let spec: Spec = toml::from_str(source).map_err(|e| {
             let line = e.span().map(|s| line_of(source, s.start)).unwrap_or(0);
             let message = e.message().to_string();
@@ -319,6 +332,7 @@ impl LoadedSpec {
             }
         })?;
         let loaded = LoadedSpec {
+            check_files,
             spec,
             file: file.to_string(),
             source: source.to_string(),
@@ -365,7 +379,7 @@ impl LoadedSpec {
                     "missing: this data kind reads files from a folder",
                 )
             }
-            (Some(p), _) if !p.get_ref().exists() => {
+            (Some(p), _) if self.check_files && !p.get_ref().exists() => {
                 return self.err(
                     p.span(),
                     "data.path",
@@ -502,7 +516,7 @@ impl LoadedSpec {
                 );
             }
             if let Some(p) = &st.model {
-                if !p.get_ref().exists() {
+                if self.check_files && !p.get_ref().exists() {
                     return self.err(
                         p.span(),
                         &format!("settings[{i}].model"),
