@@ -3,6 +3,7 @@
 mod baselines;
 mod checkpoint;
 mod helpers;
+mod plan;
 mod resume;
 mod scan;
 mod spec_refusal;
