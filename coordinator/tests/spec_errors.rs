@@ -119,3 +119,24 @@ fn other_impossible_values_are_refused() {
     let (_, key, _) = refuse(&GOOD.replace("name = \"t\"", "name = \"a/b\""));
     assert_eq!(key, "name");
 }
+
+#[test]
+fn settings_kinds_triggers_and_architectures_parse() {
+    let src = GOOD.replace(
+        "kind = \"natural\"",
+        "kind = \"adversarial\"\narch = \"resnet50\"",
+    );
+    let s = LoadedSpec::parse(&src, "spec.toml").unwrap();
+    let cfg = s.spec.settings.get_ref()[0].train_config(0);
+    assert_eq!(cfg.adversarial.unwrap().steps, 7);
+    let src = GOOD.replace(
+        "kind = \"natural\"",
+        "kind = \"badnets\"\ntrigger = \"white-square\"",
+    );
+    assert!(LoadedSpec::parse(&src, "spec.toml").is_ok());
+    let (line, key, msg) = refuse(&GOOD.replace(
+        "kind = \"natural\"",
+        "kind = \"badnets\"\ntrigger = \"star\"",
+    ));
+    assert_eq!((line, key.as_str()), (10, "trigger"), "{msg}");
+}

@@ -4,14 +4,24 @@ use crate::helpers::iscp;
 
 #[test]
 fn plan_prints_the_paper_grid_without_the_data() {
-    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/paper-cifar10.toml");
+    let spec = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/experiments/paper-cifar10.toml"
+    );
     let dir = tempfile::tempdir().unwrap();
     let out = iscp(&["plan", spec, "--results", dir.path().to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // 10 classes × (5 + 5 + 5 + 1 canvases) × 3 alphas = 480 searches per setting.
     for setting in ["natural", "badnets", "adversarial"] {
-        let line = text.lines().find(|l| l.starts_with(setting)).unwrap_or_else(|| panic!("{setting}: {text}"));
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(setting))
+            .unwrap_or_else(|| panic!("{setting}: {text}"));
         let cols: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(cols[1..5], ["1", "480", "30", "40"], "{line}");
     }
@@ -20,7 +30,16 @@ fn plan_prints_the_paper_grid_without_the_data() {
         assert!(text.lines().any(|l| l.starts_with(kind)), "{kind}: {text}");
     }
     // Running it is refused: the data is not there.
-    let out = iscp(&["run", spec, "--results", dir.path().to_str().unwrap(), "--quiet"]);
+    let out = iscp(&[
+        "run",
+        spec,
+        "--results",
+        dir.path().to_str().unwrap(),
+        "--quiet",
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("`data.path`"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("`data.path`"),
+        "{err}"
+    );
 }
