@@ -21,7 +21,7 @@ fn meta(arch: Arch, shape: [i64; 3]) -> ModelMeta {
 }
 
 #[test]
-fn artifacts_round_trip_for_both_architectures() {
+fn artifacts_round_trip_for_every_architecture() {
     let data = synthetic(&SyntheticConfig {
         classes: 3,
         size: 8,
@@ -31,7 +31,7 @@ fn artifacts_round_trip_for_both_architectures() {
         seed: 2,
     })
     .unwrap();
-    for arch in [Arch::SmallCnn, Arch::Resnet18] {
+    for arch in [Arch::SmallCnn, Arch::Resnet18, Arch::Resnet50] {
         tch::manual_seed(0);
         let mut model = Model::new_builtin(meta(arch, [3, 8, 8]), Device::Cpu).unwrap();
         let cfg = TrainConfig {

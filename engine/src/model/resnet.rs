@@ -42,23 +42,37 @@ fn basic_block(p: nn::Path, i: i64, o: i64, stride: i64) -> impl ModuleT {
 /// ResNet-18 for small images (CIFAR layout): widths 64-128-256-512, two blocks each.
 /// Returned as (body, head): the body ends with the last residual stage (Grad-CAM's layer).
 pub fn resnet18(p: &nn::Path, channels: i64, classes: i64) -> (impl ModuleT, impl ModuleT) {
+    resnet(p, channels, classes, [2, 2, 2, 2], 1, basic_block)
+}
+
+/// The CIFAR-layout ResNet skeleton: 3×3 stem (64 channels, no max-pool), four stages of `depths`
+/// blocks of widths 64-128-256-512 (× `expansion` out; the first block of stages 2–4 strides 2),
+/// global average pool, linear head.
+fn resnet<B: ModuleT + 'static>(
+    p: &nn::Path,
+    channels: i64,
+    classes: i64,
+    depths: [usize; 4],
+    expansion: i64,
+    block: fn(nn::Path, i64, i64, i64) -> B,
+) -> (impl ModuleT, impl ModuleT) {
     let stem = conv(p / "stem", channels, 64, 3, 1);
     let bn = nn::batch_norm2d(p / "stem_bn", 64, Default::default());
     let mut layers = nn::seq_t();
     let mut inp = 64;
-    for (stage, &width) in [64, 128, 256, 512].iter().enumerate() {
-        for block in 0..2 {
-            let stride = if stage > 0 && block == 0 { 2 } else { 1 };
-            layers = layers.add(basic_block(
-                p / format!("layer{}", stage + 1) / block,
+    for (stage, (&width, &n)) in [64, 128, 256, 512].iter().zip(&depths).enumerate() {
+        for b in 0..n {
+            let stride = if stage > 0 && b == 0 { 2 } else { 1 };
+            layers = layers.add(block(
+                p / format!("layer{}", stage + 1) / b,
                 inp,
                 width,
                 stride,
             ));
-            inp = width;
+            inp = width * expansion;
         }
     }
-    let fc = nn::linear(p / "fc", 512, classes, Default::default());
+    let fc = nn::linear(p / "fc", inp, classes, Default::default());
     let body = nn::func_t(move |x: &Tensor, train| {
         x.apply(&stem)
             .apply_t(&bn, train)
@@ -102,33 +116,8 @@ fn bottleneck(p: nn::Path, i: i64, width: i64, stride: i64) -> impl ModuleT {
     })
 }
 
-/// ResNet-50 for small images (CIFAR layout: 3×3 stem, no max-pool): bottleneck stages of
-/// 3-4-6-3 blocks, widths 64-128-256-512 (×4 out). Returned as (body, head).
+/// ResNet-50 for small images (CIFAR layout): bottleneck stages of 3-4-6-3 blocks, widths
+/// 64-128-256-512 (×4 out). Returned as (body, head).
 pub fn resnet50(p: &nn::Path, channels: i64, classes: i64) -> (impl ModuleT, impl ModuleT) {
-    let stem = conv(p / "stem", channels, 64, 3, 1);
-    let bn = nn::batch_norm2d(p / "stem_bn", 64, Default::default());
-    let mut layers = nn::seq_t();
-    let mut inp = 64;
-    for (stage, (&width, &blocks)) in [64, 128, 256, 512].iter().zip(&[3, 4, 6, 3]).enumerate() {
-        for block in 0..blocks {
-            let stride = if stage > 0 && block == 0 { 2 } else { 1 };
-            layers = layers.add(bottleneck(
-                p / format!("layer{}", stage + 1) / block,
-                inp,
-                width,
-                stride,
-            ));
-            inp = width * 4;
-        }
-    }
-    let fc = nn::linear(p / "fc", 2048, classes, Default::default());
-    let body = nn::func_t(move |x: &Tensor, train| {
-        x.apply(&stem)
-            .apply_t(&bn, train)
-            .relu()
-            .apply_t(&layers, train)
-    });
-    let head =
-        nn::func_t(move |x: &Tensor, _| x.adaptive_avg_pool2d([1, 1]).flatten(1, -1).apply(&fc));
-    (body, head)
+    resnet(p, channels, classes, [3, 4, 6, 3], 4, bottleneck)
 }
