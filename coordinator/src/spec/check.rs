@@ -1,0 +1,194 @@
+//! The checks of a parsed spec that need no data: impossible values are refused with the key and
+//! its line (class indices are checked once the data is known, in `check_classes`).
+
+use super::{Classes, DataKind, LoadedSpec};
+use crate::Result;
+
+impl LoadedSpec {
+    pub(super) fn check(&self) -> Result<()> {
+        let s = &self.spec;
+        let name = s.name.get_ref();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return self.err(
+                s.name.span(),
+                "name",
+                "use letters, digits, `-`, `_` or `.` (it names a folder)",
+            );
+        }
+        let d = &s.data;
+        match (&d.path, d.kind) {
+            (None, DataKind::Synthetic) => {}
+            (None, _) => {
+                return self.err(
+                    0..0,
+                    "data.path",
+                    "missing: this data kind reads files from a folder",
+                )
+            }
+            (Some(p), _) if self.check_files && !p.get_ref().exists() => {
+                return self.err(
+                    p.span(),
+                    "data.path",
+                    format!("{} does not exist", p.get_ref().display()),
+                )
+            }
+            _ => {}
+        }
+        let sizes = &s.search.sizes;
+        if sizes.get_ref().is_empty() {
+            return self.err(sizes.span(), "search.sizes", "give at least one size");
+        }
+        if let Some(bad) = sizes.get_ref().iter().find(|&&v| !(v > 0.0 && v <= 1.0)) {
+            return self.err(
+                sizes.span(),
+                "search.sizes",
+                format!("size {bad} is impossible: sizes are fractions in (0, 1]"),
+            );
+        }
+        let alphas = &s.search.alphas;
+        if alphas.get_ref().is_empty()
+            || alphas.get_ref().iter().any(|&a| !(0.0..=1.0).contains(&a))
+        {
+            return self.err(
+                alphas.span(),
+                "search.alphas",
+                "give one or more alphas in [0, 1]",
+            );
+        }
+        let f = &s.search.subset_fraction;
+        if !(*f.get_ref() > 0.0 && *f.get_ref() < 1.0) {
+            return self.err(
+                f.span(),
+                "search.subset_fraction",
+                "must lie strictly between 0 and 1",
+            );
+        }
+        for (key, v) in [
+            ("search.epochs", &s.search.epochs),
+            ("search.batch", &s.search.batch),
+        ] {
+            if *v.get_ref() == 0 {
+                return self.err(v.span(), key, "must be at least 1");
+            }
+        }
+        if *s.search.lr.get_ref() <= 0.0 {
+            return self.err(s.search.lr.span(), "search.lr", "must be positive");
+        }
+        if s.search.canvases.get_ref().is_empty()
+            || s.search.canvases.get_ref().iter().any(|c| c.n == 0)
+        {
+            return self.err(
+                s.search.canvases.span(),
+                "search.canvases",
+                "give at least one canvas kind, each with n ≥ 1",
+            );
+        }
+        let tv = &s.search.tv_betas;
+        if tv.get_ref().is_empty() || tv.get_ref().iter().any(|&b| !(b >= 0.0 && b.is_finite())) {
+            return self.err(
+                tv.span(),
+                "search.tv_betas",
+                "give one or more β ≥ 0 (0 = no total variation)",
+            );
+        }
+        if s.search.learned_canvas.is_empty() {
+            return self.err(
+                0..0,
+                "search.learned_canvas",
+                "give [false], [true] or [false, true]",
+            );
+        }
+        if s.search.objectives.is_empty() {
+            return self.err(0..0, "search.objectives", "give at least one objective");
+        }
+        if let Classes::Keyword(k) = s.search.classes.get_ref() {
+            if k != "all" {
+                return self.err(
+                    s.search.classes.span(),
+                    "search.classes",
+                    format!("`{k}`: use \"all\" or a list of class indices"),
+                );
+            }
+        }
+        if let Some(scan) = &s.scan {
+            let v = *scan.size.get_ref();
+            if !sizes.get_ref().iter().any(|&x| (x - v).abs() < 1e-12) {
+                return self.err(
+                    scan.size.span(),
+                    "scan.size",
+                    format!("{v} is not one of search.sizes {:?}", sizes.get_ref()),
+                );
+            }
+        }
+        if let Some(b) = &s.baselines {
+            if b.uap_eps.iter().any(|&e| !(e > 0.0 && e <= 255.0))
+                || !(b.gradcam_size > 0.0 && b.gradcam_size <= 1.0)
+            {
+                return self.err(
+                    0..0,
+                    "baselines",
+                    "uap_eps are in (0, 255] (units of 1/255) and gradcam_size in (0, 1]",
+                );
+            }
+        }
+        for (i, t) in s.transfer.get_ref().iter().enumerate() {
+            for name in [&t.from, &t.to] {
+                if !s.settings.get_ref().iter().any(|st| &st.name == name) {
+                    return self.err(
+                        s.transfer.span(),
+                        &format!("transfer[{i}]"),
+                        format!("`{name}` is not a setting of this spec"),
+                    );
+                }
+            }
+        }
+        if s.run.batch_searches == 0 || s.run.eval_batch == 0 {
+            return self.err(
+                0..0,
+                "run.batch_searches",
+                "run.batch_searches and run.eval_batch must be at least 1",
+            );
+        }
+        if s.settings.get_ref().is_empty() {
+            return self.err(s.settings.span(), "settings", "give at least one setting");
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, st) in s.settings.get_ref().iter().enumerate() {
+            if !names.insert(&st.name) || st.name.is_empty() {
+                return self.err(
+                    s.settings.span(),
+                    &format!("settings[{i}].name"),
+                    format!("`{}` is empty or used twice", st.name),
+                );
+            }
+            if let Some(p) = &st.model {
+                if self.check_files && !p.get_ref().exists() {
+                    return self.err(
+                        p.span(),
+                        &format!("settings[{i}].model"),
+                        format!("{} does not exist", p.get_ref().display()),
+                    );
+                }
+            }
+            if let Some(g) = &st.gradcam_methods {
+                if g.len() != 2 || st.model.is_none() {
+                    return self.err(s.settings.span(), &format!("settings[{i}].gradcam_methods"), "give [features, head] method names, for a setting with a TorchScript `model`");
+                }
+            }
+            if let Some(r) = &st.poison_rate {
+                if !(*r.get_ref() > 0.0 && *r.get_ref() < 1.0) {
+                    return self.err(
+                        r.span(),
+                        &format!("settings[{i}].poison_rate"),
+                        "must lie strictly between 0 and 1",
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}

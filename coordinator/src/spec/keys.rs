@@ -1,0 +1,319 @@
+//! The spec's keys: every table and field with its default (serde), as users write them in TOML.
+
+use iscp_engine::canvas::CanvasKind;
+use iscp_engine::model::{Arch, Normalize};
+use iscp_engine::search::Objective;
+use iscp_engine::train::{Schedule, TrainConfig};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use toml::Spanned;
+
+/// A whole experiment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// Names the results folder `<results>/<name>/`.
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub seed: u64,
+    pub data: DataSpec,
+    pub settings: Spanned<Vec<SettingSpec>>,
+    pub search: SearchSpec,
+    #[serde(default)]
+    pub run: RunSpec,
+    /// Backdoor scan of every setting from its best patterns at `scan.size`.
+    pub scan: Option<ScanSpec>,
+    /// Baseline patterns per class: UAPs and Grad-CAM patches.
+    pub baselines: Option<BaselinesSpec>,
+    /// Pairs of settings: patterns found on `from` evaluated on `to`'s model.
+    #[serde(default = "no_transfer")]
+    pub transfer: Spanned<Vec<TransferSpec>>,
+}
+
+fn no_transfer() -> Spanned<Vec<TransferSpec>> {
+    Spanned::new(0..0, vec![])
+}
+
+/// `[[transfer]]`: evaluate one setting's best patterns on another setting's model.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferSpec {
+    pub from: String,
+    pub to: String,
+}
+
+/// `[baselines]`: the paper's comparisons.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselinesSpec {
+    /// Class-wise targeted UAP radii ε, in units of 1/255 (e.g. [8, 16, 32]).
+    #[serde(default)]
+    pub uap_eps: Vec<f64>,
+    /// Grad-CAM high-attention patches on each canvas of the search.
+    #[serde(default)]
+    pub gradcam: bool,
+    /// Size of the Grad-CAM patch (fraction of the image).
+    #[serde(default = "default_gradcam_size")]
+    pub gradcam_size: f64,
+}
+
+fn default_gradcam_size() -> f64 {
+    0.1
+}
+
+/// `[scan]`: flag classes whose small patterns are anomalously predictive.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScanSpec {
+    /// The pattern size compared across classes; must be one of `search.sizes`.
+    #[serde(default = "default_scan_size")]
+    pub size: Spanned<f64>,
+}
+
+fn default_scan_size() -> Spanned<f64> {
+    Spanned::new(0..0, 0.01)
+}
+
+/// Where the images come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DataKind {
+    /// IDX folder with Fashion-MNIST's class names.
+    FashionMnist,
+    /// IDX folder (MNIST layout), classes numbered.
+    Idx,
+    /// `cifar-10-batches-bin` folder.
+    Cifar10,
+    /// Generated shapes (see `SyntheticConfig`).
+    Synthetic,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    pub kind: DataKind,
+    pub path: Option<Spanned<PathBuf>>,
+    pub class_names: Option<Vec<String>>,
+    pub classes: Option<usize>,
+    pub size: Option<usize>,
+    pub channels: Option<usize>,
+    pub train: Option<usize>,
+    pub test: Option<usize>,
+    pub seed: Option<u64>,
+}
+
+/// How a setting's model comes to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SettingKind {
+    Natural,
+    Badnets,
+    /// Adversarially trained (PGD L∞ ε 8/255, step 2/255, 7 steps, random start).
+    Adversarial,
+}
+
+impl SettingKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            SettingKind::Natural => "natural",
+            SettingKind::Badnets => "badnets",
+            SettingKind::Adversarial => "adversarial",
+        }
+    }
+}
+
+/// Training hyper-parameters; every key optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSpec {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub momentum: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight_decay: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub augment: Option<bool>,
+}
+
+/// One setting: a model (trained here, or a TorchScript file) plus the data it is evaluated on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingSpec {
+    pub name: String,
+    pub kind: SettingKind,
+    #[serde(default = "default_arch")]
+    pub arch: Arch,
+    /// A TorchScript file to use instead of training.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<Spanned<PathBuf>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub normalize: Option<Normalize>,
+    /// TorchScript only: `[features, head]`, two methods the module exports for Grad-CAM.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gradcam_methods: Option<Vec<String>>,
+    #[serde(default)]
+    pub train: TrainSpec,
+    /// BadNets target class (default 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<Spanned<i64>>,
+    /// BadNets trigger (default checkerboard).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<iscp_engine::badnets::Trigger>,
+    /// BadNets poison rate (default 0.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub poison_rate: Option<Spanned<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+fn default_arch() -> Arch {
+    Arch::SmallCnn
+}
+
+/// `classes = "all"` or a list of class indices.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Classes {
+    Keyword(String),
+    List(Vec<i64>),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanvasSpec {
+    pub kind: CanvasKind,
+    /// How many canvases of this kind (ranks 0..n); ignored for white.
+    #[serde(default = "one")]
+    pub n: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// The search grid and its hyper-parameters.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchSpec {
+    #[serde(default = "all_classes")]
+    pub classes: Spanned<Classes>,
+    pub canvases: Spanned<Vec<CanvasSpec>>,
+    pub alphas: Spanned<Vec<f64>>,
+    #[serde(default = "default_objectives")]
+    pub objectives: Vec<Objective>,
+    /// Total-variation weights β (Eq. 3); 0 is the base objective.
+    #[serde(default = "default_tv_betas")]
+    pub tv_betas: Spanned<Vec<f64>>,
+    /// Whether the canvas is fixed (`false`) and/or learned (`true`, Eq. 4).
+    #[serde(default = "default_learned_canvas")]
+    pub learned_canvas: Vec<bool>,
+    #[serde(default = "default_epochs")]
+    pub epochs: Spanned<usize>,
+    #[serde(default = "default_batch")]
+    pub batch: Spanned<usize>,
+    #[serde(default = "default_lr")]
+    pub lr: Spanned<f64>,
+    #[serde(default = "default_fraction")]
+    pub subset_fraction: Spanned<f64>,
+    pub sizes: Spanned<Vec<f64>>,
+}
+
+fn all_classes() -> Spanned<Classes> {
+    Spanned::new(0..0, Classes::Keyword("all".into()))
+}
+fn default_objectives() -> Vec<Objective> {
+    vec![Objective::Released]
+}
+fn default_tv_betas() -> Spanned<Vec<f64>> {
+    Spanned::new(0..0, vec![0.0])
+}
+fn default_learned_canvas() -> Vec<bool> {
+    vec![false]
+}
+fn default_epochs() -> Spanned<usize> {
+    Spanned::new(0..0, 5)
+}
+fn default_batch() -> Spanned<usize> {
+    Spanned::new(0..0, 4)
+}
+fn default_lr() -> Spanned<f64> {
+    Spanned::new(0..0, 0.02)
+}
+fn default_fraction() -> Spanned<f64> {
+    Spanned::new(0..0, 0.2)
+}
+
+/// Where and how the local run computes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSpec {
+    #[serde(default = "default_device")]
+    pub device: String,
+    /// libtorch intra-op threads (default: all cores).
+    pub threads: Option<usize>,
+    /// Images per forward pass when evaluating patterns.
+    #[serde(default = "default_eval_batch")]
+    pub eval_batch: usize,
+    /// Searches of one model run together as one batched optimisation.
+    #[serde(default = "default_batch_searches")]
+    pub batch_searches: usize,
+}
+
+fn default_batch_searches() -> usize {
+    16
+}
+
+fn default_device() -> String {
+    "cpu".into()
+}
+fn default_eval_batch() -> usize {
+    1024
+}
+
+impl Default for RunSpec {
+    fn default() -> Self {
+        RunSpec {
+            device: default_device(),
+            threads: None,
+            eval_batch: default_eval_batch(),
+            batch_searches: default_batch_searches(),
+        }
+    }
+}
+
+impl SettingSpec {
+    pub fn train_config(&self, spec_seed: u64) -> TrainConfig {
+        let d = TrainConfig::default();
+        let t = &self.train;
+        TrainConfig {
+            epochs: t.epochs.unwrap_or(d.epochs),
+            batch: t.batch.unwrap_or(d.batch),
+            lr: t.lr.unwrap_or(d.lr),
+            momentum: t.momentum.unwrap_or(d.momentum),
+            weight_decay: t.weight_decay.unwrap_or(d.weight_decay),
+            schedule: t.schedule.unwrap_or(d.schedule),
+            augment: t.augment.unwrap_or(d.augment),
+            seed: self.seed.unwrap_or(spec_seed),
+            adversarial: (self.kind == SettingKind::Adversarial)
+                .then(iscp_engine::adversarial::PgdConfig::training),
+        }
+    }
+
+    pub fn badnets_target(&self) -> i64 {
+        self.target.as_ref().map(|t| *t.get_ref()).unwrap_or(0)
+    }
+
+    pub fn poison_rate(&self) -> f64 {
+        self.poison_rate
+            .as_ref()
+            .map(|r| *r.get_ref())
+            .unwrap_or(0.1)
+    }
+}

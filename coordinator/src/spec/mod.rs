@@ -1,0 +1,149 @@
+//! The experiment spec (TOML): its keys and defaults (`keys`), and the checks that refuse a bad
+//! spec before any work starts, naming the key and its line (`check`).
+
+mod check;
+mod keys;
+
+pub use keys::*;
+
+use crate::{CoordError, Result};
+use std::path::Path;
+
+/// A parsed spec with its source text, for turning spans into line numbers.
+#[derive(Debug, Clone)]
+pub struct LoadedSpec {
+    /// Whether files the spec names must exist (not when only planning).
+    check_files: bool,
+    pub spec: Spec,
+    pub file: String,
+    pub source: String,
+}
+
+impl LoadedSpec {
+    /// Reads and parses a spec file; refuses unknown keys and wrong types, then checks values that
+    /// need no data (see `check_classes` for those that do).
+    pub fn load(path: &Path) -> Result<LoadedSpec> {
+        let source = std::fs::read_to_string(path).map_err(|e| CoordError::io(path, e))?;
+        Self::parse(&source, &path.display().to_string())
+    }
+
+    /// Like `load`, but files the spec names (data, TorchScript models) need not exist yet:
+    /// for planning a sweep that will run elsewhere.
+    pub fn load_for_plan(path: &Path) -> Result<LoadedSpec> {
+        let source = std::fs::read_to_string(path).map_err(|e| CoordError::io(path, e))?;
+        Self::parse_with(&source, &path.display().to_string(), false)
+    }
+
+    pub fn parse(source: &str, file: &str) -> Result<LoadedSpec> {
+        Self::parse_with(source, file, true)
+    }
+
+    fn parse_with(source: &str, file: &str, check_files: bool) -> Result<LoadedSpec> {
+        let spec: Spec = toml::from_str(source).map_err(|e| {
+            let line = e.span().map(|s| line_of(source, s.start)).unwrap_or(0);
+            let message = e.message().to_string();
+            let key = key_in_message(&message).unwrap_or_else(|| key_at_line(source, line));
+            CoordError::Spec {
+                file: file.to_string(),
+                line,
+                key,
+                message,
+            }
+        })?;
+        let loaded = LoadedSpec {
+            check_files,
+            spec,
+            file: file.to_string(),
+            source: source.to_string(),
+        };
+        loaded.check()?;
+        Ok(loaded)
+    }
+
+    pub(super) fn err<T>(
+        &self,
+        span: std::ops::Range<usize>,
+        key: &str,
+        message: impl ToString,
+    ) -> Result<T> {
+        let line = if span.is_empty() && span.start == 0 {
+            0
+        } else {
+            line_of(&self.source, span.start)
+        };
+        Err(CoordError::Spec {
+            file: self.file.clone(),
+            line,
+            key: key.into(),
+            message: message.to_string(),
+        })
+    }
+
+    /// Checks class indices (search classes, BadNets targets) once the number of classes is known.
+    pub fn check_classes(&self, num_classes: usize) -> Result<()> {
+        let k = num_classes as i64;
+        if let Classes::List(list) = self.spec.search.classes.get_ref() {
+            if list.is_empty() {
+                return self.err(
+                    self.spec.search.classes.span(),
+                    "search.classes",
+                    "empty list",
+                );
+            }
+            if let Some(bad) = list.iter().find(|&&c| c < 0 || c >= k) {
+                return self.err(
+                    self.spec.search.classes.span(),
+                    "search.classes",
+                    format!(
+                        "class {bad} does not exist: the data has classes 0..{}",
+                        k - 1
+                    ),
+                );
+            }
+        }
+        for (i, st) in self.spec.settings.get_ref().iter().enumerate() {
+            if let Some(t) = &st.target {
+                if *t.get_ref() < 0 || *t.get_ref() >= k {
+                    return self.err(
+                        t.span(),
+                        &format!("settings[{i}].target"),
+                        format!(
+                            "class {} does not exist: the data has classes 0..{}",
+                            t.get_ref(),
+                            k - 1
+                        ),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The class indices searched.
+    pub fn classes(&self, num_classes: usize) -> Vec<i64> {
+        match self.spec.search.classes.get_ref() {
+            Classes::List(l) => l.clone(),
+            Classes::Keyword(_) => (0..num_classes as i64).collect(),
+        }
+    }
+}
+
+/// 1-based line of byte offset `at`.
+pub fn line_of(source: &str, at: usize) -> usize {
+    source[..at.min(source.len())].matches('\n').count() + 1
+}
+
+fn key_in_message(message: &str) -> Option<String> {
+    let rest = message.split("field `").nth(1)?;
+    Some(rest.split('`').next()?.to_string())
+}
+
+fn key_at_line(source: &str, line: usize) -> String {
+    let text = source.lines().nth(line.saturating_sub(1)).unwrap_or("");
+    text.split('=')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .trim_matches(|c| c == '[' || c == ']')
+        .to_string()
+}
