@@ -14,6 +14,18 @@ pub struct Image {
 }
 
 impl Image {
+    /// A C×H×W float tensor as an image.
+    pub fn from_tensor(t: &tch::Tensor) -> Result<Image> {
+        let s = t.size();
+        let [c, h, w] = [s[0], s[1], s[2]].map(|v| v as usize);
+        Ok(Image {
+            channels: c,
+            height: h,
+            width: w,
+            pixels: Vec::try_from(t.flatten(0, -1))?,
+        })
+    }
+
     /// The pattern m ⊙ x_c (zero where the binary mask is 0).
     pub fn pattern(canvas: &Image, mask: &[f32]) -> Image {
         let hw = canvas.height * canvas.width;
@@ -121,9 +133,10 @@ pub struct GridRow {
 }
 
 /// Saves rows of (canvas | pattern at each size); a wider gap separates the canvas column.
-pub fn save_grid(path: &Path, rows: &[GridRow]) -> Result<()> {
+/// Returns 1, or 0 when there are no rows and nothing is written.
+pub fn save_grid(path: &Path, rows: &[GridRow]) -> Result<usize> {
     let Some(first) = rows.first() else {
-        return Ok(());
+        return Ok(0);
     };
     let s = scale_for(&first.canvas);
     let (w, h) = (first.canvas.width * s, first.canvas.height * s);
@@ -141,5 +154,6 @@ pub fn save_grid(path: &Path, rows: &[GridRow]) -> Result<()> {
             }
         }
     }
-    pic.save(path)
+    pic.save(path)?;
+    Ok(1)
 }

@@ -122,7 +122,6 @@ pub fn scan_model(
             *slot = Some((loss, j, bin));
         }
     }
-    let [c, h, w] = test.image_shape();
     let mut rows = Vec::new();
     let mut pictures = Vec::new();
     for (class, b) in best.into_iter().enumerate() {
@@ -132,12 +131,7 @@ pub fn scan_model(
         let (_, kind, index) = canvases[j];
         let canvas = canvas_image(test, index)?;
         let e = ev.evaluate(class as i64, &canvas, &bin)?;
-        let img = Image {
-            channels: c as usize,
-            height: h as usize,
-            width: w as usize,
-            pixels: Vec::try_from(canvas.flatten(0, -1))?,
-        };
+        let img = Image::from_tensor(&canvas)?;
         pictures.push(GridRow {
             patterns: vec![Some(Image::pattern(&img, &bin))],
             canvas: img,

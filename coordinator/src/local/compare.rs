@@ -2,7 +2,7 @@
 //! (fixed vs learned canvas), a row per class, at one pattern size.
 
 use super::evaluate::search_canvas;
-use super::Layout;
+use super::{group_name, Layout};
 use crate::images::{save_grid, GridRow, Image};
 use crate::tables::{self, read_batches, read_pattern_rows, read_search_rows, PatternRow};
 use crate::units::SettingPlan;
@@ -70,16 +70,6 @@ fn read_baselines(layout: &Layout, plan: &SettingPlan) -> Result<Vec<Baseline>> 
     Ok(out)
 }
 
-fn to_image(test: &Dataset, t: &tch::Tensor) -> Result<Image> {
-    let [c, h, w] = test.image_shape();
-    Ok(Image {
-        channels: c as usize,
-        height: h as usize,
-        width: w as usize,
-        pixels: Vec::try_from(t.flatten(0, -1))?,
-    })
-}
-
 /// Draws `<setting>-alpha<α>-<objective>-figure6.png` and, with learned canvases, `…-figure18.png`.
 pub fn draw_comparisons(
     layout: &Layout,
@@ -126,7 +116,7 @@ pub fn draw_comparisons(
             };
             let s = read_search_rows(&tables::part_path(&layout.table("searches"), &r.search_id))?
                 .remove(0);
-            let canvas = to_image(test, &search_canvas(test, &s)?)?;
+            let canvas = Image::from_tensor(&search_canvas(test, &s)?)?;
             let pattern = Image::pattern(&canvas, &binarize(&s.mask, r.k as usize));
             Ok(Some((canvas, pattern)))
         };
@@ -164,10 +154,10 @@ pub fn draw_comparisons(
                 .find(|b| b.class == class && b.method == "gradcam" && b.best)
             {
                 Some(b) => {
-                    let c = to_image(
+                    let c = Image::from_tensor(&iscp_engine::canvas::canvas_image(
                         test,
-                        &iscp_engine::canvas::canvas_image(test, b.canvas_index.unwrap_or(-1))?,
-                    )?;
+                        b.canvas_index.unwrap_or(-1),
+                    )?)?;
                     Some(Image::pattern(&c, &b.pattern))
                 }
                 None => None,
@@ -185,18 +175,12 @@ pub fn draw_comparisons(
                 });
             }
         }
-        let stem = format!("{}-alpha{alpha}-{objective}", plan.setting.name).replace('.', "p");
-        if !fig6.is_empty() {
-            save_grid(&layout.images().join(format!("{stem}-figure6.png")), &fig6)?;
-            written += 1;
-        }
-        if !fig18.is_empty() {
-            save_grid(
-                &layout.images().join(format!("{stem}-figure18.png")),
-                &fig18,
-            )?;
-            written += 1;
-        }
+        let stem = group_name(&plan.setting.name, alpha, &objective, None);
+        written += save_grid(&layout.images().join(format!("{stem}-figure6.png")), &fig6)?;
+        written += save_grid(
+            &layout.images().join(format!("{stem}-figure18.png")),
+            &fig18,
+        )?;
     }
     Ok(written)
 }

@@ -50,6 +50,26 @@ impl Layout {
     }
 }
 
+/// A number for a file name: `.` written as `p` (0.2 → `0p2`).
+pub(crate) fn fmt_num(v: f64) -> String {
+    format!("{v}").replace('.', "p")
+}
+
+/// The name of an evaluation group in file names: `<setting>-alpha<α>-<objective>[-<variant>]`,
+/// the variant's `+` written as `-`.
+pub(crate) fn group_name(
+    setting: &str,
+    alpha: f64,
+    objective: &str,
+    variant: Option<&str>,
+) -> String {
+    let base = format!("{setting}-alpha{}-{objective}", fmt_num(alpha));
+    match variant {
+        Some(v) => format!("{base}-{}", v.replace('+', "-")),
+        None => base,
+    }
+}
+
 /// Counts of a finished run.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunSummary {

@@ -1,7 +1,7 @@
 //! Draws a setting's pictures from its tables: every best pattern beside its canvas, and grids
 //! (rows = classes, columns = canvas then each size) of the best patterns and of the white canvas.
 
-use super::Layout;
+use super::{fmt_num, group_name, Layout};
 use crate::images::{save_grid, save_pattern, GridRow, Image};
 use crate::tables::{part_path, read_pattern_rows, read_search_rows, PatternRow, SearchRow};
 use crate::units::{SettingPlan, UnitParams};
@@ -11,18 +11,7 @@ use iscp_engine::pattern::binarize;
 use std::collections::HashMap;
 
 fn image_of(test: &Dataset, s: &SearchRow) -> Result<Image> {
-    let t = super::evaluate::search_canvas(test, s)?;
-    let [c, h, w] = test.image_shape();
-    Ok(Image {
-        channels: c as usize,
-        height: h as usize,
-        width: w as usize,
-        pixels: Vec::try_from(t.flatten(0, -1))?,
-    })
-}
-
-fn fmt_num(v: f64) -> String {
-    format!("{v}").replace('.', "p")
+    Image::from_tensor(&super::evaluate::search_canvas(test, s)?)
 }
 
 /// Draws every picture of one setting whose evaluation is done; returns how many files it wrote.
@@ -34,8 +23,8 @@ pub fn draw_setting(
 ) -> Result<usize> {
     let mut written = 0;
     let mut search_cache: HashMap<String, SearchRow> = HashMap::new();
-    // (alpha, objective) → one list of pattern rows per class
-    type Groups = Vec<((String, String), Vec<Vec<PatternRow>>)>;
+    // "-alpha<α>-<objective>-<variant>" → one list of pattern rows per class
+    type Groups = Vec<(String, Vec<Vec<PatternRow>>)>;
     let mut groups: Groups = Vec::new();
     for unit in &plan.evaluations {
         let UnitParams::Evaluate(_) = &unit.params else {
@@ -47,16 +36,13 @@ pub fn draw_setting(
         }
         let rows = read_pattern_rows(&path)?;
         let Some(first) = rows.first() else { continue };
-        let key = (
-            fmt_num(first.alpha),
-            format!("{}-{}", first.objective, first.variant.replace('+', "-")),
-        );
+        let key = group_name("", first.alpha, &first.objective, Some(&first.variant));
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, v)) => v.push(rows),
             None => groups.push((key, vec![rows])),
         }
     }
-    for ((alpha, objective), classes) in &groups {
+    for (tail, classes) in &groups {
         let mut best_rows = Vec::new();
         let mut white_rows = Vec::new();
         for rows in classes {
@@ -80,11 +66,7 @@ pub fn draw_setting(
                 let s = load(&best.search_id)?;
                 let canvas = image_of(test, &s)?;
                 let bin = binarize(&s.mask, best.k as usize);
-                let name = format!(
-                    "class{}-alpha{alpha}-{objective}-size{}.png",
-                    class.class,
-                    fmt_num(size)
-                );
+                let name = format!("class{}{tail}-size{}.png", class.class, fmt_num(size));
                 save_pattern(&dir.join(name), &canvas, &bin)?;
                 written += 1;
                 best_cells.push(Some(Image::pattern(&canvas, &bin)));
@@ -115,19 +97,15 @@ pub fn draw_setting(
                 });
             }
         }
-        let stem = format!("{}-alpha{alpha}-{objective}", plan.setting.name);
-        save_grid(
+        let stem = format!("{}{tail}", plan.setting.name);
+        written += save_grid(
             &layout.images().join(format!("{stem}-best.png")),
             &best_rows,
         )?;
-        written += 1;
-        if !white_rows.is_empty() {
-            save_grid(
-                &layout.images().join(format!("{stem}-white.png")),
-                &white_rows,
-            )?;
-            written += 1;
-        }
+        written += save_grid(
+            &layout.images().join(format!("{stem}-white.png")),
+            &white_rows,
+        )?;
     }
     Ok(written)
 }

@@ -19,12 +19,12 @@ pub(super) fn sweep_scan(
             continue;
         }
         for row in tables::read_pattern_rows(&path)? {
-            let key = format!(
-                "{}-alpha{}-{}-{}",
-                p.setting.name, row.alpha, row.objective, row.variant
-            )
-            .replace('.', "p")
-            .replace('+', "-");
+            let key = super::group_name(
+                &p.setting.name,
+                row.alpha,
+                &row.objective,
+                Some(&row.variant),
+            );
             match groups.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, v)) => v.push(row),
                 None => groups.push((key, vec![row])),
