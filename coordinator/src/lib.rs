@@ -1,4 +1,5 @@
-//! The coordinator library: specs, the unit graph, Parquet result tables, pictures, and the local runner.
+//! The coordinator library: specs, the unit graph, Parquet result tables, pictures, the local
+//! runner, and the coordinator service (ledger, leases, gRPC).
 
 pub mod cost;
 pub mod error;
@@ -6,6 +7,7 @@ pub mod images;
 pub mod local;
 pub mod progress;
 pub mod scan;
+pub mod service;
 pub mod spec;
 pub mod tables;
 pub mod units;

@@ -1,9 +1,14 @@
 //! Command-line arguments (clap) and dispatch to the subcommands.
 
+mod admin;
 mod bench;
+mod connect;
+mod coordinator;
 mod plan;
 mod run;
 mod scan;
+mod watch;
+mod worker;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -31,6 +36,21 @@ pub enum Command {
     /// Measure seconds per search for the small CNN on this machine, one by one and batched
     /// (a benchmark, not a test).
     Bench(bench::BenchArgs),
+    /// Serve sweeps to workers over gRPC: a ledger (SQLite) in --state, results in --results.
+    /// Restarted on the same state directory, it resumes every sweep where it stopped.
+    Coordinator(coordinator::CoordinatorArgs),
+    /// Lease units from a coordinator and run them, one slot per device.
+    Worker(worker::WorkerArgs),
+    /// Send a spec to a coordinator as a sweep (units already done are kept).
+    Submit(admin::SubmitArgs),
+    /// Units of each sweep by kind and state, failed units with their reasons, and the workers.
+    Status(admin::StatusArgs),
+    /// Follow a sweep with progress bars until every unit is done, failed or cancelled.
+    Watch(admin::SweepArgs),
+    /// Cancel a sweep's pending and running units.
+    Cancel(admin::SweepArgs),
+    /// Put a sweep's failed units back in the queue with a fresh retry budget.
+    RetryFailed(admin::SweepArgs),
 }
 
 /// Arguments shared by commands that read a spec.
@@ -49,5 +69,12 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Plan(a) => plan::plan(a),
         Command::Bench(a) => bench::bench(a),
         Command::Scan(a) => scan::scan(a),
+        Command::Coordinator(a) => coordinator::coordinator(a),
+        Command::Worker(a) => worker::worker(a),
+        Command::Submit(a) => admin::submit(a),
+        Command::Status(a) => admin::status(a),
+        Command::Watch(a) => watch::watch(a),
+        Command::Cancel(a) => admin::cancel(a),
+        Command::RetryFailed(a) => admin::retry_failed(a),
     }
 }

@@ -6,6 +6,7 @@ mod checkpoint;
 mod compare;
 mod data;
 mod evaluate;
+mod finish;
 mod pictures;
 mod prepare;
 mod runner;
@@ -17,7 +18,9 @@ mod transfer;
 pub use baseline_unit::run_baseline;
 pub use data::load_data;
 pub use evaluate::{mark_best, run_evaluate};
-pub use prepare::{artifact_path, prepare};
+pub use finish::{finish, finish_spec, Finished};
+pub use prepare::{artifact_path, load_prepared, prepare, Prepared};
+pub use runner::guarded;
 pub use search_unit::{search_job, search_row, RunFacts, SearchContext};
 pub use transfer::{run_transfer, transfer_batch, TransferRow};
 
@@ -147,10 +150,6 @@ pub fn run(spec: &LoadedSpec, results: &Path, opts: &RunOptions) -> Result<RunSu
     for p in &plans {
         let pending: Vec<&Unit> = p.all_units().filter(|u| !r.is_done(u)).collect();
         if pending.is_empty() {
-            // Nothing to compute; the scan is cheap and reads only tables (it may be new in the spec).
-            if let Some(scan) = &s.scan {
-                sweep_scan::sweep_scan(&layout, p, *scan.size.get_ref(), progress)?;
-            }
             continue;
         }
         let Some(model) = stages::obtain_model(&mut r, p, s.seed, &data, device)? else {
@@ -172,37 +171,9 @@ pub fn run(spec: &LoadedSpec, results: &Path, opts: &RunOptions) -> Result<RunSu
             .with_batch(s.run.eval_batch as i64);
         stages::run_evaluations(&mut r, &ev, p)?;
         stages::run_baselines(&mut r, &ctx, &ev, &images, p)?;
-        r.summary.pictures +=
-            pictures::draw_setting(&layout, p, &data.test, s.search.sizes.get_ref())?;
-        r.summary.pictures +=
-            compare::draw_comparisons(&layout, p, &data.test, s.search.sizes.get_ref())?;
-        if let Some(scan) = &s.scan {
-            sweep_scan::sweep_scan(&layout, p, *scan.size.get_ref(), progress)?;
-        }
     }
-    for t in s.transfer.get_ref() {
-        let find = |name: &str| plans.iter().find(|p| p.setting.name == name);
-        let (Some(from), Some(to)) = (find(&t.from), find(&t.to)) else {
-            continue;
-        };
-        match run_transfer(&layout, from, to, &to.setting, &data, &split, device) {
-            Ok(rows) => {
-                let mean = rows
-                    .iter()
-                    .map(|r| r.ratio)
-                    .filter(|r| r.is_finite())
-                    .sum::<f64>()
-                    / rows.len().max(1) as f64;
-                progress.println(&format!(
-                    "transfer {} → {}: {} patterns, mean PW ratio {mean:.3}",
-                    t.from,
-                    t.to,
-                    rows.len()
-                ));
-            }
-            Err(e) => progress.println(&format!("transfer {} → {} failed: {e}", t.from, t.to)),
-        }
-    }
+    let finished = finish(spec, &layout, &plans, &data, device, progress)?;
+    r.summary.pictures = finished.pictures;
     progress.finish();
     Ok(r.summary)
 }

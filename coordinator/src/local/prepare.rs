@@ -50,7 +50,7 @@ fn load_script(
 /// Loads the model a finished prepare unit left behind (None when its artifact is gone).
 pub fn load_prepared(
     setting: &SettingSpec,
-    row: &ModelRow,
+    sha: &str,
     data: &DataSplits,
     artifacts: &Path,
     device: Device,
@@ -58,8 +58,8 @@ pub fn load_prepared(
     if let Some(p) = &setting.model {
         return Ok(Some(load_script(setting, p.get_ref(), data, device)?));
     }
-    let path = artifact_path(artifacts, &row.checkpoint_sha256);
-    if !path.exists() || sha256_file(&path)? != row.checkpoint_sha256 {
+    let path = artifact_path(artifacts, sha);
+    if !path.exists() || sha256_file(&path)? != sha {
         return Ok(None);
     }
     Ok(Some(load_artifact(&path, device)?))

@@ -24,7 +24,7 @@ fn now_ms() -> i64 {
 }
 
 /// Turns a panic inside libtorch code into an error, so one bad unit cannot stop the sweep.
-pub(super) fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+pub fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(p) => {

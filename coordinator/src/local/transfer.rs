@@ -80,7 +80,13 @@ pub fn run_transfer(
     }
     let row = read_model_rows(&models)?.remove(0);
     let model =
-        load_prepared(to_setting, &row, data, &layout.artifacts(), device)?.ok_or_else(|| {
+        load_prepared(
+        to_setting,
+        &row.checkpoint_sha256,
+        data,
+        &layout.artifacts(),
+        device,
+    )?.ok_or_else(|| {
             CoordError::table(
                 layout.artifacts(),
                 format!("the model artifact of `{}` is missing", to_setting.name),

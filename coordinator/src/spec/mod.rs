@@ -34,6 +34,12 @@ impl LoadedSpec {
         Self::parse_with(&source, &path.display().to_string(), false)
     }
 
+    /// Like `parse`, but files the spec names need not exist here (a coordinator checking a spec
+    /// whose data lives on the workers' shared volume).
+    pub fn parse_for_plan(source: &str, file: &str) -> Result<LoadedSpec> {
+        Self::parse_with(source, file, false)
+    }
+
     pub fn parse(source: &str, file: &str) -> Result<LoadedSpec> {
         Self::parse_with(source, file, true)
     }

@@ -38,6 +38,55 @@ pub fn write_part(table_dir: &Path, name: &str, batch: &RecordBatch) -> Result<P
     Ok(path)
 }
 
+/// Writes an already encoded Parquet file as the part `name` of a table, atomically and durably
+/// (a worker's result arriving over the wire).
+pub fn write_part_bytes(table_dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
+    use std::io::Write;
+    std::fs::create_dir_all(table_dir).map_err(|e| CoordError::io(table_dir, e))?;
+    let path = part_path(table_dir, name);
+    let tmp = table_dir.join(format!(".part-{name}.parquet.tmp"));
+    let write = || -> std::io::Result<()> {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        File::open(table_dir)?.sync_all()
+    };
+    write().map_err(|e| CoordError::io(&path, e))?;
+    Ok(path)
+}
+
+/// Encodes a batch as a whole Parquet file in memory (a worker's result for the wire).
+pub fn encode_parquet(batch: &RecordBatch) -> std::result::Result<Vec<u8>, String> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
+    let mut out = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).map_err(|e| e.to_string())?;
+    w.write(batch).map_err(|e| e.to_string())?;
+    w.close().map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// Reads every batch of an in-memory Parquet file.
+pub fn decode_parquet(bytes: &[u8]) -> std::result::Result<Vec<RecordBatch>, String> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::copy_from_slice(bytes))
+        .and_then(|b| b.build())
+        .map_err(|e| e.to_string())?;
+    reader
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())
+}
+
+/// Checks that bytes are a readable Parquet file with at least one row.
+pub fn check_parquet(bytes: &[u8]) -> std::result::Result<(), String> {
+    let rows: usize = decode_parquet(bytes)?.iter().map(|b| b.num_rows()).sum();
+    if rows == 0 {
+        return Err("no rows".into());
+    }
+    Ok(())
+}
+
 /// The part names present in `table_dir` (`part-<name>.parquet` → `name`); stray temp files are removed.
 pub fn done_units(table_dir: &Path) -> Result<HashSet<String>> {
     let mut out = HashSet::new();

@@ -6,8 +6,11 @@ mod read;
 mod training;
 
 pub use baselines::{baselines_batch, BaselineRow};
-pub use io::{done_units, part_path, read_batches, write_part};
-pub use read::{read_model_rows, read_pattern_rows, read_search_rows};
+pub use io::{
+    check_parquet, decode_parquet, done_units, encode_parquet, part_path, read_batches, write_part,
+    write_part_bytes,
+};
+pub use read::{read_model_rows, read_pattern_rows, read_search_rows, search_rows_from_bytes};
 pub use training::training_batch;
 
 use arrow_array::builder::{Float32Builder, ListBuilder};

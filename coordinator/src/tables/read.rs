@@ -96,8 +96,17 @@ impl<'a> Cols<'a> {
 }
 
 fn rows<T>(path: &Path, f: impl Fn(&Cols, usize) -> Result<T>) -> Result<Vec<T>> {
+    rows_of(path, read_batches(path)?, f)
+}
+
+/// Rows of batches already read; `path` names them in errors.
+fn rows_of<T>(
+    path: &Path,
+    batches: Vec<arrow_array::RecordBatch>,
+    f: impl Fn(&Cols, usize) -> Result<T>,
+) -> Result<Vec<T>> {
     let mut out = Vec::new();
-    for batch in read_batches(path)? {
+    for batch in batches {
         let c = Cols {
             batch: &batch,
             path,
@@ -110,7 +119,17 @@ fn rows<T>(path: &Path, f: impl Fn(&Cols, usize) -> Result<T>) -> Result<Vec<T>>
 }
 
 pub fn read_search_rows(path: &Path) -> Result<Vec<SearchRow>> {
-    rows(path, |c, i| {
+    rows(path, search_row)
+}
+
+/// Search rows of an in-memory Parquet file (an evaluation's inputs on a worker); `label` names it in errors.
+pub fn search_rows_from_bytes(bytes: &[u8], label: &str) -> Result<Vec<SearchRow>> {
+    let batches = super::io::decode_parquet(bytes).map_err(|e| CoordError::table(label, e))?;
+    rows_of(Path::new(label), batches, search_row)
+}
+
+fn search_row(c: &Cols, i: usize) -> Result<SearchRow> {
+    {
         Ok(SearchRow {
             unit_id: c.s("unit_id", i)?,
             setting: c.s("setting", i)?,
@@ -139,7 +158,7 @@ pub fn read_search_rows(path: &Path) -> Result<Vec<SearchRow>> {
             device: c.s("device", i)?,
             attempt: c.i("attempt", i)?,
         })
-    })
+    }
 }
 
 pub fn read_pattern_rows(path: &Path) -> Result<Vec<PatternRow>> {

@@ -1,0 +1,517 @@
+//! The gRPC face of the coordinator: wire types converted to domain calls on the scheduler, the
+//! protocol version checked, long-polled leases, artifacts streamed in chunks.
+
+use super::core::{Core, Key};
+use super::status::SweepStatus;
+use super::submit::{expand, noop_units};
+use super::{CResult, CoreConfig, CoreError, Event};
+use iscp_proto::v1::*;
+use iscp_proto::{CHUNK_BYTES, PROTOCOL_VERSION};
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+/// Longest a lease call is held open waiting for work.
+const MAX_WAIT: Duration = Duration::from_secs(20);
+
+/// The coordinator service; cheap to clone (shared state).
+#[derive(Clone)]
+pub struct Service {
+    core: Arc<Mutex<Core>>,
+    wake: Arc<Notify>,
+}
+
+impl From<CoreError> for Status {
+    fn from(e: CoreError) -> Status {
+        match &e {
+            CoreError::Stale(_) => Status::failed_precondition(e.to_string()),
+            CoreError::NotFound(_) => Status::not_found(e.to_string()),
+            CoreError::Invalid(_) => Status::invalid_argument(e.to_string()),
+            CoreError::Coord(crate::CoordError::Spec { .. }) => {
+                Status::invalid_argument(e.to_string())
+            }
+            _ => Status::internal(e.to_string()),
+        }
+    }
+}
+
+fn check_version(v: u32) -> Result<(), Status> {
+    if v != PROTOCOL_VERSION {
+        return Err(Status::failed_precondition(format!(
+            "protocol version mismatch: the worker speaks version {v}, this coordinator speaks version {PROTOCOL_VERSION}"
+        )));
+    }
+    Ok(())
+}
+
+fn to_proto_event(e: Event) -> WatchEvent {
+    WatchEvent {
+        sweep: e.sweep,
+        total: e.total,
+        done: e.done,
+        failed: e.failed,
+        leased: e.leased,
+        unit_id: e.unit_id,
+        kind: e.kind,
+        state: e.state,
+        worker: e.worker,
+        step: e.step,
+        steps: e.steps,
+        message: e.message,
+        finished: e.finished,
+    }
+}
+
+fn to_proto_status(s: SweepStatus) -> iscp_proto::v1::SweepStatus {
+    iscp_proto::v1::SweepStatus {
+        sweep: s.sweep,
+        kinds: s
+            .kinds
+            .into_iter()
+            .map(|k| KindCount {
+                kind: k.kind,
+                pending: k.pending,
+                leased: k.leased,
+                done: k.done,
+                failed: k.failed,
+                cancelled: k.cancelled,
+            })
+            .collect(),
+        failures: s
+            .failures
+            .into_iter()
+            .map(|(unit_id, kind, attempts, error)| FailureInfo {
+                unit_id,
+                kind,
+                attempts,
+                error,
+            })
+            .collect(),
+        finished: s.finished,
+        results: s.results,
+    }
+}
+
+impl Service {
+    /// Opens (or creates) the ledger in the state directory and reconciles it with the parts.
+    pub fn open(cfg: CoreConfig) -> CResult<Service> {
+        let (tx, _) = tokio::sync::broadcast::channel(4096);
+        let core = Core::open(cfg, tx)?;
+        Ok(Service {
+            core: Arc::new(Mutex::new(core)),
+            wake: Arc::new(Notify::new()),
+        })
+    }
+
+    pub(super) fn core(&self) -> MutexGuard<'_, Core> {
+        // A panic while holding the lock leaves state the ledger already has; keep serving.
+        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn wake(&self) {
+        self.wake.notify_waiters();
+    }
+
+    /// Expires leases and finishes complete sweeps, every 100 ms, until aborted.
+    pub(super) fn spawn_background(&self) -> tokio::task::JoinHandle<()> {
+        let svc = self.clone();
+        svc.finalize_ready();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tick.tick().await;
+                let expired = svc.core().expire();
+                match expired {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!("{n} leases expired");
+                        svc.wake();
+                    }
+                    Err(e) => tracing::error!("expiring leases: {e}"),
+                }
+                svc.finalize_ready();
+            }
+        })
+    }
+
+    /// Submits a spec's source; the same checks and errors as loading it for `iscp run`.
+    pub fn submit_source(&self, source: &str, file: &str) -> CResult<(String, u64, u64, u64)> {
+        let ex = expand(source, file)?;
+        let (total, new, done) =
+            self.core()
+                .submit(&ex.sweep, &ex.spec_sha, file, source, ex.units)?;
+        self.wake();
+        Ok((ex.sweep, total, new, done))
+    }
+
+    /// Submits `n` units of the `noop` kind as sweep `sweep` (the coordinator benchmark).
+    pub fn submit_noop(&self, sweep: &str, n: usize) -> CResult<()> {
+        self.core().submit(sweep, "noop", "", "", noop_units(n))?;
+        self.wake();
+        Ok(())
+    }
+
+    /// A receiver of every sweep event from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Event> {
+        self.core().subscribe()
+    }
+
+    pub fn sweep_status(&self, sweep: &str) -> Vec<SweepStatus> {
+        self.core().status(sweep)
+    }
+
+    fn to_leased(l: super::Leased) -> LeasedUnit {
+        LeasedUnit {
+            sweep: l.sweep,
+            unit_id: l.unit_id,
+            kind: l.kind,
+            lease_id: l.lease_id,
+            attempt: l.attempt,
+            spec_sha256: l.spec_sha,
+            spec_toml: l.spec_source,
+            spec_file: l.spec_file,
+            model_sha256: l.model_sha,
+            inputs: l
+                .inputs
+                .into_iter()
+                .map(|(table, unit_id, parquet)| InputPart {
+                    table,
+                    unit_id,
+                    parquet,
+                })
+                .collect(),
+        }
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, Status>> + Send>>;
+type ChunkStream = Pin<Box<dyn Stream<Item = Result<ArtifactChunk, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl iscp_proto::Coordinator for Service {
+    async fn register_worker(
+        &self,
+        req: Request<RegisterWorkerParams>,
+    ) -> Result<Response<RegisterWorkerResult>, Status> {
+        let r = req.into_inner();
+        check_version(r.protocol_version)?;
+        if r.worker_id.is_empty() {
+            return Err(Status::invalid_argument("worker_id is empty"));
+        }
+        let mut core = self.core();
+        core.register(&r.worker_id, &r.name);
+        tracing::info!(worker = %r.name, id = %r.worker_id, devices = r.devices.len(), "worker registered");
+        Ok(Response::new(RegisterWorkerResult {
+            worker_id: r.worker_id,
+            lease_ttl_ms: core.cfg.lease_ttl.as_millis() as u64,
+            heartbeat_interval_ms: core.cfg.heartbeat.as_millis() as u64,
+            protocol_version: PROTOCOL_VERSION,
+        }))
+    }
+
+    async fn lease_units(
+        &self,
+        req: Request<LeaseUnitsParams>,
+    ) -> Result<Response<LeaseUnitsResult>, Status> {
+        let r = req.into_inner();
+        check_version(r.protocol_version)?;
+        let held: HashSet<String> = r.held_models.into_iter().collect();
+        let deadline = Instant::now() + Duration::from_millis(r.wait_ms).min(MAX_WAIT);
+        loop {
+            // Registered before checking, so a wake between the check and the wait is not lost.
+            let woken = self.wake.notified();
+            {
+                let mut core = self.core();
+                if !core.knows_worker(&r.worker_id) {
+                    return Err(Status::not_found(format!(
+                        "unknown worker {}: register first",
+                        r.worker_id
+                    )));
+                }
+                let units = core.lease(&r.worker_id, r.max_units.max(1) as usize, &held)?;
+                if !units.is_empty() {
+                    return Ok(Response::new(LeaseUnitsResult {
+                        units: units.into_iter().map(Service::to_leased).collect(),
+                    }));
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Response::new(LeaseUnitsResult { units: vec![] }));
+            }
+            // Backoff timers are not woken; poll at least every 250 ms.
+            let _ = tokio::time::timeout((deadline - now).min(Duration::from_millis(250)), woken)
+                .await;
+        }
+    }
+
+    async fn heartbeat(
+        &self,
+        req: Request<HeartbeatParams>,
+    ) -> Result<Response<HeartbeatResult>, Status> {
+        let r = req.into_inner();
+        check_version(r.protocol_version)?;
+        let progress: Vec<(String, u64, u64, u64)> = r
+            .progress
+            .into_iter()
+            .map(|p| (p.unit_id, p.attempt, p.step, p.total))
+            .collect();
+        let out = self.core().heartbeat(&r.worker_id, &progress);
+        Ok(Response::new(match out {
+            Some(cancel_unit_ids) => HeartbeatResult {
+                cancel_unit_ids,
+                register_again: false,
+            },
+            None => HeartbeatResult {
+                cancel_unit_ids: vec![],
+                register_again: true,
+            },
+        }))
+    }
+
+    async fn complete_unit(
+        &self,
+        req: Request<CompleteUnitParams>,
+    ) -> Result<Response<CompleteUnitResult>, Status> {
+        let r = req.into_inner();
+        check_version(r.protocol_version)?;
+        let key: Key = (r.sweep, r.unit_id);
+        let parts = r.parts.into_iter().map(|p| (p.table, p.parquet)).collect();
+        let svc = self.clone();
+        // Part files are written and synced: off the async threads.
+        tokio::task::spawn_blocking(move || {
+            svc.core()
+                .complete(&key, &r.worker_id, &r.lease_id, r.attempt, parts)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))??;
+        self.finalize_ready();
+        self.wake();
+        Ok(Response::new(CompleteUnitResult {}))
+    }
+
+    async fn fail_unit(
+        &self,
+        req: Request<FailUnitParams>,
+    ) -> Result<Response<FailUnitResult>, Status> {
+        let r = req.into_inner();
+        check_version(r.protocol_version)?;
+        let key: Key = (r.sweep, r.unit_id);
+        self.core().fail(
+            &key,
+            &r.worker_id,
+            &r.lease_id,
+            r.attempt,
+            &r.error,
+            r.retryable,
+            r.handed_back,
+        )?;
+        self.finalize_ready();
+        self.wake();
+        Ok(Response::new(FailUnitResult {}))
+    }
+
+    type FetchArtifactStream = ChunkStream;
+
+    async fn fetch_artifact(
+        &self,
+        req: Request<FetchArtifactParams>,
+    ) -> Result<Response<Self::FetchArtifactStream>, Status> {
+        let sha = req.into_inner().sha256;
+        let path = self
+            .core()
+            .artifact_path(&sha)?
+            .ok_or_else(|| Status::not_found(format!("artifact {sha}")))?;
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|e| Status::internal(format!("{path}: {e}")))?;
+        let chunks: Vec<Result<ArtifactChunk, Status>> = bytes
+            .chunks(CHUNK_BYTES)
+            .enumerate()
+            .map(|(i, c)| {
+                Ok(ArtifactChunk {
+                    sha256: if i == 0 { sha.clone() } else { String::new() },
+                    sweep: String::new(),
+                    data: c.to_vec(),
+                })
+            })
+            .collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+    }
+
+    async fn put_artifact(
+        &self,
+        req: Request<Streaming<ArtifactChunk>>,
+    ) -> Result<Response<PutArtifactResult>, Status> {
+        let mut stream = req.into_inner();
+        let (mut sha, mut sweep, mut data) = (String::new(), String::new(), Vec::new());
+        while let Some(chunk) = stream.next().await {
+            let c = chunk?;
+            if sha.is_empty() {
+                sha = c.sha256;
+                sweep = c.sweep;
+            }
+            data.extend_from_slice(&c.data);
+        }
+        let actual = hex::encode(Sha256::digest(&data));
+        if actual != sha {
+            return Err(Status::invalid_argument(format!(
+                "artifact announced as {sha} hashes to {actual}"
+            )));
+        }
+        if sweep.is_empty() || sweep.contains(['/', '\\']) || sweep.starts_with('.') {
+            return Err(Status::invalid_argument(format!("bad sweep name `{sweep}`")));
+        }
+        let dir = self.core().results_root(&sweep).join("artifacts");
+        let path = crate::local::artifact_path(&dir, &sha);
+        let n = data.len() as u64;
+        let p = path.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Write;
+            std::fs::create_dir_all(&dir)?;
+            let tmp = dir.join(format!(".{sha}.tmp"));
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&data)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &p)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| Status::internal(format!("{}: {e}", path.display())))?;
+        self.core()
+            .put_artifact(&actual, &path.to_string_lossy(), n)?;
+        Ok(Response::new(PutArtifactResult {
+            sha256: actual,
+            bytes: n,
+        }))
+    }
+
+    async fn submit_spec(
+        &self,
+        req: Request<SubmitSpecParams>,
+    ) -> Result<Response<SubmitSpecResult>, Status> {
+        let r = req.into_inner();
+        let svc = self.clone();
+        // Expanding may load data (to count classes): off the async threads.
+        let (sweep, units, new_units, already_done) =
+            tokio::task::spawn_blocking(move || svc.submit_source(&r.spec_toml, &r.file))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))??;
+        tracing::info!(%sweep, units, new_units, "spec submitted");
+        self.finalize_ready();
+        Ok(Response::new(SubmitSpecResult {
+            sweep,
+            units,
+            new_units,
+            already_done,
+        }))
+    }
+
+    async fn get_status(
+        &self,
+        req: Request<GetStatusParams>,
+    ) -> Result<Response<GetStatusResult>, Status> {
+        let only = req.into_inner().sweep;
+        let core = self.core();
+        let sweeps: Vec<_> = core.status(&only).into_iter().map(to_proto_status).collect();
+        if !only.is_empty() && sweeps.is_empty() {
+            return Err(Status::not_found(format!("no sweep named `{only}`")));
+        }
+        let workers = core
+            .workers()
+            .into_iter()
+            .map(|(worker_id, name, leased_units, last_seen_ms_ago)| WorkerStatus {
+                worker_id,
+                name,
+                leased_units,
+                last_seen_ms_ago,
+            })
+            .collect();
+        Ok(Response::new(GetStatusResult { sweeps, workers }))
+    }
+
+    type WatchSweepStream = EventStream;
+
+    async fn watch_sweep(
+        &self,
+        req: Request<WatchSweepParams>,
+    ) -> Result<Response<Self::WatchSweepStream>, Status> {
+        let sweep = req.into_inner().sweep;
+        let rx = self.subscribe();
+        // The first event is the state as it is now.
+        let first = {
+            let core = self.core();
+            let st = core.status(&sweep);
+            let Some(s) = st.first() else {
+                return Err(Status::not_found(format!("no sweep named `{sweep}`")));
+            };
+            let mut e = Event {
+                sweep: sweep.clone(),
+                state: "status".into(),
+                finished: s.finished,
+                ..Default::default()
+            };
+            for k in &s.kinds {
+                e.total += k.pending + k.leased + k.done + k.failed + k.cancelled;
+                e.done += k.done;
+                e.failed += k.failed + k.cancelled;
+                e.leased += k.leased;
+            }
+            e
+        };
+        let stream = watch_stream(first, sweep, rx);
+        Ok(Response::new(stream))
+    }
+
+    async fn cancel_sweep(
+        &self,
+        req: Request<CancelSweepParams>,
+    ) -> Result<Response<CancelSweepResult>, Status> {
+        let cancelled = self.core().cancel(&req.into_inner().sweep)?;
+        self.finalize_ready();
+        Ok(Response::new(CancelSweepResult { cancelled }))
+    }
+
+    async fn retry_failed(
+        &self,
+        req: Request<RetryFailedParams>,
+    ) -> Result<Response<RetryFailedResult>, Status> {
+        let requeued = self.core().retry_failed(&req.into_inner().sweep)?;
+        self.wake();
+        Ok(Response::new(RetryFailedResult { requeued }))
+    }
+}
+
+/// The watch stream: the current state, then the sweep's events, ending after `finished`.
+fn watch_stream(
+    first: Event,
+    sweep: String,
+    mut rx: tokio::sync::broadcast::Receiver<Event>,
+) -> EventStream {
+    let (tx, out) = tokio::sync::mpsc::channel(256);
+    tokio::spawn(async move {
+        let done = first.finished;
+        if tx.send(Ok(to_proto_event(first))).await.is_err() || done {
+            return;
+        }
+        loop {
+            match rx.recv().await {
+                Ok(e) if e.sweep == sweep => {
+                    let fin = e.finished && e.state == "finished";
+                    if tx.send(Ok(to_proto_event(e))).await.is_err() || fin {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(out))
+}

@@ -1,0 +1,262 @@
+//! The durable ledger (SQLite in WAL mode, synchronous FULL): sweeps and their specs, every unit's
+//! state and fencing token, and the result parts that hold finished units. Every state change of the
+//! scheduler is written here before it is acknowledged.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+#[error("ledger: {0}")]
+pub struct LedgerError(#[from] rusqlite::Error);
+
+pub type LResult<T> = std::result::Result<T, LedgerError>;
+
+/// A unit as the ledger keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitRow {
+    pub sweep: String,
+    pub id: String,
+    pub kind: String,
+    /// The prepare unit whose model this unit needs (empty for prepare and noop units).
+    pub model_unit: String,
+    pub deps: Vec<String>,
+    pub spec_sha: String,
+    pub state: String,
+    /// The attempt of the latest lease: the fencing token.
+    pub attempt: u64,
+    /// Failed attempts counted against the retry limit.
+    pub failures: u32,
+    pub lease_id: String,
+    pub worker: String,
+    pub error: String,
+    pub ord: i64,
+}
+
+pub struct Ledger {
+    conn: Connection,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS specs (sha TEXT PRIMARY KEY, sweep TEXT NOT NULL, file TEXT NOT NULL,
+    source TEXT NOT NULL, submitted_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sweeps (name TEXT PRIMARY KEY, spec_sha TEXT NOT NULL,
+    submitted_ms INTEGER NOT NULL, finalized INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS units (sweep TEXT NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL,
+    model_unit TEXT NOT NULL, deps TEXT NOT NULL, spec_sha TEXT NOT NULL, state TEXT NOT NULL,
+    attempt INTEGER NOT NULL, failures INTEGER NOT NULL, lease_id TEXT NOT NULL,
+    worker TEXT NOT NULL, error TEXT NOT NULL, ord INTEGER NOT NULL, PRIMARY KEY (sweep, id));
+CREATE TABLE IF NOT EXISTS parts (path TEXT PRIMARY KEY, sweep TEXT NOT NULL, unit_id TEXT NOT NULL,
+    tbl TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS artifacts (sha TEXT PRIMARY KEY, path TEXT NOT NULL, bytes INTEGER NOT NULL);
+";
+
+impl Ledger {
+    pub fn open(path: &Path) -> LResult<Ledger> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Ledger { conn })
+    }
+
+    pub fn put_spec(&self, sha: &str, sweep: &str, file: &str, source: &str, now: i64) -> LResult<()> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO specs VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![sha, sweep, file, source, now],
+        )?;
+        self.conn.execute(
+            "INSERT INTO sweeps VALUES (?1, ?2, ?3, 0) ON CONFLICT(name) DO UPDATE SET
+             spec_sha = excluded.spec_sha, submitted_ms = excluded.submitted_ms, finalized = 0",
+            params![sweep, sha, now],
+        )?;
+        Ok(())
+    }
+
+    /// (file, source) of a stored spec.
+    pub fn spec(&self, sha: &str) -> LResult<Option<(String, String)>> {
+        Ok(self
+            .conn
+            .query_row("SELECT file, source FROM specs WHERE sha = ?1", [sha], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?)
+    }
+
+    /// (name, spec sha, finalized) of every sweep.
+    pub fn sweeps(&self) -> LResult<Vec<(String, String, bool)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT name, spec_sha, finalized FROM sweeps ORDER BY submitted_ms")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? != 0)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn set_finalized(&self, sweep: &str, finalized: bool) -> LResult<()> {
+        self.conn.execute(
+            "UPDATE sweeps SET finalized = ?2 WHERE name = ?1",
+            params![sweep, finalized as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Inserts new units and points existing ones at the latest spec, in one transaction.
+    pub fn add_units(&mut self, units: &[UnitRow]) -> LResult<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut st = tx.prepare(
+                "INSERT INTO units VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                 ON CONFLICT(sweep, id) DO UPDATE SET spec_sha = excluded.spec_sha, ord = excluded.ord",
+            )?;
+            for u in units {
+                st.execute(params![
+                    u.sweep,
+                    u.id,
+                    u.kind,
+                    u.model_unit,
+                    u.deps.join(","),
+                    u.spec_sha,
+                    u.state,
+                    u.attempt as i64,
+                    u.failures,
+                    u.lease_id,
+                    u.worker,
+                    u.error,
+                    u.ord
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn units(&self) -> LResult<Vec<UnitRow>> {
+        let mut st = self.conn.prepare(
+            "SELECT sweep, id, kind, model_unit, deps, spec_sha, state, attempt, failures,
+             lease_id, worker, error, ord FROM units ORDER BY sweep, ord",
+        )?;
+        let rows = st.query_map([], |r| {
+            let deps: String = r.get(4)?;
+            Ok(UnitRow {
+                sweep: r.get(0)?,
+                id: r.get(1)?,
+                kind: r.get(2)?,
+                model_unit: r.get(3)?,
+                deps: deps
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
+                spec_sha: r.get(5)?,
+                state: r.get(6)?,
+                attempt: r.get::<_, i64>(7)? as u64,
+                failures: r.get(8)?,
+                lease_id: r.get(9)?,
+                worker: r.get(10)?,
+                error: r.get(11)?,
+                ord: r.get(12)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Writes a unit's state, fencing token, lease holder and error.
+    pub fn update_unit(&self, u: &UnitRow) -> LResult<()> {
+        self.conn.execute(
+            "UPDATE units SET state = ?3, attempt = ?4, failures = ?5, lease_id = ?6, worker = ?7,
+             error = ?8 WHERE sweep = ?1 AND id = ?2",
+            params![
+                u.sweep,
+                u.id,
+                u.state,
+                u.attempt as i64,
+                u.failures,
+                u.lease_id,
+                u.worker,
+                u.error
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Many updates in one transaction (a lease of several units, a cascade).
+    pub fn update_units(&mut self, units: &[&UnitRow]) -> LResult<()> {
+        let tx = self.conn.transaction()?;
+        for u in units {
+            tx.execute(
+                "UPDATE units SET state = ?3, attempt = ?4, failures = ?5, lease_id = ?6,
+                 worker = ?7, error = ?8 WHERE sweep = ?1 AND id = ?2",
+                params![
+                    u.sweep,
+                    u.id,
+                    u.state,
+                    u.attempt as i64,
+                    u.failures,
+                    u.lease_id,
+                    u.worker,
+                    u.error
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Marks a unit done and records its parts in one transaction: the step that makes a result count.
+    pub fn commit_done(&mut self, u: &UnitRow, parts: &[(String, String)]) -> LResult<()> {
+        let tx = self.conn.transaction()?;
+        for (table, path) in parts {
+            tx.execute(
+                "INSERT OR REPLACE INTO parts VALUES (?1, ?2, ?3, ?4)",
+                params![path, u.sweep, u.id, table],
+            )?;
+        }
+        tx.execute(
+            "UPDATE units SET state = ?3, attempt = ?4, failures = ?5, lease_id = ?6, worker = ?7,
+             error = ?8 WHERE sweep = ?1 AND id = ?2",
+            params![
+                u.sweep,
+                u.id,
+                u.state,
+                u.attempt as i64,
+                u.failures,
+                u.lease_id,
+                u.worker,
+                u.error
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// (path, sweep, unit id, table) of every recorded part.
+    pub fn parts(&self) -> LResult<Vec<(String, String, String, String)>> {
+        let mut st = self.conn.prepare("SELECT path, sweep, unit_id, tbl FROM parts")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn forget_parts_of(&self, sweep: &str, unit: &str) -> LResult<()> {
+        self.conn.execute(
+            "DELETE FROM parts WHERE sweep = ?1 AND unit_id = ?2",
+            params![sweep, unit],
+        )?;
+        Ok(())
+    }
+
+    pub fn put_artifact(&self, sha: &str, path: &str, bytes: u64) -> LResult<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO artifacts VALUES (?1, ?2, ?3)",
+            params![sha, path, bytes as i64],
+        )?;
+        Ok(())
+    }
+
+    pub fn artifact(&self, sha: &str) -> LResult<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT path FROM artifacts WHERE sha = ?1", [sha], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+}

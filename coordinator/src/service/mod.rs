@@ -1,0 +1,155 @@
+//! The coordinator service: the ledger-backed scheduler (`core`), its gRPC face (`grpc`), token
+//! checks (`auth`), spec submission (`submit`) and the finishing of sweeps (`finalize`).
+//! `serve(listener, options, shutdown)` is the entry point the binary and the tests call.
+
+mod auth;
+mod core;
+mod finalize;
+mod grpc;
+mod ledger;
+mod status;
+mod submit;
+
+pub use self::core::{now_ms, Core, Leased, NewUnit, RESULT_TABLES};
+pub use grpc::Service;
+pub use ledger::LedgerError;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How the scheduler behaves.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// Holds `ledger.sqlite`.
+    pub state_dir: PathBuf,
+    /// Results land in `<results_dir>/<sweep>/<table>/part-<unit>.parquet`.
+    pub results_dir: PathBuf,
+    /// A lease not extended by a heartbeat for this long goes back to the queue.
+    pub lease_ttl: Duration,
+    /// How often workers are told to heartbeat.
+    pub heartbeat: Duration,
+    /// Failed attempts after which a unit is failed for good.
+    pub max_attempts: u32,
+    /// First retry delay; doubles with each failed attempt up to `backoff_max`.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+}
+
+impl CoreConfig {
+    pub fn new(state_dir: PathBuf, results_dir: PathBuf) -> CoreConfig {
+        CoreConfig {
+            state_dir,
+            results_dir,
+            lease_ttl: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(5),
+            max_attempts: 3,
+            backoff_base: Duration::from_secs(2),
+            backoff_max: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// A completion or failure whose lease is not current: refused and written nowhere.
+    #[error("stale lease: {0}")]
+    Stale(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Coord(#[from] crate::CoordError),
+}
+
+impl CoreError {
+    pub fn io(path: impl Into<PathBuf>, e: std::io::Error) -> Self {
+        CoreError::Coord(crate::CoordError::io(path, e))
+    }
+}
+
+pub type CResult<T> = std::result::Result<T, CoreError>;
+
+/// A change in a sweep, for watchers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Event {
+    pub sweep: String,
+    pub total: u64,
+    pub done: u64,
+    pub failed: u64,
+    pub leased: u64,
+    pub unit_id: String,
+    pub kind: String,
+    pub state: String,
+    pub worker: String,
+    pub step: u64,
+    pub steps: u64,
+    pub message: String,
+    pub finished: bool,
+}
+
+/// TLS material of the server, PEM encoded.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+}
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub core: CoreConfig,
+    /// When set, every call must carry `authorization: Bearer <token>`.
+    pub token: Option<String>,
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves the coordinator on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    opts: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let service = Service::open(opts.core.clone())?;
+    serve_with(listener, service, opts, shutdown).await
+}
+
+/// Serves an already opened service (the in-process runner keeps a handle to it).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    service: Service,
+    opts: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    use iscp_proto::{CoordinatorServer, MAX_MESSAGE_BYTES};
+    let background = service.spawn_background();
+    let server = CoordinatorServer::new(service)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let server = tonic::service::interceptor::InterceptedService::new(
+        server,
+        auth::TokenCheck::new(opts.token.clone()),
+    );
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &opts.tls {
+        let identity = tonic::transport::Identity::from_pem(&tls.cert, &tls.key);
+        builder = builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
+    }
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let out = builder
+        .add_service(server)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await;
+    background.abort();
+    Ok(out?)
+}

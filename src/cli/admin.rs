@@ -1,0 +1,138 @@
+//! `iscp submit`, `iscp status`, `iscp cancel`, `iscp retry-failed`: one call each to the
+//! coordinator.
+
+use super::connect::{runtime, status_error, ConnectArgs};
+use anyhow::Context;
+use iscp_proto::v1::*;
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct SubmitArgs {
+    /// The experiment spec (TOML). Paths in it are read by the coordinator and the workers.
+    pub spec: PathBuf,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Follow the sweep with progress bars until it ends.
+    #[arg(long)]
+    pub watch: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SweepArgs {
+    /// The sweep (the spec's `name`).
+    pub sweep: String,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// One sweep (default: all).
+    pub sweep: Option<String>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+pub fn submit(a: SubmitArgs) -> anyhow::Result<()> {
+    let source = std::fs::read_to_string(&a.spec)
+        .with_context(|| format!("reading {}", a.spec.display()))?;
+    let r = {
+        let rt = runtime()?;
+        let _entered = rt.enter();
+        let mut client = a.connect.client()?;
+        rt.block_on(client.submit_spec(SubmitSpecParams {
+            spec_toml: source,
+            file: a.spec.display().to_string(),
+        }))
+        .map_err(status_error)?
+        .into_inner()
+    };
+    println!(
+        "submitted {}: {} units ({} new, {} already done)",
+        r.sweep, r.units, r.new_units, r.already_done
+    );
+    if a.watch {
+        super::watch::watch(SweepArgs {
+            sweep: r.sweep,
+            connect: a.connect,
+        })?;
+    }
+    Ok(())
+}
+
+pub fn status(a: StatusArgs) -> anyhow::Result<()> {
+    let rt = runtime()?;
+    let _entered = rt.enter();
+    let mut client = a.connect.client()?;
+    let r = rt
+        .block_on(client.get_status(GetStatusParams {
+            sweep: a.sweep.unwrap_or_default(),
+        }))
+        .map_err(status_error)?
+        .into_inner();
+    for s in &r.sweeps {
+        println!(
+            "sweep {}{} — results in {}",
+            s.sweep,
+            if s.finished { " (finished)" } else { "" },
+            s.results
+        );
+        println!(
+            "  {:<14} {:>8} {:>7} {:>7} {:>7} {:>9}",
+            "kind", "pending", "leased", "done", "failed", "cancelled"
+        );
+        for k in &s.kinds {
+            println!(
+                "  {:<14} {:>8} {:>7} {:>7} {:>7} {:>9}",
+                k.kind, k.pending, k.leased, k.done, k.failed, k.cancelled
+            );
+        }
+        for f in &s.failures {
+            println!(
+                "  failed {} {} after {} attempt(s): {}",
+                f.kind, f.unit_id, f.attempts, f.error
+            );
+        }
+    }
+    if r.sweeps.is_empty() {
+        println!("no sweeps");
+    }
+    for w in &r.workers {
+        println!(
+            "worker {} ({}): {} units leased, seen {:.1}s ago",
+            w.name,
+            w.worker_id,
+            w.leased_units,
+            w.last_seen_ms_ago as f64 / 1000.0
+        );
+    }
+    Ok(())
+}
+
+pub fn cancel(a: SweepArgs) -> anyhow::Result<()> {
+    let rt = runtime()?;
+    let _entered = rt.enter();
+    let mut client = a.connect.client()?;
+    let r = rt
+        .block_on(client.cancel_sweep(CancelSweepParams {
+            sweep: a.sweep.clone(),
+        }))
+        .map_err(status_error)?
+        .into_inner();
+    println!("{}: {} units cancelled", a.sweep, r.cancelled);
+    Ok(())
+}
+
+pub fn retry_failed(a: SweepArgs) -> anyhow::Result<()> {
+    let rt = runtime()?;
+    let _entered = rt.enter();
+    let mut client = a.connect.client()?;
+    let r = rt
+        .block_on(client.retry_failed(RetryFailedParams {
+            sweep: a.sweep.clone(),
+        }))
+        .map_err(status_error)?
+        .into_inner();
+    println!("{}: {} failed units requeued", a.sweep, r.requeued);
+    Ok(())
+}

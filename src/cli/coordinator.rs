@@ -1,0 +1,76 @@
+//! `iscp coordinator`: serve the scheduler over gRPC with its ledger in a state directory.
+
+use super::connect::{runtime, terminated};
+use anyhow::Context;
+use iscp_coordinator::service::{serve, CoreConfig, ServeOptions, TlsFiles};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct CoordinatorArgs {
+    /// Address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, default_value = "0.0.0.0:50051", env = "ISCP_LISTEN")]
+    pub listen: String,
+    /// Directory of the ledger (SQLite): keep it across restarts to resume sweeps.
+    #[arg(long, default_value = "state", env = "ISCP_STATE")]
+    pub state: PathBuf,
+    /// Folder under which `<sweep name>/` holds the tables, pictures and model artifacts.
+    #[arg(long, default_value = "results", env = "ISCP_RESULTS")]
+    pub results: PathBuf,
+    /// Refuse every call without `authorization: Bearer <token>`.
+    #[arg(long, env = "ISCP_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// TLS certificate (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Seconds a lease lives without a heartbeat before its units go back to the queue.
+    #[arg(long, default_value_t = 30.0)]
+    pub lease_ttl_s: f64,
+    /// Seconds between a worker's heartbeats.
+    #[arg(long, default_value_t = 5.0)]
+    pub heartbeat_s: f64,
+    /// Failed attempts after which a unit is failed for good.
+    #[arg(long, default_value_t = 3)]
+    pub max_attempts: u32,
+    /// Seconds before the first retry of a failed unit; doubles per attempt, at most 60.
+    #[arg(long, default_value_t = 2.0)]
+    pub retry_backoff_s: f64,
+}
+
+pub fn coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(c), Some(k)) => Some(TlsFiles {
+            cert: std::fs::read(c).with_context(|| format!("reading {}", c.display()))?,
+            key: std::fs::read(k).with_context(|| format!("reading {}", k.display()))?,
+        }),
+        _ => None,
+    };
+    let mut core = CoreConfig::new(a.state.clone(), a.results.clone());
+    core.lease_ttl = Duration::from_secs_f64(a.lease_ttl_s);
+    core.heartbeat = Duration::from_secs_f64(a.heartbeat_s);
+    core.max_attempts = a.max_attempts.max(1);
+    core.backoff_base = Duration::from_secs_f64(a.retry_backoff_s);
+    let opts = ServeOptions {
+        core,
+        token: a.token.clone(),
+        tls,
+    };
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&a.listen)
+            .await
+            .with_context(|| format!("listening on {}", a.listen))?;
+        let addr = listener.local_addr()?;
+        eprintln!(
+            "coordinator listening on {addr} (state {}, results {}{})",
+            a.state.display(),
+            a.results.display(),
+            if a.token.is_some() { ", token required" } else { "" }
+        );
+        serve(listener, opts, terminated()).await?;
+        eprintln!("coordinator stopped");
+        anyhow::Ok(())
+    })
+}

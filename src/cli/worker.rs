@@ -1,0 +1,65 @@
+//! `iscp worker`: lease units from a coordinator and run them, one slot per device.
+
+use super::connect::{runtime, terminated, ConnectArgs};
+use iscp_worker::{run, WorkerOptions};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Devices, one slot each: cpu, or cuda:0,cuda:1,...
+    #[arg(long, default_value = "cpu", value_delimiter = ',')]
+    pub devices: Vec<String>,
+    /// The worker's name in status and in the `worker` column (default: the host name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Most units a slot leases at once; searches on one model run as one batched optimisation.
+    #[arg(long, default_value_t = 16)]
+    pub max_units: usize,
+    /// Cache of model artifacts and training checkpoints (default ~/.cache/iscp/worker).
+    #[arg(long, env = "ISCP_WORKER_CACHE")]
+    pub cache: Option<PathBuf>,
+    /// Seconds running units may take to finish after SIGTERM before they are handed back.
+    #[arg(long, default_value_t = 30.0)]
+    pub grace_s: f64,
+    /// libtorch intra-op threads (CPU slots).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+pub fn worker(a: WorkerArgs) -> anyhow::Result<()> {
+    let cache = a.cache.clone().unwrap_or_else(|| {
+        let home = std::env::var("HOME").unwrap_or_else(|_| ".".into());
+        PathBuf::from(home).join(".cache/iscp/worker")
+    });
+    let opts = WorkerOptions {
+        connect: a.connect.to_connect()?,
+        name: a.name.clone().unwrap_or_else(hostname),
+        devices: a.devices.clone(),
+        max_units: a.max_units,
+        cache,
+        grace: Duration::from_secs_f64(a.grace_s),
+        threads: a.threads,
+        idle_exit: None,
+    };
+    eprintln!(
+        "worker {} on {} → {}",
+        opts.name,
+        opts.devices.join(","),
+        opts.connect.url
+    );
+    let s = runtime()?.block_on(run(opts, terminated()))?;
+    eprintln!(
+        "worker stopped: {} units completed, {} failed, {} handed back",
+        s.completed, s.failed, s.handed_back
+    );
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! Model artifacts on the worker: a local cache named by sha256, filled from the coordinator in
+//! chunks (hash verified), and trained models uploaded the same way.
+
+use crate::client::Client;
+use iscp_proto::v1::{ArtifactChunk, FetchArtifactParams};
+use iscp_proto::CHUNK_BYTES;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use tokio_stream::StreamExt;
+
+/// The artifact hashes in the cache.
+pub fn cached(dir: &Path) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return vec![];
+    };
+    rd.filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().to_string();
+            n.strip_suffix(".iscpm").map(String::from)
+        })
+        .collect()
+}
+
+/// Makes sure the artifact `sha` is in the cache; Ok(false) when the coordinator has no such
+/// artifact (an imported TorchScript model is read from its path instead).
+pub async fn ensure(client: &Client, dir: &Path, sha: &str) -> Result<bool, tonic::Status> {
+    let path = iscp_coordinator::local::artifact_path(dir, sha);
+    if path.exists() {
+        return Ok(true);
+    }
+    let mut stream = match client
+        .clone()
+        .fetch_artifact(FetchArtifactParams {
+            sha256: sha.to_string(),
+        })
+        .await
+    {
+        Ok(s) => s.into_inner(),
+        Err(s) if s.code() == tonic::Code::NotFound => return Ok(false),
+        Err(s) => return Err(s),
+    };
+    let mut data = Vec::new();
+    while let Some(c) = stream.next().await {
+        data.extend_from_slice(&c?.data);
+    }
+    let actual = hex::encode(Sha256::digest(&data));
+    if actual != sha {
+        return Err(tonic::Status::data_loss(format!(
+            "artifact {sha} arrived hashing to {actual}"
+        )));
+    }
+    let tmp = dir.join(format!(".{sha}.tmp"));
+    let write = std::fs::write(&tmp, &data).and_then(|_| std::fs::rename(&tmp, &path));
+    write.map_err(|e| tonic::Status::internal(format!("{}: {e}", path.display())))?;
+    Ok(true)
+}
+
+/// Uploads a trained model to the coordinator, which stores it beside the sweep's results.
+pub async fn put(client: &Client, sweep: &str, sha: &str, path: &Path) -> Result<(), tonic::Status> {
+    let data = tokio::fs::read(path)
+        .await
+        .map_err(|e| tonic::Status::internal(format!("{}: {e}", path.display())))?;
+    let chunks: Vec<ArtifactChunk> = data
+        .chunks(CHUNK_BYTES)
+        .enumerate()
+        .map(|(i, c)| ArtifactChunk {
+            sha256: if i == 0 { sha.to_string() } else { String::new() },
+            sweep: if i == 0 { sweep.to_string() } else { String::new() },
+            data: c.to_vec(),
+        })
+        .collect();
+    client.clone().put_artifact(tokio_stream::iter(chunks)).await?;
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! The iscp worker: registers with a coordinator, leases units for each device slot, runs them on
+//! that slot's compute thread, streams heartbeats and results back, and stops gracefully.
+//! `run(options, shutdown)` is the entry point of `iscp worker` and of the in-process runner.
+
+pub mod artifacts;
+pub mod client;
+pub mod executor;
+mod heartbeat;
+mod shared;
+mod slot;
+
+pub use client::{connect, Client, Connect, ConnectError};
+pub use shared::WorkerError;
+
+use shared::Shared;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    pub connect: Connect,
+    /// Shown in status and written to the `worker` column.
+    pub name: String,
+    /// One slot per device: `cpu`, `cuda:0`, ...
+    pub devices: Vec<String>,
+    /// Most units leased at once per slot (searches on one model run as one batch).
+    pub max_units: usize,
+    /// Model artifacts and training checkpoints, kept between runs.
+    pub cache: PathBuf,
+    /// On shutdown, how long running units may take to finish before they are handed back.
+    pub grace: Duration,
+    /// libtorch intra-op threads (CPU slots).
+    pub threads: Option<usize>,
+    /// Stop once no unit has been leased for this long (the in-process runner); None: never.
+    pub idle_exit: Option<Duration>,
+}
+
+/// What a worker did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorkerSummary {
+    pub completed: u64,
+    pub failed: u64,
+    pub handed_back: u64,
+}
+
+/// Runs the worker until `shutdown` resolves (or a fatal error: wrong token, protocol mismatch).
+pub async fn run(
+    opts: WorkerOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<WorkerSummary, WorkerError> {
+    if let Some(t) = opts.threads {
+        tch::set_num_threads(t as i32);
+    }
+    std::fs::create_dir_all(&opts.cache).map_err(|e| WorkerError::Io(opts.cache.clone(), e))?;
+    let shared = Arc::new(Shared::new(opts)?);
+    shared.register().await?;
+    let mut slots = tokio::task::JoinSet::new();
+    for device in shared.opts.devices.clone() {
+        let compute = slot::spawn_compute(&shared, &device)?;
+        slots.spawn(slot::run_slot(shared.clone(), device, compute));
+    }
+    let hb = tokio::spawn(heartbeat::run_heartbeats(shared.clone()));
+    let mut fatal = None;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            r = slots.join_next() => match r {
+                Some(Ok(Err(e))) => { fatal = Some(e); break; }
+                Some(_) => continue,
+                None => break,
+            },
+        }
+    }
+    shared.stopping.store(true, Ordering::SeqCst);
+    let grace = shared.opts.grace;
+    let finished = tokio::time::timeout(grace, async {
+        while let Some(r) = slots.join_next().await {
+            if let Ok(Err(e)) = r {
+                fatal.get_or_insert(e);
+            }
+        }
+    })
+    .await;
+    if finished.is_err() {
+        slots.abort_all();
+    }
+    shared.hand_back_all().await;
+    hb.abort();
+    if let Some(e) = fatal {
+        return Err(e);
+    }
+    Ok(shared.summary())
+}

@@ -1,0 +1,185 @@
+//! State shared by a worker's slots and heartbeat: the client, the worker's identity, the units it
+//! holds, and its counters; registration and the hand-back on shutdown.
+
+use crate::client::{connect, Client, ConnectError};
+use crate::executor::ProgressMap;
+use crate::{WorkerOptions, WorkerSummary};
+use iscp_proto::v1::{DeviceInfo, FailUnitParams, RegisterWorkerParams};
+use iscp_proto::PROTOCOL_VERSION;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+use tonic::Code;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The coordinator refused us for good: wrong token, protocol mismatch.
+    #[error("the coordinator refused this worker: {0}")]
+    Refused(String),
+    #[error("{0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    #[error("device `{0}`: {1}")]
+    Device(String, String),
+}
+
+/// A unit the worker holds a lease on.
+#[derive(Debug, Clone)]
+pub struct Held {
+    pub sweep: String,
+    pub lease_id: String,
+    pub attempt: u64,
+    pub cancelled: bool,
+}
+
+pub struct Shared {
+    pub opts: WorkerOptions,
+    pub client: Client,
+    pub worker_id: String,
+    pub held: Mutex<HashMap<String, Held>>,
+    pub progress: ProgressMap,
+    pub stopping: AtomicBool,
+    pub heartbeat_ms: AtomicU64,
+    pub completed: AtomicU64,
+    pub failed: AtomicU64,
+    pub handed_back: AtomicU64,
+    /// Milliseconds since the epoch of the last lease that brought units.
+    pub last_lease_ms: AtomicU64,
+}
+
+/// Errors after which retrying cannot help.
+pub fn is_fatal(s: &tonic::Status) -> bool {
+    matches!(
+        s.code(),
+        Code::Unauthenticated | Code::PermissionDenied | Code::FailedPrecondition
+    )
+}
+
+/// Errors that mean the coordinator is away (restarting, network): retry with backoff.
+pub fn is_transient(s: &tonic::Status) -> bool {
+    matches!(
+        s.code(),
+        Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded | Code::Internal
+    )
+}
+
+/// Exponential backoff from 100 ms to 5 s.
+pub struct Backoff(pub Duration);
+
+impl Backoff {
+    pub fn new() -> Self {
+        Backoff(Duration::from_millis(100))
+    }
+    pub async fn wait(&mut self) {
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(Duration::from_secs(5));
+    }
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Shared {
+    pub fn new(opts: WorkerOptions) -> Result<Shared, WorkerError> {
+        let client = connect(&opts.connect)?;
+        let worker_id = format!("{}-{:08x}", opts.name, rand::random::<u32>());
+        Ok(Shared {
+            opts,
+            client,
+            worker_id,
+            held: Mutex::default(),
+            progress: ProgressMap::default(),
+            stopping: AtomicBool::new(false),
+            heartbeat_ms: AtomicU64::new(1000),
+            completed: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            handed_back: AtomicU64::new(0),
+            last_lease_ms: AtomicU64::new(now_ms()),
+        })
+    }
+
+    pub fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers (again), retrying while the coordinator is away; refusals are fatal.
+    pub async fn register(&self) -> Result<(), WorkerError> {
+        let mut backoff = Backoff::new();
+        loop {
+            let req = RegisterWorkerParams {
+                protocol_version: PROTOCOL_VERSION,
+                worker_id: self.worker_id.clone(),
+                name: self.opts.name.clone(),
+                devices: self
+                    .opts
+                    .devices
+                    .iter()
+                    .map(|d| DeviceInfo {
+                        name: d.clone(),
+                        free_memory_bytes: 0,
+                    })
+                    .collect(),
+                capabilities: ["prepare-model", "search", "evaluate", "baseline", "noop"]
+                    .map(String::from)
+                    .to_vec(),
+            };
+            match self.client.clone().register_worker(req).await {
+                Ok(r) => {
+                    let r = r.into_inner();
+                    self.heartbeat_ms
+                        .store(r.heartbeat_interval_ms.max(50), Ordering::SeqCst);
+                    tracing::info!(worker = %self.worker_id, "registered");
+                    return Ok(());
+                }
+                Err(s) if is_fatal(&s) => return Err(WorkerError::Refused(s.message().to_string())),
+                Err(s) => {
+                    tracing::debug!("register: {s}");
+                    if self.stopping.load(Ordering::SeqCst) {
+                        return Ok(());
+                    }
+                    backoff.wait().await;
+                }
+            }
+        }
+    }
+
+    /// Gives every unit still held back to the coordinator without counting an attempt.
+    pub async fn hand_back_all(&self) {
+        let held: Vec<(String, Held)> = self.held().drain().collect();
+        for (unit_id, h) in held {
+            let req = FailUnitParams {
+                protocol_version: PROTOCOL_VERSION,
+                worker_id: self.worker_id.clone(),
+                sweep: h.sweep,
+                unit_id: unit_id.clone(),
+                lease_id: h.lease_id,
+                attempt: h.attempt,
+                error: "handed back: the worker is stopping".into(),
+                retryable: true,
+                handed_back: true,
+            };
+            match self.client.clone().fail_unit(req).await {
+                Ok(_) => {
+                    self.handed_back.fetch_add(1, Ordering::SeqCst);
+                    tracing::info!("handed back {unit_id}");
+                }
+                Err(s) => tracing::warn!("handing back {unit_id}: {s}"),
+            }
+        }
+    }
+
+    pub fn summary(&self) -> WorkerSummary {
+        WorkerSummary {
+            completed: self.completed.load(Ordering::SeqCst),
+            failed: self.failed.load(Ordering::SeqCst),
+            handed_back: self.handed_back.load(Ordering::SeqCst),
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! A device slot: a compute thread that owns the engine for one device, and the async loop that
+//! leases units for it, makes sure their model is cached, runs them, and reports each result.
+
+use crate::artifacts;
+use crate::executor::{Executor, Outcome};
+use crate::shared::{is_fatal, is_transient, now_ms, Backoff, Held, Shared, WorkerError};
+use iscp_proto::v1::{CompleteUnitParams, FailUnitParams, LeaseUnitsParams, LeasedUnit, TablePart};
+use iscp_proto::PROTOCOL_VERSION;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tonic::Code;
+
+type Job = (Vec<LeasedUnit>, oneshot::Sender<Vec<Outcome>>);
+
+/// Starts the compute thread of a device: libtorch never runs on the async runtime.
+pub fn spawn_compute(shared: &Shared, device: &str) -> Result<mpsc::Sender<Job>, WorkerError> {
+    let dev = iscp_engine::parse_device(device)
+        .map_err(|e| WorkerError::Device(device.to_string(), e.to_string()))?;
+    let (name, cache, progress) = (
+        shared.opts.name.clone(),
+        shared.opts.cache.clone(),
+        shared.progress.clone(),
+    );
+    let device_name = device.to_string();
+    let (tx, rx) = mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name(format!("iscp-{device}"))
+        .spawn(move || {
+            // Built here: its tensors never leave this thread.
+            let mut ex = Executor::new(dev, &device_name, &name, cache);
+            ex.progress = progress;
+            while let Ok((units, reply)) = rx.recv() {
+                let _ = reply.send(ex.run(&units));
+            }
+        })
+        .map_err(|e| WorkerError::Device(device.to_string(), e.to_string()))?;
+    Ok(tx)
+}
+
+pub async fn run_slot(
+    shared: Arc<Shared>,
+    device: String,
+    compute: mpsc::Sender<Job>,
+) -> Result<(), WorkerError> {
+    let mut backoff = Backoff::new();
+    while !shared.stopping.load(Ordering::SeqCst) {
+        if let Some(idle) = shared.opts.idle_exit {
+            let last = shared.last_lease_ms.load(Ordering::SeqCst);
+            if now_ms().saturating_sub(last) > idle.as_millis() as u64 && shared.held().is_empty() {
+                return Ok(());
+            }
+        }
+        let req = LeaseUnitsParams {
+            protocol_version: PROTOCOL_VERSION,
+            worker_id: shared.worker_id.clone(),
+            slot: device.clone(),
+            max_units: shared.opts.max_units.max(1) as u32,
+            held_models: artifacts::cached(&shared.opts.cache),
+            wait_ms: 2000,
+        };
+        let units = match shared.client.clone().lease_units(req).await {
+            Ok(r) => {
+                backoff = Backoff::new();
+                r.into_inner().units
+            }
+            Err(s) if s.code() == Code::NotFound => {
+                shared.register().await?;
+                continue;
+            }
+            Err(s) if is_fatal(&s) => return Err(WorkerError::Refused(s.message().to_string())),
+            Err(s) => {
+                tracing::debug!("lease: {s}");
+                backoff.wait().await;
+                continue;
+            }
+        };
+        if units.is_empty() {
+            continue;
+        }
+        shared.last_lease_ms.store(now_ms(), Ordering::SeqCst);
+        {
+            let mut held = shared.held();
+            for u in &units {
+                held.insert(
+                    u.unit_id.clone(),
+                    Held {
+                        sweep: u.sweep.clone(),
+                        lease_id: u.lease_id.clone(),
+                        attempt: u.attempt,
+                        cancelled: false,
+                    },
+                );
+            }
+        }
+        let outcomes = run_units(&shared, &compute, &units).await;
+        for (u, outcome) in units.iter().zip(outcomes) {
+            report(&shared, u, outcome).await;
+            shared.held().remove(&u.unit_id);
+            shared
+                .progress
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&u.unit_id);
+        }
+        shared.last_lease_ms.store(now_ms(), Ordering::SeqCst);
+    }
+    Ok(())
+}
+
+/// Fetches the units' model if needed, then runs them on the compute thread.
+async fn run_units(
+    shared: &Shared,
+    compute: &mpsc::Sender<Job>,
+    units: &[LeasedUnit],
+) -> Vec<Outcome> {
+    let sha = &units[0].model_sha256;
+    if !sha.is_empty() {
+        let mut backoff = Backoff::new();
+        loop {
+            match artifacts::ensure(&shared.client, &shared.opts.cache, sha).await {
+                Ok(_) => break,
+                Err(s) if is_transient(&s) && !shared.stopping.load(Ordering::SeqCst) => {
+                    backoff.wait().await
+                }
+                Err(s) => {
+                    return units
+                        .iter()
+                        .map(|_| {
+                            Err(crate::executor::Failure {
+                                error: format!("fetching model {sha}: {}", s.message()),
+                                retryable: true,
+                            })
+                        })
+                        .collect()
+                }
+            }
+        }
+    }
+    let (tx, rx) = oneshot::channel();
+    if compute.send((units.to_vec(), tx)).is_err() {
+        return units
+            .iter()
+            .map(|_| {
+                Err(crate::executor::Failure {
+                    error: "the compute thread is gone".into(),
+                    retryable: true,
+                })
+            })
+            .collect();
+    }
+    rx.await.unwrap_or_else(|_| {
+        units
+            .iter()
+            .map(|_| {
+                Err(crate::executor::Failure {
+                    error: "the compute thread stopped".into(),
+                    retryable: true,
+                })
+            })
+            .collect()
+    })
+}
+
+/// Sends a unit's result (uploading its model first) or its failure; retries while the
+/// coordinator is away, gives up when it refuses (a stale lease: the unit went to someone else).
+async fn report(shared: &Shared, u: &LeasedUnit, outcome: Outcome) {
+    if shared.held().get(&u.unit_id).is_some_and(|h| h.cancelled) {
+        tracing::info!("dropping the result of {}: cancelled or leased elsewhere", u.unit_id);
+        return;
+    }
+    let mut outcome = outcome;
+    if let Ok(out) = &outcome {
+        if let Some((sha, path)) = &out.artifact {
+            let mut backoff = Backoff::new();
+            loop {
+                match artifacts::put(&shared.client, &u.sweep, sha, path).await {
+                    Ok(()) => break,
+                    Err(s) if is_transient(&s) => backoff.wait().await,
+                    Err(s) => {
+                        outcome = Err(crate::executor::Failure {
+                            error: format!("uploading model {sha}: {}", s.message()),
+                            retryable: true,
+                        });
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let mut backoff = Backoff::new();
+    loop {
+        let sent = match &outcome {
+            Ok(out) => {
+                let req = CompleteUnitParams {
+                    protocol_version: PROTOCOL_VERSION,
+                    worker_id: shared.worker_id.clone(),
+                    sweep: u.sweep.clone(),
+                    unit_id: u.unit_id.clone(),
+                    lease_id: u.lease_id.clone(),
+                    attempt: u.attempt,
+                    parts: out
+                        .parts
+                        .iter()
+                        .map(|(t, b)| TablePart {
+                            table: t.clone(),
+                            parquet: b.clone(),
+                        })
+                        .collect(),
+                };
+                shared.client.clone().complete_unit(req).await.map(|_| ())
+            }
+            Err(f) => {
+                let req = FailUnitParams {
+                    protocol_version: PROTOCOL_VERSION,
+                    worker_id: shared.worker_id.clone(),
+                    sweep: u.sweep.clone(),
+                    unit_id: u.unit_id.clone(),
+                    lease_id: u.lease_id.clone(),
+                    attempt: u.attempt,
+                    error: f.error.clone(),
+                    retryable: f.retryable,
+                    handed_back: false,
+                };
+                shared.client.clone().fail_unit(req).await.map(|_| ())
+            }
+        };
+        match sent {
+            Ok(()) => {
+                let counter = if outcome.is_ok() {
+                    &shared.completed
+                } else {
+                    &shared.failed
+                };
+                counter.fetch_add(1, Ordering::SeqCst);
+                tracing::info!(
+                    "{} {} {}",
+                    if outcome.is_ok() { "completed" } else { "failed" },
+                    u.kind,
+                    u.unit_id
+                );
+                return;
+            }
+            Err(s) if s.code() == Code::Unavailable || s.code() == Code::Unknown => {
+                tracing::debug!("reporting {}: {s}; retrying", u.unit_id);
+                backoff.wait().await;
+                if backoff_exhausted(&backoff) && shared.stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+            }
+            Err(s) => {
+                tracing::warn!("the coordinator refused the result of {}: {}", u.unit_id, s.message());
+                return;
+            }
+        }
+    }
+}
+
+fn backoff_exhausted(b: &Backoff) -> bool {
+    b.0 >= Duration::from_secs(5)
+}
