@@ -8,7 +8,11 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConnectArgs {
     /// The coordinator: http://HOST:PORT, or https://HOST:PORT with --ca.
-    #[arg(long, env = "ISCP_COORDINATOR", default_value = "http://127.0.0.1:50051")]
+    #[arg(
+        long,
+        env = "ISCP_COORDINATOR",
+        default_value = "http://127.0.0.1:50051"
+    )]
     pub coordinator: String,
     /// The coordinator's token (sent as `authorization: Bearer <token>`).
     #[arg(long, env = "ISCP_TOKEN", hide_env_values = true)]

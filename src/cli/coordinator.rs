@@ -67,7 +67,11 @@ pub fn coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
             "coordinator listening on {addr} (state {}, results {}{})",
             a.state.display(),
             a.results.display(),
-            if a.token.is_some() { ", token required" } else { "" }
+            if a.token.is_some() {
+                ", token required"
+            } else {
+                ""
+            }
         );
         serve(listener, opts, terminated()).await?;
         eprintln!("coordinator stopped");

@@ -28,10 +28,9 @@ pub fn watch(a: SweepArgs) -> anyhow::Result<()> {
             .progress_chars("=> "),
         );
         overall.set_prefix(a.sweep.clone());
-        let unit_style = ProgressStyle::with_template(
-            "{prefix:>8} [{bar:40.green/white}] {pos}/{len} {msg}",
-        )?
-        .progress_chars("=> ");
+        let unit_style =
+            ProgressStyle::with_template("{prefix:>8} [{bar:40.green/white}] {pos}/{len} {msg}")?
+                .progress_chars("=> ");
         // One bar per worker, showing its current unit's steps.
         let mut workers: HashMap<String, ProgressBar> = HashMap::new();
         let mut last_message = String::new();
@@ -61,9 +60,10 @@ pub fn watch(a: SweepArgs) -> anyhow::Result<()> {
                         bar.set_position(0);
                         bar.set_message(format!("{} {}", e.kind, e.unit_id));
                     }
-                    "failed" | "retrying" => {
-                        mp.println(format!("{} {} {}: {}", e.state, e.kind, e.unit_id, e.message))?
-                    }
+                    "failed" | "retrying" => mp.println(format!(
+                        "{} {} {}: {}",
+                        e.state, e.kind, e.unit_id, e.message
+                    ))?,
                     _ => {}
                 }
             }
@@ -76,7 +76,15 @@ pub fn watch(a: SweepArgs) -> anyhow::Result<()> {
         for b in workers.values() {
             b.finish_and_clear();
         }
-        eprintln!("{}: {}", a.sweep, if last_message.is_empty() { "finished" } else { &last_message });
+        eprintln!(
+            "{}: {}",
+            a.sweep,
+            if last_message.is_empty() {
+                "finished"
+            } else {
+                &last_message
+            }
+        );
         anyhow::Ok(())
     })
 }

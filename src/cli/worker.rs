@@ -61,5 +61,15 @@ pub fn worker(a: WorkerArgs) -> anyhow::Result<()> {
         "worker stopped: {} units completed, {} failed, {} handed back",
         s.completed, s.failed, s.handed_back
     );
-    Ok(())
+    exit_now(0)
+}
+
+/// Ends the process without running static destructors: a compute thread may still be inside
+/// libtorch (its units were handed back), and tearing libtorch down under it crashes the process.
+fn exit_now(code: i32) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: _exit only ends the process; nothing runs after it.
+    unsafe { libc::_exit(code) }
 }

@@ -2,6 +2,7 @@
 
 mod baselines;
 mod checkpoint;
+mod cluster;
 mod helpers;
 mod plan;
 mod resume;

@@ -56,7 +56,12 @@ pub async fn ensure(client: &Client, dir: &Path, sha: &str) -> Result<bool, toni
 }
 
 /// Uploads a trained model to the coordinator, which stores it beside the sweep's results.
-pub async fn put(client: &Client, sweep: &str, sha: &str, path: &Path) -> Result<(), tonic::Status> {
+pub async fn put(
+    client: &Client,
+    sweep: &str,
+    sha: &str,
+    path: &Path,
+) -> Result<(), tonic::Status> {
     let data = tokio::fs::read(path)
         .await
         .map_err(|e| tonic::Status::internal(format!("{}: {e}", path.display())))?;
@@ -64,11 +69,22 @@ pub async fn put(client: &Client, sweep: &str, sha: &str, path: &Path) -> Result
         .chunks(CHUNK_BYTES)
         .enumerate()
         .map(|(i, c)| ArtifactChunk {
-            sha256: if i == 0 { sha.to_string() } else { String::new() },
-            sweep: if i == 0 { sweep.to_string() } else { String::new() },
+            sha256: if i == 0 {
+                sha.to_string()
+            } else {
+                String::new()
+            },
+            sweep: if i == 0 {
+                sweep.to_string()
+            } else {
+                String::new()
+            },
             data: c.to_vec(),
         })
         .collect();
-    client.clone().put_artifact(tokio_stream::iter(chunks)).await?;
+    client
+        .clone()
+        .put_artifact(tokio_stream::iter(chunks))
+        .await?;
     Ok(())
 }

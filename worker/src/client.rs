@@ -62,7 +62,9 @@ pub fn connect(c: &Connect) -> Result<Client, ConnectError> {
         ),
         None => None,
     };
-    Ok(CoordinatorClient::with_interceptor(ep.connect_lazy(), Bearer(token))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+    Ok(
+        CoordinatorClient::with_interceptor(ep.connect_lazy(), Bearer(token))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+    )
 }

@@ -123,12 +123,21 @@ impl Executor {
         u: &LeasedUnit,
     ) -> iscp_coordinator::Result<(Arc<SpecCtx>, Arc<DataSplits>)> {
         if let Some(ctx) = self.specs.get(&u.spec_sha256) {
-            let data = self.data.as_ref().expect("data loaded with the spec").1.clone();
+            let data = self
+                .data
+                .as_ref()
+                .expect("data loaded with the spec")
+                .1
+                .clone();
             return Ok((ctx.clone(), data));
         }
         let spec = LoadedSpec::parse(&u.spec_toml, &u.spec_file)?;
         let s = &spec.spec;
-        let key = format!("{}|{}", serde_json::to_string(&s.data).unwrap_or_default(), s.seed);
+        let key = format!(
+            "{}|{}",
+            serde_json::to_string(&s.data).unwrap_or_default(),
+            s.seed
+        );
         if self.data.as_ref().is_none_or(|(k, _)| *k != key) {
             self.data = None;
             self.model = None;
@@ -169,7 +178,10 @@ impl Executor {
             .map(|(i, unit)| (&ctx.plans[*i], unit))
             .ok_or_else(|| {
                 fail(
-                    format!("unit {} is not in its spec as this worker expands it", u.unit_id),
+                    format!(
+                        "unit {} is not in its spec as this worker expands it",
+                        u.unit_id
+                    ),
                     false,
                 )
             })
@@ -209,7 +221,8 @@ impl Executor {
             out.parts.push(encode("training", &b)?);
         }
         if p.setting.model.is_none() {
-            let path = iscp_coordinator::local::artifact_path(&self.artifacts, &row.checkpoint_sha256);
+            let path =
+                iscp_coordinator::local::artifact_path(&self.artifacts, &row.checkpoint_sha256);
             out.artifact = Some((row.checkpoint_sha256.clone(), path));
         }
         Ok(out)
@@ -297,7 +310,10 @@ impl Executor {
             }
         }
         if !jobs.is_empty() {
-            let ids: Vec<&str> = ran.iter().map(|(i, _, _)| units[*i].unit_id.as_str()).collect();
+            let ids: Vec<&str> = ran
+                .iter()
+                .map(|(i, _, _)| units[*i].unit_id.as_str())
+                .collect();
             let progress = self.progress.clone();
             let images = &self.model.as_ref().expect("loaded").images;
             let started = std::time::Instant::now();

@@ -62,7 +62,11 @@ pub fn is_fatal(s: &tonic::Status) -> bool {
 pub fn is_transient(s: &tonic::Status) -> bool {
     matches!(
         s.code(),
-        Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded | Code::Internal
+        Code::Unavailable
+            | Code::Unknown
+            | Code::Cancelled
+            | Code::DeadlineExceeded
+            | Code::Internal
     )
 }
 
@@ -138,7 +142,9 @@ impl Shared {
                     tracing::info!(worker = %self.worker_id, "registered");
                     return Ok(());
                 }
-                Err(s) if is_fatal(&s) => return Err(WorkerError::Refused(s.message().to_string())),
+                Err(s) if is_fatal(&s) => {
+                    return Err(WorkerError::Refused(s.message().to_string()))
+                }
                 Err(s) => {
                     tracing::debug!("register: {s}");
                     if self.stopping.load(Ordering::SeqCst) {

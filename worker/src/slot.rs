@@ -168,7 +168,10 @@ async fn run_units(
 /// coordinator is away, gives up when it refuses (a stale lease: the unit went to someone else).
 async fn report(shared: &Shared, u: &LeasedUnit, outcome: Outcome) {
     if shared.held().get(&u.unit_id).is_some_and(|h| h.cancelled) {
-        tracing::info!("dropping the result of {}: cancelled or leased elsewhere", u.unit_id);
+        tracing::info!(
+            "dropping the result of {}: cancelled or leased elsewhere",
+            u.unit_id
+        );
         return;
     }
     let mut outcome = outcome;
@@ -237,7 +240,11 @@ async fn report(shared: &Shared, u: &LeasedUnit, outcome: Outcome) {
                 counter.fetch_add(1, Ordering::SeqCst);
                 tracing::info!(
                     "{} {} {}",
-                    if outcome.is_ok() { "completed" } else { "failed" },
+                    if outcome.is_ok() {
+                        "completed"
+                    } else {
+                        "failed"
+                    },
                     u.kind,
                     u.unit_id
                 );
@@ -251,7 +258,11 @@ async fn report(shared: &Shared, u: &LeasedUnit, outcome: Outcome) {
                 }
             }
             Err(s) => {
-                tracing::warn!("the coordinator refused the result of {}: {}", u.unit_id, s.message());
+                tracing::warn!(
+                    "the coordinator refused the result of {}: {}",
+                    u.unit_id,
+                    s.message()
+                );
                 return;
             }
         }

@@ -37,8 +37,7 @@ pub fn finish(
     let mut out = Finished::default();
     for p in plans {
         out.pictures += pictures::draw_setting(layout, p, &data.test, s.search.sizes.get_ref())?;
-        out.pictures +=
-            compare::draw_comparisons(layout, p, &data.test, s.search.sizes.get_ref())?;
+        out.pictures += compare::draw_comparisons(layout, p, &data.test, s.search.sizes.get_ref())?;
         if let Some(scan) = &s.scan {
             sweep_scan::sweep_scan(layout, p, *scan.size.get_ref(), progress)?;
         }

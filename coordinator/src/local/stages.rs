@@ -27,15 +27,13 @@ pub(super) fn obtain_model(
     if r.is_done(&p.prepare) {
         let row =
             tables::read_model_rows(&tables::part_path(&models_dir, &p.prepare.id))?.remove(0);
-        if let Some(model) =
-            prepare::load_prepared(
-                &p.setting,
-                &row.checkpoint_sha256,
-                data,
-                &layout.artifacts(),
-                device,
-            )?
-        {
+        if let Some(model) = prepare::load_prepared(
+            &p.setting,
+            &row.checkpoint_sha256,
+            data,
+            &layout.artifacts(),
+            device,
+        )? {
             return Ok(Some(model));
         }
         r.done.remove(&p.prepare.id);

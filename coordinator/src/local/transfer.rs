@@ -79,19 +79,19 @@ pub fn run_transfer(
         ));
     }
     let row = read_model_rows(&models)?.remove(0);
-    let model =
-        load_prepared(
+    let model = load_prepared(
         to_setting,
         &row.checkpoint_sha256,
         data,
         &layout.artifacts(),
         device,
-    )?.ok_or_else(|| {
-            CoordError::table(
-                layout.artifacts(),
-                format!("the model artifact of `{}` is missing", to_setting.name),
-            )
-        })?;
+    )?
+    .ok_or_else(|| {
+        CoordError::table(
+            layout.artifacts(),
+            format!("the model artifact of `{}` is missing", to_setting.name),
+        )
+    })?;
     let logits = model.predict_logits(&data.test.images, 1024)?;
     let ev = Evaluator::new(&model, &data.test, &logits, &split.search);
     let mut out = Vec::new();

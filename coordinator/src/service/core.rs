@@ -3,7 +3,7 @@
 //! before their evaluation); completions and failures are fenced by the lease's attempt number.
 
 use super::ledger::{Ledger, UnitRow};
-use super::{CoreConfig, CoreError, CResult, Event};
+use super::{CResult, CoreConfig, CoreError, Event};
 use crate::tables::{self, FailureRow};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -182,7 +182,10 @@ impl Core {
         }
         let mut by_unit: HashMap<Key, Vec<(String, String)>> = HashMap::new();
         for (path, sweep, unit, table) in parts {
-            by_unit.entry((sweep, unit)).or_default().push((table, path));
+            by_unit
+                .entry((sweep, unit))
+                .or_default()
+                .push((table, path));
         }
         let mut requeued = Vec::new();
         for (key, u) in self.units.iter_mut() {
@@ -280,7 +283,8 @@ impl Core {
         source: &str,
         units: Vec<NewUnit>,
     ) -> CResult<(u64, u64, u64)> {
-        self.ledger.put_spec(spec_sha, sweep, file, source, now_ms())?;
+        self.ledger
+            .put_spec(spec_sha, sweep, file, source, now_ms())?;
         let root = self.results_root(sweep);
         let mut rows = Vec::new();
         let mut adopted = Vec::new();
@@ -364,7 +368,12 @@ impl Core {
                 cursor: 0,
             },
         );
-        self.emit(sweep, None, "submitted", format!("{total} units, {new} new"));
+        self.emit(
+            sweep,
+            None,
+            "submitted",
+            format!("{total} units, {new} new"),
+        );
         Ok((total, new, done))
     }
 
@@ -413,7 +422,12 @@ impl Core {
 
     /// Leases up to `max` ready units to `worker`: first one whose model the worker holds (else the
     /// first ready one), then more of the same kind on the same model.
-    pub fn lease(&mut self, worker: &str, max: usize, held: &HashSet<String>) -> CResult<Vec<Leased>> {
+    pub fn lease(
+        &mut self,
+        worker: &str,
+        max: usize,
+        held: &HashSet<String>,
+    ) -> CResult<Vec<Leased>> {
         if let Some(w) = self.workers.get_mut(worker) {
             w.last_seen = Instant::now();
         }
@@ -528,10 +542,14 @@ impl Core {
     /// Checks that `worker` holds the current lease (`lease_id`, `attempt`) of the unit.
     fn fenced(&self, key: &Key, worker: &str, lease_id: &str, attempt: u64) -> CResult<()> {
         let Some(m) = self.units.get(key) else {
-            return Err(CoreError::NotFound(format!("unit {} of sweep {}", key.1, key.0)));
+            return Err(CoreError::NotFound(format!(
+                "unit {} of sweep {}",
+                key.1, key.0
+            )));
         };
         let r = &m.row;
-        if r.state != LEASED || r.attempt != attempt || r.lease_id != lease_id || r.worker != worker {
+        if r.state != LEASED || r.attempt != attempt || r.lease_id != lease_id || r.worker != worker
+        {
             return Err(CoreError::Stale(format!(
                 "unit {} attempt {attempt} is not the current lease (state {}, current attempt {})",
                 key.1, r.state, r.attempt
@@ -563,7 +581,9 @@ impl Core {
         }
         if let Some(must) = allowed.first() {
             if !parts.iter().any(|(t, _)| t == must) {
-                return Err(CoreError::Invalid(format!("a {kind} unit must write `{must}`")));
+                return Err(CoreError::Invalid(format!(
+                    "a {kind} unit must write `{must}`"
+                )));
             }
         }
         let root = self.results_root(&key.0);
@@ -573,7 +593,10 @@ impl Core {
             recorded.push((t.clone(), path.to_string_lossy().to_string()));
         }
         if kind == "prepare-model" {
-            let (_, p) = recorded.iter().find(|(t, _)| t == "models").expect("checked above");
+            let (_, p) = recorded
+                .iter()
+                .find(|(t, _)| t == "models")
+                .expect("checked above");
             let sha = tables::read_model_rows(Path::new(p))?
                 .first()
                 .map(|r| r.checkpoint_sha256.clone())
@@ -705,7 +728,11 @@ impl Core {
             .collect();
         for key in &expired {
             let worker = self.units[key].row.worker.clone();
-            let name = self.workers.get(&worker).map(|w| w.name.clone()).unwrap_or(worker);
+            let name = self
+                .workers
+                .get(&worker)
+                .map(|w| w.name.clone())
+                .unwrap_or(worker);
             let msg = format!("lease expired: worker {name} stopped heartbeating");
             self.failed_attempt(key, &msg, true, false)?;
         }
@@ -759,7 +786,11 @@ impl Core {
         let Some(s) = self.sweeps.get(sweep) else {
             return Err(CoreError::NotFound(format!("sweep {sweep}")));
         };
-        let keys: Vec<Key> = s.order.iter().map(|id| (sweep.to_string(), id.clone())).collect();
+        let keys: Vec<Key> = s
+            .order
+            .iter()
+            .map(|id| (sweep.to_string(), id.clone()))
+            .collect();
         let mut changed = Vec::new();
         for key in keys {
             let m = self.units.get_mut(&key).expect("exists");
@@ -773,7 +804,12 @@ impl Core {
         }
         let rows: Vec<&UnitRow> = changed.iter().map(|k| &self.units[k].row).collect();
         self.ledger.update_units(&rows)?;
-        self.emit(sweep, None, CANCELLED, format!("{} units cancelled", changed.len()));
+        self.emit(
+            sweep,
+            None,
+            CANCELLED,
+            format!("{} units cancelled", changed.len()),
+        );
         Ok(changed.len() as u64)
     }
 
@@ -784,7 +820,11 @@ impl Core {
         };
         s.cursor = 0;
         s.finalized = false;
-        let keys: Vec<Key> = s.order.iter().map(|id| (sweep.to_string(), id.clone())).collect();
+        let keys: Vec<Key> = s
+            .order
+            .iter()
+            .map(|id| (sweep.to_string(), id.clone()))
+            .collect();
         let mut changed = Vec::new();
         for key in keys {
             let m = self.units.get_mut(&key).expect("exists");
@@ -799,7 +839,12 @@ impl Core {
         let rows: Vec<&UnitRow> = changed.iter().map(|k| &self.units[k].row).collect();
         self.ledger.update_units(&rows)?;
         self.ledger.set_finalized(sweep, false)?;
-        self.emit(sweep, None, "retrying", format!("{} units requeued", changed.len()));
+        self.emit(
+            sweep,
+            None,
+            "retrying",
+            format!("{} units requeued", changed.len()),
+        );
         Ok(changed.len() as u64)
     }
 
@@ -809,7 +854,11 @@ impl Core {
         let mut out = Vec::new();
         for (name, s) in self.sweeps.iter_mut() {
             while s.cursor < s.order.len()
-                && is_terminal(&self.units[&(name.clone(), s.order[s.cursor].clone())].row.state)
+                && is_terminal(
+                    &self.units[&(name.clone(), s.order[s.cursor].clone())]
+                        .row
+                        .state,
+                )
             {
                 s.cursor += 1;
             }
@@ -855,7 +904,11 @@ impl Core {
         self.workers
             .iter()
             .map(|(id, w)| {
-                let leased = self.leased.iter().filter(|k| self.units[*k].row.worker == *id).count();
+                let leased = self
+                    .leased
+                    .iter()
+                    .filter(|k| self.units[*k].row.worker == *id)
+                    .count();
                 (
                     id.clone(),
                     w.name.clone(),

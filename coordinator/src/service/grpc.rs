@@ -245,8 +245,8 @@ impl iscp_proto::Coordinator for Service {
                 return Ok(Response::new(LeaseUnitsResult { units: vec![] }));
             }
             // Backoff timers are not woken; poll at least every 250 ms.
-            let _ = tokio::time::timeout((deadline - now).min(Duration::from_millis(250)), woken)
-                .await;
+            let _ =
+                tokio::time::timeout((deadline - now).min(Duration::from_millis(250)), woken).await;
         }
     }
 
@@ -365,7 +365,9 @@ impl iscp_proto::Coordinator for Service {
             )));
         }
         if sweep.is_empty() || sweep.contains(['/', '\\']) || sweep.starts_with('.') {
-            return Err(Status::invalid_argument(format!("bad sweep name `{sweep}`")));
+            return Err(Status::invalid_argument(format!(
+                "bad sweep name `{sweep}`"
+            )));
         }
         let dir = self.core().results_root(&sweep).join("artifacts");
         let path = crate::local::artifact_path(&dir, &sha);
@@ -418,19 +420,25 @@ impl iscp_proto::Coordinator for Service {
     ) -> Result<Response<GetStatusResult>, Status> {
         let only = req.into_inner().sweep;
         let core = self.core();
-        let sweeps: Vec<_> = core.status(&only).into_iter().map(to_proto_status).collect();
+        let sweeps: Vec<_> = core
+            .status(&only)
+            .into_iter()
+            .map(to_proto_status)
+            .collect();
         if !only.is_empty() && sweeps.is_empty() {
             return Err(Status::not_found(format!("no sweep named `{only}`")));
         }
         let workers = core
             .workers()
             .into_iter()
-            .map(|(worker_id, name, leased_units, last_seen_ms_ago)| WorkerStatus {
-                worker_id,
-                name,
-                leased_units,
-                last_seen_ms_ago,
-            })
+            .map(
+                |(worker_id, name, leased_units, last_seen_ms_ago)| WorkerStatus {
+                    worker_id,
+                    name,
+                    leased_units,
+                    last_seen_ms_ago,
+                },
+            )
             .collect();
         Ok(Response::new(GetStatusResult { sweeps, workers }))
     }

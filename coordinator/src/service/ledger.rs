@@ -59,7 +59,14 @@ impl Ledger {
         Ok(Ledger { conn })
     }
 
-    pub fn put_spec(&self, sha: &str, sweep: &str, file: &str, source: &str, now: i64) -> LResult<()> {
+    pub fn put_spec(
+        &self,
+        sha: &str,
+        sweep: &str,
+        file: &str,
+        source: &str,
+        now: i64,
+    ) -> LResult<()> {
         self.conn.execute(
             "INSERT OR IGNORE INTO specs VALUES (?1, ?2, ?3, ?4, ?5)",
             params![sha, sweep, file, source, now],
@@ -76,9 +83,11 @@ impl Ledger {
     pub fn spec(&self, sha: &str) -> LResult<Option<(String, String)>> {
         Ok(self
             .conn
-            .query_row("SELECT file, source FROM specs WHERE sha = ?1", [sha], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT file, source FROM specs WHERE sha = ?1",
+                [sha],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()?)
     }
 
@@ -230,7 +239,9 @@ impl Ledger {
 
     /// (path, sweep, unit id, table) of every recorded part.
     pub fn parts(&self) -> LResult<Vec<(String, String, String, String)>> {
-        let mut st = self.conn.prepare("SELECT path, sweep, unit_id, tbl FROM parts")?;
+        let mut st = self
+            .conn
+            .prepare("SELECT path, sweep, unit_id, tbl FROM parts")?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

@@ -143,7 +143,8 @@ pub async fn serve_with(
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = &opts.tls {
         let identity = tonic::transport::Identity::from_pem(&tls.cert, &tls.key);
-        builder = builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
+        builder =
+            builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
     }
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let out = builder

@@ -45,7 +45,12 @@ impl Core {
                     DONE => k.done += 1,
                     FAILED => {
                         k.failed += 1;
-                        failures.push((r.id.clone(), r.kind.clone(), r.failures as u64, r.error.clone()));
+                        failures.push((
+                            r.id.clone(),
+                            r.kind.clone(),
+                            r.failures as u64,
+                            r.error.clone(),
+                        ));
                     }
                     CANCELLED => k.cancelled += 1,
                     _ => {}

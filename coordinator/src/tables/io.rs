@@ -62,7 +62,8 @@ pub fn encode_parquet(batch: &RecordBatch) -> std::result::Result<Vec<u8>, Strin
         .set_compression(Compression::SNAPPY)
         .build();
     let mut out = Vec::new();
-    let mut w = ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).map_err(|e| e.to_string())?;
+    let mut w =
+        ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).map_err(|e| e.to_string())?;
     w.write(batch).map_err(|e| e.to_string())?;
     w.close().map_err(|e| e.to_string())?;
     Ok(out)

@@ -1,0 +1,215 @@
+//! The scheduler and its ledger without the network: fencing, retries and their limit, hand-back,
+//! dependency failures, and the reconciliation of ledger and part files after a crash.
+
+use iscp_coordinator::service::{Core, CoreConfig, NewUnit};
+use iscp_coordinator::tables::{encode_parquet, models_batch, part_path, ModelRow};
+use std::collections::HashSet;
+use std::time::Duration;
+
+fn config(dir: &std::path::Path) -> CoreConfig {
+    let mut c = CoreConfig::new(dir.join("state"), dir.join("results"));
+    c.lease_ttl = Duration::from_millis(100);
+    c.backoff_base = Duration::from_millis(1);
+    c.max_attempts = 2;
+    c
+}
+
+fn open(dir: &std::path::Path) -> Core {
+    let (tx, _) = tokio::sync::broadcast::channel(16);
+    Core::open(config(dir), tx).unwrap()
+}
+
+fn unit(id: &str, kind: &str, model: &str, deps: &[&str]) -> NewUnit {
+    NewUnit {
+        id: id.into(),
+        kind: kind.into(),
+        model_unit: model.into(),
+        deps: deps.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn models_part(unit: &str) -> Vec<u8> {
+    let row = ModelRow {
+        unit_id: unit.into(),
+        setting: "natural".into(),
+        setting_kind: "natural".into(),
+        architecture: "small-cnn".into(),
+        source: "trained".into(),
+        checkpoint_sha256: "ab".repeat(32),
+        clean_accuracy: 0.9,
+        attack_success_rate: None,
+        poison_target: None,
+        trigger: None,
+        robust_accuracy: None,
+        poison_rate: None,
+        poisoned_images: None,
+        train_epochs: Some(1),
+        training_s: 1.0,
+    };
+    encode_parquet(&models_batch(&[row])).unwrap()
+}
+
+fn key(id: &str) -> (String, String) {
+    ("s".to_string(), id.to_string())
+}
+
+fn state_of(core: &Core, kind: &str) -> (u64, u64, u64, u64) {
+    let st = core.status("s");
+    let k = st[0]
+        .kinds
+        .iter()
+        .find(|k| k.kind == kind)
+        .cloned()
+        .unwrap_or_default();
+    (k.pending, k.leased, k.done, k.failed)
+}
+
+#[test]
+fn stale_and_foreign_completions_are_refused_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut core = open(dir.path());
+    core.submit(
+        "s",
+        "sha",
+        "f",
+        "",
+        vec![unit("p", "prepare-model", "", &[])],
+    )
+    .unwrap();
+    core.register("a", "a");
+    core.register("b", "b");
+    let none = HashSet::new();
+    let la = core.lease("a", 1, &none).unwrap().remove(0);
+    assert_eq!(la.attempt, 1);
+    std::thread::sleep(Duration::from_millis(150));
+    assert_eq!(core.expire().unwrap(), 1);
+    std::thread::sleep(Duration::from_millis(5));
+    let lb = core.lease("b", 1, &none).unwrap().remove(0);
+    assert_eq!(lb.attempt, 2);
+    let parts = || vec![("models".to_string(), models_part("p"))];
+    let stale = core.complete(&key("p"), "a", &la.lease_id, 1, parts());
+    assert!(stale.unwrap_err().to_string().contains("stale lease"));
+    let foreign = core.complete(&key("p"), "a", &lb.lease_id, 2, parts());
+    assert!(foreign.unwrap_err().to_string().contains("stale lease"));
+    let table = dir.path().join("results/s/models");
+    assert!(
+        !part_path(&table, "p").exists(),
+        "a refused completion wrote a part"
+    );
+    core.complete(&key("p"), "b", &lb.lease_id, 2, parts())
+        .unwrap();
+    assert!(part_path(&table, "p").exists());
+    // A second completion of a done unit is refused too.
+    assert!(core
+        .complete(&key("p"), "b", &lb.lease_id, 2, parts())
+        .is_err());
+}
+
+#[test]
+fn failures_retry_up_to_the_limit_hand_backs_do_not_count_and_dependents_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut core = open(dir.path());
+    let units = vec![
+        unit("p", "prepare-model", "", &[]),
+        unit("s1", "search", "p", &["p"]),
+        unit("e", "evaluate", "p", &["s1"]),
+    ];
+    core.submit("s", "sha", "f", "", units).unwrap();
+    core.register("w", "w");
+    let none = HashSet::new();
+    let l = core.lease("w", 4, &none).unwrap();
+    assert_eq!(l.len(), 1, "only the prepare unit is ready");
+    core.fail(
+        &key("p"),
+        "w",
+        &l[0].lease_id,
+        l[0].attempt,
+        "stopping",
+        true,
+        true,
+    )
+    .unwrap();
+    assert_eq!(state_of(&core, "prepare-model"), (1, 0, 0, 0));
+    for attempt in 2..=3 {
+        std::thread::sleep(Duration::from_millis(10));
+        let l = core.lease("w", 1, &none).unwrap().remove(0);
+        assert_eq!(
+            l.attempt, attempt,
+            "the fencing token grows with every lease"
+        );
+        core.fail(
+            &key("p"),
+            "w",
+            &l.lease_id,
+            l.attempt,
+            "out of memory",
+            true,
+            false,
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        state_of(&core, "prepare-model"),
+        (0, 0, 0, 1),
+        "failed after 2 attempts"
+    );
+    assert_eq!(state_of(&core, "search").3, 1, "its search cannot run");
+    assert_eq!(state_of(&core, "evaluate").3, 1, "nor its evaluation");
+    let st = core.status("s");
+    assert!(st[0]
+        .failures
+        .iter()
+        .any(|f| f.0 == "p" && f.2 == 2 && f.3 == "out of memory"));
+    let failures = std::fs::read_dir(dir.path().join("results/s/failures"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        failures, 2,
+        "one failures part per counted attempt, none for the hand-back"
+    );
+    assert_eq!(core.retry_failed("s").unwrap(), 3);
+    assert_eq!(core.lease("w", 1, &none).unwrap()[0].unit_id, "p");
+}
+
+#[test]
+fn a_restart_drops_parts_the_ledger_never_committed_and_requeues_units_whose_part_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("results/s/models");
+    {
+        let mut core = open(dir.path());
+        let units = vec![
+            unit("p1", "prepare-model", "", &[]),
+            unit("p2", "prepare-model", "", &[]),
+            unit("p3", "prepare-model", "", &[]),
+        ];
+        core.submit("s", "sha", "f", "", units).unwrap();
+        core.register("w", "w");
+        for id in ["p1", "p2"] {
+            let l = core.lease("w", 1, &HashSet::new()).unwrap().remove(0);
+            assert_eq!(l.unit_id, id);
+            core.complete(
+                &key(id),
+                "w",
+                &l.lease_id,
+                l.attempt,
+                vec![("models".into(), models_part(id))],
+            )
+            .unwrap();
+        }
+        // A crash between the rename of p3's part and the ledger commit leaves a stray part ...
+        std::fs::write(part_path(&table, "p3"), models_part("p3")).unwrap();
+        // ... and a lost disk file leaves a done unit without its part.
+        std::fs::remove_file(part_path(&table, "p2")).unwrap();
+    }
+    let core = open(dir.path());
+    assert!(part_path(&table, "p1").exists());
+    assert!(
+        !part_path(&table, "p3").exists(),
+        "the uncommitted part was dropped"
+    );
+    assert_eq!(
+        state_of(&core, "prepare-model"),
+        (2, 0, 1, 0),
+        "p2 and p3 are pending again"
+    );
+}

@@ -1,0 +1,578 @@
+//! The distributed path as separate processes on loopback: a coordinator, workers, the admin
+//! commands; killed workers and a killed coordinator; tokens and stale fencing tokens.
+
+use crate::helpers::{parts, rows, tiny_spec};
+use arrow_array::cast::AsArray;
+use iscp_coordinator::tables::read_batches;
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_iscp");
+
+/// A process that is killed when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+    pub fn term(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn spawn(args: &[&str], log: &Path, envs: &[(&str, &str)]) -> Proc {
+    let file = std::fs::File::create(log).unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .env_remove("ISCP_TOKEN")
+        .env_remove("ISCP_COORDINATOR")
+        .env("ISCP_LOG", "info");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    Proc {
+        child: cmd.spawn().expect("iscp starts"),
+        log: log.to_path_buf(),
+    }
+}
+
+/// A test cluster's folder: state, results, logs.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pub listen: String,
+}
+
+impl Cluster {
+    pub fn new() -> Cluster {
+        Cluster {
+            dir: tempfile::tempdir().unwrap(),
+            url: String::new(),
+            listen: "127.0.0.1:0".into(),
+        }
+    }
+
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    /// Starts the coordinator (on the address of the previous start, if any) and waits for it.
+    pub fn coordinator(&mut self, extra: &[&str]) -> Proc {
+        let n = std::fs::read_dir(self.dir.path()).unwrap().count();
+        let log = self.path(&format!("coordinator-{n}.log"));
+        let state = self.path("state");
+        let results = self.path("results");
+        let mut args = vec![
+            "coordinator",
+            "--listen",
+            &self.listen,
+            "--state",
+            state.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+            "--heartbeat-s",
+            "0.3",
+            "--retry-backoff-s",
+            "0.2",
+        ];
+        args.extend_from_slice(extra);
+        let p = spawn(&args, &log, &[]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = p.log();
+            if let Some(rest) = text.split("coordinator listening on ").nth(1) {
+                let addr = rest.split_whitespace().next().unwrap().to_string();
+                self.url = format!("http://{addr}");
+                self.listen = addr;
+                return p;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the coordinator did not start:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn worker(&self, name: &str, extra: &[&str]) -> Proc {
+        let log = self.path(&format!("worker-{name}.log"));
+        let cache = self.path(&format!("cache-{name}"));
+        let mut args = vec![
+            "worker",
+            "--coordinator",
+            &self.url,
+            "--name",
+            name,
+            "--cache",
+            cache.to_str().unwrap(),
+            "--threads",
+            "1",
+            "--grace-s",
+            "2",
+        ];
+        args.extend_from_slice(extra);
+        spawn(&args, &log, &[])
+    }
+
+    /// Runs an admin command against the coordinator.
+    pub fn admin(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .args(["--coordinator", &self.url])
+            .env_remove("ISCP_TOKEN")
+            .output()
+            .unwrap()
+    }
+
+    pub fn submit(&self, name: &str, spec: &str) -> String {
+        let path = self.path(&format!("{name}.toml"));
+        std::fs::write(&path, spec).unwrap();
+        let out = self.admin(&["submit", path.to_str().unwrap()]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "submit failed: {text}");
+        text
+    }
+
+    pub fn status(&self) -> String {
+        let out = self.admin(&["status"]);
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// Waits until `pred(status)` holds.
+    pub fn wait_for(&self, what: &str, secs: u64, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.status();
+            if pred(&s) {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let mut logs = String::new();
+                for e in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
+                    if e.path().extension().is_some_and(|x| x == "log") {
+                        let mut t = String::new();
+                        std::fs::File::open(e.path())
+                            .unwrap()
+                            .read_to_string(&mut t)
+                            .unwrap();
+                        let tail: String = t
+                            .chars()
+                            .rev()
+                            .take(3000)
+                            .collect::<Vec<_>>()
+                            .into_iter()
+                            .rev()
+                            .collect();
+                        logs += &format!("--- {}\n{tail}\n", e.path().display());
+                    }
+                }
+                panic!("timed out waiting for {what}; status:\n{s}\n{logs}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn results(&self, sweep: &str) -> PathBuf {
+        self.path("results").join(sweep)
+    }
+}
+
+/// The `unit_id` values of every row of a table.
+pub fn unit_ids(table: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in parts(table) {
+        for b in read_batches(&p).unwrap() {
+            let col = b.column_by_name("unit_id").unwrap().as_string::<i32>();
+            out.extend(col.iter().map(|s| s.unwrap().to_string()));
+        }
+    }
+    out
+}
+
+/// Every done unit's rows appear exactly once: one part per unit, no unit twice.
+pub fn assert_exactly_once(root: &Path, table: &str, expected_units: usize) {
+    let dir = root.join(table);
+    let ids = unit_ids(&dir);
+    let distinct: HashSet<&String> = ids.iter().collect();
+    assert_eq!(parts(&dir).len(), expected_units, "{table}: parts");
+    assert_eq!(distinct.len(), expected_units, "{table}: distinct units");
+    if table == "searches" || table == "models" {
+        assert_eq!(ids.len(), expected_units, "{table}: one row per unit");
+    }
+}
+
+/// The (done) count of a kind in `iscp status` output.
+pub fn done_of(status: &str, kind: &str) -> u64 {
+    status
+        .lines()
+        .find(|l| l.trim_start().starts_with(kind))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn three_workers_run_the_smoke_spec_to_the_end_with_every_unit_once() {
+    let mut c = Cluster::new();
+    let _coord = c.coordinator(&[]);
+    let _w: Vec<Proc> = ["a", "b", "c"].iter().map(|n| c.worker(n, &[])).collect();
+    let spec = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/experiments/smoke.toml"
+    ))
+    .unwrap();
+    let out = c.submit("smoke", &spec);
+    assert!(out.contains("202 units (202 new"), "{out}");
+    let s = c.wait_for("the smoke sweep to finish", 300, |s| {
+        s.contains("(finished)")
+    });
+    assert!(!s.lines().any(|l| l.starts_with("  failed ")), "{s}");
+    let root = c.results("smoke");
+    assert_exactly_once(&root, "models", 2);
+    assert_exactly_once(&root, "searches", 120);
+    assert_exactly_once(&root, "patterns", 40);
+    assert_exactly_once(&root, "baselines", 40);
+    assert!(parts(&root.join("failures")).is_empty());
+    // Every worker ran something, and searches were batched on a worker.
+    let workers: HashSet<String> = {
+        let mut w = HashSet::new();
+        for p in parts(&root.join("searches")) {
+            for b in read_batches(&p).unwrap() {
+                let col = b.column_by_name("worker").unwrap().as_string::<i32>();
+                w.extend(col.iter().map(|s| s.unwrap().to_string()));
+            }
+        }
+        w
+    };
+    assert!(workers.len() >= 2, "searches ran on {workers:?}");
+    // The coordinator finished the sweep: pictures and the scan exist.
+    assert!(root.join("images").read_dir().unwrap().count() > 0);
+    assert!(root.join("scan").exists());
+}
+
+/// Quick synthetic spec with `epochs` of training, so a prepare unit runs for a few seconds.
+fn slow_prepare_spec(name: &str, epochs: usize) -> String {
+    tiny_spec("", "[0.2]")
+        .replace("name = \"tiny\"", &format!("name = \"{name}\""))
+        .replace("train = 600", "train = 3000")
+        .replace(
+            "train = { epochs = 1, batch = 32, lr = 0.05 }",
+            &format!("train = {{ epochs = {epochs}, batch = 32, lr = 0.05 }}"),
+        )
+}
+
+#[test]
+fn a_worker_killed_mid_unit_loses_its_lease_and_the_sweep_ends_with_every_unit_once() {
+    let mut c = Cluster::new();
+    let _coord = c.coordinator(&["--lease-ttl-s", "2"]);
+    let mut a = c.worker("a", &[]);
+    c.submit("slow", &slow_prepare_spec("slow", 6));
+    c.wait_for("worker a to lease the prepare unit", 60, |s| {
+        s.lines().any(|l| {
+            l.trim_start().starts_with("prepare-model") && l.split_whitespace().nth(2) == Some("1")
+        })
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    a.kill9();
+    let _b = c.worker("b", &[]);
+    let s = c.wait_for("the sweep to finish", 240, |s| s.contains("(finished)"));
+    assert!(!s.lines().any(|l| l.starts_with("  failed ")), "{s}");
+    let root = c.results("slow");
+    assert_exactly_once(&root, "models", 1);
+    assert_exactly_once(&root, "searches", 9);
+    assert_exactly_once(&root, "patterns", 3);
+    let failures = unit_ids(&root.join("failures"));
+    assert_eq!(failures.len(), 1, "one expired attempt recorded");
+    let f = read_batches(&parts(&root.join("failures"))[0]).unwrap();
+    let err = f[0]
+        .column_by_name("error")
+        .unwrap()
+        .as_string::<i32>()
+        .value(0)
+        .to_string();
+    assert!(
+        err.contains("lease expired") && err.contains("worker a"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_worker_stopped_with_sigterm_hands_its_unit_back_without_counting_an_attempt() {
+    let mut c = Cluster::new();
+    let _coord = c.coordinator(&[]);
+    let mut a = c.worker("a", &[]);
+    c.submit("slow", &slow_prepare_spec("term", 40));
+    c.wait_for("worker a to lease the prepare unit", 60, |s| {
+        s.lines().any(|l| {
+            l.trim_start().starts_with("prepare-model") && l.split_whitespace().nth(2) == Some("1")
+        })
+    });
+    a.term();
+    let code = a.child.wait().unwrap();
+    assert!(code.success(), "{code:?} {}", a.log());
+    assert!(
+        a.log()
+            .contains("0 units completed, 0 failed, 1 handed back"),
+        "{}",
+        a.log()
+    );
+    // Handed back, not expired: another worker takes it at once (the TTL is 30 s).
+    let started = Instant::now();
+    let _b = c.worker("b", &[]);
+    let s = c.wait_for("the sweep to finish", 240, |s| s.contains("(finished)"));
+    assert!(!s.lines().any(|l| l.starts_with("  failed ")), "{s}");
+    assert!(
+        parts(&c.results("term").join("failures")).is_empty(),
+        "the hand-back counted as a failure"
+    );
+    assert_exactly_once(&c.results("term"), "searches", 9);
+    assert!(started.elapsed() < Duration::from_secs(120));
+}
+
+#[test]
+fn a_coordinator_killed_mid_sweep_and_restarted_completes_it_with_no_row_lost_or_doubled() {
+    let mut c = Cluster::new();
+    let mut coord = c.coordinator(&["--lease-ttl-s", "5"]);
+    let _w: Vec<Proc> = ["a", "b"]
+        .iter()
+        .map(|n| c.worker(n, &["--max-units", "2"]))
+        .collect();
+    let spec = tiny_spec("", "[0.1, 0.2, 0.3]").replace("name = \"tiny\"", "name = \"restart\"");
+    c.submit("restart", &spec);
+    c.wait_for("some searches to finish", 120, |s| {
+        done_of(s, "search") >= 4
+    });
+    coord.kill9();
+    std::thread::sleep(Duration::from_millis(1500));
+    let _coord = c.coordinator(&["--lease-ttl-s", "5"]);
+    let s = c.wait_for("the sweep to finish after the restart", 240, |s| {
+        s.contains("(finished)")
+    });
+    assert!(!s.lines().any(|l| l.starts_with("  failed ")), "{s}");
+    let root = c.results("restart");
+    assert_exactly_once(&root, "models", 1);
+    assert_exactly_once(&root, "searches", 27);
+    assert_exactly_once(&root, "patterns", 9);
+    assert_eq!(rows(&root.join("searches")), 27);
+}
+
+#[test]
+fn a_malformed_spec_is_refused_at_submit_and_the_coordinator_keeps_serving() {
+    let mut c = Cluster::new();
+    let _coord = c.coordinator(&[]);
+    let bad = c.path("bad.toml");
+    let text = tiny_spec("", "[0.2, 1.5]");
+    let line = text.lines().position(|l| l.starts_with("alphas")).unwrap() + 1;
+    std::fs::write(&bad, &text).unwrap();
+    let out = c.admin(&["submit", bad.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!("bad.toml:{line}: `search.alphas`")),
+        "{err}"
+    );
+    let status = c.status();
+    assert!(status.contains("no sweeps"), "{status}");
+    let ok = c.submit("fine", &tiny_spec("", "[0.2]"));
+    assert!(ok.contains("submitted tiny"), "{ok}");
+}
+
+#[test]
+fn calls_without_the_token_or_with_a_wrong_one_are_refused() {
+    let mut c = Cluster::new();
+    let _coord = c.coordinator(&["--token", "s3cret"]);
+    let none = c.admin(&["status"]);
+    assert!(!none.status.success());
+    let err = String::from_utf8_lossy(&none.stderr);
+    assert!(
+        err.contains("refused the token") && err.contains("needs a token"),
+        "{err}"
+    );
+    let wrong = c.admin(&["status", "--token", "guess"]);
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("wrong token"));
+    let right = c.admin(&["status", "--token", "s3cret"]);
+    assert!(
+        right.status.success(),
+        "{}",
+        String::from_utf8_lossy(&right.stderr)
+    );
+    // A worker with a wrong token stops at once with the reason.
+    let mut w = c.worker("intruder", &["--token", "guess"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let code = loop {
+        if let Some(s) = w.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker kept running:\n{}",
+            w.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!code.success());
+    assert!(
+        w.log().contains("refused this worker: wrong token"),
+        "{}",
+        w.log()
+    );
+}
+
+#[test]
+fn a_completion_with_a_stale_fencing_token_over_the_wire_is_refused_and_leaves_no_row() {
+    use iscp_proto::v1::*;
+    use iscp_proto::PROTOCOL_VERSION;
+    let mut c = Cluster::new();
+    let _coord = c.coordinator(&["--lease-ttl-s", "1"]);
+    c.submit("stale", &tiny_spec("", "[0.2]"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = c.url.clone();
+    let table = c.results("tiny").join("models");
+    rt.block_on(async move {
+        let client = iscp_worker::connect(&iscp_worker::Connect {
+            url,
+            ..Default::default()
+        })
+        .unwrap();
+        let register = |id: &str| {
+            let mut cl = client.clone();
+            let id = id.to_string();
+            async move {
+                cl.register_worker(RegisterWorkerParams {
+                    protocol_version: PROTOCOL_VERSION,
+                    worker_id: id.clone(),
+                    name: id,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+            }
+        };
+        let lease = |id: &str| {
+            let mut cl = client.clone();
+            let id = id.to_string();
+            async move {
+                cl.lease_units(LeaseUnitsParams {
+                    protocol_version: PROTOCOL_VERSION,
+                    worker_id: id,
+                    max_units: 1,
+                    wait_ms: 5000,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .units
+                .remove(0)
+            }
+        };
+        // A protocol mismatch is refused with both versions.
+        let old = client
+            .clone()
+            .register_worker(RegisterWorkerParams {
+                protocol_version: 0,
+                worker_id: "old".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            old.message().contains("speaks version 0")
+                && old.message().contains("speaks version 1")
+        );
+        register("a").await;
+        register("b").await;
+        let la = lease("a").await;
+        assert_eq!((la.kind.as_str(), la.attempt), ("prepare-model", 1));
+        // Worker a goes silent; after the TTL the unit is leased to b with a new token.
+        let lb = lease("b").await;
+        assert_eq!((lb.unit_id.as_str(), lb.attempt), (la.unit_id.as_str(), 2));
+        let complete = |u: &LeasedUnit, worker: &str, attempt: u64| CompleteUnitParams {
+            protocol_version: PROTOCOL_VERSION,
+            worker_id: worker.into(),
+            sweep: u.sweep.clone(),
+            unit_id: u.unit_id.clone(),
+            lease_id: u.lease_id.clone(),
+            attempt,
+            parts: vec![TablePart {
+                table: "models".into(),
+                parquet: models_part(&u.unit_id),
+            }],
+        };
+        let stale = client
+            .clone()
+            .complete_unit(complete(&la, "a", 1))
+            .await
+            .unwrap_err();
+        assert_eq!(stale.code(), tonic::Code::FailedPrecondition);
+        assert!(
+            stale.message().contains("stale lease"),
+            "{}",
+            stale.message()
+        );
+        let foreign = client
+            .clone()
+            .complete_unit(complete(&lb, "a", 2))
+            .await
+            .unwrap_err();
+        assert_eq!(foreign.code(), tonic::Code::FailedPrecondition);
+        assert!(
+            !table.exists() || parts(&table).is_empty(),
+            "a refused completion left a part"
+        );
+        client
+            .clone()
+            .complete_unit(complete(&lb, "b", 2))
+            .await
+            .unwrap();
+        assert_eq!(rows(&table), 1);
+    });
+}
+
+/// A valid `models` part for a unit, as a worker would send it.
+fn models_part(unit: &str) -> Vec<u8> {
+    use iscp_coordinator::tables::{encode_parquet, models_batch, ModelRow};
+    let row = ModelRow {
+        unit_id: unit.into(),
+        setting: "natural".into(),
+        setting_kind: "natural".into(),
+        architecture: "small-cnn".into(),
+        source: "trained".into(),
+        checkpoint_sha256: "ab".repeat(32),
+        clean_accuracy: 0.9,
+        attack_success_rate: None,
+        poison_target: None,
+        trigger: None,
+        robust_accuracy: None,
+        poison_rate: None,
+        poisoned_images: None,
+        train_epochs: Some(1),
+        training_s: 1.0,
+    };
+    encode_parquet(&models_batch(&[row])).unwrap()
+}
