@@ -1,7 +1,7 @@
 //! The scheduler and its ledger without the network: fencing, retries and their limit, hand-back,
 //! dependency failures, and the reconciliation of ledger and part files after a crash.
 
-use iscp_coordinator::service::{Core, CoreConfig, NewUnit};
+use iscp_coordinator::service::{Core, CoreConfig, LeaseClaim, NewUnit};
 use iscp_coordinator::tables::{encode_parquet, models_batch, part_path, ModelRow};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -49,6 +49,14 @@ fn models_part(unit: &str) -> Vec<u8> {
     encode_parquet(&models_batch(&[row])).unwrap()
 }
 
+fn claim<'a>(worker: &'a str, lease_id: &'a str, attempt: u64) -> LeaseClaim<'a> {
+    LeaseClaim {
+        worker,
+        lease_id,
+        attempt,
+    }
+}
+
 fn key(id: &str) -> (String, String) {
     ("s".to_string(), id.to_string())
 }
@@ -87,21 +95,21 @@ fn stale_and_foreign_completions_are_refused_and_write_nothing() {
     let lb = core.lease("b", 1, &none).unwrap().remove(0);
     assert_eq!(lb.attempt, 2);
     let parts = || vec![("models".to_string(), models_part("p"))];
-    let stale = core.complete(&key("p"), "a", &la.lease_id, 1, parts());
+    let stale = core.complete(&key("p"), claim("a", &la.lease_id, 1), parts());
     assert!(stale.unwrap_err().to_string().contains("stale lease"));
-    let foreign = core.complete(&key("p"), "a", &lb.lease_id, 2, parts());
+    let foreign = core.complete(&key("p"), claim("a", &lb.lease_id, 2), parts());
     assert!(foreign.unwrap_err().to_string().contains("stale lease"));
     let table = dir.path().join("results/s/models");
     assert!(
         !part_path(&table, "p").exists(),
         "a refused completion wrote a part"
     );
-    core.complete(&key("p"), "b", &lb.lease_id, 2, parts())
+    core.complete(&key("p"), claim("b", &lb.lease_id, 2), parts())
         .unwrap();
     assert!(part_path(&table, "p").exists());
     // A second completion of a done unit is refused too.
     assert!(core
-        .complete(&key("p"), "b", &lb.lease_id, 2, parts())
+        .complete(&key("p"), claim("b", &lb.lease_id, 2), parts())
         .is_err());
 }
 
@@ -121,9 +129,7 @@ fn failures_retry_up_to_the_limit_hand_backs_do_not_count_and_dependents_fail() 
     assert_eq!(l.len(), 1, "only the prepare unit is ready");
     core.fail(
         &key("p"),
-        "w",
-        &l[0].lease_id,
-        l[0].attempt,
+        claim("w", &l[0].lease_id, l[0].attempt),
         "stopping",
         true,
         true,
@@ -139,9 +145,7 @@ fn failures_retry_up_to_the_limit_hand_backs_do_not_count_and_dependents_fail() 
         );
         core.fail(
             &key("p"),
-            "w",
-            &l.lease_id,
-            l.attempt,
+            claim("w", &l.lease_id, l.attempt),
             "out of memory",
             true,
             false,
@@ -189,9 +193,7 @@ fn a_restart_drops_parts_the_ledger_never_committed_and_requeues_units_whose_par
             assert_eq!(l.unit_id, id);
             core.complete(
                 &key(id),
-                "w",
-                &l.lease_id,
-                l.attempt,
+                claim("w", &l.lease_id, l.attempt),
                 vec![("models".into(), models_part(id))],
             )
             .unwrap();

@@ -2,6 +2,7 @@
 
 mod admin;
 mod bench;
+mod bench_coordinator;
 mod connect;
 mod coordinator;
 mod plan;
@@ -36,6 +37,9 @@ pub enum Command {
     /// Measure seconds per search for the small CNN on this machine, one by one and batched
     /// (a benchmark, not a test).
     Bench(bench::BenchArgs),
+    /// Measure the coordinator alone with `noop` units: durable commits per second with 1 and N
+    /// workers on loopback, and the time from submit to the first lease (a benchmark, not a test).
+    BenchCoordinator(bench_coordinator::BenchCoordinatorArgs),
     /// Serve sweeps to workers over gRPC: a ledger (SQLite) in --state, results in --results.
     /// Restarted on the same state directory, it resumes every sweep where it stopped.
     Coordinator(coordinator::CoordinatorArgs),
@@ -69,6 +73,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Plan(a) => plan::plan(a),
         Command::Bench(a) => bench::bench(a),
         Command::Scan(a) => scan::scan(a),
+        Command::BenchCoordinator(a) => bench_coordinator::bench_coordinator(a),
         Command::Coordinator(a) => coordinator::coordinator(a),
         Command::Worker(a) => worker::worker(a),
         Command::Submit(a) => admin::submit(a),

@@ -3,10 +3,10 @@
 
 use super::SpecArgs;
 use iscp_coordinator::cost::{estimate, known_shape, DataShape};
-use iscp_coordinator::local::load_data;
 use iscp_coordinator::spec::LoadedSpec;
 use iscp_coordinator::tables::done_units;
 use iscp_coordinator::units::plan as expand;
+use iscp_coordinator::work::load_data;
 use std::collections::HashSet;
 
 #[derive(Debug, clap::Args)]

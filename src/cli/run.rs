@@ -1,10 +1,19 @@
-//! `iscp run SPEC`: the embedded default, every unit in this process with progress bars.
+//! `iscp run SPEC`: the embedded default. The same coordinator and worker as a cluster, inside one
+//! process on loopback: the ledger lives in `<results>/<name>/.state/`, so an interrupted run
+//! resumes where it stopped, and the bars follow the coordinator's events.
 
+use super::connect::runtime;
+use super::worker::hostname;
 use super::SpecArgs;
 use anyhow::Context;
-use iscp_coordinator::local::{run as run_local, RunOptions};
+use iscp_coordinator::cost::known_shape;
 use iscp_coordinator::progress::Progress;
+use iscp_coordinator::service::{serve_with, CoreConfig, Event, ServeOptions, Service};
 use iscp_coordinator::spec::LoadedSpec;
+use iscp_coordinator::work::load_data;
+use iscp_worker::{Connect, WorkerOptions};
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast::error::RecvError;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -21,41 +30,162 @@ pub struct RunArgs {
     pub quiet: bool,
 }
 
+/// Counts at the end of a run.
+#[derive(Default)]
+struct Tally {
+    done: u64,
+    failed: u64,
+    message: String,
+}
+
 pub fn run(a: RunArgs) -> anyhow::Result<()> {
-    let mut spec = LoadedSpec::load(&a.spec.spec)?;
-    if let Some(d) = a.device {
-        spec.spec.run.device = d;
-    }
-    if a.threads.is_some() {
-        spec.spec.run.threads = a.threads;
-    }
+    let spec = LoadedSpec::load(&a.spec.spec)?;
+    let s = &spec.spec;
+    let name = s.name.get_ref().clone();
+    let root = a.spec.results.join(&name);
+    let device = a.device.clone().unwrap_or_else(|| s.run.device.clone());
+    iscp_engine::parse_device(&device)?;
+    // Refuse a class that does not exist before anything is written.
+    let classes = match known_shape(&spec) {
+        Some(shape) => shape.classes,
+        None => load_data(&s.data, s.seed)?.test.num_classes(),
+    };
+    spec.check_classes(classes)?;
+    let mut cfg = CoreConfig::new(root.join(".state"), a.spec.results.clone());
+    cfg.heartbeat = Duration::from_millis(500);
+    cfg.backoff_base = Duration::from_millis(500);
+    let worker = WorkerOptions {
+        connect: Connect::default(),
+        name: format!("local@{}", hostname()),
+        devices: vec![device],
+        max_units: s.run.batch_searches,
+        // Checkpoints and models where an earlier run left them.
+        cache: root.join("artifacts"),
+        grace: Duration::ZERO,
+        threads: a.threads.or(s.run.threads),
+        idle_exit: None,
+        notes: None,
+    };
     let progress = if a.quiet {
         Progress::hidden()
     } else {
         Progress::new(0)
     };
-    let opts = RunOptions {
-        progress,
-        worker: format!("local@{}", hostname()),
-    };
-    let started = std::time::Instant::now();
-    let s = run_local(&spec, &a.spec.results, &opts)
+    let started = Instant::now();
+    let file = a.spec.spec.display().to_string();
+    let source = spec.source.clone();
+    let (units, already, tally) = runtime()?
+        .block_on(in_process(cfg, worker, &name, source, file, &progress))
         .with_context(|| format!("running {}", a.spec.spec.display()))?;
+    progress.finish();
     eprintln!(
-        "done in {:.1}s: {} units, {} already done, {} ran, {} failed; {} pictures; results in {}",
+        "done in {:.1}s: {units} units, {already} already done, {} ran, {} failed; {}",
         started.elapsed().as_secs_f64(),
-        s.units,
-        s.already_done,
-        s.ran,
-        s.failed,
-        s.pictures,
-        s.results.display()
+        tally.done.saturating_sub(already),
+        tally.failed,
+        tally.message
     );
     Ok(())
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
+async fn in_process(
+    cfg: CoreConfig,
+    mut worker: WorkerOptions,
+    sweep: &str,
+    source: String,
+    file: String,
+    progress: &Progress,
+) -> anyhow::Result<(u64, u64, Tally)> {
+    let service = Service::open(cfg.clone())?;
+    // Nobody else works for this ledger: leases of a killed earlier run go back now.
+    service.release_all_leases()?;
+    let mut events = service.subscribe();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    worker.connect.url = format!("http://{}", listener.local_addr()?);
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let opts = ServeOptions {
+        core: cfg,
+        token: None,
+        tls: None,
+    };
+    let server = tokio::spawn(serve_with(listener, service.clone(), opts, async {
+        let _ = server_stopped.await;
+    }));
+    let svc = service.clone();
+    let (_, units, _, already) =
+        tokio::task::spawn_blocking(move || svc.submit_source(&source, &file)).await??;
+    progress.set_total(units - already);
+    progress.println(&format!(
+        "{sweep}: {units} units ({already} already done) in {}",
+        cfg_root(&worker)
+    ));
+    let (notes_tx, notes) = std::sync::mpsc::channel();
+    worker.notes = Some(notes_tx);
+    let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(iscp_worker::run(worker, async {
+        let _ = worker_stopped.await;
+    }));
+    let mut tally = Tally::default();
+    loop {
+        while let Ok(n) = notes.try_recv() {
+            progress.println(&n);
+        }
+        let e = match tokio::time::timeout(Duration::from_millis(200), events.recv()).await {
+            Err(_) | Ok(Err(RecvError::Lagged(_))) => continue,
+            Ok(Err(RecvError::Closed)) => break,
+            Ok(Ok(e)) => e,
+        };
+        if e.sweep != sweep {
+            continue;
+        }
+        tally.done = e.done;
+        tally.failed = e.failed;
+        if show(&e, progress) {
+            tally.message = e.message;
+            break;
+        }
+    }
+    while let Ok(n) = notes.try_recv() {
+        progress.println(&n);
+    }
+    let _ = stop_worker.send(());
+    worker.await??;
+    let _ = stop_server.send(());
+    server.await??;
+    Ok((units, already, tally))
+}
+
+fn cfg_root(w: &WorkerOptions) -> String {
+    w.cache
+        .parent()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
+/// Moves the bars for one event; true when the sweep has finished.
+fn show(e: &Event, progress: &Progress) -> bool {
+    match e.state.as_str() {
+        "leased" => progress.stage(&e.kind, &e.unit_id, 1),
+        "progress" => {
+            if let Some((step, total)) = e
+                .message
+                .split_once('/')
+                .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+            {
+                progress.stage_step(step, total);
+            }
+        }
+        "done" => progress.unit_done(),
+        "failed" => {
+            progress.unit_done();
+            progress.println(&format!("failed {} {}: {}", e.kind, e.unit_id, e.message));
+        }
+        "retrying" => progress.println(&format!(
+            "attempt failed, retrying {} {}: {}",
+            e.kind, e.unit_id, e.message
+        )),
+        "finished" => return true,
+        _ => {}
+    }
+    false
 }

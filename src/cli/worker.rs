@@ -49,6 +49,7 @@ pub fn worker(a: WorkerArgs) -> anyhow::Result<()> {
         grace: Duration::from_secs_f64(a.grace_s),
         threads: a.threads,
         idle_exit: None,
+        notes: None,
     };
     eprintln!(
         "worker {} on {} → {}",

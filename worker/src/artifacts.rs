@@ -24,7 +24,7 @@ pub fn cached(dir: &Path) -> Vec<String> {
 /// Makes sure the artifact `sha` is in the cache; Ok(false) when the coordinator has no such
 /// artifact (an imported TorchScript model is read from its path instead).
 pub async fn ensure(client: &Client, dir: &Path, sha: &str) -> Result<bool, tonic::Status> {
-    let path = iscp_coordinator::local::artifact_path(dir, sha);
+    let path = iscp_coordinator::work::artifact_path(dir, sha);
     if path.exists() {
         return Ok(true);
     }

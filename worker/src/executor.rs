@@ -2,13 +2,13 @@
 //! last units it ran, and runs leased units with the engine (searches that share a model as one
 //! batched optimisation), turning each into Parquet parts or an error.
 
-use iscp_coordinator::local::{
-    guarded, load_data, load_prepared, prepare, run_baseline, run_evaluate, search_job, search_row,
-    RunFacts, SearchContext,
-};
 use iscp_coordinator::spec::LoadedSpec;
 use iscp_coordinator::tables;
 use iscp_coordinator::units::{plan, SettingPlan, Unit, UnitParams};
+use iscp_coordinator::work::{
+    guarded, load_data, load_prepared, prepare, run_baseline, run_evaluate, search_job, search_row,
+    RunFacts, SearchContext,
+};
 use iscp_coordinator::CoordError;
 use iscp_engine::data::{stratified_split, DataSplits, Split};
 use iscp_engine::model::Model;
@@ -17,6 +17,7 @@ use iscp_engine::search::search_batch;
 use iscp_proto::v1::LeasedUnit;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use tch::{Device, Tensor};
 
@@ -62,8 +63,12 @@ pub struct Executor {
     /// Model artifacts and training checkpoints.
     pub artifacts: PathBuf,
     pub progress: ProgressMap,
-    specs: HashMap<String, Arc<SpecCtx>>,
-    data: Option<(String, Arc<DataSplits>)>,
+    /// Where notes go (logged when None).
+    pub notes: Option<std::sync::mpsc::Sender<String>>,
+    /// The worker was given a thread count: the spec's `run.threads` does not override it.
+    pub threads_fixed: bool,
+    specs: HashMap<String, Rc<SpecCtx>>,
+    data: Option<(String, Rc<DataSplits>)>,
     model: Option<ModelCtx>,
 }
 
@@ -88,6 +93,8 @@ impl Executor {
             worker_name: worker_name.to_string(),
             artifacts,
             progress: Arc::default(),
+            notes: None,
+            threads_fixed: false,
             specs: HashMap::new(),
             data: None,
             model: None,
@@ -121,7 +128,7 @@ impl Executor {
     fn spec_and_data(
         &mut self,
         u: &LeasedUnit,
-    ) -> iscp_coordinator::Result<(Arc<SpecCtx>, Arc<DataSplits>)> {
+    ) -> iscp_coordinator::Result<(Rc<SpecCtx>, Rc<DataSplits>)> {
         if let Some(ctx) = self.specs.get(&u.spec_sha256) {
             let data = self
                 .data
@@ -141,7 +148,7 @@ impl Executor {
         if self.data.as_ref().is_none_or(|(k, _)| *k != key) {
             self.data = None;
             self.model = None;
-            self.data = Some((key, Arc::new(load_data(&s.data, s.seed)?)));
+            self.data = Some((key, Rc::new(load_data(&s.data, s.seed)?)));
         }
         let data = self.data.as_ref().expect("just loaded").1.clone();
         let plans = plan(&spec, data.test.num_classes());
@@ -158,10 +165,10 @@ impl Executor {
             *s.search.subset_fraction.get_ref(),
             s.seed,
         );
-        if let Some(t) = s.run.threads {
+        if let (Some(t), false) = (s.run.threads, self.threads_fixed) {
             tch::set_num_threads(t as i32);
         }
-        let ctx = Arc::new(SpecCtx {
+        let ctx = Rc::new(SpecCtx {
             spec,
             plans,
             units,
@@ -185,6 +192,15 @@ impl Executor {
                     false,
                 )
             })
+    }
+
+    fn note(&self, line: String) {
+        match &self.notes {
+            Some(tx) => {
+                let _ = tx.send(line);
+            }
+            None => tracing::info!("{line}"),
+        }
     }
 
     fn set_progress(progress: &ProgressMap, ids: &[&str], step: usize, total: usize) {
@@ -211,6 +227,24 @@ impl Executor {
         })
         .map_err(|e| fail(e, true))?;
         let row = &prepared.row;
+        if let Some(e) = prepared.resumed_at {
+            self.note(format!(
+                "{}: resumed training from its checkpoint after epoch {e}",
+                p.setting.name
+            ));
+        }
+        let asr = row
+            .attack_success_rate
+            .map(|a| format!(", attack success {a:.3}"))
+            .unwrap_or_default();
+        let robust = row
+            .robust_accuracy
+            .map(|a| format!(", PGD-20 accuracy {a:.3}"))
+            .unwrap_or_default();
+        self.note(format!(
+            "{}: clean accuracy {:.3}{asr}{robust} ({:.1}s)",
+            p.setting.name, row.clean_accuracy, row.training_s
+        ));
         let mut out = Output::default();
         out.parts.push(encode(
             "models",
@@ -222,7 +256,7 @@ impl Executor {
         }
         if p.setting.model.is_none() {
             let path =
-                iscp_coordinator::local::artifact_path(&self.artifacts, &row.checkpoint_sha256);
+                iscp_coordinator::work::artifact_path(&self.artifacts, &row.checkpoint_sha256);
             out.artifact = Some((row.checkpoint_sha256.clone(), path));
         }
         Ok(out)

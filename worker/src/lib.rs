@@ -34,8 +34,11 @@ pub struct WorkerOptions {
     pub grace: Duration,
     /// libtorch intra-op threads (CPU slots).
     pub threads: Option<usize>,
-    /// Stop once no unit has been leased for this long (the in-process runner); None: never.
+    /// Stop once no unit has been leased for this long; None: never.
     pub idle_exit: Option<Duration>,
+    /// Where notes about finished units go (a model's accuracy, a resumed training); logged when
+    /// None.
+    pub notes: Option<std::sync::mpsc::Sender<String>>,
 }
 
 /// What a worker did.

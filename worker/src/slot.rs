@@ -19,11 +19,13 @@ type Job = (Vec<LeasedUnit>, oneshot::Sender<Vec<Outcome>>);
 pub fn spawn_compute(shared: &Shared, device: &str) -> Result<mpsc::Sender<Job>, WorkerError> {
     let dev = iscp_engine::parse_device(device)
         .map_err(|e| WorkerError::Device(device.to_string(), e.to_string()))?;
-    let (name, cache, progress) = (
+    let (name, cache, progress, notes) = (
         shared.opts.name.clone(),
         shared.opts.cache.clone(),
         shared.progress.clone(),
+        shared.opts.notes.clone(),
     );
+    let threads_fixed = shared.opts.threads.is_some();
     let device_name = device.to_string();
     let (tx, rx) = mpsc::channel::<Job>();
     std::thread::Builder::new()
@@ -32,6 +34,8 @@ pub fn spawn_compute(shared: &Shared, device: &str) -> Result<mpsc::Sender<Job>,
             // Built here: its tensors never leave this thread.
             let mut ex = Executor::new(dev, &device_name, &name, cache);
             ex.progress = progress;
+            ex.notes = notes;
+            ex.threads_fixed = threads_fixed;
             while let Ok((units, reply)) = rx.recv() {
                 let _ = reply.send(ex.run(&units));
             }

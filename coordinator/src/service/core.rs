@@ -74,6 +74,14 @@ pub struct Leased {
     pub inputs: Vec<(String, String, Vec<u8>)>,
 }
 
+/// Who claims to hold a unit's lease: checked against the current one before anything is written.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseClaim<'a> {
+    pub worker: &'a str,
+    pub lease_id: &'a str,
+    pub attempt: u64,
+}
+
 /// A unit of a submitted spec.
 pub struct NewUnit {
     pub id: String,
@@ -377,6 +385,21 @@ impl Core {
         Ok((total, new, done))
     }
 
+    /// Puts every leased unit back in the queue without counting an attempt (the in-process
+    /// runner, whose earlier worker died with the process).
+    pub fn release_leases(&mut self) -> CResult<usize> {
+        let keys: Vec<Key> = self.leased.drain().collect();
+        for key in &keys {
+            let m = self.units.get_mut(key).expect("leased units exist");
+            m.row.state = PENDING.into();
+            m.row.lease_id.clear();
+            m.expires = None;
+        }
+        let rows: Vec<&UnitRow> = keys.iter().map(|k| &self.units[k].row).collect();
+        self.ledger.update_units(&rows)?;
+        Ok(keys.len())
+    }
+
     pub fn register(&mut self, worker_id: &str, name: &str) {
         self.workers.insert(
             worker_id.to_string(),
@@ -540,7 +563,12 @@ impl Core {
     }
 
     /// Checks that `worker` holds the current lease (`lease_id`, `attempt`) of the unit.
-    fn fenced(&self, key: &Key, worker: &str, lease_id: &str, attempt: u64) -> CResult<()> {
+    fn fenced(&self, key: &Key, claim: LeaseClaim) -> CResult<()> {
+        let LeaseClaim {
+            worker,
+            lease_id,
+            attempt,
+        } = claim;
         let Some(m) = self.units.get(key) else {
             return Err(CoreError::NotFound(format!(
                 "unit {} of sweep {}",
@@ -562,12 +590,10 @@ impl Core {
     pub fn complete(
         &mut self,
         key: &Key,
-        worker: &str,
-        lease_id: &str,
-        attempt: u64,
+        claim: LeaseClaim,
         parts: Vec<(String, Vec<u8>)>,
     ) -> CResult<()> {
-        self.fenced(key, worker, lease_id, attempt)?;
+        self.fenced(key, claim)?;
         let kind = self.units[key].row.kind.clone();
         let allowed = tables_of(&kind);
         for (t, bytes) in &parts {
@@ -619,14 +645,12 @@ impl Core {
     pub fn fail(
         &mut self,
         key: &Key,
-        worker: &str,
-        lease_id: &str,
-        attempt: u64,
+        claim: LeaseClaim,
         error: &str,
         retryable: bool,
         handed_back: bool,
     ) -> CResult<()> {
-        self.fenced(key, worker, lease_id, attempt)?;
+        self.fenced(key, claim)?;
         self.failed_attempt(key, error, retryable, handed_back)
     }
 

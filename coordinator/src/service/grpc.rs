@@ -1,7 +1,7 @@
 //! The gRPC face of the coordinator: wire types converted to domain calls on the scheduler, the
 //! protocol version checked, long-polled leases, artifacts streamed in chunks.
 
-use super::core::{Core, Key};
+use super::core::{Core, Key, LeaseClaim};
 use super::status::SweepStatus;
 use super::submit::{expand, noop_units};
 use super::{CResult, CoreConfig, CoreError, Event};
@@ -156,6 +156,11 @@ impl Service {
         Ok(())
     }
 
+    /// Requeues every leased unit without counting an attempt (see `Core::release_leases`).
+    pub fn release_all_leases(&self) -> CResult<usize> {
+        self.core().release_leases()
+    }
+
     /// A receiver of every sweep event from now on.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Event> {
         self.core().subscribe()
@@ -285,8 +290,12 @@ impl iscp_proto::Coordinator for Service {
         let svc = self.clone();
         // Part files are written and synced: off the async threads.
         tokio::task::spawn_blocking(move || {
-            svc.core()
-                .complete(&key, &r.worker_id, &r.lease_id, r.attempt, parts)
+            let claim = LeaseClaim {
+                worker: &r.worker_id,
+                lease_id: &r.lease_id,
+                attempt: r.attempt,
+            };
+            svc.core().complete(&key, claim, parts)
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))??;
@@ -302,15 +311,13 @@ impl iscp_proto::Coordinator for Service {
         let r = req.into_inner();
         check_version(r.protocol_version)?;
         let key: Key = (r.sweep, r.unit_id);
-        self.core().fail(
-            &key,
-            &r.worker_id,
-            &r.lease_id,
-            r.attempt,
-            &r.error,
-            r.retryable,
-            r.handed_back,
-        )?;
+        let claim = LeaseClaim {
+            worker: &r.worker_id,
+            lease_id: &r.lease_id,
+            attempt: r.attempt,
+        };
+        self.core()
+            .fail(&key, claim, &r.error, r.retryable, r.handed_back)?;
         self.finalize_ready();
         self.wake();
         Ok(Response::new(FailUnitResult {}))
@@ -370,7 +377,7 @@ impl iscp_proto::Coordinator for Service {
             )));
         }
         let dir = self.core().results_root(&sweep).join("artifacts");
-        let path = crate::local::artifact_path(&dir, &sha);
+        let path = crate::work::artifact_path(&dir, &sha);
         let n = data.len() as u64;
         let p = path.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {

@@ -10,7 +10,7 @@ mod ledger;
 mod status;
 mod submit;
 
-pub use self::core::{now_ms, Core, Leased, NewUnit, RESULT_TABLES};
+pub use self::core::{now_ms, Core, LeaseClaim, Leased, NewUnit, RESULT_TABLES};
 pub use grpc::Service;
 pub use ledger::LedgerError;
 

@@ -23,7 +23,7 @@ pub fn expand(source: &str, file: &str) -> Result<Expanded, CoreError> {
         Some(s) => s.classes,
         None => {
             let s = &spec.spec;
-            crate::local::load_data(&s.data, s.seed)?.test.num_classes()
+            crate::work::load_data(&s.data, s.seed)?.test.num_classes()
         }
     };
     spec.check_classes(classes)?;

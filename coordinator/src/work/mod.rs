@@ -1,0 +1,64 @@
+//! What units compute, shared by every worker: preparing a model (with checkpoints), searches and
+//! their rows, evaluations, baselines, and the finishing of a sweep (pictures, scan, transfer).
+
+mod baseline_unit;
+mod checkpoint;
+mod compare;
+mod data;
+mod evaluate;
+mod finish;
+mod guard;
+mod pictures;
+mod prepare;
+mod search_unit;
+mod sweep_scan;
+mod transfer;
+
+pub use baseline_unit::run_baseline;
+pub use data::load_data;
+pub use evaluate::{mark_best, run_evaluate};
+pub use finish::{finish, finish_spec, Finished};
+pub use guard::guarded;
+pub use prepare::{artifact_path, load_prepared, prepare, Prepared};
+pub use search_unit::{search_job, search_row, RunFacts, SearchContext};
+pub use transfer::{run_transfer, transfer_batch, TransferRow};
+
+use std::path::PathBuf;
+
+/// Where an experiment's results live: `<results>/<name>/{searches,patterns,models,failures,images,artifacts}`.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub root: PathBuf,
+}
+
+impl Layout {
+    pub fn table(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+    pub fn images(&self) -> PathBuf {
+        self.root.join("images")
+    }
+    pub fn artifacts(&self) -> PathBuf {
+        self.root.join("artifacts")
+    }
+}
+
+/// A number for a file name: `.` written as `p` (0.2 → `0p2`).
+pub(crate) fn fmt_num(v: f64) -> String {
+    format!("{v}").replace('.', "p")
+}
+
+/// The name of an evaluation group in file names: `<setting>-alpha<α>-<objective>[-<variant>]`,
+/// the variant's `+` written as `-`.
+pub(crate) fn group_name(
+    setting: &str,
+    alpha: f64,
+    objective: &str,
+    variant: Option<&str>,
+) -> String {
+    let base = format!("{setting}-alpha{}-{objective}", fmt_num(alpha));
+    match variant {
+        Some(v) => format!("{base}-{}", v.replace('+', "-")),
+        None => base,
+    }
+}
