@@ -576,3 +576,64 @@ fn models_part(unit: &str) -> Vec<u8> {
     };
     encode_parquet(&models_batch(&[row])).unwrap()
 }
+
+#[test]
+fn tls_with_a_given_ca_is_trusted_and_a_client_without_it_is_not() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let params = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    let mut c = Cluster::new();
+    let (cert_pem, key_pem, ca_pem) = (c.path("cert.pem"), c.path("key.pem"), c.path("ca.pem"));
+    std::fs::write(&cert_pem, cert.pem()).unwrap();
+    std::fs::write(&key_pem, key.serialize_pem()).unwrap();
+    std::fs::write(&ca_pem, ca.pem()).unwrap();
+    let _coord = c.coordinator(&[
+        "--tls-cert",
+        cert_pem.to_str().unwrap(),
+        "--tls-key",
+        key_pem.to_str().unwrap(),
+    ]);
+    c.url = c.url.replace("http://", "https://");
+    let trusted = c.admin(&["status", "--ca", ca_pem.to_str().unwrap()]);
+    assert!(
+        trusted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    assert!(String::from_utf8_lossy(&trusted.stdout).contains("no sweeps"));
+    let untrusted = c.admin(&["status"]);
+    assert!(!untrusted.status.success());
+    // A worker trusting the CA runs a sweep over TLS.
+    let _w = c.worker("tls", &["--ca", ca_pem.to_str().unwrap()]);
+    let path = c.path("tiny.toml");
+    std::fs::write(&path, tiny_spec("", "[0.2]")).unwrap();
+    let out = c.admin(&[
+        "submit",
+        path.to_str().unwrap(),
+        "--ca",
+        ca_pem.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let s = c.admin(&["status", "--ca", ca_pem.to_str().unwrap()]);
+        if String::from_utf8_lossy(&s.stdout).contains("(finished)") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sweep did not finish over TLS"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_exactly_once(&c.results("tiny"), "searches", 9);
+}
