@@ -5,7 +5,7 @@ ENV := source scripts/env.sh &&
 SPEC ?= experiments/fashion-mnist.toml
 RESULTS ?= results
 
-.PHONY: run test build setup smoke bench fmt lint
+.PHONY: run test build setup smoke bench bench-coordinator fmt lint
 
 setup:
 	@scripts/setup-torch.sh >/dev/null
@@ -25,6 +25,9 @@ test: setup
 
 bench: build
 	./target/release/iscp bench
+
+bench-coordinator: build
+	./target/release/iscp bench-coordinator
 
 fmt:
 	cargo fmt --all
