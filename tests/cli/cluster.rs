@@ -637,3 +637,87 @@ fn tls_with_a_given_ca_is_trusted_and_a_client_without_it_is_not() {
     }
     assert_exactly_once(&c.results("tiny"), "searches", 9);
 }
+
+#[test]
+fn a_training_unit_leased_again_resumes_on_another_worker_from_the_last_checkpoint() {
+    use arrow_array::types::Int64Type;
+    let mut c = Cluster::new();
+    let _coord = c.coordinator(&["--lease-ttl-s", "2"]);
+    let mut a = c.worker("a", &[]);
+    c.submit("ckpt", &slow_prepare_spec("ckpt", 40));
+    // The coordinator keeps uploaded checkpoints in its state directory.
+    let stored = c.path("state/checkpoints");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let stored_files = || {
+        std::fs::read_dir(&stored)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|sweep| {
+                std::fs::read_dir(sweep.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+            })
+            .flat_map(|unit| {
+                std::fs::read_dir(unit.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+            })
+            .count()
+    };
+    while stored_files() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint reached the coordinator:\n{}",
+            a.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // One more heartbeat records it; then worker a dies mid-training.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        stored_files() <= 2,
+        "older checkpoints are dropped as newer ones are recorded"
+    );
+    a.kill9();
+    let b = c.worker("b", &[]);
+    let s = c.wait_for("the sweep to finish on worker b", 240, |s| {
+        s.contains("(finished)")
+    });
+    assert!(!s.lines().any(|l| l.starts_with("  failed ")), "{s}");
+    let log = b.log();
+    let resumed = log
+        .split("resumed training from its checkpoint after epoch ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse::<usize>().ok());
+    assert!(
+        resumed.is_some_and(|e| (1..40).contains(&e)),
+        "worker b started over:\n{log}"
+    );
+    let root = c.results("ckpt");
+    let mut epochs = Vec::new();
+    for p in parts(&root.join("training")) {
+        for b in read_batches(&p).unwrap() {
+            let col = b
+                .column_by_name("epoch")
+                .unwrap()
+                .as_primitive::<Int64Type>();
+            epochs.extend(col.values().iter().copied());
+        }
+    }
+    epochs.sort();
+    assert_eq!(
+        epochs,
+        (0..40).collect::<Vec<i64>>(),
+        "every epoch exactly once"
+    );
+    assert_exactly_once(&root, "models", 1);
+    assert_eq!(
+        stored_files(),
+        0,
+        "checkpoints are dropped once the model is done"
+    );
+}

@@ -55,12 +55,15 @@ pub async fn ensure(client: &Client, dir: &Path, sha: &str) -> Result<bool, toni
     Ok(true)
 }
 
-/// Uploads a trained model to the coordinator, which stores it beside the sweep's results.
+/// Uploads a trained model (`purpose` "model", stored beside the sweep's results) or a training
+/// checkpoint ("checkpoint", kept by the coordinator until its unit finishes).
 pub async fn put(
     client: &Client,
     sweep: &str,
+    unit: &str,
     sha: &str,
     path: &Path,
+    purpose: &str,
 ) -> Result<(), tonic::Status> {
     let data = tokio::fs::read(path)
         .await
@@ -80,6 +83,16 @@ pub async fn put(
                 String::new()
             },
             data: c.to_vec(),
+            purpose: if i == 0 {
+                purpose.to_string()
+            } else {
+                String::new()
+            },
+            unit_id: if i == 0 {
+                unit.to_string()
+            } else {
+                String::new()
+            },
         })
         .collect();
     client
@@ -87,4 +100,36 @@ pub async fn put(
         .put_artifact(tokio_stream::iter(chunks))
         .await?;
     Ok(())
+}
+
+/// Uploads each checkpoint a slot reports and remembers it for the next heartbeat, which tells the
+/// coordinator (a checkpoint counts only once it is stored there).
+pub async fn upload_checkpoints(
+    shared: std::sync::Arc<crate::shared::Shared>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<crate::executor::CheckpointReport>,
+) {
+    while let Some(c) = rx.recv().await {
+        // A newer epoch may already have replaced this file: then that one follows.
+        let Ok(data) = tokio::fs::read(&c.model).await else {
+            continue;
+        };
+        let sha = hex::encode(Sha256::digest(&data));
+        match put(
+            &shared.client,
+            &c.sweep,
+            &c.unit_id,
+            &sha,
+            &c.model,
+            "checkpoint",
+        )
+        .await
+        {
+            Ok(()) => {
+                shared
+                    .checkpoints()
+                    .insert(c.unit_id.clone(), (c.epochs_done as u64, sha, c.stats_json));
+            }
+            Err(s) => tracing::warn!("uploading the checkpoint of {}: {s}", c.unit_id),
+        }
+    }
 }

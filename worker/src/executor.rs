@@ -6,8 +6,8 @@ use iscp_coordinator::spec::LoadedSpec;
 use iscp_coordinator::tables;
 use iscp_coordinator::units::{plan, SettingPlan, Unit, UnitParams};
 use iscp_coordinator::work::{
-    guarded, load_data, load_prepared, prepare, run_baseline, run_evaluate, search_job, search_row,
-    RunFacts, SearchContext,
+    artifact_path, guarded, load_data, load_prepared, prepare, run_baseline, run_evaluate,
+    search_job, search_row, Checkpoints, RunFacts, SearchContext,
 };
 use iscp_coordinator::CoordError;
 use iscp_engine::data::{stratified_split, DataSplits, Split};
@@ -37,6 +37,17 @@ pub struct Failure {
 
 pub type Outcome = Result<Output, Failure>;
 
+/// A training checkpoint written on this worker, to be uploaded so another attempt can resume it.
+#[derive(Debug, Clone)]
+pub struct CheckpointReport {
+    pub sweep: String,
+    pub unit_id: String,
+    /// Epochs finished.
+    pub epochs_done: usize,
+    pub model: PathBuf,
+    pub stats_json: String,
+}
+
 /// Steps done and total of each running unit, read by the heartbeat.
 pub type ProgressMap = Arc<Mutex<HashMap<String, (u64, u64)>>>;
 
@@ -65,6 +76,8 @@ pub struct Executor {
     pub progress: ProgressMap,
     /// Where notes go (logged when None).
     pub notes: Option<std::sync::mpsc::Sender<String>>,
+    /// Where training checkpoints are announced (uploaded by the slot's async side).
+    pub checkpoints: Option<tokio::sync::mpsc::UnboundedSender<CheckpointReport>>,
     /// The worker was given a thread count: the spec's `run.threads` does not override it.
     pub threads_fixed: bool,
     specs: HashMap<String, Rc<SpecCtx>>,
@@ -94,6 +107,7 @@ impl Executor {
             artifacts,
             progress: Arc::default(),
             notes: None,
+            checkpoints: None,
             threads_fixed: false,
             specs: HashMap::new(),
             data: None,
@@ -214,6 +228,14 @@ impl Executor {
         let (p, _) = Self::find(ctx, u)?;
         let progress = self.progress.clone();
         let id = u.unit_id.clone();
+        if u.checkpoint_epoch > 0 {
+            // An earlier attempt (perhaps on another worker) got this far; its model is cached.
+            let model = artifact_path(&self.artifacts, &u.checkpoint_sha256);
+            Checkpoints::new(&self.artifacts, &u.unit_id)
+                .install(u.checkpoint_epoch as usize, &model, &u.checkpoint_stats)
+                .map_err(|e| fail(format!("installing checkpoint: {e}"), true))?;
+        }
+        let tx = self.checkpoints.clone();
         let prepared = guarded(|| {
             prepare(
                 &u.unit_id,
@@ -223,6 +245,17 @@ impl Executor {
                 &self.artifacts,
                 self.device,
                 &mut |st, t| Self::set_progress(&progress, &[&id], st, t),
+                &mut |saved| {
+                    if let Some(tx) = &tx {
+                        let _ = tx.send(CheckpointReport {
+                            sweep: u.sweep.clone(),
+                            unit_id: u.unit_id.clone(),
+                            epochs_done: saved.epochs_done,
+                            model: saved.model.clone(),
+                            stats_json: saved.stats_json.clone(),
+                        });
+                    }
+                },
             )
         })
         .map_err(|e| fail(e, true))?;
@@ -255,8 +288,7 @@ impl Executor {
             out.parts.push(encode("training", &b)?);
         }
         if p.setting.model.is_none() {
-            let path =
-                iscp_coordinator::work::artifact_path(&self.artifacts, &row.checkpoint_sha256);
+            let path = artifact_path(&self.artifacts, &row.checkpoint_sha256);
             out.artifact = Some((row.checkpoint_sha256.clone(), path));
         }
         Ok(out)

@@ -14,16 +14,22 @@ pub async fn run_heartbeats(shared: Arc<Shared>) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
         let progress: Vec<UnitProgress> = {
             let p = shared.progress.lock().unwrap_or_else(|e| e.into_inner());
+            let ck = shared.checkpoints();
             shared
                 .held()
                 .iter()
                 .map(|(id, h)| {
                     let (step, total) = p.get(id).copied().unwrap_or((0, 0));
+                    let (checkpoint_epoch, checkpoint_sha256, checkpoint_stats) =
+                        ck.get(id).cloned().unwrap_or_default();
                     UnitProgress {
                         unit_id: id.clone(),
                         attempt: h.attempt,
                         step,
                         total,
+                        checkpoint_epoch,
+                        checkpoint_sha256,
+                        checkpoint_stats,
                     }
                 })
                 .collect()

@@ -61,8 +61,10 @@ pub async fn run(
     let shared = Arc::new(Shared::new(opts)?);
     shared.register().await?;
     let mut slots = tokio::task::JoinSet::new();
+    let (ck_tx, ck_rx) = tokio::sync::mpsc::unbounded_channel();
+    let uploader = tokio::spawn(artifacts::upload_checkpoints(shared.clone(), ck_rx));
     for device in shared.opts.devices.clone() {
-        let compute = slot::spawn_compute(&shared, &device)?;
+        let compute = slot::spawn_compute(&shared, &device, ck_tx.clone())?;
         slots.spawn(slot::run_slot(shared.clone(), device, compute));
     }
     let hb = tokio::spawn(heartbeat::run_heartbeats(shared.clone()));
@@ -93,6 +95,7 @@ pub async fn run(
     }
     shared.hand_back_all().await;
     hb.abort();
+    uploader.abort();
     if let Some(e) = fatal {
         return Err(e);
     }

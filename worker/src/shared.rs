@@ -41,6 +41,8 @@ pub struct Shared {
     pub worker_id: String,
     pub held: Mutex<HashMap<String, Held>>,
     pub progress: ProgressMap,
+    /// Unit → (epoch, sha256, stats JSON) of its last uploaded checkpoint, for the heartbeat.
+    pub checkpoints: Mutex<HashMap<String, (u64, String, String)>>,
     pub stopping: AtomicBool,
     pub heartbeat_ms: AtomicU64,
     pub completed: AtomicU64,
@@ -100,6 +102,7 @@ impl Shared {
             worker_id,
             held: Mutex::default(),
             progress: ProgressMap::default(),
+            checkpoints: Mutex::default(),
             stopping: AtomicBool::new(false),
             heartbeat_ms: AtomicU64::new(1000),
             completed: AtomicU64::new(0),
@@ -107,6 +110,10 @@ impl Shared {
             handed_back: AtomicU64::new(0),
             last_lease_ms: AtomicU64::new(now_ms()),
         })
+    }
+
+    pub fn checkpoints(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, String, String)>> {
+        self.checkpoints.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {

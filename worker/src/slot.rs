@@ -16,7 +16,11 @@ use tonic::Code;
 type Job = (Vec<LeasedUnit>, oneshot::Sender<Vec<Outcome>>);
 
 /// Starts the compute thread of a device: libtorch never runs on the async runtime.
-pub fn spawn_compute(shared: &Shared, device: &str) -> Result<mpsc::Sender<Job>, WorkerError> {
+pub fn spawn_compute(
+    shared: &Shared,
+    device: &str,
+    checkpoints: tokio::sync::mpsc::UnboundedSender<crate::executor::CheckpointReport>,
+) -> Result<mpsc::Sender<Job>, WorkerError> {
     let dev = iscp_engine::parse_device(device)
         .map_err(|e| WorkerError::Device(device.to_string(), e.to_string()))?;
     let (name, cache, progress, notes) = (
@@ -35,6 +39,7 @@ pub fn spawn_compute(shared: &Shared, device: &str) -> Result<mpsc::Sender<Job>,
             let mut ex = Executor::new(dev, &device_name, &name, cache);
             ex.progress = progress;
             ex.notes = notes;
+            ex.checkpoints = Some(checkpoints);
             ex.threads_fixed = threads_fixed;
             while let Ok((units, reply)) = rx.recv() {
                 let _ = reply.send(ex.run(&units));
@@ -103,6 +108,7 @@ pub async fn run_slot(
         for (u, outcome) in units.iter().zip(outcomes) {
             report(&shared, u, outcome).await;
             shared.held().remove(&u.unit_id);
+            shared.checkpoints().remove(&u.unit_id);
             shared
                 .progress
                 .lock()
@@ -120,8 +126,10 @@ async fn run_units(
     compute: &mpsc::Sender<Job>,
     units: &[LeasedUnit],
 ) -> Vec<Outcome> {
-    let sha = &units[0].model_sha256;
-    if !sha.is_empty() {
+    for sha in [&units[0].model_sha256, &units[0].checkpoint_sha256] {
+        if sha.is_empty() {
+            continue;
+        }
         let mut backoff = Backoff::new();
         loop {
             match artifacts::ensure(&shared.client, &shared.opts.cache, sha).await {
@@ -183,7 +191,8 @@ async fn report(shared: &Shared, u: &LeasedUnit, outcome: Outcome) {
         if let Some((sha, path)) = &out.artifact {
             let mut backoff = Backoff::new();
             loop {
-                match artifacts::put(&shared.client, &u.sweep, sha, path).await {
+                match artifacts::put(&shared.client, &u.sweep, &u.unit_id, sha, path, "model").await
+                {
                     Ok(()) => break,
                     Err(s) if is_transient(&s) => backoff.wait().await,
                     Err(s) => {

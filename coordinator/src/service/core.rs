@@ -2,7 +2,7 @@
 //! answer goes out. Readiness follows dependencies (a setting's model before its searches, searches
 //! before their evaluation); completions and failures are fenced by the lease's attempt number.
 
-use super::ledger::{Ledger, UnitRow};
+use super::ledger::{Checkpoint, Ledger, UnitRow};
 use super::{CResult, CoreConfig, CoreError, Event};
 use crate::tables::{self, FailureRow};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -72,6 +72,8 @@ pub struct Leased {
     pub model_sha: String,
     /// (table, unit id, Parquet bytes) of the finished units it reads.
     pub inputs: Vec<(String, String, Vec<u8>)>,
+    /// The last checkpoint of an earlier attempt (training units).
+    pub checkpoint: Option<Checkpoint>,
 }
 
 /// Who claims to hold a unit's lease: checked against the current one before anything is written.
@@ -103,6 +105,7 @@ pub struct Core {
     pub(super) units: HashMap<Key, UnitMem>,
     leased: HashSet<Key>,
     models: HashMap<Key, String>,
+    checkpoints: HashMap<Key, Checkpoint>,
     specs: HashMap<String, (String, String)>,
     workers: HashMap<String, WorkerMem>,
     events: tokio::sync::broadcast::Sender<Event>,
@@ -124,6 +127,7 @@ impl Core {
             units: HashMap::new(),
             leased: HashSet::new(),
             models: HashMap::new(),
+            checkpoints: HashMap::new(),
             specs: HashMap::new(),
             workers: HashMap::new(),
             events,
@@ -161,6 +165,7 @@ impl Core {
                 },
             );
         }
+        core.checkpoints = core.ledger.checkpoints()?.into_iter().collect();
         core.reconcile()?;
         Ok(core)
     }
@@ -559,7 +564,64 @@ impl Core {
                 .cloned()
                 .unwrap_or_default(),
             inputs,
+            checkpoint: self
+                .checkpoints
+                .get(&(row.sweep.clone(), row.id.clone()))
+                .cloned(),
         })
+    }
+
+    /// Records a newer checkpoint of a unit whose lease the reporter holds; the older one's
+    /// artifact is deleted.
+    fn record_checkpoint(&mut self, key: &Key, c: Checkpoint) -> CResult<()> {
+        if self.checkpoints.get(key).is_some_and(|old| old.0 >= c.0) {
+            return Ok(());
+        }
+        if self.ledger.artifact(&c.1)?.is_none() {
+            return Err(CoreError::Invalid(format!(
+                "checkpoint artifact {} was never put",
+                c.1
+            )));
+        }
+        self.ledger.put_checkpoint(&key.0, &key.1, &c)?;
+        // Uploads older than the recorded one (earlier epochs) are of no further use.
+        let dir = self.checkpoint_dir(&key.0, &key.1);
+        let keep = crate::work::artifact_path(&dir, &c.1);
+        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        if let Some(kept) = modified(&keep) {
+            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p != keep && modified(&p).is_some_and(|t| t <= kept) {
+                    if let Some(sha) = p.file_stem().and_then(|s| s.to_str()) {
+                        self.ledger.forget_artifact(sha)?;
+                    }
+                    let _ = std::fs::remove_file(&p);
+                }
+            }
+        }
+        self.checkpoints.insert(key.clone(), c);
+        Ok(())
+    }
+
+    /// Deletes a unit's stored checkpoints (its model is done).
+    fn drop_checkpoints(&mut self, key: &Key) -> CResult<()> {
+        self.checkpoints.remove(key);
+        self.ledger.drop_checkpoint(&key.0, &key.1)?;
+        let dir = self.checkpoint_dir(&key.0, &key.1);
+        self.ledger
+            .forget_artifacts_under(&format!("{}/", dir.display()))?;
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir(dir.parent().expect("sweep folder"));
+        Ok(())
+    }
+
+    /// Where a training unit's uploaded checkpoints are kept until its model is done.
+    pub fn checkpoint_dir(&self, sweep: &str, unit: &str) -> PathBuf {
+        self.cfg
+            .state_dir
+            .join("checkpoints")
+            .join(sweep)
+            .join(unit)
     }
 
     /// Checks that `worker` holds the current lease (`lease_id`, `attempt`) of the unit.
@@ -636,6 +698,9 @@ impl Core {
         let row = m.row.clone();
         self.ledger.commit_done(&row, &recorded)?;
         self.leased.remove(key);
+        if kind == "prepare-model" {
+            self.drop_checkpoints(key)?;
+        }
         self.emit(&key.0, Some(&row), DONE, String::new());
         Ok(())
     }
@@ -768,9 +833,11 @@ impl Core {
     pub fn heartbeat(
         &mut self,
         worker: &str,
-        progress: &[(String, u64, u64, u64)],
-    ) -> Option<Vec<String>> {
-        let w = self.workers.get_mut(worker)?;
+        progress: &[(String, u64, u64, u64, Option<Checkpoint>)],
+    ) -> CResult<Option<Vec<String>>> {
+        let Some(w) = self.workers.get_mut(worker) else {
+            return Ok(None);
+        };
         w.last_seen = Instant::now();
         let expires = Instant::now() + self.cfg.lease_ttl;
         for key in &self.leased {
@@ -780,7 +847,7 @@ impl Core {
             }
         }
         let mut cancel = Vec::new();
-        for (unit, attempt, step, total) in progress {
+        for (unit, attempt, step, total, checkpoint) in progress {
             let found = self.leased.iter().find(|k| &k.1 == unit).cloned();
             let mine = found.as_ref().is_some_and(|k| {
                 let r = &self.units[k].row;
@@ -788,6 +855,9 @@ impl Core {
             });
             match (found, mine) {
                 (Some(k), true) => {
+                    if let Some(c) = checkpoint {
+                        self.record_checkpoint(&k, c.clone())?;
+                    }
                     let m = self.units.get_mut(&k).expect("found");
                     if m.progress != (*step, *total) {
                         m.progress = (*step, *total);
@@ -802,7 +872,7 @@ impl Core {
                 _ => cancel.push(unit.clone()),
             }
         }
-        Some(cancel)
+        Ok(Some(cancel))
     }
 
     /// Cancels a sweep's pending and leased units.

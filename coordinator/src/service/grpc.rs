@@ -190,6 +190,13 @@ impl Service {
                     parquet,
                 })
                 .collect(),
+            checkpoint_epoch: l.checkpoint.as_ref().map(|c| c.0).unwrap_or(0),
+            checkpoint_sha256: l
+                .checkpoint
+                .as_ref()
+                .map(|c| c.1.clone())
+                .unwrap_or_default(),
+            checkpoint_stats: l.checkpoint.map(|c| c.2).unwrap_or_default(),
         }
     }
 }
@@ -261,12 +268,16 @@ impl iscp_proto::Coordinator for Service {
     ) -> Result<Response<HeartbeatResult>, Status> {
         let r = req.into_inner();
         check_version(r.protocol_version)?;
-        let progress: Vec<(String, u64, u64, u64)> = r
+        let progress: Vec<_> = r
             .progress
             .into_iter()
-            .map(|p| (p.unit_id, p.attempt, p.step, p.total))
+            .map(|p| {
+                let c = (p.checkpoint_epoch > 0)
+                    .then(|| (p.checkpoint_epoch, p.checkpoint_sha256, p.checkpoint_stats));
+                (p.unit_id, p.attempt, p.step, p.total, c)
+            })
             .collect();
-        let out = self.core().heartbeat(&r.worker_id, &progress);
+        let out = self.core().heartbeat(&r.worker_id, &progress)?;
         Ok(Response::new(match out {
             Some(cancel_unit_ids) => HeartbeatResult {
                 cancel_unit_ids,
@@ -345,6 +356,8 @@ impl iscp_proto::Coordinator for Service {
                     sha256: if i == 0 { sha.clone() } else { String::new() },
                     sweep: String::new(),
                     data: c.to_vec(),
+                    purpose: String::new(),
+                    unit_id: String::new(),
                 })
             })
             .collect();
@@ -356,12 +369,20 @@ impl iscp_proto::Coordinator for Service {
         req: Request<Streaming<ArtifactChunk>>,
     ) -> Result<Response<PutArtifactResult>, Status> {
         let mut stream = req.into_inner();
-        let (mut sha, mut sweep, mut data) = (String::new(), String::new(), Vec::new());
+        let (mut sha, mut sweep, mut purpose, mut unit, mut data) = (
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            Vec::new(),
+        );
         while let Some(chunk) = stream.next().await {
             let c = chunk?;
             if sha.is_empty() {
                 sha = c.sha256;
                 sweep = c.sweep;
+                purpose = c.purpose;
+                unit = c.unit_id;
             }
             data.extend_from_slice(&c.data);
         }
@@ -376,7 +397,14 @@ impl iscp_proto::Coordinator for Service {
                 "bad sweep name `{sweep}`"
             )));
         }
-        let dir = self.core().results_root(&sweep).join("artifacts");
+        let dir = if purpose == "checkpoint" {
+            if unit.is_empty() {
+                return Err(Status::invalid_argument("a checkpoint names its unit"));
+            }
+            self.core().checkpoint_dir(&sweep, &unit)
+        } else {
+            self.core().results_root(&sweep).join("artifacts")
+        };
         let path = crate::work::artifact_path(&dir, &sha);
         let n = data.len() as u64;
         let p = path.clone();

@@ -48,7 +48,12 @@ CREATE TABLE IF NOT EXISTS units (sweep TEXT NOT NULL, id TEXT NOT NULL, kind TE
 CREATE TABLE IF NOT EXISTS parts (path TEXT PRIMARY KEY, sweep TEXT NOT NULL, unit_id TEXT NOT NULL,
     tbl TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS artifacts (sha TEXT PRIMARY KEY, path TEXT NOT NULL, bytes INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints (sweep TEXT NOT NULL, unit_id TEXT NOT NULL,
+    epoch INTEGER NOT NULL, sha TEXT NOT NULL, stats TEXT NOT NULL, PRIMARY KEY (sweep, unit_id));
 ";
+
+/// The last training checkpoint of a unit: (epoch, artifact sha256, per-epoch stats JSON).
+pub type Checkpoint = (u64, String, String);
 
 impl Ledger {
     pub fn open(path: &Path) -> LResult<Ledger> {
@@ -258,6 +263,51 @@ impl Ledger {
         self.conn.execute(
             "INSERT OR REPLACE INTO artifacts VALUES (?1, ?2, ?3)",
             params![sha, path, bytes as i64],
+        )?;
+        Ok(())
+    }
+
+    pub fn put_checkpoint(&self, sweep: &str, unit: &str, c: &Checkpoint) -> LResult<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO checkpoints VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![sweep, unit, c.0 as i64, c.1, c.2],
+        )?;
+        Ok(())
+    }
+
+    pub fn drop_checkpoint(&self, sweep: &str, unit: &str) -> LResult<()> {
+        self.conn.execute(
+            "DELETE FROM checkpoints WHERE sweep = ?1 AND unit_id = ?2",
+            params![sweep, unit],
+        )?;
+        Ok(())
+    }
+
+    /// ((sweep, unit), checkpoint) of every unit with one.
+    pub fn checkpoints(&self) -> LResult<Vec<((String, String), Checkpoint)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT sweep, unit_id, epoch, sha, stats FROM checkpoints")?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                (r.get(0)?, r.get(1)?),
+                (r.get::<_, i64>(2)? as u64, r.get(3)?, r.get(4)?),
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn forget_artifact(&self, sha: &str) -> LResult<()> {
+        self.conn
+            .execute("DELETE FROM artifacts WHERE sha = ?1", [sha])?;
+        Ok(())
+    }
+
+    /// Forgets every artifact stored under a folder (a unit's checkpoints).
+    pub fn forget_artifacts_under(&self, dir: &str) -> LResult<()> {
+        self.conn.execute(
+            "DELETE FROM artifacts WHERE substr(path, 1, length(?1)) = ?1",
+            [dir],
         )?;
         Ok(())
     }

@@ -7,6 +7,15 @@ use iscp_engine::train::EpochStats;
 use std::path::PathBuf;
 use tch::Device;
 
+/// A checkpoint just written.
+#[derive(Debug, Clone)]
+pub struct Saved {
+    /// Epochs finished (the last one's index + 1).
+    pub epochs_done: usize,
+    pub model: PathBuf,
+    pub stats_json: String,
+}
+
 pub struct Checkpoints {
     dir: PathBuf,
 }
@@ -50,25 +59,55 @@ impl Checkpoints {
         Ok(Some((model, stats)))
     }
 
-    /// Saves the model after `stats.last()`'s epoch; the JSON is written last, so a checkpoint
-    /// counts only once both files are whole. Older checkpoints are removed.
-    pub fn save(&self, model: &Model, stats: &[EpochStats]) -> Result<()> {
-        let Some(last) = stats.last() else {
+    /// How many epochs the latest checkpoint here holds (0: none; epochs count from 0).
+    pub fn epochs_done(&self) -> usize {
+        self.epochs().last().map_or(0, |e| e + 1)
+    }
+
+    /// Installs a checkpoint made elsewhere (another worker's attempt) after `epochs_done` epochs,
+    /// unless one at least as recent is already here.
+    pub fn install(
+        &self,
+        epochs_done: usize,
+        model: &std::path::Path,
+        stats_json: &str,
+    ) -> Result<()> {
+        if epochs_done == 0 || self.epochs_done() >= epochs_done {
             return Ok(());
+        }
+        let epoch = epochs_done - 1;
+        std::fs::create_dir_all(&self.dir).map_err(|e| CoordError::io(&self.dir, e))?;
+        let dest = self.dir.join(format!("epoch-{epoch}.iscpm"));
+        std::fs::copy(model, &dest).map_err(|e| CoordError::io(model, e))?;
+        let json = self.dir.join(format!("epoch-{epoch}.json"));
+        std::fs::write(&json, stats_json).map_err(|e| CoordError::io(&json, e))?;
+        Ok(())
+    }
+
+    /// Saves the model after `stats.last()`'s epoch; the JSON is written last, so a checkpoint
+    /// counts only once both files are whole. Older checkpoints are removed. Returns the model
+    /// file and the stats JSON (None when there is nothing to save).
+    pub fn save(&self, model: &Model, stats: &[EpochStats]) -> Result<Option<Saved>> {
+        let Some(last) = stats.last() else {
+            return Ok(None);
         };
         std::fs::create_dir_all(&self.dir).map_err(|e| CoordError::io(&self.dir, e))?;
         save_artifact(model, &self.dir.join(format!("epoch-{}.iscpm", last.epoch)))?;
         let json = self.dir.join(format!("epoch-{}.json", last.epoch));
         let tmp = json.with_extension("json.tmp");
         let text = serde_json::to_string(stats).map_err(|e| CoordError::table(&json, e))?;
-        std::fs::write(&tmp, text)
+        std::fs::write(&tmp, &text)
             .and_then(|_| std::fs::rename(&tmp, &json))
             .map_err(|e| CoordError::io(&json, e))?;
         for old in self.epochs().into_iter().filter(|&e| e < last.epoch) {
             let _ = std::fs::remove_file(self.dir.join(format!("epoch-{old}.json")));
             let _ = std::fs::remove_file(self.dir.join(format!("epoch-{old}.iscpm")));
         }
-        Ok(())
+        Ok(Some(Saved {
+            epochs_done: last.epoch + 1,
+            model: self.dir.join(format!("epoch-{}.iscpm", last.epoch)),
+            stats_json: text,
+        }))
     }
 
     /// Removes the checkpoints once the finished model is stored.

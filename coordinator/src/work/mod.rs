@@ -15,6 +15,7 @@ mod sweep_scan;
 mod transfer;
 
 pub use baseline_unit::run_baseline;
+pub use checkpoint::{Checkpoints, Saved};
 pub use data::load_data;
 pub use evaluate::{mark_best, run_evaluate};
 pub use finish::{finish, finish_spec, Finished};

@@ -1,7 +1,7 @@
 //! The prepare-model unit: train a setting's model (natural or BadNets) or import a TorchScript file,
 //! store it as a content-addressed artifact, and report it in the `models` table.
 
-use super::checkpoint::Checkpoints;
+use super::checkpoint::{Checkpoints, Saved};
 use crate::spec::{SettingKind, SettingSpec};
 use crate::tables::ModelRow;
 use crate::Result;
@@ -76,7 +76,8 @@ pub struct Prepared {
 }
 
 /// Runs the prepare unit; `progress(step, total)` follows training. Training checkpoints after
-/// every epoch and resumes from the last checkpoint of an earlier, interrupted attempt.
+/// every epoch (`checkpointed` hears of each) and resumes from the last checkpoint of an earlier,
+/// interrupted attempt.
 pub fn prepare(
     unit_id: &str,
     setting: &SettingSpec,
@@ -85,6 +86,7 @@ pub fn prepare(
     artifacts: &Path,
     device: Device,
     progress: &mut dyn FnMut(usize, usize),
+    checkpointed: &mut dyn FnMut(&Saved),
 ) -> Result<Prepared> {
     let mut epochs = Vec::new();
     let mut resumed_at = None;
@@ -154,9 +156,13 @@ pub fn prepare(
             progress: &mut |s, t, _| progress(s, t),
             epoch_end: &mut |m, e| {
                 so_far.push(e.clone());
-                checkpoints
+                let saved = checkpoints
                     .save(m, &so_far)
-                    .map_err(|e| iscp_engine::EngineError::Invalid(format!("checkpoint: {e}")))
+                    .map_err(|e| iscp_engine::EngineError::Invalid(format!("checkpoint: {e}")))?;
+                if let Some(s) = &saved {
+                    checkpointed(s);
+                }
+                Ok(())
             },
         };
         epochs.extend(train_from(&mut model, train_set, &cfg, run)?);
