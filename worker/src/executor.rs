@@ -7,7 +7,7 @@ use iscp_coordinator::tables;
 use iscp_coordinator::units::{plan, SettingPlan, Unit, UnitParams};
 use iscp_coordinator::work::{
     artifact_path, guarded, load_data, load_prepared, prepare, run_baseline, run_evaluate,
-    search_job, search_row, Checkpoints, RunFacts, SearchContext,
+    search_job, search_row, Checkpoints, PrepareHooks, RunFacts, SearchContext,
 };
 use iscp_coordinator::CoordError;
 use iscp_engine::data::{stratified_split, DataSplits, Split};
@@ -244,17 +244,19 @@ impl Executor {
                 data,
                 &self.artifacts,
                 self.device,
-                &mut |st, t| Self::set_progress(&progress, &[&id], st, t),
-                &mut |saved| {
-                    if let Some(tx) = &tx {
-                        let _ = tx.send(CheckpointReport {
-                            sweep: u.sweep.clone(),
-                            unit_id: u.unit_id.clone(),
-                            epochs_done: saved.epochs_done,
-                            model: saved.model.clone(),
-                            stats_json: saved.stats_json.clone(),
-                        });
-                    }
+                PrepareHooks {
+                    progress: &mut |st, t| Self::set_progress(&progress, &[&id], st, t),
+                    checkpointed: &mut |saved| {
+                        if let Some(tx) = &tx {
+                            let _ = tx.send(CheckpointReport {
+                                sweep: u.sweep.clone(),
+                                unit_id: u.unit_id.clone(),
+                                epochs_done: saved.epochs_done,
+                                model: saved.model.clone(),
+                                stats_json: saved.stats_json.clone(),
+                            });
+                        }
+                    },
                 },
             )
         })

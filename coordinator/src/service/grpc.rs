@@ -272,8 +272,11 @@ impl iscp_proto::Coordinator for Service {
             .progress
             .into_iter()
             .map(|p| {
-                let c = (p.checkpoint_epoch > 0)
-                    .then(|| (p.checkpoint_epoch, p.checkpoint_sha256, p.checkpoint_stats));
+                let c = (p.checkpoint_epoch > 0).then_some((
+                    p.checkpoint_epoch,
+                    p.checkpoint_sha256,
+                    p.checkpoint_stats,
+                ));
                 (p.unit_id, p.attempt, p.step, p.total, c)
             })
             .collect();

@@ -20,7 +20,7 @@ pub use data::load_data;
 pub use evaluate::{mark_best, run_evaluate};
 pub use finish::{finish, finish_spec, Finished};
 pub use guard::guarded;
-pub use prepare::{artifact_path, load_prepared, prepare, Prepared};
+pub use prepare::{artifact_path, load_prepared, prepare, PrepareHooks, Prepared};
 pub use search_unit::{search_job, search_row, RunFacts, SearchContext};
 pub use transfer::{run_transfer, transfer_batch, TransferRow};
 

@@ -75,6 +75,12 @@ pub struct Prepared {
     pub resumed_at: Option<usize>,
 }
 
+/// Who hears of a prepare unit's progress: training steps, and each checkpoint written.
+pub struct PrepareHooks<'a> {
+    pub progress: &'a mut dyn FnMut(usize, usize),
+    pub checkpointed: &'a mut dyn FnMut(&Saved),
+}
+
 /// Runs the prepare unit; `progress(step, total)` follows training. Training checkpoints after
 /// every epoch (`checkpointed` hears of each) and resumes from the last checkpoint of an earlier,
 /// interrupted attempt.
@@ -85,9 +91,12 @@ pub fn prepare(
     data: &DataSplits,
     artifacts: &Path,
     device: Device,
-    progress: &mut dyn FnMut(usize, usize),
-    checkpointed: &mut dyn FnMut(&Saved),
+    hooks: PrepareHooks,
 ) -> Result<Prepared> {
+    let PrepareHooks {
+        progress,
+        checkpointed,
+    } = hooks;
     let mut epochs = Vec::new();
     let mut resumed_at = None;
     let started = Instant::now();
