@@ -181,8 +181,7 @@ pub fn plan(spec: &LoadedSpec, num_classes: usize) -> Vec<SettingPlan> {
             })
         })
         .collect();
-    s.settings
-        .get_ref()
+    spec.settings(num_classes)
         .iter()
         .map(|setting| {
             let prepare = unit(

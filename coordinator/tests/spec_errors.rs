@@ -140,3 +140,59 @@ fn settings_kinds_triggers_and_architectures_parse() {
     ));
     assert_eq!((line, key.as_str()), (10, "trigger"), "{msg}");
 }
+
+#[test]
+fn every_class_badnets_expands_into_settings_with_the_ids_of_hand_written_ones() {
+    use iscp_coordinator::units::plan;
+    let every = GOOD.replace(
+        "[search]",
+        "[[settings]]\nname = \"bd\"\nkind = \"badnets\"\ntargets = \"all\"\n\n[search]",
+    );
+    let by_hand = GOOD.replace(
+        "[search]",
+        "[[settings]]\nname = \"bd-target2\"\nkind = \"badnets\"\ntarget = 2\n\n[search]",
+    );
+    let every = LoadedSpec::parse(&every, "spec.toml").unwrap();
+    let names: Vec<String> = every.settings(4).into_iter().map(|s| s.name).collect();
+    assert_eq!(
+        names,
+        [
+            "natural",
+            "bd-target0",
+            "bd-target1",
+            "bd-target2",
+            "bd-target3"
+        ]
+    );
+    let plans = plan(&every, 4);
+    let hand = plan(&LoadedSpec::parse(&by_hand, "spec.toml").unwrap(), 4);
+    let ids = |p: &iscp_coordinator::units::SettingPlan| {
+        p.all_units().map(|u| u.id.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(&plans[3]),
+        ids(&hand[1]),
+        "bd-target2 keeps the ids of a hand-written setting"
+    );
+    assert_ne!(ids(&plans[2]), ids(&plans[3]));
+    // Refused: with `target`, on a natural setting, or naming a class that does not exist.
+    let both = GOOD.replace(
+        "[search]",
+        "[[settings]]\nname = \"bd\"\nkind = \"badnets\"\ntarget = 1\ntargets = \"all\"\n\n[search]",
+    );
+    let (_, key, msg) = refuse(&both);
+    assert_eq!(key, "settings[1].targets");
+    assert!(msg.contains("instead of `target`"), "{msg}");
+    let natural = GOOD.replace("kind = \"natural\"", "kind = \"natural\"\ntargets = [1]");
+    assert_eq!(refuse(&natural).1, "settings[0].targets");
+    let missing = GOOD.replace(
+        "[search]",
+        "[[settings]]\nname = \"bd\"\nkind = \"badnets\"\ntargets = [1, 7]\n\n[search]",
+    );
+    let s = LoadedSpec::parse(&missing, "spec.toml").unwrap();
+    let e = s.check_classes(4).unwrap_err().to_string();
+    assert!(
+        e.contains("settings[1].targets") && e.contains("class 7 does not exist"),
+        "{e}"
+    );
+}

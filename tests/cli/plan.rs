@@ -17,15 +17,21 @@ fn plan_prints_the_paper_grid_without_the_data() {
         String::from_utf8_lossy(&out.stderr)
     );
     // 10 classes × (5 + 5 + 5 + 1 canvases) × 3 alphas = 480 searches per setting.
-    for setting in ["natural", "badnets", "adversarial"] {
+    let every: Vec<String> = (0..10)
+        .map(|k| format!("badnets-every-target{k}"))
+        .collect();
+    let mut settings = vec!["natural", "badnets", "adversarial"];
+    settings.extend(every.iter().map(String::as_str));
+    for setting in settings {
         let line = text
             .lines()
-            .find(|l| l.starts_with(setting))
+            .find(|l| l.split_whitespace().next() == Some(setting))
             .unwrap_or_else(|| panic!("{setting}: {text}"));
         let cols: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(cols[1..5], ["1", "480", "30", "40"], "{line}");
     }
-    assert!(text.contains("1653 units, 0 already done"), "{text}");
+    // 13 models (natural, BadNets, BadNets towards each of 10 classes, adversarial) × 551 units.
+    assert!(text.contains("7163 units, 0 already done"), "{text}");
     for kind in ["prepare-model", "search", "evaluate", "baseline"] {
         assert!(text.lines().any(|l| l.starts_with(kind)), "{kind}: {text}");
     }

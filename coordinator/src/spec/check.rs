@@ -1,7 +1,7 @@
 //! The checks of a parsed spec that need no data: impossible values are refused with the key and
 //! its line (class indices are checked once the data is known, in `check_classes`).
 
-use super::{Classes, DataKind, LoadedSpec};
+use super::{Classes, DataKind, LoadedSpec, SettingKind};
 use crate::Result;
 
 impl LoadedSpec {
@@ -137,7 +137,14 @@ impl LoadedSpec {
         }
         for (i, t) in s.transfer.get_ref().iter().enumerate() {
             for name in [&t.from, &t.to] {
-                if !s.settings.get_ref().iter().any(|st| &st.name == name) {
+                let known = s.settings.get_ref().iter().any(|st| {
+                    &st.name == name
+                        || (st.targets.is_some()
+                            && name
+                                .strip_prefix(&format!("{}-target", st.name))
+                                .is_some_and(|k| k.parse::<i64>().is_ok()))
+                });
+                if !known {
                     return self.err(
                         s.transfer.span(),
                         &format!("transfer[{i}]"),
@@ -177,6 +184,21 @@ impl LoadedSpec {
             if let Some(g) = &st.gradcam_methods {
                 if g.len() != 2 || st.model.is_none() {
                     return self.err(s.settings.span(), &format!("settings[{i}].gradcam_methods"), "give [features, head] method names, for a setting with a TorchScript `model`");
+                }
+            }
+            if let Some(t) = &st.targets {
+                let key = format!("settings[{i}].targets");
+                if st.kind != SettingKind::Badnets || st.target.is_some() || st.model.is_some() {
+                    return self.err(
+                        t.span(),
+                        &key,
+                        "only for a trained `badnets` setting, instead of `target`",
+                    );
+                }
+                if let Classes::Keyword(k) = t.get_ref() {
+                    if k != "all" {
+                        return self.err(t.span(), &key, "give \"all\" or a list of classes");
+                    }
                 }
             }
             if let Some(r) = &st.poison_rate {

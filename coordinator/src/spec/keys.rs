@@ -163,6 +163,10 @@ pub struct SettingSpec {
     /// BadNets target class (default 0).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<Spanned<i64>>,
+    /// BadNets: one model per target class (`"all"` or a list), named `<name>-target<k>`; each
+    /// expands to a setting with that `target`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub targets: Option<Spanned<Classes>>,
     /// BadNets trigger (default checkerboard).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trigger: Option<iscp_engine::badnets::Trigger>,
@@ -178,7 +182,7 @@ fn default_arch() -> Arch {
 }
 
 /// `classes = "all"` or a list of class indices.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Classes {
     Keyword(String),

@@ -108,6 +108,20 @@ impl LoadedSpec {
             }
         }
         for (i, st) in self.spec.settings.get_ref().iter().enumerate() {
+            if let Some(t) = &st.targets {
+                if let Classes::List(list) = t.get_ref() {
+                    if let Some(bad) = list.iter().find(|&&c| c < 0 || c >= k) {
+                        return self.err(
+                            t.span(),
+                            &format!("settings[{i}].targets"),
+                            format!(
+                                "class {bad} does not exist: the data has classes 0..{}",
+                                k - 1
+                            ),
+                        );
+                    }
+                }
+            }
             if let Some(t) = &st.target {
                 if *t.get_ref() < 0 || *t.get_ref() >= k {
                     return self.err(
@@ -123,6 +137,31 @@ impl LoadedSpec {
             }
         }
         Ok(())
+    }
+
+    /// The settings with every `targets` setting expanded into one setting per target class,
+    /// each exactly as if written by hand with that `target` (so its units keep their ids).
+    pub fn settings(&self, num_classes: usize) -> Vec<SettingSpec> {
+        let mut out = Vec::new();
+        for st in self.spec.settings.get_ref() {
+            let Some(t) = &st.targets else {
+                out.push(st.clone());
+                continue;
+            };
+            let targets = match t.get_ref() {
+                Classes::List(l) => l.clone(),
+                Classes::Keyword(_) => (0..num_classes as i64).collect(),
+            };
+            for k in targets {
+                out.push(SettingSpec {
+                    name: format!("{}-target{k}", st.name),
+                    target: Some(toml::Spanned::new(0..0, k)),
+                    targets: None,
+                    ..st.clone()
+                });
+            }
+        }
+        out
     }
 
     /// The class indices searched.
