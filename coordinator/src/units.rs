@@ -113,7 +113,8 @@ pub struct BaselineParams {
 #[serde(untagged)]
 pub enum UnitParams {
     Prepare {
-        setting: SettingSpec,
+        // Boxed: a setting is large beside the other variants (serialises the same).
+        setting: Box<SettingSpec>,
         data: serde_json::Value,
         seed: u64,
     },
@@ -187,7 +188,7 @@ pub fn plan(spec: &LoadedSpec, num_classes: usize) -> Vec<SettingPlan> {
             let prepare = unit(
                 UnitKind::PrepareModel,
                 UnitParams::Prepare {
-                    setting: setting.clone(),
+                    setting: Box::new(setting.clone()),
                     data: data.clone(),
                     seed: s.seed,
                 },
