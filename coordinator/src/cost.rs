@@ -41,6 +41,17 @@ pub fn known_shape(spec: &LoadedSpec) -> Option<DataShape> {
                 image: [d.channels.unwrap_or(def.channels) as i64, size, size],
             })
         }
+        DataKind::ImageFolder => {
+            let (classes, per_class) = (d.classes?, d.per_class?);
+            let crop = d.crop.unwrap_or(224) as i64;
+            Some(DataShape {
+                // Unknown without reading the training folder; it only matters for training.
+                train: classes * per_class,
+                test: classes * per_class,
+                classes,
+                image: [3, crop, crop],
+            })
+        }
         DataKind::Idx => None,
     }
 }

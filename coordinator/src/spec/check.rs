@@ -38,6 +38,36 @@ impl LoadedSpec {
             }
             _ => {}
         }
+        if d.kind == DataKind::ImageFolder {
+            let (resize, crop) = (d.resize.unwrap_or(256), d.crop.unwrap_or(224));
+            if crop == 0 || resize < crop {
+                return self.err(
+                    0..0,
+                    "data.crop",
+                    format!("crop {crop} must be above 0 and at most resize {resize}"),
+                );
+            }
+            if let Some(p) = &d.train_path {
+                if self.check_files && !p.get_ref().exists() {
+                    return self.err(
+                        p.span(),
+                        "data.train_path",
+                        format!("{} does not exist", p.get_ref().display()),
+                    );
+                }
+            } else if let Some(i) = s
+                .settings
+                .get_ref()
+                .iter()
+                .position(|st| st.model.is_none())
+            {
+                return self.err(
+                    s.settings.span(),
+                    &format!("settings[{i}].model"),
+                    "an image-folder spec without data.train_path can only import models: give a TorchScript `model`",
+                );
+            }
+        }
         let sizes = &s.search.sizes;
         if sizes.get_ref().is_empty() {
             return self.err(sizes.span(), "search.sizes", "give at least one size");

@@ -86,6 +86,9 @@ pub enum DataKind {
     Cifar10,
     /// Generated shapes (see `SyntheticConfig`).
     Synthetic,
+    /// One sub-folder of JPEG/PNG images per class (ImageNet's validation set), resized and
+    /// centre-cropped.
+    ImageFolder,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -100,6 +103,19 @@ pub struct DataSpec {
     pub train: Option<usize>,
     pub test: Option<usize>,
     pub seed: Option<u64>,
+    // Image folders. Absent keys are left out of unit ids, so older specs keep theirs.
+    /// Image folder to train on (`path` is the one searched and evaluated on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_path: Option<Spanned<PathBuf>>,
+    /// Shorter side after resizing (default 256).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resize: Option<u32>,
+    /// Side of the centred square kept (default 224).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crop: Option<u32>,
+    /// At most this many images per class (default: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_class: Option<usize>,
 }
 
 /// How a setting's model comes to be.

@@ -3,7 +3,8 @@
 use crate::spec::{DataKind, DataSpec};
 use crate::Result;
 use iscp_engine::data::{
-    load_cifar10_dir, load_idx_dir, synthetic, DataSplits, SyntheticConfig, FASHION_MNIST_CLASSES,
+    load_cifar10_dir, load_idx_dir, load_image_folder, synthetic, DataSplits, ImageFolderConfig,
+    SyntheticConfig, FASHION_MNIST_CLASSES,
 };
 
 /// Reads (or generates) the training and test sets the spec names.
@@ -22,6 +23,21 @@ pub fn load_data(d: &DataSpec, spec_seed: u64) -> Result<DataSplits> {
         )?,
         DataKind::Idx => load_idx_dir(path.as_deref().expect("checked"), names.clone())?,
         DataKind::Cifar10 => load_cifar10_dir(path.as_deref().expect("checked"))?,
+        DataKind::ImageFolder => {
+            let cfg = ImageFolderConfig {
+                resize: d.resize.unwrap_or(256),
+                crop: d.crop.unwrap_or(224),
+                classes: d.classes,
+                per_class: d.per_class,
+            };
+            let test = load_image_folder(path.as_deref().expect("checked"), &cfg)?;
+            // Without a training folder (imported models only) the test set stands in.
+            let train = match &d.train_path {
+                Some(t) => load_image_folder(t.get_ref(), &cfg)?,
+                None => test.subset(&(0..test.len() as i64).collect::<Vec<_>>()),
+            };
+            DataSplits { train, test }
+        }
         DataKind::Synthetic => {
             let def = SyntheticConfig::default();
             synthetic(&SyntheticConfig {
@@ -34,7 +50,9 @@ pub fn load_data(d: &DataSpec, spec_seed: u64) -> Result<DataSplits> {
             })?
         }
     };
-    if let (Some(n), DataKind::Cifar10 | DataKind::Synthetic) = (names, d.kind) {
+    if let (Some(n), DataKind::Cifar10 | DataKind::Synthetic | DataKind::ImageFolder) =
+        (names, d.kind)
+    {
         splits.train.class_names = n.clone();
         splits.test.class_names = n;
     }

@@ -3,12 +3,14 @@
 mod cifar;
 mod dataset;
 mod idx;
+mod imagefolder;
 mod split;
 mod synthetic;
 
 pub use cifar::{load_cifar10_dir, read_cifar_batch};
 pub use dataset::{DataSplits, Dataset};
 pub use idx::{load_idx_dir, load_idx_pair, read_idx};
+pub use imagefolder::{load_image, load_image_folder, ImageFolderConfig};
 pub use split::{stratified_split, Split};
 pub use synthetic::{synthetic, SyntheticConfig};
 
