@@ -12,6 +12,7 @@ pub mod error;
 pub mod model;
 pub mod pattern;
 pub mod rng;
+pub mod robust_data;
 pub mod scan;
 pub mod search;
 pub mod train;

@@ -294,6 +294,22 @@ impl Model {
         }
     }
 
+    /// The representation D_R and D_NR are built on, one row per image: for the CIFAR ResNets
+    /// the penultimate layer (the last block's activations averaged over space, what the final
+    /// linear layer reads); for the small CNN the last convolutional block, flattened (the input
+    /// of its two-layer head); for TorchScript the exported `features` method, averaged over
+    /// space when it is a feature map.
+    pub fn representation(&self, x: &Tensor) -> Result<Tensor> {
+        let (a, _) = self.features(x)?;
+        let pooled = matches!(self.meta.arch, Arch::Resnet18 | Arch::Resnet50 | Arch::Torchscript)
+            && a.dim() == 4;
+        Ok(if pooled {
+            a.mean_dim([2i64, 3].as_slice(), false, Kind::Float)
+        } else {
+            a.flatten(1, -1)
+        })
+    }
+
     /// Names two methods a TorchScript module exports with `@torch.jit.export`: `features(x)`
     /// returning the last convolutional block's activations (N×K×h×w) from normalised input, and
     /// `head(a)` mapping them to logits. libtorch offers no forward hooks through tch, so Grad-CAM
