@@ -4,7 +4,7 @@
 mod common;
 
 use iscp_engine::robust_data::{invert_representations, representation_distance, InversionConfig};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 #[test]
 fn inverted_images_move_towards_their_targets_in_representation() {
@@ -25,7 +25,10 @@ fn inverted_images_move_towards_their_targets_in_representation() {
     assert_eq!(rebuilt.size(), targets.size());
     let lo = rebuilt.min().double_value(&[]);
     let hi = rebuilt.max().double_value(&[]);
-    assert!((0.0..=1.0).contains(&lo) && (0.0..=1.0).contains(&hi), "{lo}..{hi}");
+    assert!(
+        (0.0..=1.0).contains(&lo) && (0.0..=1.0).contains(&hi),
+        "{lo}..{hi}"
+    );
     let after = representation_distance(&model, &rebuilt, &targets).unwrap();
     for (b, a) in before.iter().zip(&after) {
         assert!(b > &0.0, "start and target differ");

@@ -8,5 +8,6 @@ mod plan;
 mod resume;
 mod scan;
 mod spec_refusal;
+mod tensor_data;
 mod torchscript;
 mod variants;

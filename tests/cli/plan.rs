@@ -20,7 +20,7 @@ fn plan_prints_the_paper_grid_without_the_data() {
     let every: Vec<String> = (0..10)
         .map(|k| format!("badnets-every-target{k}"))
         .collect();
-    let mut settings = vec!["natural", "badnets", "adversarial"];
+    let mut settings = vec!["natural", "badnets", "d-r", "d-nr", "adversarial"];
     settings.extend(every.iter().map(String::as_str));
     for setting in settings {
         let line = text
@@ -30,8 +30,9 @@ fn plan_prints_the_paper_grid_without_the_data() {
         let cols: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(cols[1..5], ["1", "480", "30", "40"], "{line}");
     }
-    // 13 models (natural, BadNets, BadNets towards each of 10 classes, adversarial) × 551 units.
-    assert!(text.contains("7163 units, 0 already done"), "{text}");
+    // 15 models (natural, BadNets, BadNets towards each of 10 classes, D_R, D_NR, adversarial)
+    // × 551 units.
+    assert!(text.contains("8265 units, 0 already done"), "{text}");
     for kind in ["prepare-model", "search", "evaluate", "baseline"] {
         assert!(text.lines().any(|l| l.starts_with(kind)), "{kind}: {text}");
     }

@@ -216,6 +216,21 @@ impl LoadedSpec {
                     return self.err(s.settings.span(), &format!("settings[{i}].gradcam_methods"), "give [features, head] method names, for a setting with a TorchScript `model`");
                 }
             }
+            if let Some(p) = &st.train_tensors {
+                let key = format!("settings[{i}].train_tensors");
+                if st.model.is_some() {
+                    return self.err(p.span(), &key, "a TorchScript `model` is not trained");
+                }
+                for f in ["CIFAR_ims", "CIFAR_lab"] {
+                    if self.check_files && !p.get_ref().join(f).exists() {
+                        return self.err(
+                            p.span(),
+                            &key,
+                            format!("{} has no `{f}` file", p.get_ref().display()),
+                        );
+                    }
+                }
+            }
             if let Some(t) = &st.targets {
                 let key = format!("settings[{i}].targets");
                 if st.kind != SettingKind::Badnets || st.target.is_some() || st.model.is_some() {

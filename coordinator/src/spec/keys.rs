@@ -183,6 +183,10 @@ pub struct SettingSpec {
     /// expands to a setting with that `target`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub targets: Option<Spanned<Classes>>,
+    /// A folder with `CIFAR_ims` and `CIFAR_lab` (`torch.save` files, as Ilyas et al. published
+    /// D_R and D_NR): this setting's model trains on them instead of the spec's training set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_tensors: Option<Spanned<PathBuf>>,
     /// BadNets trigger (default checkerboard).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trigger: Option<iscp_engine::badnets::Trigger>,

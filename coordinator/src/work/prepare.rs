@@ -7,7 +7,7 @@ use crate::tables::ModelRow;
 use crate::Result;
 use iscp_engine::adversarial::{robust_accuracy, PgdConfig};
 use iscp_engine::badnets::{attack_success_rate, poison};
-use iscp_engine::data::DataSplits;
+use iscp_engine::data::{load_tensor_dataset, DataSplits};
 use iscp_engine::model::{load_artifact, save_artifact, sha256_file, Arch, Model, ModelMeta};
 use iscp_engine::rng::mix;
 use iscp_engine::train::{train_from, EpochStats, TrainRun};
@@ -127,11 +127,28 @@ pub fn prepare(
         model
     } else {
         let cfg = setting.train_config(spec_seed);
+        let imported;
+        let base = match &setting.train_tensors {
+            Some(dir) => {
+                imported = load_tensor_dataset(dir.get_ref(), data.train.class_names.clone())?;
+                if imported.image_shape() != data.test.image_shape() {
+                    return Err(iscp_engine::EngineError::Invalid(format!(
+                        "{}: images of shape {:?}, but the test set's are {:?}",
+                        dir.get_ref().display(),
+                        imported.image_shape(),
+                        data.test.image_shape()
+                    ))
+                    .into());
+                }
+                &imported
+            }
+            None => &data.train,
+        };
         let poisoned;
         let train_set = match target {
             Some(t) => {
                 let (set, count) = poison(
-                    &data.train,
+                    base,
                     t,
                     setting.poison_rate(),
                     mix(&[cfg.seed, 0xBAD]),
@@ -142,7 +159,7 @@ pub fn prepare(
                 poisoned = set;
                 &poisoned
             }
-            None => &data.train,
+            None => base,
         };
         let checkpoints = Checkpoints::new(artifacts, unit_id);
         let mut model = match checkpoints.latest(device)? {

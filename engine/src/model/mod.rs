@@ -301,8 +301,10 @@ impl Model {
     /// space when it is a feature map.
     pub fn representation(&self, x: &Tensor) -> Result<Tensor> {
         let (a, _) = self.features(x)?;
-        let pooled = matches!(self.meta.arch, Arch::Resnet18 | Arch::Resnet50 | Arch::Torchscript)
-            && a.dim() == 4;
+        let pooled = matches!(
+            self.meta.arch,
+            Arch::Resnet18 | Arch::Resnet50 | Arch::Torchscript
+        ) && a.dim() == 4;
         Ok(if pooled {
             a.mean_dim([2i64, 3].as_slice(), false, Kind::Float)
         } else {
