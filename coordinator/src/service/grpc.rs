@@ -1,8 +1,8 @@
 //! The gRPC face of the coordinator: wire types converted to domain calls on the scheduler, the
 //! protocol version checked, long-polled leases, artifacts streamed in chunks.
 
+use super::convert::{to_leased, to_proto_event, to_proto_status};
 use super::core::{Core, Key, LeaseClaim};
-use super::status::SweepStatus;
 use super::submit::{expand, noop_units};
 use super::{CResult, CoreConfig, CoreError, Event};
 use iscp_proto::v1::*;
@@ -47,54 +47,6 @@ fn check_version(v: u32) -> Result<(), Status> {
         )));
     }
     Ok(())
-}
-
-fn to_proto_event(e: Event) -> WatchEvent {
-    WatchEvent {
-        sweep: e.sweep,
-        total: e.total,
-        done: e.done,
-        failed: e.failed,
-        leased: e.leased,
-        unit_id: e.unit_id,
-        kind: e.kind,
-        state: e.state,
-        worker: e.worker,
-        step: e.step,
-        steps: e.steps,
-        message: e.message,
-        finished: e.finished,
-    }
-}
-
-fn to_proto_status(s: SweepStatus) -> iscp_proto::v1::SweepStatus {
-    iscp_proto::v1::SweepStatus {
-        sweep: s.sweep,
-        kinds: s
-            .kinds
-            .into_iter()
-            .map(|k| KindCount {
-                kind: k.kind,
-                pending: k.pending,
-                leased: k.leased,
-                done: k.done,
-                failed: k.failed,
-                cancelled: k.cancelled,
-            })
-            .collect(),
-        failures: s
-            .failures
-            .into_iter()
-            .map(|(unit_id, kind, attempts, error)| FailureInfo {
-                unit_id,
-                kind,
-                attempts,
-                error,
-            })
-            .collect(),
-        finished: s.finished,
-        results: s.results,
-    }
 }
 
 impl Service {
@@ -165,40 +117,6 @@ impl Service {
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Event> {
         self.core().subscribe()
     }
-
-    pub fn sweep_status(&self, sweep: &str) -> Vec<SweepStatus> {
-        self.core().status(sweep)
-    }
-
-    fn to_leased(l: super::Leased) -> LeasedUnit {
-        LeasedUnit {
-            sweep: l.sweep,
-            unit_id: l.unit_id,
-            kind: l.kind,
-            lease_id: l.lease_id,
-            attempt: l.attempt,
-            spec_sha256: l.spec_sha,
-            spec_toml: l.spec_source,
-            spec_file: l.spec_file,
-            model_sha256: l.model_sha,
-            inputs: l
-                .inputs
-                .into_iter()
-                .map(|(table, unit_id, parquet)| InputPart {
-                    table,
-                    unit_id,
-                    parquet,
-                })
-                .collect(),
-            checkpoint_epoch: l.checkpoint.as_ref().map(|c| c.0).unwrap_or(0),
-            checkpoint_sha256: l
-                .checkpoint
-                .as_ref()
-                .map(|c| c.1.clone())
-                .unwrap_or_default(),
-            checkpoint_stats: l.checkpoint.map(|c| c.2).unwrap_or_default(),
-        }
-    }
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, Status>> + Send>>;
@@ -248,7 +166,7 @@ impl iscp_proto::Coordinator for Service {
                 let units = core.lease(&r.worker_id, r.max_units.max(1) as usize, &held)?;
                 if !units.is_empty() {
                     return Ok(Response::new(LeaseUnitsResult {
-                        units: units.into_iter().map(Service::to_leased).collect(),
+                        units: units.into_iter().map(to_leased).collect(),
                     }));
                 }
             }

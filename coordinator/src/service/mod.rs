@@ -3,10 +3,16 @@
 //! `serve(listener, options, shutdown)` is the entry point the binary and the tests call.
 
 mod auth;
+mod checkpoints;
+mod control;
+mod convert;
 mod core;
 mod finalize;
 mod grpc;
+mod lease;
 mod ledger;
+mod outcome;
+mod reconcile;
 mod status;
 mod submit;
 

@@ -1,12 +1,16 @@
 //! Spec submission: parse and check the spec (the same errors as `iscp run`), expand it into units
 //! with their dependencies, and hand them to the scheduler.
 
-use super::core::NewUnit;
+use super::core::*;
+use super::ledger::UnitRow;
+use super::CResult;
 use super::CoreError;
 use crate::cost::known_shape;
 use crate::spec::LoadedSpec;
+use crate::tables;
 use crate::units::plan;
 use sha2::{Digest, Sha256};
+use std::path::Path;
 
 /// A checked spec, expanded.
 pub struct Expanded {
@@ -60,4 +64,110 @@ pub fn noop_units(n: usize) -> Vec<NewUnit> {
             deps: vec![],
         })
         .collect()
+}
+
+impl Core {
+    /// Adds a spec's units; units already known keep their state. A new unit whose parts are already
+    /// on disk (an earlier local run, a lost ledger) is adopted as done.
+    pub fn submit(
+        &mut self,
+        sweep: &str,
+        spec_sha: &str,
+        file: &str,
+        source: &str,
+        units: Vec<NewUnit>,
+    ) -> CResult<(u64, u64, u64)> {
+        self.ledger
+            .put_spec(spec_sha, sweep, file, source, now_ms())?;
+        let root = self.results_root(sweep);
+        let mut rows = Vec::new();
+        let mut adopted = Vec::new();
+        let (mut new, mut done) = (0, 0);
+        for (ord, u) in units.into_iter().enumerate() {
+            let key = (sweep.to_string(), u.id.clone());
+            let mut row = match self.units.get(&key) {
+                Some(m) => m.row.clone(),
+                None => {
+                    new += 1;
+                    let mut row = UnitRow {
+                        sweep: sweep.into(),
+                        id: u.id.clone(),
+                        kind: u.kind.clone(),
+                        model_unit: u.model_unit,
+                        deps: u.deps,
+                        spec_sha: spec_sha.into(),
+                        state: PENDING.into(),
+                        attempt: 0,
+                        failures: 0,
+                        lease_id: String::new(),
+                        worker: String::new(),
+                        error: String::new(),
+                        ord: 0,
+                    };
+                    let parts: Vec<(String, String)> = tables_of(&u.kind)
+                        .iter()
+                        .map(|t| {
+                            let p = tables::part_path(&root.join(t), &u.id);
+                            (t.to_string(), p.to_string_lossy().to_string())
+                        })
+                        .filter(|(_, p)| Path::new(p).exists())
+                        .collect();
+                    let must = tables_of(&u.kind).first();
+                    if must.is_some_and(|m| parts.iter().any(|(t, _)| t == m)) {
+                        row.state = DONE.into();
+                        adopted.push((row.clone(), parts));
+                    }
+                    row
+                }
+            };
+            row.spec_sha = spec_sha.into();
+            row.ord = ord as i64;
+            if row.state == DONE {
+                done += 1;
+            }
+            rows.push(row);
+        }
+        self.ledger.add_units(&rows)?;
+        for (row, parts) in &adopted {
+            self.ledger.commit_done(row, parts)?;
+            if row.kind == "prepare-model" {
+                if let Some((_, p)) = parts.iter().find(|(t, _)| t == "models") {
+                    if let Some(r) = tables::read_model_rows(Path::new(p))?.first() {
+                        self.models
+                            .insert((sweep.into(), row.id.clone()), r.checkpoint_sha256.clone());
+                    }
+                }
+            }
+        }
+        let total = rows.len() as u64;
+        let order = rows.iter().map(|r| r.id.clone()).collect();
+        for row in rows {
+            let key = (sweep.to_string(), row.id.clone());
+            let m = self.units.entry(key).or_insert(UnitMem {
+                row: row.clone(),
+                expires: None,
+                not_before: None,
+                progress: (0, 0),
+            });
+            m.row.spec_sha = row.spec_sha;
+            m.row.ord = row.ord;
+        }
+        self.sweeps.insert(
+            sweep.to_string(),
+            SweepMem {
+                spec_sha: spec_sha.into(),
+                finalized: false,
+                finalizing: false,
+                order,
+                cursor: 0,
+            },
+        );
+        self.emit(
+            sweep,
+            None,
+            "submitted",
+            format!("{total} units, {new} new"),
+        );
+        Ok((total, new, done))
+    }
 }

@@ -1,0 +1,110 @@
+//! Sweep control: cancel, retry the failed units, and the bookkeeping of finishing a sweep.
+
+use super::core::*;
+use super::ledger::UnitRow;
+use super::*;
+
+impl Core {
+    /// Cancels a sweep's pending and leased units.
+    pub fn cancel(&mut self, sweep: &str) -> CResult<u64> {
+        let Some(s) = self.sweeps.get(sweep) else {
+            return Err(CoreError::NotFound(format!("sweep {sweep}")));
+        };
+        let keys: Vec<Key> = s
+            .order
+            .iter()
+            .map(|id| (sweep.to_string(), id.clone()))
+            .collect();
+        let mut changed = Vec::new();
+        for key in keys {
+            let m = self.units.get_mut(&key).expect("exists");
+            if matches!(m.row.state.as_str(), PENDING | LEASED) {
+                m.row.state = CANCELLED.into();
+                m.row.error = "cancelled".into();
+                m.expires = None;
+                self.leased.remove(&key);
+                changed.push(key);
+            }
+        }
+        let rows: Vec<&UnitRow> = changed.iter().map(|k| &self.units[k].row).collect();
+        self.ledger.update_units(&rows)?;
+        self.emit(
+            sweep,
+            None,
+            CANCELLED,
+            format!("{} units cancelled", changed.len()),
+        );
+        Ok(changed.len() as u64)
+    }
+
+    /// Puts a sweep's failed units back in the queue with a fresh retry budget.
+    pub fn retry_failed(&mut self, sweep: &str) -> CResult<u64> {
+        let Some(s) = self.sweeps.get_mut(sweep) else {
+            return Err(CoreError::NotFound(format!("sweep {sweep}")));
+        };
+        s.cursor = 0;
+        s.finalized = false;
+        let keys: Vec<Key> = s
+            .order
+            .iter()
+            .map(|id| (sweep.to_string(), id.clone()))
+            .collect();
+        let mut changed = Vec::new();
+        for key in keys {
+            let m = self.units.get_mut(&key).expect("exists");
+            if m.row.state == FAILED {
+                m.row.state = PENDING.into();
+                m.row.failures = 0;
+                m.row.error.clear();
+                m.not_before = None;
+                changed.push(key);
+            }
+        }
+        let rows: Vec<&UnitRow> = changed.iter().map(|k| &self.units[k].row).collect();
+        self.ledger.update_units(&rows)?;
+        self.ledger.set_finalized(sweep, false)?;
+        self.emit(
+            sweep,
+            None,
+            "retrying",
+            format!("{} units requeued", changed.len()),
+        );
+        Ok(changed.len() as u64)
+    }
+
+    /// Sweeps whose units are all terminal and that still need their pictures and scan; marks them
+    /// as being finalized.
+    pub fn take_finishable(&mut self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (name, s) in self.sweeps.iter_mut() {
+            while s.cursor < s.order.len()
+                && is_terminal(
+                    &self.units[&(name.clone(), s.order[s.cursor].clone())]
+                        .row
+                        .state,
+                )
+            {
+                s.cursor += 1;
+            }
+            if s.cursor == s.order.len() && !s.finalized && !s.finalizing {
+                s.finalizing = true;
+                out.push((name.clone(), s.spec_sha.clone()));
+            }
+        }
+        out
+    }
+
+    pub fn set_finalized(&mut self, sweep: &str, message: String) -> CResult<()> {
+        if let Some(s) = self.sweeps.get_mut(sweep) {
+            s.finalizing = false;
+            // A retry or resubmission while finalizing reopened the sweep: finalize again later.
+            if s.cursor < s.order.len() {
+                return Ok(());
+            }
+            s.finalized = true;
+        }
+        self.ledger.set_finalized(sweep, true)?;
+        self.emit(sweep, None, "finished", message);
+        Ok(())
+    }
+}

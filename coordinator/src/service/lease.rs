@@ -1,0 +1,210 @@
+//! Handing out units: readiness from dependencies, leases (preferring a model the worker holds,
+//! grouping units that share it), and heartbeats that extend leases and carry progress.
+
+use super::core::*;
+use super::ledger::{Checkpoint, UnitRow};
+use super::*;
+use crate::tables::{self};
+use std::collections::HashSet;
+use std::time::Instant;
+
+impl Core {
+    pub(super) fn readiness(&self, u: &UnitRow) -> Readiness {
+        let state = |id: &str| {
+            self.units
+                .get(&(u.sweep.clone(), id.to_string()))
+                .map(|m| m.row.state.as_str())
+                .unwrap_or(FAILED)
+        };
+        match u.kind.as_str() {
+            "search" | "baseline" => match state(&u.model_unit) {
+                DONE => Readiness::Ready,
+                FAILED | CANCELLED => Readiness::Doomed(format!(
+                    "its model (prepare-model {}) could not be prepared",
+                    u.model_unit
+                )),
+                _ => Readiness::Wait,
+            },
+            "evaluate" => {
+                if u.deps.iter().any(|d| !is_terminal(state(d))) {
+                    Readiness::Wait
+                } else if u.deps.iter().any(|d| state(d) == DONE) {
+                    Readiness::Ready
+                } else {
+                    Readiness::Doomed("none of its searches succeeded".into())
+                }
+            }
+            _ => Readiness::Ready,
+        }
+    }
+
+    /// Leases up to `max` ready units to `worker`: first one whose model the worker holds (else the
+    /// first ready one), then more of the same kind on the same model.
+    pub fn lease(
+        &mut self,
+        worker: &str,
+        max: usize,
+        held: &HashSet<String>,
+    ) -> CResult<Vec<Leased>> {
+        if let Some(w) = self.workers.get_mut(worker) {
+            w.last_seen = Instant::now();
+        }
+        let now = Instant::now();
+        let mut doomed: Vec<(Key, String)> = Vec::new();
+        let mut ready: Vec<Key> = Vec::new();
+        let mut first_held = None;
+        'sweeps: for (name, s) in &self.sweeps {
+            for id in &s.order[s.cursor..] {
+                let key = (name.clone(), id.clone());
+                let m = &self.units[&key];
+                if m.row.state != PENDING || m.not_before.is_some_and(|t| t > now) {
+                    continue;
+                }
+                match self.readiness(&m.row) {
+                    Readiness::Ready => {
+                        let model = self.models.get(&(name.clone(), m.row.model_unit.clone()));
+                        if first_held.is_none() && model.is_some_and(|h| held.contains(h)) {
+                            first_held = Some(ready.len());
+                        }
+                        ready.push(key);
+                        // Enough to choose from without scanning a huge sweep every call.
+                        if ready.len() >= 4 * max.max(1) + 64 && first_held.is_some() {
+                            break 'sweeps;
+                        }
+                    }
+                    Readiness::Wait => {}
+                    Readiness::Doomed(why) => doomed.push((key, why)),
+                }
+            }
+        }
+        for (key, why) in doomed {
+            self.settle_failed(&key, why)?;
+        }
+        let Some(first) = first_held.or((!ready.is_empty()).then_some(0)) else {
+            return Ok(vec![]);
+        };
+        let lead = self.units[&ready[first]].row.clone();
+        let mut picked = vec![ready[first].clone()];
+        if lead.kind != "prepare-model" {
+            for key in &ready {
+                if picked.len() >= max.max(1) {
+                    break;
+                }
+                let r = &self.units[key].row;
+                if key != &ready[first]
+                    && r.sweep == lead.sweep
+                    && r.kind == lead.kind
+                    && r.model_unit == lead.model_unit
+                {
+                    picked.push(key.clone());
+                }
+            }
+        }
+        let expires = now + self.cfg.lease_ttl;
+        let mut out = Vec::new();
+        for key in &picked {
+            let m = self.units.get_mut(key).expect("picked units exist");
+            m.row.state = LEASED.into();
+            m.row.attempt += 1;
+            m.row.lease_id = format!("{:016x}", rand::random::<u64>());
+            m.row.worker = worker.to_string();
+            m.expires = Some(expires);
+            m.progress = (0, 0);
+            self.leased.insert(key.clone());
+        }
+        let rows: Vec<&UnitRow> = picked.iter().map(|k| &self.units[k].row).collect();
+        self.ledger.update_units(&rows)?;
+        for key in &picked {
+            let row = self.units[key].row.clone();
+            out.push(self.leased_unit(&row)?);
+            self.emit(&row.sweep, Some(&row), LEASED, String::new());
+        }
+        Ok(out)
+    }
+
+    pub(super) fn leased_unit(&mut self, row: &UnitRow) -> CResult<Leased> {
+        if !self.specs.contains_key(&row.spec_sha) {
+            let spec = self.ledger.spec(&row.spec_sha)?.unwrap_or_default();
+            self.specs.insert(row.spec_sha.clone(), spec);
+        }
+        let (file, source) = self.specs[&row.spec_sha].clone();
+        let mut inputs = Vec::new();
+        if row.kind == "evaluate" {
+            let dir = self.results_root(&row.sweep).join("searches");
+            for d in &row.deps {
+                if self.units[&(row.sweep.clone(), d.clone())].row.state == DONE {
+                    let p = tables::part_path(&dir, d);
+                    let bytes = std::fs::read(&p).map_err(|e| CoreError::io(&p, e))?;
+                    inputs.push(("searches".to_string(), d.clone(), bytes));
+                }
+            }
+        }
+        Ok(Leased {
+            sweep: row.sweep.clone(),
+            unit_id: row.id.clone(),
+            kind: row.kind.clone(),
+            lease_id: row.lease_id.clone(),
+            attempt: row.attempt,
+            spec_sha: row.spec_sha.clone(),
+            spec_file: file,
+            spec_source: source,
+            model_sha: self
+                .models
+                .get(&(row.sweep.clone(), row.model_unit.clone()))
+                .cloned()
+                .unwrap_or_default(),
+            inputs,
+            checkpoint: self
+                .checkpoints
+                .get(&(row.sweep.clone(), row.id.clone()))
+                .cloned(),
+        })
+    }
+
+    /// Extends every lease the worker holds and records progress; returns the units it should drop
+    /// (cancelled, or no longer its lease), or None when the worker must register again.
+    pub fn heartbeat(
+        &mut self,
+        worker: &str,
+        progress: &[(String, u64, u64, u64, Option<Checkpoint>)],
+    ) -> CResult<Option<Vec<String>>> {
+        let Some(w) = self.workers.get_mut(worker) else {
+            return Ok(None);
+        };
+        w.last_seen = Instant::now();
+        let expires = Instant::now() + self.cfg.lease_ttl;
+        for key in &self.leased {
+            let m = self.units.get_mut(key).expect("leased units exist");
+            if m.row.worker == worker {
+                m.expires = Some(expires);
+            }
+        }
+        let mut cancel = Vec::new();
+        for (unit, attempt, step, total, checkpoint) in progress {
+            let found = self.leased.iter().find(|k| &k.1 == unit).cloned();
+            let mine = found.as_ref().is_some_and(|k| {
+                let r = &self.units[k].row;
+                r.worker == worker && r.attempt == *attempt
+            });
+            match (found, mine) {
+                (Some(k), true) => {
+                    if let Some(c) = checkpoint {
+                        self.record_checkpoint(&k, c.clone())?;
+                    }
+                    let m = self.units.get_mut(&k).expect("found");
+                    if m.progress != (*step, *total) {
+                        m.progress = (*step, *total);
+                        let row = m.row.clone();
+                        let mut e_msg = String::new();
+                        if *total > 0 {
+                            e_msg = format!("{step}/{total}");
+                        }
+                        self.emit(&k.0, Some(&row), "progress", e_msg);
+                    }
+                }
+                _ => cancel.push(unit.clone()),
+            }
+        }
+        Ok(Some(cancel))
+    }
+}

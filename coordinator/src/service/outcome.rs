@@ -1,0 +1,214 @@
+//! What comes back from a lease: completions written as parts and committed with the unit, failed
+//! attempts retried with backoff up to the limit, dependents of failed units settled, expiries.
+
+use super::core::*;
+use super::*;
+use crate::tables::{self, FailureRow};
+use std::path::Path;
+use std::time::Instant;
+
+impl Core {
+    /// Checks that `worker` holds the current lease (`lease_id`, `attempt`) of the unit.
+    pub(super) fn fenced(&self, key: &Key, claim: LeaseClaim) -> CResult<()> {
+        let LeaseClaim {
+            worker,
+            lease_id,
+            attempt,
+        } = claim;
+        let Some(m) = self.units.get(key) else {
+            return Err(CoreError::NotFound(format!(
+                "unit {} of sweep {}",
+                key.1, key.0
+            )));
+        };
+        let r = &m.row;
+        if r.state != LEASED || r.attempt != attempt || r.lease_id != lease_id || r.worker != worker
+        {
+            return Err(CoreError::Stale(format!(
+                "unit {} attempt {attempt} is not the current lease (state {}, current attempt {})",
+                key.1, r.state, r.attempt
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes a unit's parts and marks it done, if the caller holds its current lease.
+    pub fn complete(
+        &mut self,
+        key: &Key,
+        claim: LeaseClaim,
+        parts: Vec<(String, Vec<u8>)>,
+    ) -> CResult<()> {
+        self.fenced(key, claim)?;
+        let kind = self.units[key].row.kind.clone();
+        let allowed = tables_of(&kind);
+        for (t, bytes) in &parts {
+            if !allowed.contains(&t.as_str()) {
+                return Err(CoreError::Invalid(format!(
+                    "a {kind} unit cannot write table `{t}`"
+                )));
+            }
+            tables::check_parquet(bytes)
+                .map_err(|e| CoreError::Invalid(format!("part for `{t}`: {e}")))?;
+        }
+        if let Some(must) = allowed.first() {
+            if !parts.iter().any(|(t, _)| t == must) {
+                return Err(CoreError::Invalid(format!(
+                    "a {kind} unit must write `{must}`"
+                )));
+            }
+        }
+        let root = self.results_root(&key.0);
+        let mut recorded = Vec::new();
+        for (t, bytes) in &parts {
+            let path = tables::write_part_bytes(&root.join(t), &key.1, bytes)?;
+            recorded.push((t.clone(), path.to_string_lossy().to_string()));
+        }
+        if kind == "prepare-model" {
+            let (_, p) = recorded
+                .iter()
+                .find(|(t, _)| t == "models")
+                .expect("checked above");
+            let sha = tables::read_model_rows(Path::new(p))?
+                .first()
+                .map(|r| r.checkpoint_sha256.clone())
+                .unwrap_or_default();
+            self.models.insert(key.clone(), sha);
+        }
+        let m = self.units.get_mut(key).expect("fenced");
+        m.row.state = DONE.into();
+        m.row.error.clear();
+        m.expires = None;
+        let row = m.row.clone();
+        self.ledger.commit_done(&row, &recorded)?;
+        self.leased.remove(key);
+        if kind == "prepare-model" {
+            self.drop_checkpoints(key)?;
+        }
+        self.emit(&key.0, Some(&row), DONE, String::new());
+        Ok(())
+    }
+
+    /// Records a failed attempt: retried with backoff up to the limit, or failed for good.
+    /// A unit `handed_back` by a stopping worker is requeued without counting an attempt.
+    pub fn fail(
+        &mut self,
+        key: &Key,
+        claim: LeaseClaim,
+        error: &str,
+        retryable: bool,
+        handed_back: bool,
+    ) -> CResult<()> {
+        self.fenced(key, claim)?;
+        self.failed_attempt(key, error, retryable, handed_back)
+    }
+
+    pub(super) fn failed_attempt(
+        &mut self,
+        key: &Key,
+        error: &str,
+        retryable: bool,
+        handed_back: bool,
+    ) -> CResult<()> {
+        self.leased.remove(key);
+        let max = self.cfg.max_attempts;
+        let backoff = self.cfg.backoff_base;
+        let backoff_max = self.cfg.backoff_max;
+        let root = self.results_root(&key.0);
+        let m = self.units.get_mut(key).expect("caller checked");
+        m.expires = None;
+        let worker = m.row.worker.clone();
+        let state = if handed_back {
+            m.row.state = PENDING.into();
+            m.not_before = None;
+            "handed-back"
+        } else {
+            m.row.failures += 1;
+            let row = FailureRow {
+                unit_id: key.1.clone(),
+                unit_kind: m.row.kind.clone(),
+                attempt: m.row.attempt as i64,
+                worker: worker.clone(),
+                error: error.to_string(),
+                retryable,
+                time_ms: now_ms(),
+            };
+            tables::write_part(
+                &root.join("failures"),
+                &format!("{}-a{}", key.1, m.row.attempt),
+                &tables::failures_batch(&[row]),
+            )?;
+            m.row.error = error.to_string();
+            if !retryable || m.row.failures >= max {
+                m.row.state = FAILED.into();
+                FAILED
+            } else {
+                m.row.state = PENDING.into();
+                let wait = backoff.saturating_mul(1 << (m.row.failures - 1).min(16));
+                m.not_before = Some(Instant::now() + wait.min(backoff_max));
+                "retrying"
+            }
+        };
+        m.row.lease_id.clear();
+        let row = m.row.clone();
+        self.ledger.update_unit(&row)?;
+        self.emit(&key.0, Some(&row), state, error.to_string());
+        if row.state == FAILED {
+            self.settle(&key.0)?;
+        }
+        Ok(())
+    }
+
+    /// Fails a unit that can never run (its dependency failed) without counting an attempt.
+    pub(super) fn settle_failed(&mut self, key: &Key, why: String) -> CResult<()> {
+        let m = self.units.get_mut(key).expect("exists");
+        m.row.state = FAILED.into();
+        m.row.error = why.clone();
+        let row = m.row.clone();
+        self.ledger.update_unit(&row)?;
+        self.emit(&key.0, Some(&row), FAILED, why);
+        Ok(())
+    }
+
+    /// Fails every pending unit of the sweep whose dependencies failed (in plan order, so a chain
+    /// of failures settles in one pass).
+    pub(super) fn settle(&mut self, sweep: &str) -> CResult<()> {
+        let Some(s) = self.sweeps.get(sweep) else {
+            return Ok(());
+        };
+        let ids: Vec<String> = s.order[s.cursor..].to_vec();
+        for id in ids {
+            let key = (sweep.to_string(), id);
+            let m = &self.units[&key];
+            if m.row.state != PENDING {
+                continue;
+            }
+            if let Readiness::Doomed(why) = self.readiness(&m.row) {
+                self.settle_failed(&key, why)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Returns the expired leases to the queue, each counted as a failed attempt.
+    pub fn expire(&mut self) -> CResult<usize> {
+        let now = Instant::now();
+        let expired: Vec<Key> = self
+            .leased
+            .iter()
+            .filter(|k| self.units[*k].expires.is_some_and(|t| t <= now))
+            .cloned()
+            .collect();
+        for key in &expired {
+            let worker = self.units[key].row.worker.clone();
+            let name = self
+                .workers
+                .get(&worker)
+                .map(|w| w.name.clone())
+                .unwrap_or(worker);
+            let msg = format!("lease expired: worker {name} stopped heartbeating");
+            self.failed_attempt(key, &msg, true, false)?;
+        }
+        Ok(expired.len())
+    }
+}

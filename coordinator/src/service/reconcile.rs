@@ -1,0 +1,72 @@
+//! Reconciling the ledger with the part files when the coordinator starts: parts the ledger never
+//! committed are deleted, done units whose part is gone are queued again.
+
+use super::core::*;
+use super::*;
+use crate::tables::{self};
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+impl Core {
+    /// Drops part files the ledger does not know (a crash between rename and commit) and requeues
+    /// done units whose parts are gone; loads the model hash of every prepared setting.
+    pub(super) fn reconcile(&mut self) -> CResult<()> {
+        let parts = self.ledger.parts()?;
+        let known: HashSet<&str> = parts.iter().map(|p| p.0.as_str()).collect();
+        let mut dropped = 0;
+        for sweep in self.sweeps.keys() {
+            let root = self.cfg.results_dir.join(sweep);
+            for table in RESULT_TABLES {
+                let dir = root.join(table);
+                for name in tables::done_units(&dir)? {
+                    let path = tables::part_path(&dir, &name);
+                    if !known.contains(path.to_string_lossy().as_ref()) {
+                        std::fs::remove_file(&path).map_err(|e| CoreError::io(&path, e))?;
+                        dropped += 1;
+                    }
+                }
+            }
+        }
+        let mut by_unit: HashMap<Key, Vec<(String, String)>> = HashMap::new();
+        for (path, sweep, unit, table) in parts {
+            by_unit
+                .entry((sweep, unit))
+                .or_default()
+                .push((table, path));
+        }
+        let mut requeued = Vec::new();
+        for (key, u) in self.units.iter_mut() {
+            if u.row.state != DONE {
+                continue;
+            }
+            let ps = by_unit.get(key).cloned().unwrap_or_default();
+            let must = tables_of(&u.row.kind).first();
+            let missing = ps.iter().any(|(_, p)| !Path::new(p).exists())
+                || must.is_some_and(|m| !ps.iter().any(|(t, _)| t == m));
+            if missing {
+                u.row.state = PENDING.into();
+                requeued.push(key.clone());
+            } else if u.row.kind == "prepare-model" {
+                if let Some((_, p)) = ps.iter().find(|(t, _)| t == "models") {
+                    if let Ok(rows) = tables::read_model_rows(Path::new(p)) {
+                        if let Some(r) = rows.first() {
+                            self.models.insert(key.clone(), r.checkpoint_sha256.clone());
+                        }
+                    }
+                }
+            }
+        }
+        for key in &requeued {
+            self.ledger.forget_parts_of(&key.0, &key.1)?;
+            self.ledger.update_unit(&self.units[key].row)?;
+        }
+        if dropped + requeued.len() > 0 {
+            tracing::warn!(
+                dropped,
+                requeued = requeued.len(),
+                "reconciled the ledger with the part files"
+            );
+        }
+        Ok(())
+    }
+}
