@@ -215,3 +215,36 @@ fn a_restart_drops_parts_the_ledger_never_committed_and_requeues_units_whose_par
         "p2 and p3 are pending again"
     );
 }
+
+#[test]
+fn a_cancelled_sweep_tells_its_workers_and_refuses_their_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut core = open(dir.path());
+    let units = vec![
+        unit("p1", "prepare-model", "", &[]),
+        unit("p2", "prepare-model", "", &[]),
+    ];
+    core.submit("s", "sha", "f", "", units).unwrap();
+    core.register("w", "w");
+    let l = core.lease("w", 1, &HashSet::new()).unwrap().remove(0);
+    assert_eq!(core.cancel("s").unwrap(), 2);
+    let st = core.status("s");
+    assert_eq!(st[0].kinds[0].cancelled, 2);
+    let cancel = core
+        .heartbeat("w", &[(l.unit_id.clone(), l.attempt, 1, 10, None)])
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        cancel,
+        vec![l.unit_id.clone()],
+        "the worker is told to drop it"
+    );
+    let late = core.complete(
+        &key(&l.unit_id),
+        claim("w", &l.lease_id, l.attempt),
+        vec![("models".into(), models_part(&l.unit_id))],
+    );
+    assert!(late.unwrap_err().to_string().contains("stale lease"));
+    assert!(core.lease("w", 1, &HashSet::new()).unwrap().is_empty());
+    assert!(core.cancel("nope").is_err());
+}

@@ -5,8 +5,13 @@ use super::ledger::UnitRow;
 use super::*;
 
 impl Core {
-    /// Cancels a sweep's pending and leased units.
-    pub fn cancel(&mut self, sweep: &str) -> CResult<u64> {
+    /// Applies `change` to every unit of a sweep; the units it changed (it returns true) are
+    /// written to the ledger in one transaction and returned.
+    fn change_units(
+        &mut self,
+        sweep: &str,
+        mut change: impl FnMut(&mut UnitMem) -> bool,
+    ) -> CResult<Vec<Key>> {
         let Some(s) = self.sweeps.get(sweep) else {
             return Err(CoreError::NotFound(format!("sweep {sweep}")));
         };
@@ -15,60 +20,53 @@ impl Core {
             .iter()
             .map(|id| (sweep.to_string(), id.clone()))
             .collect();
-        let mut changed = Vec::new();
-        for key in keys {
-            let m = self.units.get_mut(&key).expect("exists");
-            if matches!(m.row.state.as_str(), PENDING | LEASED) {
-                m.row.state = CANCELLED.into();
-                m.row.error = "cancelled".into();
-                m.expires = None;
-                self.leased.remove(&key);
-                changed.push(key);
-            }
-        }
+        let changed: Vec<Key> = keys
+            .into_iter()
+            .filter(|k| change(self.units.get_mut(k).expect("sweep units exist")))
+            .collect();
         let rows: Vec<&UnitRow> = changed.iter().map(|k| &self.units[k].row).collect();
         self.ledger.update_units(&rows)?;
-        self.emit(
-            sweep,
-            None,
-            CANCELLED,
-            format!("{} units cancelled", changed.len()),
-        );
+        Ok(changed)
+    }
+
+    /// Cancels a sweep's pending and leased units.
+    pub fn cancel(&mut self, sweep: &str) -> CResult<u64> {
+        let changed = self.change_units(sweep, |m| {
+            if !matches!(m.row.state.as_str(), PENDING | LEASED) {
+                return false;
+            }
+            m.row.state = CANCELLED.into();
+            m.row.error = "cancelled".into();
+            m.expires = None;
+            true
+        })?;
+        for k in &changed {
+            self.leased.remove(k);
+        }
+        let message = format!("{} units cancelled", changed.len());
+        self.emit(sweep, None, CANCELLED, message);
         Ok(changed.len() as u64)
     }
 
     /// Puts a sweep's failed units back in the queue with a fresh retry budget.
     pub fn retry_failed(&mut self, sweep: &str) -> CResult<u64> {
-        let Some(s) = self.sweeps.get_mut(sweep) else {
-            return Err(CoreError::NotFound(format!("sweep {sweep}")));
-        };
-        s.cursor = 0;
-        s.finalized = false;
-        let keys: Vec<Key> = s
-            .order
-            .iter()
-            .map(|id| (sweep.to_string(), id.clone()))
-            .collect();
-        let mut changed = Vec::new();
-        for key in keys {
-            let m = self.units.get_mut(&key).expect("exists");
-            if m.row.state == FAILED {
-                m.row.state = PENDING.into();
-                m.row.failures = 0;
-                m.row.error.clear();
-                m.not_before = None;
-                changed.push(key);
+        let changed = self.change_units(sweep, |m| {
+            if m.row.state != FAILED {
+                return false;
             }
+            m.row.state = PENDING.into();
+            m.row.failures = 0;
+            m.row.error.clear();
+            m.not_before = None;
+            true
+        })?;
+        if let Some(s) = self.sweeps.get_mut(sweep) {
+            s.cursor = 0;
+            s.finalized = false;
         }
-        let rows: Vec<&UnitRow> = changed.iter().map(|k| &self.units[k].row).collect();
-        self.ledger.update_units(&rows)?;
         self.ledger.set_finalized(sweep, false)?;
-        self.emit(
-            sweep,
-            None,
-            "retrying",
-            format!("{} units requeued", changed.len()),
-        );
+        let message = format!("{} units requeued", changed.len());
+        self.emit(sweep, None, "retrying", message);
         Ok(changed.len() as u64)
     }
 
