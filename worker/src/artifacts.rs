@@ -68,6 +68,18 @@ pub async fn put(
     let data = tokio::fs::read(path)
         .await
         .map_err(|e| tonic::Status::internal(format!("{}: {e}", path.display())))?;
+    put_bytes(client, sweep, unit, sha, &data, purpose).await
+}
+
+/// Uploads an artifact already in memory (see `put`).
+pub async fn put_bytes(
+    client: &Client,
+    sweep: &str,
+    unit: &str,
+    sha: &str,
+    data: &[u8],
+    purpose: &str,
+) -> Result<(), tonic::Status> {
     let chunks: Vec<ArtifactChunk> = data
         .chunks(CHUNK_BYTES)
         .enumerate()
@@ -114,16 +126,16 @@ pub async fn upload_checkpoints(
             continue;
         };
         let sha = hex::encode(Sha256::digest(&data));
-        match put(
+        // Sent from memory: training may finish and remove the file meanwhile.
+        let sent = put_bytes(
             &shared.client,
             &c.sweep,
             &c.unit_id,
             &sha,
-            &c.model,
+            &data,
             "checkpoint",
-        )
-        .await
-        {
+        );
+        match sent.await {
             Ok(()) => {
                 shared
                     .checkpoints()
