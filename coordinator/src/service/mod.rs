@@ -161,10 +161,30 @@ pub async fn serve_with(
             })
         },
     );
-    let out = builder
+    // Graceful stop, bounded: open watch streams would otherwise hold the server forever.
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let serving = builder
         .add_service(server)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await;
+        .serve_with_incoming_shutdown(incoming, async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        });
+    tokio::pin!(serving);
+    let out = tokio::select! {
+        out = &mut serving => out,
+        _ = shutdown => {
+            let _ = stop_tx.send(true);
+            match tokio::time::timeout(STOP_GRACE, &mut serving).await {
+                Ok(out) => out,
+                Err(_) => {
+                    tracing::warn!("calls still open after {STOP_GRACE:?}: stopping anyway");
+                    Ok(())
+                }
+            }
+        }
+    };
     background.abort();
     Ok(out?)
 }
+
+/// How long a stopping coordinator lets open calls finish (the ledger is durable either way).
+const STOP_GRACE: Duration = Duration::from_secs(5);
