@@ -35,7 +35,16 @@ pub fn watch(a: SweepArgs) -> anyhow::Result<()> {
         let mut workers: HashMap<String, ProgressBar> = HashMap::new();
         let mut last_message = String::new();
         while let Some(e) = stream.next().await {
-            let e = e.map_err(status_error)?;
+            let e = e.map_err(|s| match s.code() {
+                tonic::Code::Unknown | tonic::Code::Unavailable | tonic::Code::Internal => {
+                    anyhow::anyhow!(
+                        "the coordinator went away (stopped or restarting): run `iscp watch {}` again ({})",
+                        a.sweep,
+                        s.message()
+                    )
+                }
+                _ => status_error(s),
+            })?;
             overall.set_length(e.total);
             overall.set_position(e.done + e.failed);
             overall.set_message(format!("{} leased, {} failed", e.leased, e.failed));
