@@ -96,6 +96,7 @@ async fn in_process(
     file: String,
     progress: &Progress,
 ) -> anyhow::Result<(u64, u64, Tally)> {
+    let root = cfg.results_dir.join(sweep);
     let service = Service::open(cfg.clone())?;
     // Nobody else works for this ledger: leases of a killed earlier run go back now.
     service.release_all_leases()?;
@@ -117,7 +118,7 @@ async fn in_process(
     progress.set_total(units - already);
     progress.println(&format!(
         "{sweep}: {units} units ({already} already done) in {}",
-        cfg_root(&worker)
+        root.display()
     ));
     let (notes_tx, notes) = std::sync::mpsc::channel();
     worker.notes = Some(notes_tx);
@@ -153,13 +154,6 @@ async fn in_process(
     let _ = stop_server.send(());
     server.await??;
     Ok((units, already, tally))
-}
-
-fn cfg_root(w: &WorkerOptions) -> String {
-    w.cache
-        .parent()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default()
 }
 
 /// Moves the bars for one event; true when the sweep has finished.

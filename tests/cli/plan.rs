@@ -2,6 +2,20 @@
 
 use crate::helpers::iscp;
 
+/// `iscp plan experiments/<name>` into an empty results folder; its stdout.
+fn plan_ok(name: &str) -> String {
+    let spec = format!("{}/experiments/{name}", env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = iscp(&["plan", &spec, "--results", dir.path().to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 #[test]
 fn plan_prints_the_paper_grid_without_the_data() {
     let spec = concat!(
@@ -9,13 +23,7 @@ fn plan_prints_the_paper_grid_without_the_data() {
         "/experiments/paper-cifar10.toml"
     );
     let dir = tempfile::tempdir().unwrap();
-    let out = iscp(&["plan", spec, "--results", dir.path().to_str().unwrap()]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = plan_ok("paper-cifar10.toml");
     // 10 classes × (5 + 5 + 5 + 1 canvases) × 3 alphas = 480 searches per setting.
     let every: Vec<String> = (0..10)
         .map(|k| format!("badnets-every-target{k}"))
@@ -53,18 +61,7 @@ fn plan_prints_the_paper_grid_without_the_data() {
 
 #[test]
 fn plan_prints_the_imagenet_grid_without_the_model_or_the_data() {
-    let spec = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/experiments/paper-imagenet.toml"
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let out = iscp(&["plan", spec, "--results", dir.path().to_str().unwrap()]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = plan_ok("paper-imagenet.toml");
     // 50 classes × 16 canvases × 3 alphas searches, 150 evaluations, 50 × (3 UAPs + Grad-CAM).
     let line = text.lines().find(|l| l.starts_with("resnet50")).unwrap();
     let cols: Vec<&str> = line.split_whitespace().collect();

@@ -85,6 +85,12 @@ pub struct Executor {
     model: Option<ModelCtx>,
 }
 
+/// The same retryable failure for each of `n` units (a whole lease that could not run).
+pub fn all_failed(n: usize, error: impl ToString) -> Vec<Outcome> {
+    let error = error.to_string();
+    (0..n).map(|_| Err(fail(&error, true))).collect()
+}
+
 fn fail(e: impl ToString, retryable: bool) -> Failure {
     Failure {
         error: e.to_string(),
@@ -126,7 +132,7 @@ impl Executor {
         let setup = guarded(|| self.spec_and_data(first)).map_err(|e| fail(e, true));
         let (ctx, data) = match setup {
             Ok(x) => x,
-            Err(f) => return units.iter().map(|_| Err(fail(&f.error, true))).collect(),
+            Err(f) => return all_failed(units.len(), f.error),
         };
         match first.kind.as_str() {
             "prepare-model" => units.iter().map(|u| self.prepare(&ctx, &data, u)).collect(),

@@ -2,7 +2,7 @@
 //! leases units for it, makes sure their model is cached, runs them, and reports each result.
 
 use crate::artifacts;
-use crate::executor::{Executor, Outcome};
+use crate::executor::{all_failed, Executor, Outcome};
 use crate::shared::{is_fatal, is_transient, now_ms, Backoff, Held, Shared, WorkerError};
 use iscp_proto::v1::{CompleteUnitParams, FailUnitParams, LeaseUnitsParams, LeasedUnit, TablePart};
 use iscp_proto::PROTOCOL_VERSION;
@@ -138,42 +138,18 @@ async fn run_units(
                     backoff.wait().await
                 }
                 Err(s) => {
-                    return units
-                        .iter()
-                        .map(|_| {
-                            Err(crate::executor::Failure {
-                                error: format!("fetching model {sha}: {}", s.message()),
-                                retryable: true,
-                            })
-                        })
-                        .collect()
+                    let error = format!("fetching model {sha}: {}", s.message());
+                    return all_failed(units.len(), error);
                 }
             }
         }
     }
     let (tx, rx) = oneshot::channel();
     if compute.send((units.to_vec(), tx)).is_err() {
-        return units
-            .iter()
-            .map(|_| {
-                Err(crate::executor::Failure {
-                    error: "the compute thread is gone".into(),
-                    retryable: true,
-                })
-            })
-            .collect();
+        return all_failed(units.len(), "the compute thread is gone");
     }
-    rx.await.unwrap_or_else(|_| {
-        units
-            .iter()
-            .map(|_| {
-                Err(crate::executor::Failure {
-                    error: "the compute thread stopped".into(),
-                    retryable: true,
-                })
-            })
-            .collect()
-    })
+    rx.await
+        .unwrap_or_else(|_| all_failed(units.len(), "the compute thread stopped"))
 }
 
 /// Sends a unit's result (uploading its model first) or its failure; retries while the

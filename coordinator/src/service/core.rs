@@ -4,8 +4,9 @@
 
 use super::ledger::{Checkpoint, Ledger, UnitRow};
 use super::{CResult, CoreConfig, CoreError, Event};
+use crate::tables;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 pub const PENDING: &str = "pending";
@@ -250,6 +251,16 @@ impl Core {
 
     pub fn knows_worker(&self, worker_id: &str) -> bool {
         self.workers.contains_key(worker_id)
+    }
+
+    /// Remembers the model hash a prepare unit's `models` part names (its parts: (table, path)).
+    pub(super) fn remember_model(&mut self, key: &Key, parts: &[(String, String)]) -> CResult<()> {
+        if let Some((_, p)) = parts.iter().find(|(t, _)| t == "models") {
+            if let Some(r) = tables::read_model_rows(Path::new(p))?.first() {
+                self.models.insert(key.clone(), r.checkpoint_sha256.clone());
+            }
+        }
+        Ok(())
     }
 
     pub fn spec_of(&mut self, sha: &str) -> CResult<(String, String)> {

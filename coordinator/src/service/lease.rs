@@ -123,11 +123,7 @@ impl Core {
     }
 
     pub(super) fn leased_unit(&mut self, row: &UnitRow) -> CResult<Leased> {
-        if !self.specs.contains_key(&row.spec_sha) {
-            let spec = self.ledger.spec(&row.spec_sha)?.unwrap_or_default();
-            self.specs.insert(row.spec_sha.clone(), spec);
-        }
-        let (file, source) = self.specs[&row.spec_sha].clone();
+        let (file, source) = self.spec_of(&row.spec_sha)?;
         let mut inputs = Vec::new();
         if row.kind == "evaluate" {
             let dir = self.results_root(&row.sweep).join("searches");

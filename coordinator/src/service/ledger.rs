@@ -55,6 +55,24 @@ CREATE TABLE IF NOT EXISTS checkpoints (sweep TEXT NOT NULL, unit_id TEXT NOT NU
 /// The last training checkpoint of a unit: (epoch, artifact sha256, per-epoch stats JSON).
 pub type Checkpoint = (u64, String, String);
 
+/// The one statement that writes a unit's changing fields.
+fn write_unit(conn: &Connection, u: &UnitRow) -> rusqlite::Result<usize> {
+    conn.execute(
+        "UPDATE units SET state = ?3, attempt = ?4, failures = ?5, lease_id = ?6, worker = ?7,
+         error = ?8 WHERE sweep = ?1 AND id = ?2",
+        params![
+            u.sweep,
+            u.id,
+            u.state,
+            u.attempt as i64,
+            u.failures,
+            u.lease_id,
+            u.worker,
+            u.error
+        ],
+    )
+}
+
 impl Ledger {
     pub fn open(path: &Path) -> LResult<Ledger> {
         let conn = Connection::open(path)?;
@@ -175,20 +193,7 @@ impl Ledger {
 
     /// Writes a unit's state, fencing token, lease holder and error.
     pub fn update_unit(&self, u: &UnitRow) -> LResult<()> {
-        self.conn.execute(
-            "UPDATE units SET state = ?3, attempt = ?4, failures = ?5, lease_id = ?6, worker = ?7,
-             error = ?8 WHERE sweep = ?1 AND id = ?2",
-            params![
-                u.sweep,
-                u.id,
-                u.state,
-                u.attempt as i64,
-                u.failures,
-                u.lease_id,
-                u.worker,
-                u.error
-            ],
-        )?;
+        write_unit(&self.conn, u)?;
         Ok(())
     }
 
@@ -196,20 +201,7 @@ impl Ledger {
     pub fn update_units(&mut self, units: &[&UnitRow]) -> LResult<()> {
         let tx = self.conn.transaction()?;
         for u in units {
-            tx.execute(
-                "UPDATE units SET state = ?3, attempt = ?4, failures = ?5, lease_id = ?6,
-                 worker = ?7, error = ?8 WHERE sweep = ?1 AND id = ?2",
-                params![
-                    u.sweep,
-                    u.id,
-                    u.state,
-                    u.attempt as i64,
-                    u.failures,
-                    u.lease_id,
-                    u.worker,
-                    u.error
-                ],
-            )?;
+            write_unit(&tx, u)?;
         }
         tx.commit()?;
         Ok(())
@@ -224,20 +216,7 @@ impl Ledger {
                 params![path, u.sweep, u.id, table],
             )?;
         }
-        tx.execute(
-            "UPDATE units SET state = ?3, attempt = ?4, failures = ?5, lease_id = ?6, worker = ?7,
-             error = ?8 WHERE sweep = ?1 AND id = ?2",
-            params![
-                u.sweep,
-                u.id,
-                u.state,
-                u.attempt as i64,
-                u.failures,
-                u.lease_id,
-                u.worker,
-                u.error
-            ],
-        )?;
+        write_unit(&tx, u)?;
         tx.commit()?;
         Ok(())
     }

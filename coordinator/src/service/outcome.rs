@@ -4,7 +4,6 @@
 use super::core::*;
 use super::*;
 use crate::tables::{self, FailureRow};
-use std::path::Path;
 use std::time::Instant;
 
 impl Core {
@@ -65,15 +64,7 @@ impl Core {
             recorded.push((t.clone(), path.to_string_lossy().to_string()));
         }
         if kind == "prepare-model" {
-            let (_, p) = recorded
-                .iter()
-                .find(|(t, _)| t == "models")
-                .expect("checked above");
-            let sha = tables::read_model_rows(Path::new(p))?
-                .first()
-                .map(|r| r.checkpoint_sha256.clone())
-                .unwrap_or_default();
-            self.models.insert(key.clone(), sha);
+            self.remember_model(key, &recorded)?;
         }
         let m = self.units.get_mut(key).expect("fenced");
         m.row.state = DONE.into();

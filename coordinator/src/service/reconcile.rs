@@ -35,6 +35,7 @@ impl Core {
                 .push((table, path));
         }
         let mut requeued = Vec::new();
+        let mut prepared = Vec::new();
         for (key, u) in self.units.iter_mut() {
             if u.row.state != DONE {
                 continue;
@@ -47,14 +48,12 @@ impl Core {
                 u.row.state = PENDING.into();
                 requeued.push(key.clone());
             } else if u.row.kind == "prepare-model" {
-                if let Some((_, p)) = ps.iter().find(|(t, _)| t == "models") {
-                    if let Ok(rows) = tables::read_model_rows(Path::new(p)) {
-                        if let Some(r) = rows.first() {
-                            self.models.insert(key.clone(), r.checkpoint_sha256.clone());
-                        }
-                    }
-                }
+                prepared.push((key.clone(), ps));
             }
+        }
+        for (key, ps) in prepared {
+            // An unreadable models part leaves the model unknown; its searches then fail to load it.
+            let _ = self.remember_model(&key, &ps);
         }
         for key in &requeued {
             self.ledger.forget_parts_of(&key.0, &key.1)?;

@@ -131,12 +131,7 @@ impl Core {
         for (row, parts) in &adopted {
             self.ledger.commit_done(row, parts)?;
             if row.kind == "prepare-model" {
-                if let Some((_, p)) = parts.iter().find(|(t, _)| t == "models") {
-                    if let Some(r) = tables::read_model_rows(Path::new(p))?.first() {
-                        self.models
-                            .insert((sweep.into(), row.id.clone()), r.checkpoint_sha256.clone());
-                    }
-                }
+                self.remember_model(&(sweep.into(), row.id.clone()), parts)?;
             }
         }
         let total = rows.len() as u64;
