@@ -56,6 +56,29 @@ pub fn known_shape(spec: &LoadedSpec) -> Option<DataShape> {
     }
 }
 
+/// The shape of the spec's data: known from the spec where it can be, else read from the files
+/// (always read for an image folder whose training count a derived setting needs exactly).
+pub fn data_shape(spec: &LoadedSpec) -> crate::Result<DataShape> {
+    let derived = spec
+        .spec
+        .settings
+        .get_ref()
+        .iter()
+        .any(|s| s.derive.is_some());
+    match known_shape(spec) {
+        Some(s) if !(derived && spec.spec.data.kind == DataKind::ImageFolder) => Ok(s),
+        _ => {
+            let data = crate::work::load_data(&spec.spec.data, spec.spec.seed)?;
+            Ok(DataShape {
+                train: data.train.len(),
+                test: data.test.len(),
+                classes: data.test.num_classes(),
+                image: data.test.image_shape(),
+            })
+        }
+    }
+}
+
 /// Multiply-adds of one forward pass (TorchScript models are counted as a ResNet-50).
 pub fn macs_per_image(arch: Arch, [c, h, w]: [i64; 3], classes: usize) -> f64 {
     let (c, h, w) = (c as f64, h as f64, w as f64);
@@ -81,17 +104,22 @@ pub struct KindCost {
     pub macs: f64,
 }
 
-/// Cost per unit kind, in the order prepare-model, search, evaluate, baseline.
+/// Cost per unit kind, in the order derive-data, prepare-model, search, evaluate, baseline.
 pub fn estimate(
     spec: &LoadedSpec,
     plans: &[SettingPlan],
     shape: &DataShape,
 ) -> Vec<(&'static str, KindCost)> {
-    let mut out: Vec<(&'static str, KindCost)> =
-        ["prepare-model", "search", "evaluate", "baseline"]
-            .iter()
-            .map(|k| (*k, KindCost::default()))
-            .collect();
+    let mut out: Vec<(&'static str, KindCost)> = [
+        "derive-data",
+        "prepare-model",
+        "search",
+        "evaluate",
+        "baseline",
+    ]
+    .iter()
+    .map(|k| (*k, KindCost::default()))
+    .collect();
     let q = &spec.spec.search;
     let k = shape.classes as f64;
     let subset = *q.subset_fraction.get_ref() * shape.test as f64 * (k - 1.0) / k;
@@ -104,6 +132,18 @@ pub fn estimate(
             p.setting.arch
         };
         let macs = macs_per_image(arch, shape.image, shape.classes);
+        for u in &p.derives {
+            if let UnitParams::Derive(d) = &u.params {
+                // The source model's representation: targets once, then each step forward and
+                // backward, then the final distances.
+                let source = plans.iter().find(|o| o.setting.name == d.source);
+                let arch = source.map_or(p.setting.arch, |o| o.setting.arch);
+                let passes = d.count as f64 * (d.steps as f64 * 3.0 + 3.0);
+                out[0].1.units += 1;
+                out[0].1.image_passes += passes;
+                out[0].1.macs += passes * macs_per_image(arch, shape.image, shape.classes);
+            }
+        }
         let mut add = |i: usize, passes: f64| {
             out[i].1.units += 1;
             out[i].1.image_passes += passes;
@@ -122,16 +162,16 @@ pub fn estimate(
             };
             cfg.epochs as f64 * (shape.train as f64 * (3.0 + attack) + shape.test as f64)
         };
-        add(0, prepare);
+        add(1, prepare);
         for u in &p.searches {
             if let UnitParams::Search(s) = &u.params {
-                add(1, s.epochs as f64 * subset * 3.0);
+                add(2, s.epochs as f64 * subset * 3.0);
             }
         }
         for u in &p.evaluations {
             if let UnitParams::Evaluate(e) = &u.params {
                 add(
-                    2,
+                    3,
                     e.search_ids.len() as f64 * sizes * subset + sizes * non_target,
                 );
             }
@@ -142,7 +182,7 @@ pub fn estimate(
                     "uap" => 5.0 * subset * 3.0 + non_target,
                     _ => b.canvases.len() as f64 * (3.0 + subset) + non_target,
                 };
-                add(3, passes);
+                add(4, passes);
             }
         }
     }

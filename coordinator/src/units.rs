@@ -1,5 +1,6 @@
-//! Units of work and their ids: a spec expands into prepare-model, search and evaluate units whose
-//! ids hash their kind and parameters, so the same spec always yields the same ids.
+//! Units of work and their ids: a spec expands into derive-data, prepare-model, search, evaluate and
+//! baseline units whose ids hash their kind and parameters, so the same spec always yields the same
+//! ids.
 
 use crate::spec::{LoadedSpec, SettingSpec};
 use iscp_engine::canvas::CanvasKind;
@@ -11,6 +12,7 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum UnitKind {
+    DeriveData,
     PrepareModel,
     Search,
     Evaluate,
@@ -20,6 +22,7 @@ pub enum UnitKind {
 impl UnitKind {
     pub fn name(self) -> &'static str {
         match self {
+            UnitKind::DeriveData => "derive-data",
             UnitKind::PrepareModel => "prepare-model",
             UnitKind::Search => "search",
             UnitKind::Evaluate => "evaluate",
@@ -109,9 +112,27 @@ pub struct BaselineParams {
     pub seed: u64,
 }
 
+/// One shard of a derived (D_R / D_NR) training set: training images `start..start + count`
+/// rebuilt on the model of the setting `source`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeriveParams {
+    /// The derived setting.
+    pub setting: String,
+    /// The setting whose model is inverted, and its prepare unit.
+    pub source: String,
+    pub source_id: String,
+    pub start: usize,
+    pub count: usize,
+    pub steps: usize,
+    pub step_size: f64,
+    pub batch: usize,
+    pub seed: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum UnitParams {
+    Derive(DeriveParams),
     Prepare {
         // Boxed: a setting is large beside the other variants (serialises the same).
         setting: Box<SettingSpec>,
@@ -150,6 +171,8 @@ fn unit(kind: UnitKind, params: UnitParams, deps: Vec<String>) -> Unit {
 #[derive(Debug, Clone)]
 pub struct SettingPlan {
     pub setting: SettingSpec,
+    /// The shards of a derived training set (empty unless the setting has `derive`).
+    pub derives: Vec<Unit>,
     pub prepare: Unit,
     pub searches: Vec<Unit>,
     pub evaluations: Vec<Unit>,
@@ -158,15 +181,49 @@ pub struct SettingPlan {
 
 impl SettingPlan {
     pub fn all_units(&self) -> impl Iterator<Item = &Unit> {
-        std::iter::once(&self.prepare)
+        self.derives
+            .iter()
+            .chain(std::iter::once(&self.prepare))
             .chain(&self.searches)
             .chain(&self.evaluations)
             .chain(&self.baselines)
     }
 }
 
-/// Expands a spec into its unit grid: setting × class × canvas × alpha × objective.
-pub fn plan(spec: &LoadedSpec, num_classes: usize) -> Vec<SettingPlan> {
+/// The derive-data shards of a derived setting, over the first `images` of `train` training images.
+fn derive_units(setting: &SettingSpec, source_id: &str, train: usize, seed: u64) -> Vec<Unit> {
+    let Some(d) = &setting.derive else {
+        return vec![];
+    };
+    let d = d.get_ref();
+    let n = d.images.map_or(train, |i| i.min(train));
+    (0..n)
+        .step_by(d.shard.max(1))
+        .map(|start| {
+            let p = DeriveParams {
+                setting: setting.name.clone(),
+                source: d.from.clone(),
+                source_id: source_id.to_string(),
+                start,
+                count: d.shard.min(n - start),
+                steps: d.steps,
+                step_size: d.step_size,
+                batch: d.batch,
+                seed,
+            };
+            unit(
+                UnitKind::DeriveData,
+                UnitParams::Derive(p),
+                vec![source_id.to_string()],
+            )
+        })
+        .collect()
+}
+
+/// Expands a spec into its unit grid: setting × class × canvas × alpha × objective, with the
+/// units that prepare each setting's model (and, for a derived setting, its training set; `train`
+/// is the number of training images).
+pub fn plan(spec: &LoadedSpec, num_classes: usize, train: usize) -> Vec<SettingPlan> {
     let s = &spec.spec;
     let q = &s.search;
     let data = serde_json::to_value(&s.data).expect("data spec serialises");
@@ -182,17 +239,38 @@ pub fn plan(spec: &LoadedSpec, num_classes: usize) -> Vec<SettingPlan> {
             })
         })
         .collect();
-    spec.settings(num_classes)
+    let settings = spec.settings(num_classes);
+    let prepare_params = |setting: &SettingSpec| UnitParams::Prepare {
+        setting: Box::new(setting.clone()),
+        data: data.clone(),
+        seed: s.seed,
+    };
+    // Prepare ids do not depend on dependencies, so a derived setting can name its source's.
+    let prepare_ids: std::collections::HashMap<&str, String> = settings
+        .iter()
+        .map(|st| {
+            (
+                st.name.as_str(),
+                unit_id(UnitKind::PrepareModel, &prepare_params(st)),
+            )
+        })
+        .collect();
+    settings
         .iter()
         .map(|setting| {
+            let derives = match &setting.derive {
+                Some(d) => derive_units(
+                    setting,
+                    &prepare_ids[d.get_ref().from.as_str()],
+                    train,
+                    s.seed,
+                ),
+                None => vec![],
+            };
             let prepare = unit(
                 UnitKind::PrepareModel,
-                UnitParams::Prepare {
-                    setting: Box::new(setting.clone()),
-                    data: data.clone(),
-                    seed: s.seed,
-                },
-                vec![],
+                prepare_params(setting),
+                derives.iter().map(|u| u.id.clone()).collect(),
             );
             let mut searches = Vec::new();
             let mut evaluations = Vec::new();
@@ -299,6 +377,7 @@ pub fn plan(spec: &LoadedSpec, num_classes: usize) -> Vec<SettingPlan> {
             }
             SettingPlan {
                 setting: setting.clone(),
+                derives,
                 prepare,
                 searches,
                 evaluations,

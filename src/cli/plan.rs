@@ -2,11 +2,10 @@
 //! need not be present for Fashion-MNIST, CIFAR-10 or synthetic specs).
 
 use super::SpecArgs;
-use iscp_coordinator::cost::{estimate, known_shape, DataShape};
+use iscp_coordinator::cost::{data_shape, estimate};
 use iscp_coordinator::spec::LoadedSpec;
 use iscp_coordinator::tables::done_units;
 use iscp_coordinator::units::plan as expand;
-use iscp_coordinator::work::load_data;
 use std::collections::HashSet;
 
 #[derive(Debug, clap::Args)]
@@ -21,25 +20,14 @@ pub struct PlanArgs {
 
 pub fn plan(a: PlanArgs) -> anyhow::Result<()> {
     let spec = LoadedSpec::load_for_plan(&a.spec.spec)?;
-    let shape = match known_shape(&spec) {
-        Some(s) => s,
-        None => {
-            let data = load_data(&spec.spec.data, spec.spec.seed)?;
-            DataShape {
-                train: data.train.len(),
-                test: data.test.len(),
-                classes: data.test.num_classes(),
-                image: data.test.image_shape(),
-            }
-        }
-    };
+    let shape = data_shape(&spec)?;
     spec.check_classes(shape.classes)?;
     let root = a.spec.results.join(spec.spec.name.get_ref());
     let mut done = HashSet::new();
-    for t in ["models", "searches", "patterns", "baselines"] {
+    for t in ["derived", "models", "searches", "patterns", "baselines"] {
         done.extend(done_units(&root.join(t))?);
     }
-    let plans = expand(&spec, shape.classes);
+    let plans = expand(&spec, shape.classes, shape.train);
     println!(
         "{}: {} classes, {} training and {} test images of {:?}",
         spec.spec.name.get_ref(),
@@ -49,16 +37,17 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<()> {
         shape.image
     );
     println!(
-        "{:<20} {:>14} {:>9} {:>9} {:>9} {:>6}",
-        "setting", "prepare-model", "search", "evaluate", "baseline", "done"
+        "{:<22} {:>11} {:>14} {:>9} {:>9} {:>9} {:>6}",
+        "setting", "derive-data", "prepare-model", "search", "evaluate", "baseline", "done"
     );
     let (mut total, mut total_done) = (0, 0);
     for p in &plans {
         let n = p.all_units().count();
         let d = p.all_units().filter(|u| done.contains(&u.id)).count();
         println!(
-            "{:<20} {:>14} {:>9} {:>9} {:>9} {:>6}",
+            "{:<22} {:>11} {:>14} {:>9} {:>9} {:>9} {:>6}",
             p.setting.name,
+            p.derives.len(),
             1,
             p.searches.len(),
             p.evaluations.len(),

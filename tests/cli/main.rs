@@ -3,6 +3,7 @@
 mod baselines;
 mod checkpoint;
 mod cluster;
+mod derived;
 mod helpers;
 mod plan;
 mod resume;

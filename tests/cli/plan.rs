@@ -36,12 +36,14 @@ fn plan_prints_the_paper_grid_without_the_data() {
             .find(|l| l.split_whitespace().next() == Some(setting))
             .unwrap_or_else(|| panic!("{setting}: {text}"));
         let cols: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(cols[1..5], ["1", "480", "30", "40"], "{line}");
+        // D_R and D_NR: 50,000 training images rebuilt in derive-data units of 1,000.
+        let derive = if setting.starts_with("d-") { "50" } else { "0" };
+        assert_eq!(cols[1..6], [derive, "1", "480", "30", "40"], "{line}");
     }
     // 15 models (natural, BadNets, BadNets towards each of 10 classes, D_R, D_NR, adversarial)
-    // × 551 units.
-    assert!(text.contains("8265 units, 0 already done"), "{text}");
-    for kind in ["prepare-model", "search", "evaluate", "baseline"] {
+    // × 551 units, and 100 derive-data units.
+    assert!(text.contains("8365 units, 0 already done"), "{text}");
+    for kind in ["derive-data", "prepare-model", "search", "evaluate", "baseline"] {
         assert!(text.lines().any(|l| l.starts_with(kind)), "{kind}: {text}");
     }
     // Running it is refused: the data is not there.

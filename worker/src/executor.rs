@@ -6,8 +6,9 @@ use iscp_coordinator::spec::LoadedSpec;
 use iscp_coordinator::tables;
 use iscp_coordinator::units::{plan, SettingPlan, Unit, UnitParams};
 use iscp_coordinator::work::{
-    artifact_path, guarded, load_data, load_prepared, prepare, run_baseline, run_evaluate,
-    search_job, search_row, Checkpoints, PrepareHooks, RunFacts, SearchContext,
+    artifact_path, assemble_derived, derive_shard, guarded, load_data, load_prepared, prepare,
+    run_baseline, run_evaluate, search_job, search_row, Checkpoints, PrepareHooks, RunFacts,
+    SearchContext,
 };
 use iscp_coordinator::CoordError;
 use iscp_engine::data::{stratified_split, DataSplits, Split};
@@ -135,6 +136,7 @@ impl Executor {
             Err(f) => return all_failed(units.len(), f.error),
         };
         match first.kind.as_str() {
+            "derive-data" => units.iter().map(|u| self.derive(&ctx, &data, u)).collect(),
             "prepare-model" => units.iter().map(|u| self.prepare(&ctx, &data, u)).collect(),
             "search" => self.searches(&ctx, &data, units),
             "evaluate" | "baseline" => units.iter().map(|u| self.one(&ctx, &data, u)).collect(),
@@ -171,7 +173,7 @@ impl Executor {
             self.data = Some((key, Rc::new(load_data(&s.data, s.seed)?)));
         }
         let data = self.data.as_ref().expect("just loaded").1.clone();
-        let plans = plan(&spec, data.test.num_classes());
+        let plans = plan(&spec, data.test.num_classes(), data.train.len());
         let mut units = HashMap::new();
         for (i, p) in plans.iter().enumerate() {
             for u in p.all_units() {
@@ -241,6 +243,28 @@ impl Executor {
                 .install(u.checkpoint_epoch as usize, &model, &u.checkpoint_stats)
                 .map_err(|e| fail(format!("installing checkpoint: {e}"), true))?;
         }
+        let derived = match &p.setting.derive {
+            Some(_) if u.input_artifacts.is_empty() => {
+                return Err(fail("a derived setting's lease carries no shards", true))
+            }
+            Some(_) => {
+                let parts: Vec<PathBuf> = u
+                    .input_artifacts
+                    .iter()
+                    .map(|sha| artifact_path(&self.artifacts, sha))
+                    .collect();
+                let set = guarded(|| assemble_derived(&parts, data.train.class_names.clone()))
+                    .map_err(|e| fail(format!("assembling the derived training set: {e}"), true))?;
+                self.note(format!(
+                    "{}: training on {} derived images from {} shards",
+                    p.setting.name,
+                    set.len(),
+                    parts.len()
+                ));
+                Some(set)
+            }
+            None => None,
+        };
         let tx = self.checkpoints.clone();
         let prepared = guarded(|| {
             prepare(
@@ -248,6 +272,7 @@ impl Executor {
                 &p.setting,
                 ctx.spec.spec.seed,
                 data,
+                derived.as_ref(),
                 &self.artifacts,
                 self.device,
                 PrepareHooks {
@@ -300,6 +325,53 @@ impl Executor {
             out.artifact = Some((row.checkpoint_sha256.clone(), path));
         }
         Ok(out)
+    }
+
+    /// A derive-data unit: one shard of a D_R / D_NR training set, on its source setting's model.
+    fn derive(&mut self, ctx: &SpecCtx, data: &DataSplits, u: &LeasedUnit) -> Outcome {
+        let (_, unit) = Self::find(ctx, u)?;
+        let UnitParams::Derive(dp) = &unit.params else {
+            return Err(fail("not a derive-data unit", false));
+        };
+        let Some(source) = ctx.plans.iter().find(|p| p.setting.name == dp.source) else {
+            return Err(fail(
+                format!("no setting `{}` in the spec", dp.source),
+                false,
+            ));
+        };
+        self.model_for(ctx, data, source, &u.model_sha256)?;
+        let model = &self.model.as_ref().expect("loaded").model;
+        let progress = self.progress.clone();
+        let id = u.unit_id.clone();
+        let started = std::time::Instant::now();
+        let rows = guarded(|| {
+            derive_shard(
+                &u.unit_id,
+                dp,
+                model,
+                &data.train,
+                self.device,
+                &mut |s, t| Self::set_progress(&progress, &[&id], s, t),
+            )
+        })
+        .map_err(|e| fail(e, true))?;
+        let mean = |f: fn(&tables::DerivedRow) -> f64| {
+            rows.iter().map(f).sum::<f64>() / rows.len().max(1) as f64
+        };
+        self.note(format!(
+            "{}: images {}..{} rebuilt on {} ({:.1}s), mean representation distance {:.3} -> {:.3}",
+            dp.setting,
+            dp.start,
+            dp.start + dp.count,
+            dp.source,
+            started.elapsed().as_secs_f64(),
+            mean(|r| r.distance_start),
+            mean(|r| r.distance_end)
+        ));
+        Ok(Output {
+            parts: vec![encode("derived", &tables::derived_batch(&rows))?],
+            artifact: None,
+        })
     }
 
     /// Loads (or keeps) the setting's model and its clean logits.

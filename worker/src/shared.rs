@@ -137,9 +137,16 @@ impl Shared {
                         free_memory_bytes: 0,
                     })
                     .collect(),
-                capabilities: ["prepare-model", "search", "evaluate", "baseline", "noop"]
-                    .map(String::from)
-                    .to_vec(),
+                capabilities: [
+                    "derive-data",
+                    "prepare-model",
+                    "search",
+                    "evaluate",
+                    "baseline",
+                    "noop",
+                ]
+                .map(String::from)
+                .to_vec(),
             };
             match self.client.clone().register_worker(req).await {
                 Ok(r) => {

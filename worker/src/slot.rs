@@ -120,13 +120,18 @@ pub async fn run_slot(
     Ok(())
 }
 
-/// Fetches the units' model if needed, then runs them on the compute thread.
+/// Fetches the units' model, checkpoint and input artifacts if needed, then runs them on the
+/// compute thread.
 async fn run_units(
     shared: &Shared,
     compute: &mpsc::Sender<Job>,
     units: &[LeasedUnit],
 ) -> Vec<Outcome> {
-    for sha in [&units[0].model_sha256, &units[0].checkpoint_sha256] {
+    let u = &units[0];
+    let needed = [&u.model_sha256, &u.checkpoint_sha256]
+        .into_iter()
+        .chain(&u.input_artifacts);
+    for sha in needed {
         if sha.is_empty() {
             continue;
         }

@@ -79,5 +79,6 @@ pub fn to_leased(l: super::Leased) -> LeasedUnit {
             .map(|c| c.1.clone())
             .unwrap_or_default(),
         checkpoint_stats: l.checkpoint.map(|c| c.2).unwrap_or_default(),
+        input_artifacts: l.input_artifacts,
     }
 }

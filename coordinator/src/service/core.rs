@@ -18,6 +18,7 @@ pub const CANCELLED: &str = "cancelled";
 /// The tables a unit of each kind may write; a prepare unit must write `models`.
 pub fn tables_of(kind: &str) -> &'static [&'static str] {
     match kind {
+        "derive-data" => &["derived"],
         "prepare-model" => &["models", "training"],
         "search" => &["searches"],
         "evaluate" => &["patterns"],
@@ -27,7 +28,14 @@ pub fn tables_of(kind: &str) -> &'static [&'static str] {
 }
 
 /// The result tables whose parts the ledger accounts for.
-pub const RESULT_TABLES: [&str; 5] = ["models", "training", "searches", "patterns", "baselines"];
+pub const RESULT_TABLES: [&str; 6] = [
+    "derived",
+    "models",
+    "training",
+    "searches",
+    "patterns",
+    "baselines",
+];
 
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -74,6 +82,8 @@ pub struct Leased {
     pub inputs: Vec<(String, String, Vec<u8>)>,
     /// The last checkpoint of an earlier attempt (training units).
     pub checkpoint: Option<Checkpoint>,
+    /// A derived setting's prepare: the artifacts holding its shards' parts, in shard order.
+    pub input_artifacts: Vec<String>,
 }
 
 /// Who claims to hold a unit's lease: checked against the current one before anything is written.
@@ -106,6 +116,8 @@ pub struct Core {
     pub(super) leased: HashSet<Key>,
     pub(super) models: HashMap<Key, String>,
     pub(super) checkpoints: HashMap<Key, Checkpoint>,
+    /// Artifact hashes of finished derive-data parts (computed when first needed).
+    pub(super) derived: HashMap<Key, String>,
     pub(super) specs: HashMap<String, (String, String)>,
     pub(super) workers: HashMap<String, WorkerMem>,
     pub(super) events: tokio::sync::broadcast::Sender<Event>,
@@ -128,6 +140,7 @@ impl Core {
             leased: HashSet::new(),
             models: HashMap::new(),
             checkpoints: HashMap::new(),
+            derived: HashMap::new(),
             specs: HashMap::new(),
             workers: HashMap::new(),
             events,

@@ -25,6 +25,20 @@ impl Core {
                 )),
                 _ => Readiness::Wait,
             },
+            // A derived setting's model waits for all of its shards, a shard for its source model.
+            "prepare-model" | "derive-data" if !u.deps.is_empty() => {
+                if u.deps.iter().all(|d| state(d) == DONE) {
+                    Readiness::Ready
+                } else if u
+                    .deps
+                    .iter()
+                    .any(|d| matches!(state(d), FAILED | CANCELLED))
+                {
+                    Readiness::Doomed("a unit it depends on failed or was cancelled".into())
+                } else {
+                    Readiness::Wait
+                }
+            }
             "evaluate" => {
                 if u.deps.iter().any(|d| !is_terminal(state(d))) {
                     Readiness::Wait
@@ -135,7 +149,12 @@ impl Core {
                 }
             }
         }
+        let input_artifacts = match row.kind.as_str() {
+            "prepare-model" => self.derived_inputs(row)?,
+            _ => vec![],
+        };
         Ok(Leased {
+            input_artifacts,
             sweep: row.sweep.clone(),
             unit_id: row.id.clone(),
             kind: row.kind.clone(),

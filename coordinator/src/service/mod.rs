@@ -7,6 +7,7 @@ mod checkpoints;
 mod control;
 mod convert;
 mod core;
+mod derived;
 mod finalize;
 mod grpc;
 mod lease;

@@ -5,10 +5,10 @@ use super::core::*;
 use super::ledger::UnitRow;
 use super::CResult;
 use super::CoreError;
-use crate::cost::known_shape;
+use crate::cost::data_shape;
 use crate::spec::LoadedSpec;
 use crate::tables;
-use crate::units::plan;
+use crate::units::{plan, UnitParams};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
@@ -23,25 +23,21 @@ pub struct Expanded {
 /// data), and lists the units in dependency order.
 pub fn expand(source: &str, file: &str) -> Result<Expanded, CoreError> {
     let spec = LoadedSpec::parse_for_plan(source, file)?;
-    let classes = match known_shape(&spec) {
-        Some(s) => s.classes,
-        None => {
-            let s = &spec.spec;
-            crate::work::load_data(&s.data, s.seed)?.test.num_classes()
-        }
-    };
+    let shape = data_shape(&spec)?;
+    let classes = shape.classes;
     spec.check_classes(classes)?;
     let mut units = Vec::new();
-    for p in plan(&spec, classes) {
+    for p in plan(&spec, classes, shape.train) {
         let model = p.prepare.id.clone();
         for u in p.all_units() {
             units.push(NewUnit {
                 id: u.id.clone(),
                 kind: u.kind.name().to_string(),
-                model_unit: if u.id == model {
-                    String::new()
-                } else {
-                    model.clone()
+                // A derive-data unit runs on its source setting's model (its one dependency).
+                model_unit: match &u.params {
+                    UnitParams::Derive(d) => d.source_id.clone(),
+                    _ if u.id == model => String::new(),
+                    _ => model.clone(),
                 },
                 deps: u.deps.clone(),
             });

@@ -231,6 +231,38 @@ impl LoadedSpec {
                     }
                 }
             }
+            if let Some(d) = &st.derive {
+                let key = format!("settings[{i}].derive");
+                let dv = d.get_ref();
+                let source = s.settings.get_ref().iter().find(|o| o.name == dv.from);
+                let why = if st.model.is_some() || st.train_tensors.is_some() {
+                    Some(
+                        "a setting with `model` or `train_tensors` is not trained on derived data"
+                            .to_string(),
+                    )
+                } else if dv.from == st.name {
+                    Some("`from` names this setting itself".into())
+                } else if source.is_none() {
+                    Some(format!(
+                        "`from`: `{}` is not a setting of this spec",
+                        dv.from
+                    ))
+                } else if source.is_some_and(|o| o.derive.is_some() || o.targets.is_some()) {
+                    Some(format!(
+                        "`from`: `{}` is itself derived or expands to several models",
+                        dv.from
+                    ))
+                } else if dv.steps == 0 || dv.shard == 0 || dv.batch == 0 || dv.images == Some(0) {
+                    Some("steps, shard, batch and images must be at least 1".into())
+                } else if !(dv.step_size > 0.0 && dv.step_size.is_finite()) {
+                    Some("step_size must be a positive number".into())
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    return self.err(d.span(), &key, why);
+                }
+            }
             if let Some(t) = &st.targets {
                 let key = format!("settings[{i}].targets");
                 if st.kind != SettingKind::Badnets || st.target.is_some() || st.model.is_some() {

@@ -187,6 +187,11 @@ pub struct SettingSpec {
     /// D_R and D_NR): this setting's model trains on them instead of the spec's training set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_tensors: Option<Spanned<PathBuf>>,
+    /// Build this setting's training set from the spec's (D_R / D_NR, Ilyas et al. 2019): every
+    /// training image is rebuilt by representation inversion on the model of the setting `from`
+    /// (robust for D_R, standard for D_NR), as `derive-data` units of `shard` images each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derive: Option<Spanned<DeriveSpec>>,
     /// BadNets trigger (default checkerboard).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trigger: Option<iscp_engine::badnets::Trigger>,
@@ -195,6 +200,45 @@ pub struct SettingSpec {
     pub poison_rate: Option<Spanned<f64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+}
+
+/// `settings[].derive`: how a D_R / D_NR training set is built.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeriveSpec {
+    /// The setting whose model's penultimate representation is matched.
+    pub from: String,
+    /// Gradient steps per image (1,000).
+    #[serde(default = "default_derive_steps")]
+    pub steps: usize,
+    /// L2 length of each step in pixel space (0.1).
+    #[serde(default = "default_derive_step_size")]
+    pub step_size: f64,
+    /// Training images per `derive-data` unit (1,000).
+    #[serde(default = "default_derive_shard")]
+    pub shard: usize,
+    /// Images inverted together in one forward/backward pass (250).
+    #[serde(default = "default_derive_batch")]
+    pub batch: usize,
+    /// Only the first `images` training images (default: all of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<usize>,
+}
+
+fn default_derive_steps() -> usize {
+    1000
+}
+
+fn default_derive_step_size() -> f64 {
+    0.1
+}
+
+fn default_derive_shard() -> usize {
+    1000
+}
+
+fn default_derive_batch() -> usize {
+    250
 }
 
 fn default_arch() -> Arch {

@@ -1,11 +1,14 @@
-//! The Parquet tables (`searches`, `patterns`, `models`, `failures`): their rows and schemas.
+//! The Parquet tables (`searches`, `patterns`, `models`, `training`, `baselines`, `derived`,
+//! `failures`): their rows and schemas.
 
 mod baselines;
+mod derived;
 mod io;
 mod read;
 mod training;
 
 pub use baselines::{baselines_batch, BaselineRow};
+pub use derived::{derived_batch, read_derived_rows, DerivedRow};
 pub use io::{
     check_parquet, decode_parquet, done_units, encode_parquet, part_path, read_batches, write_part,
     write_part_bytes,

@@ -7,19 +7,19 @@ use arrow_array::types::{Float32Type, Float64Type, Int64Type};
 use arrow_array::{Array, RecordBatch};
 use std::path::Path;
 
-struct Cols<'a> {
+pub(super) struct Cols<'a> {
     batch: &'a RecordBatch,
     path: &'a Path,
 }
 
 impl<'a> Cols<'a> {
-    fn col(&self, name: &str) -> Result<&'a dyn Array> {
+    pub(super) fn col(&self, name: &str) -> Result<&'a dyn Array> {
         self.batch
             .column_by_name(name)
             .map(|c| c.as_ref())
             .ok_or_else(|| CoordError::table(self.path, format!("no column `{name}`")))
     }
-    fn s(&self, name: &str, i: usize) -> Result<String> {
+    pub(super) fn s(&self, name: &str, i: usize) -> Result<String> {
         Ok(self
             .col(name)?
             .as_string_opt::<i32>()
@@ -34,7 +34,7 @@ impl<'a> Cols<'a> {
             .ok_or_else(|| self.bad(name))?;
         Ok(c.is_valid(i).then(|| c.value(i).to_string()))
     }
-    fn i(&self, name: &str, i: usize) -> Result<i64> {
+    pub(super) fn i(&self, name: &str, i: usize) -> Result<i64> {
         Ok(self
             .col(name)?
             .as_primitive_opt::<Int64Type>()
@@ -48,7 +48,7 @@ impl<'a> Cols<'a> {
             .ok_or_else(|| self.bad(name))?;
         Ok(c.is_valid(i).then(|| c.value(i)))
     }
-    fn f(&self, name: &str, i: usize) -> Result<f64> {
+    pub(super) fn f(&self, name: &str, i: usize) -> Result<f64> {
         Ok(self
             .col(name)?
             .as_primitive_opt::<Float64Type>()
@@ -69,7 +69,7 @@ impl<'a> Cols<'a> {
             .ok_or_else(|| self.bad(name))?
             .value(i))
     }
-    fn floats(&self, name: &str, i: usize) -> Result<Vec<f32>> {
+    pub(super) fn floats(&self, name: &str, i: usize) -> Result<Vec<f32>> {
         let list = self
             .col(name)?
             .as_list_opt::<i32>()
@@ -95,7 +95,7 @@ impl<'a> Cols<'a> {
     }
 }
 
-fn rows<T>(path: &Path, f: impl Fn(&Cols, usize) -> Result<T>) -> Result<Vec<T>> {
+pub(super) fn rows<T>(path: &Path, f: impl Fn(&Cols, usize) -> Result<T>) -> Result<Vec<T>> {
     rows_of(path, read_batches(path)?, f)
 }
 

@@ -21,7 +21,7 @@ pub struct Finished {
 pub fn finish_spec(spec: &LoadedSpec, layout: &Layout, progress: &Progress) -> Result<Finished> {
     let s = &spec.spec;
     let data = load_data(&s.data, s.seed)?;
-    let plans = plan(spec, data.test.num_classes());
+    let plans = plan(spec, data.test.num_classes(), data.train.len());
     finish(spec, layout, &plans, &data, Device::Cpu, progress)
 }
 

@@ -1,10 +1,12 @@
-//! What units compute, shared by every worker: preparing a model (with checkpoints), searches and
+//! What units compute, shared by every worker: deriving D_R / D_NR shards, preparing a model (with
+//! checkpoints), searches and
 //! their rows, evaluations, baselines, and the finishing of a sweep (pictures, scan, transfer).
 
 mod baseline_unit;
 mod checkpoint;
 mod compare;
 mod data;
+mod derive;
 mod evaluate;
 mod finish;
 mod guard;
@@ -17,6 +19,7 @@ mod transfer;
 pub use baseline_unit::run_baseline;
 pub use checkpoint::{Checkpoints, Saved};
 pub use data::load_data;
+pub use derive::{assemble_derived, derive_shard, start_index};
 pub use evaluate::{mark_best, run_evaluate};
 pub use finish::{finish, finish_spec, Finished};
 pub use guard::guarded;

@@ -7,7 +7,7 @@ use crate::tables::ModelRow;
 use crate::Result;
 use iscp_engine::adversarial::{robust_accuracy, PgdConfig};
 use iscp_engine::badnets::{attack_success_rate, poison};
-use iscp_engine::data::{load_tensor_dataset, DataSplits};
+use iscp_engine::data::{load_tensor_dataset, DataSplits, Dataset};
 use iscp_engine::model::{load_artifact, save_artifact, sha256_file, Arch, Model, ModelMeta};
 use iscp_engine::rng::mix;
 use iscp_engine::train::{train_from, EpochStats, TrainRun};
@@ -83,12 +83,14 @@ pub struct PrepareHooks<'a> {
 
 /// Runs the prepare unit; `progress(step, total)` follows training. Training checkpoints after
 /// every epoch (`checkpointed` hears of each) and resumes from the last checkpoint of an earlier,
-/// interrupted attempt.
+/// interrupted attempt. A derived setting trains on `derived` (its assembled shards).
+#[allow(clippy::too_many_arguments)]
 pub fn prepare(
     unit_id: &str,
     setting: &SettingSpec,
     spec_seed: u64,
     data: &DataSplits,
+    derived: Option<&Dataset>,
     artifacts: &Path,
     device: Device,
     hooks: PrepareHooks,
@@ -128,8 +130,19 @@ pub fn prepare(
     } else {
         let cfg = setting.train_config(spec_seed);
         let imported;
-        let base = match &setting.train_tensors {
-            Some(dir) => {
+        let base = match (&setting.train_tensors, derived) {
+            (_, Some(d)) => {
+                if d.image_shape() != data.test.image_shape() {
+                    return Err(iscp_engine::EngineError::Invalid(format!(
+                        "derived images of shape {:?}, but the test set's are {:?}",
+                        d.image_shape(),
+                        data.test.image_shape()
+                    ))
+                    .into());
+                }
+                d
+            }
+            (Some(dir), None) => {
                 imported = load_tensor_dataset(dir.get_ref(), data.train.class_names.clone())?;
                 if imported.image_shape() != data.test.image_shape() {
                     return Err(iscp_engine::EngineError::Invalid(format!(
@@ -142,7 +155,7 @@ pub fn prepare(
                 }
                 &imported
             }
-            None => &data.train,
+            (None, None) => &data.train,
         };
         let poisoned;
         let train_set = match target {
