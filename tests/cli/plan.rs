@@ -67,6 +67,6 @@ fn plan_prints_the_imagenet_grid_without_the_model_or_the_data() {
     // 50 classes × 16 canvases × 3 alphas searches, 150 evaluations, 50 × (3 UAPs + Grad-CAM).
     let line = text.lines().find(|l| l.starts_with("resnet50")).unwrap();
     let cols: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(cols[1..5], ["1", "2400", "150", "200"], "{line}");
+    assert_eq!(cols[1..6], ["0", "1", "2400", "150", "200"], "{line}");
     assert!(text.contains("2500 test images of [3, 224, 224]"), "{text}");
 }
