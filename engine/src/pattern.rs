@@ -29,6 +29,9 @@ pub fn attach(x: &Tensor, canvas: &Tensor, mask: &Tensor) -> Tensor {
     &m * canvas.unsqueeze(0) + (1.0 - &m) * x
 }
 
+/// A pattern to evaluate: its canvas (C×H×W, on the CPU) and its binary mask (H·W values).
+pub type Pattern<'p> = (&'p Tensor, &'p [f32]);
+
 /// What one pattern achieves.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PatternEval {
@@ -106,30 +109,49 @@ impl<'a> Evaluator<'a> {
         (ratio(c as f64, n as f64), ratio(ch as f64, nh as f64))
     }
 
-    /// Attaches the pattern to the test images at `rows` and returns, per row, whether the model
-    /// predicts `target` and the cross-entropy towards it.
+    /// Attaches each pattern to the test images at `rows` and returns, per pattern and row, whether
+    /// the model predicts `target` and the cross-entropy towards it. Patterns share forward passes:
+    /// the (pattern, row) pairs go through the model `batch` at a time.
     fn attached(
         &self,
         rows: &[i64],
         target: i64,
-        canvas: &Tensor,
-        binary_mask: &[f32],
-    ) -> Result<Vec<(bool, f64)>> {
-        let mask = Tensor::from_slice(binary_mask);
-        let mut out = Vec::with_capacity(rows.len());
+        patterns: &[Pattern],
+    ) -> Result<Vec<Vec<(bool, f64)>>> {
+        let mut out: Vec<Vec<(bool, f64)>> = patterns
+            .iter()
+            .map(|_| Vec::with_capacity(rows.len()))
+            .collect();
+        if patterns.is_empty() || rows.is_empty() {
+            return Ok(out);
+        }
+        let s = self.test.images.size();
+        let canvases = Tensor::stack(&patterns.iter().map(|p| p.0).collect::<Vec<_>>(), 0);
+        let masks = Tensor::stack(
+            &patterns
+                .iter()
+                .map(|p| Tensor::from_slice(p.1).view([1, s[2], s[3]]))
+                .collect::<Vec<_>>(),
+            0,
+        );
+        let items: Vec<(i64, i64)> = (0..patterns.len() as i64)
+            .flat_map(|p| rows.iter().map(move |&r| (p, r)))
+            .collect();
         tch::no_grad(|| -> Result<()> {
-            for chunk in rows.chunks(self.batch as usize) {
-                let x = self.test.images.index_select(0, &Tensor::from_slice(chunk));
-                let mixed = attach(&x, canvas, &mask).to_device(self.model.device());
+            for chunk in items.chunks(self.batch as usize) {
+                let owner = Tensor::from_slice(&chunk.iter().map(|i| i.0).collect::<Vec<_>>());
+                let at = Tensor::from_slice(&chunk.iter().map(|i| i.1).collect::<Vec<_>>());
+                let x = self.test.images.index_select(0, &at);
+                let m = masks.index_select(0, &owner);
+                let mixed: Tensor = &m * canvases.index_select(0, &owner) + (1.0 - &m) * x;
+                let mixed = mixed.to_device(self.model.device());
                 let logits = self.model.logits(&mixed)?.to_device(tch::Device::Cpu);
                 let pred: Vec<i64> = Vec::try_from(logits.argmax(1, false))?;
                 let nll: Vec<f32> =
                     Vec::try_from(-logits.log_softmax(1, Kind::Float).select(1, target))?;
-                out.extend(
-                    pred.iter()
-                        .zip(&nll)
-                        .map(|(&p, &l)| (p == target, l as f64)),
-                );
+                for ((&(p, _), &pr), &l) in chunk.iter().zip(&pred).zip(&nll) {
+                    out[p as usize].push((pr == target, l as f64));
+                }
             }
             Ok(())
         })?;
@@ -139,11 +161,19 @@ impl<'a> Evaluator<'a> {
     /// Mean cross-entropy towards `target` over D_n (the search subset minus the class) with the
     /// pattern attached: what selects the best canvas. Touches only D_n.
     pub fn selection_loss(&self, target: i64, canvas: &Tensor, binary_mask: &[f32]) -> Result<f64> {
+        Ok(self.selection_losses(target, &[(canvas, binary_mask)])?[0])
+    }
+
+    /// `selection_loss` of many patterns for one target, in shared batches.
+    pub fn selection_losses(&self, target: i64, patterns: &[Pattern]) -> Result<Vec<f64>> {
         let rows: Vec<i64> = (0..self.labels.len() as i64)
             .filter(|&i| self.labels[i as usize] != target && self.in_search[i as usize])
             .collect();
-        let r = self.attached(&rows, target, canvas, binary_mask)?;
-        Ok(ratio(r.iter().map(|x| x.1).sum(), r.len() as f64))
+        Ok(self
+            .attached(&rows, target, patterns)?
+            .iter()
+            .map(|r| ratio(r.iter().map(|x| x.1).sum(), r.len() as f64))
+            .collect())
     }
 
     /// Evaluates the pattern `binary_mask ⊙ canvas` for `target` on every non-target test image.
@@ -153,34 +183,46 @@ impl<'a> Evaluator<'a> {
         canvas: &Tensor,
         binary_mask: &[f32],
     ) -> Result<PatternEval> {
+        Ok(self
+            .evaluate_many(target, &[(canvas, binary_mask)])?
+            .remove(0))
+    }
+
+    /// `evaluate` for many patterns of one target, in shared batches.
+    pub fn evaluate_many(&self, target: i64, patterns: &[Pattern]) -> Result<Vec<PatternEval>> {
         let rows: Vec<i64> = (0..self.labels.len() as i64)
             .filter(|&i| self.labels[i as usize] != target)
             .collect();
-        let r = self.attached(&rows, target, canvas, binary_mask)?;
-        let (mut hits, mut hits_h, mut n_h, mut loss_sum, mut n_sel) =
-            (0usize, 0usize, 0usize, 0.0, 0usize);
-        for (&i, &(hit, nll)) in rows.iter().zip(&r) {
-            hits += hit as usize;
-            if self.in_search[i as usize] {
-                loss_sum += nll;
-                n_sel += 1;
-            } else {
-                n_h += 1;
-                hits_h += hit as usize;
-            }
-        }
         let (orig, orig_h) = self.class_accuracy(target);
-        let acc = ratio(hits as f64, rows.len() as f64);
-        let acc_h = ratio(hits_h as f64, n_h as f64);
-        Ok(PatternEval {
-            acc_with_pattern: acc,
-            acc_with_pattern_heldout: acc_h,
-            original_class_acc: orig,
-            original_class_acc_heldout: orig_h,
-            pw: ratio(acc, orig),
-            pw_heldout: ratio(acc_h, orig_h),
-            selection_loss: ratio(loss_sum, n_sel as f64),
-        })
+        let all = self.attached(&rows, target, patterns)?;
+        Ok(all
+            .iter()
+            .map(|r| {
+                let (mut hits, mut hits_h, mut n_h, mut loss_sum, mut n_sel) =
+                    (0usize, 0usize, 0usize, 0.0, 0usize);
+                for (&i, &(hit, nll)) in rows.iter().zip(r) {
+                    hits += hit as usize;
+                    if self.in_search[i as usize] {
+                        loss_sum += nll;
+                        n_sel += 1;
+                    } else {
+                        n_h += 1;
+                        hits_h += hit as usize;
+                    }
+                }
+                let acc = ratio(hits as f64, rows.len() as f64);
+                let acc_h = ratio(hits_h as f64, n_h as f64);
+                PatternEval {
+                    acc_with_pattern: acc,
+                    acc_with_pattern_heldout: acc_h,
+                    original_class_acc: orig,
+                    original_class_acc_heldout: orig_h,
+                    pw: ratio(acc, orig),
+                    pw_heldout: ratio(acc_h, orig_h),
+                    selection_loss: ratio(loss_sum, n_sel as f64),
+                }
+            })
+            .collect())
     }
 }
 

@@ -58,3 +58,50 @@ fn predictive_power_is_the_hand_computed_ratio() {
     assert_eq!(e.pw_heldout, 1.0);
     assert!((e.selection_loss - ce(1.0)).abs() < 1e-6);
 }
+
+#[test]
+fn many_patterns_in_shared_batches_equal_one_at_a_time() {
+    let model = threshold_model();
+    let n = 23i64;
+    let x = Tensor::rand([n, 1, 2, 2], (tch::Kind::Float, Device::Cpu));
+    let labels: Vec<i64> = (0..n).map(|i| i % 2).collect();
+    let test = Dataset::new(x, Tensor::from_slice(&labels), vec!["a".into(), "b".into()]).unwrap();
+    let logits = model.predict_logits(&test.images, 8).unwrap();
+    let search: Vec<i64> = (0..n).filter(|i| i % 3 != 0).collect();
+    let canvases: Vec<Tensor> = (0..4)
+        .map(|k| {
+            Tensor::full(
+                [1, 2, 2],
+                0.2 * k as f64 + 0.1,
+                (tch::Kind::Float, Device::Cpu),
+            )
+        })
+        .collect();
+    let masks: Vec<Vec<f32>> = vec![
+        vec![1., 0., 0., 0.],
+        vec![0., 1., 0., 0.],
+        vec![1., 1., 0., 1.],
+        vec![0., 0., 0., 0.],
+    ];
+    let patterns: Vec<(&Tensor, &[f32])> = canvases
+        .iter()
+        .zip(&masks)
+        .map(|(c, m)| (c, m.as_slice()))
+        .collect();
+    // Batches of 5 (pattern, image) pairs: chunks straddle patterns.
+    for batch in [5, 1024] {
+        let ev = Evaluator::new(&model, &test, &logits, &search).with_batch(batch);
+        for target in [0, 1] {
+            let losses = ev.selection_losses(target, &patterns).unwrap();
+            let evals = ev.evaluate_many(target, &patterns).unwrap();
+            for (j, (c, m)) in patterns.iter().enumerate() {
+                let alone = ev.selection_loss(target, c, m).unwrap();
+                assert!((losses[j] - alone).abs() < 1e-6, "{} vs {alone}", losses[j]);
+                let e = ev.evaluate(target, c, m).unwrap();
+                assert_eq!(evals[j].acc_with_pattern, e.acc_with_pattern);
+                assert_eq!(evals[j].pw_heldout, e.pw_heldout);
+                assert!((evals[j].selection_loss - e.selection_loss).abs() < 1e-6);
+            }
+        }
+    }
+}

@@ -45,17 +45,27 @@ fn a_derived_training_set_is_built_in_shards_exactly_once_and_trained_on() {
         .collect();
     all.sort_by_key(|r| r.index);
     let indices: Vec<i64> = all.iter().map(|r| r.index).collect();
-    assert_eq!(indices, (0..120).collect::<Vec<_>>(), "each image exactly once");
+    assert_eq!(
+        indices,
+        (0..120).collect::<Vec<_>>(),
+        "each image exactly once"
+    );
     let (start, end): (f64, f64) = all
         .iter()
         .map(|r| (r.distance_start, r.distance_end))
         .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
-    assert!(end < 0.5 * start, "mean distance only fell from {start} to {end}");
+    assert!(
+        end < 0.5 * start,
+        "mean distance only fell from {start} to {end}"
+    );
     for r in &all {
         assert_ne!(r.start_index, r.index, "starts from another image");
         assert_eq!(r.image.len(), 16 * 16);
         assert!(r.image.iter().all(|v| (0.0..=1.0).contains(v)));
-        assert_eq!((r.setting.as_str(), r.source_setting.as_str()), ("d-nr", "natural"));
+        assert_eq!(
+            (r.setting.as_str(), r.source_setting.as_str()),
+            ("d-nr", "natural")
+        );
     }
     // Both models, and per-epoch training rows for each.
     assert_eq!(rows(&root.join("models")), 2);

@@ -43,7 +43,13 @@ fn plan_prints_the_paper_grid_without_the_data() {
     // 15 models (natural, BadNets, BadNets towards each of 10 classes, D_R, D_NR, adversarial)
     // × 551 units, and 100 derive-data units.
     assert!(text.contains("8365 units, 0 already done"), "{text}");
-    for kind in ["derive-data", "prepare-model", "search", "evaluate", "baseline"] {
+    for kind in [
+        "derive-data",
+        "prepare-model",
+        "search",
+        "evaluate",
+        "baseline",
+    ] {
         assert!(text.lines().any(|l| l.starts_with(kind)), "{kind}: {text}");
     }
     // Running it is refused: the data is not there.

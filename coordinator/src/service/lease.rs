@@ -99,7 +99,8 @@ impl Core {
         };
         let lead = self.units[&ready[first]].row.clone();
         let mut picked = vec![ready[first].clone()];
-        if lead.kind != "prepare-model" {
+        // Long units go one per lease, so that idle workers can take the others.
+        if !matches!(lead.kind.as_str(), "prepare-model" | "derive-data") {
             for key in &ready {
                 if picked.len() >= max.max(1) {
                     break;

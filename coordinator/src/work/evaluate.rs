@@ -1,12 +1,12 @@
 //! The evaluate unit: binarise every search of a group at every size, score each pattern's
 //! selection loss on D_n, mark per size the canvas with the lowest as best, and measure the best
-//! pattern's predictive power on the test set.
+//! pattern's predictive power on the test set (all patterns of the group in shared batches).
 
 use crate::tables::{PatternRow, SearchRow};
 use crate::units::EvaluateParams;
 use crate::Result;
 use iscp_engine::canvas::canvas_image;
-use iscp_engine::pattern::{binarize, pattern_k, Evaluator};
+use iscp_engine::pattern::{binarize, pattern_k, Evaluator, Pattern};
 
 /// The canvas a search's pattern is cut from: its learned canvas, or the dataset image it started from.
 pub fn search_canvas(test: &iscp_engine::data::Dataset, s: &SearchRow) -> Result<tch::Tensor> {
@@ -29,7 +29,6 @@ pub fn run_evaluate(
         let canvas = search_canvas(ev.test, s)?;
         for &size in &p.sizes {
             let k = pattern_k(size, s.mask.len());
-            let bin = binarize(&s.mask, k);
             rows.push(PatternRow {
                 unit_id: unit_id.to_string(),
                 search_id: s.unit_id.clone(),
@@ -45,7 +44,7 @@ pub fn run_evaluate(
                 canvas_index: s.canvas_index,
                 size,
                 k: k as i64,
-                selection_loss: ev.selection_loss(p.class, &canvas, &bin)?,
+                selection_loss: f64::NAN,
                 is_best: false,
                 pw: None,
                 pw_heldout: None,
@@ -54,20 +53,28 @@ pub fn run_evaluate(
                 original_class_acc: None,
                 original_class_acc_heldout: None,
             });
-            masks.push((canvas.shallow_clone(), bin));
+            masks.push((canvas.shallow_clone(), binarize(&s.mask, k)));
         }
     }
+    // Every pattern of the group in shared no-grad batches: selection losses, then the best ones.
+    let patterns: Vec<Pattern> = masks.iter().map(|(c, b)| (c, b.as_slice())).collect();
+    for (row, loss) in rows
+        .iter_mut()
+        .zip(ev.selection_losses(p.class, &patterns)?)
+    {
+        row.selection_loss = loss;
+    }
     mark_best(&mut rows);
-    for (row, (canvas, bin)) in rows.iter_mut().zip(&masks) {
-        if row.is_best {
-            let e = ev.evaluate(p.class, canvas, bin)?;
-            row.pw = Some(e.pw);
-            row.pw_heldout = Some(e.pw_heldout);
-            row.acc_with_pattern = Some(e.acc_with_pattern);
-            row.acc_with_pattern_heldout = Some(e.acc_with_pattern_heldout);
-            row.original_class_acc = Some(e.original_class_acc);
-            row.original_class_acc_heldout = Some(e.original_class_acc_heldout);
-        }
+    let best: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].is_best).collect();
+    let chosen: Vec<Pattern> = best.iter().map(|&i| patterns[i]).collect();
+    for (&i, e) in best.iter().zip(ev.evaluate_many(p.class, &chosen)?) {
+        let row = &mut rows[i];
+        row.pw = Some(e.pw);
+        row.pw_heldout = Some(e.pw_heldout);
+        row.acc_with_pattern = Some(e.acc_with_pattern);
+        row.acc_with_pattern_heldout = Some(e.acc_with_pattern_heldout);
+        row.original_class_acc = Some(e.original_class_acc);
+        row.original_class_acc_heldout = Some(e.original_class_acc_heldout);
     }
     Ok(rows)
 }
