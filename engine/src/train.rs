@@ -2,6 +2,7 @@
 //! optional crop-with-padding and horizontal-flip augmentation.
 
 use crate::adversarial::{pgd, PgdConfig};
+use crate::amp::{autocast, LossScaler};
 use crate::data::Dataset;
 use crate::model::Model;
 use crate::rng::{mix, Rng};
@@ -35,6 +36,10 @@ pub struct TrainConfig {
     /// Adversarial training: each batch is replaced by its PGD examples.
     #[serde(default)]
     pub adversarial: Option<PgdConfig>,
+    /// Mixed precision: CUDA autocast for the forward pass and dynamic loss scaling (the scaling
+    /// also runs on the CPU, where it is exact and changes nothing).
+    #[serde(default)]
+    pub mixed_precision: bool,
 }
 
 impl Default for TrainConfig {
@@ -49,6 +54,7 @@ impl Default for TrainConfig {
             augment: false,
             seed: 0,
             adversarial: None,
+            mixed_precision: false,
         }
     }
 }
@@ -163,6 +169,9 @@ pub fn train_from(
         nesterov: false,
     }
     .build(vs, cfg.lr)?;
+    let mut scaler = cfg
+        .mixed_precision
+        .then(|| LossScaler::new(vs.trainable_variables()));
     let n = data.len();
     let steps_per_epoch = n.div_ceil(cfg.batch);
     let total = steps_per_epoch * cfg.epochs;
@@ -187,9 +196,15 @@ pub fn train_from(
                 None => x,
             };
             opt.set_lr(lr_at(cfg, step, total));
-            let logits = model.logits_train(&x);
+            let logits = autocast(cfg.mixed_precision, device, || model.logits_train(&x))
+                .to_kind(Kind::Float);
             let loss = logits.cross_entropy_for_logits(&y);
-            opt.backward_step(&loss);
+            match scaler.as_mut() {
+                Some(s) => {
+                    s.backward_step(&mut opt, &loss)?;
+                }
+                None => opt.backward_step(&loss),
+            }
             let l = loss.double_value(&[]);
             loss_sum += l * chunk.len() as f64;
             correct += logits

@@ -156,6 +156,9 @@ pub struct TrainSpec {
     pub schedule: Option<Schedule>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub augment: Option<bool>,
+    /// CUDA autocast + dynamic loss scaling (default off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mixed_precision: Option<bool>,
 }
 
 /// One setting: a model (trained here, or a TorchScript file) plus the data it is evaluated on.
@@ -371,6 +374,7 @@ impl SettingSpec {
             seed: self.seed.unwrap_or(spec_seed),
             adversarial: (self.kind == SettingKind::Adversarial)
                 .then(iscp_engine::adversarial::PgdConfig::training),
+            mixed_precision: t.mixed_precision.unwrap_or(d.mixed_precision),
         }
     }
 

@@ -1,0 +1,71 @@
+//! Mixed precision: loss scaling by powers of two is exact, so on the CPU (no autocast) a scaled
+//! training equals a plain one bit for bit; a step whose gradient overflows is skipped and the
+//! scale halves.
+
+use iscp_engine::amp::{LossScaler, INITIAL_SCALE};
+use iscp_engine::data::{synthetic, SyntheticConfig};
+use iscp_engine::model::{Arch, Model, ModelMeta};
+use iscp_engine::train::{train, TrainConfig};
+use tch::nn::OptimizerConfig;
+use tch::{nn, Device, Kind, Tensor};
+
+#[test]
+fn scaled_training_on_the_cpu_equals_plain_training() {
+    tch::set_num_threads(2);
+    let data = synthetic(&SyntheticConfig {
+        classes: 3,
+        size: 16,
+        channels: 1,
+        train: 240,
+        test: 60,
+        seed: 4,
+    })
+    .unwrap();
+    let logits = |mixed_precision: bool| {
+        tch::manual_seed(7);
+        let meta = ModelMeta {
+            arch: Arch::SmallCnn,
+            class_names: data.train.class_names.clone(),
+            input_shape: [1, 16, 16],
+            normalize: None,
+            test_accuracy: None,
+        };
+        let mut model = Model::new_builtin(meta, Device::Cpu).unwrap();
+        let cfg = TrainConfig {
+            epochs: 2,
+            batch: 32,
+            mixed_precision,
+            ..Default::default()
+        };
+        train(&mut model, &data.train, &cfg, &mut |_, _, _| {}).unwrap();
+        model.predict_logits(&data.test.images, 64).unwrap()
+    };
+    let (plain, scaled) = (logits(false), logits(true));
+    assert!(plain.abs().sum(Kind::Float).double_value(&[]) > 0.0);
+    assert!(
+        plain.equal(&scaled),
+        "scaled training diverged from plain training"
+    );
+}
+
+#[test]
+fn an_overflowing_step_is_skipped_and_the_scale_halves() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let w = vs.root().var("w", &[2], nn::Init::Const(1.0));
+    let mut opt = nn::Sgd::default().build(&vs, 0.1).unwrap();
+    let mut scaler = LossScaler::new(vs.trainable_variables());
+    // Gradient 3e34 × 65536 overflows fp32: skipped, weights untouched.
+    let stepped = scaler
+        .backward_step(&mut opt, &(&w * 3e34).sum(Kind::Float))
+        .unwrap();
+    assert!(!stepped);
+    assert_eq!(scaler.scale, INITIAL_SCALE / 2.0);
+    assert_eq!(scaler.skipped, 1);
+    assert!(w.equal(&Tensor::ones([2], (Kind::Float, Device::Cpu))));
+    // A normal gradient steps with the unscaled value: w − 0.1 × 2.
+    assert!(scaler
+        .backward_step(&mut opt, &(&w * 2.0).sum(Kind::Float))
+        .unwrap());
+    let want = Tensor::full([2], 0.8, (Kind::Float, Device::Cpu));
+    assert!(w.allclose(&want, 1e-6, 1e-6, false), "{w}");
+}
