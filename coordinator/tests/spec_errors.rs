@@ -164,8 +164,8 @@ fn every_class_badnets_expands_into_settings_with_the_ids_of_hand_written_ones()
             "bd-target3"
         ]
     );
-    let plans = plan(&every, 4);
-    let hand = plan(&LoadedSpec::parse(&by_hand, "spec.toml").unwrap(), 4);
+    let plans = plan(&every, 4, 100);
+    let hand = plan(&LoadedSpec::parse(&by_hand, "spec.toml").unwrap(), 4, 100);
     let ids = |p: &iscp_coordinator::units::SettingPlan| {
         p.all_units().map(|u| u.id.clone()).collect::<Vec<_>>()
     };
@@ -195,4 +195,49 @@ fn every_class_badnets_expands_into_settings_with_the_ids_of_hand_written_ones()
         e.contains("settings[1].targets") && e.contains("class 7 does not exist"),
         "{e}"
     );
+}
+
+#[test]
+fn bad_derive_keys_are_refused_with_the_key() {
+    let derived = |derive: &str| {
+        GOOD.replace(
+            "[search]",
+            &format!(
+                "[[settings]]\nname = \"d-r\"\nkind = \"natural\"\nderive = {derive}\n\n[search]"
+            ),
+        )
+    };
+    for (derive, says) in [
+        ("{ from = \"d-r\" }", "itself"),
+        ("{ from = \"robust\" }", "not a setting"),
+        ("{ from = \"natural\", step_size = 0.0 }", "step_size"),
+        ("{ from = \"natural\", shard = 0 }", "at least 1"),
+    ] {
+        let (line, key, msg) = refuse(&derived(derive));
+        assert_eq!(
+            (line, key.as_str()),
+            (14, "settings[1].derive"),
+            "{derive}: {msg}"
+        );
+        assert!(msg.contains(says), "{derive}: {msg}");
+    }
+    let (_, key, msg) = refuse(&derived("{ from = \"natural\", stepz = 5 }"));
+    assert!(msg.contains("stepz"), "{key}: {msg}");
+    // A good one plans shards of 1,000 over the training count, the last one short.
+    let spec = LoadedSpec::parse(&derived("{ from = \"natural\" }"), "spec.toml").unwrap();
+    let plans = iscp_coordinator::units::plan(&spec, 4, 2500);
+    let shards: Vec<usize> = plans[1]
+        .derives
+        .iter()
+        .map(|u| match &u.params {
+            iscp_coordinator::units::UnitParams::Derive(d) => d.count,
+            _ => 0,
+        })
+        .collect();
+    assert_eq!(shards, [1000, 1000, 500]);
+    assert_eq!(plans[1].prepare.deps.len(), 3);
+    assert!(plans[1]
+        .derives
+        .iter()
+        .all(|u| u.deps == [plans[0].prepare.id.clone()]));
 }

@@ -39,7 +39,7 @@ pub fn small_cnn(p: &nn::Path, shape: [i64; 3], classes: i64) -> (impl ModuleT, 
         // no large layout copy is made forwards or backwards.
         .add_fn(channels_last)
         .add(nn::conv2d(p / "conv1", c, 16, 3, cfg))
-        .add_fn(|x| relu_pool(x))
+        .add_fn(relu_pool)
         .add(nn::conv2d(p / "conv2", 16, 32, 3, cfg))
         .add_fn(|x| x.relu());
     let head = nn::seq_t()
