@@ -1,11 +1,11 @@
 //! Adversarial training: PGD stays in its ball, and the adversarially trained model's PGD accuracy
 //! is clearly above the natural model's.
 
+mod common;
+
 use iscp_engine::adversarial::{pgd, robust_accuracy, PgdConfig};
 use iscp_engine::data::{synthetic, SyntheticConfig};
-use iscp_engine::model::{Arch, Model, ModelMeta};
 use iscp_engine::train::{train, TrainConfig};
-use tch::Device;
 
 #[test]
 fn adversarial_training_buys_robustness() {
@@ -32,15 +32,7 @@ fn adversarial_training_buys_robustness() {
     };
     let mut accs = Vec::new();
     for adversarial in [None, Some(attack.clone())] {
-        tch::manual_seed(5);
-        let meta = ModelMeta {
-            arch: Arch::SmallCnn,
-            class_names: data.train.class_names.clone(),
-            input_shape: [1, 16, 16],
-            normalize: None,
-            test_accuracy: None,
-        };
-        let mut model = Model::new_builtin(meta, Device::Cpu).unwrap();
+        let mut model = common::fresh_small_cnn(&data.train, 5);
         let cfg = TrainConfig {
             epochs: 3,
             batch: 32,

@@ -2,9 +2,10 @@
 //! training equals a plain one bit for bit; a step whose gradient overflows is skipped and the
 //! scale halves.
 
+mod common;
+
 use iscp_engine::amp::{LossScaler, INITIAL_SCALE};
 use iscp_engine::data::{synthetic, SyntheticConfig};
-use iscp_engine::model::{Arch, Model, ModelMeta};
 use iscp_engine::train::{train, TrainConfig};
 use tch::nn::OptimizerConfig;
 use tch::{nn, Device, Kind, Tensor};
@@ -22,15 +23,7 @@ fn scaled_training_on_the_cpu_equals_plain_training() {
     })
     .unwrap();
     let logits = |mixed_precision: bool| {
-        tch::manual_seed(7);
-        let meta = ModelMeta {
-            arch: Arch::SmallCnn,
-            class_names: data.train.class_names.clone(),
-            input_shape: [1, 16, 16],
-            normalize: None,
-            test_accuracy: None,
-        };
-        let mut model = Model::new_builtin(meta, Device::Cpu).unwrap();
+        let mut model = common::fresh_small_cnn(&data.train, 7);
         let cfg = TrainConfig {
             epochs: 2,
             batch: 32,

@@ -1,14 +1,14 @@
 //! End to end on synthetic data: a BadNets model's 1% white-canvas pattern recovers the trigger and
 //! is predictive, a natural model's is not.
 
+mod common;
+
 use iscp_engine::badnets::{attack_success_rate, in_trigger, poison, Trigger};
 use iscp_engine::canvas::canvas_image;
 use iscp_engine::data::{stratified_split, synthetic, SyntheticConfig};
-use iscp_engine::model::{Arch, Model, ModelMeta};
 use iscp_engine::pattern::{binarize, pattern_k, Evaluator};
 use iscp_engine::search::{search, SearchConfig};
 use iscp_engine::train::{train, TrainConfig};
-use tch::Device;
 
 /// 24×24 images: 1% is 6 pixels. A white canvas can only reproduce the checkerboard's 5 white cells
 /// (its black cells are not white), so at this size "most of the pattern" means all of them.
@@ -39,15 +39,7 @@ fn train_and_search(poisoned: bool) -> Found {
     } else {
         data.train
     };
-    tch::manual_seed(3);
-    let meta = ModelMeta {
-        arch: Arch::SmallCnn,
-        class_names: train_set.class_names.clone(),
-        input_shape: train_set.image_shape(),
-        normalize: None,
-        test_accuracy: None,
-    };
-    let mut model = Model::new_builtin(meta, Device::Cpu).unwrap();
+    let mut model = common::fresh_small_cnn(&train_set, 3);
     let tc = TrainConfig {
         epochs: 3,
         batch: 64,

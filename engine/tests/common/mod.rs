@@ -25,6 +25,19 @@ pub fn linear_model(w: &[f32], b: &[f32], shape: [i64; 3]) -> Model {
     Model::from_module(vs, Box::new(net), meta).expect("fixture model")
 }
 
+/// An untrained small CNN for `data`'s classes and image shape, its weights drawn from `seed`.
+pub fn fresh_small_cnn(data: &iscp_engine::data::Dataset, seed: i64) -> Model {
+    tch::manual_seed(seed);
+    let meta = ModelMeta {
+        arch: Arch::SmallCnn,
+        class_names: data.class_names.clone(),
+        input_shape: data.image_shape(),
+        normalize: None,
+        test_accuracy: None,
+    };
+    Model::new_builtin(meta, Device::Cpu).expect("small CNN")
+}
+
 /// A small CNN trained for `epochs` on synthetic 1×16×16 shapes of `classes` classes.
 pub fn trained_small_cnn(
     classes: usize,
@@ -44,15 +57,7 @@ pub fn trained_small_cnn(
         seed: data_seed,
     })
     .unwrap();
-    tch::manual_seed(model_seed);
-    let meta = ModelMeta {
-        arch: Arch::SmallCnn,
-        class_names: data.train.class_names.clone(),
-        input_shape: [1, 16, 16],
-        normalize: None,
-        test_accuracy: None,
-    };
-    let mut model = Model::new_builtin(meta, Device::Cpu).unwrap();
+    let mut model = fresh_small_cnn(&data.train, model_seed);
     train(
         &mut model,
         &data.train,
