@@ -25,6 +25,16 @@ pub struct BenchArgs {
     /// libtorch intra-op threads (default: libtorch's choice).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Also measure batched searches per minute for the CIFAR ResNet-18 and ResNet-50 (32×32);
+    /// on by default on a CUDA device. Slow on a CPU: lower --resnet-steps there.
+    #[arg(long)]
+    pub resnets: bool,
+    /// Steps timed for each ResNet (each of --resnet-k × 4 images).
+    #[arg(long, default_value_t = 20)]
+    pub resnet_steps: usize,
+    /// Searches batched together for the ResNet figures.
+    #[arg(long, default_value_t = 24)]
+    pub resnet_k: usize,
 }
 
 fn cpu_model() -> String {
@@ -154,5 +164,8 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
         "speed-up: {:.2}x; largest mask difference: {worst:.2e}",
         one_by_one / together
     );
+    if a.resnets || device.is_cuda() {
+        super::bench_resnet::resnet_figures(device, a.resnet_k.max(1), a.resnet_steps.max(1))?;
+    }
     Ok(())
 }
