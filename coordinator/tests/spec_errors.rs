@@ -221,6 +221,14 @@ fn bad_derive_keys_are_refused_with_the_key() {
         );
         assert!(msg.contains(says), "{derive}: {msg}");
     }
+    let script = derived("{ from = \"natural\" }").replacen(
+        "kind = \"natural\"\n",
+        "kind = \"natural\"\nmodel = \"Cargo.toml\"\n",
+        1,
+    );
+    let (_, key, msg) = refuse(&script);
+    assert_eq!(key, "settings[1].derive");
+    assert!(msg.contains("gradcam_methods"), "{msg}");
     let (_, key, msg) = refuse(&derived("{ from = \"natural\", stepz = 5 }"));
     assert!(msg.contains("stepz"), "{key}: {msg}");
     // A good one plans shards of 1,000 over the training count, the last one short.

@@ -247,6 +247,8 @@ impl LoadedSpec {
                         "`from`: `{}` is not a setting of this spec",
                         dv.from
                     ))
+                } else if source.is_some_and(|o| o.model.is_some() && o.gradcam_methods.is_none()) {
+                    Some(format!("`from`: `{}` is a TorchScript model; its representation needs `gradcam_methods` ([features, head])", dv.from))
                 } else if source.is_some_and(|o| o.derive.is_some() || o.targets.is_some()) {
                     Some(format!(
                         "`from`: `{}` is itself derived or expands to several models",
