@@ -280,12 +280,13 @@ fn run_batch(
             .abs()
             .sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Float)
             * to(&l1_weight);
-        let mut per_job =
+        let base =
             Tensor::zeros([k as i64], (Kind::Float, device)).index_add(0, &owner, &per_image) + l1;
         // Most searches have no TV term: skip its dozen small operations (and their backward).
-        if tv_weight.iter().any(|&w| w != 0.0) {
-            per_job = per_job + total_variation(&masks) * to(&tv_weight);
-        }
+        let per_job = match tv_weight.iter().any(|&w| w != 0.0) {
+            true => base + total_variation(&masks) * to(&tv_weight),
+            false => base,
+        };
         let loss = per_job.sum(Kind::Float);
         let canvas_step = canvas_active.iter().any(|&a| a > 0.0);
         let mut grads = if canvas_step {
