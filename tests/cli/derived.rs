@@ -90,3 +90,51 @@ fn a_derive_key_naming_no_setting_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn two_worker_processes_share_the_shards_and_the_trainer_fetches_them_from_the_coordinator() {
+    use crate::cluster::{assert_exactly_once, Cluster};
+    let mut c = Cluster::new();
+    let _coord = c.coordinator(&[]);
+    let (a, b) = (c.worker("a", &[]), c.worker("b", &[]));
+    // 8 shards of 30 images, each a few hundred steps, so both workers take some.
+    let spec = derived_spec(
+        "{ from = \"natural\", steps = 400, step_size = 0.05, shard = 30, images = 240, batch = 30 }",
+    )
+    .replace("name = \"tiny\"", "name = \"shared\"");
+    c.submit("shared", &spec);
+    let s = c.wait_for("the derived sweep to finish", 240, |s| {
+        s.contains("(finished)")
+    });
+    assert!(!s.lines().any(|l| l.starts_with("  failed ")), "{s}");
+    let root = c.results("shared");
+    assert_exactly_once(&root, "derived", 8);
+    assert_eq!(rows(&root.join("derived")), 240);
+    assert_exactly_once(&root, "models", 2);
+    let (la, lb) = (a.log(), b.log());
+    let shards = |log: &str| log.matches("rebuilt on natural").count();
+    assert_eq!(shards(&la) + shards(&lb), 8, "{la}\n{lb}");
+    assert!(
+        shards(&la) > 0 && shards(&lb) > 0,
+        "one worker ran every shard:\n{la}\n{lb}"
+    );
+    // Whoever trained d-nr fetched the 8 shard parts into its own cache.
+    let trainer = if la.contains("training on 240 derived images") {
+        "a"
+    } else {
+        "b"
+    };
+    assert!(
+        format!("{la}{lb}").contains("d-nr: training on 240 derived images from 8 shards"),
+        "{la}\n{lb}"
+    );
+    let cached = std::fs::read_dir(c.path(&format!("cache-{trainer}")))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".iscpm"))
+        .count();
+    assert!(
+        cached >= 8 + 1,
+        "shards and the natural model in the cache: {cached}"
+    );
+}
