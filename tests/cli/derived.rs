@@ -134,7 +134,7 @@ fn two_worker_processes_share_the_shards_and_the_trainer_fetches_them_from_the_c
         .filter(|e| e.file_name().to_string_lossy().ends_with(".iscpm"))
         .count();
     assert!(
-        cached >= 8 + 1,
+        cached > 8,
         "shards and the natural model in the cache: {cached}"
     );
 }
