@@ -240,38 +240,34 @@ pub fn plan(spec: &LoadedSpec, num_classes: usize, train: usize) -> Vec<SettingP
         })
         .collect();
     let settings = spec.settings(num_classes);
-    let prepare_params = |setting: &SettingSpec| UnitParams::Prepare {
-        setting: Box::new(setting.clone()),
-        data: data.clone(),
-        seed: s.seed,
-    };
     // Prepare ids do not depend on dependencies, so a derived setting can name its source's.
-    let prepare_ids: std::collections::HashMap<&str, String> = settings
-        .iter()
-        .map(|st| {
-            (
-                st.name.as_str(),
-                unit_id(UnitKind::PrepareModel, &prepare_params(st)),
-            )
-        })
-        .collect();
-    settings
+    let prepares: Vec<Unit> = settings
         .iter()
         .map(|setting| {
+            let params = UnitParams::Prepare {
+                setting: Box::new(setting.clone()),
+                data: data.clone(),
+                seed: s.seed,
+            };
+            unit(UnitKind::PrepareModel, params, vec![])
+        })
+        .collect();
+    let prepare_of = |name: &str| {
+        let i = settings.iter().position(|st| st.name == name);
+        &prepares[i.expect("checked: `derive.from` names a setting")].id
+    };
+    settings
+        .iter()
+        .zip(&prepares)
+        .map(|(setting, prepare)| {
             let derives = match &setting.derive {
-                Some(d) => derive_units(
-                    setting,
-                    &prepare_ids[d.get_ref().from.as_str()],
-                    train,
-                    s.seed,
-                ),
+                Some(d) => derive_units(setting, prepare_of(&d.get_ref().from), train, s.seed),
                 None => vec![],
             };
-            let prepare = unit(
-                UnitKind::PrepareModel,
-                prepare_params(setting),
-                derives.iter().map(|u| u.id.clone()).collect(),
-            );
+            let prepare = Unit {
+                deps: derives.iter().map(|u| u.id.clone()).collect(),
+                ..prepare.clone()
+            };
             let mut searches = Vec::new();
             let mut evaluations = Vec::new();
             for &class in &classes {

@@ -1,15 +1,11 @@
 //! D_R / D_NR built by the sweep: derive-data units rebuild the training set shard by shard on
 //! another setting's model, each image exactly once, and a model trains on the assembled shards.
 
-use crate::helpers::{iscp, parts, rows, run_ok, tiny_spec};
+use crate::helpers::{iscp, parts, rows, run_ok, tiny_spec, white_canvases_only};
 use iscp_coordinator::tables::read_derived_rows;
 
 fn derived_spec(derive: &str) -> String {
-    // White canvases only: the derived model's positive canvases are not guaranteed.
-    let base = tiny_spec("", "[0.2]").replace(
-        "canvases = [{ kind = \"positive\", n = 2 }, { kind = \"white\" }]",
-        "canvases = [{ kind = \"white\" }]",
-    );
+    let base = white_canvases_only(&tiny_spec("", "[0.2]"));
     base.replace(
         "[search]",
         &format!(

@@ -78,3 +78,12 @@ sizes = [0.02, 0.1]
 "#
     )
 }
+
+/// `tiny_spec`'s canvases cut to the white one (for models whose positive canvases are not
+/// guaranteed: no class signal, or trained on derived data).
+pub fn white_canvases_only(spec: &str) -> String {
+    spec.replace(
+        "canvases = [{ kind = \"positive\", n = 2 }, { kind = \"white\" }]",
+        "canvases = [{ kind = \"white\" }]",
+    )
+}

@@ -1,7 +1,7 @@
 //! Published-format datasets (D_R / D_NR as `torch.save` files): read back exactly from files a
 //! Python fixture writes, in the zip and the legacy format, and trained on by a setting.
 
-use crate::helpers::{rows, run_ok, tiny_spec};
+use crate::helpers::{rows, run_ok, tiny_spec, white_canvases_only};
 use iscp_engine::data::{load_tensor_dataset, load_torch_tensor};
 
 fn python() -> String {
@@ -65,18 +65,13 @@ fn a_setting_trains_on_an_imported_tensor_dataset() {
     let spec = dir.path().join("tiny.toml");
     // The fixture's images carry no class signal: white canvases only (positive ones need
     // correctly classified images).
-    let text = tiny_spec("", "[0.2]")
-        .replace(
-            "canvases = [{ kind = \"positive\", n = 2 }, { kind = \"white\" }]",
-            "canvases = [{ kind = \"white\" }]",
-        )
-        .replace(
-            "train = { epochs = 1, batch = 32, lr = 0.05 }",
-            &format!(
-                "train = {{ epochs = 1, batch = 32, lr = 0.05 }}\ntrain_tensors = \"{}\"",
-                tensors.display()
-            ),
-        );
+    let text = white_canvases_only(&tiny_spec("", "[0.2]")).replace(
+        "train = { epochs = 1, batch = 32, lr = 0.05 }",
+        &format!(
+            "train = {{ epochs = 1, batch = 32, lr = 0.05 }}\ntrain_tensors = \"{}\"",
+            tensors.display()
+        ),
+    );
     std::fs::write(&spec, text).unwrap();
     let results = dir.path().join("results");
     let log = run_ok(&spec, &results);

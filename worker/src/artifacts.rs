@@ -83,28 +83,16 @@ pub async fn put_bytes(
     let chunks: Vec<ArtifactChunk> = data
         .chunks(CHUNK_BYTES)
         .enumerate()
-        .map(|(i, c)| ArtifactChunk {
-            sha256: if i == 0 {
-                sha.to_string()
-            } else {
-                String::new()
-            },
-            sweep: if i == 0 {
-                sweep.to_string()
-            } else {
-                String::new()
-            },
-            data: c.to_vec(),
-            purpose: if i == 0 {
-                purpose.to_string()
-            } else {
-                String::new()
-            },
-            unit_id: if i == 0 {
-                unit.to_string()
-            } else {
-                String::new()
-            },
+        .map(|(i, c)| {
+            // The first chunk names the artifact; the others carry data only.
+            let head = |s: &str| if i == 0 { s.to_string() } else { String::new() };
+            ArtifactChunk {
+                sha256: head(sha),
+                sweep: head(sweep),
+                data: c.to_vec(),
+                purpose: head(purpose),
+                unit_id: head(unit),
+            }
         })
         .collect();
     client

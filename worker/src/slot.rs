@@ -143,7 +143,7 @@ async fn run_units(
                     backoff.wait().await
                 }
                 Err(s) => {
-                    let error = format!("fetching model {sha}: {}", s.message());
+                    let error = format!("fetching artifact {sha}: {}", s.message());
                     return all_failed(units.len(), error);
                 }
             }

@@ -5,7 +5,7 @@ use super::core::*;
 use super::ledger::UnitRow;
 use super::*;
 use crate::tables;
-use sha2::{Digest, Sha256};
+use iscp_engine::model::sha256_file;
 
 impl Core {
     /// The artifact hashes of a prepare unit's derive-data parts, in shard order (empty for a
@@ -20,9 +20,11 @@ impl Core {
                 continue;
             }
             let p = tables::part_path(&dir, d);
-            let bytes = std::fs::read(&p).map_err(|e| CoreError::io(&p, e))?;
-            let sha = hex::encode(Sha256::digest(&bytes));
-            self.put_artifact(&sha, &p.to_string_lossy(), bytes.len() as u64)?;
+            let bytes = std::fs::metadata(&p)
+                .map_err(|e| CoreError::io(&p, e))?
+                .len();
+            let sha = sha256_file(&p).map_err(crate::CoordError::from)?;
+            self.put_artifact(&sha, &p.to_string_lossy(), bytes)?;
             self.derived.insert(key, sha.clone());
             out.push(sha);
         }
