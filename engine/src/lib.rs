@@ -10,6 +10,7 @@ pub mod baselines;
 pub mod canvas;
 pub mod data;
 pub mod error;
+pub mod lanes;
 pub mod model;
 pub mod pattern;
 pub mod rng;

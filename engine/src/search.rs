@@ -1,6 +1,7 @@
 //! The ISCP mask search (Algorithm 1): one mask over a canvas, optimised on shuffled minibatches of
 //! non-target images with the `paper` or the `released` objective, clamped to [0,1] after every step.
 
+use crate::lanes::{lane_count, run_lanes};
 use crate::model::Model;
 use crate::rng::{mix, Rng};
 use crate::{EngineError, Result};
@@ -83,6 +84,18 @@ pub struct SearchJob {
     pub cfg: SearchConfig,
 }
 
+impl SearchJob {
+    /// Another handle to the same job (the canvas tensor is shared, not copied).
+    pub fn shallow(&self) -> SearchJob {
+        SearchJob {
+            target: self.target,
+            canvas: self.canvas.shallow_clone(),
+            pool: self.pool.clone(),
+            cfg: self.cfg.clone(),
+        }
+    }
+}
+
 /// A job's minibatches over all its epochs, in order.
 fn schedule(job: &SearchJob) -> Vec<Vec<i64>> {
     let mut chunks = Vec::new();
@@ -147,25 +160,26 @@ pub fn search_batch(
         .collect();
     let live: Vec<usize> = (0..jobs.len()).filter(|&k| results[k].is_none()).collect();
     if !live.is_empty() {
-        match run_batch(
-            model,
-            images,
-            &live.iter().map(|&k| &jobs[k]).collect::<Vec<_>>(),
-            progress,
-        ) {
-            Ok(outs) => {
-                for (k, out) in live.iter().zip(outs) {
-                    results[*k] = Some(Ok(out));
+        let refs: Vec<&SearchJob> = live.iter().map(|&k| &jobs[k]).collect();
+        let lanes = lane_count(model, refs.len());
+        let outs = match lanes {
+            1 => match run_batch(model, images, &refs, progress) {
+                Ok(outs) => outs.into_iter().map(Ok).collect(),
+                Err(e) => {
+                    let msg = e.to_string();
+                    refs.iter()
+                        .map(|_| Err(EngineError::Invalid(msg.clone())))
+                        .collect()
                 }
+            },
+            _ => {
+                let costs: Vec<usize> = refs.iter().map(|j| j.cfg.epochs * j.pool.len()).collect();
+                run_lanes(model, images, &refs, &costs, lanes, run_batch, progress)
             }
-            Err(e) => {
-                let msg = e.to_string();
-                for &k in &live {
-                    results[k] = Some(Err(EngineError::Invalid(format!(
-                        "batched search failed: {msg}"
-                    ))));
-                }
-            }
+        };
+        for (k, out) in live.iter().zip(outs) {
+            results[*k] =
+                Some(out.map_err(|e| EngineError::Invalid(format!("batched search failed: {e}"))));
         }
     }
     results
@@ -266,8 +280,14 @@ fn run_batch(
         let owner = Tensor::from_slice(&owner).to_device(device);
         let x = images.index_select(0, &Tensor::from_slice(&rows).to_device(device));
         let m = masks.index_select(0, &owner);
-        let mixed = &m * canvases.index_select(0, &owner) + (1.0 - &m) * x;
-        let logits = model.logits(&mixed)?;
+        let mixed: Tensor = &m * canvases.index_select(0, &owner) + (1.0 - &m) * x;
+        // On the CPU the small CNN's first layer is differentiated by hand (`Stem`): the network
+        // sees a detached copy of the mixed images and hands back their gradient.
+        let stem = model.stem_pass(&mixed.detach());
+        let logits = match &stem {
+            Some(pass) => pass.logits.shallow_clone(),
+            None => model.logits(&mixed)?,
+        };
         let ce = logits.cross_entropy_loss::<Tensor>(
             &Tensor::from_slice(&targets).to_device(device),
             None,
@@ -280,14 +300,21 @@ fn run_batch(
             .abs()
             .sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Float)
             * to(&l1_weight);
-        let base =
-            Tensor::zeros([k as i64], (Kind::Float, device)).index_add(0, &owner, &per_image) + l1;
         // Most searches have no TV term: skip its dozen small operations (and their backward).
-        let per_job = match tv_weight.iter().any(|&w| w != 0.0) {
-            true => base + total_variation(&masks) * to(&tv_weight),
-            false => base,
+        let penalty = match tv_weight.iter().any(|&w| w != 0.0) {
+            true => l1 + total_variation(&masks) * to(&tv_weight),
+            false => l1,
         };
-        let loss = per_job.sum(Kind::Float);
+        let fit = Tensor::zeros([k as i64], (Kind::Float, device)).index_add(0, &owner, &per_image);
+        let per_job = &fit + &penalty;
+        let loss = match &stem {
+            // Σ ∂L/∂x̃ · x̃ has the gradient of the fit term with respect to masks and canvases.
+            Some(pass) => {
+                let grad_mixed = pass.input_grad(&fit.sum(Kind::Float))?;
+                (&mixed * grad_mixed).sum(Kind::Float) + penalty.sum(Kind::Float)
+            }
+            None => per_job.sum(Kind::Float),
+        };
         let canvas_step = canvas_active.iter().any(|&a| a > 0.0);
         let mut grads = if canvas_step {
             Tensor::f_run_backward(&[&loss], &[&masks, &canvases], false, false)?

@@ -53,7 +53,20 @@ fn jobs(data: &iscp_engine::data::DataSplits) -> Vec<SearchJob> {
 fn batched_masks_equal_one_by_one() {
     let (model, data) = setup();
     let js = jobs(&data);
-    let batched = search_batch(&model, &data.test.images, &js, &mut |_, _| {});
+    let mut reports = Vec::new();
+    let batched = search_batch(&model, &data.test.images, &js, &mut |s, t| {
+        reports.push((s, t))
+    });
+    // On two threads the batch ran in two single-threaded lanes; libtorch's default for threads
+    // started afterwards is two again.
+    let later = std::thread::spawn(tch::get_num_threads).join().unwrap();
+    assert_eq!(later, 2, "libtorch's thread count was not restored");
+    let (done, total) = *reports.last().expect("progress was reported");
+    assert_eq!(done, total, "progress ends at its total");
+    assert!(
+        reports.windows(2).all(|w| w[0].0 <= w[1].0),
+        "progress never goes back"
+    );
     let mut worst = 0f32;
     for (job, b) in js.iter().zip(&batched) {
         let alone = search_batch(

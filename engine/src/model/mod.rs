@@ -5,10 +5,12 @@
 mod artifact;
 mod resnet;
 mod small_cnn;
+mod stem;
 
 pub use artifact::{load_artifact, save_artifact, sha256_file};
 pub use resnet::{resnet18, resnet50};
 pub use small_cnn::small_cnn;
+pub use stem::{Stem, StemPass};
 
 use crate::{EngineError, Result};
 use serde::{Deserialize, Serialize};
@@ -62,6 +64,8 @@ enum Net {
         vs: nn::VarStore,
         body: Box<dyn ModuleT>,
         head: Box<dyn ModuleT>,
+        /// The first layer with hand-computed input gradients (the small CNN only).
+        stem: Option<Stem>,
     },
     Script(tch::CModule),
 }
@@ -88,15 +92,23 @@ impl std::fmt::Debug for Model {
 /// A network split at its last convolutional block: logits = head(body(x)).
 pub type BodyHead = (Box<dyn ModuleT>, Box<dyn ModuleT>);
 
-/// Builds the layers of a built-in architecture under `root`.
-pub fn build_arch(root: &nn::Path, arch: Arch, shape: [i64; 3], classes: i64) -> Result<BodyHead> {
+/// Builds the layers of a built-in architecture under `root`, with its stem where it has one.
+pub fn build_arch(
+    root: &nn::Path,
+    arch: Arch,
+    shape: [i64; 3],
+    classes: i64,
+) -> Result<(BodyHead, Option<Stem>)> {
     fn boxed(p: (impl ModuleT + 'static, impl ModuleT + 'static)) -> BodyHead {
         (Box::new(p.0), Box::new(p.1))
     }
     match arch {
-        Arch::SmallCnn => Ok(boxed(small_cnn(root, shape, classes))),
-        Arch::Resnet18 => Ok(boxed(resnet18(root, shape[0], classes))),
-        Arch::Resnet50 => Ok(boxed(resnet50(root, shape[0], classes))),
+        Arch::SmallCnn => {
+            let (body, head, stem) = small_cnn(root, shape, classes);
+            Ok((boxed((body, head)), Some(stem)))
+        }
+        Arch::Resnet18 => Ok((boxed(resnet18(root, shape[0], classes)), None)),
+        Arch::Resnet50 => Ok((boxed(resnet50(root, shape[0], classes)), None)),
         Arch::Torchscript => Err(EngineError::Invalid(
             "a TorchScript model is loaded, not built".into(),
         )),
@@ -127,7 +139,7 @@ impl Model {
     /// A fresh, randomly initialised built-in model (seed libtorch first for reproducibility).
     pub fn new_builtin(meta: ModelMeta, device: Device) -> Result<Model> {
         let vs = nn::VarStore::new(device);
-        let (body, head) = build_arch(
+        let ((body, head), stem) = build_arch(
             &vs.root(),
             meta.arch,
             meta.input_shape,
@@ -135,7 +147,12 @@ impl Model {
         )?;
         let norm = norm_tensors(&meta, device)?;
         Ok(Model {
-            net: Net::Builtin { vs, body, head },
+            net: Net::Builtin {
+                vs,
+                body,
+                head,
+                stem,
+            },
             meta,
             device,
             norm,
@@ -155,7 +172,12 @@ impl Model {
         let device = vs.device();
         let norm = norm_tensors(&meta, device)?;
         let mut m = Model {
-            net: Net::Builtin { vs, body, head },
+            net: Net::Builtin {
+                vs,
+                body,
+                head,
+                stem: None,
+            },
             meta,
             device,
             norm,
@@ -264,6 +286,26 @@ impl Model {
             }
             Net::Script(m) => Ok(m.forward_ts(&[x])?),
         }
+    }
+
+    /// On the CPU, for a model with a stem (the small CNN): the logits of `x`, with autograd from
+    /// the first layer's output on, and the means to get the input gradient by hand (see `Stem`).
+    /// `None` elsewhere: use `logits` and autograd.
+    pub fn stem_pass(&self, x: &Tensor) -> Option<StemPass<'_>> {
+        match &self.net {
+            Net::Builtin {
+                head,
+                stem: Some(stem),
+                ..
+            } if self.device == Device::Cpu => {
+                Some(stem.pass(&self.normalised(x), head.as_ref(), self.norm_std()))
+            }
+            _ => None,
+        }
+    }
+
+    fn norm_std(&self) -> Option<Tensor> {
+        self.norm.as_ref().map(|(_, std)| std.shallow_clone())
     }
 
     /// Logits in training mode (built-in models only).
