@@ -65,9 +65,26 @@ pub fn small_cnn(
     // Channels-last from the input on: oneDNN then keeps every activation in that layout and no
     // large layout copy is made forwards or backwards.
     let body = nn::func_t(move |x, train| rest.forward_t(&first(&channels_last(x)), train));
+    let fc1 = nn::linear(p / "fc1", flat, 128, Default::default());
+    let (w1, b1) = (
+        fc1.ws.shallow_clone(),
+        fc1.bs.as_ref().map(|b| b.shallow_clone()),
+    );
     let head = nn::seq_t()
-        .add_fn(|x| pool(x).flatten(1, -1))
-        .add(nn::linear(p / "fc1", flat, 128, Default::default()))
+        .add_fn(move |x| {
+            // Flattened in the pooled map's channels-last order, with fc1's weight permuted to
+            // match (stored in the usual C, H, W order): no layout copy of the activations
+            // forwards, none of their gradient backwards.
+            let a = pool(x);
+            let s = a.size();
+            let w = w1
+                .view([-1, s[1], s[2], s[3]])
+                .permute([0, 2, 3, 1])
+                .reshape([-1, s[1] * s[2] * s[3]]);
+            a.permute([0, 2, 3, 1])
+                .flatten(1, -1)
+                .linear(&w, b1.as_ref())
+        })
         .add_fn(|x| x.relu())
         .add(nn::linear(p / "fc2", 128, classes, Default::default()));
     (body, head, stem)
