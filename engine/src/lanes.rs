@@ -52,21 +52,32 @@ pub fn assign(costs: &[usize], lanes: usize) -> Vec<Vec<usize>> {
 pub type BatchFn<T> =
     fn(&Model, &tch::Tensor, &[&SearchJob], &mut dyn FnMut(usize, usize)) -> Result<Vec<T>>;
 
+/// Steps a job takes: its epochs times its minibatches per epoch.
+fn steps(job: &SearchJob) -> usize {
+    job.cfg.epochs * job.pool.len().div_ceil(job.cfg.batch.max(1))
+}
+
 /// Runs `jobs` with `body`, split over `lanes` single-threaded lanes (each a thread of its own),
 /// and returns each job's result in order. Progress is the sum of the lanes' steps over the sum of
-/// their totals. libtorch's thread count is restored afterwards.
+/// their lengths (a lane is as long as its longest job). libtorch's thread count is restored
+/// afterwards.
 pub fn run_lanes<T: Send>(
     model: &Model,
     images: &tch::Tensor,
     jobs: &[&SearchJob],
-    costs: &[usize],
     lanes: usize,
     body: BatchFn<T>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Vec<Result<T>> {
-    let groups = assign(costs, lanes);
+    let costs: Vec<usize> = jobs.iter().map(|j| steps(j) * j.cfg.batch).collect();
+    let groups = assign(&costs, lanes);
+    let lengths: Vec<usize> = groups
+        .iter()
+        .map(|g| g.iter().map(|&j| steps(jobs[j])).max().unwrap_or(0))
+        .collect();
+    let total: usize = lengths.iter().sum();
     let threads = tch::get_num_threads();
-    let (tx, rx) = mpsc::channel::<(usize, usize, usize)>();
+    let (tx, rx) = mpsc::channel::<(usize, usize)>();
     let mut results: Vec<Option<Result<T>>> = (0..jobs.len()).map(|_| None).collect();
     std::thread::scope(|s| {
         let handles: Vec<_> = groups
@@ -81,18 +92,17 @@ pub fn run_lanes<T: Send>(
                     let model = shared;
                     tch::set_num_threads(1);
                     let refs: Vec<&SearchJob> = own.iter().collect();
-                    body(model.0, &images, &refs, &mut |step, total| {
-                        let _ = tx.send((lane, step, total));
+                    body(model.0, &images, &refs, &mut |step, _| {
+                        let _ = tx.send((lane, step));
                     })
                 })
             })
             .collect();
         drop(tx);
-        let mut done = vec![(0usize, 0usize); lanes];
-        for (lane, step, total) in rx {
-            done[lane] = (step, total);
-            let (d, t) = done.iter().fold((0, 0), |(d, t), &(a, b)| (d + a, t + b));
-            progress(d, t);
+        let mut done = vec![0usize; groups.len()];
+        for (lane, step) in rx {
+            done[lane] = step.min(lengths[lane]);
+            progress(done.iter().sum(), total);
         }
         for (group, handle) in groups.iter().zip(handles) {
             match handle.join() {

@@ -11,6 +11,7 @@ pub mod canvas;
 pub mod data;
 pub mod error;
 pub mod lanes;
+pub mod memory;
 pub mod model;
 pub mod pattern;
 pub mod rng;

@@ -2,6 +2,7 @@
 //! non-target images with the `paper` or the `released` objective, clamped to [0,1] after every step.
 
 use crate::lanes::{lane_count, run_lanes};
+use crate::memory;
 use crate::model::Model;
 use crate::rng::{mix, Rng};
 use crate::{EngineError, Result};
@@ -148,6 +149,10 @@ fn validate(job: &SearchJob, images: &Tensor, classes: usize) -> Result<()> {
 /// different lengths are handled: a finished job simply drops out of later steps. A job whose
 /// inputs are invalid fails alone. `images` (N×C×H×W) must be on the model's device;
 /// `progress(step, total)` is called after every step.
+///
+/// K is bounded by the device's free memory (`memory::searches_that_fit`): more jobs than fit run
+/// as several batches one after another. On a CPU with several intra-op threads a batch runs in
+/// single-threaded lanes (`lanes`), one per thread.
 pub fn search_batch(
     model: &Model,
     images: &Tensor,
@@ -159,25 +164,25 @@ pub fn search_batch(
         .map(|j| validate(j, images, model.num_classes()).err().map(Err))
         .collect();
     let live: Vec<usize> = (0..jobs.len()).filter(|&k| results[k].is_none()).collect();
-    if !live.is_empty() {
-        let refs: Vec<&SearchJob> = live.iter().map(|&k| &jobs[k]).collect();
-        let lanes = lane_count(model, refs.len());
-        let outs = match lanes {
-            1 => match run_batch(model, images, &refs, progress) {
-                Ok(outs) => outs.into_iter().map(Ok).collect(),
-                Err(e) => {
-                    let msg = e.to_string();
-                    refs.iter()
-                        .map(|_| Err(EngineError::Invalid(msg.clone())))
-                        .collect()
-                }
-            },
-            _ => {
-                let costs: Vec<usize> = refs.iter().map(|j| j.cfg.epochs * j.pool.len()).collect();
-                run_lanes(model, images, &refs, &costs, lanes, run_batch, progress)
-            }
+    // As many searches at once as the device's free memory holds (all of them when it is unknown).
+    let batch = live.iter().map(|&k| jobs[k].cfg.batch).max().unwrap_or(1);
+    let fit = match memory::free_bytes(model.device()) {
+        Some(free) => memory::searches_that_fit(&model.meta, batch, free),
+        None => live.len(),
+    };
+    let chunks: Vec<&[usize]> = live.chunks(fit.max(1)).collect();
+    let n = chunks.len();
+    for (c, chunk) in chunks.into_iter().enumerate() {
+        let refs: Vec<&SearchJob> = chunk.iter().map(|&k| &jobs[k]).collect();
+        // One chunk reports its own steps; several report their share of the whole, per mille.
+        let mut report = |step: usize, total: usize| match n {
+            1 => progress(step, total),
+            _ => progress(c * 1000 + step * 1000 / total.max(1), n * 1000),
         };
-        for (k, out) in live.iter().zip(outs) {
+        for (k, out) in chunk
+            .iter()
+            .zip(run_chunk(model, images, &refs, &mut report))
+        {
             results[*k] =
                 Some(out.map_err(|e| EngineError::Invalid(format!("batched search failed: {e}"))));
         }
@@ -186,6 +191,27 @@ pub fn search_batch(
         .into_iter()
         .map(|r| r.expect("every job has a result"))
         .collect()
+}
+
+/// Runs valid jobs as one batch: in lanes on a CPU with several threads, else as one optimisation.
+fn run_chunk(
+    model: &Model,
+    images: &Tensor,
+    refs: &[&SearchJob],
+    progress: &mut dyn FnMut(usize, usize),
+) -> Vec<Result<SearchOutcome>> {
+    match lane_count(model, refs.len()) {
+        1 => match run_batch(model, images, refs, progress) {
+            Ok(outs) => outs.into_iter().map(Ok).collect(),
+            Err(e) => {
+                let msg = e.to_string();
+                refs.iter()
+                    .map(|_| Err(EngineError::Invalid(msg.clone())))
+                    .collect()
+            }
+        },
+        lanes => run_lanes(model, images, refs, lanes, run_batch, progress),
+    }
 }
 
 /// Steps of each phase when the canvas is learned (Eq. 4).

@@ -58,7 +58,8 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         connect: Connect::default(),
         name: format!("local@{}", hostname()),
         devices: vec![device],
-        max_units: s.run.batch_searches,
+        // 0: the worker chooses per device.
+        max_units: s.run.batch_searches.unwrap_or(0),
         // Checkpoints and models where an earlier run left them.
         cache: root.join("artifacts"),
         grace: Duration::ZERO,

@@ -16,7 +16,9 @@ pub struct WorkerArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// Most units a slot leases at once; searches on one model run as one batched optimisation.
-    #[arg(long, default_value_t = 16)]
+    /// `auto`: 12 per libtorch thread on a CPU (one single-threaded lane of searches per thread),
+    /// 256 on a GPU (run as many at once as its free memory holds, in turn).
+    #[arg(long, default_value = "auto", value_parser = parse_max_units)]
     pub max_units: usize,
     /// Cache of model artifacts and training checkpoints (default ~/.cache/iscp/worker).
     #[arg(long, env = "ISCP_WORKER_CACHE")]
@@ -27,6 +29,17 @@ pub struct WorkerArgs {
     /// libtorch intra-op threads (CPU slots).
     #[arg(long)]
     pub threads: Option<usize>,
+}
+
+/// `auto` (0: chosen per device) or a count of at least 1.
+fn parse_max_units(s: &str) -> Result<usize, String> {
+    match s {
+        "auto" => Ok(0),
+        _ => match s.parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(format!("expected `auto` or a whole number ≥ 1, got `{s}`")),
+        },
+    }
 }
 
 pub fn hostname() -> String {

@@ -26,7 +26,8 @@ pub struct WorkerOptions {
     pub name: String,
     /// One slot per device: `cpu`, `cuda:0`, ...
     pub devices: Vec<String>,
-    /// Most units leased at once per slot (searches on one model run as one batch).
+    /// Most units leased at once per slot (searches on one model run as one batch); 0: chosen per
+    /// device by `auto_max_units`.
     pub max_units: usize,
     /// Model artifacts and training checkpoints, kept between runs.
     pub cache: PathBuf,
@@ -39,6 +40,22 @@ pub struct WorkerOptions {
     /// Where notes about finished units go (a model's accuracy, a resumed training); logged when
     /// None.
     pub notes: Option<std::sync::mpsc::Sender<String>>,
+}
+
+/// Searches one slot leases at once when the worker is not told (`--max-units auto`). On a CPU,
+/// 12 per intra-op thread: the searches run in one single-threaded lane per thread, and a lane's
+/// cost per search levels off at about 12 searches (bench figures in the README). On a GPU, 256:
+/// the engine runs as many of them at once as the device's free memory holds, in turn.
+pub fn auto_max_units(device: &str, threads: Option<usize>) -> usize {
+    if device.starts_with("cuda") {
+        return 256;
+    }
+    let threads = threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    12 * threads.max(1)
 }
 
 /// What a worker did.
@@ -100,4 +117,17 @@ pub async fn run(
         return Err(e);
     }
     Ok(shared.summary())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::auto_max_units;
+
+    #[test]
+    fn auto_lease_size_follows_the_device() {
+        assert_eq!(auto_max_units("cpu", Some(2)), 24);
+        assert_eq!(auto_max_units("cpu", Some(1)), 12);
+        assert_eq!(auto_max_units("cuda:0", Some(2)), 256);
+        assert!(auto_max_units("cpu", None) >= 12);
+    }
 }

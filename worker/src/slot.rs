@@ -66,7 +66,10 @@ pub async fn run_slot(
             protocol_version: PROTOCOL_VERSION,
             worker_id: shared.worker_id.clone(),
             slot: device.clone(),
-            max_units: shared.opts.max_units.max(1) as u32,
+            max_units: match shared.opts.max_units {
+                0 => crate::auto_max_units(&device, shared.opts.threads),
+                n => n,
+            } as u32,
             held_models: artifacts::cached(&shared.opts.cache),
             wait_ms: 2000,
         };

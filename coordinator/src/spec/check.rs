@@ -183,7 +183,7 @@ impl LoadedSpec {
                 }
             }
         }
-        if s.run.batch_searches == 0 || s.run.eval_batch == 0 {
+        if s.run.batch_searches == Some(0) || s.run.eval_batch == 0 {
             return self.err(
                 0..0,
                 "run.batch_searches",

@@ -332,13 +332,9 @@ pub struct RunSpec {
     /// Images per forward pass when evaluating patterns.
     #[serde(default = "default_eval_batch")]
     pub eval_batch: usize,
-    /// Searches of one model run together as one batched optimisation.
-    #[serde(default = "default_batch_searches")]
-    pub batch_searches: usize,
-}
-
-fn default_batch_searches() -> usize {
-    16
+    /// Units the local worker leases at once; searches of one model among them run together as one
+    /// batched optimisation. None: chosen per device (`iscp_worker::auto_max_units`).
+    pub batch_searches: Option<usize>,
 }
 
 fn default_device() -> String {
@@ -354,7 +350,7 @@ impl Default for RunSpec {
             device: default_device(),
             threads: None,
             eval_batch: default_eval_batch(),
-            batch_searches: default_batch_searches(),
+            batch_searches: None,
         }
     }
 }
