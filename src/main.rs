@@ -1,10 +1,12 @@
 //! `iscp`: the one binary. Subcommands are thin: they parse arguments and call the libraries.
 
 mod cli;
+mod malloc;
 
 use clap::Parser;
 
 fn main() {
+    malloc::tune();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ISCP_LOG")

@@ -36,7 +36,11 @@ fn searches_beyond_free_memory_run_in_turn_with_unchanged_masks() {
         reports.push((s, t))
     });
     std::env::remove_var(MEMORY_ENV);
-    assert_eq!(reports.last(), Some(&(3000, 3000)), "three batches, progress per mille");
+    assert_eq!(
+        reports.last(),
+        Some(&(3000, 3000)),
+        "three batches, progress per mille"
+    );
     assert!(reports.windows(2).all(|w| w[0].0 <= w[1].0));
     for (a, b) in everything.iter().zip(&chunked) {
         let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());

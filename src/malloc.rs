@@ -1,0 +1,21 @@
+//! glibc malloc settings for libtorch's allocation pattern: keep freed memory for reuse instead of
+//! handing it back to the kernel and faulting it in again on the next step.
+//!
+//! libtorch allocates and frees the same few-MB activation buffers every step. With glibc's defaults
+//! the heap top is trimmed after each free and the next allocation faults every page in again:
+//! `make run` spent 116 s of system time in 53 million minor page faults (227 s wall on 2 cores);
+//! with these settings 3 s and 0.5 million faults (156–165 s wall).
+
+/// Applies the settings; call first thing in `main`, before any thread starts.
+pub fn tune() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; it is called before other threads exist.
+    unsafe {
+        // Never trim the heap top, and grow it 256 MB at a time.
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_TOP_PAD, 256 << 20);
+        // Blocks below 1 GB come from the heap, not from fresh mappings (a fixed threshold also
+        // stops glibc from lowering the trim threshold again as it adapts).
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
+    }
+}
