@@ -4,6 +4,7 @@
 //! from dedicated compute threads. Inputs are pixels in [0,1], shaped N×C×H×W.
 
 pub mod adversarial;
+pub mod agreement;
 pub mod amp;
 pub mod badnets;
 pub mod baselines;

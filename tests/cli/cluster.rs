@@ -297,7 +297,7 @@ fn a_worker_killed_mid_unit_loses_its_lease_and_the_sweep_ends_with_every_unit_o
             l.trim_start().starts_with("prepare-model") && l.split_whitespace().nth(2) == Some("1")
         })
     });
-    std::thread::sleep(Duration::from_millis(500));
+    // Killed as soon as it holds the lease: however fast the machine, the unit is not done yet.
     a.kill9();
     let _b = c.worker("b", &[]);
     let s = c.wait_for("the sweep to finish", 240, |s| s.contains("(finished)"));
@@ -341,8 +341,8 @@ fn a_worker_stopped_with_sigterm_hands_its_unit_back_without_counting_an_attempt
         "{}",
         a.log()
     );
-    // Handed back, not expired: another worker takes it at once (the TTL is 30 s).
-    let started = Instant::now();
+    // Handed back, not expired: another worker takes it with no failure recorded (the TTL is
+    // 30 s; an expiry would leave a failure row).
     let _b = c.worker("b", &[]);
     let s = c.wait_for("the sweep to finish", 240, |s| s.contains("(finished)"));
     assert!(!s.lines().any(|l| l.starts_with("  failed ")), "{s}");
@@ -351,7 +351,6 @@ fn a_worker_stopped_with_sigterm_hands_its_unit_back_without_counting_an_attempt
         "the hand-back counted as a failure"
     );
     assert_exactly_once(&c.results("term"), "searches", 9);
-    assert!(started.elapsed() < Duration::from_secs(120));
 }
 
 #[test]
@@ -648,7 +647,7 @@ fn a_training_unit_leased_again_resumes_on_another_worker_from_the_last_checkpoi
     // The coordinator keeps uploaded checkpoints in its state directory.
     let stored = c.path("state/checkpoints");
     let deadline = Instant::now() + Duration::from_secs(60);
-    let stored_files = || {
+    let stored_files = || -> HashSet<PathBuf> {
         std::fs::read_dir(&stored)
             .into_iter()
             .flatten()
@@ -665,22 +664,40 @@ fn a_training_unit_leased_again_resumes_on_another_worker_from_the_last_checkpoi
                     .flatten()
                     .flatten()
             })
-            .count()
+            .map(|f| f.path())
+            .collect()
     };
-    while stored_files() == 0 {
+    let first = loop {
+        let now = stored_files();
+        if !now.is_empty() {
+            break now;
+        }
         assert!(
             Instant::now() < deadline,
             "no checkpoint reached the coordinator:\n{}",
             a.log()
         );
         std::thread::sleep(Duration::from_millis(50));
+    };
+    // Once a newer checkpoint is recorded (by a heartbeat), the first uploads are dropped: at
+    // any speed, the first files go and a newer one stays. Worker a then dies mid-training.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let now = stored_files();
+        if !now.is_empty() && now.is_disjoint(&first) {
+            break;
+        }
+        assert!(
+            a.child.try_wait().unwrap().is_none(),
+            "worker a stopped before a newer checkpoint was recorded:\n{}",
+            a.log()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "older checkpoints are never dropped as newer ones are recorded: {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
-    // One more heartbeat records it; then worker a dies mid-training.
-    std::thread::sleep(Duration::from_millis(1500));
-    assert!(
-        stored_files() <= 2,
-        "older checkpoints are dropped as newer ones are recorded"
-    );
     a.kill9();
     let b = c.worker("b", &[]);
     let s = c.wait_for("the sweep to finish on worker b", 240, |s| {
@@ -717,7 +734,7 @@ fn a_training_unit_leased_again_resumes_on_another_worker_from_the_last_checkpoi
     assert_exactly_once(&root, "models", 1);
     assert_eq!(
         stored_files(),
-        0,
+        HashSet::new(),
         "checkpoints are dropped once the model is done"
     );
 }

@@ -71,3 +71,40 @@ pub fn trained_small_cnn(
     .unwrap();
     (model, data)
 }
+
+/// Near-ties allowed at a size's boundary: 2.5 signed steps of the default η = 0.02.
+pub const TIE: f32 = 0.05;
+/// Largest PW difference allowed between two runs of one search.
+pub const PW_TOLERANCE: f64 = 0.1;
+
+/// Asserts that masks `a` and `b` of `job` (the same search, run in batches of other shapes or on
+/// other threads) select the same pixels at 1/2/3/5/10% up to near-ties, and reach PW within
+/// `PW_TOLERANCE` on `test`. Never compares raw floats: those differ across CPUs.
+pub fn assert_masks_agree(
+    model: &Model,
+    test: &iscp_engine::data::Dataset,
+    job: &iscp_engine::search::SearchJob,
+    a: &[f32],
+    b: &[f32],
+    what: &str,
+) {
+    use iscp_engine::agreement::{compare, same_selection, SIZES};
+    use iscp_engine::pattern::{pattern_k, Evaluator};
+    for size in SIZES {
+        let k = pattern_k(size, a.len());
+        if let Err(e) = same_selection(a, b, k, TIE) {
+            panic!("{what}: the masks select other pixels at size {size}: {e}");
+        }
+    }
+    let logits = model.predict_logits(&test.images, 1024).unwrap();
+    let eval = Evaluator::new(model, test, &logits, &[]);
+    for s in compare(a, b, &SIZES, Some((&eval, job.target, &job.canvas))).unwrap() {
+        let d = s.pw_difference.unwrap();
+        assert!(
+            d <= PW_TOLERANCE,
+            "{what}: PW differs by {d:.3} at size {} (Jaccard {:.2})",
+            s.size,
+            s.jaccard
+        );
+    }
+}
