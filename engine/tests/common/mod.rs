@@ -72,6 +72,13 @@ pub fn trained_small_cnn(
     (model, data)
 }
 
+/// Held by tests that run batched searches in lanes: the lanes change libtorch's process-wide
+/// thread count for their length, which a test checking the count after its own batch would see.
+pub fn lanes_serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Near-ties allowed at a size's boundary: 2.5 signed steps of the default η = 0.02.
 pub const TIE: f32 = 0.05;
 /// Largest PW difference allowed between two runs of one search.
