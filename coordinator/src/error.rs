@@ -24,6 +24,35 @@ pub enum CoordError {
     Engine(#[from] iscp_engine::EngineError),
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+    /// Something a unit needs is not here (yet): a model, shard or checkpoint artifact.
+    #[error("{0}")]
+    Missing(String),
+    /// A panic inside libtorch or the unit's code, caught so one unit cannot stop a worker.
+    #[error("panicked: {0}")]
+    Panic(String),
+}
+
+/// Whether a libtorch error is the device running out of memory (CUDA's or the allocator's).
+fn is_oom(e: &tch::TchError) -> bool {
+    let m = e.to_string();
+    m.contains("out of memory") || m.contains("OutOfMemoryError")
+}
+
+impl CoordError {
+    /// Why a unit that hit this error failed: decides whether another attempt may succeed.
+    pub fn reason(&self) -> iscp_proto::v1::FailureReason {
+        use iscp_engine::EngineError as E;
+        use iscp_proto::v1::FailureReason as R;
+        match self {
+            CoordError::Spec { .. } => R::InvalidInput,
+            CoordError::Io { .. } | CoordError::Missing(_) => R::MissingArtifact,
+            CoordError::Table { .. } | CoordError::Panic(_) => R::Internal,
+            CoordError::Torch(t) | CoordError::Engine(E::Torch(t)) if is_oom(t) => R::OutOfMemory,
+            CoordError::Torch(_) | CoordError::Engine(E::Torch(_)) => R::Internal,
+            CoordError::Engine(E::Io { .. }) => R::MissingArtifact,
+            CoordError::Engine(E::BadFile { .. } | E::Invalid(_)) => R::InvalidInput,
+        }
+    }
 }
 
 impl CoordError {

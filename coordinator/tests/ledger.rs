@@ -1,7 +1,8 @@
 //! The scheduler and its ledger without the network: fencing, retries and their limit, hand-back,
 //! dependency failures, and the reconciliation of ledger and part files after a crash.
 
-use iscp_coordinator::service::{Core, CoreConfig, LeaseClaim, NewUnit};
+use iscp_coordinator::service::{Beat, Core, CoreConfig, LeaseClaim, NewUnit, UnitKey};
+use iscp_proto::v1::FailureReason;
 use iscp_coordinator::tables::{encode_parquet, models_batch, part_path, ModelRow};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -57,8 +58,18 @@ fn claim<'a>(worker: &'a str, lease_id: &'a str, attempt: u64) -> LeaseClaim<'a>
     }
 }
 
-fn key(id: &str) -> (String, String) {
-    ("s".to_string(), id.to_string())
+fn key(id: &str) -> UnitKey {
+    UnitKey::new("s", id)
+}
+
+fn beat(sweep: &str, id: &str, attempt: u64) -> Beat {
+    Beat {
+        key: UnitKey::new(sweep, id),
+        attempt,
+        step: 1,
+        total: 10,
+        checkpoint: None,
+    }
 }
 
 fn state_of(core: &Core, kind: &str) -> (u64, u64, u64, u64) {
@@ -131,7 +142,7 @@ fn failures_retry_up_to_the_limit_hand_backs_do_not_count_and_dependents_fail() 
         &key("p"),
         claim("w", &l[0].lease_id, l[0].attempt),
         "stopping",
-        true,
+        FailureReason::Transport,
         true,
     )
     .unwrap();
@@ -147,7 +158,7 @@ fn failures_retry_up_to_the_limit_hand_backs_do_not_count_and_dependents_fail() 
             &key("p"),
             claim("w", &l.lease_id, l.attempt),
             "out of memory",
-            true,
+            FailureReason::OutOfMemory,
             false,
         )
         .unwrap();
@@ -231,14 +242,10 @@ fn a_cancelled_sweep_tells_its_workers_and_refuses_their_results() {
     let st = core.status("s");
     assert_eq!(st[0].kinds[0].cancelled, 2);
     let cancel = core
-        .heartbeat("w", &[(l.unit_id.clone(), l.attempt, 1, 10, None)])
+        .heartbeat("w", &[beat("s", &l.unit_id, l.attempt)])
         .unwrap()
         .unwrap();
-    assert_eq!(
-        cancel,
-        vec![l.unit_id.clone()],
-        "the worker is told to drop it"
-    );
+    assert_eq!(cancel, vec![key(&l.unit_id)], "the worker is told to drop it");
     let late = core.complete(
         &key(&l.unit_id),
         claim("w", &l.lease_id, l.attempt),
@@ -247,4 +254,111 @@ fn a_cancelled_sweep_tells_its_workers_and_refuses_their_results() {
     assert!(late.unwrap_err().to_string().contains("stale lease"));
     assert!(core.lease("w", 1, &HashSet::new()).unwrap().is_empty());
     assert!(core.cancel("nope").is_err());
+}
+
+#[test]
+fn twin_sweeps_with_the_same_unit_ids_never_answer_for_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut core = open(dir.path());
+    for sweep in ["a", "b"] {
+        core.submit(sweep, "sha", "f", "", vec![unit("p", "prepare-model", "", &[])])
+            .unwrap();
+    }
+    core.register("w1", "w1");
+    core.register("w2", "w2");
+    let none = HashSet::new();
+    let l1 = core.lease("w1", 1, &none).unwrap().remove(0);
+    let l2 = core.lease("w2", 1, &none).unwrap().remove(0);
+    assert_eq!(l1.unit_id, l2.unit_id, "the same unit id in both sweeps");
+    assert_ne!(l1.sweep, l2.sweep);
+    // Each worker's heartbeat names its own sweep: neither is told to drop its unit.
+    for (w, l) in [("w1", &l1), ("w2", &l2)] {
+        let cancel = core
+            .heartbeat(w, &[beat(&l.sweep, &l.unit_id, l.attempt)])
+            .unwrap()
+            .unwrap();
+        assert!(cancel.is_empty(), "{w} was told to drop {cancel:?}");
+    }
+    // A report naming the other sweep's unit is not this worker's lease.
+    let cancel = core
+        .heartbeat("w1", &[beat(&l2.sweep, &l2.unit_id, l2.attempt)])
+        .unwrap()
+        .unwrap();
+    assert_eq!(cancel, vec![UnitKey::new(l2.sweep.as_str(), l2.unit_id.as_str())]);
+    for (w, l) in [("w1", &l1), ("w2", &l2)] {
+        core.complete(
+            &UnitKey::new(l.sweep.as_str(), l.unit_id.as_str()),
+            claim(w, &l.lease_id, l.attempt),
+            vec![("models".into(), models_part(&l.unit_id))],
+        )
+        .unwrap();
+    }
+    for sweep in ["a", "b"] {
+        let st = core.status(sweep);
+        assert_eq!(st[0].kinds[0].done, 1, "{sweep}");
+    }
+}
+
+#[test]
+fn invalid_input_fails_at_once_and_the_reason_lands_in_the_failures_table() {
+    use arrow_array::cast::AsArray;
+    let dir = tempfile::tempdir().unwrap();
+    let mut core = open(dir.path());
+    core.submit("s", "sha", "f", "", vec![unit("p", "prepare-model", "", &[])])
+        .unwrap();
+    core.register("w", "w");
+    let l = core.lease("w", 1, &HashSet::new()).unwrap().remove(0);
+    core.fail(
+        &key("p"),
+        claim("w", &l.lease_id, l.attempt),
+        "derive.from: wrong shape",
+        FailureReason::InvalidInput,
+        false,
+    )
+    .unwrap();
+    assert_eq!(
+        state_of(&core, "prepare-model"),
+        (0, 0, 0, 1),
+        "not retried: another attempt cannot help"
+    );
+    let failures = dir.path().join("results/s/failures");
+    let part = std::fs::read_dir(&failures).unwrap().next().unwrap().unwrap();
+    let b = &iscp_coordinator::tables::read_batches(&part.path()).unwrap()[0];
+    let reason = b.column_by_name("reason").unwrap().as_string::<i32>();
+    assert_eq!(reason.value(0), "invalid_input");
+    let retryable = b.column_by_name("retryable").unwrap().as_boolean();
+    assert!(!retryable.value(0));
+}
+
+#[test]
+fn failures_parts_from_before_version_2_get_a_reason_column_at_submit() {
+    use arrow_array::cast::AsArray;
+    use iscp_coordinator::tables::{failures_batch, read_batches, write_part, FailureRow};
+    let dir = tempfile::tempdir().unwrap();
+    let failures = dir.path().join("results/s/failures");
+    let mut old = failures_batch(&[FailureRow {
+        unit_id: "p".into(),
+        unit_kind: "prepare-model".into(),
+        attempt: 1,
+        worker: "w".into(),
+        error: "boom".into(),
+        reason: String::new(),
+        retryable: true,
+        time_ms: 0,
+    }]);
+    let at = old.schema().index_of("reason").unwrap();
+    old.remove_column(at);
+    write_part(&failures, "p-a1", &old).unwrap();
+    let mut core = open(dir.path());
+    core.submit("s", "sha", "f", "", vec![unit("p", "prepare-model", "", &[])])
+        .unwrap();
+    let b = &read_batches(&part_path(&failures, "p-a1")).unwrap()[0];
+    let names: Vec<String> = b.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let now = failures_batch(&[]).schema();
+    let want: Vec<String> = now.fields().iter().map(|f| f.name().clone()).collect();
+    assert_eq!(names, want, "the same columns as a part written today");
+    let reason = b.column_by_name("reason").unwrap().as_string::<i32>();
+    assert_eq!(reason.value(0), "internal");
+    let error = b.column_by_name("error").unwrap().as_string::<i32>();
+    assert_eq!(error.value(0), "boom", "the rest is kept");
 }

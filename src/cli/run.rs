@@ -161,15 +161,7 @@ async fn in_process(
 fn show(e: &Event, progress: &Progress) -> bool {
     match e.state.as_str() {
         "leased" => progress.stage(&e.kind, &e.unit_id, 1),
-        "progress" => {
-            if let Some((step, total)) = e
-                .message
-                .split_once('/')
-                .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
-            {
-                progress.stage_step(step, total);
-            }
-        }
+        "progress" if e.steps > 0 => progress.stage_step(e.step, e.steps),
         "done" => progress.unit_done(),
         "failed" => {
             progress.unit_done();

@@ -57,13 +57,8 @@ pub fn watch(a: SweepArgs) -> anyhow::Result<()> {
                 });
                 match e.state.as_str() {
                     "progress" => {
-                        let (step, total) = e
-                            .message
-                            .split_once('/')
-                            .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
-                            .unwrap_or((0u64, 1u64));
-                        bar.set_length(total.max(1));
-                        bar.set_position(step);
+                        bar.set_length(e.steps.max(1));
+                        bar.set_position(e.step);
                     }
                     "leased" => {
                         bar.set_position(0);

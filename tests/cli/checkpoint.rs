@@ -30,11 +30,13 @@ sizes = [0.05]
 
 fn checkpoint_epochs(root: &std::path::Path) -> Vec<usize> {
     let dir = root.join("artifacts/checkpoints");
-    let Ok(units) = std::fs::read_dir(dir) else {
+    let Ok(sweeps) = std::fs::read_dir(dir) else {
         return vec![];
     };
-    units
+    // checkpoints/<sweep>/<unit>/epoch-<n>.json
+    sweeps
         .flatten()
+        .flat_map(|s| std::fs::read_dir(s.path()).into_iter().flatten().flatten())
         .flat_map(|u| std::fs::read_dir(u.path()).into_iter().flatten().flatten())
         .filter_map(|f| {
             f.file_name()

@@ -3,7 +3,7 @@
 
 use crate::client::Client;
 use iscp_proto::v1::{ArtifactChunk, FetchArtifactParams};
-use iscp_proto::CHUNK_BYTES;
+use iscp_proto::{UnitKey, CHUNK_BYTES};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use tokio_stream::StreamExt;
@@ -59,8 +59,7 @@ pub async fn ensure(client: &Client, dir: &Path, sha: &str) -> Result<bool, toni
 /// checkpoint ("checkpoint", kept by the coordinator until its unit finishes).
 pub async fn put(
     client: &Client,
-    sweep: &str,
-    unit: &str,
+    key: &UnitKey,
     sha: &str,
     path: &Path,
     purpose: &str,
@@ -68,14 +67,13 @@ pub async fn put(
     let data = tokio::fs::read(path)
         .await
         .map_err(|e| tonic::Status::internal(format!("{}: {e}", path.display())))?;
-    put_bytes(client, sweep, unit, sha, &data, purpose).await
+    put_bytes(client, key, sha, &data, purpose).await
 }
 
 /// Uploads an artifact already in memory (see `put`).
 pub async fn put_bytes(
     client: &Client,
-    sweep: &str,
-    unit: &str,
+    key: &UnitKey,
     sha: &str,
     data: &[u8],
     purpose: &str,
@@ -88,10 +86,10 @@ pub async fn put_bytes(
             let head = |s: &str| if i == 0 { s.to_string() } else { String::new() };
             ArtifactChunk {
                 sha256: head(sha),
-                sweep: head(sweep),
+                sweep: head(&key.sweep),
                 data: c.to_vec(),
                 purpose: head(purpose),
-                unit_id: head(unit),
+                unit_id: head(&key.unit),
             }
         })
         .collect();
@@ -117,8 +115,7 @@ pub async fn upload_checkpoints(
         // Sent from memory: training may finish and remove the file meanwhile.
         let sent = put_bytes(
             &shared.client,
-            &c.sweep,
-            &c.unit_id,
+            &c.key,
             &sha,
             &data,
             "checkpoint",
@@ -127,9 +124,9 @@ pub async fn upload_checkpoints(
             Ok(()) => {
                 shared
                     .checkpoints()
-                    .insert(c.unit_id.clone(), (c.epochs_done as u64, sha, c.stats_json));
+                    .insert(c.key.clone(), (c.epochs_done as u64, sha, c.stats_json));
             }
-            Err(s) => tracing::warn!("uploading the checkpoint of {}: {s}", c.unit_id),
+            Err(s) => tracing::warn!("uploading the checkpoint of {}: {s}", c.key),
         }
     }
 }

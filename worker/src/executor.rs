@@ -1,6 +1,7 @@
-//! The compute side of a device slot: on its own thread, it keeps the spec, data and model of the
-//! last units it ran, and runs leased units with the engine (searches that share a model as one
-//! batched optimisation), turning each into Parquet parts or an error.
+//! The compute side of a device slot: on its own thread, it keeps the specs, datasets and model of
+//! the last units it ran (each cache keyed by what it holds, so units of two sweeps never mix), and
+//! runs leased units with the engine (searches that share a model as one batched optimisation),
+//! turning each into Parquet parts or a typed failure.
 
 use iscp_coordinator::spec::LoadedSpec;
 use iscp_coordinator::tables;
@@ -15,8 +16,9 @@ use iscp_engine::data::{stratified_split, DataSplits, Split};
 use iscp_engine::model::Model;
 use iscp_engine::pattern::Evaluator;
 use iscp_engine::search::search_batch;
-use iscp_proto::v1::LeasedUnit;
-use std::collections::HashMap;
+use iscp_proto::v1::{FailureReason, LeasedUnit};
+use iscp_proto::UnitKey;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -29,11 +31,41 @@ pub struct Output {
     pub artifact: Option<(String, PathBuf)>,
 }
 
-/// A unit's error and whether another attempt may succeed.
+/// A unit's error and why it happened (which decides whether another attempt may succeed).
 #[derive(Debug)]
 pub struct Failure {
     pub error: String,
-    pub retryable: bool,
+    pub reason: FailureReason,
+}
+
+impl Failure {
+    pub fn new(reason: FailureReason, error: impl ToString) -> Self {
+        Failure {
+            error: error.to_string(),
+            reason,
+        }
+    }
+
+    /// The error with what was being done, keeping its reason.
+    fn context(what: &str, e: CoordError) -> Self {
+        Failure::new(e.reason(), format!("{what}: {e}"))
+    }
+
+    pub fn retryable(&self) -> bool {
+        self.reason.retryable()
+    }
+}
+
+impl From<CoordError> for Failure {
+    fn from(e: CoordError) -> Self {
+        Failure::new(e.reason(), e)
+    }
+}
+
+impl From<iscp_engine::EngineError> for Failure {
+    fn from(e: iscp_engine::EngineError) -> Self {
+        CoordError::from(e).into()
+    }
 }
 
 pub type Outcome = Result<Output, Failure>;
@@ -41,8 +73,7 @@ pub type Outcome = Result<Output, Failure>;
 /// A training checkpoint written on this worker, to be uploaded so another attempt can resume it.
 #[derive(Debug, Clone)]
 pub struct CheckpointReport {
-    pub sweep: String,
-    pub unit_id: String,
+    pub key: UnitKey,
     /// Epochs finished.
     pub epochs_done: usize,
     pub model: PathBuf,
@@ -50,10 +81,19 @@ pub struct CheckpointReport {
 }
 
 /// Steps done and total of each running unit, read by the heartbeat.
-pub type ProgressMap = Arc<Mutex<HashMap<String, (u64, u64)>>>;
+pub type ProgressMap = Arc<Mutex<HashMap<UnitKey, (u64, u64)>>>;
 
+/// Specs kept parsed and planned (by the sha256 of their text).
+const SPECS_KEPT: usize = 8;
+/// Datasets kept loaded (by their `data` section and seed): each may be hundreds of MB.
+const DATASETS_KEPT: usize = 2;
+
+/// A spec, parsed and planned, with the dataset it was planned on.
 struct SpecCtx {
     spec: LoadedSpec,
+    /// The data section and seed the dataset was loaded from: what the model cache keys on too.
+    data_key: String,
+    data: Rc<DataSplits>,
     plans: Vec<SettingPlan>,
     /// Unit id → (plan index, unit).
     units: HashMap<String, (usize, Unit)>,
@@ -81,28 +121,43 @@ pub struct Executor {
     pub checkpoints: Option<tokio::sync::mpsc::UnboundedSender<CheckpointReport>>,
     /// The worker was given a thread count: the spec's `run.threads` does not override it.
     pub threads_fixed: bool,
-    specs: HashMap<String, Rc<SpecCtx>>,
-    data: Option<(String, Rc<DataSplits>)>,
+    /// Most recently used first, at most `SPECS_KEPT`.
+    specs: VecDeque<(String, Rc<SpecCtx>)>,
+    /// Most recently used first, at most `DATASETS_KEPT`.
+    datasets: VecDeque<(String, Rc<DataSplits>)>,
     model: Option<ModelCtx>,
 }
 
-/// The same retryable failure for each of `n` units (a whole lease that could not run).
-pub fn all_failed(n: usize, error: impl ToString) -> Vec<Outcome> {
+/// The same failure for each of `n` units (a whole lease that could not run).
+pub fn all_failed(n: usize, reason: FailureReason, error: impl ToString) -> Vec<Outcome> {
     let error = error.to_string();
-    (0..n).map(|_| Err(fail(&error, true))).collect()
+    (0..n).map(|_| Err(Failure::new(reason, &error))).collect()
 }
 
-fn fail(e: impl ToString, retryable: bool) -> Failure {
-    Failure {
-        error: e.to_string(),
-        retryable,
-    }
+fn fail(reason: FailureReason, e: impl ToString) -> Failure {
+    Failure::new(reason, e)
 }
 
 fn encode(table: &str, batch: &arrow_array::RecordBatch) -> Result<(String, Vec<u8>), Failure> {
     tables::encode_parquet(batch)
         .map(|b| (table.to_string(), b))
-        .map_err(|e| fail(format!("encoding `{table}`: {e}"), true))
+        .map_err(|e| fail(FailureReason::Internal, format!("encoding `{table}`: {e}")))
+}
+
+/// Looks `key` up in a most-recently-used list and moves it to the front.
+fn take_recent<T: Clone>(list: &mut VecDeque<(String, T)>, key: &str) -> Option<T> {
+    let pos = list.iter().position(|(k, _)| k == key)?;
+    let entry = list.remove(pos).expect("found");
+    let value = entry.1.clone();
+    list.push_front(entry);
+    Some(value)
+}
+
+/// Puts `value` first in a most-recently-used list of at most `keep` entries.
+fn keep_recent<T>(list: &mut VecDeque<(String, T)>, key: String, value: T, keep: usize) {
+    list.retain(|(k, _)| *k != key);
+    list.push_front((key, value));
+    list.truncate(keep);
 }
 
 impl Executor {
@@ -116,8 +171,8 @@ impl Executor {
             notes: None,
             checkpoints: None,
             threads_fixed: false,
-            specs: HashMap::new(),
-            data: None,
+            specs: VecDeque::new(),
+            datasets: VecDeque::new(),
             model: None,
         }
     }
@@ -130,11 +185,17 @@ impl Executor {
         if first.kind == "noop" {
             return units.iter().map(|_| Ok(Output::default())).collect();
         }
-        let setup = guarded(|| self.spec_and_data(first)).map_err(|e| fail(e, true));
-        let (ctx, data) = match setup {
-            Ok(x) => x,
-            Err(f) => return all_failed(units.len(), f.error),
+        let ctx = match guarded(|| self.spec(first)) {
+            Ok(ctx) => ctx,
+            Err(e) => {
+                let f = Failure::context("loading its spec and data", e);
+                return all_failed(units.len(), f.reason, f.error);
+            }
         };
+        if let (Some(t), false) = (ctx.spec.spec.run.threads, self.threads_fixed) {
+            tch::set_num_threads(t as i32);
+        }
+        let data = ctx.data.clone();
         match first.kind.as_str() {
             "derive-data" => units.iter().map(|u| self.derive(&ctx, &data, u)).collect(),
             "prepare-model" => units.iter().map(|u| self.prepare(&ctx, &data, u)).collect(),
@@ -142,37 +203,38 @@ impl Executor {
             "evaluate" | "baseline" => units.iter().map(|u| self.one(&ctx, &data, u)).collect(),
             k => units
                 .iter()
-                .map(|_| Err(fail(format!("unknown unit kind `{k}`"), false)))
+                .map(|_| {
+                    Err(fail(
+                        FailureReason::VersionSkew,
+                        format!("unknown unit kind `{k}`: this worker is older than the coordinator"),
+                    ))
+                })
                 .collect(),
         }
     }
 
-    fn spec_and_data(
-        &mut self,
-        u: &LeasedUnit,
-    ) -> iscp_coordinator::Result<(Rc<SpecCtx>, Rc<DataSplits>)> {
-        if let Some(ctx) = self.specs.get(&u.spec_sha256) {
-            let data = self
-                .data
-                .as_ref()
-                .expect("data loaded with the spec")
-                .1
-                .clone();
-            return Ok((ctx.clone(), data));
+    /// The unit's spec, parsed and planned on its own dataset (both cached by content).
+    fn spec(&mut self, u: &LeasedUnit) -> iscp_coordinator::Result<Rc<SpecCtx>> {
+        if let Some(ctx) = take_recent(&mut self.specs, &u.spec_sha256) {
+            return Ok(ctx);
         }
         let spec = LoadedSpec::parse(&u.spec_toml, &u.spec_file)?;
         let s = &spec.spec;
-        let key = format!(
+        let data_key = format!(
             "{}|{}",
             serde_json::to_string(&s.data).unwrap_or_default(),
             s.seed
         );
-        if self.data.as_ref().is_none_or(|(k, _)| *k != key) {
-            self.data = None;
-            self.model = None;
-            self.data = Some((key, Rc::new(load_data(&s.data, s.seed)?)));
-        }
-        let data = self.data.as_ref().expect("just loaded").1.clone();
+        let data = match take_recent(&mut self.datasets, &data_key) {
+            Some(d) => d,
+            None => {
+                // Make room before loading: the evicted set's memory is freed first.
+                self.datasets.truncate(DATASETS_KEPT - 1);
+                let d = Rc::new(load_data(&s.data, s.seed)?);
+                keep_recent(&mut self.datasets, data_key.clone(), d.clone(), DATASETS_KEPT);
+                d
+            }
+        };
         let plans = plan(&spec, data.test.num_classes(), data.train.len());
         let mut units = HashMap::new();
         for (i, p) in plans.iter().enumerate() {
@@ -187,18 +249,22 @@ impl Executor {
             *s.search.subset_fraction.get_ref(),
             s.seed,
         );
-        if let (Some(t), false) = (s.run.threads, self.threads_fixed) {
-            tch::set_num_threads(t as i32);
-        }
         let ctx = Rc::new(SpecCtx {
             spec,
+            data_key,
+            data,
             plans,
             units,
             split,
             labels,
         });
-        self.specs.insert(u.spec_sha256.clone(), ctx.clone());
-        Ok((ctx, data))
+        keep_recent(
+            &mut self.specs,
+            u.spec_sha256.clone(),
+            ctx.clone(),
+            SPECS_KEPT,
+        );
+        Ok(ctx)
     }
 
     fn find<'a>(ctx: &'a SpecCtx, u: &LeasedUnit) -> Result<(&'a SettingPlan, &'a Unit), Failure> {
@@ -207,11 +273,12 @@ impl Executor {
             .map(|(i, unit)| (&ctx.plans[*i], unit))
             .ok_or_else(|| {
                 fail(
+                    FailureReason::VersionSkew,
                     format!(
-                        "unit {} is not in its spec as this worker expands it",
-                        u.unit_id
+                        "unit {} is not in its spec as this worker (version {}) expands it",
+                        u.unit_id,
+                        env!("CARGO_PKG_VERSION")
                     ),
-                    false,
                 )
             })
     }
@@ -225,27 +292,30 @@ impl Executor {
         }
     }
 
-    fn set_progress(progress: &ProgressMap, ids: &[&str], step: usize, total: usize) {
+    fn set_progress(progress: &ProgressMap, keys: &[UnitKey], step: usize, total: usize) {
         let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
-        for id in ids {
-            p.insert(id.to_string(), (step as u64, total as u64));
+        for k in keys {
+            p.insert(k.clone(), (step as u64, total as u64));
         }
     }
 
     fn prepare(&mut self, ctx: &SpecCtx, data: &DataSplits, u: &LeasedUnit) -> Outcome {
         let (p, _) = Self::find(ctx, u)?;
         let progress = self.progress.clone();
-        let id = u.unit_id.clone();
+        let key = crate::shared::key_of(u);
         if u.checkpoint_epoch > 0 {
             // An earlier attempt (perhaps on another worker) got this far; its model is cached.
             let model = artifact_path(&self.artifacts, &u.checkpoint_sha256);
-            Checkpoints::new(&self.artifacts, &u.unit_id)
+            Checkpoints::new(&self.artifacts, &key)
                 .install(u.checkpoint_epoch as usize, &model, &u.checkpoint_stats)
-                .map_err(|e| fail(format!("installing checkpoint: {e}"), true))?;
+                .map_err(|e| Failure::context("installing checkpoint", e))?;
         }
         let derived = match &p.setting.derive {
             Some(_) if u.input_artifacts.is_empty() => {
-                return Err(fail("a derived setting's lease carries no shards", true))
+                return Err(fail(
+                    FailureReason::Internal,
+                    "a derived setting's lease carries no shards",
+                ))
             }
             Some(_) => {
                 let parts: Vec<PathBuf> = u
@@ -254,7 +324,7 @@ impl Executor {
                     .map(|sha| artifact_path(&self.artifacts, sha))
                     .collect();
                 let set = guarded(|| assemble_derived(&parts, data.train.class_names.clone()))
-                    .map_err(|e| fail(format!("assembling the derived training set: {e}"), true))?;
+                    .map_err(|e| Failure::context("assembling the derived training set", e))?;
                 self.note(format!(
                     "{}: training on {} derived images from {} shards",
                     p.setting.name,
@@ -268,7 +338,7 @@ impl Executor {
         let tx = self.checkpoints.clone();
         let prepared = guarded(|| {
             prepare(
-                &u.unit_id,
+                &key,
                 &p.setting,
                 ctx.spec.spec.seed,
                 data,
@@ -276,12 +346,13 @@ impl Executor {
                 &self.artifacts,
                 self.device,
                 PrepareHooks {
-                    progress: &mut |st, t| Self::set_progress(&progress, &[&id], st, t),
+                    progress: &mut |st, t| {
+                        Self::set_progress(&progress, std::slice::from_ref(&key), st, t)
+                    },
                     checkpointed: &mut |saved| {
                         if let Some(tx) = &tx {
                             let _ = tx.send(CheckpointReport {
-                                sweep: u.sweep.clone(),
-                                unit_id: u.unit_id.clone(),
+                                key: key.clone(),
                                 epochs_done: saved.epochs_done,
                                 model: saved.model.clone(),
                                 stats_json: saved.stats_json.clone(),
@@ -290,8 +361,7 @@ impl Executor {
                     },
                 },
             )
-        })
-        .map_err(|e| fail(e, true))?;
+        })?;
         let row = &prepared.row;
         if let Some(e) = prepared.resumed_at {
             self.note(format!(
@@ -331,18 +401,18 @@ impl Executor {
     fn derive(&mut self, ctx: &SpecCtx, data: &DataSplits, u: &LeasedUnit) -> Outcome {
         let (_, unit) = Self::find(ctx, u)?;
         let UnitParams::Derive(dp) = &unit.params else {
-            return Err(fail("not a derive-data unit", false));
+            return Err(fail(FailureReason::VersionSkew, "not a derive-data unit"));
         };
         let Some(source) = ctx.plans.iter().find(|p| p.setting.name == dp.source) else {
             return Err(fail(
+                FailureReason::InvalidInput,
                 format!("no setting `{}` in the spec", dp.source),
-                false,
             ));
         };
         self.model_for(ctx, data, source, &u.model_sha256)?;
         let model = &self.model.as_ref().expect("loaded").model;
         let progress = self.progress.clone();
-        let id = u.unit_id.clone();
+        let key = crate::shared::key_of(u);
         let started = std::time::Instant::now();
         let rows = guarded(|| {
             derive_shard(
@@ -351,10 +421,9 @@ impl Executor {
                 model,
                 &data.train,
                 self.device,
-                &mut |s, t| Self::set_progress(&progress, &[&id], s, t),
+                &mut |s, t| Self::set_progress(&progress, std::slice::from_ref(&key), s, t),
             )
-        })
-        .map_err(|e| fail(e, true))?;
+        })?;
         let mean = |f: fn(&tables::DerivedRow) -> f64| {
             rows.iter().map(f).sum::<f64>() / rows.len().max(1) as f64
         };
@@ -374,7 +443,7 @@ impl Executor {
         })
     }
 
-    /// Loads (or keeps) the setting's model and its clean logits.
+    /// Loads (or keeps) the setting's model and its clean logits on the spec's own test set.
     fn model_for(
         &mut self,
         ctx: &SpecCtx,
@@ -382,7 +451,8 @@ impl Executor {
         p: &SettingPlan,
         sha: &str,
     ) -> Result<(), Failure> {
-        let key = format!("{}|{sha}", p.prepare.id);
+        // The logits and device images belong to one dataset: the key names it too.
+        let key = format!("{}|{}|{sha}", ctx.data_key, p.prepare.id);
         if self.model.as_ref().is_some_and(|m| m.key == key) {
             return Ok(());
         }
@@ -391,15 +461,14 @@ impl Executor {
         let m = guarded(|| {
             let model = load_prepared(&p.setting, sha, data, &self.artifacts, self.device)?
                 .ok_or_else(|| {
-                    CoordError::table(
-                        &self.artifacts,
-                        format!("the model artifact {sha} is not in this worker's cache"),
-                    )
+                    CoordError::Missing(format!(
+                        "the model artifact {sha} is not in this worker's cache {}",
+                        self.artifacts.display()
+                    ))
                 })?;
             let clean_logits = model.predict_logits(&data.test.images, eval_batch)?;
             Ok((model, clean_logits))
-        })
-        .map_err(|e| fail(e, true))?;
+        })?;
         self.model = Some(ModelCtx {
             key,
             model: m.0,
@@ -430,7 +499,7 @@ impl Executor {
             match Self::find(ctx, u) {
                 Ok((p, unit)) => match &unit.params {
                     UnitParams::Search(sp) => members.push((i, p, sp)),
-                    _ => outs[i] = Some(Err(fail("not a search unit", false))),
+                    _ => outs[i] = Some(Err(fail(FailureReason::VersionSkew, "not a search unit"))),
                 },
                 Err(f) => outs[i] = Some(Err(f)),
             }
@@ -438,7 +507,7 @@ impl Executor {
         if let Some((_, p, _)) = members.first() {
             if let Err(f) = self.model_for(ctx, data, p, &units[members[0].0].model_sha256) {
                 for (i, _, _) in &members {
-                    outs[*i] = Some(Err(fail(&f.error, f.retryable)));
+                    outs[*i] = Some(Err(fail(f.reason, &f.error)));
                 }
                 members.clear();
             }
@@ -452,28 +521,29 @@ impl Executor {
                     jobs.push(job);
                     ran.push((*i, *sp, index));
                 }
-                Err(e) => outs[*i] = Some(Err(fail(e, false))),
+                Err(e) => outs[*i] = Some(Err(e.into())),
             }
         }
         if !jobs.is_empty() {
-            let ids: Vec<&str> = ran
+            let keys: Vec<UnitKey> = ran
                 .iter()
-                .map(|(i, _, _)| units[*i].unit_id.as_str())
+                .map(|(i, _, _)| crate::shared::key_of(&units[*i]))
                 .collect();
             let progress = self.progress.clone();
             let images = &self.model.as_ref().expect("loaded").images;
             let started = std::time::Instant::now();
             let results = guarded(|| {
                 Ok(search_batch(sctx.model, images, &jobs, &mut |st, t| {
-                    Self::set_progress(&progress, &ids, st, t)
+                    Self::set_progress(&progress, &keys, st, t)
                 }))
             });
             let per = started.elapsed().as_secs_f64() / jobs.len() as f64;
-            let results = match results {
-                Ok(r) => r,
-                Err(e) => (0..jobs.len())
-                    .map(|_| Err(iscp_engine::EngineError::Invalid(e.to_string())))
-                    .collect(),
+            let results: Vec<Result<_, Failure>> = match results {
+                Ok(r) => r.into_iter().map(|r| r.map_err(Failure::from)).collect(),
+                Err(e) => {
+                    let (reason, error) = (e.reason(), e.to_string());
+                    (0..jobs.len()).map(|_| Err(fail(reason, &error))).collect()
+                }
             };
             for ((i, sp, index), r) in ran.into_iter().zip(results) {
                 let u = &units[i];
@@ -490,12 +560,12 @@ impl Executor {
                             artifact: None,
                         })
                     }
-                    Err(e) => Err(fail(e, false)),
+                    Err(f) => Err(f),
                 });
             }
         }
         outs.into_iter()
-            .map(|o| o.unwrap_or_else(|| Err(fail("not run", true))))
+            .map(|o| o.unwrap_or_else(|| Err(fail(FailureReason::Internal, "not run"))))
             .collect()
     }
 
@@ -518,28 +588,28 @@ impl Executor {
                         }
                     }
                     if searches.is_empty() {
-                        return Err(iscp_engine::EngineError::Invalid(
-                            "none of its searches succeeded".into(),
-                        )
-                        .into());
+                        return Err(CoordError::Missing(
+                            "none of its searches' parts came with the lease".into(),
+                        ));
                     }
                     run_evaluate(&ev, &u.unit_id, ep, &searches)
-                })
-                .map_err(|e| fail(e, true))?;
+                })?;
                 Ok(Output {
                     parts: vec![encode("patterns", &tables::patterns_batch(&rows))?],
                     artifact: None,
                 })
             }
             UnitParams::Baseline(bp) => {
-                let rows = guarded(|| run_baseline(&sctx, &ev, &m.images, &u.unit_id, bp))
-                    .map_err(|e| fail(e, false))?;
+                let rows = guarded(|| run_baseline(&sctx, &ev, &m.images, &u.unit_id, bp))?;
                 Ok(Output {
                     parts: vec![encode("baselines", &tables::baselines_batch(&rows))?],
                     artifact: None,
                 })
             }
-            _ => Err(fail("not an evaluate or baseline unit", false)),
+            _ => Err(fail(
+                FailureReason::VersionSkew,
+                "not an evaluate or baseline unit",
+            )),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::shared::Shared;
 use iscp_proto::v1::{HeartbeatParams, UnitProgress};
-use iscp_proto::PROTOCOL_VERSION;
+use iscp_proto::{UnitKey, PROTOCOL_VERSION};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,12 +18,13 @@ pub async fn run_heartbeats(shared: Arc<Shared>) {
             shared
                 .held()
                 .iter()
-                .map(|(id, h)| {
-                    let (step, total) = p.get(id).copied().unwrap_or((0, 0));
+                .map(|(key, h)| {
+                    let (step, total) = p.get(key).copied().unwrap_or((0, 0));
                     let (checkpoint_epoch, checkpoint_sha256, checkpoint_stats) =
-                        ck.get(id).cloned().unwrap_or_default();
+                        ck.get(key).cloned().unwrap_or_default();
                     UnitProgress {
-                        unit_id: id.clone(),
+                        sweep: key.sweep.to_string(),
+                        unit_id: key.unit.to_string(),
                         attempt: h.attempt,
                         step,
                         total,
@@ -49,9 +50,10 @@ pub async fn run_heartbeats(shared: Arc<Shared>) {
                     }
                 }
                 let mut held = shared.held();
-                for id in r.cancel_unit_ids {
-                    if let Some(h) = held.get_mut(&id) {
-                        tracing::info!("unit {id} is no longer ours: its result will be dropped");
+                for r in &r.cancel {
+                    let key = UnitKey::from(r);
+                    if let Some(h) = held.get_mut(&key) {
+                        tracing::info!("unit {key} is no longer ours: its result will be dropped");
                         h.cancelled = true;
                     }
                 }

@@ -5,7 +5,7 @@ use crate::client::{connect, Client, ConnectError};
 use crate::executor::ProgressMap;
 use crate::{WorkerOptions, WorkerSummary};
 use iscp_proto::v1::{DeviceInfo, FailUnitParams, RegisterWorkerParams};
-use iscp_proto::PROTOCOL_VERSION;
+use iscp_proto::{UnitKey, PROTOCOL_VERSION};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,10 +26,9 @@ pub enum WorkerError {
     Device(String, String),
 }
 
-/// A unit the worker holds a lease on.
+/// A unit the worker holds a lease on (keyed by its sweep and id).
 #[derive(Debug, Clone)]
 pub struct Held {
-    pub sweep: String,
     pub lease_id: String,
     pub attempt: u64,
     pub cancelled: bool,
@@ -39,10 +38,10 @@ pub struct Shared {
     pub opts: WorkerOptions,
     pub client: Client,
     pub worker_id: String,
-    pub held: Mutex<HashMap<String, Held>>,
+    pub held: Mutex<HashMap<UnitKey, Held>>,
     pub progress: ProgressMap,
     /// Unit → (epoch, sha256, stats JSON) of its last uploaded checkpoint, for the heartbeat.
-    pub checkpoints: Mutex<HashMap<String, (u64, String, String)>>,
+    pub checkpoints: Mutex<HashMap<UnitKey, Checkpoint>>,
     pub stopping: AtomicBool,
     pub heartbeat_ms: AtomicU64,
     pub completed: AtomicU64,
@@ -85,6 +84,14 @@ impl Backoff {
     }
 }
 
+/// A training checkpoint stored on the coordinator: (epochs done, sha256, stats JSON).
+pub type Checkpoint = (u64, String, String);
+
+/// The (sweep, unit) a leased unit is named by.
+pub fn key_of(u: &iscp_proto::v1::LeasedUnit) -> UnitKey {
+    UnitKey::new(u.sweep.as_str(), u.unit_id.as_str())
+}
+
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -112,11 +119,11 @@ impl Shared {
         })
     }
 
-    pub fn checkpoints(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, String, String)>> {
+    pub fn checkpoints(&self) -> std::sync::MutexGuard<'_, HashMap<UnitKey, Checkpoint>> {
         self.checkpoints.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
+    pub fn held(&self) -> std::sync::MutexGuard<'_, HashMap<UnitKey, Held>> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -132,21 +139,8 @@ impl Shared {
                     .opts
                     .devices
                     .iter()
-                    .map(|d| DeviceInfo {
-                        name: d.clone(),
-                        free_memory_bytes: 0,
-                    })
+                    .map(|d| DeviceInfo { name: d.clone() })
                     .collect(),
-                capabilities: [
-                    "derive-data",
-                    "prepare-model",
-                    "search",
-                    "evaluate",
-                    "baseline",
-                    "noop",
-                ]
-                .map(String::from)
-                .to_vec(),
             };
             match self.client.clone().register_worker(req).await {
                 Ok(r) => {
@@ -172,25 +166,25 @@ impl Shared {
 
     /// Gives every unit still held back to the coordinator without counting an attempt.
     pub async fn hand_back_all(&self) {
-        let held: Vec<(String, Held)> = self.held().drain().collect();
-        for (unit_id, h) in held {
+        let held: Vec<(UnitKey, Held)> = self.held().drain().collect();
+        for (key, h) in held {
             let req = FailUnitParams {
                 protocol_version: PROTOCOL_VERSION,
                 worker_id: self.worker_id.clone(),
-                sweep: h.sweep,
-                unit_id: unit_id.clone(),
+                sweep: key.sweep.to_string(),
+                unit_id: key.unit.to_string(),
                 lease_id: h.lease_id,
                 attempt: h.attempt,
                 error: "handed back: the worker is stopping".into(),
-                retryable: true,
+                reason: iscp_proto::v1::FailureReason::Transport.into(),
                 handed_back: true,
             };
             match self.client.clone().fail_unit(req).await {
                 Ok(_) => {
                     self.handed_back.fetch_add(1, Ordering::SeqCst);
-                    tracing::info!("handed back {unit_id}");
+                    tracing::info!("handed back {key}");
                 }
-                Err(s) => tracing::warn!("handing back {unit_id}: {s}"),
+                Err(s) => tracing::warn!("handing back {key}: {s}"),
             }
         }
     }

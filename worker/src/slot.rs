@@ -3,8 +3,10 @@
 
 use crate::artifacts;
 use crate::executor::{all_failed, Executor, Outcome};
-use crate::shared::{is_fatal, is_transient, now_ms, Backoff, Held, Shared, WorkerError};
-use iscp_proto::v1::{CompleteUnitParams, FailUnitParams, LeaseUnitsParams, LeasedUnit, TablePart};
+use crate::shared::{is_fatal, is_transient, key_of, now_ms, Backoff, Held, Shared, WorkerError};
+use iscp_proto::v1::{
+    CompleteUnitParams, FailUnitParams, FailureReason, LeaseUnitsParams, LeasedUnit, TablePart,
+};
 use iscp_proto::PROTOCOL_VERSION;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -65,7 +67,6 @@ pub async fn run_slot(
         let req = LeaseUnitsParams {
             protocol_version: PROTOCOL_VERSION,
             worker_id: shared.worker_id.clone(),
-            slot: device.clone(),
             max_units: match shared.opts.max_units {
                 0 => crate::auto_max_units(&device, shared.opts.threads),
                 n => n,
@@ -97,9 +98,8 @@ pub async fn run_slot(
             let mut held = shared.held();
             for u in &units {
                 held.insert(
-                    u.unit_id.clone(),
+                    key_of(u),
                     Held {
-                        sweep: u.sweep.clone(),
                         lease_id: u.lease_id.clone(),
                         attempt: u.attempt,
                         cancelled: false,
@@ -110,13 +110,14 @@ pub async fn run_slot(
         let outcomes = run_units(&shared, &compute, &units).await;
         for (u, outcome) in units.iter().zip(outcomes) {
             report(&shared, u, outcome).await;
-            shared.held().remove(&u.unit_id);
-            shared.checkpoints().remove(&u.unit_id);
+            let key = key_of(u);
+            shared.held().remove(&key);
+            shared.checkpoints().remove(&key);
             shared
                 .progress
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .remove(&u.unit_id);
+                .remove(&key);
         }
         shared.last_lease_ms.store(now_ms(), Ordering::SeqCst);
     }
@@ -147,23 +148,24 @@ async fn run_units(
                 }
                 Err(s) => {
                     let error = format!("fetching artifact {sha}: {}", s.message());
-                    return all_failed(units.len(), error);
+                    return all_failed(units.len(), FailureReason::MissingArtifact, error);
                 }
             }
         }
     }
     let (tx, rx) = oneshot::channel();
     if compute.send((units.to_vec(), tx)).is_err() {
-        return all_failed(units.len(), "the compute thread is gone");
+        return all_failed(units.len(), FailureReason::Internal, "the compute thread is gone");
     }
-    rx.await
-        .unwrap_or_else(|_| all_failed(units.len(), "the compute thread stopped"))
+    rx.await.unwrap_or_else(|_| {
+        all_failed(units.len(), FailureReason::Internal, "the compute thread stopped")
+    })
 }
 
 /// Sends a unit's result (uploading its model first) or its failure; retries while the
 /// coordinator is away, gives up when it refuses (a stale lease: the unit went to someone else).
 async fn report(shared: &Shared, u: &LeasedUnit, outcome: Outcome) {
-    if shared.held().get(&u.unit_id).is_some_and(|h| h.cancelled) {
+    if shared.held().get(&key_of(u)).is_some_and(|h| h.cancelled) {
         tracing::info!(
             "dropping the result of {}: cancelled or leased elsewhere",
             u.unit_id
@@ -175,15 +177,15 @@ async fn report(shared: &Shared, u: &LeasedUnit, outcome: Outcome) {
         if let Some((sha, path)) = &out.artifact {
             let mut backoff = Backoff::new();
             loop {
-                match artifacts::put(&shared.client, &u.sweep, &u.unit_id, sha, path, "model").await
+                match artifacts::put(&shared.client, &key_of(u), sha, path, "model").await
                 {
                     Ok(()) => break,
                     Err(s) if is_transient(&s) => backoff.wait().await,
                     Err(s) => {
-                        outcome = Err(crate::executor::Failure {
-                            error: format!("uploading model {sha}: {}", s.message()),
-                            retryable: true,
-                        });
+                        outcome = Err(crate::executor::Failure::new(
+                            FailureReason::Transport,
+                            format!("uploading model {sha}: {}", s.message()),
+                        ));
                         break;
                     }
                 }
@@ -221,7 +223,7 @@ async fn report(shared: &Shared, u: &LeasedUnit, outcome: Outcome) {
                     lease_id: u.lease_id.clone(),
                     attempt: u.attempt,
                     error: f.error.clone(),
-                    retryable: f.retryable,
+                    reason: f.reason.into(),
                     handed_back: false,
                 };
                 shared.client.clone().fail_unit(req).await.map(|_| ())
@@ -247,7 +249,8 @@ async fn report(shared: &Shared, u: &LeasedUnit, outcome: Outcome) {
                 );
                 return;
             }
-            Err(s) if s.code() == Code::Unavailable || s.code() == Code::Unknown => {
+            // The same codes as every other call: the coordinator is away, not refusing.
+            Err(s) if is_transient(&s) => {
                 tracing::debug!("reporting {}: {s}; retrying", u.unit_id);
                 backoff.wait().await;
                 if backoff_exhausted(&backoff) && shared.stopping.load(Ordering::SeqCst) {

@@ -19,9 +19,9 @@ impl Core {
                 c.1
             )));
         }
-        self.ledger.put_checkpoint(&key.0, &key.1, &c)?;
+        self.ledger.put_checkpoint(&key.sweep, &key.unit, &c)?;
         // Uploads older than the recorded one (earlier epochs) are of no further use.
-        let dir = self.checkpoint_dir(&key.0, &key.1);
+        let dir = self.checkpoint_dir(&key.sweep, &key.unit);
         let keep = crate::work::artifact_path(&dir, &c.1);
         let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
         if let Some(kept) = modified(&keep) {
@@ -42,8 +42,8 @@ impl Core {
     /// Deletes a unit's stored checkpoints (its model is done).
     pub(super) fn drop_checkpoints(&mut self, key: &Key) -> CResult<()> {
         self.checkpoints.remove(key);
-        self.ledger.drop_checkpoint(&key.0, &key.1)?;
-        let dir = self.checkpoint_dir(&key.0, &key.1);
+        self.ledger.drop_checkpoint(&key.sweep, &key.unit)?;
+        let dir = self.checkpoint_dir(&key.sweep, &key.unit);
         self.ledger
             .forget_artifacts_under(&format!("{}/", dir.display()))?;
         let _ = std::fs::remove_dir_all(&dir);

@@ -18,7 +18,7 @@ impl Core {
         let keys: Vec<Key> = s
             .order
             .iter()
-            .map(|id| (sweep.to_string(), id.clone()))
+            .map(|id| UnitKey::new(sweep, id.as_str()))
             .collect();
         let changed: Vec<Key> = keys
             .into_iter()
@@ -77,7 +77,7 @@ impl Core {
         for (name, s) in self.sweeps.iter_mut() {
             while s.cursor < s.order.len()
                 && is_terminal(
-                    &self.units[&(name.clone(), s.order[s.cursor].clone())]
+                    &self.units[&UnitKey::new(name.as_str(), s.order[s.cursor].as_str())]
                         .row
                         .state,
                 )

@@ -44,7 +44,9 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-pub(super) type Key = (String, String);
+/// Every unit is named by its sweep and its id.
+pub type Key = UnitKey;
+pub use iscp_proto::UnitKey;
 
 pub(super) struct UnitMem {
     pub row: UnitRow,
@@ -159,7 +161,7 @@ impl Core {
         }
         let now = Instant::now();
         for row in core.ledger.units()? {
-            let key = (row.sweep.clone(), row.id.clone());
+            let key = UnitKey::new(row.sweep.as_str(), row.id.as_str());
             if let Some(s) = core.sweeps.get_mut(&row.sweep) {
                 s.order.push(row.id.clone());
             }
@@ -178,7 +180,12 @@ impl Core {
                 },
             );
         }
-        core.checkpoints = core.ledger.checkpoints()?.into_iter().collect();
+        core.checkpoints = core
+            .ledger
+            .checkpoints()?
+            .into_iter()
+            .map(|((sweep, unit), c)| (UnitKey::new(sweep, unit), c))
+            .collect();
         core.reconcile()?;
         Ok(core)
     }
@@ -195,7 +202,7 @@ impl Core {
         let (mut total, mut done, mut failed, mut leased) = (0, 0, 0, 0);
         if let Some(s) = self.sweeps.get(sweep) {
             for id in &s.order {
-                let u = &self.units[&(sweep.to_string(), id.clone())];
+                let u = &self.units[&UnitKey::new(sweep, id.as_str())];
                 total += 1;
                 match u.row.state.as_str() {
                     DONE => done += 1,
@@ -209,6 +216,22 @@ impl Core {
     }
 
     pub(super) fn emit(&self, sweep: &str, unit: Option<&UnitRow>, state: &str, message: String) {
+        self.send_event(sweep, unit, state, message, (0, 0));
+    }
+
+    /// A unit's progress: `step` of `total` (its kind's units: epochs' batches, search steps).
+    pub(super) fn emit_step(&self, sweep: &str, unit: &UnitRow, step: u64, total: u64) {
+        self.send_event(sweep, Some(unit), "progress", String::new(), (step, total));
+    }
+
+    fn send_event(
+        &self,
+        sweep: &str,
+        unit: Option<&UnitRow>,
+        state: &str,
+        message: String,
+        (step, steps): (u64, u64),
+    ) {
         if self.events.receiver_count() == 0 {
             return;
         }
@@ -223,6 +246,8 @@ impl Core {
             state: state.to_string(),
             message,
             finished,
+            step,
+            steps,
             ..Default::default()
         };
         if let Some(u) = unit {

@@ -14,7 +14,7 @@ impl Core {
         let dir = self.results_root(&row.sweep).join("derived");
         let mut out = Vec::new();
         for d in &row.deps {
-            let key = (row.sweep.clone(), d.clone());
+            let key = UnitKey::new(row.sweep.as_str(), d.as_str());
             if let Some(sha) = self.derived.get(&key) {
                 out.push(sha.clone());
                 continue;

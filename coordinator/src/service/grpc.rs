@@ -2,7 +2,8 @@
 //! protocol version checked, long-polled leases, artifacts streamed in chunks.
 
 use super::convert::{to_leased, to_proto_event, to_proto_status};
-use super::core::{Core, Key, LeaseClaim};
+use super::core::{Core, LeaseClaim, UnitKey};
+use super::lease::Beat;
 use super::submit::{expand, noop_units};
 use super::{CResult, CoreConfig, CoreError, Event};
 use iscp_proto::v1::*;
@@ -138,7 +139,6 @@ impl iscp_proto::Coordinator for Service {
         tracing::info!(worker = %r.name, id = %r.worker_id, devices = r.devices.len(), "worker registered");
         Ok(Response::new(RegisterWorkerResult {
             worker_id: r.worker_id,
-            lease_ttl_ms: core.cfg.lease_ttl.as_millis() as u64,
             heartbeat_interval_ms: core.cfg.heartbeat.as_millis() as u64,
             protocol_version: PROTOCOL_VERSION,
         }))
@@ -186,26 +186,29 @@ impl iscp_proto::Coordinator for Service {
     ) -> Result<Response<HeartbeatResult>, Status> {
         let r = req.into_inner();
         check_version(r.protocol_version)?;
-        let progress: Vec<_> = r
+        let progress: Vec<Beat> = r
             .progress
             .into_iter()
-            .map(|p| {
-                let c = (p.checkpoint_epoch > 0).then_some((
+            .map(|p| Beat {
+                key: UnitKey::new(p.sweep, p.unit_id),
+                attempt: p.attempt,
+                step: p.step,
+                total: p.total,
+                checkpoint: (p.checkpoint_epoch > 0).then_some((
                     p.checkpoint_epoch,
                     p.checkpoint_sha256,
                     p.checkpoint_stats,
-                ));
-                (p.unit_id, p.attempt, p.step, p.total, c)
+                )),
             })
             .collect();
         let out = self.core().heartbeat(&r.worker_id, &progress)?;
         Ok(Response::new(match out {
-            Some(cancel_unit_ids) => HeartbeatResult {
-                cancel_unit_ids,
+            Some(cancel) => HeartbeatResult {
+                cancel: cancel.iter().map(UnitRef::from).collect(),
                 register_again: false,
             },
             None => HeartbeatResult {
-                cancel_unit_ids: vec![],
+                cancel: vec![],
                 register_again: true,
             },
         }))
@@ -217,7 +220,7 @@ impl iscp_proto::Coordinator for Service {
     ) -> Result<Response<CompleteUnitResult>, Status> {
         let r = req.into_inner();
         check_version(r.protocol_version)?;
-        let key: Key = (r.sweep, r.unit_id);
+        let key = UnitKey::new(r.sweep, r.unit_id);
         let parts = r.parts.into_iter().map(|p| (p.table, p.parquet)).collect();
         let svc = self.clone();
         // Part files are written and synced: off the async threads.
@@ -242,14 +245,15 @@ impl iscp_proto::Coordinator for Service {
     ) -> Result<Response<FailUnitResult>, Status> {
         let r = req.into_inner();
         check_version(r.protocol_version)?;
-        let key: Key = (r.sweep, r.unit_id);
+        let reason = r.reason();
+        let key = UnitKey::new(r.sweep, r.unit_id);
         let claim = LeaseClaim {
             worker: &r.worker_id,
             lease_id: &r.lease_id,
             attempt: r.attempt,
         };
         self.core()
-            .fail(&key, claim, &r.error, r.retryable, r.handed_back)?;
+            .fail(&key, claim, &r.error, reason, r.handed_back)?;
         self.finalize_ready();
         self.wake();
         Ok(Response::new(FailUnitResult {}))

@@ -12,7 +12,7 @@ impl Core {
     pub(super) fn readiness(&self, u: &UnitRow) -> Readiness {
         let state = |id: &str| {
             self.units
-                .get(&(u.sweep.clone(), id.to_string()))
+                .get(&UnitKey::new(u.sweep.as_str(), id))
                 .map(|m| m.row.state.as_str())
                 .unwrap_or(FAILED)
         };
@@ -69,14 +69,14 @@ impl Core {
         let mut first_held = None;
         'sweeps: for (name, s) in &self.sweeps {
             for id in &s.order[s.cursor..] {
-                let key = (name.clone(), id.clone());
+                let key = UnitKey::new(name.as_str(), id.as_str());
                 let m = &self.units[&key];
                 if m.row.state != PENDING || m.not_before.is_some_and(|t| t > now) {
                     continue;
                 }
                 match self.readiness(&m.row) {
                     Readiness::Ready => {
-                        let model = self.models.get(&(name.clone(), m.row.model_unit.clone()));
+                        let model = self.models.get(&UnitKey::new(name.as_str(), m.row.model_unit.as_str()));
                         if first_held.is_none() && model.is_some_and(|h| held.contains(h)) {
                             first_held = Some(ready.len());
                         }
@@ -143,7 +143,7 @@ impl Core {
         if row.kind == "evaluate" {
             let dir = self.results_root(&row.sweep).join("searches");
             for d in &row.deps {
-                if self.units[&(row.sweep.clone(), d.clone())].row.state == DONE {
+                if self.units[&UnitKey::new(row.sweep.as_str(), d.as_str())].row.state == DONE {
                     let p = tables::part_path(&dir, d);
                     let bytes = std::fs::read(&p).map_err(|e| CoreError::io(&p, e))?;
                     inputs.push(("searches".to_string(), d.clone(), bytes));
@@ -166,24 +166,21 @@ impl Core {
             spec_source: source,
             model_sha: self
                 .models
-                .get(&(row.sweep.clone(), row.model_unit.clone()))
+                .get(&UnitKey::new(row.sweep.as_str(), row.model_unit.as_str()))
                 .cloned()
                 .unwrap_or_default(),
             inputs,
             checkpoint: self
                 .checkpoints
-                .get(&(row.sweep.clone(), row.id.clone()))
+                .get(&UnitKey::new(row.sweep.as_str(), row.id.as_str()))
                 .cloned(),
         })
     }
 
     /// Extends every lease the worker holds and records progress; returns the units it should drop
-    /// (cancelled, or no longer its lease), or None when the worker must register again.
-    pub fn heartbeat(
-        &mut self,
-        worker: &str,
-        progress: &[(String, u64, u64, u64, Option<Checkpoint>)],
-    ) -> CResult<Option<Vec<String>>> {
+    /// (cancelled, or no longer its lease), or None when the worker must register again. Each
+    /// report names its sweep: units of two sweeps that share an id never answer for each other.
+    pub fn heartbeat(&mut self, worker: &str, progress: &[Beat]) -> CResult<Option<Vec<Key>>> {
         let Some(w) = self.workers.get_mut(worker) else {
             return Ok(None);
         };
@@ -196,31 +193,36 @@ impl Core {
             }
         }
         let mut cancel = Vec::new();
-        for (unit, attempt, step, total, checkpoint) in progress {
-            let found = self.leased.iter().find(|k| &k.1 == unit).cloned();
-            let mine = found.as_ref().is_some_and(|k| {
-                let r = &self.units[k].row;
-                r.worker == worker && r.attempt == *attempt
+        for b in progress {
+            let mine = self.units.get(&b.key).is_some_and(|m| {
+                m.row.state == LEASED && m.row.worker == worker && m.row.attempt == b.attempt
             });
-            match (found, mine) {
-                (Some(k), true) => {
-                    if let Some(c) = checkpoint {
-                        self.record_checkpoint(&k, c.clone())?;
-                    }
-                    let m = self.units.get_mut(&k).expect("found");
-                    if m.progress != (*step, *total) {
-                        m.progress = (*step, *total);
-                        let row = m.row.clone();
-                        let mut e_msg = String::new();
-                        if *total > 0 {
-                            e_msg = format!("{step}/{total}");
-                        }
-                        self.emit(&k.0, Some(&row), "progress", e_msg);
-                    }
-                }
-                _ => cancel.push(unit.clone()),
+            if !mine {
+                cancel.push(b.key.clone());
+                continue;
+            }
+            if let Some(c) = &b.checkpoint {
+                self.record_checkpoint(&b.key, c.clone())?;
+            }
+            let m = self.units.get_mut(&b.key).expect("found");
+            if m.progress != (b.step, b.total) {
+                m.progress = (b.step, b.total);
+                let row = m.row.clone();
+                self.emit_step(&b.key.sweep, &row, b.step, b.total);
             }
         }
         Ok(Some(cancel))
     }
+}
+
+/// One held unit's progress in a heartbeat.
+#[derive(Debug, Clone)]
+pub struct Beat {
+    pub key: Key,
+    /// The attempt the worker holds: progress of an older lease cancels it.
+    pub attempt: u64,
+    pub step: u64,
+    pub total: u64,
+    /// A training checkpoint already uploaded, to record.
+    pub checkpoint: Option<Checkpoint>,
 }

@@ -17,7 +17,8 @@ mod reconcile;
 mod status;
 mod submit;
 
-pub use self::core::{now_ms, Core, LeaseClaim, Leased, NewUnit, RESULT_TABLES};
+pub use self::core::{now_ms, Core, Key, LeaseClaim, Leased, NewUnit, UnitKey, RESULT_TABLES};
+pub use lease::Beat;
 pub use grpc::Service;
 pub use ledger::LedgerError;
 

@@ -4,6 +4,7 @@
 use super::core::*;
 use super::*;
 use crate::tables::{self, FailureRow};
+use iscp_proto::v1::FailureReason;
 use std::time::Instant;
 
 impl Core {
@@ -17,7 +18,7 @@ impl Core {
         let Some(m) = self.units.get(key) else {
             return Err(CoreError::NotFound(format!(
                 "unit {} of sweep {}",
-                key.1, key.0
+                key.unit, key.sweep
             )));
         };
         let r = &m.row;
@@ -25,7 +26,7 @@ impl Core {
         {
             return Err(CoreError::Stale(format!(
                 "unit {} attempt {attempt} is not the current lease (state {}, current attempt {})",
-                key.1, r.state, r.attempt
+                key.unit, r.state, r.attempt
             )));
         }
         Ok(())
@@ -57,10 +58,10 @@ impl Core {
                 )));
             }
         }
-        let root = self.results_root(&key.0);
+        let root = self.results_root(&key.sweep);
         let mut recorded = Vec::new();
         for (t, bytes) in &parts {
-            let path = tables::write_part_bytes(&root.join(t), &key.1, bytes)?;
+            let path = tables::write_part_bytes(&root.join(t), &key.unit, bytes)?;
             recorded.push((t.clone(), path.to_string_lossy().to_string()));
         }
         if kind == "prepare-model" {
@@ -76,36 +77,38 @@ impl Core {
         if kind == "prepare-model" {
             self.drop_checkpoints(key)?;
         }
-        self.emit(&key.0, Some(&row), DONE, String::new());
+        self.emit(&key.sweep, Some(&row), DONE, String::new());
         Ok(())
     }
 
-    /// Records a failed attempt: retried with backoff up to the limit, or failed for good.
-    /// A unit `handed_back` by a stopping worker is requeued without counting an attempt.
+    /// Records a failed attempt: retried with backoff up to the limit, or failed for good when
+    /// its `reason` says another attempt cannot help. A unit `handed_back` by a stopping worker is
+    /// requeued without counting an attempt.
     pub fn fail(
         &mut self,
         key: &Key,
         claim: LeaseClaim,
         error: &str,
-        retryable: bool,
+        reason: FailureReason,
         handed_back: bool,
     ) -> CResult<()> {
         self.fenced(key, claim)?;
-        self.failed_attempt(key, error, retryable, handed_back)
+        self.failed_attempt(key, error, reason, handed_back)
     }
 
     pub(super) fn failed_attempt(
         &mut self,
         key: &Key,
         error: &str,
-        retryable: bool,
+        reason: FailureReason,
         handed_back: bool,
     ) -> CResult<()> {
+        let retryable = reason.retryable();
         self.leased.remove(key);
         let max = self.cfg.max_attempts;
         let backoff = self.cfg.backoff_base;
         let backoff_max = self.cfg.backoff_max;
-        let root = self.results_root(&key.0);
+        let root = self.results_root(&key.sweep);
         let m = self.units.get_mut(key).expect("caller checked");
         m.expires = None;
         let worker = m.row.worker.clone();
@@ -116,17 +119,18 @@ impl Core {
         } else {
             m.row.failures += 1;
             let row = FailureRow {
-                unit_id: key.1.clone(),
+                unit_id: key.unit.to_string(),
                 unit_kind: m.row.kind.clone(),
                 attempt: m.row.attempt as i64,
                 worker: worker.clone(),
                 error: error.to_string(),
+                reason: reason.name().to_string(),
                 retryable,
                 time_ms: now_ms(),
             };
             tables::write_part(
                 &root.join("failures"),
-                &format!("{}-a{}", key.1, m.row.attempt),
+                &format!("{}-a{}", key.unit, m.row.attempt),
                 &tables::failures_batch(&[row]),
             )?;
             m.row.error = error.to_string();
@@ -143,9 +147,9 @@ impl Core {
         m.row.lease_id.clear();
         let row = m.row.clone();
         self.ledger.update_unit(&row)?;
-        self.emit(&key.0, Some(&row), state, error.to_string());
+        self.emit(&key.sweep, Some(&row), state, error.to_string());
         if row.state == FAILED {
-            self.settle(&key.0)?;
+            self.settle(&key.sweep)?;
         }
         Ok(())
     }
@@ -157,7 +161,7 @@ impl Core {
         m.row.error = why.clone();
         let row = m.row.clone();
         self.ledger.update_unit(&row)?;
-        self.emit(&key.0, Some(&row), FAILED, why);
+        self.emit(&key.sweep, Some(&row), FAILED, why);
         Ok(())
     }
 
@@ -169,7 +173,7 @@ impl Core {
         };
         let ids: Vec<String> = s.order[s.cursor..].to_vec();
         for id in ids {
-            let key = (sweep.to_string(), id);
+            let key = UnitKey::new(sweep, id);
             let m = &self.units[&key];
             if m.row.state != PENDING {
                 continue;
@@ -198,7 +202,7 @@ impl Core {
                 .map(|w| w.name.clone())
                 .unwrap_or(worker);
             let msg = format!("lease expired: worker {name} stopped heartbeating");
-            self.failed_attempt(key, &msg, true, false)?;
+            self.failed_attempt(key, &msg, FailureReason::LeaseExpired, false)?;
         }
         Ok(expired.len())
     }

@@ -30,7 +30,7 @@ impl Core {
         let mut by_unit: HashMap<Key, Vec<(String, String)>> = HashMap::new();
         for (path, sweep, unit, table) in parts {
             by_unit
-                .entry((sweep, unit))
+                .entry(UnitKey::new(sweep, unit))
                 .or_default()
                 .push((table, path));
         }
@@ -56,7 +56,7 @@ impl Core {
             let _ = self.remember_model(&key, &ps);
         }
         for key in &requeued {
-            self.ledger.forget_parts_of(&key.0, &key.1)?;
+            self.ledger.forget_parts_of(&key.sweep, &key.unit)?;
             self.ledger.update_unit(&self.units[key].row)?;
         }
         if dropped + requeued.len() > 0 {

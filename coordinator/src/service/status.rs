@@ -34,7 +34,7 @@ impl Core {
             let mut kinds: BTreeMap<String, KindCount> = BTreeMap::new();
             let mut failures = Vec::new();
             for id in &s.order {
-                let r = &self.units[&(name.clone(), id.clone())].row;
+                let r = &self.units[&super::core::UnitKey::new(name.as_str(), id.as_str())].row;
                 let k = kinds.entry(r.kind.clone()).or_insert_with(|| KindCount {
                     kind: r.kind.clone(),
                     ..Default::default()

@@ -76,11 +76,16 @@ impl Core {
         self.ledger
             .put_spec(spec_sha, sweep, file, source, now_ms())?;
         let root = self.results_root(sweep);
+        // A results folder from before protocol version 2: one schema for every failures part.
+        let upgraded = tables::upgrade_failure_parts(&root.join("failures"))?;
+        if upgraded > 0 {
+            tracing::info!(upgraded, "failures parts given a `reason` column");
+        }
         let mut rows = Vec::new();
         let mut adopted = Vec::new();
         let (mut new, mut done) = (0, 0);
         for (ord, u) in units.into_iter().enumerate() {
-            let key = (sweep.to_string(), u.id.clone());
+            let key = UnitKey::new(sweep, u.id.as_str());
             let mut row = match self.units.get(&key) {
                 Some(m) => m.row.clone(),
                 None => {
@@ -127,13 +132,13 @@ impl Core {
         for (row, parts) in &adopted {
             self.ledger.commit_done(row, parts)?;
             if row.kind == "prepare-model" {
-                self.remember_model(&(sweep.into(), row.id.clone()), parts)?;
+                self.remember_model(&UnitKey::new(sweep, row.id.as_str()), parts)?;
             }
         }
         let total = rows.len() as u64;
         let order = rows.iter().map(|r| r.id.clone()).collect();
         for row in rows {
-            let key = (sweep.to_string(), row.id.clone());
+            let key = UnitKey::new(sweep, row.id.as_str());
             let m = self.units.entry(key).or_insert(UnitMem {
                 row: row.clone(),
                 expires: None,

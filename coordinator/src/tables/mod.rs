@@ -3,12 +3,14 @@
 
 mod baselines;
 mod derived;
+mod failures;
 mod io;
 mod read;
 mod training;
 
 pub use baselines::{baselines_batch, BaselineRow};
 pub use derived::{derived_batch, read_derived_rows, DerivedRow};
+pub use failures::upgrade_failure_parts;
 pub use io::{
     check_parquet, decode_parquet, done_units, encode_parquet, part_path, read_batches, write_part,
     write_part_bytes,
@@ -113,6 +115,9 @@ pub struct FailureRow {
     pub attempt: i64,
     pub worker: String,
     pub error: String,
+    /// Why it failed (`invalid_input`, `out_of_memory`, `missing_artifact`, `transport`,
+    /// `internal`, `lease_expired`, `version_skew`): what decided `retryable`.
+    pub reason: String,
     pub retryable: bool,
     pub time_ms: i64,
 }
@@ -267,6 +272,7 @@ pub fn failures_batch(rows: &[FailureRow]) -> RecordBatch {
         ("attempt", i(rows, |r| r.attempt), false),
         ("worker", s(rows, |r| &r.worker), false),
         ("error", s(rows, |r| &r.error), false),
+        ("reason", s(rows, |r| &r.reason), false),
         ("retryable", b(rows, |r| r.retryable), false),
         ("time", time, false),
     ])

@@ -1,5 +1,6 @@
 //! Per-epoch training checkpoints, so a prepare unit that is run again resumes from its last
-//! finished epoch instead of epoch 0: `artifacts/checkpoints/<unit id>/epoch-<n>.{iscpm,json}`.
+//! finished epoch instead of epoch 0: `artifacts/checkpoints/<sweep>/<unit id>/epoch-<n>.{iscpm,json}`
+//! (by sweep too: two sweeps may train units of the same id on one worker at once).
 
 use crate::{CoordError, Result};
 use iscp_engine::model::{load_artifact, save_artifact, Model};
@@ -21,9 +22,12 @@ pub struct Checkpoints {
 }
 
 impl Checkpoints {
-    pub fn new(artifacts: &std::path::Path, unit_id: &str) -> Self {
+    pub fn new(artifacts: &std::path::Path, unit: &iscp_proto::UnitKey) -> Self {
         Checkpoints {
-            dir: artifacts.join("checkpoints").join(unit_id),
+            dir: artifacts
+                .join("checkpoints")
+                .join(unit.sweep.as_str())
+                .join(unit.unit.as_str()),
         }
     }
 

@@ -11,10 +11,7 @@ pub fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
                 .downcast_ref::<String>()
                 .cloned()
                 .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
-            Err(
-                iscp_engine::EngineError::Invalid(format!("panicked: {}", msg.unwrap_or_default()))
-                    .into(),
-            )
+            Err(crate::CoordError::Panic(msg.unwrap_or_default()))
         }
     }
 }

@@ -86,7 +86,7 @@ pub struct PrepareHooks<'a> {
 /// interrupted attempt. A derived setting trains on `derived` (its assembled shards).
 #[allow(clippy::too_many_arguments)]
 pub fn prepare(
-    unit_id: &str,
+    unit: &iscp_proto::UnitKey,
     setting: &SettingSpec,
     spec_seed: u64,
     data: &DataSplits,
@@ -105,7 +105,7 @@ pub fn prepare(
     let badnets = setting.kind == SettingKind::Badnets;
     let target = badnets.then(|| setting.badnets_target());
     let mut row = ModelRow {
-        unit_id: unit_id.to_string(),
+        unit_id: unit.unit.to_string(),
         setting: setting.name.clone(),
         setting_kind: setting.kind.name().to_string(),
         architecture: String::new(),
@@ -174,7 +174,7 @@ pub fn prepare(
             }
             None => base,
         };
-        let checkpoints = Checkpoints::new(artifacts, unit_id);
+        let checkpoints = Checkpoints::new(artifacts, unit);
         let mut model = match checkpoints.latest(device)? {
             Some((model, done)) => {
                 resumed_at = Some(done.len());
@@ -233,7 +233,7 @@ pub fn prepare(
     model.meta.test_accuracy = Some(row.clean_accuracy);
     if setting.model.is_none() {
         std::fs::create_dir_all(artifacts).map_err(|e| crate::CoordError::io(artifacts, e))?;
-        let tmp = artifacts.join(format!("{unit_id}.iscpm.partial"));
+        let tmp = artifacts.join(format!("{}-{}.iscpm.partial", unit.sweep, unit.unit));
         let sha = save_artifact(&model, &tmp)?;
         let dest = artifact_path(artifacts, &sha);
         std::fs::rename(&tmp, &dest).map_err(|e| crate::CoordError::io(&dest, e))?;
