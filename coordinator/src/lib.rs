@@ -1,15 +1,5 @@
-//! The coordinator library: specs, the unit graph, Parquet result tables, pictures, what each unit
-//! computes (`work`), and the coordinator service (ledger, leases, gRPC).
+//! The coordinator: the control plane of iscp. The ledger (SQLite), the scheduler (readiness,
+//! leases, fencing, retries), the gRPC service and the artifact store, in `service`. What a sweep
+//! is and what its units compute live in the `iscp-sweep` crate, which the workers share.
 
-pub mod cost;
-pub mod error;
-pub mod images;
-pub mod progress;
-pub mod scan;
 pub mod service;
-pub mod spec;
-pub mod tables;
-pub mod units;
-pub mod work;
-
-pub use error::{CoordError, Result};

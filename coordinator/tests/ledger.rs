@@ -3,7 +3,7 @@
 
 use iscp_coordinator::service::{Beat, Core, CoreConfig, LeaseClaim, NewUnit, UnitKey};
 use iscp_proto::v1::FailureReason;
-use iscp_coordinator::tables::{encode_parquet, models_batch, part_path, ModelRow};
+use iscp_sweep::tables::{encode_parquet, models_batch, part_path, ModelRow};
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -245,7 +245,11 @@ fn a_cancelled_sweep_tells_its_workers_and_refuses_their_results() {
         .heartbeat("w", &[beat("s", &l.unit_id, l.attempt)])
         .unwrap()
         .unwrap();
-    assert_eq!(cancel, vec![key(&l.unit_id)], "the worker is told to drop it");
+    assert_eq!(
+        cancel,
+        vec![key(&l.unit_id)],
+        "the worker is told to drop it"
+    );
     let late = core.complete(
         &key(&l.unit_id),
         claim("w", &l.lease_id, l.attempt),
@@ -261,8 +265,14 @@ fn twin_sweeps_with_the_same_unit_ids_never_answer_for_each_other() {
     let dir = tempfile::tempdir().unwrap();
     let mut core = open(dir.path());
     for sweep in ["a", "b"] {
-        core.submit(sweep, "sha", "f", "", vec![unit("p", "prepare-model", "", &[])])
-            .unwrap();
+        core.submit(
+            sweep,
+            "sha",
+            "f",
+            "",
+            vec![unit("p", "prepare-model", "", &[])],
+        )
+        .unwrap();
     }
     core.register("w1", "w1");
     core.register("w2", "w2");
@@ -284,7 +294,10 @@ fn twin_sweeps_with_the_same_unit_ids_never_answer_for_each_other() {
         .heartbeat("w1", &[beat(&l2.sweep, &l2.unit_id, l2.attempt)])
         .unwrap()
         .unwrap();
-    assert_eq!(cancel, vec![UnitKey::new(l2.sweep.as_str(), l2.unit_id.as_str())]);
+    assert_eq!(
+        cancel,
+        vec![UnitKey::new(l2.sweep.as_str(), l2.unit_id.as_str())]
+    );
     for (w, l) in [("w1", &l1), ("w2", &l2)] {
         core.complete(
             &UnitKey::new(l.sweep.as_str(), l.unit_id.as_str()),
@@ -297,6 +310,12 @@ fn twin_sweeps_with_the_same_unit_ids_never_answer_for_each_other() {
         let st = core.status(sweep);
         assert_eq!(st[0].kinds[0].done, 1, "{sweep}");
     }
+    // A beat sent before the completion landed names a unit this lease finished: not cancelled.
+    let late = core
+        .heartbeat("w1", &[beat(&l1.sweep, &l1.unit_id, l1.attempt)])
+        .unwrap()
+        .unwrap();
+    assert!(late.is_empty(), "{late:?}");
 }
 
 #[test]
@@ -304,8 +323,14 @@ fn invalid_input_fails_at_once_and_the_reason_lands_in_the_failures_table() {
     use arrow_array::cast::AsArray;
     let dir = tempfile::tempdir().unwrap();
     let mut core = open(dir.path());
-    core.submit("s", "sha", "f", "", vec![unit("p", "prepare-model", "", &[])])
-        .unwrap();
+    core.submit(
+        "s",
+        "sha",
+        "f",
+        "",
+        vec![unit("p", "prepare-model", "", &[])],
+    )
+    .unwrap();
     core.register("w", "w");
     let l = core.lease("w", 1, &HashSet::new()).unwrap().remove(0);
     core.fail(
@@ -322,8 +347,12 @@ fn invalid_input_fails_at_once_and_the_reason_lands_in_the_failures_table() {
         "not retried: another attempt cannot help"
     );
     let failures = dir.path().join("results/s/failures");
-    let part = std::fs::read_dir(&failures).unwrap().next().unwrap().unwrap();
-    let b = &iscp_coordinator::tables::read_batches(&part.path()).unwrap()[0];
+    let part = std::fs::read_dir(&failures)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let b = &iscp_sweep::tables::read_batches(&part.path()).unwrap()[0];
     let reason = b.column_by_name("reason").unwrap().as_string::<i32>();
     assert_eq!(reason.value(0), "invalid_input");
     let retryable = b.column_by_name("retryable").unwrap().as_boolean();
@@ -333,7 +362,7 @@ fn invalid_input_fails_at_once_and_the_reason_lands_in_the_failures_table() {
 #[test]
 fn failures_parts_from_before_version_2_get_a_reason_column_at_submit() {
     use arrow_array::cast::AsArray;
-    use iscp_coordinator::tables::{failures_batch, read_batches, write_part, FailureRow};
+    use iscp_sweep::tables::{failures_batch, read_batches, write_part, FailureRow};
     let dir = tempfile::tempdir().unwrap();
     let failures = dir.path().join("results/s/failures");
     let mut old = failures_batch(&[FailureRow {
@@ -350,10 +379,21 @@ fn failures_parts_from_before_version_2_get_a_reason_column_at_submit() {
     old.remove_column(at);
     write_part(&failures, "p-a1", &old).unwrap();
     let mut core = open(dir.path());
-    core.submit("s", "sha", "f", "", vec![unit("p", "prepare-model", "", &[])])
-        .unwrap();
+    core.submit(
+        "s",
+        "sha",
+        "f",
+        "",
+        vec![unit("p", "prepare-model", "", &[])],
+    )
+    .unwrap();
     let b = &read_batches(&part_path(&failures, "p-a1")).unwrap()[0];
-    let names: Vec<String> = b.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let names: Vec<String> = b
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
     let now = failures_batch(&[]).schema();
     let want: Vec<String> = now.fields().iter().map(|f| f.name().clone()).collect();
     assert_eq!(names, want, "the same columns as a part written today");

@@ -42,7 +42,9 @@ pub fn jaccard(a: &[f32], b: &[f32], k: usize) -> f64 {
 fn kth_value(mask: &[f32], k: usize) -> f32 {
     let mut v = mask.to_vec();
     v.sort_by(|a, b| b.total_cmp(a));
-    v.get(k.saturating_sub(1)).copied().unwrap_or(f32::NEG_INFINITY)
+    v.get(k.saturating_sub(1))
+        .copied()
+        .unwrap_or(f32::NEG_INFINITY)
 }
 
 /// Checks that `a` and `b` select the same top-k pixels, up to near-ties: a pixel that one mask
@@ -97,7 +99,11 @@ pub fn compare(
                 let r = ev.evaluate_many(target, &[(canvas, &ba), (canvas, &bb)])?;
                 let d = (r[0].pw - r[1].pw).abs();
                 // Both NaN (a class the model never gets right) agree.
-                Some(if r[0].pw.is_nan() && r[1].pw.is_nan() { 0.0 } else { d })
+                Some(if r[0].pw.is_nan() && r[1].pw.is_nan() {
+                    0.0
+                } else {
+                    d
+                })
             }
             None => None,
         };

@@ -23,7 +23,10 @@ pub const CHUNK_BYTES: usize = 1024 * 1024;
 impl v1::FailureReason {
     /// Whether another attempt may succeed.
     pub fn retryable(self) -> bool {
-        !matches!(self, v1::FailureReason::InvalidInput | v1::FailureReason::VersionSkew)
+        !matches!(
+            self,
+            v1::FailureReason::InvalidInput | v1::FailureReason::VersionSkew
+        )
     }
 
     /// The name written to the `failures` table's `reason` column.

@@ -2,10 +2,10 @@
 //! need not be present for Fashion-MNIST, CIFAR-10 or synthetic specs).
 
 use super::SpecArgs;
-use iscp_coordinator::cost::{data_shape, estimate};
-use iscp_coordinator::spec::LoadedSpec;
-use iscp_coordinator::tables::done_units;
-use iscp_coordinator::units::plan as expand;
+use iscp_sweep::cost::{data_shape, estimate};
+use iscp_sweep::spec::LoadedSpec;
+use iscp_sweep::tables::done_units;
+use iscp_sweep::units::plan as expand;
 use std::collections::HashSet;
 
 #[derive(Debug, clap::Args)]

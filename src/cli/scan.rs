@@ -3,11 +3,11 @@
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use iscp_coordinator::scan::{scan_model, verdict, write_scan, ScanOptions};
-use iscp_coordinator::spec::{DataKind, DataSpec};
-use iscp_coordinator::work::load_data;
 use iscp_engine::data::DataSplits;
 use iscp_engine::model::{load_artifact, Arch, Model, ModelMeta, Normalize};
+use iscp_sweep::scan::{scan_model, verdict, write_scan, ScanOptions};
+use iscp_sweep::spec::{DataKind, DataSpec};
+use iscp_sweep::work::load_data;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]

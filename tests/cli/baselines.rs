@@ -5,7 +5,7 @@ use crate::helpers::{rows, run_ok, tiny_spec};
 use arrow_array::cast::AsArray;
 use arrow_array::types::Float64Type;
 use arrow_array::Array;
-use iscp_coordinator::tables::read_batches;
+use iscp_sweep::tables::read_batches;
 
 #[test]
 fn baselines_and_transfer_fill_their_tables() {

@@ -4,7 +4,7 @@
 use crate::helpers::{rows, run_ok};
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
-use iscp_coordinator::tables::read_batches;
+use iscp_sweep::tables::read_batches;
 use std::time::{Duration, Instant};
 
 const SPEC: &str = r#"name = "ckpt"

@@ -3,7 +3,7 @@
 
 use crate::helpers::{parts, rows, tiny_spec};
 use arrow_array::cast::AsArray;
-use iscp_coordinator::tables::read_batches;
+use iscp_sweep::tables::read_batches;
 use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -502,7 +502,9 @@ fn a_completion_with_a_stale_fencing_token_over_the_wire_is_refused_and_leaves_n
             .unwrap_err();
         assert!(
             old.message().contains("speaks version 0")
-                && old.message().contains(&format!("speaks version {PROTOCOL_VERSION}"))
+                && old
+                    .message()
+                    .contains(&format!("speaks version {PROTOCOL_VERSION}"))
         );
         register("a").await;
         register("b").await;
@@ -555,7 +557,7 @@ fn a_completion_with_a_stale_fencing_token_over_the_wire_is_refused_and_leaves_n
 
 /// A valid `models` part for a unit, as a worker would send it.
 fn models_part(unit: &str) -> Vec<u8> {
-    use iscp_coordinator::tables::{encode_parquet, models_batch, ModelRow};
+    use iscp_sweep::tables::{encode_parquet, models_batch, ModelRow};
     let row = ModelRow {
         unit_id: unit.into(),
         setting: "natural".into(),
@@ -743,7 +745,7 @@ fn a_training_unit_leased_again_resumes_on_another_worker_from_the_last_checkpoi
 fn masks(root: &Path) -> std::collections::BTreeMap<String, Vec<f32>> {
     let mut out = std::collections::BTreeMap::new();
     for p in parts(&root.join("searches")) {
-        for r in iscp_coordinator::tables::read_search_rows(&p).unwrap() {
+        for r in iscp_sweep::tables::read_search_rows(&p).unwrap() {
             out.insert(r.unit_id, r.mask);
         }
     }

@@ -2,7 +2,7 @@
 //! another setting's model, each image exactly once, and a model trains on the assembled shards.
 
 use crate::helpers::{iscp, parts, rows, run_ok, tiny_spec, white_canvases_only};
-use iscp_coordinator::tables::read_derived_rows;
+use iscp_sweep::tables::read_derived_rows;
 
 fn derived_spec(derive: &str) -> String {
     let base = white_canvases_only(&tiny_spec("", "[0.2]"));

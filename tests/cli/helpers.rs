@@ -1,6 +1,6 @@
 //! Running the binary and reading its tables.
 
-use iscp_coordinator::tables::{done_units, read_batches};
+use iscp_sweep::tables::{done_units, read_batches};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 

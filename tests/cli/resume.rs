@@ -3,7 +3,7 @@
 
 use crate::helpers::{parts, rows, run_ok, tiny_spec};
 use arrow_array::cast::AsArray;
-use iscp_coordinator::tables::{read_batches, read_pattern_rows, read_search_rows};
+use iscp_sweep::tables::{read_batches, read_pattern_rows, read_search_rows};
 
 #[test]
 fn rerun_and_extension_compute_only_missing_units() {

@@ -4,7 +4,7 @@
 use crate::helpers::{iscp, parts, run_ok};
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
-use iscp_coordinator::tables::{read_batches, read_model_rows};
+use iscp_sweep::tables::{read_batches, read_model_rows};
 
 const DATA: &str =
     "[data]\nkind = \"synthetic\"\nclasses = 5\nsize = 24\ntrain = 2000\ntest = 600\n";

@@ -2,7 +2,7 @@
 //! exported feature methods serve Grad-CAM.
 
 use crate::helpers::{parts, rows, run_ok};
-use iscp_coordinator::tables::read_model_rows;
+use iscp_sweep::tables::read_model_rows;
 use sha2::{Digest, Sha256};
 
 fn python() -> String {

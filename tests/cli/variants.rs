@@ -2,7 +2,7 @@
 //! store the learned canvas with its search.
 
 use crate::helpers::{parts, rows, run_ok, tiny_spec};
-use iscp_coordinator::tables::{read_pattern_rows, read_search_rows};
+use iscp_sweep::tables::{read_pattern_rows, read_search_rows};
 
 #[test]
 fn variants_extend_the_grid_and_keep_base_results() {

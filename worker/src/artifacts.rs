@@ -24,7 +24,7 @@ pub fn cached(dir: &Path) -> Vec<String> {
 /// Makes sure the artifact `sha` is in the cache; Ok(false) when the coordinator has no such
 /// artifact (an imported TorchScript model is read from its path instead).
 pub async fn ensure(client: &Client, dir: &Path, sha: &str) -> Result<bool, tonic::Status> {
-    let path = iscp_coordinator::work::artifact_path(dir, sha);
+    let path = iscp_sweep::work::artifact_path(dir, sha);
     if path.exists() {
         return Ok(true);
     }
@@ -113,13 +113,7 @@ pub async fn upload_checkpoints(
         };
         let sha = hex::encode(Sha256::digest(&data));
         // Sent from memory: training may finish and remove the file meanwhile.
-        let sent = put_bytes(
-            &shared.client,
-            &c.key,
-            &sha,
-            &data,
-            "checkpoint",
-        );
+        let sent = put_bytes(&shared.client, &c.key, &sha, &data, "checkpoint");
         match sent.await {
             Ok(()) => {
                 shared

@@ -3,21 +3,21 @@
 //! runs leased units with the engine (searches that share a model as one batched optimisation),
 //! turning each into Parquet parts or a typed failure.
 
-use iscp_coordinator::spec::LoadedSpec;
-use iscp_coordinator::tables;
-use iscp_coordinator::units::{plan, SettingPlan, Unit, UnitParams};
-use iscp_coordinator::work::{
-    artifact_path, assemble_derived, derive_shard, guarded, load_data, load_prepared, prepare,
-    run_baseline, run_evaluate, search_job, search_row, Checkpoints, PrepareHooks, RunFacts,
-    SearchContext,
-};
-use iscp_coordinator::CoordError;
 use iscp_engine::data::{stratified_split, DataSplits, Split};
 use iscp_engine::model::Model;
 use iscp_engine::pattern::Evaluator;
 use iscp_engine::search::search_batch;
 use iscp_proto::v1::{FailureReason, LeasedUnit};
 use iscp_proto::UnitKey;
+use iscp_sweep::spec::LoadedSpec;
+use iscp_sweep::tables;
+use iscp_sweep::units::{plan, SettingPlan, Unit, UnitParams};
+use iscp_sweep::work::{
+    artifact_path, assemble_derived, derive_shard, guarded, load_data, load_prepared, prepare,
+    run_baseline, run_evaluate, search_job, search_row, Checkpoints, PrepareHooks, RunFacts,
+    SearchContext,
+};
+use iscp_sweep::CoordError;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -206,7 +206,9 @@ impl Executor {
                 .map(|_| {
                     Err(fail(
                         FailureReason::VersionSkew,
-                        format!("unknown unit kind `{k}`: this worker is older than the coordinator"),
+                        format!(
+                            "unknown unit kind `{k}`: this worker is older than the coordinator"
+                        ),
                     ))
                 })
                 .collect(),
@@ -214,7 +216,7 @@ impl Executor {
     }
 
     /// The unit's spec, parsed and planned on its own dataset (both cached by content).
-    fn spec(&mut self, u: &LeasedUnit) -> iscp_coordinator::Result<Rc<SpecCtx>> {
+    fn spec(&mut self, u: &LeasedUnit) -> iscp_sweep::Result<Rc<SpecCtx>> {
         if let Some(ctx) = take_recent(&mut self.specs, &u.spec_sha256) {
             return Ok(ctx);
         }
@@ -231,7 +233,12 @@ impl Executor {
                 // Make room before loading: the evicted set's memory is freed first.
                 self.datasets.truncate(DATASETS_KEPT - 1);
                 let d = Rc::new(load_data(&s.data, s.seed)?);
-                keep_recent(&mut self.datasets, data_key.clone(), d.clone(), DATASETS_KEPT);
+                keep_recent(
+                    &mut self.datasets,
+                    data_key.clone(),
+                    d.clone(),
+                    DATASETS_KEPT,
+                );
                 d
             }
         };

@@ -155,10 +155,18 @@ async fn run_units(
     }
     let (tx, rx) = oneshot::channel();
     if compute.send((units.to_vec(), tx)).is_err() {
-        return all_failed(units.len(), FailureReason::Internal, "the compute thread is gone");
+        return all_failed(
+            units.len(),
+            FailureReason::Internal,
+            "the compute thread is gone",
+        );
     }
     rx.await.unwrap_or_else(|_| {
-        all_failed(units.len(), FailureReason::Internal, "the compute thread stopped")
+        all_failed(
+            units.len(),
+            FailureReason::Internal,
+            "the compute thread stopped",
+        )
     })
 }
 
@@ -177,8 +185,7 @@ async fn report(shared: &Shared, u: &LeasedUnit, outcome: Outcome) {
         if let Some((sha, path)) = &out.artifact {
             let mut backoff = Backoff::new();
             loop {
-                match artifacts::put(&shared.client, &key_of(u), sha, path, "model").await
-                {
+                match artifacts::put(&shared.client, &key_of(u), sha, path, "model").await {
                     Ok(()) => break,
                     Err(s) if is_transient(&s) => backoff.wait().await,
                     Err(s) => {

@@ -3,12 +3,12 @@
 //! produces alone, never one sweep's units on the other's images.
 //! (One test in its own binary: search lanes change libtorch's process-wide thread count.)
 
-use iscp_coordinator::spec::LoadedSpec;
-use iscp_coordinator::tables::{search_rows_from_bytes, SearchRow};
-use iscp_coordinator::units::{plan, Unit};
 use iscp_engine::agreement::same_selection;
 use iscp_engine::pattern::pattern_k;
 use iscp_proto::v1::LeasedUnit;
+use iscp_sweep::spec::LoadedSpec;
+use iscp_sweep::tables::{search_rows_from_bytes, SearchRow};
+use iscp_sweep::units::{plan, Unit};
 use iscp_worker::executor::{Executor, Output};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -107,21 +107,44 @@ fn executor(cache: &Path) -> Executor {
     ex
 }
 
-fn assert_same_rows(sweep: &str, alone: &BTreeMap<String, SearchRow>, mixed: &BTreeMap<String, SearchRow>) {
-    assert_eq!(alone.keys().collect::<Vec<_>>(), mixed.keys().collect::<Vec<_>>());
+fn assert_same_rows(
+    sweep: &str,
+    alone: &BTreeMap<String, SearchRow>,
+    mixed: &BTreeMap<String, SearchRow>,
+) {
+    assert_eq!(
+        alone.keys().collect::<Vec<_>>(),
+        mixed.keys().collect::<Vec<_>>()
+    );
     for (id, a) in alone {
         let m = &mixed[id];
         // What the data decides: the canvas chosen from the test set, the class, the shape.
         assert_eq!(
-            (a.class, &a.canvas_kind, a.canvas_rank, a.canvas_index, a.height, a.width),
-            (m.class, &m.canvas_kind, m.canvas_rank, m.canvas_index, m.height, m.width),
+            (
+                a.class,
+                &a.canvas_kind,
+                a.canvas_rank,
+                a.canvas_index,
+                a.height,
+                a.width
+            ),
+            (
+                m.class,
+                &m.canvas_kind,
+                m.canvas_rank,
+                m.canvas_index,
+                m.height,
+                m.width
+            ),
             "{sweep} {id}: another canvas"
         );
         // The search itself: the same pixels selected (floats are compared by what matters).
         for size in [0.01, 0.05, 0.1] {
             let k = pattern_k(size, a.mask.len());
             if let Err(e) = same_selection(&a.mask, &m.mask, k, 0.05) {
-                panic!("{sweep} {id}: at size {size} the mask differs from the sweep run alone: {e}");
+                panic!(
+                    "{sweep} {id}: at size {size} the mask differs from the sweep run alone: {e}"
+                );
             }
         }
         assert!(

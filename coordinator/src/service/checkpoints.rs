@@ -22,7 +22,7 @@ impl Core {
         self.ledger.put_checkpoint(&key.sweep, &key.unit, &c)?;
         // Uploads older than the recorded one (earlier epochs) are of no further use.
         let dir = self.checkpoint_dir(&key.sweep, &key.unit);
-        let keep = crate::work::artifact_path(&dir, &c.1);
+        let keep = iscp_sweep::work::artifact_path(&dir, &c.1);
         let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
         if let Some(kept) = modified(&keep) {
             for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {

@@ -4,7 +4,7 @@
 
 use super::ledger::{Checkpoint, Ledger, UnitRow};
 use super::{CResult, CoreConfig, CoreError, Event};
-use crate::tables;
+use iscp_sweep::tables;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};

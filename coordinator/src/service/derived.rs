@@ -4,8 +4,8 @@
 use super::core::*;
 use super::ledger::UnitRow;
 use super::*;
-use crate::tables;
 use iscp_engine::model::sha256_file;
+use iscp_sweep::tables;
 
 impl Core {
     /// The artifact hashes of a prepare unit's derive-data parts, in shard order (empty for a
@@ -23,7 +23,7 @@ impl Core {
             let bytes = std::fs::metadata(&p)
                 .map_err(|e| CoreError::io(&p, e))?
                 .len();
-            let sha = sha256_file(&p).map_err(crate::CoordError::from)?;
+            let sha = sha256_file(&p).map_err(iscp_sweep::CoordError::from)?;
             self.put_artifact(&sha, &p.to_string_lossy(), bytes)?;
             self.derived.insert(key, sha.clone());
             out.push(sha);

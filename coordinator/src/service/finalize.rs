@@ -2,9 +2,9 @@
 //! transfer, on a thread of their own (they use libtorch), then the `finished` event.
 
 use super::grpc::Service;
-use crate::progress::Progress;
-use crate::spec::LoadedSpec;
-use crate::work::{finish_spec, Layout};
+use iscp_sweep::progress::Progress;
+use iscp_sweep::spec::LoadedSpec;
+use iscp_sweep::work::{finish_spec, Layout};
 
 impl Service {
     /// Starts finishing every sweep that has become complete.

@@ -33,7 +33,7 @@ impl From<CoreError> for Status {
             CoreError::Stale(_) => Status::failed_precondition(e.to_string()),
             CoreError::NotFound(_) => Status::not_found(e.to_string()),
             CoreError::Invalid(_) => Status::invalid_argument(e.to_string()),
-            CoreError::Coord(crate::CoordError::Spec { .. }) => {
+            CoreError::Coord(iscp_sweep::CoordError::Spec { .. }) => {
                 Status::invalid_argument(e.to_string())
             }
             _ => Status::internal(e.to_string()),
@@ -330,7 +330,7 @@ impl iscp_proto::Coordinator for Service {
         } else {
             self.core().results_root(&sweep).join("artifacts")
         };
-        let path = crate::work::artifact_path(&dir, &sha);
+        let path = iscp_sweep::work::artifact_path(&dir, &sha);
         let n = data.len() as u64;
         let p = path.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {

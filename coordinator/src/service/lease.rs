@@ -4,7 +4,7 @@
 use super::core::*;
 use super::ledger::{Checkpoint, UnitRow};
 use super::*;
-use crate::tables::{self};
+use iscp_sweep::tables::{self};
 use std::collections::HashSet;
 use std::time::Instant;
 
@@ -76,7 +76,9 @@ impl Core {
                 }
                 match self.readiness(&m.row) {
                     Readiness::Ready => {
-                        let model = self.models.get(&UnitKey::new(name.as_str(), m.row.model_unit.as_str()));
+                        let model = self
+                            .models
+                            .get(&UnitKey::new(name.as_str(), m.row.model_unit.as_str()));
                         if first_held.is_none() && model.is_some_and(|h| held.contains(h)) {
                             first_held = Some(ready.len());
                         }
@@ -143,7 +145,11 @@ impl Core {
         if row.kind == "evaluate" {
             let dir = self.results_root(&row.sweep).join("searches");
             for d in &row.deps {
-                if self.units[&UnitKey::new(row.sweep.as_str(), d.as_str())].row.state == DONE {
+                if self.units[&UnitKey::new(row.sweep.as_str(), d.as_str())]
+                    .row
+                    .state
+                    == DONE
+                {
                     let p = tables::part_path(&dir, d);
                     let bytes = std::fs::read(&p).map_err(|e| CoreError::io(&p, e))?;
                     inputs.push(("searches".to_string(), d.clone(), bytes));
@@ -194,10 +200,16 @@ impl Core {
         }
         let mut cancel = Vec::new();
         for b in progress {
-            let mine = self.units.get(&b.key).is_some_and(|m| {
-                m.row.state == LEASED && m.row.worker == worker && m.row.attempt == b.attempt
-            });
-            if !mine {
+            let Some(m) = self.units.get(&b.key) else {
+                cancel.push(b.key.clone());
+                continue;
+            };
+            let this_lease = m.row.worker == worker && m.row.attempt == b.attempt;
+            if this_lease && m.row.state == DONE {
+                // Completed by this very lease while the beat was on its way: nothing to stop.
+                continue;
+            }
+            if !(this_lease && m.row.state == LEASED) {
                 cancel.push(b.key.clone());
                 continue;
             }

@@ -18,8 +18,8 @@ mod status;
 mod submit;
 
 pub use self::core::{now_ms, Core, Key, LeaseClaim, Leased, NewUnit, UnitKey, RESULT_TABLES};
-pub use lease::Beat;
 pub use grpc::Service;
+pub use lease::Beat;
 pub use ledger::LedgerError;
 
 use std::path::PathBuf;
@@ -69,12 +69,12 @@ pub enum CoreError {
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     #[error(transparent)]
-    Coord(#[from] crate::CoordError),
+    Coord(#[from] iscp_sweep::CoordError),
 }
 
 impl CoreError {
     pub fn io(path: impl Into<PathBuf>, e: std::io::Error) -> Self {
-        CoreError::Coord(crate::CoordError::io(path, e))
+        CoreError::Coord(iscp_sweep::CoordError::io(path, e))
     }
 }
 

@@ -3,8 +3,8 @@
 
 use super::core::*;
 use super::*;
-use crate::tables::{self, FailureRow};
 use iscp_proto::v1::FailureReason;
+use iscp_sweep::tables::{self, FailureRow};
 use std::time::Instant;
 
 impl Core {

@@ -3,7 +3,7 @@
 
 use super::core::*;
 use super::*;
-use crate::tables::{self};
+use iscp_sweep::tables::{self};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 

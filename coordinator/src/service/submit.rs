@@ -5,10 +5,10 @@ use super::core::*;
 use super::ledger::UnitRow;
 use super::CResult;
 use super::CoreError;
-use crate::cost::data_shape;
-use crate::spec::LoadedSpec;
-use crate::tables;
-use crate::units::{plan, UnitParams};
+use iscp_sweep::cost::data_shape;
+use iscp_sweep::spec::LoadedSpec;
+use iscp_sweep::tables;
+use iscp_sweep::units::{plan, UnitParams};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 

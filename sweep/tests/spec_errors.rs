@@ -1,7 +1,7 @@
 //! Bad specs are refused before any work starts, with the key and its line named.
 
-use iscp_coordinator::spec::LoadedSpec;
-use iscp_coordinator::CoordError;
+use iscp_sweep::spec::LoadedSpec;
+use iscp_sweep::CoordError;
 
 const GOOD: &str = r#"name = "t"
 
@@ -143,7 +143,7 @@ fn settings_kinds_triggers_and_architectures_parse() {
 
 #[test]
 fn every_class_badnets_expands_into_settings_with_the_ids_of_hand_written_ones() {
-    use iscp_coordinator::units::plan;
+    use iscp_sweep::units::plan;
     let every = GOOD.replace(
         "[search]",
         "[[settings]]\nname = \"bd\"\nkind = \"badnets\"\ntargets = \"all\"\n\n[search]",
@@ -166,7 +166,7 @@ fn every_class_badnets_expands_into_settings_with_the_ids_of_hand_written_ones()
     );
     let plans = plan(&every, 4, 100);
     let hand = plan(&LoadedSpec::parse(&by_hand, "spec.toml").unwrap(), 4, 100);
-    let ids = |p: &iscp_coordinator::units::SettingPlan| {
+    let ids = |p: &iscp_sweep::units::SettingPlan| {
         p.all_units().map(|u| u.id.clone()).collect::<Vec<_>>()
     };
     assert_eq!(
@@ -233,12 +233,12 @@ fn bad_derive_keys_are_refused_with_the_key() {
     assert!(msg.contains("stepz"), "{key}: {msg}");
     // A good one plans shards of 1,000 over the training count, the last one short.
     let spec = LoadedSpec::parse(&derived("{ from = \"natural\" }"), "spec.toml").unwrap();
-    let plans = iscp_coordinator::units::plan(&spec, 4, 2500);
+    let plans = iscp_sweep::units::plan(&spec, 4, 2500);
     let shards: Vec<usize> = plans[1]
         .derives
         .iter()
         .map(|u| match &u.params {
-            iscp_coordinator::units::UnitParams::Derive(d) => d.count,
+            iscp_sweep::units::UnitParams::Derive(d) => d.count,
             _ => 0,
         })
         .collect();

@@ -21,8 +21,12 @@ pub fn upgrade_failure_parts(dir: &Path) -> Result<usize> {
         }
         let mut out = Vec::new();
         for b in &batches {
-            let at = b.schema().index_of("error").map_or(b.num_columns(), |i| i + 1);
-            let mut fields: Vec<Field> = b.schema().fields().iter().map(|f| (**f).clone()).collect();
+            let at = b
+                .schema()
+                .index_of("error")
+                .map_or(b.num_columns(), |i| i + 1);
+            let mut fields: Vec<Field> =
+                b.schema().fields().iter().map(|f| (**f).clone()).collect();
             let mut columns: Vec<ArrayRef> = b.columns().to_vec();
             fields.insert(at, Field::new("reason", DataType::Utf8, false));
             let reason = StringArray::from_iter_values((0..b.num_rows()).map(|_| "internal"));

@@ -5,11 +5,14 @@
 //! An intended change: run with `ISCP_BLESS=1` to rewrite the golden file, and say in the README
 //! why ids changed.
 
-use iscp_coordinator::spec::LoadedSpec;
-use iscp_coordinator::units::plan;
+use iscp_sweep::spec::LoadedSpec;
+use iscp_sweep::units::plan;
 use std::path::Path;
 
-const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/smoke-unit-ids.txt");
+const GOLDEN: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/golden/smoke-unit-ids.txt"
+);
 
 fn smoke_ids() -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/smoke.toml");

@@ -1,0 +1,16 @@
+//! What a sweep is and what its units compute, shared by the coordinator (which plans, checks and
+//! stores) and the workers (which run the units): the spec (keys, checks, loading), unit kinds and
+//! the plan, the Parquet tables, the unit bodies (`work`), pictures, the scan and cost estimates.
+//! It depends on the engine and the wire's ids, never on the coordinator or the worker.
+
+pub mod cost;
+pub mod error;
+pub mod images;
+pub mod progress;
+pub mod scan;
+pub mod spec;
+pub mod tables;
+pub mod units;
+pub mod work;
+
+pub use error::{CoordError, Result};
