@@ -1,6 +1,6 @@
 //! Predictive power, held-out ratios and the selection loss equal values computed by hand on a fixture.
 
-mod common;
+use crate::common;
 
 use iscp_engine::data::Dataset;
 use iscp_engine::model::Model;

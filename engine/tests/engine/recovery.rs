@@ -1,7 +1,7 @@
 //! End to end on synthetic data: a BadNets model's 1% white-canvas pattern recovers the trigger and
 //! is predictive, a natural model's is not.
 
-mod common;
+use crate::common;
 
 use iscp_engine::badnets::{attack_success_rate, in_trigger, poison, Trigger};
 use iscp_engine::canvas::canvas_image;
@@ -88,6 +88,7 @@ fn train_and_search(poisoned: bool) -> Found {
 
 #[test]
 fn badnets_trigger_is_recovered_and_natural_patterns_are_weak() {
+    let _serial = common::lanes_serial();
     let bad = train_and_search(true);
     eprintln!(
         "badnets: {}/{} pixels in trigger, PW {:.3}",

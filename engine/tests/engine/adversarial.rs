@@ -1,7 +1,7 @@
 //! Adversarial training: PGD stays in its ball, and the adversarially trained model's PGD accuracy
 //! is clearly above the natural model's.
 
-mod common;
+use crate::common;
 
 use iscp_engine::adversarial::{pgd, robust_accuracy, PgdConfig};
 use iscp_engine::data::{synthetic, SyntheticConfig};

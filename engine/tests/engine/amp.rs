@@ -2,7 +2,7 @@
 //! training equals a plain one bit for bit; a step whose gradient overflows is skipped and the
 //! scale halves.
 
-mod common;
+use crate::common;
 
 use iscp_engine::amp::{LossScaler, INITIAL_SCALE};
 use iscp_engine::data::{synthetic, SyntheticConfig};

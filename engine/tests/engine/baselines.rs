@@ -1,7 +1,7 @@
 //! Baselines: a class-wise UAP stays in its ε ball and succeeds more as ε grows; Grad-CAM points at
 //! the region that drives the logit.
 
-mod common;
+use crate::common;
 
 use iscp_engine::baselines::{class_uap, grad_cam, uap_success, UapConfig};
 use iscp_engine::data::stratified_split;

@@ -1,7 +1,7 @@
 //! D_R / D_NR construction: rebuilt images end closer to their targets in the model's
 //! representation than where they started, and stay valid images.
 
-mod common;
+use crate::common;
 
 use iscp_engine::robust_data::{invert_representations, representation_distance, InversionConfig};
 use tch::Tensor;

@@ -1,6 +1,6 @@
 //! One search step of each objective on a tiny linear model, checked against values computed by hand.
 
-mod common;
+use crate::common;
 
 use iscp_engine::model::Model;
 use iscp_engine::search::{search_batch, Objective, SearchConfig, SearchJob};
@@ -82,6 +82,7 @@ fn run_step(objective: Objective, alpha: f64, lr: f64) -> (Vec<f32>, [f64; N]) {
 
 #[test]
 fn paper_objective_takes_a_plain_gradient_step() {
+    let _serial = common::lanes_serial();
     // A small step moves pixels inside (0,1); a large one is clamped at the bounds.
     for (lr, clamped) in [(0.5, false), (5.0, true)] {
         let (got, expected) = run_step(Objective::Paper, 0.2, lr);
@@ -105,6 +106,7 @@ fn paper_objective_takes_a_plain_gradient_step() {
 
 #[test]
 fn released_objective_takes_a_signed_step() {
+    let _serial = common::lanes_serial();
     let (got, expected) = run_step(Objective::Released, 0.2, 0.02);
     for i in 0..N {
         assert!(

@@ -2,7 +2,7 @@
 //! size, PW within a tolerance: floats differ across batch shapes and CPUs), and a bad job fails
 //! alone.
 
-mod common;
+use crate::common;
 
 use iscp_engine::canvas::canvas_image;
 use iscp_engine::data::stratified_split;

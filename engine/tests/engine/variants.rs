@@ -1,7 +1,7 @@
 //! The search variants: total variation smooths the mask; a learned canvas moves in signed steps of
 //! 2/255 during its phases and stays in [0,1].
 
-mod common;
+use crate::common;
 
 use iscp_engine::canvas::canvas_image;
 use iscp_engine::data::stratified_split;
@@ -42,6 +42,7 @@ fn tv(mask: &[f32]) -> f64 {
 
 #[test]
 fn total_variation_lowers_the_masks_variation() {
+    let _serial = common::lanes_serial();
     let (model, data) = setup();
     let jobs = [
         job(&data, -1, 0.0, false),
@@ -59,6 +60,7 @@ fn total_variation_lowers_the_masks_variation() {
 
 #[test]
 fn a_learned_canvas_moves_in_bounded_steps() {
+    let _serial = common::lanes_serial();
     let (model, data) = setup();
     let index = data.test.labels_vec().iter().position(|&l| l == 1).unwrap() as i64;
     let j = job(&data, index, 0.0, true);
