@@ -24,10 +24,15 @@ fn unit(id: &str, kind: &str, model: &str, deps: &[&str]) -> NewUnit {
     NewUnit {
         id: id.into(),
         kind: kind.into(),
+        params: String::new(),
         model_unit: model.into(),
         deps: deps.iter().map(|s| s.to_string()).collect(),
     }
 }
+
+/// The model hash a prepare unit's completion names.
+const MODEL: Option<&str> =
+    Some("abababababababababababababababababababababababababababababababab");
 
 fn models_part(unit: &str) -> Vec<u8> {
     let row = ModelRow {
@@ -106,21 +111,21 @@ fn stale_and_foreign_completions_are_refused_and_write_nothing() {
     let lb = core.lease("b", 1, &none).unwrap().remove(0);
     assert_eq!(lb.attempt, 2);
     let parts = || vec![("models".to_string(), models_part("p"))];
-    let stale = core.complete(&key("p"), claim("a", &la.lease_id, 1), parts());
+    let stale = core.complete(&key("p"), claim("a", &la.lease_id, 1), parts(), MODEL);
     assert!(stale.unwrap_err().to_string().contains("stale lease"));
-    let foreign = core.complete(&key("p"), claim("a", &lb.lease_id, 2), parts());
+    let foreign = core.complete(&key("p"), claim("a", &lb.lease_id, 2), parts(), MODEL);
     assert!(foreign.unwrap_err().to_string().contains("stale lease"));
     let table = dir.path().join("results/s/models");
     assert!(
         !part_path(&table, "p").exists(),
         "a refused completion wrote a part"
     );
-    core.complete(&key("p"), claim("b", &lb.lease_id, 2), parts())
+    core.complete(&key("p"), claim("b", &lb.lease_id, 2), parts(), MODEL)
         .unwrap();
     assert!(part_path(&table, "p").exists());
     // A second completion of a done unit is refused too.
     assert!(core
-        .complete(&key("p"), claim("b", &lb.lease_id, 2), parts())
+        .complete(&key("p"), claim("b", &lb.lease_id, 2), parts(), MODEL)
         .is_err());
 }
 
@@ -206,6 +211,7 @@ fn a_restart_drops_parts_the_ledger_never_committed_and_requeues_units_whose_par
                 &key(id),
                 claim("w", &l.lease_id, l.attempt),
                 vec![("models".into(), models_part(id))],
+                MODEL,
             )
             .unwrap();
         }
@@ -254,6 +260,7 @@ fn a_cancelled_sweep_tells_its_workers_and_refuses_their_results() {
         &key(&l.unit_id),
         claim("w", &l.lease_id, l.attempt),
         vec![("models".into(), models_part(&l.unit_id))],
+        MODEL,
     );
     assert!(late.unwrap_err().to_string().contains("stale lease"));
     assert!(core.lease("w", 1, &HashSet::new()).unwrap().is_empty());
@@ -303,6 +310,7 @@ fn twin_sweeps_with_the_same_unit_ids_never_answer_for_each_other() {
             &UnitKey::new(l.sweep.as_str(), l.unit_id.as_str()),
             claim(w, &l.lease_id, l.attempt),
             vec![("models".into(), models_part(&l.unit_id))],
+            MODEL,
         )
         .unwrap();
     }
@@ -401,4 +409,64 @@ fn failures_parts_from_before_version_2_get_a_reason_column_at_submit() {
     assert_eq!(reason.value(0), "internal");
     let error = b.column_by_name("error").unwrap().as_string::<i32>();
     assert_eq!(error.value(0), "boom", "the rest is kept");
+}
+
+#[test]
+fn a_prepared_models_hash_comes_with_its_completion_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let units = || {
+        vec![
+            unit("p", "prepare-model", "", &[]),
+            unit("s1", "search", "p", &["p"]),
+        ]
+    };
+    let told = "cd".repeat(32);
+    {
+        let mut core = open(dir.path());
+        core.submit("s", "sha", "f", "", units()).unwrap();
+        core.register("w", "w");
+        let l = core.lease("w", 1, &HashSet::new()).unwrap().remove(0);
+        let parts = vec![("models".to_string(), models_part("p"))];
+        let refused = core.complete(
+            &key("p"),
+            claim("w", &l.lease_id, l.attempt),
+            parts.clone(),
+            None,
+        );
+        assert!(
+            refused
+                .unwrap_err()
+                .to_string()
+                .contains("names its model's sha256"),
+            "a prepare completion without the model's hash"
+        );
+        core.complete(
+            &key("p"),
+            claim("w", &l.lease_id, l.attempt),
+            parts,
+            Some(&told),
+        )
+        .unwrap();
+        let s = core.lease("w", 1, &HashSet::new()).unwrap().remove(0);
+        assert_eq!(s.model_sha, told);
+    }
+    // The models part names another hash ("ab…"): the ledger's, told at completion, wins, so
+    // nothing reread the part.
+    let mut core = open(dir.path());
+    core.register("w2", "w2");
+    let leased = core.lease("w2", 1, &HashSet::new()).unwrap();
+    let sha = match leased.first() {
+        Some(s) => s.model_sha.clone(),
+        None => {
+            // The search is still leased to w from before the restart: wait out its TTL.
+            std::thread::sleep(std::time::Duration::from_millis(150));
+            core.expire().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            core.lease("w2", 1, &HashSet::new())
+                .unwrap()
+                .remove(0)
+                .model_sha
+        }
+    };
+    assert_eq!(sha, told);
 }

@@ -5,11 +5,11 @@
 use crate::spec::{LoadedSpec, SettingSpec};
 use iscp_engine::canvas::CanvasKind;
 use iscp_engine::search::Objective;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// What a unit does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum UnitKind {
     DeriveData,
@@ -33,11 +33,11 @@ impl UnitKind {
 
 /// A variant of the search objective: total variation (Eq. 3) and/or a learned canvas (Eq. 4).
 /// Fields at their defaults are left out of the id, so base searches keep their ids.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Variant {
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub tv_beta: f64,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub learn_canvas: bool,
 }
 
@@ -58,7 +58,7 @@ impl Variant {
 }
 
 /// One search: a class, a canvas, an alpha and an objective on a setting's model.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchParams {
     pub setting: String,
     pub setting_id: String,
@@ -77,7 +77,7 @@ pub struct SearchParams {
 }
 
 /// Evaluation of one group (setting, class, alpha, objective) over all its canvases and sizes.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvaluateParams {
     pub setting: String,
     pub setting_id: String,
@@ -93,7 +93,7 @@ pub struct EvaluateParams {
 }
 
 /// A baseline pattern for one class: a class-wise UAP at one ε, or Grad-CAM patches.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BaselineParams {
     pub setting: String,
     pub setting_id: String,
@@ -101,12 +101,12 @@ pub struct BaselineParams {
     /// `uap` or `gradcam`.
     pub method: String,
     /// UAP: ε in pixel units.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eps: Option<f64>,
     /// Grad-CAM: the patch size and the canvases (kind, rank) it is computed on.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<f64>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub canvases: Vec<(CanvasKind, usize)>,
     pub subset_fraction: f64,
     pub seed: u64,
@@ -114,7 +114,7 @@ pub struct BaselineParams {
 
 /// One shard of a derived (D_R / D_NR) training set: training images `start..start + count`
 /// rebuilt on the model of the setting `source`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeriveParams {
     /// The derived setting.
     pub setting: String,
@@ -152,10 +152,94 @@ pub struct Unit {
     pub params: UnitParams,
 }
 
+/// The exact text a unit's id hashes: the JSON of its kind and parameters. It travels with the
+/// unit (the ledger keeps it, a lease carries it), so a worker checks the id it computes.
+pub fn params_json(kind: UnitKind, params: &impl Serialize) -> String {
+    serde_json::to_string(&(kind, params)).expect("parameters serialise")
+}
+
+/// A unit's id from its parameters' JSON: the first 16 hex digits of its sha256.
+pub fn id_of(params_json: &str) -> String {
+    hex::encode(&Sha256::digest(params_json.as_bytes())[..8])
+}
+
 /// First 16 hex digits of sha256 over the kind and canonical JSON of the parameters.
 pub fn unit_id(kind: UnitKind, params: &impl Serialize) -> String {
-    let json = serde_json::to_string(&(kind, params)).expect("parameters serialise");
-    hex::encode(&Sha256::digest(json.as_bytes())[..8])
+    id_of(&params_json(kind, params))
+}
+
+impl Unit {
+    /// The JSON this unit's id hashes.
+    pub fn params_json(&self) -> String {
+        params_json(self.kind, &self.params)
+    }
+}
+
+/// A unit's parameters as a worker receives them with its lease. A prepare unit's hold the whole
+/// setting; the worker takes the setting from the spec by name, and the id check proves it is the
+/// one the coordinator planned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Received {
+    Derive(DeriveParams),
+    Prepare { setting: String },
+    Search(SearchParams),
+    Evaluate(EvaluateParams),
+    Baseline(BaselineParams),
+}
+
+impl Received {
+    /// Decodes `params_json` (as `params_json` wrote it) for a unit of `kind`.
+    pub fn decode(kind: UnitKind, params_json: &str) -> std::result::Result<Received, String> {
+        let (k, v): (UnitKind, serde_json::Value) =
+            serde_json::from_str(params_json).map_err(|e| format!("unreadable parameters: {e}"))?;
+        if k != kind {
+            return Err(format!(
+                "parameters of a {} unit for a {} unit",
+                k.name(),
+                kind.name()
+            ));
+        }
+        let bad = |e: serde_json::Error| format!("{} parameters: {e}", kind.name());
+        Ok(match kind {
+            UnitKind::DeriveData => Received::Derive(serde_json::from_value(v).map_err(bad)?),
+            UnitKind::Search => Received::Search(serde_json::from_value(v).map_err(bad)?),
+            UnitKind::Evaluate => Received::Evaluate(serde_json::from_value(v).map_err(bad)?),
+            UnitKind::Baseline => Received::Baseline(serde_json::from_value(v).map_err(bad)?),
+            UnitKind::PrepareModel => Received::Prepare {
+                setting: v["setting"]["name"]
+                    .as_str()
+                    .ok_or("prepare-model parameters without a setting name")?
+                    .to_string(),
+            },
+        })
+    }
+
+    /// The setting this unit works on, and the prepare unit of the model it needs (a derive
+    /// unit: its source setting's).
+    pub fn setting(&self) -> &str {
+        match self {
+            Received::Derive(d) => &d.source,
+            Received::Prepare { setting } => setting,
+            Received::Search(p) => &p.setting,
+            Received::Evaluate(p) => &p.setting,
+            Received::Baseline(p) => &p.setting,
+        }
+    }
+}
+
+impl UnitKind {
+    /// The kind named `name` (as `name()` writes it).
+    pub fn parse(name: &str) -> Option<UnitKind> {
+        [
+            UnitKind::DeriveData,
+            UnitKind::PrepareModel,
+            UnitKind::Search,
+            UnitKind::Evaluate,
+            UnitKind::Baseline,
+        ]
+        .into_iter()
+        .find(|k| k.name() == name)
+    }
 }
 
 fn unit(kind: UnitKind, params: UnitParams, deps: Vec<String>) -> Unit {
@@ -381,4 +465,44 @@ pub fn plan(spec: &LoadedSpec, num_classes: usize, train: usize) -> Vec<SettingP
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn received_parameters_decode_to_what_was_planned() {
+        let p = SearchParams {
+            setting: "natural".into(),
+            setting_id: "0123456789abcdef".into(),
+            class: 2,
+            canvas_kind: CanvasKind::White,
+            canvas_rank: 0,
+            alpha: 0.2,
+            objective: Objective::Released,
+            epochs: 5,
+            batch: 4,
+            lr: 0.02,
+            subset_fraction: 0.2,
+            seed: 1,
+            variant: Variant {
+                tv_beta: 0.0,
+                learn_canvas: true,
+            },
+        };
+        let json = params_json(UnitKind::Search, &UnitParams::Search(p.clone()));
+        assert_eq!(
+            id_of(&json),
+            unit_id(UnitKind::Search, &UnitParams::Search(p.clone()))
+        );
+        assert_eq!(
+            Received::decode(UnitKind::Search, &json).unwrap(),
+            Received::Search(p)
+        );
+        assert!(Received::decode(UnitKind::Evaluate, &json)
+            .unwrap_err()
+            .contains("parameters of a search unit"));
+        assert!(Received::decode(UnitKind::Search, "[1,").is_err());
+    }
 }

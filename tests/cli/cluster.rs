@@ -524,6 +524,7 @@ fn a_completion_with_a_stale_fencing_token_over_the_wire_is_refused_and_leaves_n
                 table: "models".into(),
                 parquet: models_part(&u.unit_id),
             }],
+            model_sha256: "ab".repeat(32),
         };
         let stale = client
             .clone()

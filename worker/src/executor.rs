@@ -10,8 +10,9 @@ use iscp_engine::search::search_batch;
 use iscp_proto::v1::{FailureReason, LeasedUnit};
 use iscp_proto::UnitKey;
 use iscp_sweep::spec::LoadedSpec;
+use iscp_sweep::spec::SettingSpec;
 use iscp_sweep::tables;
-use iscp_sweep::units::{plan, SettingPlan, Unit, UnitParams};
+use iscp_sweep::units::{id_of, unit_id, Received, UnitKind, UnitParams};
 use iscp_sweep::work::{
     artifact_path, assemble_derived, derive_shard, guarded, load_data, load_prepared, prepare,
     run_baseline, run_evaluate, search_job, search_row, Checkpoints, PrepareHooks, RunFacts,
@@ -24,10 +25,12 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use tch::{Device, Tensor};
 
-/// What a unit produced: its parts, and the model artifact a prepare unit trained.
+/// What a unit produced: its parts, the model a prepare unit made ready (its sha256), and the
+/// artifact to upload when it trained one.
 #[derive(Debug, Default)]
 pub struct Output {
     pub parts: Vec<(String, Vec<u8>)>,
+    pub model_sha256: Option<String>,
     pub artifact: Option<(String, PathBuf)>,
 }
 
@@ -94,9 +97,8 @@ struct SpecCtx {
     /// The data section and seed the dataset was loaded from: what the model cache keys on too.
     data_key: String,
     data: Rc<DataSplits>,
-    plans: Vec<SettingPlan>,
-    /// Unit id → (plan index, unit).
-    units: HashMap<String, (usize, Unit)>,
+    /// The spec's settings (every-class BadNets expanded), where a unit's setting is found by name.
+    settings: Vec<SettingSpec>,
     split: Split,
     labels: Vec<i64>,
 }
@@ -242,13 +244,7 @@ impl Executor {
                 d
             }
         };
-        let plans = plan(&spec, data.test.num_classes(), data.train.len());
-        let mut units = HashMap::new();
-        for (i, p) in plans.iter().enumerate() {
-            for u in p.all_units() {
-                units.insert(u.id.clone(), (i, u.clone()));
-            }
-        }
+        let settings = spec.settings(data.test.num_classes());
         let labels = data.test.labels_vec();
         let split = stratified_split(
             &labels,
@@ -260,8 +256,7 @@ impl Executor {
             spec,
             data_key,
             data,
-            plans,
-            units,
+            settings,
             split,
             labels,
         });
@@ -274,20 +269,64 @@ impl Executor {
         Ok(ctx)
     }
 
-    fn find<'a>(ctx: &'a SpecCtx, u: &LeasedUnit) -> Result<(&'a SettingPlan, &'a Unit), Failure> {
-        ctx.units
-            .get(&u.unit_id)
-            .map(|(i, unit)| (&ctx.plans[*i], unit))
-            .ok_or_else(|| {
-                fail(
-                    FailureReason::VersionSkew,
-                    format!(
-                        "unit {} is not in its spec as this worker (version {}) expands it",
-                        u.unit_id,
-                        env!("CARGO_PKG_VERSION")
-                    ),
-                )
-            })
+    /// The unit as its lease describes it: its parameters (checked against its id: they are what
+    /// the id hashes) and its setting, taken from the spec by name. Nothing is re-planned.
+    fn resolve<'a>(
+        ctx: &'a SpecCtx,
+        u: &LeasedUnit,
+    ) -> Result<(&'a SettingSpec, Received), Failure> {
+        let skew = |what: String| {
+            fail(
+                FailureReason::VersionSkew,
+                format!(
+                    "unit {} ({}): {what} (this worker: iscp {}, protocol {})",
+                    u.unit_id,
+                    u.kind,
+                    env!("CARGO_PKG_VERSION"),
+                    iscp_proto::PROTOCOL_VERSION
+                ),
+            )
+        };
+        let kind = UnitKind::parse(&u.kind)
+            .ok_or_else(|| skew("a kind this worker does not know".into()))?;
+        if u.params_json.is_empty() {
+            return Err(skew(
+                "the lease carries no parameters (a coordinator or ledger from before version 2: \
+                 submit the spec again)"
+                    .into(),
+            ));
+        }
+        let computed = id_of(&u.params_json);
+        if computed != u.unit_id {
+            return Err(skew(format!(
+                "its parameters hash to {computed}, not to the id {} the coordinator planned",
+                u.unit_id
+            )));
+        }
+        let received = Received::decode(kind, &u.params_json).map_err(skew)?;
+        let name = received.setting();
+        let Some(setting) = ctx.settings.iter().find(|s| s.name == name) else {
+            return Err(fail(
+                FailureReason::InvalidInput,
+                format!("unit {}: no setting `{name}` in its spec", u.unit_id),
+            ));
+        };
+        if kind == UnitKind::PrepareModel {
+            // The setting found by name is the one planned only if it gives the same id.
+            let s = &ctx.spec.spec;
+            let params = UnitParams::Prepare {
+                setting: Box::new(setting.clone()),
+                data: serde_json::to_value(&s.data).unwrap_or_default(),
+                seed: s.seed,
+            };
+            let here = unit_id(kind, &params);
+            if here != u.unit_id {
+                return Err(skew(format!(
+                    "the spec's setting `{name}` plans as {here} on this worker"
+                )));
+            }
+        }
+        Ok((setting, received))
     }
 
     fn note(&self, line: String) {
@@ -307,7 +346,7 @@ impl Executor {
     }
 
     fn prepare(&mut self, ctx: &SpecCtx, data: &DataSplits, u: &LeasedUnit) -> Outcome {
-        let (p, _) = Self::find(ctx, u)?;
+        let (setting, _) = Self::resolve(ctx, u)?;
         let progress = self.progress.clone();
         let key = crate::shared::key_of(u);
         if u.checkpoint_epoch > 0 {
@@ -317,7 +356,7 @@ impl Executor {
                 .install(u.checkpoint_epoch as usize, &model, &u.checkpoint_stats)
                 .map_err(|e| Failure::context("installing checkpoint", e))?;
         }
-        let derived = match &p.setting.derive {
+        let derived = match &setting.derive {
             Some(_) if u.input_artifacts.is_empty() => {
                 return Err(fail(
                     FailureReason::Internal,
@@ -334,7 +373,7 @@ impl Executor {
                     .map_err(|e| Failure::context("assembling the derived training set", e))?;
                 self.note(format!(
                     "{}: training on {} derived images from {} shards",
-                    p.setting.name,
+                    setting.name,
                     set.len(),
                     parts.len()
                 ));
@@ -346,7 +385,7 @@ impl Executor {
         let prepared = guarded(|| {
             prepare(
                 &key,
-                &p.setting,
+                setting,
                 ctx.spec.spec.seed,
                 data,
                 derived.as_ref(),
@@ -373,7 +412,7 @@ impl Executor {
         if let Some(e) = prepared.resumed_at {
             self.note(format!(
                 "{}: resumed training from its checkpoint after epoch {e}",
-                p.setting.name
+                setting.name
             ));
         }
         let asr = row
@@ -386,18 +425,21 @@ impl Executor {
             .unwrap_or_default();
         self.note(format!(
             "{}: clean accuracy {:.3}{asr}{robust} ({:.1}s)",
-            p.setting.name, row.clean_accuracy, row.training_s
+            setting.name, row.clean_accuracy, row.training_s
         ));
-        let mut out = Output::default();
+        let mut out = Output {
+            model_sha256: Some(row.checkpoint_sha256.clone()),
+            ..Output::default()
+        };
         out.parts.push(encode(
             "models",
             &tables::models_batch(std::slice::from_ref(row)),
         )?);
         if !prepared.epochs.is_empty() {
-            let b = tables::training_batch(&u.unit_id, &p.setting.name, &prepared.epochs);
+            let b = tables::training_batch(&u.unit_id, &setting.name, &prepared.epochs);
             out.parts.push(encode("training", &b)?);
         }
-        if p.setting.model.is_none() {
+        if setting.model.is_none() {
             let path = artifact_path(&self.artifacts, &row.checkpoint_sha256);
             out.artifact = Some((row.checkpoint_sha256.clone(), path));
         }
@@ -406,17 +448,12 @@ impl Executor {
 
     /// A derive-data unit: one shard of a D_R / D_NR training set, on its source setting's model.
     fn derive(&mut self, ctx: &SpecCtx, data: &DataSplits, u: &LeasedUnit) -> Outcome {
-        let (_, unit) = Self::find(ctx, u)?;
-        let UnitParams::Derive(dp) = &unit.params else {
+        // A derive unit's setting is its source: the model it inverts.
+        let (source, received) = Self::resolve(ctx, u)?;
+        let Received::Derive(dp) = &received else {
             return Err(fail(FailureReason::VersionSkew, "not a derive-data unit"));
         };
-        let Some(source) = ctx.plans.iter().find(|p| p.setting.name == dp.source) else {
-            return Err(fail(
-                FailureReason::InvalidInput,
-                format!("no setting `{}` in the spec", dp.source),
-            ));
-        };
-        self.model_for(ctx, data, source, &u.model_sha256)?;
+        self.model_for(ctx, data, source, &dp.source_id, &u.model_sha256)?;
         let model = &self.model.as_ref().expect("loaded").model;
         let progress = self.progress.clone();
         let key = crate::shared::key_of(u);
@@ -447,6 +484,7 @@ impl Executor {
         Ok(Output {
             parts: vec![encode("derived", &tables::derived_batch(&rows))?],
             artifact: None,
+            model_sha256: None,
         })
     }
 
@@ -455,18 +493,19 @@ impl Executor {
         &mut self,
         ctx: &SpecCtx,
         data: &DataSplits,
-        p: &SettingPlan,
+        setting: &SettingSpec,
+        prepare_id: &str,
         sha: &str,
     ) -> Result<(), Failure> {
         // The logits and device images belong to one dataset: the key names it too.
-        let key = format!("{}|{}|{sha}", ctx.data_key, p.prepare.id);
+        let key = format!("{}|{prepare_id}|{sha}", ctx.data_key);
         if self.model.as_ref().is_some_and(|m| m.key == key) {
             return Ok(());
         }
         self.model = None;
         let eval_batch = ctx.spec.spec.run.eval_batch as i64;
         let m = guarded(|| {
-            let model = load_prepared(&p.setting, sha, data, &self.artifacts, self.device)?
+            let model = load_prepared(setting, sha, data, &self.artifacts, self.device)?
                 .ok_or_else(|| {
                     CoordError::Missing(format!(
                         "the model artifact {sha} is not in this worker's cache {}",
@@ -503,21 +542,30 @@ impl Executor {
         let mut outs: Vec<Option<Outcome>> = units.iter().map(|_| None).collect();
         let mut members = Vec::new();
         for (i, u) in units.iter().enumerate() {
-            match Self::find(ctx, u) {
-                Ok((p, unit)) => match &unit.params {
-                    UnitParams::Search(sp) => members.push((i, p, sp)),
-                    _ => outs[i] = Some(Err(fail(FailureReason::VersionSkew, "not a search unit"))),
-                },
+            match Self::resolve(ctx, u) {
+                Ok((setting, Received::Search(sp))) => members.push((i, setting, sp)),
+                Ok(_) => outs[i] = Some(Err(fail(FailureReason::VersionSkew, "not a search unit"))),
                 Err(f) => outs[i] = Some(Err(f)),
             }
         }
-        if let Some((_, p, _)) = members.first() {
-            if let Err(f) = self.model_for(ctx, data, p, &units[members[0].0].model_sha256) {
+        if let Some((_, setting, sp)) = members.first() {
+            let (setting, prepare_id) = (*setting, sp.setting_id.clone());
+            let sha = &units[members[0].0].model_sha256;
+            if let Err(f) = self.model_for(ctx, data, setting, &prepare_id, sha) {
                 for (i, _, _) in &members {
                     outs[*i] = Some(Err(fail(f.reason, &f.error)));
                 }
                 members.clear();
             }
+        }
+        let unrun = |outs: Vec<Option<Outcome>>| -> Vec<Outcome> {
+            outs.into_iter()
+                .map(|o| o.unwrap_or_else(|| Err(fail(FailureReason::Internal, "not run"))))
+                .collect()
+        };
+        if members.is_empty() {
+            // Nothing to run (every unit was refused): no model to load either.
+            return unrun(outs);
         }
         let sctx = self.search_ctx(ctx, data);
         let mut jobs = Vec::new();
@@ -526,7 +574,7 @@ impl Executor {
             match guarded(|| search_job(&sctx, sp)) {
                 Ok((job, index)) => {
                     jobs.push(job);
-                    ran.push((*i, *sp, index));
+                    ran.push((*i, sp, index));
                 }
                 Err(e) => outs[*i] = Some(Err(e.into())),
             }
@@ -565,27 +613,36 @@ impl Executor {
                         encode("searches", &tables::searches_batch(&[row])).map(|part| Output {
                             parts: vec![part],
                             artifact: None,
+                            model_sha256: None,
                         })
                     }
                     Err(f) => Err(f),
                 });
             }
         }
-        outs.into_iter()
-            .map(|o| o.unwrap_or_else(|| Err(fail(FailureReason::Internal, "not run"))))
-            .collect()
+        unrun(outs)
     }
 
     /// An evaluation or baseline unit.
     fn one(&mut self, ctx: &SpecCtx, data: &DataSplits, u: &LeasedUnit) -> Outcome {
-        let (p, unit) = Self::find(ctx, u)?;
-        self.model_for(ctx, data, p, &u.model_sha256)?;
+        let (setting, received) = Self::resolve(ctx, u)?;
+        let prepare_id = match &received {
+            Received::Evaluate(ep) => ep.setting_id.clone(),
+            Received::Baseline(bp) => bp.setting_id.clone(),
+            _ => {
+                return Err(fail(
+                    FailureReason::VersionSkew,
+                    "not an evaluate or baseline unit",
+                ))
+            }
+        };
+        self.model_for(ctx, data, setting, &prepare_id, &u.model_sha256)?;
         let sctx = self.search_ctx(ctx, data);
         let m = self.model.as_ref().expect("loaded");
         let ev = Evaluator::new(&m.model, &data.test, &m.clean_logits, &ctx.split.search)
             .with_batch(ctx.spec.spec.run.eval_batch as i64);
-        match &unit.params {
-            UnitParams::Evaluate(ep) => {
+        match &received {
+            Received::Evaluate(ep) => {
                 let rows = guarded(|| {
                     let mut searches = Vec::new();
                     // In the unit's order, whichever of its searches succeeded.
@@ -604,13 +661,15 @@ impl Executor {
                 Ok(Output {
                     parts: vec![encode("patterns", &tables::patterns_batch(&rows))?],
                     artifact: None,
+                    model_sha256: None,
                 })
             }
-            UnitParams::Baseline(bp) => {
+            Received::Baseline(bp) => {
                 let rows = guarded(|| run_baseline(&sctx, &ev, &m.images, &u.unit_id, bp))?;
                 Ok(Output {
                     parts: vec![encode("baselines", &tables::baselines_batch(&rows))?],
                     artifact: None,
+                    model_sha256: None,
                 })
             }
             _ => Err(fail(

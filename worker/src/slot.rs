@@ -210,6 +210,7 @@ async fn report(shared: &Shared, u: &LeasedUnit, outcome: Outcome) {
                     unit_id: u.unit_id.clone(),
                     lease_id: u.lease_id.clone(),
                     attempt: u.attempt,
+                    model_sha256: out.model_sha256.clone().unwrap_or_default(),
                     parts: out
                         .parts
                         .iter()

@@ -74,6 +74,7 @@ impl Sweep {
             spec_toml: self.toml.clone(),
             spec_file: format!("{}.toml", self.name),
             model_sha256: model_sha.into(),
+            params_json: u.params_json(),
             ..Default::default()
         }
     }

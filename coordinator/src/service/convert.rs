@@ -63,6 +63,7 @@ pub fn to_leased(l: super::Leased) -> LeasedUnit {
         spec_toml: l.spec_source,
         spec_file: l.spec_file,
         model_sha256: l.model_sha,
+        params_json: l.params,
         inputs: l
             .inputs
             .into_iter()

@@ -80,6 +80,8 @@ pub struct Leased {
     pub spec_file: String,
     pub spec_source: String,
     pub model_sha: String,
+    /// The unit's parameters: the JSON its id hashes.
+    pub params: String,
     /// (table, unit id, Parquet bytes) of the finished units it reads.
     pub inputs: Vec<(String, String, Vec<u8>)>,
     /// The last checkpoint of an earlier attempt (training units).
@@ -100,6 +102,8 @@ pub struct LeaseClaim<'a> {
 pub struct NewUnit {
     pub id: String,
     pub kind: String,
+    /// The JSON its id hashes (empty for `noop` units): what a lease carries to the worker.
+    pub params: String,
     pub model_unit: String,
     pub deps: Vec<String>,
 }
@@ -180,6 +184,12 @@ impl Core {
                 },
             );
         }
+        core.models = core
+            .ledger
+            .models()?
+            .into_iter()
+            .map(|((sweep, unit), sha)| (UnitKey::new(sweep, unit), sha))
+            .collect();
         core.checkpoints = core
             .ledger
             .checkpoints()?
@@ -291,10 +301,14 @@ impl Core {
         self.workers.contains_key(worker_id)
     }
 
-    /// Remembers the model hash a prepare unit's `models` part names (its parts: (table, path)).
-    pub(super) fn remember_model(&mut self, key: &Key, parts: &[(String, String)]) -> CResult<()> {
+    /// Learns the model hash from a prepare unit's `models` part (its parts: (table, path)) and
+    /// keeps it in the ledger: only for parts adopted from disk, and ledgers from before the hash
+    /// travelled with the completion.
+    pub(super) fn model_from_part(&mut self, key: &Key, parts: &[(String, String)]) -> CResult<()> {
         if let Some((_, p)) = parts.iter().find(|(t, _)| t == "models") {
             if let Some(r) = tables::read_model_rows(Path::new(p))?.first() {
+                self.ledger
+                    .put_model(&key.sweep, &key.unit, &r.checkpoint_sha256)?;
                 self.models.insert(key.clone(), r.checkpoint_sha256.clone());
             }
         }

@@ -230,7 +230,8 @@ impl iscp_proto::Coordinator for Service {
                 lease_id: &r.lease_id,
                 attempt: r.attempt,
             };
-            svc.core().complete(&key, claim, parts)
+            let model = Some(r.model_sha256.as_str());
+            svc.core().complete(&key, claim, parts, model)
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))??;

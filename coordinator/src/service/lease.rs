@@ -170,6 +170,7 @@ impl Core {
             spec_sha: row.spec_sha.clone(),
             spec_file: file,
             spec_source: source,
+            params: self.ledger.params(&row.id)?.unwrap_or_default(),
             model_sha: self
                 .models
                 .get(&UnitKey::new(row.sweep.as_str(), row.model_unit.as_str()))

@@ -50,6 +50,9 @@ CREATE TABLE IF NOT EXISTS parts (path TEXT PRIMARY KEY, sweep TEXT NOT NULL, un
 CREATE TABLE IF NOT EXISTS artifacts (sha TEXT PRIMARY KEY, path TEXT NOT NULL, bytes INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (sweep TEXT NOT NULL, unit_id TEXT NOT NULL,
     epoch INTEGER NOT NULL, sha TEXT NOT NULL, stats TEXT NOT NULL, PRIMARY KEY (sweep, unit_id));
+CREATE TABLE IF NOT EXISTS unit_params (id TEXT PRIMARY KEY, params TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS models (sweep TEXT NOT NULL, unit_id TEXT NOT NULL, sha TEXT NOT NULL,
+    PRIMARY KEY (sweep, unit_id));
 ";
 
 /// The last training checkpoint of a unit: (epoch, artifact sha256, per-epoch stats JSON).
@@ -70,6 +73,13 @@ fn write_unit(conn: &Connection, u: &UnitRow) -> rusqlite::Result<usize> {
             u.worker,
             u.error
         ],
+    )
+}
+
+fn put_model(conn: &Connection, sweep: &str, unit: &str, sha: &str) -> rusqlite::Result<usize> {
+    conn.execute(
+        "INSERT OR REPLACE INTO models VALUES (?1, ?2, ?3)",
+        params![sweep, unit, sha],
     )
 }
 
@@ -131,9 +141,19 @@ impl Ledger {
         Ok(())
     }
 
-    /// Inserts new units and points existing ones at the latest spec, in one transaction.
-    pub fn add_units(&mut self, units: &[UnitRow]) -> LResult<()> {
+    /// Inserts new units and points existing ones at the latest spec, in one transaction, with
+    /// each unit's parameters (the JSON its id hashes; by id, since equal ids mean equal
+    /// parameters in every sweep).
+    pub fn add_units(&mut self, units: &[UnitRow], params: &[(&str, &str)]) -> LResult<()> {
         let tx = self.conn.transaction()?;
+        {
+            let mut st = tx.prepare("INSERT OR IGNORE INTO unit_params VALUES (?1, ?2)")?;
+            for (id, json) in params {
+                if !json.is_empty() {
+                    st.execute(params![id, json])?;
+                }
+            }
+        }
         {
             let mut st = tx.prepare(
                 "INSERT INTO units VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
@@ -208,7 +228,13 @@ impl Ledger {
     }
 
     /// Marks a unit done and records its parts in one transaction: the step that makes a result count.
-    pub fn commit_done(&mut self, u: &UnitRow, parts: &[(String, String)]) -> LResult<()> {
+    /// Marks a unit done with its parts and, for a prepare unit, its model's hash: one transaction.
+    pub fn commit_done(
+        &mut self,
+        u: &UnitRow,
+        parts: &[(String, String)],
+        model_sha: Option<&str>,
+    ) -> LResult<()> {
         let tx = self.conn.transaction()?;
         for (table, path) in parts {
             tx.execute(
@@ -216,9 +242,37 @@ impl Ledger {
                 params![path, u.sweep, u.id, table],
             )?;
         }
+        if let Some(sha) = model_sha {
+            put_model(&tx, &u.sweep, &u.id, sha)?;
+        }
         write_unit(&tx, u)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Records a prepared model's hash learned otherwise (a ledger from before it kept them).
+    pub fn put_model(&self, sweep: &str, unit: &str, sha: &str) -> LResult<()> {
+        put_model(&self.conn, sweep, unit, sha)?;
+        Ok(())
+    }
+
+    /// The parameters (JSON) of the unit `id`, if the ledger holds them.
+    pub fn params(&self, id: &str) -> LResult<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT params FROM unit_params WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// ((sweep, prepare unit), model sha256) of every prepared model.
+    pub fn models(&self) -> LResult<Vec<((String, String), String)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT sweep, unit_id, sha FROM models")?;
+        let rows = st.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// (path, sweep, unit id, table) of every recorded part.

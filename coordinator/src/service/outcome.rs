@@ -32,15 +32,29 @@ impl Core {
         Ok(())
     }
 
-    /// Writes a unit's parts and marks it done, if the caller holds its current lease.
+    /// Writes a unit's parts and marks it done, if the caller holds its current lease. A prepare
+    /// unit names its model's sha256 (`model_sha`): what its searches will load.
     pub fn complete(
         &mut self,
         key: &Key,
         claim: LeaseClaim,
         parts: Vec<(String, Vec<u8>)>,
+        model_sha: Option<&str>,
     ) -> CResult<()> {
         self.fenced(key, claim)?;
         let kind = self.units[key].row.kind.clone();
+        let model_sha = model_sha.filter(|s| !s.is_empty());
+        if kind == "prepare-model" {
+            match model_sha {
+                Some(s) if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) => {}
+                Some(s) => return Err(CoreError::Invalid(format!("`{s}` is not a sha256 in hex"))),
+                None => {
+                    return Err(CoreError::Invalid(
+                        "a prepare-model unit's completion names its model's sha256".into(),
+                    ))
+                }
+            }
+        }
         let allowed = tables_of(&kind);
         for (t, bytes) in &parts {
             if !allowed.contains(&t.as_str()) {
@@ -64,15 +78,16 @@ impl Core {
             let path = tables::write_part_bytes(&root.join(t), &key.unit, bytes)?;
             recorded.push((t.clone(), path.to_string_lossy().to_string()));
         }
-        if kind == "prepare-model" {
-            self.remember_model(key, &recorded)?;
-        }
+        let model_sha = model_sha.filter(|_| kind == "prepare-model");
         let m = self.units.get_mut(key).expect("fenced");
         m.row.state = DONE.into();
         m.row.error.clear();
         m.expires = None;
         let row = m.row.clone();
-        self.ledger.commit_done(&row, &recorded)?;
+        self.ledger.commit_done(&row, &recorded, model_sha)?;
+        if let Some(sha) = model_sha {
+            self.models.insert(key.clone(), sha.to_string());
+        }
         self.leased.remove(key);
         if kind == "prepare-model" {
             self.drop_checkpoints(key)?;

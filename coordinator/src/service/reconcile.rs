@@ -52,8 +52,12 @@ impl Core {
             }
         }
         for (key, ps) in prepared {
-            // An unreadable models part leaves the model unknown; its searches then fail to load it.
-            let _ = self.remember_model(&key, &ps);
+            if self.models.contains_key(&key) {
+                continue;
+            }
+            // A ledger from before model hashes were kept: learnt once from the part. An
+            // unreadable part leaves the model unknown; its searches then fail to load it.
+            let _ = self.model_from_part(&key, &ps);
         }
         for key in &requeued {
             self.ledger.forget_parts_of(&key.sweep, &key.unit)?;

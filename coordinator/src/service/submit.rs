@@ -33,6 +33,7 @@ pub fn expand(source: &str, file: &str) -> Result<Expanded, CoreError> {
             units.push(NewUnit {
                 id: u.id.clone(),
                 kind: u.kind.name().to_string(),
+                params: u.params_json(),
                 // A derive-data unit runs on its source setting's model (its one dependency).
                 model_unit: match &u.params {
                     UnitParams::Derive(d) => d.source_id.clone(),
@@ -56,6 +57,7 @@ pub fn noop_units(n: usize) -> Vec<NewUnit> {
         .map(|i| NewUnit {
             id: format!("noop-{i:08}"),
             kind: "noop".into(),
+            params: String::new(),
             model_unit: String::new(),
             deps: vec![],
         })
@@ -84,6 +86,10 @@ impl Core {
         let mut rows = Vec::new();
         let mut adopted = Vec::new();
         let (mut new, mut done) = (0, 0);
+        let params: Vec<(String, String)> = units
+            .iter()
+            .map(|u| (u.id.clone(), u.params.clone()))
+            .collect();
         for (ord, u) in units.into_iter().enumerate() {
             let key = UnitKey::new(sweep, u.id.as_str());
             let mut row = match self.units.get(&key) {
@@ -128,11 +134,15 @@ impl Core {
             }
             rows.push(row);
         }
-        self.ledger.add_units(&rows)?;
+        let params: Vec<(&str, &str)> = params
+            .iter()
+            .map(|(i, p)| (i.as_str(), p.as_str()))
+            .collect();
+        self.ledger.add_units(&rows, &params)?;
         for (row, parts) in &adopted {
-            self.ledger.commit_done(row, parts)?;
+            self.ledger.commit_done(row, parts, None)?;
             if row.kind == "prepare-model" {
-                self.remember_model(&UnitKey::new(sweep, row.id.as_str()), parts)?;
+                self.model_from_part(&UnitKey::new(sweep, row.id.as_str()), parts)?;
             }
         }
         let total = rows.len() as u64;

@@ -1,0 +1,66 @@
+//! A lease is run from the parameters it carries, which must hash to its id: a unit whose
+//! parameters give another id (a worker and a coordinator that plan differently) fails as a
+//! version skew naming both ids, and is not retried.
+
+use iscp_proto::v1::{FailureReason, LeasedUnit};
+use iscp_sweep::spec::LoadedSpec;
+use iscp_sweep::units::plan;
+use iscp_worker::executor::Executor;
+use tch::Device;
+
+const SPEC: &str = r#"name = "skew"
+seed = 3
+
+[data]
+kind = "synthetic"
+classes = 3
+size = 12
+train = 120
+test = 60
+
+[[settings]]
+name = "natural"
+kind = "natural"
+train = { epochs = 1, batch = 32, lr = 0.05 }
+
+[search]
+canvases = [{ kind = "white" }]
+alphas = [0.2]
+epochs = 1
+sizes = [0.05]
+"#;
+
+#[test]
+fn a_unit_whose_parameters_give_another_id_fails_as_a_version_skew() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = LoadedSpec::parse_for_plan(SPEC, "skew.toml").unwrap();
+    let p = plan(&spec, 3, 120).remove(0);
+    let search = &p.searches[0];
+    let lease = |params_json: String| LeasedUnit {
+        sweep: "skew".into(),
+        unit_id: search.id.clone(),
+        kind: "search".into(),
+        attempt: 1,
+        spec_sha256: "s".into(),
+        spec_toml: SPEC.into(),
+        spec_file: "skew.toml".into(),
+        params_json,
+        ..Default::default()
+    };
+    let mut ex = Executor::new(Device::Cpu, "cpu", "test", dir.path().to_path_buf());
+    // Another unit's parameters under this unit's id.
+    let other = p.searches[1].params_json();
+    let f = ex.run(&[lease(other)]).remove(0).unwrap_err();
+    assert_eq!(f.reason, FailureReason::VersionSkew);
+    assert!(!f.retryable());
+    assert!(
+        f.error.contains(&search.id) && f.error.contains(&p.searches[1].id),
+        "{}",
+        f.error
+    );
+    assert!(f.error.contains("protocol 2"), "{}", f.error);
+    // No parameters at all: a coordinator from before they travelled.
+    let f = ex.run(&[lease(String::new())]).remove(0).unwrap_err();
+    assert_eq!(f.reason, FailureReason::VersionSkew);
+    assert!(f.error.contains("submit the spec again"), "{}", f.error);
+}
