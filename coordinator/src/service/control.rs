@@ -32,10 +32,10 @@ impl Core {
     /// Cancels a sweep's pending and leased units.
     pub fn cancel(&mut self, sweep: &str) -> CResult<u64> {
         let changed = self.change_units(sweep, |m| {
-            if !matches!(m.row.state.as_str(), PENDING | LEASED) {
+            if !matches!(m.row.state, PENDING | LEASED) {
                 return false;
             }
-            m.row.state = CANCELLED.into();
+            m.row.state = CANCELLED;
             m.row.error = "cancelled".into();
             m.expires = None;
             true
@@ -44,7 +44,7 @@ impl Core {
             self.leased.remove(k);
         }
         let message = format!("{} units cancelled", changed.len());
-        self.emit(sweep, None, CANCELLED, message);
+        self.emit(sweep, None, CANCELLED.as_str(), message);
         Ok(changed.len() as u64)
     }
 
@@ -54,7 +54,7 @@ impl Core {
             if m.row.state != FAILED {
                 return false;
             }
-            m.row.state = PENDING.into();
+            m.row.state = PENDING;
             m.row.failures = 0;
             m.row.error.clear();
             m.not_before = None;
@@ -76,11 +76,10 @@ impl Core {
         let mut out = Vec::new();
         for (name, s) in self.sweeps.iter_mut() {
             while s.cursor < s.order.len()
-                && is_terminal(
-                    &self.units[&UnitKey::new(name.as_str(), s.order[s.cursor].as_str())]
-                        .row
-                        .state,
-                )
+                && self.units[&UnitKey::new(name.as_str(), s.order[s.cursor].as_str())]
+                    .row
+                    .state
+                    .is_terminal()
             {
                 s.cursor += 1;
             }

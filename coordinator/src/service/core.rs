@@ -9,11 +9,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-pub const PENDING: &str = "pending";
-pub const LEASED: &str = "leased";
-pub const DONE: &str = "done";
-pub const FAILED: &str = "failed";
-pub const CANCELLED: &str = "cancelled";
+pub use super::state::UnitState;
+pub const PENDING: UnitState = UnitState::Pending;
+pub const LEASED: UnitState = UnitState::Leased;
+pub const DONE: UnitState = UnitState::Done;
+pub const FAILED: UnitState = UnitState::Failed;
+pub const CANCELLED: UnitState = UnitState::Cancelled;
 
 /// The tables a unit of each kind may write; a prepare unit must write `models`.
 pub fn tables_of(kind: &str) -> &'static [&'static str] {
@@ -129,10 +130,6 @@ pub struct Core {
     pub(super) events: tokio::sync::broadcast::Sender<Event>,
 }
 
-pub(super) fn is_terminal(state: &str) -> bool {
-    matches!(state, DONE | FAILED | CANCELLED)
-}
-
 impl Core {
     /// Opens the ledger in the state directory and reconciles it with the part files.
     pub fn open(cfg: CoreConfig, events: tokio::sync::broadcast::Sender<Event>) -> CResult<Core> {
@@ -214,7 +211,7 @@ impl Core {
             for id in &s.order {
                 let u = &self.units[&UnitKey::new(sweep, id.as_str())];
                 total += 1;
-                match u.row.state.as_str() {
+                match u.row.state {
                     DONE => done += 1,
                     FAILED | CANCELLED => failed += 1,
                     LEASED => leased += 1,
@@ -278,7 +275,7 @@ impl Core {
         let keys: Vec<Key> = self.leased.drain().collect();
         for key in &keys {
             let m = self.units.get_mut(key).expect("leased units exist");
-            m.row.state = PENDING.into();
+            m.row.state = PENDING;
             m.row.lease_id.clear();
             m.expires = None;
         }

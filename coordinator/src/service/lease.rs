@@ -13,7 +13,7 @@ impl Core {
         let state = |id: &str| {
             self.units
                 .get(&UnitKey::new(u.sweep.as_str(), id))
-                .map(|m| m.row.state.as_str())
+                .map(|m| m.row.state)
                 .unwrap_or(FAILED)
         };
         match u.kind.as_str() {
@@ -40,7 +40,7 @@ impl Core {
                 }
             }
             "evaluate" => {
-                if u.deps.iter().any(|d| !is_terminal(state(d))) {
+                if u.deps.iter().any(|d| !state(d).is_terminal()) {
                     Readiness::Wait
                 } else if u.deps.iter().any(|d| state(d) == DONE) {
                     Readiness::Ready
@@ -121,7 +121,7 @@ impl Core {
         let mut out = Vec::new();
         for key in &picked {
             let m = self.units.get_mut(key).expect("picked units exist");
-            m.row.state = LEASED.into();
+            m.row.state = LEASED;
             m.row.attempt += 1;
             m.row.lease_id = format!("{:016x}", rand::random::<u64>());
             m.row.worker = worker.to_string();
@@ -134,7 +134,7 @@ impl Core {
         for key in &picked {
             let row = self.units[key].row.clone();
             out.push(self.leased_unit(&row)?);
-            self.emit(&row.sweep, Some(&row), LEASED, String::new());
+            self.emit(&row.sweep, Some(&row), LEASED.as_str(), String::new());
         }
         Ok(out)
     }

@@ -21,7 +21,7 @@ pub struct UnitRow {
     pub model_unit: String,
     pub deps: Vec<String>,
     pub spec_sha: String,
-    pub state: String,
+    pub state: super::state::UnitState,
     /// The attempt of the latest lease: the fencing token.
     pub attempt: u64,
     /// Failed attempts counted against the retry limit.

@@ -14,6 +14,7 @@ mod lease;
 mod ledger;
 mod outcome;
 mod reconcile;
+mod state;
 mod status;
 mod submit;
 
@@ -21,6 +22,7 @@ pub use self::core::{now_ms, Core, Key, LeaseClaim, Leased, NewUnit, UnitKey, RE
 pub use grpc::Service;
 pub use lease::Beat;
 pub use ledger::LedgerError;
+pub use state::UnitState;
 
 use std::path::PathBuf;
 use std::time::Duration;

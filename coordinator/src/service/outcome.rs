@@ -80,7 +80,7 @@ impl Core {
         }
         let model_sha = model_sha.filter(|_| kind == "prepare-model");
         let m = self.units.get_mut(key).expect("fenced");
-        m.row.state = DONE.into();
+        m.row.state = DONE;
         m.row.error.clear();
         m.expires = None;
         let row = m.row.clone();
@@ -92,7 +92,7 @@ impl Core {
         if kind == "prepare-model" {
             self.drop_checkpoints(key)?;
         }
-        self.emit(&key.sweep, Some(&row), DONE, String::new());
+        self.emit(&key.sweep, Some(&row), DONE.as_str(), String::new());
         Ok(())
     }
 
@@ -128,7 +128,7 @@ impl Core {
         m.expires = None;
         let worker = m.row.worker.clone();
         let state = if handed_back {
-            m.row.state = PENDING.into();
+            m.row.state = PENDING;
             m.not_before = None;
             "handed-back"
         } else {
@@ -150,10 +150,10 @@ impl Core {
             )?;
             m.row.error = error.to_string();
             if !retryable || m.row.failures >= max {
-                m.row.state = FAILED.into();
-                FAILED
+                m.row.state = FAILED;
+                FAILED.as_str()
             } else {
-                m.row.state = PENDING.into();
+                m.row.state = PENDING;
                 let wait = backoff.saturating_mul(1 << (m.row.failures - 1).min(16));
                 m.not_before = Some(Instant::now() + wait.min(backoff_max));
                 "retrying"
@@ -172,11 +172,11 @@ impl Core {
     /// Fails a unit that can never run (its dependency failed) without counting an attempt.
     pub(super) fn settle_failed(&mut self, key: &Key, why: String) -> CResult<()> {
         let m = self.units.get_mut(key).expect("exists");
-        m.row.state = FAILED.into();
+        m.row.state = FAILED;
         m.row.error = why.clone();
         let row = m.row.clone();
         self.ledger.update_unit(&row)?;
-        self.emit(&key.sweep, Some(&row), FAILED, why);
+        self.emit(&key.sweep, Some(&row), FAILED.as_str(), why);
         Ok(())
     }
 

@@ -45,7 +45,7 @@ impl Core {
             let missing = ps.iter().any(|(_, p)| !Path::new(p).exists())
                 || must.is_some_and(|m| !ps.iter().any(|(t, _)| t == m));
             if missing {
-                u.row.state = PENDING.into();
+                u.row.state = PENDING;
                 requeued.push(key.clone());
             } else if u.row.kind == "prepare-model" {
                 prepared.push((key.clone(), ps));

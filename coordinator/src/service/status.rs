@@ -39,7 +39,7 @@ impl Core {
                     kind: r.kind.clone(),
                     ..Default::default()
                 });
-                match r.state.as_str() {
+                match r.state {
                     PENDING => k.pending += 1,
                     LEASED => k.leased += 1,
                     DONE => k.done += 1,
@@ -53,7 +53,6 @@ impl Core {
                         ));
                     }
                     CANCELLED => k.cancelled += 1,
-                    _ => {}
                 }
             }
             out.push(SweepStatus {

@@ -103,7 +103,7 @@ impl Core {
                         model_unit: u.model_unit,
                         deps: u.deps,
                         spec_sha: spec_sha.into(),
-                        state: PENDING.into(),
+                        state: PENDING,
                         attempt: 0,
                         failures: 0,
                         lease_id: String::new(),
@@ -121,7 +121,7 @@ impl Core {
                         .collect();
                     let must = tables_of(&u.kind).first();
                     if must.is_some_and(|m| parts.iter().any(|(t, _)| t == m)) {
-                        row.state = DONE.into();
+                        row.state = DONE;
                         adopted.push((row.clone(), parts));
                     }
                     row
