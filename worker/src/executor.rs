@@ -86,12 +86,12 @@ pub struct CheckpointReport {
 /// Steps done and total of each running unit, read by the heartbeat.
 pub type ProgressMap = Arc<Mutex<HashMap<UnitKey, (u64, u64)>>>;
 
-/// Specs kept parsed and planned (by the sha256 of their text).
+/// Specs kept parsed (by the sha256 of their text).
 const SPECS_KEPT: usize = 8;
 /// Datasets kept loaded (by their `data` section and seed): each may be hundreds of MB.
 const DATASETS_KEPT: usize = 2;
 
-/// A spec, parsed and planned, with the dataset it was planned on.
+/// A spec, parsed, with its own dataset, settings and split.
 struct SpecCtx {
     spec: LoadedSpec,
     /// The data section and seed the dataset was loaded from: what the model cache keys on too.
@@ -217,7 +217,7 @@ impl Executor {
         }
     }
 
-    /// The unit's spec, parsed and planned on its own dataset (both cached by content).
+    /// The unit's spec, parsed, with its own dataset (both cached by content).
     fn spec(&mut self, u: &LeasedUnit) -> iscp_sweep::Result<Rc<SpecCtx>> {
         if let Some(ctx) = take_recent(&mut self.specs, &u.spec_sha256) {
             return Ok(ctx);
