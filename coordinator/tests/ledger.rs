@@ -23,7 +23,7 @@ fn open(dir: &std::path::Path) -> Core {
 fn unit(id: &str, kind: &str, model: &str, deps: &[&str]) -> NewUnit {
     NewUnit {
         id: id.into(),
-        kind: kind.into(),
+        kind: iscp_proto::v1::UnitKind::parse(kind).expect("a unit kind"),
         params: String::new(),
         model_unit: model.into(),
         deps: deps.iter().map(|s| s.to_string()).collect(),

@@ -57,3 +57,56 @@ impl From<&UnitKey> for v1::UnitRef {
         }
     }
 }
+
+impl v1::UnitKind {
+    /// Every kind a unit can have.
+    pub const ALL: [v1::UnitKind; 6] = [
+        v1::UnitKind::DeriveData,
+        v1::UnitKind::PrepareModel,
+        v1::UnitKind::Search,
+        v1::UnitKind::Evaluate,
+        v1::UnitKind::Baseline,
+        v1::UnitKind::Noop,
+    ];
+
+    /// The kind's name in the ledger, the tables and messages (`prepare-model`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Unspecified => "unspecified",
+            Self::DeriveData => "derive-data",
+            Self::PrepareModel => "prepare-model",
+            Self::Search => "search",
+            Self::Evaluate => "evaluate",
+            Self::Baseline => "baseline",
+            Self::Noop => "noop",
+        }
+    }
+
+    /// The kind named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The result tables a unit of this kind may write; the first one it must write.
+    pub fn tables(self) -> &'static [&'static str] {
+        match self {
+            Self::DeriveData => &["derived"],
+            Self::PrepareModel => &["models", "training"],
+            Self::Search => &["searches"],
+            Self::Evaluate => &["patterns"],
+            Self::Baseline => &["baselines"],
+            Self::Noop | Self::Unspecified => &[],
+        }
+    }
+
+    /// Long units go one per lease, so that idle workers can take the others.
+    pub fn one_per_lease(self) -> bool {
+        matches!(self, Self::PrepareModel | Self::DeriveData)
+    }
+}
+
+impl std::fmt::Display for v1::UnitKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}

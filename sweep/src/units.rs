@@ -240,6 +240,23 @@ impl UnitKind {
         .into_iter()
         .find(|k| k.name() == name)
     }
+
+    /// The kind on the wire and in the scheduler.
+    pub fn wire(self) -> iscp_proto::v1::UnitKind {
+        use iscp_proto::v1::UnitKind as W;
+        match self {
+            UnitKind::DeriveData => W::DeriveData,
+            UnitKind::PrepareModel => W::PrepareModel,
+            UnitKind::Search => W::Search,
+            UnitKind::Evaluate => W::Evaluate,
+            UnitKind::Baseline => W::Baseline,
+        }
+    }
+
+    /// A unit kind from the wire (None: `noop`, or unknown).
+    pub fn from_wire(k: iscp_proto::v1::UnitKind) -> Option<UnitKind> {
+        UnitKind::parse(k.name())
+    }
 }
 
 fn unit(kind: UnitKind, params: UnitParams, deps: Vec<String>) -> Unit {

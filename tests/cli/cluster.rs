@@ -509,7 +509,7 @@ fn a_completion_with_a_stale_fencing_token_over_the_wire_is_refused_and_leaves_n
         register("a").await;
         register("b").await;
         let la = lease("a").await;
-        assert_eq!((la.kind.as_str(), la.attempt), ("prepare-model", 1));
+        assert_eq!((la.kind(), la.attempt), (UnitKind::PrepareModel, 1));
         // Worker a goes silent; after the TTL the unit is leased to b with a new token.
         let lb = lease("b").await;
         assert_eq!((lb.unit_id.as_str(), lb.attempt), (la.unit_id.as_str(), 2));

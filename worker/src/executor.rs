@@ -7,7 +7,7 @@ use iscp_engine::data::{stratified_split, DataSplits, Split};
 use iscp_engine::model::Model;
 use iscp_engine::pattern::Evaluator;
 use iscp_engine::search::search_batch;
-use iscp_proto::v1::{FailureReason, LeasedUnit};
+use iscp_proto::v1::{FailureReason, LeasedUnit, UnitKind as WireKind};
 use iscp_proto::UnitKey;
 use iscp_sweep::spec::LoadedSpec;
 use iscp_sweep::spec::SettingSpec;
@@ -184,7 +184,7 @@ impl Executor {
         let Some(first) = units.first() else {
             return vec![];
         };
-        if first.kind == "noop" {
+        if first.kind() == WireKind::Noop {
             return units.iter().map(|_| Ok(Output::default())).collect();
         }
         let ctx = match guarded(|| self.spec(first)) {
@@ -198,11 +198,13 @@ impl Executor {
             tch::set_num_threads(t as i32);
         }
         let data = ctx.data.clone();
-        match first.kind.as_str() {
-            "derive-data" => units.iter().map(|u| self.derive(&ctx, &data, u)).collect(),
-            "prepare-model" => units.iter().map(|u| self.prepare(&ctx, &data, u)).collect(),
-            "search" => self.searches(&ctx, &data, units),
-            "evaluate" | "baseline" => units.iter().map(|u| self.one(&ctx, &data, u)).collect(),
+        match first.kind() {
+            WireKind::DeriveData => units.iter().map(|u| self.derive(&ctx, &data, u)).collect(),
+            WireKind::PrepareModel => units.iter().map(|u| self.prepare(&ctx, &data, u)).collect(),
+            WireKind::Search => self.searches(&ctx, &data, units),
+            WireKind::Evaluate | WireKind::Baseline => {
+                units.iter().map(|u| self.one(&ctx, &data, u)).collect()
+            }
             k => units
                 .iter()
                 .map(|_| {
@@ -281,13 +283,13 @@ impl Executor {
                 format!(
                     "unit {} ({}): {what} (this worker: iscp {}, protocol {})",
                     u.unit_id,
-                    u.kind,
+                    u.kind(),
                     env!("CARGO_PKG_VERSION"),
                     iscp_proto::PROTOCOL_VERSION
                 ),
             )
         };
-        let kind = UnitKind::parse(&u.kind)
+        let kind = UnitKind::from_wire(u.kind())
             .ok_or_else(|| skew("a kind this worker does not know".into()))?;
         if u.params_json.is_empty() {
             return Err(skew(

@@ -252,7 +252,7 @@ async fn report(shared: &Shared, u: &LeasedUnit, outcome: Outcome) {
                     } else {
                         "failed"
                     },
-                    u.kind,
+                    u.kind(),
                     u.unit_id
                 );
                 return;

@@ -67,7 +67,7 @@ impl Sweep {
         LeasedUnit {
             sweep: self.name.clone(),
             unit_id: u.id.clone(),
-            kind: u.kind.name().into(),
+            kind: u.kind.wire().into(),
             lease_id: "l".into(),
             attempt: 1,
             spec_sha256: hex::encode(Sha256::digest(self.toml.as_bytes())),

@@ -39,7 +39,7 @@ fn a_unit_whose_parameters_give_another_id_fails_as_a_version_skew() {
     let lease = |params_json: String| LeasedUnit {
         sweep: "skew".into(),
         unit_id: search.id.clone(),
-        kind: "search".into(),
+        kind: iscp_proto::v1::UnitKind::Search.into(),
         attempt: 1,
         spec_sha256: "s".into(),
         spec_toml: SPEC.into(),

@@ -56,7 +56,7 @@ pub fn to_leased(l: super::Leased) -> LeasedUnit {
     LeasedUnit {
         sweep: l.sweep,
         unit_id: l.unit_id,
-        kind: l.kind,
+        kind: l.kind.into(),
         lease_id: l.lease_id,
         attempt: l.attempt,
         spec_sha256: l.spec_sha,

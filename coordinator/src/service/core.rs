@@ -16,17 +16,7 @@ pub const DONE: UnitState = UnitState::Done;
 pub const FAILED: UnitState = UnitState::Failed;
 pub const CANCELLED: UnitState = UnitState::Cancelled;
 
-/// The tables a unit of each kind may write; a prepare unit must write `models`.
-pub fn tables_of(kind: &str) -> &'static [&'static str] {
-    match kind {
-        "derive-data" => &["derived"],
-        "prepare-model" => &["models", "training"],
-        "search" => &["searches"],
-        "evaluate" => &["patterns"],
-        "baseline" => &["baselines"],
-        _ => &[],
-    }
-}
+pub use iscp_proto::v1::UnitKind;
 
 /// The result tables whose parts the ledger accounts for.
 pub const RESULT_TABLES: [&str; 6] = [
@@ -74,7 +64,7 @@ pub(super) struct WorkerMem {
 pub struct Leased {
     pub sweep: String,
     pub unit_id: String,
-    pub kind: String,
+    pub kind: UnitKind,
     pub lease_id: String,
     pub attempt: u64,
     pub spec_sha: String,
@@ -102,7 +92,7 @@ pub struct LeaseClaim<'a> {
 /// A unit of a submitted spec.
 pub struct NewUnit {
     pub id: String,
-    pub kind: String,
+    pub kind: UnitKind,
     /// The JSON its id hashes (empty for `noop` units): what a lease carries to the worker.
     pub params: String,
     pub model_unit: String,
@@ -259,7 +249,7 @@ impl Core {
         };
         if let Some(u) = unit {
             e.unit_id = u.id.clone();
-            e.kind = u.kind.clone();
+            e.kind = u.kind.to_string();
             e.worker = self
                 .workers
                 .get(&u.worker)

@@ -16,8 +16,8 @@ impl Core {
                 .map(|m| m.row.state)
                 .unwrap_or(FAILED)
         };
-        match u.kind.as_str() {
-            "search" | "baseline" => match state(&u.model_unit) {
+        match u.kind {
+            UnitKind::Search | UnitKind::Baseline => match state(&u.model_unit) {
                 DONE => Readiness::Ready,
                 FAILED | CANCELLED => Readiness::Doomed(format!(
                     "its model (prepare-model {}) could not be prepared",
@@ -26,7 +26,7 @@ impl Core {
                 _ => Readiness::Wait,
             },
             // A derived setting's model waits for all of its shards, a shard for its source model.
-            "prepare-model" | "derive-data" if !u.deps.is_empty() => {
+            UnitKind::PrepareModel | UnitKind::DeriveData if !u.deps.is_empty() => {
                 if u.deps.iter().all(|d| state(d) == DONE) {
                     Readiness::Ready
                 } else if u
@@ -39,7 +39,7 @@ impl Core {
                     Readiness::Wait
                 }
             }
-            "evaluate" => {
+            UnitKind::Evaluate => {
                 if u.deps.iter().any(|d| !state(d).is_terminal()) {
                     Readiness::Wait
                 } else if u.deps.iter().any(|d| state(d) == DONE) {
@@ -102,7 +102,7 @@ impl Core {
         let lead = self.units[&ready[first]].row.clone();
         let mut picked = vec![ready[first].clone()];
         // Long units go one per lease, so that idle workers can take the others.
-        if !matches!(lead.kind.as_str(), "prepare-model" | "derive-data") {
+        if !lead.kind.one_per_lease() {
             for key in &ready {
                 if picked.len() >= max.max(1) {
                     break;
@@ -142,7 +142,7 @@ impl Core {
     pub(super) fn leased_unit(&mut self, row: &UnitRow) -> CResult<Leased> {
         let (file, source) = self.spec_of(&row.spec_sha)?;
         let mut inputs = Vec::new();
-        if row.kind == "evaluate" {
+        if row.kind == UnitKind::Evaluate {
             let dir = self.results_root(&row.sweep).join("searches");
             for d in &row.deps {
                 if self.units[&UnitKey::new(row.sweep.as_str(), d.as_str())]
@@ -156,15 +156,15 @@ impl Core {
                 }
             }
         }
-        let input_artifacts = match row.kind.as_str() {
-            "prepare-model" => self.derived_inputs(row)?,
+        let input_artifacts = match row.kind {
+            UnitKind::PrepareModel => self.derived_inputs(row)?,
             _ => vec![],
         };
         Ok(Leased {
             input_artifacts,
             sweep: row.sweep.clone(),
             unit_id: row.id.clone(),
-            kind: row.kind.clone(),
+            kind: row.kind,
             lease_id: row.lease_id.clone(),
             attempt: row.attempt,
             spec_sha: row.spec_sha.clone(),

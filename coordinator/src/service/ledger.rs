@@ -16,7 +16,7 @@ pub type LResult<T> = std::result::Result<T, LedgerError>;
 pub struct UnitRow {
     pub sweep: String,
     pub id: String,
-    pub kind: String,
+    pub kind: iscp_proto::v1::UnitKind,
     /// The prepare unit whose model this unit needs (empty for prepare and noop units).
     pub model_unit: String,
     pub deps: Vec<String>,
@@ -163,7 +163,7 @@ impl Ledger {
                 st.execute(params![
                     u.sweep,
                     u.id,
-                    u.kind,
+                    u.kind.name(),
                     u.model_unit,
                     u.deps.join(","),
                     u.spec_sha,
@@ -191,7 +191,16 @@ impl Ledger {
             Ok(UnitRow {
                 sweep: r.get(0)?,
                 id: r.get(1)?,
-                kind: r.get(2)?,
+                kind: {
+                    let k: String = r.get(2)?;
+                    iscp_proto::v1::UnitKind::parse(&k).ok_or_else(|| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            2,
+                            rusqlite::types::Type::Text,
+                            format!("unit kind `{k}` (a ledger of a newer iscp?)").into(),
+                        )
+                    })?
+                },
                 model_unit: r.get(3)?,
                 deps: deps
                     .split(',')

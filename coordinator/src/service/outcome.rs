@@ -42,9 +42,9 @@ impl Core {
         model_sha: Option<&str>,
     ) -> CResult<()> {
         self.fenced(key, claim)?;
-        let kind = self.units[key].row.kind.clone();
+        let kind = self.units[key].row.kind;
         let model_sha = model_sha.filter(|s| !s.is_empty());
-        if kind == "prepare-model" {
+        if kind == UnitKind::PrepareModel {
             match model_sha {
                 Some(s) if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) => {}
                 Some(s) => return Err(CoreError::Invalid(format!("`{s}` is not a sha256 in hex"))),
@@ -55,7 +55,7 @@ impl Core {
                 }
             }
         }
-        let allowed = tables_of(&kind);
+        let allowed = kind.tables();
         for (t, bytes) in &parts {
             if !allowed.contains(&t.as_str()) {
                 return Err(CoreError::Invalid(format!(
@@ -78,7 +78,7 @@ impl Core {
             let path = tables::write_part_bytes(&root.join(t), &key.unit, bytes)?;
             recorded.push((t.clone(), path.to_string_lossy().to_string()));
         }
-        let model_sha = model_sha.filter(|_| kind == "prepare-model");
+        let model_sha = model_sha.filter(|_| kind == UnitKind::PrepareModel);
         let m = self.units.get_mut(key).expect("fenced");
         m.row.state = DONE;
         m.row.error.clear();
@@ -89,7 +89,7 @@ impl Core {
             self.models.insert(key.clone(), sha.to_string());
         }
         self.leased.remove(key);
-        if kind == "prepare-model" {
+        if kind == UnitKind::PrepareModel {
             self.drop_checkpoints(key)?;
         }
         self.emit(&key.sweep, Some(&row), DONE.as_str(), String::new());
@@ -135,7 +135,7 @@ impl Core {
             m.row.failures += 1;
             let row = FailureRow {
                 unit_id: key.unit.to_string(),
-                unit_kind: m.row.kind.clone(),
+                unit_kind: m.row.kind.to_string(),
                 attempt: m.row.attempt as i64,
                 worker: worker.clone(),
                 error: error.to_string(),

@@ -41,13 +41,13 @@ impl Core {
                 continue;
             }
             let ps = by_unit.get(key).cloned().unwrap_or_default();
-            let must = tables_of(&u.row.kind).first();
+            let must = u.row.kind.tables().first();
             let missing = ps.iter().any(|(_, p)| !Path::new(p).exists())
                 || must.is_some_and(|m| !ps.iter().any(|(t, _)| t == m));
             if missing {
                 u.row.state = PENDING;
                 requeued.push(key.clone());
-            } else if u.row.kind == "prepare-model" {
+            } else if u.row.kind == UnitKind::PrepareModel {
                 prepared.push((key.clone(), ps));
             }
         }

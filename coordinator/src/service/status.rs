@@ -35,10 +35,12 @@ impl Core {
             let mut failures = Vec::new();
             for id in &s.order {
                 let r = &self.units[&super::core::UnitKey::new(name.as_str(), id.as_str())].row;
-                let k = kinds.entry(r.kind.clone()).or_insert_with(|| KindCount {
-                    kind: r.kind.clone(),
-                    ..Default::default()
-                });
+                let k = kinds
+                    .entry(r.kind.to_string())
+                    .or_insert_with(|| KindCount {
+                        kind: r.kind.to_string(),
+                        ..Default::default()
+                    });
                 match r.state {
                     PENDING => k.pending += 1,
                     LEASED => k.leased += 1,
@@ -47,7 +49,7 @@ impl Core {
                         k.failed += 1;
                         failures.push((
                             r.id.clone(),
-                            r.kind.clone(),
+                            r.kind.to_string(),
                             r.failures as u64,
                             r.error.clone(),
                         ));

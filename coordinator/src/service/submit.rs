@@ -32,7 +32,7 @@ pub fn expand(source: &str, file: &str) -> Result<Expanded, CoreError> {
         for u in p.all_units() {
             units.push(NewUnit {
                 id: u.id.clone(),
-                kind: u.kind.name().to_string(),
+                kind: u.kind.wire(),
                 params: u.params_json(),
                 // A derive-data unit runs on its source setting's model (its one dependency).
                 model_unit: match &u.params {
@@ -56,7 +56,7 @@ pub fn noop_units(n: usize) -> Vec<NewUnit> {
     (0..n)
         .map(|i| NewUnit {
             id: format!("noop-{i:08}"),
-            kind: "noop".into(),
+            kind: UnitKind::Noop,
             params: String::new(),
             model_unit: String::new(),
             deps: vec![],
@@ -99,7 +99,7 @@ impl Core {
                     let mut row = UnitRow {
                         sweep: sweep.into(),
                         id: u.id.clone(),
-                        kind: u.kind.clone(),
+                        kind: u.kind,
                         model_unit: u.model_unit,
                         deps: u.deps,
                         spec_sha: spec_sha.into(),
@@ -111,7 +111,9 @@ impl Core {
                         error: String::new(),
                         ord: 0,
                     };
-                    let parts: Vec<(String, String)> = tables_of(&u.kind)
+                    let parts: Vec<(String, String)> = u
+                        .kind
+                        .tables()
                         .iter()
                         .map(|t| {
                             let p = tables::part_path(&root.join(t), &u.id);
@@ -119,7 +121,7 @@ impl Core {
                         })
                         .filter(|(_, p)| Path::new(p).exists())
                         .collect();
-                    let must = tables_of(&u.kind).first();
+                    let must = u.kind.tables().first();
                     if must.is_some_and(|m| parts.iter().any(|(t, _)| t == m)) {
                         row.state = DONE;
                         adopted.push((row.clone(), parts));
@@ -141,7 +143,7 @@ impl Core {
         self.ledger.add_units(&rows, &params)?;
         for (row, parts) in &adopted {
             self.ledger.commit_done(row, parts, None)?;
-            if row.kind == "prepare-model" {
+            if row.kind == UnitKind::PrepareModel {
                 self.model_from_part(&UnitKey::new(sweep, row.id.as_str()), parts)?;
             }
         }
