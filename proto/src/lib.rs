@@ -110,3 +110,22 @@ impl std::fmt::Display for v1::UnitKind {
         f.write_str(self.name())
     }
 }
+
+impl v1::EventKind {
+    /// The event's name in messages and logs (`leased`, `handed-back`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Unspecified => "unspecified",
+            Self::Status => "status",
+            Self::Submitted => "submitted",
+            Self::Leased => "leased",
+            Self::Progress => "progress",
+            Self::Done => "done",
+            Self::Retrying => "retrying",
+            Self::Failed => "failed",
+            Self::HandedBack => "handed-back",
+            Self::Cancelled => "cancelled",
+            Self::Finished => "finished",
+        }
+    }
+}

@@ -112,7 +112,7 @@ async fn measure(
         if e.sweep != "noop" {
             continue;
         }
-        if e.state == "leased" && first.is_none() {
+        if e.state == iscp_coordinator::service::EventKind::Leased && first.is_none() {
             first = Some(started.elapsed().as_secs_f64());
         }
         if e.done as usize == units {

@@ -6,7 +6,7 @@ use super::connect::runtime;
 use super::worker::hostname;
 use super::SpecArgs;
 use anyhow::Context;
-use iscp_coordinator::service::{serve_with, CoreConfig, Event, ServeOptions, Service};
+use iscp_coordinator::service::{serve_with, CoreConfig, Event, EventKind, ServeOptions, Service};
 use iscp_sweep::cost::known_shape;
 use iscp_sweep::progress::Progress;
 use iscp_sweep::spec::LoadedSpec;
@@ -159,19 +159,19 @@ async fn in_process(
 
 /// Moves the bars for one event; true when the sweep has finished.
 fn show(e: &Event, progress: &Progress) -> bool {
-    match e.state.as_str() {
-        "leased" => progress.stage(&e.kind, &e.unit_id, 1),
-        "progress" if e.steps > 0 => progress.stage_step(e.step, e.steps),
-        "done" => progress.unit_done(),
-        "failed" => {
+    match e.state {
+        EventKind::Leased => progress.stage(&e.kind, &e.unit_id, 1),
+        EventKind::Progress if e.steps > 0 => progress.stage_step(e.step, e.steps),
+        EventKind::Done => progress.unit_done(),
+        EventKind::Failed => {
             progress.unit_done();
             progress.println(&format!("failed {} {}: {}", e.kind, e.unit_id, e.message));
         }
-        "retrying" => progress.println(&format!(
+        EventKind::Retrying => progress.println(&format!(
             "attempt failed, retrying {} {}: {}",
             e.kind, e.unit_id, e.message
         )),
-        "finished" => return true,
+        EventKind::Finished => return true,
         _ => {}
     }
     false

@@ -3,7 +3,7 @@
 use super::admin::SweepArgs;
 use super::connect::{runtime, status_error};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use iscp_proto::v1::WatchSweepParams;
+use iscp_proto::v1::{EventKind, WatchSweepParams};
 use std::collections::HashMap;
 use tokio_stream::StreamExt;
 
@@ -55,23 +55,26 @@ pub fn watch(a: SweepArgs) -> anyhow::Result<()> {
                     b.set_prefix(e.worker.clone());
                     b
                 });
-                match e.state.as_str() {
-                    "progress" => {
+                match e.event() {
+                    EventKind::Progress => {
                         bar.set_length(e.steps.max(1));
                         bar.set_position(e.step);
                     }
-                    "leased" => {
+                    EventKind::Leased => {
                         bar.set_position(0);
                         bar.set_message(format!("{} {}", e.kind, e.unit_id));
                     }
-                    "failed" | "retrying" => mp.println(format!(
+                    EventKind::Failed | EventKind::Retrying => mp.println(format!(
                         "{} {} {}: {}",
-                        e.state, e.kind, e.unit_id, e.message
+                        e.event().name(),
+                        e.kind,
+                        e.unit_id,
+                        e.message
                     ))?,
                     _ => {}
                 }
             }
-            if e.state == "finished" || e.finished {
+            if e.event() == EventKind::Finished || e.finished {
                 last_message = e.message.clone();
                 break;
             }

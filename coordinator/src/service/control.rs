@@ -44,7 +44,7 @@ impl Core {
             self.leased.remove(k);
         }
         let message = format!("{} units cancelled", changed.len());
-        self.emit(sweep, None, CANCELLED.as_str(), message);
+        self.emit(sweep, None, EventKind::Cancelled, message);
         Ok(changed.len() as u64)
     }
 
@@ -66,7 +66,7 @@ impl Core {
         }
         self.ledger.set_finalized(sweep, false)?;
         let message = format!("{} units requeued", changed.len());
-        self.emit(sweep, None, "retrying", message);
+        self.emit(sweep, None, EventKind::Retrying, message);
         Ok(changed.len() as u64)
     }
 
@@ -101,7 +101,7 @@ impl Core {
             s.finalized = true;
         }
         self.ledger.set_finalized(sweep, true)?;
-        self.emit(sweep, None, "finished", message);
+        self.emit(sweep, None, EventKind::Finished, message);
         Ok(())
     }
 }

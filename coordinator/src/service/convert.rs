@@ -13,7 +13,7 @@ pub fn to_proto_event(e: Event) -> WatchEvent {
         leased: e.leased,
         unit_id: e.unit_id,
         kind: e.kind,
-        state: e.state,
+        event: e.state.into(),
         worker: e.worker,
         step: e.step,
         steps: e.steps,

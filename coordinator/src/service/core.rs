@@ -3,7 +3,7 @@
 //! before their evaluation); completions and failures are fenced by the lease's attempt number.
 
 use super::ledger::{Checkpoint, Ledger, UnitRow};
-use super::{CResult, CoreConfig, CoreError, Event};
+use super::{CResult, CoreConfig, CoreError, Event, EventKind};
 use iscp_sweep::tables;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -212,20 +212,32 @@ impl Core {
         (total, done, failed, leased)
     }
 
-    pub(super) fn emit(&self, sweep: &str, unit: Option<&UnitRow>, state: &str, message: String) {
-        self.send_event(sweep, unit, state, message, (0, 0));
+    pub(super) fn emit(
+        &self,
+        sweep: &str,
+        unit: Option<&UnitRow>,
+        event: EventKind,
+        message: String,
+    ) {
+        self.send_event(sweep, unit, event, message, (0, 0));
     }
 
     /// A unit's progress: `step` of `total` (its kind's units: epochs' batches, search steps).
     pub(super) fn emit_step(&self, sweep: &str, unit: &UnitRow, step: u64, total: u64) {
-        self.send_event(sweep, Some(unit), "progress", String::new(), (step, total));
+        self.send_event(
+            sweep,
+            Some(unit),
+            EventKind::Progress,
+            String::new(),
+            (step, total),
+        );
     }
 
     fn send_event(
         &self,
         sweep: &str,
         unit: Option<&UnitRow>,
-        state: &str,
+        event: EventKind,
         message: String,
         (step, steps): (u64, u64),
     ) {
@@ -240,7 +252,7 @@ impl Core {
             done,
             failed,
             leased,
-            state: state.to_string(),
+            state: event,
             message,
             finished,
             step,

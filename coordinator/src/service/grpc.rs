@@ -421,7 +421,7 @@ impl iscp_proto::Coordinator for Service {
             };
             let mut e = Event {
                 sweep: sweep.clone(),
-                state: "status".into(),
+                state: EventKind::Status,
                 finished: s.finished,
                 ..Default::default()
             };
@@ -471,7 +471,7 @@ fn watch_stream(
         loop {
             match rx.recv().await {
                 Ok(e) if e.sweep == sweep => {
-                    let fin = e.finished && e.state == "finished";
+                    let fin = e.finished && e.state == EventKind::Finished;
                     if tx.send(Ok(to_proto_event(e))).await.is_err() || fin {
                         return;
                     }

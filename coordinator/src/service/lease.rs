@@ -134,7 +134,7 @@ impl Core {
         for key in &picked {
             let row = self.units[key].row.clone();
             out.push(self.leased_unit(&row)?);
-            self.emit(&row.sweep, Some(&row), LEASED.as_str(), String::new());
+            self.emit(&row.sweep, Some(&row), EventKind::Leased, String::new());
         }
         Ok(out)
     }

@@ -20,6 +20,7 @@ mod submit;
 
 pub use self::core::{now_ms, Core, Key, LeaseClaim, Leased, NewUnit, UnitKey, RESULT_TABLES};
 pub use grpc::Service;
+pub use iscp_proto::v1::EventKind;
 pub use lease::Beat;
 pub use ledger::LedgerError;
 pub use state::UnitState;
@@ -92,7 +93,7 @@ pub struct Event {
     pub leased: u64,
     pub unit_id: String,
     pub kind: String,
-    pub state: String,
+    pub state: EventKind,
     pub worker: String,
     pub step: u64,
     pub steps: u64,

@@ -92,7 +92,7 @@ impl Core {
         if kind == UnitKind::PrepareModel {
             self.drop_checkpoints(key)?;
         }
-        self.emit(&key.sweep, Some(&row), DONE.as_str(), String::new());
+        self.emit(&key.sweep, Some(&row), EventKind::Done, String::new());
         Ok(())
     }
 
@@ -127,10 +127,10 @@ impl Core {
         let m = self.units.get_mut(key).expect("caller checked");
         m.expires = None;
         let worker = m.row.worker.clone();
-        let state = if handed_back {
+        let event = if handed_back {
             m.row.state = PENDING;
             m.not_before = None;
-            "handed-back"
+            EventKind::HandedBack
         } else {
             m.row.failures += 1;
             let row = FailureRow {
@@ -151,18 +151,18 @@ impl Core {
             m.row.error = error.to_string();
             if !retryable || m.row.failures >= max {
                 m.row.state = FAILED;
-                FAILED.as_str()
+                EventKind::Failed
             } else {
                 m.row.state = PENDING;
                 let wait = backoff.saturating_mul(1 << (m.row.failures - 1).min(16));
                 m.not_before = Some(Instant::now() + wait.min(backoff_max));
-                "retrying"
+                EventKind::Retrying
             }
         };
         m.row.lease_id.clear();
         let row = m.row.clone();
         self.ledger.update_unit(&row)?;
-        self.emit(&key.sweep, Some(&row), state, error.to_string());
+        self.emit(&key.sweep, Some(&row), event, error.to_string());
         if row.state == FAILED {
             self.settle(&key.sweep)?;
         }
@@ -176,7 +176,7 @@ impl Core {
         m.row.error = why.clone();
         let row = m.row.clone();
         self.ledger.update_unit(&row)?;
-        self.emit(&key.sweep, Some(&row), FAILED.as_str(), why);
+        self.emit(&key.sweep, Some(&row), EventKind::Failed, why);
         Ok(())
     }
 

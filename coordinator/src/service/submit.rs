@@ -173,7 +173,7 @@ impl Core {
         self.emit(
             sweep,
             None,
-            "submitted",
+            super::EventKind::Submitted,
             format!("{total} units, {new} new"),
         );
         Ok((total, new, done))
