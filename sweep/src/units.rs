@@ -214,8 +214,8 @@ impl Received {
         })
     }
 
-    /// The setting this unit works on, and the prepare unit of the model it needs (a derive
-    /// unit: its source setting's).
+    /// The name of the setting whose model this unit runs on (a derive unit: its source
+    /// setting, whose model it inverts).
     pub fn setting(&self) -> &str {
         match self {
             Received::Derive(d) => &d.source,

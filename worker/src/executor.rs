@@ -136,14 +136,10 @@ pub fn all_failed(n: usize, reason: FailureReason, error: impl ToString) -> Vec<
     (0..n).map(|_| Err(Failure::new(reason, &error))).collect()
 }
 
-fn fail(reason: FailureReason, e: impl ToString) -> Failure {
-    Failure::new(reason, e)
-}
-
 fn encode(table: &str, batch: &arrow_array::RecordBatch) -> Result<(String, Vec<u8>), Failure> {
     tables::encode_parquet(batch)
         .map(|b| (table.to_string(), b))
-        .map_err(|e| fail(FailureReason::Internal, format!("encoding `{table}`: {e}")))
+        .map_err(|e| Failure::new(FailureReason::Internal, format!("encoding `{table}`: {e}")))
 }
 
 /// Looks `key` up in a most-recently-used list and moves it to the front.
@@ -208,7 +204,7 @@ impl Executor {
             k => units
                 .iter()
                 .map(|_| {
-                    Err(fail(
+                    Err(Failure::new(
                         FailureReason::VersionSkew,
                         format!(
                             "unknown unit kind `{k}`: this worker is older than the coordinator"
@@ -278,7 +274,7 @@ impl Executor {
         u: &LeasedUnit,
     ) -> Result<(&'a SettingSpec, Received), Failure> {
         let skew = |what: String| {
-            fail(
+            Failure::new(
                 FailureReason::VersionSkew,
                 format!(
                     "unit {} ({}): {what} (this worker: iscp {}, protocol {})",
@@ -308,7 +304,7 @@ impl Executor {
         let received = Received::decode(kind, &u.params_json).map_err(skew)?;
         let name = received.setting();
         let Some(setting) = ctx.settings.iter().find(|s| s.name == name) else {
-            return Err(fail(
+            return Err(Failure::new(
                 FailureReason::InvalidInput,
                 format!("unit {}: no setting `{name}` in its spec", u.unit_id),
             ));
@@ -360,7 +356,7 @@ impl Executor {
         }
         let derived = match &setting.derive {
             Some(_) if u.input_artifacts.is_empty() => {
-                return Err(fail(
+                return Err(Failure::new(
                     FailureReason::Internal,
                     "a derived setting's lease carries no shards",
                 ))
@@ -453,7 +449,10 @@ impl Executor {
         // A derive unit's setting is its source: the model it inverts.
         let (source, received) = Self::resolve(ctx, u)?;
         let Received::Derive(dp) = &received else {
-            return Err(fail(FailureReason::VersionSkew, "not a derive-data unit"));
+            return Err(Failure::new(
+                FailureReason::VersionSkew,
+                "not a derive-data unit",
+            ));
         };
         self.model_for(ctx, data, source, &dp.source_id, &u.model_sha256)?;
         let model = &self.model.as_ref().expect("loaded").model;
@@ -546,7 +545,12 @@ impl Executor {
         for (i, u) in units.iter().enumerate() {
             match Self::resolve(ctx, u) {
                 Ok((setting, Received::Search(sp))) => members.push((i, setting, sp)),
-                Ok(_) => outs[i] = Some(Err(fail(FailureReason::VersionSkew, "not a search unit"))),
+                Ok(_) => {
+                    outs[i] = Some(Err(Failure::new(
+                        FailureReason::VersionSkew,
+                        "not a search unit",
+                    )))
+                }
                 Err(f) => outs[i] = Some(Err(f)),
             }
         }
@@ -555,14 +559,14 @@ impl Executor {
             let sha = &units[members[0].0].model_sha256;
             if let Err(f) = self.model_for(ctx, data, setting, &prepare_id, sha) {
                 for (i, _, _) in &members {
-                    outs[*i] = Some(Err(fail(f.reason, &f.error)));
+                    outs[*i] = Some(Err(Failure::new(f.reason, &f.error)));
                 }
                 members.clear();
             }
         }
         let unrun = |outs: Vec<Option<Outcome>>| -> Vec<Outcome> {
             outs.into_iter()
-                .map(|o| o.unwrap_or_else(|| Err(fail(FailureReason::Internal, "not run"))))
+                .map(|o| o.unwrap_or_else(|| Err(Failure::new(FailureReason::Internal, "not run"))))
                 .collect()
         };
         if members.is_empty() {
@@ -599,7 +603,9 @@ impl Executor {
                 Ok(r) => r.into_iter().map(|r| r.map_err(Failure::from)).collect(),
                 Err(e) => {
                     let (reason, error) = (e.reason(), e.to_string());
-                    (0..jobs.len()).map(|_| Err(fail(reason, &error))).collect()
+                    (0..jobs.len())
+                        .map(|_| Err(Failure::new(reason, &error)))
+                        .collect()
                 }
             };
             for ((i, sp, index), r) in ran.into_iter().zip(results) {
@@ -632,7 +638,7 @@ impl Executor {
             Received::Evaluate(ep) => ep.setting_id.clone(),
             Received::Baseline(bp) => bp.setting_id.clone(),
             _ => {
-                return Err(fail(
+                return Err(Failure::new(
                     FailureReason::VersionSkew,
                     "not an evaluate or baseline unit",
                 ))
@@ -674,7 +680,7 @@ impl Executor {
                     model_sha256: None,
                 })
             }
-            _ => Err(fail(
+            _ => Err(Failure::new(
                 FailureReason::VersionSkew,
                 "not an evaluate or baseline unit",
             )),
