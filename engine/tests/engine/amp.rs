@@ -12,6 +12,8 @@ use tch::{nn, Device, Kind, Tensor};
 
 #[test]
 fn scaled_training_on_the_cpu_equals_plain_training() {
+    // Bit for bit only while libtorch's thread count stays put: no lanes may run meanwhile.
+    let _serial = common::lanes_serial();
     tch::set_num_threads(2);
     let data = synthetic(&SyntheticConfig {
         classes: 3,

@@ -1,5 +1,6 @@
 //! The engine's tests as one binary (libtorch is linked once), a module per area. Tests that run
-//! batched searches hold `common::lanes_serial()`: the lanes change libtorch's thread count.
+//! batched searches hold `common::lanes_serial()`: the lanes change libtorch's thread count (MKL's
+//! too, process-wide), so so does any test that compares two runs bit for bit (`amp`).
 //! `memory_chunks` stays a binary of its own: it sets a process-wide memory override.
 
 #[path = "../common/mod.rs"]
