@@ -1,71 +1,14 @@
 //! The scheduler and its ledger without the network: fencing, retries and their limit, hand-back,
 //! dependency failures, and the reconciliation of ledger and part files after a crash.
 
-use iscp_coordinator::service::{Beat, Core, CoreConfig, LeaseClaim, NewUnit, UnitKey};
+mod common;
+
+use common::{claim, key, models_part, open, unit, MODEL};
+use iscp_coordinator::service::{Beat, Core, UnitKey};
 use iscp_proto::v1::FailureReason;
-use iscp_sweep::tables::{encode_parquet, models_batch, part_path, ModelRow};
+use iscp_sweep::tables::part_path;
 use std::collections::HashSet;
 use std::time::Duration;
-
-fn config(dir: &std::path::Path) -> CoreConfig {
-    let mut c = CoreConfig::new(dir.join("state"), dir.join("results"));
-    c.lease_ttl = Duration::from_millis(100);
-    c.backoff_base = Duration::from_millis(1);
-    c.max_attempts = 2;
-    c
-}
-
-fn open(dir: &std::path::Path) -> Core {
-    let (tx, _) = tokio::sync::broadcast::channel(16);
-    Core::open(config(dir), tx).unwrap()
-}
-
-fn unit(id: &str, kind: &str, model: &str, deps: &[&str]) -> NewUnit {
-    NewUnit {
-        id: id.into(),
-        kind: iscp_proto::v1::UnitKind::parse(kind).expect("a unit kind"),
-        params: String::new(),
-        model_unit: model.into(),
-        deps: deps.iter().map(|s| s.to_string()).collect(),
-    }
-}
-
-/// The model hash a prepare unit's completion names.
-const MODEL: Option<&str> =
-    Some("abababababababababababababababababababababababababababababababab");
-
-fn models_part(unit: &str) -> Vec<u8> {
-    let row = ModelRow {
-        unit_id: unit.into(),
-        setting: "natural".into(),
-        setting_kind: "natural".into(),
-        architecture: "small-cnn".into(),
-        source: "trained".into(),
-        checkpoint_sha256: "ab".repeat(32),
-        clean_accuracy: 0.9,
-        attack_success_rate: None,
-        poison_target: None,
-        trigger: None,
-        robust_accuracy: None,
-        poison_rate: None,
-        poisoned_images: None,
-        train_epochs: Some(1),
-        training_s: 1.0,
-    };
-    encode_parquet(&models_batch(&[row])).unwrap()
-}
-
-fn claim<'a>(worker: &'a str, lease_id: &'a str, attempt: u64) -> LeaseClaim<'a> {
-    LeaseClaim {
-        worker,
-        lease_id,
-        attempt,
-    }
-}
-
-fn key(id: &str) -> UnitKey {
-    UnitKey::new("s", id)
-}
 
 fn beat(sweep: &str, id: &str, attempt: u64) -> Beat {
     Beat {

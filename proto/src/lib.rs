@@ -12,7 +12,7 @@ pub use v1::coordinator_client::CoordinatorClient;
 pub use v1::coordinator_server::{Coordinator, CoordinatorServer};
 
 /// Bumped whenever a message changes meaning; register and heartbeat refuse a mismatch.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Largest message either side accepts (a unit's result parts, an evaluation's inputs).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -60,12 +60,15 @@ impl From<&UnitKey> for v1::UnitRef {
 
 impl v1::UnitKind {
     /// Every kind a unit can have.
-    pub const ALL: [v1::UnitKind; 6] = [
+    pub const ALL: [v1::UnitKind; 9] = [
         v1::UnitKind::DeriveData,
         v1::UnitKind::PrepareModel,
         v1::UnitKind::Search,
         v1::UnitKind::Evaluate,
         v1::UnitKind::Baseline,
+        v1::UnitKind::Pictures,
+        v1::UnitKind::Scan,
+        v1::UnitKind::Transfer,
         v1::UnitKind::Noop,
     ];
 
@@ -78,6 +81,9 @@ impl v1::UnitKind {
             Self::Search => "search",
             Self::Evaluate => "evaluate",
             Self::Baseline => "baseline",
+            Self::Pictures => "pictures",
+            Self::Scan => "scan",
+            Self::Transfer => "transfer",
             Self::Noop => "noop",
         }
     }
@@ -95,8 +101,17 @@ impl v1::UnitKind {
             Self::Search => &["searches"],
             Self::Evaluate => &["patterns"],
             Self::Baseline => &["baselines"],
-            Self::Noop | Self::Unspecified => &[],
+            Self::Scan => &["scan"],
+            Self::Transfer => &["transfer"],
+            // Pictures are files (`OutputFile`), not table rows.
+            Self::Pictures | Self::Noop | Self::Unspecified => &[],
         }
+    }
+
+    /// A unit that finishes a sweep from the parts of the units it depends on: ready once they
+    /// are all settled and at least one of them succeeded.
+    pub fn finishing(self) -> bool {
+        matches!(self, Self::Pictures | Self::Scan | Self::Transfer)
     }
 
     /// Long units go one per lease, so that idle workers can take the others.

@@ -6,6 +6,7 @@ use iscp_sweep::cost::{data_shape, estimate};
 use iscp_sweep::spec::LoadedSpec;
 use iscp_sweep::tables::done_units;
 use iscp_sweep::units::plan as expand;
+use iscp_sweep::units::UnitKind;
 use std::collections::HashSet;
 
 #[derive(Debug, clap::Args)]
@@ -24,7 +25,15 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<()> {
     spec.check_classes(shape.classes)?;
     let root = a.spec.results.join(spec.spec.name.get_ref());
     let mut done = HashSet::new();
-    for t in ["derived", "models", "searches", "patterns", "baselines"] {
+    for t in [
+        "derived",
+        "models",
+        "searches",
+        "patterns",
+        "baselines",
+        "scan",
+        "transfer",
+    ] {
         done.extend(done_units(&root.join(t))?);
     }
     let plans = expand(&spec, shape.classes, shape.train);
@@ -37,28 +46,42 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<()> {
         shape.image
     );
     println!(
-        "{:<22} {:>11} {:>14} {:>9} {:>9} {:>9} {:>6}",
-        "setting", "derive-data", "prepare-model", "search", "evaluate", "baseline", "done"
+        "{:<22} {:>11} {:>14} {:>9} {:>9} {:>9} {:>9} {:>6}",
+        "setting",
+        "derive-data",
+        "prepare-model",
+        "search",
+        "evaluate",
+        "baseline",
+        "finishing",
+        "done"
     );
-    let (mut total, mut total_done) = (0, 0);
+    let (mut total, mut total_done, mut pictures) = (0, 0, 0);
     for p in &plans {
         let n = p.all_units().count();
         let d = p.all_units().filter(|u| done.contains(&u.id)).count();
         println!(
-            "{:<22} {:>11} {:>14} {:>9} {:>9} {:>9} {:>6}",
+            "{:<22} {:>11} {:>14} {:>9} {:>9} {:>9} {:>9} {:>6}",
             p.setting.name,
             p.derives.len(),
             1,
             p.searches.len(),
             p.evaluations.len(),
             p.baselines.len(),
+            p.finishing.len(),
             d
         );
         total += n;
         total_done += d;
+        pictures += p
+            .finishing
+            .iter()
+            .filter(|u| u.kind == UnitKind::Pictures)
+            .count();
     }
     println!(
-        "{total} units, {total_done} already done in {}",
+        "{total} units, {total_done} already done in {} (its {pictures} pictures units write files, \
+         not rows: they are not counted as done here)",
         root.display()
     );
     println!();

@@ -104,7 +104,8 @@ pub struct KindCost {
     pub macs: f64,
 }
 
-/// Cost per unit kind, in the order derive-data, prepare-model, search, evaluate, baseline.
+/// Cost per unit kind, in the order derive-data, prepare-model, search, evaluate, baseline,
+/// pictures, scan, transfer (pictures and scans pass no image through a model).
 pub fn estimate(
     spec: &LoadedSpec,
     plans: &[SettingPlan],
@@ -116,6 +117,9 @@ pub fn estimate(
         "search",
         "evaluate",
         "baseline",
+        "pictures",
+        "scan",
+        "transfer",
     ]
     .iter()
     .map(|k| (*k, KindCost::default()))
@@ -144,10 +148,11 @@ pub fn estimate(
                 out[0].1.macs += passes * macs_per_image(arch, shape.image, shape.classes);
             }
         }
-        let mut add = |i: usize, passes: f64| {
+        // A unit of kind `i` passing `passes` images through a model of `per` multiply-adds each.
+        let mut add = |i: usize, passes: f64, per: f64| {
             out[i].1.units += 1;
             out[i].1.image_passes += passes;
-            out[i].1.macs += passes * macs;
+            out[i].1.macs += passes * per;
         };
         let prepare = if p.setting.model.is_some() {
             shape.test as f64
@@ -162,10 +167,10 @@ pub fn estimate(
             };
             cfg.epochs as f64 * (shape.train as f64 * (3.0 + attack) + shape.test as f64)
         };
-        add(1, prepare);
+        add(1, prepare, macs);
         for u in &p.searches {
             if let UnitParams::Search(s) = &u.params {
-                add(2, s.epochs as f64 * subset * 3.0);
+                add(2, s.epochs as f64 * subset * 3.0, macs);
             }
         }
         for u in &p.evaluations {
@@ -173,6 +178,7 @@ pub fn estimate(
                 add(
                     3,
                     e.search_ids.len() as f64 * sizes * subset + sizes * non_target,
+                    macs,
                 );
             }
         }
@@ -182,7 +188,27 @@ pub fn estimate(
                     "uap" => 5.0 * subset * 3.0 + non_target,
                     _ => b.canvases.len() as f64 * (3.0 + subset) + non_target,
                 };
-                add(4, passes);
+                add(4, passes, macs);
+            }
+        }
+        for u in &p.finishing {
+            match &u.params {
+                UnitParams::Pictures(_) => add(5, 0.0, macs),
+                UnitParams::Scan(_) => add(6, 0.0, macs),
+                UnitParams::Transfer(t) => {
+                    // Each best pattern (one per evaluation and size) on the other model.
+                    let to = plans.iter().find(|o| o.setting.name == t.to);
+                    let arch = to.map_or(p.setting.arch, |o| {
+                        if o.setting.model.is_some() {
+                            Arch::Torchscript
+                        } else {
+                            o.setting.arch
+                        }
+                    });
+                    let passes = t.evaluations.len() as f64 * sizes * subset + shape.test as f64;
+                    add(7, passes, macs_per_image(arch, shape.image, shape.classes));
+                }
+                _ => {}
             }
         }
     }

@@ -96,32 +96,35 @@ impl Picture {
         }
     }
 
-    fn save(&self, path: &Path) -> Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| CoordError::io(dir, e))?;
-        }
-        let file = std::fs::File::create(path).map_err(|e| CoordError::io(path, e))?;
-        let mut enc = png::Encoder::new(
-            std::io::BufWriter::new(file),
-            self.width as u32,
-            self.height as u32,
-        );
+    /// The picture as PNG bytes.
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut enc = png::Encoder::new(&mut out, self.width as u32, self.height as u32);
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
         enc.write_header()
             .and_then(|mut w| w.write_image_data(&self.rgb))
-            .map_err(|e| CoordError::io(path, std::io::Error::other(e)))
+            .expect("an RGB buffer of the header's size encodes into memory");
+        out
     }
 }
 
-/// Saves the canvas and its pattern side by side.
-pub fn save_pattern(path: &Path, canvas: &Image, mask: &[f32]) -> Result<()> {
+/// Writes PNG bytes to `path`, creating its folder.
+pub fn write_png(path: &Path, png: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| CoordError::io(dir, e))?;
+    }
+    std::fs::write(path, png).map_err(|e| CoordError::io(path, e))
+}
+
+/// The canvas and its pattern side by side, as PNG bytes.
+pub fn pattern_png(canvas: &Image, mask: &[f32]) -> Vec<u8> {
     let s = scale_for(canvas);
     let (w, h) = (canvas.width * s, canvas.height * s);
     let mut pic = Picture::new(2 * w + 3 * GAP, h + 2 * GAP);
     pic.draw(canvas, GAP, GAP, s);
     pic.draw(&Image::pattern(canvas, mask), 2 * GAP + w, GAP, s);
-    pic.save(path)
+    pic.encode()
 }
 
 /// One row of a grid: the canvas and one pattern per size (None leaves the cell empty); a marked
@@ -132,12 +135,10 @@ pub struct GridRow {
     pub marked: bool,
 }
 
-/// Saves rows of (canvas | pattern at each size); a wider gap separates the canvas column.
-/// Returns 1, or 0 when there are no rows and nothing is written.
-pub fn save_grid(path: &Path, rows: &[GridRow]) -> Result<usize> {
-    let Some(first) = rows.first() else {
-        return Ok(0);
-    };
+/// Rows of (canvas | pattern at each size) as PNG bytes, a wider gap separating the canvas
+/// column; None when there are no rows.
+pub fn grid_png(rows: &[GridRow]) -> Option<Vec<u8>> {
+    let first = rows.first()?;
     let s = scale_for(&first.canvas);
     let (w, h) = (first.canvas.width * s, first.canvas.height * s);
     let cols = 1 + rows.iter().map(|r| r.patterns.len()).max().unwrap_or(0);
@@ -154,6 +155,13 @@ pub fn save_grid(path: &Path, rows: &[GridRow]) -> Result<usize> {
             }
         }
     }
-    pic.save(path)?;
-    Ok(1)
+    Some(pic.encode())
+}
+
+/// Saves a grid (see `grid_png`). Returns 1, or 0 when there are no rows and nothing is written.
+pub fn save_grid(path: &Path, rows: &[GridRow]) -> Result<usize> {
+    match grid_png(rows) {
+        Some(png) => write_png(path, &png).map(|_| 1),
+        None => Ok(0),
+    }
 }

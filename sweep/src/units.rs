@@ -1,6 +1,6 @@
 //! Units of work and their ids: a spec expands into derive-data, prepare-model, search, evaluate and
-//! baseline units whose ids hash their kind and parameters, so the same spec always yields the same
-//! ids.
+//! baseline units, and the units that finish it (pictures, scan, transfer), whose ids hash their
+//! kind and parameters, so the same spec always yields the same ids.
 
 use crate::spec::{LoadedSpec, SettingSpec};
 use iscp_engine::canvas::CanvasKind;
@@ -17,9 +17,24 @@ pub enum UnitKind {
     Search,
     Evaluate,
     Baseline,
+    Pictures,
+    Scan,
+    Transfer,
 }
 
 impl UnitKind {
+    /// Every kind a spec plans, in plan order.
+    pub const ALL: [UnitKind; 8] = [
+        UnitKind::DeriveData,
+        UnitKind::PrepareModel,
+        UnitKind::Search,
+        UnitKind::Evaluate,
+        UnitKind::Baseline,
+        UnitKind::Pictures,
+        UnitKind::Scan,
+        UnitKind::Transfer,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             UnitKind::DeriveData => "derive-data",
@@ -27,6 +42,9 @@ impl UnitKind {
             UnitKind::Search => "search",
             UnitKind::Evaluate => "evaluate",
             UnitKind::Baseline => "baseline",
+            UnitKind::Pictures => "pictures",
+            UnitKind::Scan => "scan",
+            UnitKind::Transfer => "transfer",
         }
     }
 }
@@ -129,6 +147,39 @@ pub struct DeriveParams {
     pub seed: u64,
 }
 
+/// A setting's pictures, drawn from the parts of its evaluations (and the searches they name) and
+/// of its baselines, once they are all settled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PicturesParams {
+    pub setting: String,
+    pub setting_id: String,
+    pub sizes: Vec<f64>,
+    pub evaluations: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baselines: Vec<String>,
+}
+
+/// A setting's backdoor scan from its evaluations' best patterns at `size`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScanParams {
+    pub setting: String,
+    pub setting_id: String,
+    pub size: f64,
+    pub evaluations: Vec<String>,
+}
+
+/// The best patterns of setting `from` (its evaluations) evaluated on the model of setting `to`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransferParams {
+    pub from: String,
+    pub to: String,
+    /// The prepare unit of `to`: the model the patterns are evaluated on.
+    pub to_id: String,
+    pub evaluations: Vec<String>,
+    pub subset_fraction: f64,
+    pub seed: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum UnitParams {
@@ -142,6 +193,9 @@ pub enum UnitParams {
     Search(SearchParams),
     Evaluate(EvaluateParams),
     Baseline(BaselineParams),
+    Pictures(PicturesParams),
+    Scan(ScanParams),
+    Transfer(TransferParams),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -185,6 +239,9 @@ pub enum Received {
     Search(SearchParams),
     Evaluate(EvaluateParams),
     Baseline(BaselineParams),
+    Pictures(PicturesParams),
+    Scan(ScanParams),
+    Transfer(TransferParams),
 }
 
 impl Received {
@@ -205,6 +262,9 @@ impl Received {
             UnitKind::Search => Received::Search(serde_json::from_value(v).map_err(bad)?),
             UnitKind::Evaluate => Received::Evaluate(serde_json::from_value(v).map_err(bad)?),
             UnitKind::Baseline => Received::Baseline(serde_json::from_value(v).map_err(bad)?),
+            UnitKind::Pictures => Received::Pictures(serde_json::from_value(v).map_err(bad)?),
+            UnitKind::Scan => Received::Scan(serde_json::from_value(v).map_err(bad)?),
+            UnitKind::Transfer => Received::Transfer(serde_json::from_value(v).map_err(bad)?),
             UnitKind::PrepareModel => Received::Prepare {
                 setting: v["setting"]["name"]
                     .as_str()
@@ -215,7 +275,8 @@ impl Received {
     }
 
     /// The name of the setting whose model this unit runs on (a derive unit: its source
-    /// setting, whose model it inverts).
+    /// setting, whose model it inverts; a transfer: the setting it evaluates on; pictures and a
+    /// scan: the setting they draw or scan, without its model).
     pub fn setting(&self) -> &str {
         match self {
             Received::Derive(d) => &d.source,
@@ -223,6 +284,9 @@ impl Received {
             Received::Search(p) => &p.setting,
             Received::Evaluate(p) => &p.setting,
             Received::Baseline(p) => &p.setting,
+            Received::Pictures(p) => &p.setting,
+            Received::Scan(p) => &p.setting,
+            Received::Transfer(p) => &p.to,
         }
     }
 }
@@ -230,15 +294,7 @@ impl Received {
 impl UnitKind {
     /// The kind named `name` (as `name()` writes it).
     pub fn parse(name: &str) -> Option<UnitKind> {
-        [
-            UnitKind::DeriveData,
-            UnitKind::PrepareModel,
-            UnitKind::Search,
-            UnitKind::Evaluate,
-            UnitKind::Baseline,
-        ]
-        .into_iter()
-        .find(|k| k.name() == name)
+        UnitKind::ALL.into_iter().find(|k| k.name() == name)
     }
 
     /// The kind on the wire and in the scheduler.
@@ -250,6 +306,9 @@ impl UnitKind {
             UnitKind::Search => W::Search,
             UnitKind::Evaluate => W::Evaluate,
             UnitKind::Baseline => W::Baseline,
+            UnitKind::Pictures => W::Pictures,
+            UnitKind::Scan => W::Scan,
+            UnitKind::Transfer => W::Transfer,
         }
     }
 
@@ -268,7 +327,8 @@ fn unit(kind: UnitKind, params: UnitParams, deps: Vec<String>) -> Unit {
     }
 }
 
-/// The units of one setting, in dependency order: prepare, searches, evaluations.
+/// The units of one setting, in dependency order: prepare, searches, evaluations, baselines, then
+/// the units that finish it.
 #[derive(Debug, Clone)]
 pub struct SettingPlan {
     pub setting: SettingSpec,
@@ -278,6 +338,9 @@ pub struct SettingPlan {
     pub searches: Vec<Unit>,
     pub evaluations: Vec<Unit>,
     pub baselines: Vec<Unit>,
+    /// Its pictures, its scan (with `[scan]`), and the transfers of its patterns to other
+    /// settings' models (`[[transfer]]` with `from` this setting).
+    pub finishing: Vec<Unit>,
 }
 
 impl SettingPlan {
@@ -288,7 +351,63 @@ impl SettingPlan {
             .chain(&self.searches)
             .chain(&self.evaluations)
             .chain(&self.baselines)
+            .chain(&self.finishing)
     }
+}
+
+/// The units that finish one setting: pictures (reading its evaluations, the searches they name
+/// and its baselines), the scan and the transfers (reading its evaluations, and for a transfer
+/// the searches and the other setting's model). Their ids hash the ids they read.
+fn finishing_units(
+    spec: &LoadedSpec,
+    setting: &SettingSpec,
+    prepare_id: &str,
+    searches: &[Unit],
+    evaluations: &[Unit],
+    baselines: &[Unit],
+    prepare_of: &dyn Fn(&str) -> Option<String>,
+) -> Vec<Unit> {
+    let s = &spec.spec;
+    let ids = |units: &[Unit]| units.iter().map(|u| u.id.clone()).collect::<Vec<_>>();
+    let (evals, reads) = (ids(evaluations), ids(searches));
+    let mut out = Vec::new();
+    if evaluations.is_empty() {
+        return out;
+    }
+    let p = PicturesParams {
+        setting: setting.name.clone(),
+        setting_id: prepare_id.to_string(),
+        sizes: s.search.sizes.get_ref().clone(),
+        evaluations: evals.clone(),
+        baselines: ids(baselines),
+    };
+    let deps = [evals.clone(), reads.clone(), p.baselines.clone()].concat();
+    out.push(unit(UnitKind::Pictures, UnitParams::Pictures(p), deps));
+    if let Some(scan) = &s.scan {
+        let p = ScanParams {
+            setting: setting.name.clone(),
+            setting_id: prepare_id.to_string(),
+            size: *scan.size.get_ref(),
+            evaluations: evals.clone(),
+        };
+        out.push(unit(UnitKind::Scan, UnitParams::Scan(p), evals.clone()));
+    }
+    for t in s.transfer.get_ref() {
+        let Some(to_id) = prepare_of(&t.to).filter(|_| t.from == setting.name) else {
+            continue;
+        };
+        let p = TransferParams {
+            from: t.from.clone(),
+            to: t.to.clone(),
+            to_id: to_id.clone(),
+            evaluations: evals.clone(),
+            subset_fraction: *s.search.subset_fraction.get_ref(),
+            seed: s.seed,
+        };
+        let deps = [evals.clone(), reads.clone(), vec![to_id]].concat();
+        out.push(unit(UnitKind::Transfer, UnitParams::Transfer(p), deps));
+    }
+    out
 }
 
 /// The derive-data shards of a derived setting, over the first `images` of `train` training images.
@@ -356,6 +475,10 @@ pub fn plan(spec: &LoadedSpec, num_classes: usize, train: usize) -> Vec<SettingP
     let prepare_of = |name: &str| {
         let i = settings.iter().position(|st| st.name == name);
         &prepares[i.expect("checked: `derive.from` names a setting")].id
+    };
+    let find_prepare = |name: &str| {
+        let i = settings.iter().position(|st| st.name == name)?;
+        Some(prepares[i].id.clone())
     };
     settings
         .iter()
@@ -472,6 +595,15 @@ pub fn plan(spec: &LoadedSpec, num_classes: usize, train: usize) -> Vec<SettingP
                     }
                 }
             }
+            let finishing = finishing_units(
+                spec,
+                setting,
+                &prepare.id,
+                &searches,
+                &evaluations,
+                &baselines,
+                &find_prepare,
+            );
             SettingPlan {
                 setting: setting.clone(),
                 derives,
@@ -479,6 +611,7 @@ pub fn plan(spec: &LoadedSpec, num_classes: usize, train: usize) -> Vec<SettingP
                 searches,
                 evaluations,
                 baselines,
+                finishing,
             }
         })
         .collect()

@@ -48,7 +48,10 @@ fn baselines_and_transfer_fill_their_tables() {
             }
         }
     }
-    let t = &read_batches(&root.join("transfer/part-natural-to-natural2.parquet")).unwrap()[0];
+    // One transfer unit, one part (named by the unit's id).
+    let transfers = crate::helpers::parts(&root.join("transfer"));
+    assert_eq!(transfers.len(), 1, "{transfers:?}");
+    let t = &read_batches(&transfers[0]).unwrap()[0];
     assert_eq!(t.num_rows(), 6);
     let pw_to = t
         .column_by_name("pw_to")

@@ -247,7 +247,8 @@ fn three_workers_run_the_smoke_spec_to_the_end_with_every_unit_once() {
     ))
     .unwrap();
     let out = c.submit("smoke", &spec);
-    assert!(out.contains("202 units (202 new"), "{out}");
+    // 202 units of rows, and per setting (natural, BadNets) its pictures and its scan.
+    assert!(out.contains("206 units (206 new"), "{out}");
     let s = c.wait_for("the smoke sweep to finish", 300, |s| {
         s.contains("(finished)")
     });
@@ -270,9 +271,9 @@ fn three_workers_run_the_smoke_spec_to_the_end_with_every_unit_once() {
         w
     };
     assert!(workers.len() >= 2, "searches ran on {workers:?}");
-    // The coordinator finished the sweep: pictures and the scan exist.
+    // The workers finished the sweep: pictures, and a scan part per setting.
     assert!(root.join("images").read_dir().unwrap().count() > 0);
-    assert!(root.join("scan").exists());
+    assert_eq!(parts(&root.join("scan")).len(), 2);
 }
 
 /// Quick synthetic spec with `epochs` of training, so a prepare unit runs for a few seconds.
@@ -525,6 +526,7 @@ fn a_completion_with_a_stale_fencing_token_over_the_wire_is_refused_and_leaves_n
                 parquet: models_part(&u.unit_id),
             }],
             model_sha256: "ab".repeat(32),
+            files: vec![],
         };
         let stale = client
             .clone()

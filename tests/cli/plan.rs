@@ -38,17 +38,21 @@ fn plan_prints_the_paper_grid_without_the_data() {
         let cols: Vec<&str> = line.split_whitespace().collect();
         // D_R and D_NR: 50,000 training images rebuilt in derive-data units of 1,000.
         let derive = if setting.starts_with("d-") { "50" } else { "0" };
-        assert_eq!(cols[1..6], [derive, "1", "480", "30", "40"], "{line}");
+        // Finishing: its pictures and its scan.
+        assert_eq!(cols[1..7], [derive, "1", "480", "30", "40", "2"], "{line}");
     }
     // 15 models (natural, BadNets, BadNets towards each of 10 classes, D_R, D_NR, adversarial)
-    // × 551 units, and 100 derive-data units.
-    assert!(text.contains("8365 units, 0 already done"), "{text}");
+    // × 553 units, and 100 derive-data units.
+    assert!(text.contains("8395 units, 0 already done"), "{text}");
     for kind in [
         "derive-data",
         "prepare-model",
         "search",
         "evaluate",
         "baseline",
+        "pictures",
+        "scan",
+        "transfer",
     ] {
         assert!(text.lines().any(|l| l.starts_with(kind)), "{kind}: {text}");
     }
@@ -73,6 +77,6 @@ fn plan_prints_the_imagenet_grid_without_the_model_or_the_data() {
     // 50 classes × 16 canvases × 3 alphas searches, 150 evaluations, 50 × (3 UAPs + Grad-CAM).
     let line = text.lines().find(|l| l.starts_with("resnet50")).unwrap();
     let cols: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(cols[1..6], ["0", "1", "2400", "150", "200"], "{line}");
+    assert_eq!(cols[1..7], ["0", "1", "2400", "150", "200", "2"], "{line}");
     assert!(text.contains("2500 test images of [3, 224, 224]"), "{text}");
 }

@@ -12,7 +12,8 @@ fn rerun_and_extension_compute_only_missing_units() {
     let results = dir.path().join("results");
     std::fs::write(&spec, tiny_spec("", "[0.2]")).unwrap();
     let log = run_ok(&spec, &results);
-    assert!(log.contains("0 already done, 13 ran, 0 failed"), "{log}");
+    // 13 units of rows and the setting's pictures.
+    assert!(log.contains("0 already done, 14 ran, 0 failed"), "{log}");
     let root = results.join("tiny");
     // 3 classes × (2 positive + white) searches; 3 evaluations × 3 canvases × 2 sizes pattern rows.
     assert_eq!(rows(&root.join("models")), 1);
@@ -53,7 +54,7 @@ fn rerun_and_extension_compute_only_missing_units() {
         .map(|p| std::fs::metadata(p).unwrap().modified().unwrap())
         .collect();
     let log = run_ok(&spec, &results);
-    assert!(log.contains("13 already done, 0 ran"), "{log}");
+    assert!(log.contains("14 already done, 0 ran"), "{log}");
     let after: Vec<_> = parts(&root.join("searches"))
         .iter()
         .map(|p| std::fs::metadata(p).unwrap().modified().unwrap())
@@ -62,7 +63,8 @@ fn rerun_and_extension_compute_only_missing_units() {
 
     std::fs::write(&spec, tiny_spec("", "[0.2, 0.3]")).unwrap();
     let log = run_ok(&spec, &results);
-    assert!(log.contains("13 already done, 12 ran, 0 failed"), "{log}");
+    // The pictures read the new evaluations too: a new pictures unit (13 = 12 + 1).
+    assert!(log.contains("13 already done, 13 ran, 0 failed"), "{log}");
     assert_eq!(rows(&root.join("searches")), 18);
     assert_eq!(rows(&root.join("patterns")), 36);
     assert_eq!(rows(&root.join("models")), 1, "the model was prepared once");

@@ -9,17 +9,25 @@ use iscp_sweep::tables::{read_batches, read_model_rows};
 const DATA: &str =
     "[data]\nkind = \"synthetic\"\nclasses = 5\nsize = 24\ntrain = 2000\ntest = 600\n";
 
-fn flagged_classes(table: &std::path::Path) -> Vec<i64> {
+/// The flagged classes of one part file, or of the rows of every part in a table folder whose
+/// `model` column is `model`.
+fn flagged_classes(table: &std::path::Path, model: Option<&str>) -> Vec<i64> {
+    let files = if table.is_dir() {
+        parts(table)
+    } else {
+        vec![table.to_path_buf()]
+    };
     let mut out = Vec::new();
-    for b in read_batches(table).unwrap() {
+    for b in files.iter().flat_map(|f| read_batches(f).unwrap()) {
         let class = b
             .column_by_name("class")
             .unwrap()
             .as_primitive::<Int64Type>();
         let flagged = b.column_by_name("flagged").unwrap().as_boolean();
+        let names = b.column_by_name("model").unwrap().as_string::<i32>();
         out.extend(
             (0..b.num_rows())
-                .filter(|&i| flagged.value(i))
+                .filter(|&i| flagged.value(i) && model.is_none_or(|m| names.value(i) == m))
                 .map(|i| class.value(i)),
         );
     }
@@ -49,13 +57,14 @@ fn scan_flags_the_backdoor_target_only() {
         "{log}"
     );
     let root = results.join("s");
+    // One part per setting, written by its scan unit (named by the unit's id).
+    let scans = parts(&root.join("scan"));
+    assert_eq!(scans.len(), 2, "{scans:?}");
     assert_eq!(
-        flagged_classes(&root.join("scan/part-badnets-alpha0p2-released-base.parquet")),
+        flagged_classes(&root.join("scan"), Some("badnets-alpha0p2-released-base")),
         vec![2]
     );
-    assert!(
-        flagged_classes(&root.join("scan/part-natural-alpha0p2-released-base.parquet")).is_empty()
-    );
+    assert!(flagged_classes(&root.join("scan"), Some("natural-alpha0p2-released-base")).is_empty());
 
     // The same verdicts from `iscp scan` on the trained artifacts.
     let data = dir.path().join("data.toml");
@@ -87,7 +96,12 @@ fn scan_flags_the_backdoor_target_only() {
         } else {
             vec![]
         };
-        assert_eq!(flagged_classes(&table), expected, "{}: {text}", row.setting);
+        assert_eq!(
+            flagged_classes(&table, None),
+            expected,
+            "{}: {text}",
+            row.setting
+        );
         assert!(results
             .join(format!("scan/images/scan-{}.png", row.checkpoint_sha256))
             .exists());

@@ -5,7 +5,8 @@ use crate::artifacts;
 use crate::executor::{all_failed, Executor, Outcome};
 use crate::shared::{is_fatal, is_transient, key_of, now_ms, Backoff, Held, Shared, WorkerError};
 use iscp_proto::v1::{
-    CompleteUnitParams, FailUnitParams, FailureReason, LeaseUnitsParams, LeasedUnit, TablePart,
+    CompleteUnitParams, FailUnitParams, FailureReason, LeaseUnitsParams, LeasedUnit, OutputFile,
+    TablePart,
 };
 use iscp_proto::PROTOCOL_VERSION;
 use std::sync::atomic::Ordering;
@@ -217,6 +218,14 @@ async fn report(shared: &Shared, u: &LeasedUnit, outcome: Outcome) {
                         .map(|(t, b)| TablePart {
                             table: t.clone(),
                             parquet: b.clone(),
+                        })
+                        .collect(),
+                    files: out
+                        .files
+                        .iter()
+                        .map(|(path, data)| OutputFile {
+                            path: path.clone(),
+                            data: data.clone(),
                         })
                         .collect(),
                 };

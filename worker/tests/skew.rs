@@ -58,7 +58,12 @@ fn a_unit_whose_parameters_give_another_id_fails_as_a_version_skew() {
         "{}",
         f.error
     );
-    assert!(f.error.contains("protocol 2"), "{}", f.error);
+    assert!(
+        f.error
+            .contains(&format!("protocol {}", iscp_proto::PROTOCOL_VERSION)),
+        "{}",
+        f.error
+    );
     // No parameters at all: a coordinator from before they travelled.
     let f = ex.run(&[lease(String::new())]).remove(0).unwrap_err();
     assert_eq!(f.reason, FailureReason::VersionSkew);

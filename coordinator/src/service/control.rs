@@ -70,10 +70,10 @@ impl Core {
         Ok(changed.len() as u64)
     }
 
-    /// Sweeps whose units are all terminal and that still need their pictures and scan; marks them
-    /// as being finalized.
-    pub fn take_finishable(&mut self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
+    /// Marks every sweep whose units are all settled (its finishing units too) as finished, once,
+    /// with the `finished` event; returns how many it marked.
+    pub fn finish_complete(&mut self) -> CResult<usize> {
+        let mut ready = Vec::new();
         for (name, s) in self.sweeps.iter_mut() {
             while s.cursor < s.order.len()
                 && self.units[&UnitKey::new(name.as_str(), s.order[s.cursor].as_str())]
@@ -83,25 +83,19 @@ impl Core {
             {
                 s.cursor += 1;
             }
-            if s.cursor == s.order.len() && !s.finalized && !s.finalizing {
-                s.finalizing = true;
-                out.push((name.clone(), s.spec_sha.clone()));
+            if s.cursor == s.order.len() && !s.finalized {
+                s.finalized = true;
+                ready.push(name.clone());
             }
         }
-        out
-    }
-
-    pub fn set_finalized(&mut self, sweep: &str, message: String) -> CResult<()> {
-        if let Some(s) = self.sweeps.get_mut(sweep) {
-            s.finalizing = false;
-            // A retry or resubmission while finalizing reopened the sweep: finalize again later.
-            if s.cursor < s.order.len() {
-                return Ok(());
-            }
-            s.finalized = true;
+        for sweep in &ready {
+            self.ledger.set_finalized(sweep, true)?;
+            let message = format!(
+                "finished; results in {}",
+                self.results_root(sweep).display()
+            );
+            self.emit(sweep, None, EventKind::Finished, message);
         }
-        self.ledger.set_finalized(sweep, true)?;
-        self.emit(sweep, None, EventKind::Finished, message);
-        Ok(())
+        Ok(ready.len())
     }
 }

@@ -19,13 +19,15 @@ pub const CANCELLED: UnitState = UnitState::Cancelled;
 pub use iscp_proto::v1::UnitKind;
 
 /// The result tables whose parts the ledger accounts for.
-pub const RESULT_TABLES: [&str; 6] = [
+pub const RESULT_TABLES: [&str; 8] = [
     "derived",
     "models",
     "training",
     "searches",
     "patterns",
     "baselines",
+    "scan",
+    "transfer",
 ];
 
 pub fn now_ms() -> i64 {
@@ -47,9 +49,7 @@ pub(super) struct UnitMem {
 }
 
 pub(super) struct SweepMem {
-    pub spec_sha: String,
     pub finalized: bool,
-    pub finalizing: bool,
     pub order: Vec<String>,
     /// Units before this index are all terminal.
     pub cursor: usize,
@@ -138,13 +138,11 @@ impl Core {
             workers: HashMap::new(),
             events,
         };
-        for (name, spec_sha, finalized) in core.ledger.sweeps()? {
+        for (name, _, finalized) in core.ledger.sweeps()? {
             core.sweeps.insert(
                 name,
                 SweepMem {
-                    spec_sha,
                     finalized,
-                    finalizing: false,
                     order: vec![],
                     cursor: 0,
                 },

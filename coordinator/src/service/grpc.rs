@@ -222,6 +222,7 @@ impl iscp_proto::Coordinator for Service {
         check_version(r.protocol_version)?;
         let key = UnitKey::new(r.sweep, r.unit_id);
         let parts = r.parts.into_iter().map(|p| (p.table, p.parquet)).collect();
+        let files = r.files.into_iter().map(|f| (f.path, f.data)).collect();
         let svc = self.clone();
         // Part files are written and synced: off the async threads.
         tokio::task::spawn_blocking(move || {
@@ -231,7 +232,8 @@ impl iscp_proto::Coordinator for Service {
                 attempt: r.attempt,
             };
             let model = Some(r.model_sha256.as_str());
-            svc.core().complete(&key, claim, parts, model)
+            svc.core()
+                .complete_with_files(&key, claim, parts, model, files)
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))??;

@@ -48,6 +48,27 @@ impl Core {
                     Readiness::Doomed("none of its searches succeeded".into())
                 }
             }
+            // Pictures, scan, transfer: once everything they read is settled, from what succeeded;
+            // a transfer also needs the model it evaluates on.
+            k if k.finishing() => {
+                let model = (!u.model_unit.is_empty()).then(|| state(&u.model_unit));
+                if u.deps.iter().any(|d| !state(d).is_terminal()) {
+                    Readiness::Wait
+                } else if model.is_some_and(|s| s != DONE) {
+                    Readiness::Doomed(format!(
+                        "its model (prepare-model {}) could not be prepared",
+                        u.model_unit
+                    ))
+                } else if u
+                    .deps
+                    .iter()
+                    .any(|d| *d != u.model_unit && state(d) == DONE)
+                {
+                    Readiness::Ready
+                } else {
+                    Readiness::Doomed("none of the units it reads succeeded".into())
+                }
+            }
             _ => Readiness::Ready,
         }
     }
@@ -142,17 +163,18 @@ impl Core {
     pub(super) fn leased_unit(&mut self, row: &UnitRow) -> CResult<Leased> {
         let (file, source) = self.spec_of(&row.spec_sha)?;
         let mut inputs = Vec::new();
-        if row.kind == UnitKind::Evaluate {
-            let dir = self.results_root(&row.sweep).join("searches");
-            for d in &row.deps {
-                if self.units[&UnitKey::new(row.sweep.as_str(), d.as_str())]
-                    .row
-                    .state
-                    == DONE
-                {
-                    let p = tables::part_path(&dir, d);
+        if row.kind == UnitKind::Evaluate || row.kind.finishing() {
+            // The parts of every dependency that succeeded (a transfer's model travels as a hash).
+            let root = self.results_root(&row.sweep);
+            for d in row.deps.iter().filter(|d| **d != row.model_unit) {
+                let dep = &self.units[&UnitKey::new(row.sweep.as_str(), d.as_str())].row;
+                if dep.state != DONE {
+                    continue;
+                }
+                for table in dep.kind.tables().iter().take(1) {
+                    let p = tables::part_path(&root.join(table), d);
                     let bytes = std::fs::read(&p).map_err(|e| CoreError::io(&p, e))?;
-                    inputs.push(("searches".to_string(), d.clone(), bytes));
+                    inputs.push((table.to_string(), d.clone(), bytes));
                 }
             }
         }

@@ -5,6 +5,7 @@ use super::core::*;
 use super::*;
 use iscp_proto::v1::FailureReason;
 use iscp_sweep::tables::{self, FailureRow};
+use iscp_sweep::work::{refuse_output_path, write_output_file, Files};
 use std::time::Instant;
 
 impl Core {
@@ -41,6 +42,19 @@ impl Core {
         parts: Vec<(String, Vec<u8>)>,
         model_sha: Option<&str>,
     ) -> CResult<()> {
+        self.complete_with_files(key, claim, parts, model_sha, vec![])
+    }
+
+    /// `complete`, with the files a pictures unit made (paths relative to the sweep's results
+    /// folder, checked before anything is written).
+    pub fn complete_with_files(
+        &mut self,
+        key: &Key,
+        claim: LeaseClaim,
+        parts: Vec<(String, Vec<u8>)>,
+        model_sha: Option<&str>,
+        files: Files,
+    ) -> CResult<()> {
         self.fenced(key, claim)?;
         let kind = self.units[key].row.kind;
         let model_sha = model_sha.filter(|s| !s.is_empty());
@@ -72,7 +86,25 @@ impl Core {
                 )));
             }
         }
+        if !files.is_empty() && kind != UnitKind::Pictures {
+            return Err(CoreError::Invalid(format!(
+                "a {kind} unit cannot write files"
+            )));
+        }
+        for (path, bytes) in &files {
+            if let Some(why) = refuse_output_path(path) {
+                return Err(CoreError::Invalid(why));
+            }
+            if !bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+                return Err(CoreError::Invalid(format!(
+                    "output file `{path}` is not a PNG"
+                )));
+            }
+        }
         let root = self.results_root(&key.sweep);
+        for (path, bytes) in &files {
+            write_output_file(&root, path, bytes)?;
+        }
         let mut recorded = Vec::new();
         for (t, bytes) in &parts {
             let path = tables::write_part_bytes(&root.join(t), &key.unit, bytes)?;

@@ -34,9 +34,12 @@ pub fn expand(source: &str, file: &str) -> Result<Expanded, CoreError> {
                 id: u.id.clone(),
                 kind: u.kind.wire(),
                 params: u.params_json(),
-                // A derive-data unit runs on its source setting's model (its one dependency).
+                // A derive-data unit runs on its source setting's model (its one dependency), a
+                // transfer on the other setting's; pictures and scans on none.
                 model_unit: match &u.params {
                     UnitParams::Derive(d) => d.source_id.clone(),
+                    UnitParams::Transfer(t) => t.to_id.clone(),
+                    UnitParams::Pictures(_) | UnitParams::Scan(_) => String::new(),
                     _ if u.id == model => String::new(),
                     _ => model.clone(),
                 },
@@ -82,6 +85,18 @@ impl Core {
         let upgraded = tables::upgrade_failure_parts(&root.join("failures"))?;
         if upgraded > 0 {
             tracing::info!(upgraded, "failures parts given a `reason` column");
+        }
+        // Before version 3 the coordinator wrote scans and transfers itself, named by group; now
+        // their units write them, named by unit id.
+        for table in ["scan", "transfer"] {
+            let removed = tables::remove_group_named_parts(&root.join(table))?;
+            if removed > 0 {
+                tracing::info!(
+                    removed,
+                    table,
+                    "parts of an earlier version replaced by units"
+                );
+            }
         }
         let mut rows = Vec::new();
         let mut adopted = Vec::new();
@@ -163,9 +178,7 @@ impl Core {
         self.sweeps.insert(
             sweep.to_string(),
             SweepMem {
-                spec_sha: spec_sha.into(),
                 finalized: false,
-                finalizing: false,
                 order,
                 cursor: 0,
             },

@@ -5,6 +5,7 @@ mod baselines;
 mod derived;
 mod failures;
 mod io;
+mod legacy_parts;
 mod read;
 mod training;
 
@@ -15,7 +16,11 @@ pub use io::{
     check_parquet, decode_parquet, done_units, encode_parquet, part_path, read_batches, write_part,
     write_part_bytes,
 };
-pub use read::{read_model_rows, read_pattern_rows, read_search_rows, search_rows_from_bytes};
+pub use legacy_parts::remove_group_named_parts;
+pub use read::{
+    pattern_rows_from_bytes, read_model_rows, read_pattern_rows, read_search_rows,
+    search_rows_from_bytes,
+};
 pub use training::training_batch;
 
 use arrow_array::builder::{Float32Builder, ListBuilder};

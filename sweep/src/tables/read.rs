@@ -162,31 +162,39 @@ fn search_row(c: &Cols, i: usize) -> Result<SearchRow> {
 }
 
 pub fn read_pattern_rows(path: &Path) -> Result<Vec<PatternRow>> {
-    rows(path, |c, i| {
-        Ok(PatternRow {
-            unit_id: c.s("unit_id", i)?,
-            search_id: c.s("search_id", i)?,
-            setting: c.s("setting", i)?,
-            class: c.i("class", i)?,
-            class_name: c.s("class_name", i)?,
-            alpha: c.f("alpha", i)?,
-            objective: c.s("objective", i)?,
-            variant: c.s("variant", i)?,
-            tv_beta: c.f("tv_beta", i)?,
-            canvas_kind: c.s("canvas_kind", i)?,
-            canvas_rank: c.i("canvas_rank", i)?,
-            canvas_index: c.i("canvas_index", i)?,
-            size: c.f("size", i)?,
-            k: c.i("k", i)?,
-            selection_loss: c.f("selection_loss", i)?,
-            is_best: c.b("is_best", i)?,
-            pw: c.of("pw", i)?,
-            pw_heldout: c.of("pw_heldout", i)?,
-            acc_with_pattern: c.of("acc_with_pattern", i)?,
-            acc_with_pattern_heldout: c.of("acc_with_pattern_heldout", i)?,
-            original_class_acc: c.of("original_class_acc", i)?,
-            original_class_acc_heldout: c.of("original_class_acc_heldout", i)?,
-        })
+    rows(path, pattern_row)
+}
+
+/// Pattern rows of an in-memory Parquet file (a finishing unit's inputs); `label` names it in errors.
+pub fn pattern_rows_from_bytes(bytes: &[u8], label: &str) -> Result<Vec<PatternRow>> {
+    let batches = super::io::decode_parquet(bytes).map_err(|e| CoordError::table(label, e))?;
+    rows_of(Path::new(label), batches, pattern_row)
+}
+
+fn pattern_row(c: &Cols, i: usize) -> Result<PatternRow> {
+    Ok(PatternRow {
+        unit_id: c.s("unit_id", i)?,
+        search_id: c.s("search_id", i)?,
+        setting: c.s("setting", i)?,
+        class: c.i("class", i)?,
+        class_name: c.s("class_name", i)?,
+        alpha: c.f("alpha", i)?,
+        objective: c.s("objective", i)?,
+        variant: c.s("variant", i)?,
+        tv_beta: c.f("tv_beta", i)?,
+        canvas_kind: c.s("canvas_kind", i)?,
+        canvas_rank: c.i("canvas_rank", i)?,
+        canvas_index: c.i("canvas_index", i)?,
+        size: c.f("size", i)?,
+        k: c.i("k", i)?,
+        selection_loss: c.f("selection_loss", i)?,
+        is_best: c.b("is_best", i)?,
+        pw: c.of("pw", i)?,
+        pw_heldout: c.of("pw_heldout", i)?,
+        acc_with_pattern: c.of("acc_with_pattern", i)?,
+        acc_with_pattern_heldout: c.of("acc_with_pattern_heldout", i)?,
+        original_class_acc: c.of("original_class_acc", i)?,
+        original_class_acc_heldout: c.of("original_class_acc_heldout", i)?,
     })
 }
 

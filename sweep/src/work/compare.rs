@@ -2,10 +2,9 @@
 //! (fixed vs learned canvas), a row per class, at one pattern size.
 
 use super::evaluate::search_canvas;
-use super::{group_name, Layout};
-use crate::images::{save_grid, GridRow, Image};
-use crate::tables::{self, read_batches, read_pattern_rows, read_search_rows, PatternRow};
-use crate::units::SettingPlan;
+use super::{group_name, Files, Inputs};
+use crate::images::{grid_png, GridRow, Image};
+use crate::tables::PatternRow;
 use crate::Result;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, Float64Type, Int64Type};
@@ -22,14 +21,13 @@ struct Baseline {
     pattern: Vec<f32>,
 }
 
-fn read_baselines(layout: &Layout, plan: &SettingPlan) -> Result<Vec<Baseline>> {
+fn read_baselines(inputs: &Inputs, baselines: &[String]) -> Result<Vec<Baseline>> {
     let mut out = Vec::new();
-    for u in &plan.baselines {
-        let path = tables::part_path(&layout.table("baselines"), &u.id);
-        if !path.exists() {
+    for u in baselines {
+        let Some(batches) = inputs.batches("baselines", u)? else {
             continue;
-        }
-        for b in read_batches(&path)? {
+        };
+        for b in batches {
             let class = b
                 .column_by_name("class")
                 .expect("class")
@@ -70,37 +68,35 @@ fn read_baselines(layout: &Layout, plan: &SettingPlan) -> Result<Vec<Baseline>> 
     Ok(out)
 }
 
-/// Draws `<setting>-alpha<α>-<objective>-figure6.png` and, with learned canvases, `…-figure18.png`.
+/// Draws `images/<setting>-alpha<α>-<objective>-figure6.png` and, with learned canvases,
+/// `…-figure18.png`, from the setting's evaluations and baselines that succeeded.
 pub fn draw_comparisons(
-    layout: &Layout,
-    plan: &SettingPlan,
+    inputs: &Inputs,
+    setting: &str,
+    evaluations: &[String],
+    baselines: &[String],
     test: &Dataset,
     sizes: &[f64],
-) -> Result<usize> {
+) -> Result<Files> {
     let size = if sizes.contains(&0.05) {
         0.05
     } else {
         sizes[sizes.len() / 2]
     };
     let mut best: Vec<PatternRow> = Vec::new();
-    for u in &plan.evaluations {
-        let path = tables::part_path(&layout.table("patterns"), &u.id);
-        if path.exists() {
-            best.extend(
-                read_pattern_rows(&path)?
-                    .into_iter()
-                    .filter(|r| r.is_best && r.size == size),
-            );
+    for u in evaluations {
+        if let Some(rows) = inputs.patterns(u)? {
+            best.extend(rows.into_iter().filter(|r| r.is_best && r.size == size));
         }
     }
-    let baselines = read_baselines(layout, plan)?;
+    let baselines = read_baselines(inputs, baselines)?;
     let mut groups: Vec<(f64, String)> = Vec::new();
     for r in &best {
         if !groups.contains(&(r.alpha, r.objective.clone())) {
             groups.push((r.alpha, r.objective.clone()));
         }
     }
-    let mut written = 0;
+    let mut written = Files::new();
     let mut classes: Vec<i64> = best.iter().map(|r| r.class).collect();
     classes.sort();
     classes.dedup();
@@ -114,8 +110,7 @@ pub fn draw_comparisons(
             }) else {
                 return Ok(None);
             };
-            let s = read_search_rows(&tables::part_path(&layout.table("searches"), &r.search_id))?
-                .remove(0);
+            let s = inputs.search(&r.search_id)?;
             let canvas = Image::from_tensor(&search_canvas(test, &s)?)?;
             let pattern = Image::pattern(&canvas, &binarize(&s.mask, r.k as usize));
             Ok(Some((canvas, pattern)))
@@ -175,12 +170,12 @@ pub fn draw_comparisons(
                 });
             }
         }
-        let stem = group_name(&plan.setting.name, alpha, &objective, None);
-        written += save_grid(&layout.images().join(format!("{stem}-figure6.png")), &fig6)?;
-        written += save_grid(
-            &layout.images().join(format!("{stem}-figure18.png")),
-            &fig18,
-        )?;
+        let stem = group_name(setting, alpha, &objective, None);
+        for (name, rows) in [("figure6", &fig6), ("figure18", &fig18)] {
+            if let Some(png) = grid_png(rows) {
+                written.push((format!("images/{stem}-{name}.png"), png));
+            }
+        }
     }
     Ok(written)
 }

@@ -1,6 +1,6 @@
 //! What units compute, shared by every worker: deriving D_R / D_NR shards, preparing a model (with
-//! checkpoints), searches and
-//! their rows, evaluations, baselines, and the finishing of a sweep (pictures, scan, transfer).
+//! checkpoints), searches and their rows, evaluations, baselines, and the units that finish a
+//! sweep (pictures, scan, transfer) from the parts their lease carries.
 
 mod baseline_unit;
 mod checkpoint;
@@ -8,8 +8,9 @@ mod compare;
 mod data;
 mod derive;
 mod evaluate;
-mod finish;
+mod files;
 mod guard;
+mod inputs;
 mod pictures;
 mod prepare;
 mod search_unit;
@@ -18,34 +19,18 @@ mod transfer;
 
 pub use baseline_unit::run_baseline;
 pub use checkpoint::{Checkpoints, Saved};
+pub use compare::draw_comparisons;
 pub use data::load_data;
 pub use derive::{assemble_derived, derive_shard, start_index};
 pub use evaluate::{mark_best, run_evaluate};
-pub use finish::{finish, finish_spec, Finished};
+pub use files::{refuse_output_path, write_output_file, Files};
 pub use guard::guarded;
+pub use inputs::Inputs;
+pub use pictures::draw_setting;
 pub use prepare::{artifact_path, load_prepared, prepare, PrepareHooks, Prepared};
 pub use search_unit::{search_job, search_row, RunFacts, SearchContext};
-pub use transfer::{run_transfer, transfer_batch, TransferRow};
-
-use std::path::PathBuf;
-
-/// Where an experiment's results live: `<results>/<name>/{searches,patterns,models,failures,images,artifacts}`.
-#[derive(Debug, Clone)]
-pub struct Layout {
-    pub root: PathBuf,
-}
-
-impl Layout {
-    pub fn table(&self, name: &str) -> PathBuf {
-        self.root.join(name)
-    }
-    pub fn images(&self) -> PathBuf {
-        self.root.join("images")
-    }
-    pub fn artifacts(&self) -> PathBuf {
-        self.root.join("artifacts")
-    }
-}
+pub use sweep_scan::scan_setting;
+pub use transfer::{transfer_batch, transfer_rows, TransferRow};
 
 /// A number for a file name: `.` written as `p` (0.2 → `0p2`).
 pub(crate) fn fmt_num(v: f64) -> String {

@@ -1,10 +1,9 @@
 //! Draws a setting's pictures from its tables: every best pattern beside its canvas, and grids
 //! (rows = classes, columns = canvas then each size) of the best patterns and of the white canvas.
 
-use super::{fmt_num, group_name, Layout};
-use crate::images::{save_grid, save_pattern, GridRow, Image};
-use crate::tables::{part_path, read_pattern_rows, read_search_rows, PatternRow, SearchRow};
-use crate::units::{SettingPlan, UnitParams};
+use super::{fmt_num, group_name, Files, Inputs};
+use crate::images::{grid_png, pattern_png, GridRow, Image};
+use crate::tables::{PatternRow, SearchRow};
 use crate::Result;
 use iscp_engine::data::Dataset;
 use iscp_engine::pattern::binarize;
@@ -14,27 +13,24 @@ fn image_of(test: &Dataset, s: &SearchRow) -> Result<Image> {
     Image::from_tensor(&super::evaluate::search_canvas(test, s)?)
 }
 
-/// Draws every picture of one setting whose evaluation is done; returns how many files it wrote.
+/// Draws every picture of one setting from its evaluations that succeeded (`images/<setting>/…`
+/// per pattern, `images/<setting>-…-best.png` and `-white.png` grids).
 pub fn draw_setting(
-    layout: &Layout,
-    plan: &SettingPlan,
+    inputs: &Inputs,
+    setting: &str,
+    evaluations: &[String],
     test: &Dataset,
     sizes: &[f64],
-) -> Result<usize> {
-    let mut written = 0;
+) -> Result<Files> {
+    let mut written = Files::new();
     let mut search_cache: HashMap<String, SearchRow> = HashMap::new();
     // "-alpha<α>-<objective>-<variant>" → one list of pattern rows per class
     type Groups = Vec<(String, Vec<Vec<PatternRow>>)>;
     let mut groups: Groups = Vec::new();
-    for unit in &plan.evaluations {
-        let UnitParams::Evaluate(_) = &unit.params else {
+    for unit in evaluations {
+        let Some(rows) = inputs.patterns(unit)? else {
             continue;
         };
-        let path = part_path(&layout.table("patterns"), &unit.id);
-        if !path.exists() {
-            continue;
-        }
-        let rows = read_pattern_rows(&path)?;
         let Some(first) = rows.first() else { continue };
         let key = group_name("", first.alpha, &first.objective, Some(&first.variant));
         match groups.iter_mut().find(|(k, _)| *k == key) {
@@ -50,12 +46,11 @@ pub fn draw_setting(
                 if let Some(r) = search_cache.get(id) {
                     return Ok(r.clone());
                 }
-                let r = read_search_rows(&part_path(&layout.table("searches"), id))?.remove(0);
+                let r = inputs.search(id)?;
                 search_cache.insert(id.to_string(), r.clone());
                 Ok(r)
             };
             let class = &rows[0];
-            let dir = layout.images().join(&plan.setting.name);
             let mut best_cells = Vec::new();
             let mut best_canvas: Option<Image> = None;
             for &size in sizes {
@@ -67,8 +62,10 @@ pub fn draw_setting(
                 let canvas = image_of(test, &s)?;
                 let bin = binarize(&s.mask, best.k as usize);
                 let name = format!("class{}{tail}-size{}.png", class.class, fmt_num(size));
-                save_pattern(&dir.join(name), &canvas, &bin)?;
-                written += 1;
+                written.push((
+                    format!("images/{setting}/{name}"),
+                    pattern_png(&canvas, &bin),
+                ));
                 best_cells.push(Some(Image::pattern(&canvas, &bin)));
                 best_canvas.get_or_insert(canvas);
             }
@@ -97,15 +94,12 @@ pub fn draw_setting(
                 });
             }
         }
-        let stem = format!("{}{tail}", plan.setting.name);
-        written += save_grid(
-            &layout.images().join(format!("{stem}-best.png")),
-            &best_rows,
-        )?;
-        written += save_grid(
-            &layout.images().join(format!("{stem}-white.png")),
-            &white_rows,
-        )?;
+        let stem = format!("{setting}{tail}");
+        for (name, rows) in [("best", &best_rows), ("white", &white_rows)] {
+            if let Some(png) = grid_png(rows) {
+                written.push((format!("images/{stem}-{name}.png"), png));
+            }
+        }
     }
     Ok(written)
 }

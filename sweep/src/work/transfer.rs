@@ -2,17 +2,12 @@
 //! data), into the `transfer` table with the ratio of their predictive powers.
 
 use super::evaluate::search_canvas;
-use super::prepare::load_prepared;
-use super::Layout;
-use crate::spec::SettingSpec;
-use crate::tables::{self, read_model_rows, read_pattern_rows, read_search_rows};
-use crate::units::SettingPlan;
-use crate::{CoordError, Result};
+use super::Inputs;
+use crate::Result;
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
-use iscp_engine::data::{DataSplits, Split};
+use iscp_engine::data::Dataset;
 use iscp_engine::pattern::{binarize, Evaluator};
 use std::sync::Arc;
-use tch::Device;
 
 /// One row of `transfer`.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,55 +55,29 @@ pub fn transfer_batch(rows: &[TransferRow]) -> RecordBatch {
     .expect("columns of equal length")
 }
 
-/// Evaluates every best pattern of `from` on `to`'s model; both settings must be prepared and
-/// `from` evaluated. Writes the part `<from>-to-<to>` and returns its rows.
-pub fn run_transfer(
-    layout: &Layout,
-    from: &SettingPlan,
-    to: &SettingPlan,
-    to_setting: &SettingSpec,
-    data: &DataSplits,
-    split: &Split,
-    device: Device,
+/// Evaluates every best pattern of the evaluations of setting `from` (from `inputs`) with `ev`,
+/// which holds setting `to`'s model.
+pub fn transfer_rows(
+    inputs: &Inputs,
+    from: &str,
+    to: &str,
+    evaluations: &[String],
+    ev: &Evaluator,
+    test: &Dataset,
 ) -> Result<Vec<TransferRow>> {
-    let models = tables::part_path(&layout.table("models"), &to.prepare.id);
-    if !models.exists() {
-        return Err(CoordError::table(
-            models,
-            format!("setting `{}` has no prepared model", to_setting.name),
-        ));
-    }
-    let row = read_model_rows(&models)?.remove(0);
-    let model = load_prepared(
-        to_setting,
-        &row.checkpoint_sha256,
-        data,
-        &layout.artifacts(),
-        device,
-    )?
-    .ok_or_else(|| {
-        CoordError::table(
-            layout.artifacts(),
-            format!("the model artifact of `{}` is missing", to_setting.name),
-        )
-    })?;
-    let logits = model.predict_logits(&data.test.images, 1024)?;
-    let ev = Evaluator::new(&model, &data.test, &logits, &split.search);
     let mut out = Vec::new();
-    for u in &from.evaluations {
-        let path = tables::part_path(&layout.table("patterns"), &u.id);
-        if !path.exists() {
+    for u in evaluations {
+        let Some(rows) = inputs.patterns(u)? else {
             continue;
-        }
-        for p in read_pattern_rows(&path)?.into_iter().filter(|p| p.is_best) {
-            let s = read_search_rows(&tables::part_path(&layout.table("searches"), &p.search_id))?
-                .remove(0);
+        };
+        for p in rows.into_iter().filter(|p| p.is_best) {
+            let s = inputs.search(&p.search_id)?;
             let bin = binarize(&s.mask, p.k as usize);
-            let e = ev.evaluate(p.class, &search_canvas(&data.test, &s)?, &bin)?;
+            let e = ev.evaluate(p.class, &search_canvas(test, &s)?, &bin)?;
             let pw_from = p.pw.unwrap_or(f64::NAN);
             out.push(TransferRow {
-                from_setting: from.setting.name.clone(),
-                to_setting: to_setting.name.clone(),
+                from_setting: from.to_string(),
+                to_setting: to.to_string(),
                 class: p.class,
                 class_name: p.class_name.clone(),
                 alpha: p.alpha,
@@ -122,7 +91,5 @@ pub fn run_transfer(
             });
         }
     }
-    let name = format!("{}-to-{}", from.setting.name, to_setting.name);
-    tables::write_part(&layout.table("transfer"), &name, &transfer_batch(&out))?;
     Ok(out)
 }

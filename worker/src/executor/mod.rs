@@ -25,13 +25,26 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use tch::{Device, Tensor};
 
-/// What a unit produced: its parts, the model a prepare unit made ready (its sha256), and the
-/// artifact to upload when it trained one.
+mod finishing;
+
+/// What a unit produced: its parts, the files a pictures unit drew, the model a prepare unit made
+/// ready (its sha256), and the artifact to upload when it trained one.
 #[derive(Debug, Default)]
 pub struct Output {
     pub parts: Vec<(String, Vec<u8>)>,
+    pub files: iscp_sweep::work::Files,
     pub model_sha256: Option<String>,
     pub artifact: Option<(String, PathBuf)>,
+}
+
+impl Output {
+    /// Rows of one table.
+    fn part(part: (String, Vec<u8>)) -> Self {
+        Output {
+            parts: vec![part],
+            ..Output::default()
+        }
+    }
 }
 
 /// A unit's error and why it happened (which decides whether another attempt may succeed).
@@ -136,7 +149,10 @@ pub fn all_failed(n: usize, reason: FailureReason, error: impl ToString) -> Vec<
     (0..n).map(|_| Err(Failure::new(reason, &error))).collect()
 }
 
-fn encode(table: &str, batch: &arrow_array::RecordBatch) -> Result<(String, Vec<u8>), Failure> {
+pub(crate) fn encode(
+    table: &str,
+    batch: &arrow_array::RecordBatch,
+) -> Result<(String, Vec<u8>), Failure> {
     tables::encode_parquet(batch)
         .map(|b| (table.to_string(), b))
         .map_err(|e| Failure::new(FailureReason::Internal, format!("encoding `{table}`: {e}")))
@@ -201,6 +217,10 @@ impl Executor {
             WireKind::Evaluate | WireKind::Baseline => {
                 units.iter().map(|u| self.one(&ctx, &data, u)).collect()
             }
+            WireKind::Pictures | WireKind::Scan | WireKind::Transfer => units
+                .iter()
+                .map(|u| self.finishing(&ctx, &data, u))
+                .collect(),
             k => units
                 .iter()
                 .map(|_| {
@@ -482,11 +502,10 @@ impl Executor {
             mean(|r| r.distance_start),
             mean(|r| r.distance_end)
         ));
-        Ok(Output {
-            parts: vec![encode("derived", &tables::derived_batch(&rows))?],
-            artifact: None,
-            model_sha256: None,
-        })
+        Ok(Output::part(encode(
+            "derived",
+            &tables::derived_batch(&rows),
+        )?))
     }
 
     /// Loads (or keeps) the setting's model and its clean logits on the spec's own test set.
@@ -618,11 +637,7 @@ impl Executor {
                 outs[i] = Some(match r {
                     Ok(o) => {
                         let row = search_row(&sctx, &u.unit_id, sp, index, o, &facts);
-                        encode("searches", &tables::searches_batch(&[row])).map(|part| Output {
-                            parts: vec![part],
-                            artifact: None,
-                            model_sha256: None,
-                        })
+                        encode("searches", &tables::searches_batch(&[row])).map(Output::part)
                     }
                     Err(f) => Err(f),
                 });
@@ -666,19 +681,17 @@ impl Executor {
                     }
                     run_evaluate(&ev, &u.unit_id, ep, &searches)
                 })?;
-                Ok(Output {
-                    parts: vec![encode("patterns", &tables::patterns_batch(&rows))?],
-                    artifact: None,
-                    model_sha256: None,
-                })
+                Ok(Output::part(encode(
+                    "patterns",
+                    &tables::patterns_batch(&rows),
+                )?))
             }
             Received::Baseline(bp) => {
                 let rows = guarded(|| run_baseline(&sctx, &ev, &m.images, &u.unit_id, bp))?;
-                Ok(Output {
-                    parts: vec![encode("baselines", &tables::baselines_batch(&rows))?],
-                    artifact: None,
-                    model_sha256: None,
-                })
+                Ok(Output::part(encode(
+                    "baselines",
+                    &tables::baselines_batch(&rows),
+                )?))
             }
             _ => Err(Failure::new(
                 FailureReason::VersionSkew,

@@ -1,0 +1,67 @@
+//! What the scheduler tests share: a core on a temporary folder with short timeouts, hand-made
+//! units, lease claims and a model part.
+#![allow(dead_code)]
+
+use iscp_coordinator::service::{Core, CoreConfig, LeaseClaim, NewUnit, UnitKey};
+use iscp_sweep::tables::{encode_parquet, models_batch, ModelRow};
+use std::time::Duration;
+
+pub fn config(dir: &std::path::Path) -> CoreConfig {
+    let mut c = CoreConfig::new(dir.join("state"), dir.join("results"));
+    c.lease_ttl = Duration::from_millis(100);
+    c.backoff_base = Duration::from_millis(1);
+    c.max_attempts = 2;
+    c
+}
+
+pub fn open(dir: &std::path::Path) -> Core {
+    let (tx, _) = tokio::sync::broadcast::channel(16);
+    Core::open(config(dir), tx).unwrap()
+}
+
+pub fn unit(id: &str, kind: &str, model: &str, deps: &[&str]) -> NewUnit {
+    NewUnit {
+        id: id.into(),
+        kind: iscp_proto::v1::UnitKind::parse(kind).expect("a unit kind"),
+        params: String::new(),
+        model_unit: model.into(),
+        deps: deps.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// The model hash a prepare unit's completion names.
+pub const MODEL: Option<&str> =
+    Some("abababababababababababababababababababababababababababababababab");
+
+pub fn models_part(unit: &str) -> Vec<u8> {
+    let row = ModelRow {
+        unit_id: unit.into(),
+        setting: "natural".into(),
+        setting_kind: "natural".into(),
+        architecture: "small-cnn".into(),
+        source: "trained".into(),
+        checkpoint_sha256: "ab".repeat(32),
+        clean_accuracy: 0.9,
+        attack_success_rate: None,
+        poison_target: None,
+        trigger: None,
+        robust_accuracy: None,
+        poison_rate: None,
+        poisoned_images: None,
+        train_epochs: Some(1),
+        training_s: 1.0,
+    };
+    encode_parquet(&models_batch(&[row])).unwrap()
+}
+
+pub fn claim<'a>(worker: &'a str, lease_id: &'a str, attempt: u64) -> LeaseClaim<'a> {
+    LeaseClaim {
+        worker,
+        lease_id,
+        attempt,
+    }
+}
+
+pub fn key(id: &str) -> UnitKey {
+    UnitKey::new("s", id)
+}

@@ -1,0 +1,173 @@
+//! Units that finish a sweep (pictures, scan, transfer) are scheduled like the others: they wait
+//! until everything they read is settled, their lease carries the parts of the units that
+//! succeeded, a transfer without its model fails, and a pictures unit's files land only when
+//! every path is one the results folder may hold.
+
+mod common;
+
+use common::{claim, key, models_part, open, unit, MODEL};
+use iscp_proto::v1::{FailureReason, UnitKind};
+use std::collections::HashSet;
+
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n(a picture)";
+
+#[test]
+fn finishing_units_read_what_succeeded_and_land_only_checked_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut core = open(dir.path());
+    core.submit(
+        "s",
+        "sha",
+        "f",
+        "",
+        vec![
+            unit("p", "prepare-model", "", &[]),
+            unit("q", "prepare-model", "", &[]),
+            unit("s1", "search", "p", &["p"]),
+            unit("s2", "search", "p", &["p"]),
+            unit("e", "evaluate", "p", &["s1", "s2"]),
+            unit("pic", "pictures", "", &["e", "s1", "s2"]),
+            unit("scan", "scan", "", &["e"]),
+            unit("tr", "transfer", "q", &["e", "s1", "s2", "q"]),
+        ],
+    )
+    .unwrap();
+    let held = HashSet::new();
+    let lease_one = |core: &mut iscp_coordinator::service::Core| {
+        let mut l = core.lease("w", 8, &held).unwrap();
+        assert!(!l.is_empty(), "nothing to lease");
+        l.remove(0)
+    };
+    // Both models: p is prepared, q fails for good.
+    for _ in 0..2 {
+        let l = lease_one(&mut core);
+        assert_eq!(l.kind, UnitKind::PrepareModel);
+        let c = claim("w", &l.lease_id, l.attempt);
+        if l.unit_id == "p" {
+            core.complete(
+                &key("p"),
+                c,
+                vec![("models".into(), models_part("p"))],
+                MODEL,
+            )
+            .unwrap();
+        } else {
+            core.fail(&key("q"), c, "bad", FailureReason::InvalidInput, false)
+                .unwrap();
+        }
+    }
+    // One search succeeds, one fails for good.
+    let searches = core.lease("w", 8, &held).unwrap();
+    assert_eq!(searches.len(), 2);
+    for l in &searches {
+        assert_eq!(l.kind, UnitKind::Search);
+        let c = claim("w", &l.lease_id, l.attempt);
+        let k = key(&l.unit_id);
+        if l.unit_id == "s1" {
+            core.complete(&k, c, vec![("searches".into(), models_part("s1"))], None)
+                .unwrap();
+        } else {
+            core.fail(&k, c, "nan", FailureReason::InvalidInput, false)
+                .unwrap();
+        }
+    }
+    // Nothing that finishes the sweep is leased before the evaluation it reads is settled.
+    let ev = core.lease("w", 8, &held).unwrap();
+    assert_eq!(
+        ev.iter().map(|l| l.kind).collect::<Vec<_>>(),
+        vec![UnitKind::Evaluate]
+    );
+    assert!(core.lease("w", 8, &held).unwrap().is_empty());
+    core.complete(
+        &key("e"),
+        claim("w", &ev[0].lease_id, ev[0].attempt),
+        vec![("patterns".into(), models_part("e"))],
+        None,
+    )
+    .unwrap();
+    // The transfer's model failed: so does the transfer. Pictures and the scan come next, each
+    // with the parts of the units it reads that succeeded.
+    let mut leased = Vec::new();
+    while let Some(l) = core.lease("w", 8, &held).unwrap().into_iter().next() {
+        leased.push(l);
+    }
+    let kinds: HashSet<UnitKind> = leased.iter().map(|l| l.kind).collect();
+    assert_eq!(kinds, HashSet::from([UnitKind::Pictures, UnitKind::Scan]));
+    let inputs = |kind: UnitKind| {
+        let l = leased.iter().find(|l| l.kind == kind).unwrap();
+        let mut v: Vec<(String, String)> = l
+            .inputs
+            .iter()
+            .map(|(t, u, _)| (t.clone(), u.clone()))
+            .collect();
+        v.sort();
+        v
+    };
+    let pair = |t: &str, u: &str| (t.to_string(), u.to_string());
+    assert_eq!(
+        inputs(UnitKind::Pictures),
+        vec![pair("patterns", "e"), pair("searches", "s1")]
+    );
+    assert_eq!(inputs(UnitKind::Scan), vec![pair("patterns", "e")]);
+    let st = core.status("s");
+    let tr = st[0].kinds.iter().find(|k| k.kind == "transfer").unwrap();
+    assert_eq!((tr.failed, tr.pending), (1, 0));
+
+    // Files: refused whole (nothing written) unless every path is a picture under `images/`.
+    let pic = leased
+        .iter()
+        .find(|l| l.kind == UnitKind::Pictures)
+        .unwrap();
+    let images = dir.path().join("results/s/images");
+    for bad in [
+        vec![
+            ("images/a.png".to_string(), PNG.to_vec()),
+            ("../../x.png".into(), PNG.to_vec()),
+        ],
+        vec![("images/a.png".to_string(), b"not a png".to_vec())],
+        vec![("images/a/b/c.png".to_string(), PNG.to_vec())],
+    ] {
+        let r = core.complete_with_files(
+            &key("pic"),
+            claim("w", &pic.lease_id, pic.attempt),
+            vec![],
+            None,
+            bad.clone(),
+        );
+        assert!(r.is_err(), "{bad:?} accepted");
+        assert!(!images.exists(), "{bad:?} wrote something");
+    }
+    assert!(!dir.path().join("x.png").exists());
+    // A scan may not write files at all.
+    let scan = leased.iter().find(|l| l.kind == UnitKind::Scan).unwrap();
+    let refused = core.complete_with_files(
+        &key("scan"),
+        claim("w", &scan.lease_id, scan.attempt),
+        vec![("scan".into(), models_part("scan"))],
+        None,
+        vec![("images/a.png".into(), PNG.to_vec())],
+    );
+    assert!(refused
+        .unwrap_err()
+        .to_string()
+        .contains("cannot write files"));
+    core.complete_with_files(
+        &key("pic"),
+        claim("w", &pic.lease_id, pic.attempt),
+        vec![],
+        None,
+        vec![
+            ("images/natural-best.png".into(), PNG.to_vec()),
+            ("images/natural/class0.png".into(), PNG.to_vec()),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::read(images.join("natural/class0.png")).unwrap(),
+        PNG
+    );
+    assert!(images.join("natural-best.png").exists());
+    let st = core.status("s");
+    let pics = st[0].kinds.iter().find(|k| k.kind == "pictures").unwrap();
+    assert_eq!(pics.done, 1);
+}

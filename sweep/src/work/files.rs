@@ -1,0 +1,98 @@
+//! Files a unit makes that are not table rows (pictures): their paths, checked before anything is
+//! written (a worker's path is input from the network), and their atomic write.
+
+use crate::{CoordError, Result};
+use std::path::{Path, PathBuf};
+
+/// Files by path relative to a sweep's results folder, with their bytes.
+pub type Files = Vec<(String, Vec<u8>)>;
+
+/// Why `path` may not be a unit's output file, or None when it may: `images/`, then at most one
+/// folder, every part of letters, digits, `.`, `_`, `+` and `-` (not `.` or `..`), ending `.png`.
+pub fn refuse_output_path(path: &str) -> Option<String> {
+    let parts: Vec<&str> = path.split('/').collect();
+    let ok_part = |p: &&str| {
+        !p.is_empty()
+            && *p != "."
+            && *p != ".."
+            && !p.starts_with('.')
+            && p.len() <= 200
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b))
+    };
+    let why = if !(2..=3).contains(&parts.len()) || parts[0] != "images" {
+        "must be `images/NAME.png` or `images/FOLDER/NAME.png`"
+    } else if !parts.iter().all(ok_part) {
+        "may hold only letters, digits, `.`, `_`, `+` and `-`, and no part starting with `.`"
+    } else if !path.ends_with(".png") {
+        "must end `.png`"
+    } else {
+        return None;
+    };
+    Some(format!("output file `{}` {why}", path.escape_debug()))
+}
+
+/// Writes a checked output file under `root`, atomically (a temporary name, synced, renamed), so
+/// another attempt's file is replaced whole.
+pub fn write_output_file(root: &Path, path: &str, bytes: &[u8]) -> Result<PathBuf> {
+    use std::io::Write;
+    if let Some(why) = refuse_output_path(path) {
+        return Err(CoordError::table(root, why));
+    }
+    let dest = root.join(path);
+    let dir = dest.parent().expect("checked: a folder then a name");
+    std::fs::create_dir_all(dir).map_err(|e| CoordError::io(dir, e))?;
+    let name = dest.file_name().expect("checked").to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &dest)
+    };
+    write().map_err(|e| CoordError::io(&dest, e))?;
+    Ok(dest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_pictures_under_images_are_accepted() {
+        for ok in [
+            "images/natural-alpha0p2-released-base-best.png",
+            "images/natural/class3-alpha0p2-released-tv-learned-canvas-size0p05.png",
+        ] {
+            assert_eq!(refuse_output_path(ok), None, "{ok}");
+        }
+        for bad in [
+            "../escape.png",
+            "images/../../escape.png",
+            "images/a/b/c.png",
+            "images/..",
+            "images/.hidden.png",
+            "/etc/passwd",
+            "images//x.png",
+            "images/x.txt",
+            "searches/part-x.parquet",
+            "images/a b.png",
+            "images\\..\\x.png",
+            "images",
+            "",
+        ] {
+            assert!(refuse_output_path(bad).is_some(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn an_output_file_lands_whole_and_replaces_an_earlier_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_output_file(dir.path(), "images/s/a.png", b"first").unwrap();
+        write_output_file(dir.path(), "images/s/a.png", b"second").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"second");
+        assert_eq!(std::fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
+        assert!(write_output_file(dir.path(), "images/../x.png", b"no").is_err());
+        assert!(!dir.path().join("x.png").exists());
+    }
+}

@@ -1,0 +1,101 @@
+//! The units that finish a sweep, from the parts their lease carries: a setting's pictures (PNG
+//! files), its backdoor scan, and transfers of its best patterns to another setting's model.
+
+use super::{encode, Executor, Failure, Outcome, Output, SpecCtx};
+use iscp_engine::data::DataSplits;
+use iscp_engine::pattern::Evaluator;
+use iscp_proto::v1::{FailureReason, LeasedUnit};
+use iscp_sweep::scan::{scan_batch, verdict};
+use iscp_sweep::units::Received;
+use iscp_sweep::work::{
+    draw_comparisons, draw_setting, guarded, scan_setting, transfer_batch, transfer_rows, Inputs,
+};
+
+impl Executor {
+    /// A pictures, scan or transfer unit.
+    pub(super) fn finishing(
+        &mut self,
+        ctx: &SpecCtx,
+        data: &DataSplits,
+        u: &LeasedUnit,
+    ) -> Outcome {
+        let (setting, received) = Self::resolve(ctx, u)?;
+        let inputs = Inputs::new(
+            u.inputs
+                .iter()
+                .map(|i| (i.table.clone(), i.unit_id.clone(), i.parquet.clone())),
+        );
+        match &received {
+            Received::Pictures(p) => {
+                let files = guarded(|| {
+                    let mut f =
+                        draw_setting(&inputs, &p.setting, &p.evaluations, &data.test, &p.sizes)?;
+                    f.extend(draw_comparisons(
+                        &inputs,
+                        &p.setting,
+                        &p.evaluations,
+                        &p.baselines,
+                        &data.test,
+                        &p.sizes,
+                    )?);
+                    Ok(f)
+                })?;
+                self.note(format!("{}: {} pictures", p.setting, files.len()));
+                Ok(Output {
+                    files,
+                    ..Output::default()
+                })
+            }
+            Received::Scan(p) => {
+                let groups = guarded(|| scan_setting(&inputs, &p.setting, &p.evaluations, p.size))?;
+                let mut rows = Vec::new();
+                for (group, scan) in groups {
+                    self.note(format!("scan {group}: {}", verdict(&scan)));
+                    rows.extend(scan);
+                }
+                if rows.is_empty() {
+                    return Err(Failure::new(
+                        FailureReason::InvalidInput,
+                        format!(
+                            "setting `{}` has no best pattern at the scan size {}",
+                            p.setting, p.size
+                        ),
+                    ));
+                }
+                Ok(Output::part(encode("scan", &scan_batch(&rows))?))
+            }
+            Received::Transfer(p) => {
+                self.model_for(ctx, data, setting, &p.to_id, &u.model_sha256)?;
+                let m = self.model.as_ref().expect("loaded");
+                let ev = Evaluator::new(&m.model, &data.test, &m.clean_logits, &ctx.split.search)
+                    .with_batch(ctx.spec.spec.run.eval_batch as i64);
+                let rows = guarded(|| {
+                    transfer_rows(&inputs, &p.from, &p.to, &p.evaluations, &ev, &data.test)
+                })?;
+                if rows.is_empty() {
+                    return Err(Failure::new(
+                        FailureReason::Internal,
+                        format!("no best pattern of `{}` came with the lease", p.from),
+                    ));
+                }
+                let finite: Vec<f64> = rows
+                    .iter()
+                    .map(|r| r.ratio)
+                    .filter(|r| r.is_finite())
+                    .collect();
+                self.note(format!(
+                    "transfer {} → {}: {} patterns, mean PW ratio {:.3}",
+                    p.from,
+                    p.to,
+                    rows.len(),
+                    finite.iter().sum::<f64>() / finite.len().max(1) as f64
+                ));
+                Ok(Output::part(encode("transfer", &transfer_batch(&rows))?))
+            }
+            _ => Err(Failure::new(
+                FailureReason::VersionSkew,
+                "not a pictures, scan or transfer unit",
+            )),
+        }
+    }
+}
