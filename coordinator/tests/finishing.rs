@@ -1,7 +1,7 @@
 //! Units that finish a sweep (pictures, scan, transfer) are scheduled like the others: they wait
-//! until everything they read is settled, their lease carries the parts of the units that
-//! succeeded, a transfer without its model fails, and a pictures unit's files land only when
-//! every path is one the results folder may hold.
+//! until everything they read is settled, read the parts of the units that succeeded (FetchPart
+//! serves only those), a transfer without its model fails, and a pictures unit's files land only
+//! when every path is one the results folder may hold.
 
 mod common;
 
@@ -85,30 +85,43 @@ fn finishing_units_read_what_succeeded_and_land_only_checked_files() {
         None,
     )
     .unwrap();
-    // The transfer's model failed: so does the transfer. Pictures and the scan come next, each
-    // with the parts of the units it reads that succeeded.
+    // The transfer's model failed: so does the transfer. Pictures and the scan come next; they
+    // fetch what they read, and only parts of done units are served.
     let mut leased = Vec::new();
     while let Some(l) = core.lease("w", 8, &held).unwrap().into_iter().next() {
         leased.push(l);
     }
     let kinds: HashSet<UnitKind> = leased.iter().map(|l| l.kind).collect();
     assert_eq!(kinds, HashSet::from([UnitKind::Pictures, UnitKind::Scan]));
-    let inputs = |kind: UnitKind| {
-        let l = leased.iter().find(|l| l.kind == kind).unwrap();
-        let mut v: Vec<(String, String)> = l
-            .inputs
-            .iter()
-            .map(|(t, u, _)| (t.clone(), u.clone()))
-            .collect();
-        v.sort();
-        v
-    };
-    let pair = |t: &str, u: &str| (t.to_string(), u.to_string());
-    assert_eq!(
-        inputs(UnitKind::Pictures),
-        vec![pair("patterns", "e"), pair("searches", "s1")]
+    assert!(
+        leased.iter().all(|l| l.inputs.is_empty()),
+        "parts are fetched, not leased"
     );
-    assert_eq!(inputs(UnitKind::Scan), vec![pair("patterns", "e")]);
+    let results = dir.path().join("results/s");
+    for (unit, table) in [("e", "patterns"), ("s1", "searches"), ("p", "models")] {
+        let path = core.done_part(&key(unit), table).unwrap();
+        assert_eq!(path, results.join(format!("{table}/part-{unit}.parquet")));
+        assert!(path.exists());
+    }
+    for (unit, table) in [
+        ("s2", "searches"), // failed
+        ("e", "searches"),  // not a table an evaluation writes
+        ("e", "../patterns"),
+        ("../e", "patterns"),
+        ("nope", "patterns"),
+    ] {
+        let e = core.done_part(&key(unit), table).unwrap_err();
+        assert!(
+            e.to_string().starts_with("not found"),
+            "{unit} {table}: {e}"
+        );
+    }
+    assert!(core
+        .done_part(
+            &iscp_coordinator::service::UnitKey::new("other", "e"),
+            "patterns"
+        )
+        .is_err());
     let st = core.status("s");
     let tr = st[0].kinds.iter().find(|k| k.kind == "transfer").unwrap();
     assert_eq!((tr.failed, tr.pending), (1, 0));

@@ -6,6 +6,7 @@ pub mod artifacts;
 pub mod client;
 pub mod executor;
 mod heartbeat;
+pub mod parts;
 mod shared;
 mod slot;
 

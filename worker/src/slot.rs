@@ -33,6 +33,7 @@ pub fn spawn_compute(
         shared.opts.notes.clone(),
     );
     let threads_fixed = shared.opts.threads.is_some();
+    let parts = crate::parts::from_coordinator(shared);
     let device_name = device.to_string();
     let (tx, rx) = mpsc::channel::<Job>();
     std::thread::Builder::new()
@@ -44,6 +45,7 @@ pub fn spawn_compute(
             ex.notes = notes;
             ex.checkpoints = Some(checkpoints);
             ex.threads_fixed = threads_fixed;
+            ex.parts = Some(parts);
             while let Ok((units, reply)) = rx.recv() {
                 let _ = reply.send(ex.run(&units));
             }

@@ -292,6 +292,21 @@ impl iscp_proto::Coordinator for Service {
         Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
     }
 
+    async fn fetch_part(
+        &self,
+        req: Request<FetchPartParams>,
+    ) -> Result<Response<FetchPartResult>, Status> {
+        let r = req.into_inner();
+        check_version(r.protocol_version)?;
+        let key = UnitKey::new(r.sweep, r.unit_id);
+        let path = self.core().done_part(&key, &r.table)?;
+        // Read outside the lock, without blocking the runtime.
+        let parquet = tokio::fs::read(&path)
+            .await
+            .map_err(|e| Status::internal(format!("{}: {e}", path.display())))?;
+        Ok(Response::new(FetchPartResult { parquet }))
+    }
+
     async fn put_artifact(
         &self,
         req: Request<Streaming<ArtifactChunk>>,

@@ -163,18 +163,19 @@ impl Core {
     pub(super) fn leased_unit(&mut self, row: &UnitRow) -> CResult<Leased> {
         let (file, source) = self.spec_of(&row.spec_sha)?;
         let mut inputs = Vec::new();
-        if row.kind == UnitKind::Evaluate || row.kind.finishing() {
-            // The parts of every dependency that succeeded (a transfer's model travels as a hash).
-            let root = self.results_root(&row.sweep);
-            for d in row.deps.iter().filter(|d| **d != row.model_unit) {
-                let dep = &self.units[&UnitKey::new(row.sweep.as_str(), d.as_str())].row;
-                if dep.state != DONE {
-                    continue;
-                }
-                for table in dep.kind.tables().iter().take(1) {
-                    let p = tables::part_path(&root.join(table), d);
+        // An evaluation's searches that succeeded (a handful of masks) travel with its lease;
+        // finishing units, which may read a whole setting, fetch theirs part by part (FetchPart).
+        if row.kind == UnitKind::Evaluate {
+            let dir = self.results_root(&row.sweep).join("searches");
+            for d in &row.deps {
+                if self.units[&UnitKey::new(row.sweep.as_str(), d.as_str())]
+                    .row
+                    .state
+                    == DONE
+                {
+                    let p = tables::part_path(&dir, d);
                     let bytes = std::fs::read(&p).map_err(|e| CoreError::io(&p, e))?;
-                    inputs.push((table.to_string(), d.clone(), bytes));
+                    inputs.push(("searches".to_string(), d.clone(), bytes));
                 }
             }
         }
@@ -204,6 +205,32 @@ impl Core {
                 .get(&UnitKey::new(row.sweep.as_str(), row.id.as_str()))
                 .cloned(),
         })
+    }
+
+    /// Where the part of `table` of a done unit is, for a worker to read (FetchPart): only a unit
+    /// of that sweep, done, whose kind writes that table; the path is built from the unit's own id.
+    pub fn done_part(&self, key: &Key, table: &str) -> CResult<std::path::PathBuf> {
+        let not = |why: &str| {
+            CoreError::NotFound(format!(
+                "part `{}` of unit {} of sweep {}: {why}",
+                table.escape_debug(),
+                key.unit.escape_debug(),
+                key.sweep.escape_debug()
+            ))
+        };
+        let Some(m) = self.units.get(key) else {
+            return Err(not("no such unit"));
+        };
+        if !m.row.kind.tables().contains(&table) {
+            return Err(not("its kind writes no such table"));
+        }
+        if m.row.state != DONE {
+            return Err(not("the unit is not done"));
+        }
+        Ok(tables::part_path(
+            &self.results_root(&m.row.sweep).join(table),
+            &m.row.id,
+        ))
     }
 
     /// Extends every lease the worker holds and records progress; returns the units it should drop

@@ -20,11 +20,17 @@ impl Executor {
         u: &LeasedUnit,
     ) -> Outcome {
         let (setting, received) = Self::resolve(ctx, u)?;
-        let inputs = Inputs::new(
-            u.inputs
-                .iter()
-                .map(|i| (i.table.clone(), i.unit_id.clone(), i.parquet.clone())),
-        );
+        let inputs = match &self.parts {
+            Some(source) => {
+                let (source, sweep) = (source.clone(), u.sweep.clone());
+                Inputs::fetched(Box::new(move |table, unit| source(&sweep, table, unit)))
+            }
+            None => Inputs::new(
+                u.inputs
+                    .iter()
+                    .map(|i| (i.table.clone(), i.unit_id.clone(), i.parquet.clone())),
+            ),
+        };
         match &received {
             Received::Pictures(p) => {
                 let files = guarded(|| {

@@ -136,6 +136,9 @@ pub struct Executor {
     pub checkpoints: Option<tokio::sync::mpsc::UnboundedSender<CheckpointReport>>,
     /// The worker was given a thread count: the spec's `run.threads` does not override it.
     pub threads_fixed: bool,
+    /// Where finishing units read the parts of the units they depend on (None: only what the
+    /// lease carries, as in tests that run units by hand).
+    pub parts: Option<crate::parts::PartSource>,
     /// Most recently used first, at most `SPECS_KEPT`.
     specs: VecDeque<(String, Rc<SpecCtx>)>,
     /// Most recently used first, at most `DATASETS_KEPT`.
@@ -185,6 +188,7 @@ impl Executor {
             notes: None,
             checkpoints: None,
             threads_fixed: false,
+            parts: None,
             specs: VecDeque::new(),
             datasets: VecDeque::new(),
             model: None,
