@@ -12,10 +12,13 @@ use std::rc::Rc;
 /// Fetches the part of (table, unit id); Ok(None) when that unit has none (it failed).
 pub type Fetch = Box<dyn Fn(&str, &str) -> Result<Option<Vec<u8>>>>;
 
+/// A part's bytes by (table, unit id); None: that unit has none.
+type Parts = HashMap<(String, String), Option<Rc<Vec<u8>>>>;
+
 /// Parquet parts by (table, unit id).
 #[derive(Default)]
 pub struct Inputs {
-    parts: RefCell<HashMap<(String, String), Option<Rc<Vec<u8>>>>>,
+    parts: RefCell<Parts>,
     fetch: Option<Fetch>,
 }
 
