@@ -123,3 +123,50 @@ mod tests {
         assert_eq!(a.to_string(), "sweep-a/abc");
     }
 }
+
+/// Why `name` may not name a folder (a sweep, a setting), or None when it may: 1 to 128 letters,
+/// digits, `-`, `_` or `.`, starting with a letter or digit (so never `.`, `..` or hidden).
+pub fn refuse_folder_name(name: &str) -> Option<&'static str> {
+    let ok = (1..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && name.as_bytes()[0].is_ascii_alphanumeric();
+    (!ok).then_some(
+        "use 1 to 128 letters, digits, `-`, `_` or `.`, starting with a letter or digit (it names a folder)",
+    )
+}
+
+/// Whether `s` is a sha256 in lowercase hex.
+pub fn is_sha256(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn folder_names_cannot_climb_or_hide() {
+        for ok in ["smoke", "fashion-mnist", "a.b_c-1", "0"] {
+            assert_eq!(refuse_folder_name(ok), None, "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "a/b",
+            "a\\b",
+            "-x",
+            "a b",
+            &"x".repeat(129),
+        ] {
+            assert!(refuse_folder_name(bad).is_some(), "{bad}");
+        }
+        assert!(is_sha256(&"ab".repeat(32)));
+        assert!(!is_sha256(&"AB".repeat(32)) && !is_sha256("../x"));
+    }
+}

@@ -7,7 +7,7 @@ pub mod v1 {
 
 pub mod ids;
 
-pub use ids::{Sha256, SweepName, UnitId, UnitKey};
+pub use ids::{is_sha256, refuse_folder_name, Sha256, SweepName, UnitId, UnitKey};
 pub use v1::coordinator_client::CoordinatorClient;
 pub use v1::coordinator_server::{Coordinator, CoordinatorServer};
 

@@ -38,6 +38,9 @@ pub struct CoordinatorArgs {
     /// Seconds before the first retry of a failed unit; doubles per attempt, at most 60.
     #[arg(long, default_value_t = 2.0)]
     pub retry_backoff_s: f64,
+    /// Largest model or checkpoint a worker may upload, in MiB (streamed to disk, never held).
+    #[arg(long, default_value_t = 4096)]
+    pub max_artifact_mib: u64,
 }
 
 pub fn coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
@@ -52,6 +55,7 @@ pub fn coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
     core.lease_ttl = Duration::from_secs_f64(a.lease_ttl_s);
     core.heartbeat = Duration::from_secs_f64(a.heartbeat_s);
     core.max_attempts = a.max_attempts.max(1);
+    core.max_artifact_bytes = a.max_artifact_mib.max(1) << 20;
     core.backoff_base = Duration::from_secs_f64(a.retry_backoff_s);
     let opts = ServeOptions {
         core,

@@ -249,3 +249,18 @@ fn bad_derive_keys_are_refused_with_the_key() {
         .iter()
         .all(|u| u.deps == [plans[0].prepare.id.clone()]));
 }
+
+#[test]
+fn names_that_are_not_plain_folders_are_refused() {
+    for bad in ["..", ".", ".hidden", "a/b", "-x"] {
+        let (line, key, message) =
+            refuse(&GOOD.replace("name = \"t\"", &format!("name = \"{bad}\"")));
+        assert_eq!((line, key.as_str()), (1, "name"), "{bad}: {message}");
+        assert!(
+            message.contains("starting with a letter or digit"),
+            "{message}"
+        );
+        let (_, key, _) = refuse(&GOOD.replace("name = \"natural\"", &format!("name = \"{bad}\"")));
+        assert_eq!(key, "settings[0].name", "{bad}");
+    }
+}

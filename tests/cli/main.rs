@@ -5,6 +5,7 @@ mod checkpoint;
 mod cluster;
 mod derived;
 mod helpers;
+mod hostile;
 mod plan;
 mod resume;
 mod scan;

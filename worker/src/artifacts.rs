@@ -59,6 +59,7 @@ pub async fn ensure(client: &Client, dir: &Path, sha: &str) -> Result<bool, toni
 /// checkpoint ("checkpoint", kept by the coordinator until its unit finishes).
 pub async fn put(
     client: &Client,
+    worker_id: &str,
     key: &UnitKey,
     sha: &str,
     path: &Path,
@@ -67,12 +68,13 @@ pub async fn put(
     let data = tokio::fs::read(path)
         .await
         .map_err(|e| tonic::Status::internal(format!("{}: {e}", path.display())))?;
-    put_bytes(client, key, sha, &data, purpose).await
+    put_bytes(client, worker_id, key, sha, &data, purpose).await
 }
 
 /// Uploads an artifact already in memory (see `put`).
 pub async fn put_bytes(
     client: &Client,
+    worker_id: &str,
     key: &UnitKey,
     sha: &str,
     data: &[u8],
@@ -90,6 +92,7 @@ pub async fn put_bytes(
                 data: c.to_vec(),
                 purpose: head(purpose),
                 unit_id: head(&key.unit),
+                worker_id: head(worker_id),
             }
         })
         .collect();
@@ -113,7 +116,14 @@ pub async fn upload_checkpoints(
         };
         let sha = hex::encode(Sha256::digest(&data));
         // Sent from memory: training may finish and remove the file meanwhile.
-        let sent = put_bytes(&shared.client, &c.key, &sha, &data, "checkpoint");
+        let sent = put_bytes(
+            &shared.client,
+            &shared.worker_id,
+            &c.key,
+            &sha,
+            &data,
+            "checkpoint",
+        );
         match sent.await {
             Ok(()) => {
                 shared

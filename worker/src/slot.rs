@@ -188,7 +188,16 @@ async fn report(shared: &Shared, u: &LeasedUnit, outcome: Outcome) {
         if let Some((sha, path)) = &out.artifact {
             let mut backoff = Backoff::new();
             loop {
-                match artifacts::put(&shared.client, &key_of(u), sha, path, "model").await {
+                match artifacts::put(
+                    &shared.client,
+                    &shared.worker_id,
+                    &key_of(u),
+                    sha,
+                    path,
+                    "model",
+                )
+                .await
+                {
                     Ok(()) => break,
                     Err(s) if is_transient(&s) => backoff.wait().await,
                     Err(s) => {

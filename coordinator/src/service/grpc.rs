@@ -5,6 +5,7 @@ use super::convert::{to_leased, to_proto_event, to_proto_status};
 use super::core::{Core, LeaseClaim, UnitKey};
 use super::lease::Beat;
 use super::submit::{expand, noop_units};
+use super::uploads::Purpose;
 use super::{CResult, CoreConfig, CoreError, Event};
 use iscp_proto::v1::*;
 use iscp_proto::{CHUNK_BYTES, PROTOCOL_VERSION};
@@ -284,8 +285,7 @@ impl iscp_proto::Coordinator for Service {
                     sha256: if i == 0 { sha.clone() } else { String::new() },
                     sweep: String::new(),
                     data: c.to_vec(),
-                    purpose: String::new(),
-                    unit_id: String::new(),
+                    ..Default::default()
                 })
             })
             .collect();
@@ -311,58 +311,77 @@ impl iscp_proto::Coordinator for Service {
         &self,
         req: Request<Streaming<ArtifactChunk>>,
     ) -> Result<Response<PutArtifactResult>, Status> {
+        use tokio::io::AsyncWriteExt;
         let mut stream = req.into_inner();
-        let (mut sha, mut sweep, mut purpose, mut unit, mut data) = (
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            Vec::new(),
-        );
-        while let Some(chunk) = stream.next().await {
-            let c = chunk?;
-            if sha.is_empty() {
-                sha = c.sha256;
-                sweep = c.sweep;
-                purpose = c.purpose;
-                unit = c.unit_id;
-            }
-            data.extend_from_slice(&c.data);
-        }
-        let actual = hex::encode(Sha256::digest(&data));
-        if actual != sha {
-            return Err(Status::invalid_argument(format!(
-                "artifact announced as {sha} hashes to {actual}"
-            )));
-        }
-        if sweep.is_empty() || sweep.contains(['/', '\\']) || sweep.starts_with('.') {
-            return Err(Status::invalid_argument(format!(
-                "bad sweep name `{sweep}`"
-            )));
-        }
-        let dir = if purpose == "checkpoint" {
-            if unit.is_empty() {
-                return Err(Status::invalid_argument("a checkpoint names its unit"));
-            }
-            self.core().checkpoint_dir(&sweep, &unit)
-        } else {
-            self.core().results_root(&sweep).join("artifacts")
+        let Some(first) = stream.next().await.transpose()? else {
+            return Err(Status::invalid_argument("an empty upload"));
         };
+        let sha = first.sha256.clone();
+        if !iscp_proto::is_sha256(&sha) {
+            return Err(Status::invalid_argument(format!(
+                "`{}` is not a sha256 in lowercase hex",
+                sha.escape_debug()
+            )));
+        }
+        let purpose = Purpose::parse(&first.purpose)?;
+        let key = UnitKey::new(first.sweep.as_str(), first.unit_id.as_str());
+        // Checked against the scheduler's own names before anything touches the disk.
+        let (dir, max) = {
+            let core = self.core();
+            (
+                core.upload_dir(purpose, &key, &first.worker_id)?,
+                core.max_artifact_bytes(),
+            )
+        };
+        // Folders this upload creates, removed again (when empty) if it is refused.
+        let created: Vec<std::path::PathBuf> = dir
+            .ancestors()
+            .take_while(|a| !a.exists())
+            .map(Into::into)
+            .collect();
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| Status::internal(format!("{}: {e}", dir.display())))?;
+        let tmp = dir.join(format!(".{sha}.{:016x}.tmp", rand::random::<u64>()));
+        let io = |e: std::io::Error| Status::internal(format!("{}: {e}", tmp.display()));
+        let mut file = tokio::fs::File::create(&tmp).await.map_err(io)?;
+        let (mut hasher, mut n) = (Sha256::new(), 0u64);
+        let mut chunk = Some(first);
+        let written: Result<(), Status> = async {
+            while let Some(c) = chunk.take() {
+                n += c.data.len() as u64;
+                if n > max {
+                    return Err(Status::resource_exhausted(format!(
+                        "artifact {sha} is larger than the coordinator's limit of {} MiB \
+                         (--max-artifact-mib)",
+                        max >> 20
+                    )));
+                }
+                hasher.update(&c.data);
+                file.write_all(&c.data).await.map_err(io)?;
+                chunk = stream.next().await.transpose()?;
+            }
+            file.sync_all().await.map_err(io)?;
+            Ok(())
+        }
+        .await;
+        let actual = hex::encode(hasher.finalize());
+        let written = written.and_then(|()| {
+            (actual == sha).then_some(()).ok_or_else(|| {
+                Status::invalid_argument(format!("artifact announced as {sha} hashes to {actual}"))
+            })
+        });
+        if let Err(e) = written {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            for d in &created {
+                let _ = tokio::fs::remove_dir(d).await;
+            }
+            return Err(e);
+        }
         let path = iscp_sweep::work::artifact_path(&dir, &sha);
-        let n = data.len() as u64;
-        let p = path.clone();
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            use std::io::Write;
-            std::fs::create_dir_all(&dir)?;
-            let tmp = dir.join(format!(".{sha}.tmp"));
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&data)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &p)
-        })
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(|e| Status::internal(format!("{}: {e}", path.display())))?;
+        tokio::fs::rename(&tmp, &path)
+            .await
+            .map_err(|e| Status::internal(format!("{}: {e}", path.display())))?;
         self.core()
             .put_artifact(&actual, &path.to_string_lossy(), n)?;
         Ok(Response::new(PutArtifactResult {

@@ -17,6 +17,7 @@ mod reconcile;
 mod state;
 mod status;
 mod submit;
+mod uploads;
 
 pub use self::core::{now_ms, Core, Key, LeaseClaim, Leased, NewUnit, UnitKey, RESULT_TABLES};
 pub use grpc::Service;
@@ -24,6 +25,7 @@ pub use iscp_proto::v1::EventKind;
 pub use lease::Beat;
 pub use ledger::LedgerError;
 pub use state::UnitState;
+pub use uploads::Purpose;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -44,6 +46,8 @@ pub struct CoreConfig {
     /// First retry delay; doubles with each failed attempt up to `backoff_max`.
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    /// The largest artifact (model, checkpoint) a worker may upload.
+    pub max_artifact_bytes: u64,
 }
 
 impl CoreConfig {
@@ -56,6 +60,7 @@ impl CoreConfig {
             max_attempts: 3,
             backoff_base: Duration::from_secs(2),
             backoff_max: Duration::from_secs(60),
+            max_artifact_bytes: 4096 << 20,
         }
     }
 }

@@ -7,17 +7,8 @@ use crate::Result;
 impl LoadedSpec {
     pub(super) fn check(&self) -> Result<()> {
         let s = &self.spec;
-        let name = s.name.get_ref();
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            return self.err(
-                s.name.span(),
-                "name",
-                "use letters, digits, `-`, `_` or `.` (it names a folder)",
-            );
+        if let Some(why) = iscp_proto::refuse_folder_name(s.name.get_ref()) {
+            return self.err(s.name.span(), "name", why);
         }
         let d = &s.data;
         match (&d.path, d.kind) {
@@ -200,6 +191,13 @@ impl LoadedSpec {
                     s.settings.span(),
                     &format!("settings[{i}].name"),
                     format!("`{}` is empty or used twice", st.name),
+                );
+            }
+            if let Some(why) = iscp_proto::refuse_folder_name(&st.name) {
+                return self.err(
+                    s.settings.span(),
+                    &format!("settings[{i}].name"),
+                    format!("`{}`: {why}", st.name.escape_debug()),
                 );
             }
             if let Some(p) = &st.model {

@@ -1,0 +1,206 @@
+//! A hostile client against a real coordinator: uploads that name paths, sweeps or purposes of
+//! their own, or that are too large, are refused, and no file appears anywhere (the whole
+//! temporary root is listed before and after).
+
+use crate::cluster::Cluster;
+use crate::helpers::tiny_spec;
+use iscp_proto::v1::*;
+use iscp_proto::PROTOCOL_VERSION;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// Every file and folder under `root` (the coordinator's log, which grows, aside).
+fn listing(root: &Path) -> BTreeSet<String> {
+    fn walk(dir: &Path, root: &Path, out: &mut BTreeSet<String>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().to_string();
+            if rel.ends_with(".log") || rel.contains("ledger.sqlite") {
+                continue;
+            }
+            out.insert(rel);
+            if p.is_dir() {
+                walk(&p, root, out);
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(root, root, &mut out);
+    out
+}
+
+#[test]
+fn hostile_uploads_are_refused_and_write_nothing() {
+    let mut c = Cluster::new();
+    let _coord = c.coordinator(&["--max-artifact-mib", "1", "--lease-ttl-s", "60"]);
+    c.submit("hostile", &tiny_spec("", "[0.2]"));
+    let root = c.dir.path().to_path_buf();
+    let url = c.url.clone();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async move {
+        let mut client = iscp_worker::connect(&iscp_worker::Connect {
+            url,
+            ..Default::default()
+        })
+        .unwrap();
+        client
+            .register_worker(RegisterWorkerParams {
+                protocol_version: PROTOCOL_VERSION,
+                worker_id: "w".into(),
+                name: "w".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        // The training unit, leased to w: the one unit it may upload for.
+        let unit = client
+            .lease_units(LeaseUnitsParams {
+                protocol_version: PROTOCOL_VERSION,
+                worker_id: "w".into(),
+                max_units: 1,
+                wait_ms: 5000,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .units
+            .remove(0);
+        assert_eq!(unit.kind(), UnitKind::PrepareModel);
+        let before = listing(&root);
+        let put = |sweep: &str,
+                   unit_id: &str,
+                   purpose: &str,
+                   worker: &str,
+                   data: Vec<u8>,
+                   sha: Option<String>| {
+            let sha = sha.unwrap_or_else(|| hex::encode(Sha256::digest(&data)));
+            let chunks: Vec<ArtifactChunk> = data
+                .chunks(iscp_proto::CHUNK_BYTES)
+                .enumerate()
+                .map(|(i, d)| {
+                    let head = |s: &str| if i == 0 { s.to_string() } else { String::new() };
+                    ArtifactChunk {
+                        sha256: head(&sha),
+                        sweep: head(sweep),
+                        data: d.to_vec(),
+                        purpose: head(purpose),
+                        unit_id: head(unit_id),
+                        worker_id: head(worker),
+                    }
+                })
+                .collect();
+            let mut cl = client.clone();
+            async move { cl.put_artifact(tokio_stream::iter(chunks)).await }
+        };
+        let small = b"weights".to_vec();
+        let id = unit.unit_id.as_str();
+        for (what, sweep, unit_id, purpose, worker, data, sha) in [
+            (
+                "climbing unit",
+                "tiny",
+                "../../../../escape",
+                "checkpoint",
+                "w",
+                small.clone(),
+                None,
+            ),
+            (
+                "unit a/b",
+                "tiny",
+                "a/b",
+                "checkpoint",
+                "w",
+                small.clone(),
+                None,
+            ),
+            (
+                "unit ..",
+                "tiny",
+                "..",
+                "checkpoint",
+                "w",
+                small.clone(),
+                None,
+            ),
+            (
+                "unknown sweep",
+                "nope",
+                id,
+                "model",
+                "w",
+                small.clone(),
+                None,
+            ),
+            ("sweep ..", "..", id, "model", "w", small.clone(), None),
+            (
+                "unknown purpose",
+                "tiny",
+                id,
+                "evil",
+                "w",
+                small.clone(),
+                None,
+            ),
+            (
+                "another worker",
+                "tiny",
+                id,
+                "checkpoint",
+                "x",
+                small.clone(),
+                None,
+            ),
+            (
+                "sha of a path",
+                "tiny",
+                id,
+                "model",
+                "w",
+                small.clone(),
+                Some("../x".into()),
+            ),
+            (
+                "wrong sha",
+                "tiny",
+                id,
+                "model",
+                "w",
+                small.clone(),
+                Some("ab".repeat(32)),
+            ),
+            (
+                "2 MiB over 1 MiB",
+                "tiny",
+                id,
+                "model",
+                "w",
+                vec![7u8; 2 << 20],
+                None,
+            ),
+        ] {
+            let r = put(sweep, unit_id, purpose, worker, data, sha).await;
+            let e = r.expect_err(what);
+            assert_ne!(e.code(), tonic::Code::Ok, "{what}");
+            assert_eq!(
+                listing(&root),
+                before,
+                "{what} ({}) wrote something",
+                e.message()
+            );
+        }
+        // What the holder of the lease may do still works.
+        put("tiny", id, "checkpoint", "w", small.clone(), None)
+            .await
+            .expect("the lease holder's checkpoint");
+        let after = listing(&root);
+        let new: Vec<&String> = after.difference(&before).collect();
+        assert!(
+            new.iter()
+                .any(|p| p.starts_with("state/checkpoints/tiny/") && p.ends_with(".iscpm"))
+                && new.iter().all(|p| p.starts_with("state/checkpoints")),
+            "{new:?}"
+        );
+    });
+}
