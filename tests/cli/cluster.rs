@@ -670,6 +670,8 @@ fn a_training_unit_leased_again_resumes_on_another_worker_from_the_last_checkpoi
                     .flatten()
             })
             .map(|f| f.path())
+            // An upload in progress streams into a hidden temporary file: not a checkpoint.
+            .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
             .collect()
     };
     let first = loop {
