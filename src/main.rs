@@ -20,6 +20,11 @@ fn main() {
         for cause in e.chain().skip(1) {
             eprintln!("  caused by: {cause}");
         }
-        std::process::exit(1);
+        let units_failed = e.downcast_ref::<cli::run::UnitsFailed>().is_some();
+        std::process::exit(if units_failed {
+            cli::run::EXIT_UNITS_FAILED
+        } else {
+            1
+        });
     }
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{claim, key, models_part, open, unit, MODEL};
+use common::{claim, key, models_part, open, part, unit, MODEL};
 use iscp_proto::v1::{FailureReason, UnitKind};
 use std::collections::HashSet;
 
@@ -64,8 +64,13 @@ fn finishing_units_read_what_succeeded_and_land_only_checked_files() {
         let c = claim("w", &l.lease_id, l.attempt);
         let k = key(&l.unit_id);
         if l.unit_id == "s1" {
-            core.complete(&k, c, vec![("searches".into(), models_part("s1"))], None)
-                .unwrap();
+            core.complete(
+                &k,
+                c,
+                vec![("searches".into(), part("searches", "s1", ""))],
+                None,
+            )
+            .unwrap();
         } else {
             core.fail(&k, c, "nan", FailureReason::InvalidInput, false)
                 .unwrap();
@@ -81,7 +86,7 @@ fn finishing_units_read_what_succeeded_and_land_only_checked_files() {
     core.complete(
         &key("e"),
         claim("w", &ev[0].lease_id, ev[0].attempt),
-        vec![("patterns".into(), models_part("e"))],
+        vec![("patterns".into(), part("patterns", "e", "s1"))],
         None,
     )
     .unwrap();
@@ -156,7 +161,7 @@ fn finishing_units_read_what_succeeded_and_land_only_checked_files() {
     let refused = core.complete_with_files(
         &key("scan"),
         claim("w", &scan.lease_id, scan.attempt),
-        vec![("scan".into(), models_part("scan"))],
+        vec![("scan".into(), part("scan", "scan", ""))],
         None,
         vec![("images/a.png".into(), PNG.to_vec())],
     );

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{claim, key, models_part, open, unit, MODEL};
+use common::{claim, key, models_part, models_part_of, open, unit, MODEL};
 use iscp_coordinator::service::{Beat, Core, UnitKey};
 use iscp_proto::v1::FailureReason;
 use iscp_sweep::tables::part_path;
@@ -369,7 +369,7 @@ fn a_prepared_models_hash_comes_with_its_completion_and_survives_a_restart() {
         core.submit("s", "sha", "f", "", units()).unwrap();
         core.register("w", "w");
         let l = core.lease("w", 1, &HashSet::new()).unwrap().remove(0);
-        let parts = vec![("models".to_string(), models_part("p"))];
+        let parts = vec![("models".to_string(), models_part_of("p", &told))];
         let refused = core.complete(
             &key("p"),
             claim("w", &l.lease_id, l.attempt),
@@ -393,8 +393,7 @@ fn a_prepared_models_hash_comes_with_its_completion_and_survives_a_restart() {
         let s = core.lease("w", 1, &HashSet::new()).unwrap().remove(0);
         assert_eq!(s.model_sha, told);
     }
-    // The models part names another hash ("ab…"): the ledger's, told at completion, wins, so
-    // nothing reread the part.
+    // After a restart the hash comes from the ledger, as told at completion (the part agrees).
     let mut core = open(dir.path());
     core.register("w2", "w2");
     let leased = core.lease("w2", 1, &HashSet::new()).unwrap();

@@ -1,8 +1,10 @@
 //! Mixed-precision training: autocast on CUDA (half-precision matmuls and convolutions) with
 //! dynamic loss scaling, so small gradients survive fp16 and a step that overflowed is skipped.
 
+use crate::sgd::Sgd;
+use crate::train_state::ScalerState;
 use crate::Result;
-use tch::{nn, Device, Tensor};
+use tch::{Device, Tensor};
 
 /// Initial loss scale (2^16), as PyTorch's GradScaler.
 pub const INITIAL_SCALE: f64 = 65536.0;
@@ -32,7 +34,23 @@ impl LossScaler {
 
     /// Back-propagates `loss × scale`, unscales the gradients and steps the optimiser unless one of
     /// them is not finite (then the scale halves and the step is skipped). Returns whether it stepped.
-    pub fn backward_step(&mut self, opt: &mut nn::Optimizer, loss: &Tensor) -> Result<bool> {
+    /// Its scale and counters, for a checkpoint.
+    pub fn state(&self) -> ScalerState {
+        ScalerState {
+            scale: self.scale,
+            good_steps: self.good_steps,
+            skipped: self.skipped,
+        }
+    }
+
+    /// Continues from a checkpoint's state.
+    pub fn restore(&mut self, s: &ScalerState) {
+        self.scale = s.scale;
+        self.good_steps = s.good_steps;
+        self.skipped = s.skipped;
+    }
+
+    pub fn backward_step(&mut self, opt: &mut Sgd, loss: &Tensor) -> Result<bool> {
         opt.zero_grad();
         (loss * self.scale).f_backward()?;
         let finite = tch::no_grad(|| -> Result<bool> {
@@ -47,7 +65,7 @@ impl LossScaler {
             Ok(checks.is_empty() || Tensor::f_stack(&checks, 0)?.f_all()?.int64_value(&[]) != 0)
         })?;
         if finite {
-            opt.step();
+            opt.step()?;
             self.good_steps += 1;
             if self.good_steps == GROWTH_INTERVAL {
                 self.scale *= 2.0;

@@ -19,7 +19,9 @@ pub mod rng;
 pub mod robust_data;
 pub mod scan;
 pub mod search;
+pub mod sgd;
 pub mod train;
+pub mod train_state;
 
 pub use error::{EngineError, Result};
 

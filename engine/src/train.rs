@@ -6,10 +6,12 @@ use crate::amp::{autocast, LossScaler};
 use crate::data::Dataset;
 use crate::model::Model;
 use crate::rng::{mix, Rng};
+use crate::sgd::Sgd;
+use crate::train_state::OptimState;
 use crate::{EngineError, Result};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
-use tch::{nn, nn::OptimizerConfig, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 /// How the learning rate moves over training.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -76,12 +78,14 @@ pub struct EpochStats {
 pub struct TrainRun<'a> {
     /// Epochs already done (a resumed run starts at the next one).
     pub start_epoch: usize,
+    /// The optimiser's state after those epochs (a resumed run; `None` starts it afresh).
+    pub resume: Option<OptimState>,
     /// Measured after every epoch when given.
     pub test: Option<&'a Dataset>,
     /// `(step, total_steps, loss)` after every step.
     pub progress: &'a mut dyn FnMut(usize, usize, f64),
-    /// After every epoch: checkpoint here.
-    pub epoch_end: &'a mut dyn FnMut(&Model, &EpochStats) -> Result<()>,
+    /// After every epoch: checkpoint here (the model and the optimiser's state).
+    pub epoch_end: &'a mut dyn FnMut(&Model, &OptimState, &EpochStats) -> Result<()>,
 }
 
 fn lr_at(cfg: &TrainConfig, step: usize, total: usize) -> f64 {
@@ -130,16 +134,18 @@ pub fn train(
 ) -> Result<Vec<EpochStats>> {
     let run = TrainRun {
         start_epoch: 0,
+        resume: None,
         test: None,
         progress,
-        epoch_end: &mut |_, _| Ok(()),
+        epoch_end: &mut |_, _, _| Ok(()),
     };
     train_from(model, data, cfg, run)
 }
 
 /// Trains epochs `run.start_epoch..cfg.epochs` with the learning-rate schedule positioned as if the
-/// earlier epochs had run (their data order is seeded per epoch, so it is the same too). SGD's
-/// momentum buffers are not checkpointed: a resumed run restarts them at zero.
+/// earlier epochs had run. Data order, augmentation and torch's generator are seeded per epoch, and
+/// the optimiser continues from `run.resume`: resumed from a checkpoint, training takes the same
+/// steps as an uninterrupted run.
 pub fn train_from(
     model: &mut Model,
     data: &Dataset,
@@ -148,6 +154,7 @@ pub fn train_from(
 ) -> Result<Vec<EpochStats>> {
     let TrainRun {
         start_epoch,
+        resume,
         test,
         progress,
         epoch_end,
@@ -162,16 +169,14 @@ pub fn train_from(
         .var_store_mut()
         .ok_or_else(|| EngineError::Invalid("a TorchScript model cannot be trained here".into()))?;
     vs.unfreeze();
-    let mut opt = nn::Sgd {
-        momentum: cfg.momentum,
-        dampening: 0.0,
-        wd: cfg.weight_decay,
-        nesterov: false,
+    let mut opt = Sgd::new(vs, cfg.lr, cfg.momentum, cfg.weight_decay);
+    let mut scaler = cfg.mixed_precision.then(|| LossScaler::new(opt.params()));
+    if let Some(state) = resume {
+        opt.load_state(state.momentum)?;
+        if let (Some(sc), Some(saved)) = (scaler.as_mut(), &state.scaler) {
+            sc.restore(saved);
+        }
     }
-    .build(vs, cfg.lr)?;
-    let mut scaler = cfg
-        .mixed_precision
-        .then(|| LossScaler::new(vs.trainable_variables()));
     let n = data.len();
     let steps_per_epoch = n.div_ceil(cfg.batch);
     let total = steps_per_epoch * cfg.epochs;
@@ -180,6 +185,9 @@ pub fn train_from(
     for epoch in start_epoch..cfg.epochs {
         let started = Instant::now();
         let mut rng = Rng::new(mix(&[cfg.seed, epoch as u64]));
+        // Torch's generator too (PGD's random starts), so an epoch does not depend on the earlier
+        // ones having run in this process.
+        tch::manual_seed(mix(&[cfg.seed, 0x7EA1, epoch as u64]) as i64);
         let mut order: Vec<i64> = (0..n as i64).collect();
         rng.shuffle(&mut order);
         let (mut loss_sum, mut correct) = (0.0, 0i64);
@@ -195,7 +203,7 @@ pub fn train_from(
                 Some(attack) => pgd(model, &x, &y, attack)?,
                 None => x,
             };
-            opt.set_lr(lr_at(cfg, step, total));
+            opt.lr = lr_at(cfg, step, total);
             let logits = autocast(cfg.mixed_precision, device, || model.logits_train(&x))
                 .to_kind(Kind::Float);
             let loss = logits.cross_entropy_for_logits(&y);
@@ -203,7 +211,7 @@ pub fn train_from(
                 Some(s) => {
                     s.backward_step(&mut opt, &loss)?;
                 }
-                None => opt.backward_step(&loss),
+                None => opt.backward_step(&loss)?,
             }
             let l = loss.double_value(&[]);
             loss_sum += l * chunk.len() as f64;
@@ -227,7 +235,11 @@ pub fn train_from(
             lr: lr_at(cfg, step.saturating_sub(1), total),
             seconds: started.elapsed().as_secs_f64(),
         };
-        epoch_end(model, &e)?;
+        let state = OptimState {
+            momentum: opt.state(),
+            scaler: scaler.as_ref().map(LossScaler::state),
+        };
+        epoch_end(model, &state, &e)?;
         stats.push(e);
     }
     model.freeze();

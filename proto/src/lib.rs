@@ -12,7 +12,7 @@ pub use v1::coordinator_client::CoordinatorClient;
 pub use v1::coordinator_server::{Coordinator, CoordinatorServer};
 
 /// Bumped whenever a message changes meaning; register and heartbeat refuse a mismatch.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Largest message either side accepts (a unit's result parts, an evaluation's inputs).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;

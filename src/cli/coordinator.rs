@@ -32,15 +32,23 @@ pub struct CoordinatorArgs {
     /// Seconds between a worker's heartbeats.
     #[arg(long, default_value_t = 5.0)]
     pub heartbeat_s: f64,
-    /// Failed attempts after which a unit is failed for good.
+    /// Failed attempts of a unit's own (errors its worker reported) after which it is failed
+    /// for good. Errors that another attempt cannot mend (bad input) fail it at once.
     #[arg(long, default_value_t = 3)]
     pub max_attempts: u32,
+    /// Expired leases (a worker that died or stopped heartbeating) after which a unit is failed
+    /// for good: counted apart from its own failures, so dying workers do not fail good units.
+    #[arg(long, default_value_t = 10)]
+    pub max_expiries: u32,
     /// Seconds before the first retry of a failed unit; doubles per attempt, at most 60.
     #[arg(long, default_value_t = 2.0)]
     pub retry_backoff_s: f64,
     /// Largest model or checkpoint a worker may upload, in MiB (streamed to disk, never held).
     #[arg(long, default_value_t = 4096)]
     pub max_artifact_mib: u64,
+    /// Largest spec a sweep may be submitted with, in KiB (every lease carries it).
+    #[arg(long, default_value_t = 1024)]
+    pub max_spec_kib: usize,
 }
 
 pub fn coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
@@ -55,6 +63,8 @@ pub fn coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
     core.lease_ttl = Duration::from_secs_f64(a.lease_ttl_s);
     core.heartbeat = Duration::from_secs_f64(a.heartbeat_s);
     core.max_attempts = a.max_attempts.max(1);
+    core.max_expiries = a.max_expiries.max(1);
+    core.max_spec_bytes = a.max_spec_kib.max(1) << 10;
     core.max_artifact_bytes = a.max_artifact_mib.max(1) << 20;
     core.backoff_base = Duration::from_secs_f64(a.retry_backoff_s);
     let opts = ServeOptions {

@@ -7,7 +7,7 @@ mod bench_resnet;
 mod connect;
 mod coordinator;
 mod plan;
-mod run;
+pub(crate) mod run;
 mod scan;
 mod watch;
 mod worker;

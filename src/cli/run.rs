@@ -36,7 +36,20 @@ struct Tally {
     done: u64,
     failed: u64,
     message: String,
+    /// The first units failed for good, with their reasons.
+    first_failures: Vec<String>,
 }
+
+/// `iscp run` finished, but units failed for good: the process exits with `EXIT_UNITS_FAILED`.
+#[derive(Debug, thiserror::Error)]
+#[error("{failed} unit(s) failed for good; first: {}", first.join("; "))]
+pub struct UnitsFailed {
+    pub failed: u64,
+    pub first: Vec<String>,
+}
+
+/// Exit status of a run that finished with units failed for good (1 is any other error).
+pub const EXIT_UNITS_FAILED: i32 = 3;
 
 pub fn run(a: RunArgs) -> anyhow::Result<()> {
     let spec = LoadedSpec::load(&a.spec.spec)?;
@@ -86,6 +99,13 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         tally.failed,
         tally.message
     );
+    if tally.failed > 0 {
+        return Err(UnitsFailed {
+            failed: tally.failed,
+            first: tally.first_failures,
+        }
+        .into());
+    }
     Ok(())
 }
 
@@ -142,6 +162,12 @@ async fn in_process(
         }
         tally.done = e.done;
         tally.failed = e.failed;
+        if e.state == EventKind::Failed && tally.first_failures.len() < 3 {
+            // The first line only: libtorch's messages go on with a backtrace.
+            let first_line = e.message.lines().next().unwrap_or_default();
+            let why = format!("{} {}: {first_line}", e.kind, e.unit_id);
+            tally.first_failures.push(why);
+        }
         if show(&e, progress) {
             tally.message = e.message;
             break;

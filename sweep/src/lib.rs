@@ -6,6 +6,7 @@
 pub mod cost;
 pub mod error;
 pub mod images;
+pub mod part_check;
 pub mod progress;
 pub mod scan;
 pub mod spec;

@@ -1,10 +1,12 @@
-//! A run killed in the middle of training resumes from its last epoch checkpoint, and the
-//! `training` table ends with every epoch exactly once.
+//! A run killed in the middle of training resumes from its last epoch checkpoint, the `training`
+//! table ends with every epoch exactly once, and the resumed training is the training: the same
+//! weights, masks and predictive power as an uninterrupted run on this machine.
 
 use crate::helpers::{rows, run_ok};
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
-use iscp_sweep::tables::read_batches;
+use iscp_engine::model::load_artifact;
+use iscp_sweep::tables::{read_batches, read_model_rows, read_pattern_rows, read_search_rows};
 use std::time::{Duration, Instant};
 
 const SPEC: &str = r#"name = "ckpt"
@@ -121,4 +123,58 @@ fn training_killed_mid_way_resumes_from_its_checkpoint() {
         checkpoint_epochs(&root).is_empty(),
         "checkpoints are removed once the model is stored"
     );
+
+    // The same spec, never interrupted.
+    let uninterrupted = dir.path().join("uninterrupted");
+    run_ok(&spec, &uninterrupted);
+    let other = uninterrupted.join("ckpt");
+    let model = |root: &std::path::Path| {
+        let rows = read_model_rows(&only_part(&root.join("models"))).unwrap();
+        let path = root.join(format!("artifacts/{}.iscpm", rows[0].checkpoint_sha256));
+        load_artifact(&path, tch::Device::Cpu).unwrap()
+    };
+    let (a, b) = (model(&root), model(&other));
+    let (va, vb) = (
+        a.var_store().unwrap().variables(),
+        b.var_store().unwrap().variables(),
+    );
+    assert_eq!(va.len(), vb.len());
+    for (name, t) in &va {
+        let d = (t - &vb[name]).abs().max().double_value(&[]);
+        assert!(d <= 1e-6, "weight {name} differs by {d} after resuming");
+    }
+    let search =
+        |root: &std::path::Path| read_search_rows(&only_part(&root.join("searches"))).unwrap();
+    let (sa, sb) = (search(&root), search(&other));
+    let md = sa[0]
+        .mask
+        .iter()
+        .zip(&sb[0].mask)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    assert!(md <= 1e-4, "masks differ by {md}");
+    let pw = |root: &std::path::Path| {
+        read_pattern_rows(&only_part(&root.join("patterns")))
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.is_best)
+            .map(|r| r.pw.unwrap())
+            .collect::<Vec<_>>()
+    };
+    let (pa, pb) = (pw(&root), pw(&other));
+    assert_eq!(pa.len(), pb.len());
+    for (x, y) in pa.iter().zip(&pb) {
+        assert!((x - y).abs() <= 1e-6, "PW {x} resumed, {y} uninterrupted");
+    }
+}
+
+fn only_part(table: &std::path::Path) -> std::path::PathBuf {
+    let mut parts: Vec<_> = std::fs::read_dir(table)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    assert_eq!(parts.len(), 1, "one part in {}", table.display());
+    parts.remove(0)
 }

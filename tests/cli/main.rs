@@ -4,6 +4,7 @@ mod baselines;
 mod checkpoint;
 mod cluster;
 mod derived;
+mod exit_codes;
 mod helpers;
 mod hostile;
 mod plan;

@@ -56,6 +56,7 @@ impl Core {
             }
             m.row.state = PENDING;
             m.row.failures = 0;
+            m.row.expiries = 0;
             m.row.error.clear();
             m.not_before = None;
             true

@@ -81,6 +81,24 @@ pub struct Leased {
     pub input_artifacts: Vec<String>,
 }
 
+impl Leased {
+    /// What this unit adds to a lease message, from above: its strings and inputs, and room for
+    /// the fields' framing.
+    pub fn wire_bytes(&self) -> usize {
+        let inputs: usize = self
+            .inputs
+            .iter()
+            .map(|(t, id, b)| t.len() + id.len() + b.len() + 16)
+            .sum();
+        let artifacts: usize = self.input_artifacts.iter().map(|a| a.len() + 8).sum();
+        4096 + self.spec_file.len()
+            + self.spec_source.len()
+            + self.params.len()
+            + inputs
+            + artifacts
+    }
+}
+
 /// Who claims to hold a unit's lease: checked against the current one before anything is written.
 #[derive(Debug, Clone, Copy)]
 pub struct LeaseClaim<'a> {

@@ -4,6 +4,7 @@
 use super::convert::{to_leased, to_proto_event, to_proto_status};
 use super::core::{Core, LeaseClaim, UnitKey};
 use super::lease::Beat;
+use super::outcome::check_parts;
 use super::submit::{expand, noop_units};
 use super::uploads::Purpose;
 use super::{CResult, CoreConfig, CoreError, Event};
@@ -95,6 +96,14 @@ impl Service {
 
     /// Submits a spec's source; the same checks and errors as loading it for `iscp run`.
     pub fn submit_source(&self, source: &str, file: &str) -> CResult<(String, u64, u64, u64)> {
+        let limit = self.core().cfg.max_spec_bytes;
+        if source.len() > limit {
+            return Err(CoreError::Invalid(format!(
+                "{file}: the spec is {} bytes, more than this coordinator accepts ({limit}; \
+                 see `iscp coordinator --max-spec-kib`): every lease carries it",
+                source.len()
+            )));
+        }
         let ex = expand(source, file)?;
         let (total, new, done) =
             self.core()
@@ -225,7 +234,8 @@ impl iscp_proto::Coordinator for Service {
         let parts = r.parts.into_iter().map(|p| (p.table, p.parquet)).collect();
         let files = r.files.into_iter().map(|f| (f.path, f.data)).collect();
         let svc = self.clone();
-        // Part files are written and synced: off the async threads.
+        // Parts are decoded and checked without the lock, then written and synced under it:
+        // all off the async threads.
         tokio::task::spawn_blocking(move || {
             let claim = LeaseClaim {
                 worker: &r.worker_id,
@@ -233,8 +243,13 @@ impl iscp_proto::Coordinator for Service {
                 attempt: r.attempt,
             };
             let model = Some(r.model_sha256.as_str());
-            svc.core()
-                .complete_with_files(&key, claim, parts, model, files)
+            let owner = {
+                let core = svc.core();
+                core.fenced(&key, claim)?;
+                core.part_owner(&key)?
+            };
+            let checked = check_parts(&key, &owner, parts, model)?;
+            svc.core().complete_checked(&key, claim, checked, files)
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))??;

@@ -4,6 +4,7 @@
 use super::core::*;
 use super::ledger::{Checkpoint, UnitRow};
 use super::*;
+use iscp_proto::v1::FailureReason;
 use iscp_sweep::tables::{self};
 use std::collections::HashSet;
 use std::time::Instant;
@@ -138,24 +139,54 @@ impl Core {
                 }
             }
         }
+        // Each unit's message is built before anything is recorded: a lease is recorded only
+        // when it fits the wire's message limit. A unit that alone cannot fit fails for good.
         let expires = now + self.cfg.lease_ttl;
+        let budget = self.cfg.max_lease_bytes;
+        let mut used = 0;
         let mut out = Vec::new();
+        let mut granted = Vec::new();
+        let mut too_big = Vec::new();
         for key in &picked {
+            let mut row = self.units[key].row.clone();
+            row.state = LEASED;
+            row.attempt += 1;
+            row.lease_id = format!("{:016x}", rand::random::<u64>());
+            row.worker = worker.to_string();
+            let unit = self.leased_unit(&row)?;
+            let size = unit.wire_bytes();
+            if size > budget {
+                too_big.push((key.clone(), row, size));
+                continue;
+            }
+            if used + size > budget {
+                break;
+            }
+            used += size;
+            granted.push((key.clone(), row));
+            out.push(unit);
+        }
+        for (key, row) in &granted {
             let m = self.units.get_mut(key).expect("picked units exist");
-            m.row.state = LEASED;
-            m.row.attempt += 1;
-            m.row.lease_id = format!("{:016x}", rand::random::<u64>());
-            m.row.worker = worker.to_string();
+            m.row = row.clone();
             m.expires = Some(expires);
             m.progress = (0, 0);
             self.leased.insert(key.clone());
         }
-        let rows: Vec<&UnitRow> = picked.iter().map(|k| &self.units[k].row).collect();
+        let rows: Vec<&UnitRow> = granted.iter().map(|(_, r)| r).collect();
         self.ledger.update_units(&rows)?;
-        for key in &picked {
-            let row = self.units[key].row.clone();
-            out.push(self.leased_unit(&row)?);
-            self.emit(&row.sweep, Some(&row), EventKind::Leased, String::new());
+        for (_, row) in &granted {
+            self.emit(&row.sweep, Some(row), EventKind::Leased, String::new());
+        }
+        for (key, row, size) in too_big {
+            let why = format!(
+                "its lease would carry {size} bytes, more than a lease may ({budget}): \
+                 the spec or the inputs it reads are too large"
+            );
+            let m = self.units.get_mut(&key).expect("picked units exist");
+            m.row = row;
+            self.leased.insert(key.clone());
+            self.failed_attempt(&key, &why, FailureReason::InvalidInput, false)?;
         }
         Ok(out)
     }

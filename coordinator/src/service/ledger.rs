@@ -24,8 +24,11 @@ pub struct UnitRow {
     pub state: super::state::UnitState,
     /// The attempt of the latest lease: the fencing token.
     pub attempt: u64,
-    /// Failed attempts counted against the retry limit.
+    /// Failed attempts of its own (reported errors), counted against `max_attempts`.
     pub failures: u32,
+    /// Leases that expired (its worker died or stopped heartbeating), counted against
+    /// `max_expiries`.
+    pub expiries: u32,
     pub lease_id: String,
     pub worker: String,
     pub error: String,
@@ -44,7 +47,8 @@ CREATE TABLE IF NOT EXISTS sweeps (name TEXT PRIMARY KEY, spec_sha TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS units (sweep TEXT NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL,
     model_unit TEXT NOT NULL, deps TEXT NOT NULL, spec_sha TEXT NOT NULL, state TEXT NOT NULL,
     attempt INTEGER NOT NULL, failures INTEGER NOT NULL, lease_id TEXT NOT NULL,
-    worker TEXT NOT NULL, error TEXT NOT NULL, ord INTEGER NOT NULL, PRIMARY KEY (sweep, id));
+    worker TEXT NOT NULL, error TEXT NOT NULL, ord INTEGER NOT NULL, expiries INTEGER NOT NULL
+    DEFAULT 0, PRIMARY KEY (sweep, id));
 CREATE TABLE IF NOT EXISTS parts (path TEXT PRIMARY KEY, sweep TEXT NOT NULL, unit_id TEXT NOT NULL,
     tbl TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS artifacts (sha TEXT PRIMARY KEY, path TEXT NOT NULL, bytes INTEGER NOT NULL);
@@ -62,7 +66,7 @@ pub type Checkpoint = (u64, String, String);
 fn write_unit(conn: &Connection, u: &UnitRow) -> rusqlite::Result<usize> {
     conn.execute(
         "UPDATE units SET state = ?3, attempt = ?4, failures = ?5, lease_id = ?6, worker = ?7,
-         error = ?8 WHERE sweep = ?1 AND id = ?2",
+         error = ?8, expiries = ?9 WHERE sweep = ?1 AND id = ?2",
         params![
             u.sweep,
             u.id,
@@ -71,7 +75,8 @@ fn write_unit(conn: &Connection, u: &UnitRow) -> rusqlite::Result<usize> {
             u.failures,
             u.lease_id,
             u.worker,
-            u.error
+            u.error,
+            u.expiries
         ],
     )
 }
@@ -89,6 +94,13 @@ impl Ledger {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)?;
+        // A ledger from before expiries were counted apart.
+        let has_expiries = conn
+            .prepare("SELECT 1 FROM pragma_table_info('units') WHERE name = 'expiries'")?
+            .exists([])?;
+        if !has_expiries {
+            conn.execute_batch("ALTER TABLE units ADD COLUMN expiries INTEGER NOT NULL DEFAULT 0")?;
+        }
         Ok(Ledger { conn })
     }
 
@@ -156,7 +168,9 @@ impl Ledger {
         }
         {
             let mut st = tx.prepare(
-                "INSERT INTO units VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                "INSERT INTO units (sweep, id, kind, model_unit, deps, spec_sha, state, attempt,
+                 failures, lease_id, worker, error, ord, expiries)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
                  ON CONFLICT(sweep, id) DO UPDATE SET spec_sha = excluded.spec_sha, ord = excluded.ord",
             )?;
             for u in units {
@@ -173,7 +187,8 @@ impl Ledger {
                     u.lease_id,
                     u.worker,
                     u.error,
-                    u.ord
+                    u.ord,
+                    u.expiries
                 ])?;
             }
         }
@@ -184,7 +199,7 @@ impl Ledger {
     pub fn units(&self) -> LResult<Vec<UnitRow>> {
         let mut st = self.conn.prepare(
             "SELECT sweep, id, kind, model_unit, deps, spec_sha, state, attempt, failures,
-             lease_id, worker, error, ord FROM units ORDER BY sweep, ord",
+             lease_id, worker, error, ord, expiries FROM units ORDER BY sweep, ord",
         )?;
         let rows = st.query_map([], |r| {
             let deps: String = r.get(4)?;
@@ -215,6 +230,7 @@ impl Ledger {
                 worker: r.get(10)?,
                 error: r.get(11)?,
                 ord: r.get(12)?,
+                expiries: r.get(13)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -4,6 +4,7 @@
 use super::core::*;
 use super::*;
 use iscp_proto::v1::FailureReason;
+use iscp_sweep::part_check::{check_part, PartOwner};
 use iscp_sweep::tables::{self, FailureRow};
 use iscp_sweep::work::{refuse_output_path, write_output_file, Files};
 use std::time::Instant;
@@ -56,36 +57,46 @@ impl Core {
         files: Files,
     ) -> CResult<()> {
         self.fenced(key, claim)?;
+        let owner = self.part_owner(key)?;
+        let checked = check_parts(key, &owner, parts, model_sha)?;
+        self.complete_checked(key, claim, checked, files)
+    }
+
+    /// What a completion of this unit is checked against: its kind and the units it read.
+    pub fn part_owner(&self, key: &Key) -> CResult<PartsOf> {
+        let Some(m) = self.units.get(key) else {
+            return Err(CoreError::NotFound(format!(
+                "unit {} of sweep {}",
+                key.unit, key.sweep
+            )));
+        };
+        Ok(PartsOf {
+            kind: m.row.kind,
+            reads: m.row.deps.clone(),
+        })
+    }
+
+    /// Writes checked parts (see `check_parts`, which runs without the scheduler's lock) and the
+    /// files of a pictures unit, and marks the unit done, if the caller holds its current lease.
+    pub fn complete_checked(
+        &mut self,
+        key: &Key,
+        claim: LeaseClaim,
+        checked: CheckedParts,
+        files: Files,
+    ) -> CResult<()> {
+        self.fenced(key, claim)?;
+        if &checked.unit != key {
+            return Err(CoreError::Invalid(format!(
+                "parts checked for unit {} cannot complete unit {}",
+                checked.unit.unit, key.unit
+            )));
+        }
         let kind = self.units[key].row.kind;
-        let model_sha = model_sha.filter(|s| !s.is_empty());
-        if kind == UnitKind::PrepareModel {
-            match model_sha {
-                Some(s) if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) => {}
-                Some(s) => return Err(CoreError::Invalid(format!("`{s}` is not a sha256 in hex"))),
-                None => {
-                    return Err(CoreError::Invalid(
-                        "a prepare-model unit's completion names its model's sha256".into(),
-                    ))
-                }
-            }
-        }
-        let allowed = kind.tables();
-        for (t, bytes) in &parts {
-            if !allowed.contains(&t.as_str()) {
-                return Err(CoreError::Invalid(format!(
-                    "a {kind} unit cannot write table `{t}`"
-                )));
-            }
-            tables::check_parquet(bytes)
-                .map_err(|e| CoreError::Invalid(format!("part for `{t}`: {e}")))?;
-        }
-        if let Some(must) = allowed.first() {
-            if !parts.iter().any(|(t, _)| t == must) {
-                return Err(CoreError::Invalid(format!(
-                    "a {kind} unit must write `{must}`"
-                )));
-            }
-        }
+        let CheckedParts {
+            parts, model_sha, ..
+        } = checked;
+        let model_sha = model_sha.as_deref();
         if !files.is_empty() && kind != UnitKind::Pictures {
             return Err(CoreError::Invalid(format!(
                 "a {kind} unit cannot write files"
@@ -110,7 +121,6 @@ impl Core {
             let path = tables::write_part_bytes(&root.join(t), &key.unit, bytes)?;
             recorded.push((t.clone(), path.to_string_lossy().to_string()));
         }
-        let model_sha = model_sha.filter(|_| kind == UnitKind::PrepareModel);
         let m = self.units.get_mut(key).expect("fenced");
         m.row.state = DONE;
         m.row.error.clear();
@@ -151,8 +161,10 @@ impl Core {
         handed_back: bool,
     ) -> CResult<()> {
         let retryable = reason.retryable();
+        let expired = reason == FailureReason::LeaseExpired;
         self.leased.remove(key);
         let max = self.cfg.max_attempts;
+        let max_expiries = self.cfg.max_expiries;
         let backoff = self.cfg.backoff_base;
         let backoff_max = self.cfg.backoff_max;
         let root = self.results_root(&key.sweep);
@@ -164,7 +176,13 @@ impl Core {
             m.not_before = None;
             EventKind::HandedBack
         } else {
-            m.row.failures += 1;
+            // A lease that expired says its worker died, not that the unit is bad: counted apart,
+            // against a larger budget, and requeued without backoff.
+            if expired {
+                m.row.expiries += 1;
+            } else {
+                m.row.failures += 1;
+            }
             let row = FailureRow {
                 unit_id: key.unit.to_string(),
                 unit_kind: m.row.kind.to_string(),
@@ -181,9 +199,13 @@ impl Core {
                 &tables::failures_batch(&[row]),
             )?;
             m.row.error = error.to_string();
-            if !retryable || m.row.failures >= max {
+            if !retryable || m.row.failures >= max || m.row.expiries >= max_expiries {
                 m.row.state = FAILED;
                 EventKind::Failed
+            } else if expired {
+                m.row.state = PENDING;
+                m.not_before = None;
+                EventKind::Retrying
             } else {
                 m.row.state = PENDING;
                 let wait = backoff.saturating_mul(1 << (m.row.failures - 1).min(16));
@@ -253,4 +275,79 @@ impl Core {
         }
         Ok(expired.len())
     }
+}
+
+/// A unit's kind and the units it read: what its completion's parts are checked against.
+#[derive(Debug, Clone)]
+pub struct PartsOf {
+    pub kind: UnitKind,
+    pub reads: Vec<String>,
+}
+
+/// A completion's parts after `check_parts`: only these can be written.
+pub struct CheckedParts {
+    unit: Key,
+    parts: Vec<(String, Vec<u8>)>,
+    model_sha: Option<String>,
+}
+
+/// Checks a completion of unit `key` before anything is written, without the scheduler's lock:
+/// only the tables its kind writes, the first of them present, each part in its table's schema
+/// with rows of this unit (`iscp_sweep::part_check`), and a prepare unit's model hash.
+pub fn check_parts(
+    key: &Key,
+    of: &PartsOf,
+    parts: Vec<(String, Vec<u8>)>,
+    model_sha: Option<&str>,
+) -> CResult<CheckedParts> {
+    let kind = of.kind;
+    let model_sha = model_sha.filter(|s| !s.is_empty());
+    let model_sha = if kind == UnitKind::PrepareModel {
+        match model_sha {
+            Some(s) if iscp_proto::is_sha256(s) => Some(s.to_string()),
+            Some(s) => return Err(CoreError::Invalid(format!("`{s}` is not a sha256 in hex"))),
+            None => {
+                return Err(CoreError::Invalid(
+                    "a prepare-model unit's completion names its model's sha256".into(),
+                ))
+            }
+        }
+    } else {
+        None
+    };
+    let allowed = kind.tables();
+    if let Some(must) = allowed.first() {
+        if !parts.iter().any(|(t, _)| t == must) {
+            return Err(CoreError::Invalid(format!(
+                "a {kind} unit must write `{must}`"
+            )));
+        }
+    }
+    let owner = PartOwner {
+        unit_id: &key.unit,
+        reads: &of.reads,
+        model_sha: model_sha.as_deref(),
+    };
+    let mut checked = Vec::with_capacity(parts.len());
+    for (t, bytes) in parts {
+        if !allowed.contains(&t.as_str()) {
+            return Err(CoreError::Invalid(format!(
+                "a {kind} unit cannot write table `{t}`"
+            )));
+        }
+        if checked
+            .iter()
+            .any(|(seen, _): &(String, Vec<u8>)| *seen == t)
+        {
+            return Err(CoreError::Invalid(format!("two parts for `{t}`")));
+        }
+        let bytes = check_part(&t, &bytes, &owner)
+            .map_err(|e| CoreError::Invalid(format!("part for `{t}`: {e}")))?;
+        checked.push((t, bytes));
+    }
+    Ok(CheckedParts {
+        unit: key.clone(),
+        parts: checked,
+        model_sha,
+    })
 }

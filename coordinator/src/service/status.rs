@@ -1,6 +1,6 @@
 //! Sweep status: units by kind and state, and the failed units with their reasons.
 
-use super::core::{Core, CANCELLED, DONE, FAILED, LEASED, PENDING};
+use super::core::{Core, Key, UnitState, CANCELLED, DONE, FAILED, LEASED, PENDING};
 use std::collections::BTreeMap;
 
 /// Counts of one kind of unit in a sweep.
@@ -25,6 +25,11 @@ pub struct SweepStatus {
 }
 
 impl Core {
+    /// The state of one unit, if the coordinator has it.
+    pub fn unit_state(&self, key: &Key) -> Option<UnitState> {
+        self.units.get(key).map(|m| m.row.state)
+    }
+
     pub fn status(&self, only: &str) -> Vec<SweepStatus> {
         let mut out = Vec::new();
         for (name, s) in &self.sweeps {
@@ -50,7 +55,7 @@ impl Core {
                         failures.push((
                             r.id.clone(),
                             r.kind.to_string(),
-                            r.failures as u64,
+                            (r.failures + r.expiries) as u64,
                             r.error.clone(),
                         ));
                     }

@@ -121,6 +121,7 @@ impl Core {
                         state: PENDING,
                         attempt: 0,
                         failures: 0,
+                        expiries: 0,
                         lease_id: String::new(),
                         worker: String::new(),
                         error: String::new(),

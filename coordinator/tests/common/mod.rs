@@ -2,8 +2,13 @@
 //! units, lease claims and a model part.
 #![allow(dead_code)]
 
+use arrow_array::builder::{Float32Builder, ListBuilder};
+use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_schema::DataType;
 use iscp_coordinator::service::{Core, CoreConfig, LeaseClaim, NewUnit, UnitKey};
+use iscp_sweep::part_check::table_schema;
 use iscp_sweep::tables::{encode_parquet, models_batch, ModelRow};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub fn config(dir: &std::path::Path) -> CoreConfig {
@@ -34,13 +39,18 @@ pub const MODEL: Option<&str> =
     Some("abababababababababababababababababababababababababababababababab");
 
 pub fn models_part(unit: &str) -> Vec<u8> {
+    models_part_of(unit, &"ab".repeat(32))
+}
+
+/// A `models` part of `unit` naming the checkpoint `sha`.
+pub fn models_part_of(unit: &str, sha: &str) -> Vec<u8> {
     let row = ModelRow {
         unit_id: unit.into(),
         setting: "natural".into(),
         setting_kind: "natural".into(),
         architecture: "small-cnn".into(),
         source: "trained".into(),
-        checkpoint_sha256: "ab".repeat(32),
+        checkpoint_sha256: sha.into(),
         clean_accuracy: 0.9,
         attack_success_rate: None,
         poison_target: None,
@@ -64,4 +74,34 @@ pub fn claim<'a>(worker: &'a str, lease_id: &'a str, attempt: u64) -> LeaseClaim
 
 pub fn key(id: &str) -> UnitKey {
     UnitKey::new("s", id)
+}
+
+/// A one-row part of any result table, in its schema: `unit_id` is `unit`, `search_id` is
+/// `search`, other strings `x`, numbers 0.5 or 0, lists `[0.5]`.
+pub fn part(table: &str, unit: &str, search: &str) -> Vec<u8> {
+    let schema = table_schema(table).expect("a result table");
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|f| -> ArrayRef {
+            match f.data_type() {
+                DataType::Utf8 => Arc::new(StringArray::from(vec![match f.name().as_str() {
+                    "unit_id" => unit,
+                    "search_id" => search,
+                    _ => "x",
+                }])),
+                DataType::Int64 => Arc::new(Int64Array::from(vec![0])),
+                DataType::Float64 => Arc::new(Float64Array::from(vec![0.5])),
+                DataType::Boolean => Arc::new(BooleanArray::from(vec![false])),
+                DataType::List(_) => {
+                    let mut l = ListBuilder::new(Float32Builder::new());
+                    l.values().append_value(0.5);
+                    l.append(true);
+                    Arc::new(l.finish())
+                }
+                t => panic!("no sample for {t}"),
+            }
+        })
+        .collect();
+    encode_parquet(&RecordBatch::try_new(schema, columns).unwrap()).unwrap()
 }

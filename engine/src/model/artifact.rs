@@ -15,9 +15,8 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(hex::encode(Sha256::digest(&bytes)))
 }
 
-/// Writes `MAGIC | u64 LE json length | json metadata | weights` to `path` (via a synced temp file) and
-/// returns its sha256.
-pub fn save_artifact(model: &Model, path: &Path) -> Result<String> {
+/// `MAGIC | u64 LE json length | json metadata | weights`: the artifact's bytes.
+pub fn artifact_bytes(model: &Model) -> Result<Vec<u8>> {
     let vs = model.var_store().ok_or_else(|| {
         EngineError::Invalid("only built-in models are saved as artifacts".into())
     })?;
@@ -29,21 +28,43 @@ pub fn save_artifact(model: &Model, path: &Path) -> Result<String> {
     bytes.extend_from_slice(&(meta.len() as u64).to_le_bytes());
     bytes.extend_from_slice(&meta);
     bytes.extend_from_slice(&weights);
+    Ok(bytes)
+}
+
+/// Writes `bytes` to `path` via a synced temporary file.
+pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
+        f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     };
-    write().map_err(|e| EngineError::io(path, e))?;
+    write().map_err(|e| EngineError::io(path, e))
+}
+
+/// Writes the model's artifact (`artifact_bytes`) to `path` (via a synced temp file) and returns
+/// its sha256.
+pub fn save_artifact(model: &Model, path: &Path) -> Result<String> {
+    let bytes = artifact_bytes(model)?;
+    write_synced(path, &bytes)?;
     Ok(hex::encode(Sha256::digest(&bytes)))
+}
+
+/// Whether bytes begin as a model artifact does.
+pub fn is_artifact(bytes: &[u8]) -> bool {
+    bytes.starts_with(MAGIC)
 }
 
 /// Reads an artifact written by `save_artifact` onto `device`, frozen and in eval mode.
 pub fn load_artifact(path: &Path, device: Device) -> Result<Model> {
     let bytes = std::fs::read(path).map_err(|e| EngineError::io(path, e))?;
-    if bytes.len() < 16 || &bytes[..8] != MAGIC {
+    model_from_artifact(&bytes, device, path)
+}
+
+/// A model from an artifact's bytes (`path` names them in errors).
+pub fn model_from_artifact(bytes: &[u8], device: Device, path: &Path) -> Result<Model> {
+    if bytes.len() < 16 || !is_artifact(bytes) {
         return Err(EngineError::bad_file(
             path,
             "not an iscp model artifact (bad magic)",

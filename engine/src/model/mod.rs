@@ -7,7 +7,10 @@ mod resnet;
 mod small_cnn;
 mod stem;
 
-pub use artifact::{load_artifact, save_artifact, sha256_file};
+pub(crate) use artifact::write_synced;
+pub use artifact::{
+    artifact_bytes, is_artifact, load_artifact, model_from_artifact, save_artifact, sha256_file,
+};
 pub use resnet::{resnet18, resnet50};
 pub use small_cnn::small_cnn;
 pub use stem::{Stem, StemPass};

@@ -7,7 +7,6 @@ use crate::common;
 use iscp_engine::amp::{LossScaler, INITIAL_SCALE};
 use iscp_engine::data::{synthetic, SyntheticConfig};
 use iscp_engine::train::{train, TrainConfig};
-use tch::nn::OptimizerConfig;
 use tch::{nn, Device, Kind, Tensor};
 
 #[test]
@@ -47,7 +46,7 @@ fn scaled_training_on_the_cpu_equals_plain_training() {
 fn an_overflowing_step_is_skipped_and_the_scale_halves() {
     let vs = nn::VarStore::new(Device::Cpu);
     let w = vs.root().var("w", &[2], nn::Init::Const(1.0));
-    let mut opt = nn::Sgd::default().build(&vs, 0.1).unwrap();
+    let mut opt = iscp_engine::sgd::Sgd::new(&vs, 0.1, 0.0, 0.0);
     let mut scaler = LossScaler::new(vs.trainable_variables());
     // Gradient 3e34 × 65536 overflows fp32: skipped, weights untouched.
     let stepped = scaler

@@ -3,6 +3,7 @@
 
 use crate::{CoordError, Result};
 use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
@@ -58,13 +59,23 @@ pub fn write_part_bytes(table_dir: &Path, name: &str, bytes: &[u8]) -> Result<Pa
 
 /// Encodes a batch as a whole Parquet file in memory (a worker's result for the wire).
 pub fn encode_parquet(batch: &RecordBatch) -> std::result::Result<Vec<u8>, String> {
+    encode_batches(&batch.schema(), std::slice::from_ref(batch))
+}
+
+/// Encodes batches of one schema as one Parquet file in memory, Snappy-compressed.
+pub fn encode_batches(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> std::result::Result<Vec<u8>, String> {
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .build();
     let mut out = Vec::new();
     let mut w =
-        ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).map_err(|e| e.to_string())?;
-    w.write(batch).map_err(|e| e.to_string())?;
+        ArrowWriter::try_new(&mut out, schema.clone(), Some(props)).map_err(|e| e.to_string())?;
+    for batch in batches {
+        w.write(batch).map_err(|e| e.to_string())?;
+    }
     w.close().map_err(|e| e.to_string())?;
     Ok(out)
 }

@@ -175,28 +175,28 @@ pub fn prepare(
             None => base,
         };
         let checkpoints = Checkpoints::new(artifacts, unit);
-        let mut model = match checkpoints.latest(device)? {
-            Some((model, done)) => {
-                resumed_at = Some(done.len());
-                epochs = done;
-                model
+        let (mut model, resume) = match checkpoints.latest(device)? {
+            Some(r) => {
+                resumed_at = Some(r.stats.len());
+                epochs = r.stats;
+                (r.model, r.optim)
             }
             None => {
                 tch::manual_seed(cfg.seed as i64);
-                Model::new_builtin(meta_for(setting, data, setting.arch), device)?
+                let meta = meta_for(setting, data, setting.arch);
+                (Model::new_builtin(meta, device)?, None)
             }
         };
-        // Seeded per resumption point, so a resumed run draws its own random numbers reproducibly.
-        tch::manual_seed(mix(&[cfg.seed, epochs.len() as u64]) as i64);
         let mut so_far = epochs.clone();
         let run = TrainRun {
             start_epoch: epochs.len(),
+            resume,
             test: Some(&data.test),
             progress: &mut |s, t, _| progress(s, t),
-            epoch_end: &mut |m, e| {
+            epoch_end: &mut |m, optim, e| {
                 so_far.push(e.clone());
                 let saved = checkpoints
-                    .save(m, &so_far)
+                    .save(m, optim, &so_far)
                     .map_err(|e| iscp_engine::EngineError::Invalid(format!("checkpoint: {e}")))?;
                 if let Some(s) = &saved {
                     checkpointed(s);

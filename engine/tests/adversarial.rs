@@ -1,7 +1,10 @@
 //! Adversarial training: PGD stays in its ball, and the adversarially trained model's PGD accuracy
 //! is clearly above the natural model's.
+//! (Its own test binary: PGD's random starts draw from torch's process-wide generator, which tests
+//! running beside it in one binary would reseed at random moments; from scratch, adversarial
+//! training at this ε collapses to chance for some draws.)
 
-use crate::common;
+mod common;
 
 use iscp_engine::adversarial::{pgd, robust_accuracy, PgdConfig};
 use iscp_engine::data::{synthetic, SyntheticConfig};
