@@ -81,7 +81,9 @@ fn completions_are_checked_before_anything_is_written() {
         ],
     )
     .unwrap();
+    // Refused with `why`, and the results folder is as it was before the call.
     let refuse = |core: &mut Core, l: &Leased, table: &str, bytes: Vec<u8>, why: &str| {
+        let before = files(&results);
         let c = claim("w", &l.lease_id, l.attempt);
         let model = (table == "models").then_some(MODEL).flatten();
         let err = core
@@ -89,11 +91,7 @@ fn completions_are_checked_before_anything_is_written() {
             .expect_err(why)
             .to_string();
         assert!(err.contains(why), "{err} (wanted `{why}`)");
-        assert_eq!(
-            files(&results),
-            Vec::<String>::new(),
-            "{why}: something written"
-        );
+        assert_eq!(files(&results), before, "{why}: something written");
     };
 
     // The model: a wrong schema, a row of another unit, another model's hash.
@@ -118,27 +116,29 @@ fn completions_are_checked_before_anything_is_written() {
     .unwrap();
 
     // The searches: one column `x`, another unit's row, a NaN mask; then gzip and zstd parts.
-    let mut searches = vec![lease_one(&mut core), lease_one(&mut core)];
+    let mut searches = [lease_one(&mut core), lease_one(&mut core)];
     searches.sort_by(|a, b| a.unit_id.cmp(&b.unit_id));
     let s1 = &searches[0];
     assert_eq!(s1.unit_id, "s1");
-    let before = files(&results);
-    let refuse_search = |core: &mut Core, bytes: Vec<u8>, why: &str| {
-        let c = claim("w", &s1.lease_id, s1.attempt);
-        let err = core
-            .complete(&key("s1"), c, vec![("searches".into(), bytes)], None)
-            .expect_err(why)
-            .to_string();
-        assert!(err.contains(why), "{err} (wanted `{why}`)");
-        assert_eq!(files(&results), before, "{why}: something written");
-    };
-    refuse_search(&mut core, one_column(), "column `x` is not in the table");
-    refuse_search(&mut core, part("searches", "s2", ""), "names unit `s2`");
+    refuse(
+        &mut core,
+        s1,
+        "searches",
+        one_column(),
+        "column `x` is not in the table",
+    );
+    refuse(
+        &mut core,
+        s1,
+        "searches",
+        part("searches", "s2", ""),
+        "names unit `s2`",
+    );
     let mut nan = read_search_rows_bytes(&part("searches", "s1", ""));
     nan[0].mask = vec![f32::NAN];
     let nan =
         iscp_sweep::tables::encode_parquet(&iscp_sweep::tables::searches_batch(&nan)).unwrap();
-    refuse_search(&mut core, nan, "not finite");
+    refuse(&mut core, s1, "searches", nan, "not finite");
     let two = vec![
         ("searches".to_string(), part("searches", "s1", "")),
         ("searches".to_string(), part("searches", "s1", "")),

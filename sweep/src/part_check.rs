@@ -43,9 +43,9 @@ pub fn table_schema(table: &str) -> Option<SchemaRef> {
 /// Checks a part for `table` sent by `owner` and returns the bytes to store: the part itself when
 /// its schema is the table's, else its rows re-encoded in the table's schema. `Err` says why it
 /// is refused; nothing has been written either way.
-pub fn check_part(table: &str, bytes: &[u8], owner: &PartOwner) -> Result<Vec<u8>, String> {
+pub fn check_part(table: &str, bytes: Vec<u8>, owner: &PartOwner) -> Result<Vec<u8>, String> {
     let schema = table_schema(table).ok_or_else(|| format!("`{table}` is not a result table"))?;
-    let batches = decode_parquet(bytes)?;
+    let batches = decode_parquet(&bytes)?;
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     if rows == 0 {
         return Err("no rows".into());
@@ -59,7 +59,7 @@ pub fn check_part(table: &str, bytes: &[u8], owner: &PartOwner) -> Result<Vec<u8
         out.push(batch);
     }
     if same {
-        return Ok(bytes.to_vec());
+        return Ok(bytes);
     }
     encode_batches(&schema, &out)
 }

@@ -2,7 +2,7 @@
 //! that cannot load (a model file that is not TorchScript) fails its unit at once, not three
 //! times.
 
-use crate::helpers::{iscp, rows};
+use crate::helpers::{rows, run};
 
 const SPEC: &str = r#"name = "broken"
 [data]
@@ -33,13 +33,7 @@ fn a_run_whose_units_failed_for_good_exits_3_without_retrying_bad_input() {
     std::fs::write(&model, b"not a model").unwrap();
     std::fs::write(&spec, SPEC.replace("MODEL", model.to_str().unwrap())).unwrap();
     let results = dir.path().join("results");
-    let out = iscp(&[
-        "run",
-        spec.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let out = run(&spec, &results);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("4 unit(s) failed for good"), "{err}");

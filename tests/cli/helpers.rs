@@ -11,9 +11,9 @@ pub fn iscp(args: &[&str]) -> Output {
         .expect("iscp runs")
 }
 
-/// Runs `iscp run SPEC --results DIR --quiet` and asserts it succeeded.
-pub fn run_ok(spec: &Path, results: &Path) -> String {
-    let out = iscp(&[
+/// Runs `iscp run SPEC --results DIR --quiet --threads 2`.
+pub fn run(spec: &Path, results: &Path) -> Output {
+    iscp(&[
         "run",
         spec.to_str().unwrap(),
         "--results",
@@ -21,7 +21,12 @@ pub fn run_ok(spec: &Path, results: &Path) -> String {
         "--quiet",
         "--threads",
         "2",
-    ]);
+    ])
+}
+
+/// `run`, asserting it succeeded; returns its stderr.
+pub fn run_ok(spec: &Path, results: &Path) -> String {
+    let out = run(spec, results);
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "iscp run failed:\n{err}");
     err

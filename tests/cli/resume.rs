@@ -84,15 +84,7 @@ fn a_failing_unit_is_recorded_and_the_run_goes_on() {
     )
     .unwrap();
     // The run goes on to the end, then says with its exit status that units failed for good.
-    let out = crate::helpers::iscp(&[
-        "run",
-        spec.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-        "--quiet",
-        "--threads",
-        "2",
-    ]);
+    let out = crate::helpers::run(&spec, &results);
     let log = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(out.status.code(), Some(3), "{log}");
     assert!(log.contains("unit(s) failed for good"), "{log}");

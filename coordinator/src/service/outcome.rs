@@ -341,7 +341,7 @@ pub fn check_parts(
         {
             return Err(CoreError::Invalid(format!("two parts for `{t}`")));
         }
-        let bytes = check_part(&t, &bytes, &owner)
+        let bytes = check_part(&t, bytes, &owner)
             .map_err(|e| CoreError::Invalid(format!("part for `{t}`: {e}")))?;
         checked.push((t, bytes));
     }

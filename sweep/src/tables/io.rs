@@ -90,15 +90,6 @@ pub fn decode_parquet(bytes: &[u8]) -> std::result::Result<Vec<RecordBatch>, Str
         .map_err(|e| e.to_string())
 }
 
-/// Checks that bytes are a readable Parquet file with at least one row.
-pub fn check_parquet(bytes: &[u8]) -> std::result::Result<(), String> {
-    let rows: usize = decode_parquet(bytes)?.iter().map(|b| b.num_rows()).sum();
-    if rows == 0 {
-        return Err("no rows".into());
-    }
-    Ok(())
-}
-
 /// The part names present in `table_dir` (`part-<name>.parquet` → `name`); stray temp files are removed.
 pub fn done_units(table_dir: &Path) -> Result<HashSet<String>> {
     let mut out = HashSet::new();

@@ -13,8 +13,8 @@ pub use baselines::{baselines_batch, BaselineRow};
 pub use derived::{derived_batch, read_derived_rows, DerivedRow};
 pub use failures::upgrade_failure_parts;
 pub use io::{
-    check_parquet, decode_parquet, done_units, encode_batches, encode_parquet, part_path,
-    read_batches, write_part, write_part_bytes,
+    decode_parquet, done_units, encode_batches, encode_parquet, part_path, read_batches,
+    write_part, write_part_bytes,
 };
 pub use legacy_parts::remove_group_named_parts;
 pub use read::{
