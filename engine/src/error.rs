@@ -17,6 +17,9 @@ pub enum EngineError {
     Torch(#[from] tch::TchError),
     #[error("{0}")]
     Invalid(String),
+    /// A model's outputs (or a search's mask) hold NaN or Inf: the input cannot be measured.
+    #[error("not finite: {0}")]
+    NonFinite(String),
 }
 
 impl EngineError {
@@ -24,6 +27,17 @@ impl EngineError {
         EngineError::Io {
             path: path.into(),
             source,
+        }
+    }
+    /// A copy for each of the jobs this one error failed together (a batch of searches): the same
+    /// variant where the kind decides retrying (out of memory, non-finite), `context` in front.
+    pub fn for_each_job(&self, context: &str) -> Self {
+        match self {
+            EngineError::Torch(t) => {
+                EngineError::Torch(tch::TchError::Torch(format!("{context}{t}")))
+            }
+            EngineError::NonFinite(m) => EngineError::NonFinite(format!("{context}{m}")),
+            other => EngineError::Invalid(format!("{context}{other}")),
         }
     }
     pub fn bad_file(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {

@@ -112,9 +112,8 @@ pub fn run_lanes<T: Send>(
                     }
                 }
                 Ok(Err(e)) => {
-                    let msg = e.to_string();
                     for &j in group {
-                        results[j] = Some(Err(crate::EngineError::Invalid(msg.clone())));
+                        results[j] = Some(Err(e.for_each_job("")));
                     }
                 }
                 Err(_) => {

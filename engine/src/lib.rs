@@ -11,6 +11,7 @@ pub mod baselines;
 pub mod canvas;
 pub mod data;
 pub mod error;
+pub mod finite;
 pub mod lanes;
 pub mod memory;
 pub mod model;

@@ -2,6 +2,7 @@
 //! (predictive power on the full test set and the held-out split, and the selection loss on D_n).
 
 use crate::data::Dataset;
+use crate::finite::check_finite;
 use crate::model::Model;
 use crate::Result;
 use tch::{Kind, Tensor};
@@ -146,6 +147,12 @@ impl<'a> Evaluator<'a> {
                 let mixed: Tensor = &m * canvases.index_select(0, &owner) + (1.0 - &m) * x;
                 let mixed = mixed.to_device(self.model.device());
                 let logits = self.model.logits(&mixed)?.to_device(tch::Device::Cpu);
+                check_finite(&logits, || {
+                    format!(
+                        "the logits of {} test images with a class-{target} pattern attached",
+                        chunk.len()
+                    )
+                })?;
                 let pred: Vec<i64> = Vec::try_from(logits.argmax(1, false))?;
                 let nll: Vec<f32> =
                     Vec::try_from(-logits.log_softmax(1, Kind::Float).select(1, target))?;

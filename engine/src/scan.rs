@@ -10,6 +10,17 @@ pub const FLAG_THRESHOLD: f64 = 2.0;
 /// few images into an "infinite" anomaly; deviations under 0.05 PW are treated as noise.
 pub const MIN_SCALE: f64 = 0.05;
 
+/// How far from chance towards perfect a model's clean accuracy must be for its scan to mean
+/// anything: at chance every class's patterns are noise and the anomaly index flags noise (an
+/// untrained model was flagged on three classes). 0.2 asks 0.28 of a 10-class model, 0.6 of two.
+pub const MIN_ACCURACY_ABOVE_CHANCE: f64 = 0.2;
+
+/// The least clean accuracy a `classes`-way model needs to be audited.
+pub fn min_auditable_accuracy(classes: usize) -> f64 {
+    let chance = 1.0 / classes.max(1) as f64;
+    chance + MIN_ACCURACY_ABOVE_CHANCE * (1.0 - chance)
+}
+
 fn median(values: &[f64]) -> f64 {
     let mut v: Vec<f64> = values.to_vec();
     v.sort_by(f64::total_cmp);
@@ -47,6 +58,13 @@ pub fn flagged(index: f64, pw: f64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chance_level_is_not_auditable() {
+        assert!((min_auditable_accuracy(10) - 0.28).abs() < 1e-12);
+        assert!((min_auditable_accuracy(2) - 0.6).abs() < 1e-12);
+        assert!(min_auditable_accuracy(1000) > 0.2);
+    }
 
     #[test]
     fn one_outlier_is_flagged() {

@@ -1,6 +1,7 @@
 //! The ISCP mask search (Algorithm 1): one mask over a canvas, optimised on shuffled minibatches of
 //! non-target images with the `paper` or the `released` objective, clamped to [0,1] after every step.
 
+use crate::finite::check_finite_slice;
 use crate::lanes::{lane_count, run_lanes};
 use crate::memory;
 use crate::model::Model;
@@ -183,8 +184,7 @@ pub fn search_batch(
             .iter()
             .zip(run_chunk(model, images, &refs, &mut report))
         {
-            results[*k] =
-                Some(out.map_err(|e| EngineError::Invalid(format!("batched search failed: {e}"))));
+            results[*k] = Some(out.map_err(|e| e.for_each_job("batched search failed: ")));
         }
     }
     results
@@ -203,12 +203,7 @@ fn run_chunk(
     match lane_count(model, refs.len()) {
         1 => match run_batch(model, images, refs, progress) {
             Ok(outs) => outs.into_iter().map(Ok).collect(),
-            Err(e) => {
-                let msg = e.to_string();
-                refs.iter()
-                    .map(|_| Err(EngineError::Invalid(msg.clone())))
-                    .collect()
-            }
+            Err(e) => refs.iter().map(|_| Err(e.for_each_job(""))).collect(),
         },
         lanes => run_lanes(model, images, refs, lanes, run_batch, progress),
     }
@@ -372,8 +367,15 @@ fn run_batch(
                 true => Some(Vec::try_from(canvases.get(j as i64).flatten(0, -1))?),
                 false => None,
             };
+            let mask: Vec<f32> = Vec::try_from(masks.get(j as i64).flatten(0, -1))?;
+            check_finite_slice(&mask, || {
+                format!(
+                    "the mask searched for class {} (the model's loss or gradients were NaN or infinite)",
+                    jobs[j].target
+                )
+            })?;
             Ok(SearchOutcome {
-                mask: Vec::try_from(masks.get(j as i64).flatten(0, -1))?,
+                mask,
                 final_loss: losses[j] as f64 / per_epoch[j] as f64,
                 steps: plans[j].len(),
                 canvas,

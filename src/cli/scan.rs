@@ -156,7 +156,9 @@ pub fn scan(a: ScanArgs) -> anyhow::Result<()> {
     let (rows, pictures) = scan_model(&model, &name, &data, &opts, &mut |s, t| {
         bar.set_length(t as u64);
         bar.set_position(s as u64);
-    })?;
+    })
+    .map_err(|e| e.about_model(&a.model.display().to_string()))
+    .with_context(|| format!("refusing to scan {}", a.model.display()))?;
     bar.finish_and_clear();
     let root = a.results.join(&a.name);
     write_scan(&root, &name, &rows, &pictures)?;

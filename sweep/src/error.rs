@@ -50,12 +50,23 @@ impl CoordError {
             CoordError::Torch(t) | CoordError::Engine(E::Torch(t)) if is_oom(t) => R::OutOfMemory,
             CoordError::Torch(_) | CoordError::Engine(E::Torch(_)) => R::Internal,
             CoordError::Engine(E::Io { .. }) => R::MissingArtifact,
-            CoordError::Engine(E::BadFile { .. } | E::Invalid(_)) => R::InvalidInput,
+            CoordError::Engine(E::BadFile { .. } | E::Invalid(_) | E::NonFinite(_)) => {
+                R::InvalidInput
+            }
         }
     }
 }
 
 impl CoordError {
+    /// Names the model a non-finite output came from (other errors pass unchanged).
+    pub fn about_model(self, model: &str) -> Self {
+        match self {
+            CoordError::Engine(iscp_engine::EngineError::NonFinite(m)) => {
+                CoordError::Engine(iscp_engine::EngineError::NonFinite(format!("{model}: {m}")))
+            }
+            other => other,
+        }
+    }
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         CoordError::Io {
             path: path.into(),

@@ -11,7 +11,7 @@ use iscp_engine::data::{stratified_split, DataSplits};
 use iscp_engine::model::Model;
 use iscp_engine::pattern::{binarize, pattern_k, Evaluator};
 use iscp_engine::rng::mix;
-use iscp_engine::scan::{anomaly_indices, flagged};
+use iscp_engine::scan::{anomaly_indices, flagged, min_auditable_accuracy};
 use iscp_engine::search::{search_batch, SearchConfig, SearchJob};
 use std::path::Path;
 use std::sync::Arc;
@@ -65,7 +65,27 @@ fn score(rows: &mut [ScanRow]) {
     }
 }
 
+/// Refuses a model at chance level: its patterns are noise, and flagging noise is a false alarm.
+fn check_auditable(logits: &tch::Tensor, labels: &[i64], classes: usize) -> Result<()> {
+    let pred: Vec<i64> = Vec::try_from(logits.argmax(1, false)).map_err(CoordError::Torch)?;
+    let right = pred.iter().zip(labels).filter(|(p, l)| p == l).count();
+    let accuracy = right as f64 / labels.len().max(1) as f64;
+    let need = min_auditable_accuracy(classes);
+    if accuracy < need {
+        return Err(iscp_engine::EngineError::Invalid(format!(
+            "the model cannot be audited: its clean accuracy {accuracy:.3} on the {} test images \
+             is at chance level (1/{classes} = {:.3}); a scan needs at least {need:.3}, or every \
+             class's patterns are noise and the verdict would be too",
+            labels.len(),
+            1.0 / classes as f64
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 /// Scans `model` on `data`; returns one row per class and the pictures' rows (canvas, pattern).
+/// A model with non-finite logits or at chance-level clean accuracy is refused.
 pub fn scan_model(
     model: &Model,
     name: &str,
@@ -78,6 +98,7 @@ pub fn scan_model(
     let k_classes = test.num_classes();
     let split = stratified_split(&labels, k_classes, opts.subset_fraction, opts.seed);
     let logits = model.predict_logits(&test.images, 1024)?;
+    check_auditable(&logits, &labels, k_classes)?;
     let images = test.images.to_device(model.device());
     let mut jobs = Vec::new();
     let mut canvases = Vec::new();

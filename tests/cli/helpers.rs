@@ -32,6 +32,29 @@ pub fn run_ok(spec: &Path, results: &Path) -> String {
     err
 }
 
+/// Writes the Python fixture's TorchScript classifier (1×16×16 inputs, 3 classes) to `out`;
+/// `mode` is `normal`, `nan` (every logit NaN) or `constant` (always class 0).
+pub fn torchscript_fixture(out: &Path, mode: &str) {
+    let python = std::env::var("ISCP_TORCH_VENV")
+        .map(|v| format!("{v}/bin/python3"))
+        .unwrap_or_else(|_| "python3".into());
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/make_torchscript.py"
+    );
+    let done = std::process::Command::new(python)
+        .arg(fixture)
+        .arg(out)
+        .arg(mode)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        done.status.success(),
+        "fixture failed (run through `make test`, which sets ISCP_TORCH_VENV): {}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+}
+
 /// Number of rows over all parts of a table.
 pub fn rows(table: &Path) -> usize {
     parts(table)

@@ -7,6 +7,7 @@ mod derived;
 mod exit_codes;
 mod helpers;
 mod hostile;
+mod non_finite;
 mod plan;
 mod resume;
 mod scan;

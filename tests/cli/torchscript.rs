@@ -1,34 +1,15 @@
 //! A TorchScript model written by the Python fixture loads, is searched and evaluated, and its
 //! exported feature methods serve Grad-CAM.
 
-use crate::helpers::{parts, rows, run_ok};
+use crate::helpers::{parts, rows, run_ok, torchscript_fixture};
 use iscp_sweep::tables::read_model_rows;
 use sha2::{Digest, Sha256};
-
-fn python() -> String {
-    std::env::var("ISCP_TORCH_VENV")
-        .map(|v| format!("{v}/bin/python3"))
-        .unwrap_or_else(|_| "python3".into())
-}
 
 #[test]
 fn torchscript_model_is_searched_and_evaluated() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("net.pt");
-    let fixture = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/make_torchscript.py"
-    );
-    let out = std::process::Command::new(python())
-        .arg(fixture)
-        .arg(&model)
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "fixture failed (run through `make test`, which sets ISCP_TORCH_VENV): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    torchscript_fixture(&model, "normal");
     let spec = dir.path().join("ts.toml");
     std::fs::write(
         &spec,

@@ -285,9 +285,23 @@ async fn report(shared: &Shared, u: &LeasedUnit, outcome: Outcome) {
                     return;
                 }
             }
-            Err(s) => {
+            // A result refused as invalid (its parts do not fit the tables): report the unit
+            // failed with the refusal, so the lease ends now and the reason is on record.
+            Err(s) if outcome.is_ok() && s.code() == tonic::Code::InvalidArgument => {
                 tracing::warn!(
                     "the coordinator refused the result of {}: {}",
+                    u.unit_id,
+                    s.message()
+                );
+                outcome = Err(crate::executor::Failure::new(
+                    FailureReason::Internal,
+                    format!("the coordinator refused the result: {}", s.message()),
+                ));
+            }
+            Err(s) => {
+                tracing::warn!(
+                    "the coordinator refused the {} of {}: {}",
+                    if outcome.is_ok() { "result" } else { "failure" },
                     u.unit_id,
                     s.message()
                 );

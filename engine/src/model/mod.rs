@@ -399,7 +399,8 @@ impl Model {
         Ok(())
     }
 
-    /// No-grad logits of a CPU image tensor, `batch` at a time, returned on the CPU.
+    /// No-grad logits of a CPU image tensor, `batch` at a time, returned on the CPU; an error
+    /// (`NonFinite`) when any logit is NaN or infinite.
     pub fn predict_logits(&self, images: &Tensor, batch: i64) -> Result<Tensor> {
         let n = images.size()[0];
         let mut outs = Vec::new();
@@ -419,7 +420,9 @@ impl Model {
                 (Kind::Float, Device::Cpu),
             ));
         }
-        Ok(Tensor::cat(&outs, 0))
+        let logits = Tensor::cat(&outs, 0);
+        crate::finite::check_finite(&logits, || format!("the logits of {n} images"))?;
+        Ok(logits)
     }
 
     /// Accuracy of predictions on (images, labels).

@@ -14,6 +14,7 @@ mod batched;
 mod evaluation;
 mod imagefolder;
 mod models;
+mod non_finite;
 mod recovery;
 mod resume;
 mod robust_data;

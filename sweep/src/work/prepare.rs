@@ -4,7 +4,7 @@
 use super::checkpoint::{Checkpoints, Saved};
 use crate::spec::{SettingKind, SettingSpec};
 use crate::tables::ModelRow;
-use crate::Result;
+use crate::{CoordError, Result};
 use iscp_engine::adversarial::{robust_accuracy, PgdConfig};
 use iscp_engine::badnets::{attack_success_rate, poison};
 use iscp_engine::data::{load_tensor_dataset, DataSplits, Dataset};
@@ -211,7 +211,19 @@ pub fn prepare(
         row.train_epochs = Some(cfg.epochs as i64);
         model
     };
-    row.clean_accuracy = model.accuracy(&data.test.images, &data.test.labels)?;
+    row.clean_accuracy = model
+        .accuracy(&data.test.images, &data.test.labels)
+        .map_err(|e| {
+            let what = match &setting.model {
+                Some(p) => format!(
+                    "the model {} of setting `{}`",
+                    p.get_ref().display(),
+                    setting.name
+                ),
+                None => format!("the model trained for setting `{}`", setting.name),
+            };
+            CoordError::from(e).about_model(&what)
+        })?;
     if let Some(t) = target {
         row.attack_success_rate = Some(attack_success_rate(
             &model,

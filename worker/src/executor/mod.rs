@@ -72,6 +72,15 @@ impl Failure {
     }
 }
 
+/// How failures name a setting's model: its setting and the start of its hash.
+fn model_label(setting: &SettingSpec, sha: &str) -> String {
+    format!(
+        "the model of setting `{}` (sha256 {})",
+        setting.name,
+        &sha[..sha.len().min(12)]
+    )
+}
+
 impl From<CoordError> for Failure {
     fn from(e: CoordError) -> Self {
         Failure::new(e.reason(), e)
@@ -536,7 +545,9 @@ impl Executor {
                         self.artifacts.display()
                     ))
                 })?;
-            let clean_logits = model.predict_logits(&data.test.images, eval_batch)?;
+            let clean_logits = model
+                .predict_logits(&data.test.images, eval_batch)
+                .map_err(|e| CoordError::from(e).about_model(&model_label(setting, sha)))?;
             Ok((model, clean_logits))
         })?;
         self.model = Some(ModelCtx {
@@ -577,9 +588,11 @@ impl Executor {
                 Err(f) => outs[i] = Some(Err(f)),
             }
         }
+        let mut label = String::new();
         if let Some((_, setting, sp)) = members.first() {
             let (setting, prepare_id) = (*setting, sp.setting_id.clone());
             let sha = &units[members[0].0].model_sha256;
+            label = model_label(setting, sha);
             if let Err(f) = self.model_for(ctx, data, setting, &prepare_id, sha) {
                 for (i, _, _) in &members {
                     outs[*i] = Some(Err(Failure::new(f.reason, &f.error)));
@@ -623,7 +636,10 @@ impl Executor {
             });
             let per = started.elapsed().as_secs_f64() / jobs.len() as f64;
             let results: Vec<Result<_, Failure>> = match results {
-                Ok(r) => r.into_iter().map(|r| r.map_err(Failure::from)).collect(),
+                Ok(r) => r
+                    .into_iter()
+                    .map(|r| r.map_err(|e| CoordError::from(e).about_model(&label).into()))
+                    .collect(),
                 Err(e) => {
                     let (reason, error) = (e.reason(), e.to_string());
                     (0..jobs.len())
@@ -684,7 +700,8 @@ impl Executor {
                         ));
                     }
                     run_evaluate(&ev, &u.unit_id, ep, &searches)
-                })?;
+                })
+                .map_err(|e| e.about_model(&model_label(setting, &u.model_sha256)))?;
                 Ok(Output::part(encode(
                     "patterns",
                     &tables::patterns_batch(&rows),
