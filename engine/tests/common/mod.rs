@@ -9,7 +9,13 @@ pub fn linear_model(w: &[f32], b: &[f32], shape: [i64; 3]) -> Model {
     let n = shape.iter().product::<i64>();
     let k = b.len() as i64;
     let vs = nn::VarStore::new(Device::Cpu);
-    let mut lin = nn::linear(vs.root() / "fc", n, k, Default::default());
+    // Constant initial weights: building the fixture draws nothing from libtorch's generator.
+    let cfg = nn::LinearConfig {
+        ws_init: nn::Init::Const(0.0),
+        bs_init: Some(nn::Init::Const(0.0)),
+        bias: true,
+    };
+    let mut lin = nn::linear(vs.root() / "fc", n, k, cfg);
     tch::no_grad(|| {
         lin.ws.copy_(&Tensor::from_slice(w).view([k, n]));
         lin.bs.as_mut().expect("bias").copy_(&Tensor::from_slice(b));
@@ -70,6 +76,15 @@ pub fn trained_small_cnn(
     )
     .unwrap();
     (model, data)
+}
+
+/// Held by every test that seeds libtorch's process-wide generator and draws from it (building a
+/// model, training, random tensors): tests run on parallel threads, and another test's draw
+/// between a seed and its use would change the weights (a trained fixture once came out unable
+/// to move a mask). Take it after `lanes_serial` in tests that need both.
+pub fn torch_rng() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Held by tests that run batched searches in lanes: the lanes change libtorch's process-wide

@@ -13,6 +13,7 @@ use tch::{nn, Device, Kind, Tensor};
 fn scaled_training_on_the_cpu_equals_plain_training() {
     // Bit for bit only while libtorch's thread count stays put: no lanes may run meanwhile.
     let _serial = common::lanes_serial();
+    let _rng = common::torch_rng();
     tch::set_num_threads(2);
     let data = synthetic(&SyntheticConfig {
         classes: 3,
@@ -44,6 +45,7 @@ fn scaled_training_on_the_cpu_equals_plain_training() {
 
 #[test]
 fn an_overflowing_step_is_skipped_and_the_scale_halves() {
+    let _rng = common::torch_rng();
     let vs = nn::VarStore::new(Device::Cpu);
     let w = vs.root().var("w", &[2], nn::Init::Const(1.0));
     let mut opt = iscp_engine::sgd::Sgd::new(&vs, 0.1, 0.0, 0.0);

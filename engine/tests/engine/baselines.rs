@@ -11,6 +11,7 @@ use tch::{nn, Device, Kind, Tensor};
 
 #[test]
 fn uap_stays_in_its_ball_and_succeeds_more_with_larger_eps() {
+    let _rng = common::torch_rng();
     let (model, data) = common::trained_small_cnn(4, 3, 4, 2);
     let labels = data.test.labels_vec();
     let split = stratified_split(&labels, 4, 0.2, 0);
@@ -30,6 +31,7 @@ fn uap_stays_in_its_ball_and_succeeds_more_with_larger_eps() {
 
 #[test]
 fn grad_cam_points_at_the_region_that_drives_the_logit() {
+    let _rng = common::torch_rng();
     // Features: channel 0 is the image's top-left 4×4 quadrant, channel 1 the rest.
     // Logit 1 sums channel 0, logit 0 sums channel 1.
     let quad = Tensor::zeros([1, 1, 8, 8], (Kind::Float, Device::Cpu));

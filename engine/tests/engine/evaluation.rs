@@ -14,6 +14,7 @@ fn threshold_model() -> Model {
 
 #[test]
 fn predictive_power_is_the_hand_computed_ratio() {
+    let _rng = common::torch_rng();
     let model = threshold_model();
     // Six class-0 images (pixel 0: one above 0.5), four class-1 images (three above 0.5).
     let x0 = [0.9f32, 0.1, 0.1, 0.1, 0.1, 0.1, 0.9, 0.9, 0.9, 0.1];
@@ -61,6 +62,7 @@ fn predictive_power_is_the_hand_computed_ratio() {
 
 #[test]
 fn many_patterns_in_shared_batches_equal_one_at_a_time() {
+    let _rng = common::torch_rng();
     let model = threshold_model();
     let n = 23i64;
     tch::manual_seed(11);

@@ -1,5 +1,6 @@
 //! Model artifacts round-trip exactly; ResNet-18 trains a step; bad TorchScript files are clear errors.
 
+use crate::common;
 use iscp_engine::data::{synthetic, SyntheticConfig};
 use iscp_engine::model::{
     load_artifact, save_artifact, sha256_file, Arch, Model, ModelMeta, Normalize,
@@ -22,6 +23,7 @@ fn meta(arch: Arch, shape: [i64; 3]) -> ModelMeta {
 
 #[test]
 fn artifacts_round_trip_for_every_architecture() {
+    let _rng = common::torch_rng();
     let data = synthetic(&SyntheticConfig {
         classes: 3,
         size: 8,
@@ -61,6 +63,7 @@ fn artifacts_round_trip_for_every_architecture() {
 
 #[test]
 fn bad_model_files_are_clear_errors() {
+    let _rng = common::torch_rng();
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.pt");
     std::fs::write(&junk, b"not a model").unwrap();

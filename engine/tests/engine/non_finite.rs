@@ -14,7 +14,12 @@ use tch::{nn, nn::Module, Device, Kind, Tensor};
 /// as any pixel exceeds 0.25: finite on the clean images (all 0.2), NaN once a pattern is pasted.
 fn nan_when_bright() -> Model {
     let vs = nn::VarStore::new(Device::Cpu);
-    let lin = nn::linear(vs.root() / "fc", 16, 2, Default::default());
+    let cfg = nn::LinearConfig {
+        ws_init: nn::Init::Const(0.1),
+        bs_init: Some(nn::Init::Const(0.0)),
+        bias: true,
+    };
+    let lin = nn::linear(vs.root() / "fc", 16, 2, cfg);
     let net = nn::func_t(move |x, _| {
         let flat = x.flatten(1, -1);
         // sqrt(negative) is NaN, and so is its gradient; × 0 keeps clean logits unchanged.

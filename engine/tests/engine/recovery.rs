@@ -89,6 +89,7 @@ fn train_and_search(poisoned: bool) -> Found {
 #[test]
 fn badnets_trigger_is_recovered_and_natural_patterns_are_weak() {
     let _serial = common::lanes_serial();
+    let _rng = common::torch_rng();
     let bad = train_and_search(true);
     eprintln!(
         "badnets: {}/{} pixels in trigger, PW {:.3}",

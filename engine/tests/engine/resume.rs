@@ -15,6 +15,7 @@ use tch::{nn, Device, Kind, Tensor};
 #[test]
 fn hand_written_sgd_takes_libtorchs_steps() {
     let _serial = common::lanes_serial();
+    let _rng = common::torch_rng();
     let make = || {
         tch::manual_seed(5);
         let vs = nn::VarStore::new(Device::Cpu);
@@ -71,6 +72,7 @@ fn max_diff(a: &Model, b: &Model) -> f64 {
 #[test]
 fn a_training_resumed_from_its_checkpoint_is_the_training() {
     let _serial = common::lanes_serial();
+    let _rng = common::torch_rng();
     tch::set_num_threads(2);
     let data = synthetic(&SyntheticConfig {
         classes: 3,

@@ -8,6 +8,7 @@ use tch::Tensor;
 
 #[test]
 fn inverted_images_move_towards_their_targets_in_representation() {
+    let _rng = common::torch_rng();
     let (model, data) = common::trained_small_cnn(3, 5, 1, 1);
     let idx = Tensor::from_slice(&[0i64, 25, 50, 75, 100, 125, 150, 175]);
     let targets = data.test.images.index_select(0, &idx);

@@ -1,5 +1,6 @@
 //! The hand-differentiated first layer agrees with libtorch's convolution and autograd.
 
+use crate::common;
 use iscp_engine::model::{Arch, Model, ModelMeta, Normalize, Stem};
 use tch::{nn, Device, Kind, Tensor};
 
@@ -13,6 +14,7 @@ fn scale(t: &Tensor) -> f64 {
 
 #[test]
 fn stem_convolution_and_input_gradient_match_libtorch() {
+    let _rng = common::torch_rng();
     tch::manual_seed(11);
     for c in [1i64, 3] {
         let weight = Tensor::randn([16, c, 3, 3], (Kind::Float, Device::Cpu));
@@ -49,6 +51,7 @@ fn stem_convolution_and_input_gradient_match_libtorch() {
 
 #[test]
 fn model_stem_pass_matches_autograd_through_the_whole_network() {
+    let _rng = common::torch_rng();
     for normalize in [
         None,
         Some(Normalize {
