@@ -26,6 +26,7 @@ impl Core {
             .collect();
         let rows: Vec<&UnitRow> = changed.iter().map(|k| &self.units[k].row).collect();
         self.ledger.update_units(&rows)?;
+        self.rebuild_index(sweep);
         Ok(changed)
     }
 
@@ -62,9 +63,9 @@ impl Core {
             true
         })?;
         if let Some(s) = self.sweeps.get_mut(sweep) {
-            s.cursor = 0;
             s.finalized = false;
         }
+        self.settle_doomed()?;
         self.ledger.set_finalized(sweep, false)?;
         let message = format!("{} units requeued", changed.len());
         self.emit(sweep, None, EventKind::Retrying, message);
@@ -74,17 +75,10 @@ impl Core {
     /// Marks every sweep whose units are all settled (its finishing units too) as finished, once,
     /// with the `finished` event; returns how many it marked.
     pub fn finish_complete(&mut self) -> CResult<usize> {
+        self.settle_doomed()?;
         let mut ready = Vec::new();
         for (name, s) in self.sweeps.iter_mut() {
-            while s.cursor < s.order.len()
-                && self.units[&UnitKey::new(name.as_str(), s.order[s.cursor].as_str())]
-                    .row
-                    .state
-                    .is_terminal()
-            {
-                s.cursor += 1;
-            }
-            if s.cursor == s.order.len() && !s.finalized {
+            if s.ix.unsettled() == 0 && !s.finalized {
                 s.finalized = true;
                 ready.push(name.clone());
             }

@@ -3,9 +3,10 @@
 //! before their evaluation); completions and failures are fenced by the lease's attempt number.
 
 use super::ledger::{Checkpoint, Ledger, UnitRow};
+use super::queue::{DepCounts, SweepIndex};
 use super::{CResult, CoreConfig, CoreError, Event, EventKind};
 use iscp_sweep::tables;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -46,13 +47,43 @@ pub(super) struct UnitMem {
     pub expires: Option<Instant>,
     pub not_before: Option<Instant>,
     pub progress: (u64, u64),
+    /// Its position in its sweep's plan (`SweepMem::order`).
+    pub seq: usize,
+    /// Its `deps` by state, kept up to date as they change.
+    pub deps_in: DepCounts,
+    /// Whether its model unit is also among its `deps`.
+    pub model_in_deps: bool,
+}
+
+impl UnitMem {
+    pub fn new(row: UnitRow, expires: Option<Instant>) -> Self {
+        UnitMem {
+            row,
+            expires,
+            not_before: None,
+            progress: (0, 0),
+            seq: usize::MAX,
+            deps_in: DepCounts::default(),
+            model_in_deps: false,
+        }
+    }
 }
 
 pub(super) struct SweepMem {
     pub finalized: bool,
     pub order: Vec<String>,
-    /// Units before this index are all terminal.
-    pub cursor: usize,
+    /// Ready units, counts and dependents (`queue`).
+    pub ix: SweepIndex,
+}
+
+impl SweepMem {
+    pub fn new(order: Vec<String>, finalized: bool) -> Self {
+        SweepMem {
+            finalized,
+            order,
+            ix: SweepIndex::default(),
+        }
+    }
 }
 
 pub(super) struct WorkerMem {
@@ -136,6 +167,14 @@ pub struct Core {
     pub(super) specs: HashMap<String, (String, String)>,
     pub(super) workers: HashMap<String, WorkerMem>,
     pub(super) events: tokio::sync::broadcast::Sender<Event>,
+    /// Pending units in backoff, by the time they may run again.
+    pub(super) delayed: BTreeSet<(Instant, Key)>,
+    /// Pending units found doomed (a dependency failed for good), to fail.
+    pub(super) doomed: Vec<Key>,
+    /// The prepare units that made each model (by hash): a worker holding it prefers their units.
+    pub(super) by_sha: HashMap<String, Vec<Key>>,
+    /// The sweep the last lease without a held model came from (leases go round the sweeps).
+    pub(super) last_served: Option<String>,
 }
 
 impl Core {
@@ -155,16 +194,13 @@ impl Core {
             specs: HashMap::new(),
             workers: HashMap::new(),
             events,
+            delayed: BTreeSet::new(),
+            doomed: Vec::new(),
+            by_sha: HashMap::new(),
+            last_served: None,
         };
         for (name, _, finalized) in core.ledger.sweeps()? {
-            core.sweeps.insert(
-                name,
-                SweepMem {
-                    finalized,
-                    order: vec![],
-                    cursor: 0,
-                },
-            );
+            core.sweeps.insert(name, SweepMem::new(vec![], finalized));
         }
         let now = Instant::now();
         for row in core.ledger.units()? {
@@ -177,22 +213,11 @@ impl Core {
             if row.state == LEASED {
                 core.leased.insert(key.clone());
             }
-            core.units.insert(
-                key,
-                UnitMem {
-                    row,
-                    expires,
-                    not_before: None,
-                    progress: (0, 0),
-                },
-            );
+            core.units.insert(key, UnitMem::new(row, expires));
         }
-        core.models = core
-            .ledger
-            .models()?
-            .into_iter()
-            .map(|((sweep, unit), sha)| (UnitKey::new(sweep, unit), sha))
-            .collect();
+        for ((sweep, unit), sha) in core.ledger.models()? {
+            core.set_model(UnitKey::new(sweep, unit), sha);
+        }
         core.checkpoints = core
             .ledger
             .checkpoints()?
@@ -200,6 +225,11 @@ impl Core {
             .map(|((sweep, unit), c)| (UnitKey::new(sweep, unit), c))
             .collect();
         core.reconcile()?;
+        let names: Vec<String> = core.sweeps.keys().cloned().collect();
+        for name in names {
+            core.rebuild_index(&name);
+        }
+        core.settle_doomed()?;
         Ok(core)
     }
 
@@ -211,21 +241,26 @@ impl Core {
         self.events.subscribe()
     }
 
+    /// (total, done, failed or cancelled, leased) of a sweep, from its index.
     fn counts(&self, sweep: &str) -> (u64, u64, u64, u64) {
-        let (mut total, mut done, mut failed, mut leased) = (0, 0, 0, 0);
-        if let Some(s) = self.sweeps.get(sweep) {
-            for id in &s.order {
-                let u = &self.units[&UnitKey::new(sweep, id.as_str())];
-                total += 1;
-                match u.row.state {
-                    DONE => done += 1,
-                    FAILED | CANCELLED => failed += 1,
-                    LEASED => leased += 1,
-                    _ => {}
-                }
+        self.sweeps
+            .get(sweep)
+            .map(|s| s.ix.totals())
+            .unwrap_or_default()
+    }
+
+    /// Records the model a prepare unit made.
+    pub(super) fn set_model(&mut self, key: Key, sha: String) {
+        if let Some(old) = self.models.get(&key) {
+            if let Some(v) = self.by_sha.get_mut(old) {
+                v.retain(|k| k != &key);
             }
         }
-        (total, done, failed, leased)
+        self.by_sha
+            .entry(sha.clone())
+            .or_default()
+            .push(key.clone());
+        self.models.insert(key, sha);
     }
 
     pub(super) fn emit(
@@ -293,9 +328,9 @@ impl Core {
         let keys: Vec<Key> = self.leased.drain().collect();
         for key in &keys {
             let m = self.units.get_mut(key).expect("leased units exist");
-            m.row.state = PENDING;
             m.row.lease_id.clear();
             m.expires = None;
+            self.set_state(key, PENDING);
         }
         let rows: Vec<&UnitRow> = keys.iter().map(|k| &self.units[k].row).collect();
         self.ledger.update_units(&rows)?;
@@ -324,7 +359,7 @@ impl Core {
             if let Some(r) = tables::read_model_rows(Path::new(p))?.first() {
                 self.ledger
                     .put_model(&key.sweep, &key.unit, &r.checkpoint_sha256)?;
-                self.models.insert(key.clone(), r.checkpoint_sha256.clone());
+                self.set_model(key.clone(), r.checkpoint_sha256.clone());
             }
         }
         Ok(())

@@ -10,40 +10,44 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 impl Core {
-    pub(super) fn readiness(&self, u: &UnitRow) -> Readiness {
+    /// Whether a pending unit can run, from its dependency counts and its model's state: O(1).
+    pub(super) fn readiness(&self, key: &Key) -> Readiness {
+        let m = &self.units[key];
+        let u = &m.row;
+        let c = m.deps_in;
+        let n = u.deps.len() as u32;
         let state = |id: &str| {
             self.units
                 .get(&UnitKey::new(u.sweep.as_str(), id))
                 .map(|m| m.row.state)
                 .unwrap_or(FAILED)
         };
+        let no_model = || {
+            Readiness::Doomed(format!(
+                "its model (prepare-model {}) could not be prepared",
+                u.model_unit
+            ))
+        };
         match u.kind {
             UnitKind::Search | UnitKind::Baseline => match state(&u.model_unit) {
                 DONE => Readiness::Ready,
-                FAILED | CANCELLED => Readiness::Doomed(format!(
-                    "its model (prepare-model {}) could not be prepared",
-                    u.model_unit
-                )),
+                FAILED | CANCELLED => no_model(),
                 _ => Readiness::Wait,
             },
             // A derived setting's model waits for all of its shards, a shard for its source model.
-            UnitKind::PrepareModel | UnitKind::DeriveData if !u.deps.is_empty() => {
-                if u.deps.iter().all(|d| state(d) == DONE) {
+            UnitKind::PrepareModel | UnitKind::DeriveData if n > 0 => {
+                if c.done == n {
                     Readiness::Ready
-                } else if u
-                    .deps
-                    .iter()
-                    .any(|d| matches!(state(d), FAILED | CANCELLED))
-                {
+                } else if c.bad > 0 {
                     Readiness::Doomed("a unit it depends on failed or was cancelled".into())
                 } else {
                     Readiness::Wait
                 }
             }
             UnitKind::Evaluate => {
-                if u.deps.iter().any(|d| !state(d).is_terminal()) {
+                if c.open > 0 {
                     Readiness::Wait
-                } else if u.deps.iter().any(|d| state(d) == DONE) {
+                } else if c.done > 0 {
                     Readiness::Ready
                 } else {
                     Readiness::Doomed("none of its searches succeeded".into())
@@ -53,18 +57,12 @@ impl Core {
             // a transfer also needs the model it evaluates on.
             k if k.finishing() => {
                 let model = (!u.model_unit.is_empty()).then(|| state(&u.model_unit));
-                if u.deps.iter().any(|d| !state(d).is_terminal()) {
+                let model_done = model == Some(DONE);
+                if c.open > 0 || (model.is_some_and(|s| !s.is_terminal()) && !m.model_in_deps) {
                     Readiness::Wait
                 } else if model.is_some_and(|s| s != DONE) {
-                    Readiness::Doomed(format!(
-                        "its model (prepare-model {}) could not be prepared",
-                        u.model_unit
-                    ))
-                } else if u
-                    .deps
-                    .iter()
-                    .any(|d| *d != u.model_unit && state(d) == DONE)
-                {
+                    no_model()
+                } else if c.done > (m.model_in_deps && model_done) as u32 {
                     Readiness::Ready
                 } else {
                     Readiness::Doomed("none of the units it reads succeeded".into())
@@ -86,58 +84,15 @@ impl Core {
             w.last_seen = Instant::now();
         }
         let now = Instant::now();
-        let mut doomed: Vec<(Key, String)> = Vec::new();
-        let mut ready: Vec<Key> = Vec::new();
-        let mut first_held = None;
-        'sweeps: for (name, s) in &self.sweeps {
-            for id in &s.order[s.cursor..] {
-                let key = UnitKey::new(name.as_str(), id.as_str());
-                let m = &self.units[&key];
-                if m.row.state != PENDING || m.not_before.is_some_and(|t| t > now) {
-                    continue;
-                }
-                match self.readiness(&m.row) {
-                    Readiness::Ready => {
-                        let model = self
-                            .models
-                            .get(&UnitKey::new(name.as_str(), m.row.model_unit.as_str()));
-                        if first_held.is_none() && model.is_some_and(|h| held.contains(h)) {
-                            first_held = Some(ready.len());
-                        }
-                        ready.push(key);
-                        // Enough to choose from without scanning a huge sweep every call.
-                        if ready.len() >= 4 * max.max(1) + 64 && first_held.is_some() {
-                            break 'sweeps;
-                        }
-                    }
-                    Readiness::Wait => {}
-                    Readiness::Doomed(why) => doomed.push((key, why)),
-                }
-            }
-        }
-        for (key, why) in doomed {
-            self.settle_failed(&key, why)?;
-        }
-        let Some(first) = first_held.or((!ready.is_empty()).then_some(0)) else {
+        self.promote_delayed(now);
+        self.settle_doomed()?;
+        let Some(lead) = self.pick_lead(held) else {
             return Ok(vec![]);
         };
-        let lead = self.units[&ready[first]].row.clone();
-        let mut picked = vec![ready[first].clone()];
+        let mut picked = vec![lead.clone()];
         // Long units go one per lease, so that idle workers can take the others.
-        if !lead.kind.one_per_lease() {
-            for key in &ready {
-                if picked.len() >= max.max(1) {
-                    break;
-                }
-                let r = &self.units[key].row;
-                if key != &ready[first]
-                    && r.sweep == lead.sweep
-                    && r.kind == lead.kind
-                    && r.model_unit == lead.model_unit
-                {
-                    picked.push(key.clone());
-                }
-            }
+        if !self.units[&lead].row.kind.one_per_lease() {
+            picked.extend(self.companions(&lead, max.max(1) - 1));
         }
         // Each unit's message is built before anything is recorded: a lease is recorded only
         // when it fits the wire's message limit. A unit that alone cannot fit fails for good.
@@ -149,7 +104,6 @@ impl Core {
         let mut too_big = Vec::new();
         for key in &picked {
             let mut row = self.units[key].row.clone();
-            row.state = LEASED;
             row.attempt += 1;
             row.lease_id = format!("{:016x}", rand::random::<u64>());
             row.worker = worker.to_string();
@@ -166,11 +120,13 @@ impl Core {
             granted.push((key.clone(), row));
             out.push(unit);
         }
-        for (key, row) in &granted {
+        for (key, row) in &mut granted {
             let m = self.units.get_mut(key).expect("picked units exist");
             m.row = row.clone();
             m.expires = Some(expires);
             m.progress = (0, 0);
+            self.set_state(key, LEASED);
+            row.state = LEASED;
             self.leased.insert(key.clone());
         }
         let rows: Vec<&UnitRow> = granted.iter().map(|(_, r)| r).collect();
@@ -185,6 +141,7 @@ impl Core {
             );
             let m = self.units.get_mut(&key).expect("picked units exist");
             m.row = row;
+            self.set_state(&key, LEASED);
             self.leased.insert(key.clone());
             self.failed_attempt(&key, &why, FailureReason::InvalidInput, false)?;
         }

@@ -13,6 +13,7 @@ mod grpc;
 mod lease;
 mod ledger;
 mod outcome;
+mod queue;
 mod reconcile;
 mod state;
 mod status;

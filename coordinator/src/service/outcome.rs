@@ -122,15 +122,16 @@ impl Core {
             recorded.push((t.clone(), path.to_string_lossy().to_string()));
         }
         let m = self.units.get_mut(key).expect("fenced");
-        m.row.state = DONE;
         m.row.error.clear();
         m.expires = None;
-        let row = m.row.clone();
+        let mut row = m.row.clone();
+        row.state = DONE;
         self.ledger.commit_done(&row, &recorded, model_sha)?;
         if let Some(sha) = model_sha {
-            self.models.insert(key.clone(), sha.to_string());
+            self.set_model(key.clone(), sha.to_string());
         }
         self.leased.remove(key);
+        self.set_state(key, DONE);
         if kind == UnitKind::PrepareModel {
             self.drop_checkpoints(key)?;
         }
@@ -171,10 +172,9 @@ impl Core {
         let m = self.units.get_mut(key).expect("caller checked");
         m.expires = None;
         let worker = m.row.worker.clone();
-        let event = if handed_back {
-            m.row.state = PENDING;
+        let (event, next) = if handed_back {
             m.not_before = None;
-            EventKind::HandedBack
+            (EventKind::HandedBack, PENDING)
         } else {
             // A lease that expired says its worker died, not that the unit is bad: counted apart,
             // against a larger budget, and requeued without backoff.
@@ -200,57 +200,32 @@ impl Core {
             )?;
             m.row.error = error.to_string();
             if !retryable || m.row.failures >= max || m.row.expiries >= max_expiries {
-                m.row.state = FAILED;
-                EventKind::Failed
+                (EventKind::Failed, FAILED)
             } else if expired {
-                m.row.state = PENDING;
                 m.not_before = None;
-                EventKind::Retrying
+                (EventKind::Retrying, PENDING)
             } else {
-                m.row.state = PENDING;
                 let wait = backoff.saturating_mul(1 << (m.row.failures - 1).min(16));
                 m.not_before = Some(Instant::now() + wait.min(backoff_max));
-                EventKind::Retrying
+                (EventKind::Retrying, PENDING)
             }
         };
         m.row.lease_id.clear();
-        let row = m.row.clone();
+        self.set_state(key, next);
+        let row = self.units[key].row.clone();
         self.ledger.update_unit(&row)?;
         self.emit(&key.sweep, Some(&row), event, error.to_string());
-        if row.state == FAILED {
-            self.settle(&key.sweep)?;
-        }
-        Ok(())
+        self.settle_doomed()
     }
 
     /// Fails a unit that can never run (its dependency failed) without counting an attempt.
     pub(super) fn settle_failed(&mut self, key: &Key, why: String) -> CResult<()> {
         let m = self.units.get_mut(key).expect("exists");
-        m.row.state = FAILED;
         m.row.error = why.clone();
-        let row = m.row.clone();
+        self.set_state(key, FAILED);
+        let row = self.units[key].row.clone();
         self.ledger.update_unit(&row)?;
         self.emit(&key.sweep, Some(&row), EventKind::Failed, why);
-        Ok(())
-    }
-
-    /// Fails every pending unit of the sweep whose dependencies failed (in plan order, so a chain
-    /// of failures settles in one pass).
-    pub(super) fn settle(&mut self, sweep: &str) -> CResult<()> {
-        let Some(s) = self.sweeps.get(sweep) else {
-            return Ok(());
-        };
-        let ids: Vec<String> = s.order[s.cursor..].to_vec();
-        for id in ids {
-            let key = UnitKey::new(sweep, id);
-            let m = &self.units[&key];
-            if m.row.state != PENDING {
-                continue;
-            }
-            if let Readiness::Doomed(why) = self.readiness(&m.row) {
-                self.settle_failed(&key, why)?;
-            }
-        }
         Ok(())
     }
 

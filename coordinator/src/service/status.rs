@@ -1,6 +1,6 @@
 //! Sweep status: units by kind and state, and the failed units with their reasons.
 
-use super::core::{Core, Key, UnitState, CANCELLED, DONE, FAILED, LEASED, PENDING};
+use super::core::{Core, Key, UnitState};
 use std::collections::BTreeMap;
 
 /// Counts of one kind of unit in a sweep.
@@ -36,32 +36,35 @@ impl Core {
             if !only.is_empty() && only != name {
                 continue;
             }
-            let mut kinds: BTreeMap<String, KindCount> = BTreeMap::new();
-            let mut failures = Vec::new();
-            for id in &s.order {
-                let r = &self.units[&super::core::UnitKey::new(name.as_str(), id.as_str())].row;
-                let k = kinds
-                    .entry(r.kind.to_string())
-                    .or_insert_with(|| KindCount {
-                        kind: r.kind.to_string(),
-                        ..Default::default()
-                    });
-                match r.state {
-                    PENDING => k.pending += 1,
-                    LEASED => k.leased += 1,
-                    DONE => k.done += 1,
-                    FAILED => {
-                        k.failed += 1;
-                        failures.push((
+            // From the sweep's index: nothing here walks the sweep's units.
+            let kinds: BTreeMap<String, KindCount> =
+                s.ix.counts
+                    .iter()
+                    .map(|(kind, c)| {
+                        let k = KindCount {
+                            kind: kind.to_string(),
+                            pending: c[0],
+                            leased: c[1],
+                            done: c[2],
+                            failed: c[3],
+                            cancelled: c[4],
+                        };
+                        (k.kind.clone(), k)
+                    })
+                    .collect();
+            let failures =
+                s.ix.failed
+                    .iter()
+                    .map(|&seq| {
+                        let r = &self.units[&Key::new(name.as_str(), s.order[seq].as_str())].row;
+                        (
                             r.id.clone(),
                             r.kind.to_string(),
                             (r.failures + r.expiries) as u64,
                             r.error.clone(),
-                        ));
-                    }
-                    CANCELLED => k.cancelled += 1,
-                }
-            }
+                        )
+                    })
+                    .collect();
             out.push(SweepStatus {
                 sweep: name.clone(),
                 kinds: kinds.into_values().collect(),

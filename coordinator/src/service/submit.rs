@@ -167,23 +167,17 @@ impl Core {
         let order = rows.iter().map(|r| r.id.clone()).collect();
         for row in rows {
             let key = UnitKey::new(sweep, row.id.as_str());
-            let m = self.units.entry(key).or_insert(UnitMem {
-                row: row.clone(),
-                expires: None,
-                not_before: None,
-                progress: (0, 0),
-            });
+            let m = self
+                .units
+                .entry(key)
+                .or_insert_with(|| UnitMem::new(row.clone(), None));
             m.row.spec_sha = row.spec_sha;
             m.row.ord = row.ord;
         }
-        self.sweeps.insert(
-            sweep.to_string(),
-            SweepMem {
-                finalized: false,
-                order,
-                cursor: 0,
-            },
-        );
+        self.sweeps
+            .insert(sweep.to_string(), SweepMem::new(order, false));
+        self.rebuild_index(sweep);
+        self.settle_doomed()?;
         self.emit(
             sweep,
             None,
