@@ -1,0 +1,192 @@
+//! The scheduler's index (ready units, dependency counters, counts per kind and state) stays
+//! equal to one rebuilt from scratch through any sequence of leases, completions, failures,
+//! hand-backs, retries and cancels; leases take turns across sweeps; a held model is preferred.
+
+mod common;
+
+use common::*;
+use iscp_coordinator::service::{Core, Leased, UnitKey};
+use iscp_proto::v1::FailureReason;
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+/// prepare `p`; 8 searches on it; 4 evaluations of 2 searches each; pictures reading them all.
+fn plan() -> Vec<iscp_coordinator::service::NewUnit> {
+    let mut units = vec![unit("p", "prepare-model", "", &[])];
+    for i in 0..8 {
+        units.push(unit(&format!("s{i}"), "search", "p", &["p"]));
+    }
+    let mut all: Vec<String> = Vec::new();
+    for i in 0..4 {
+        let (a, b) = (format!("s{}", 2 * i), format!("s{}", 2 * i + 1));
+        units.push(unit(&format!("e{i}"), "evaluate", "p", &[&a, &b]));
+        all.extend([format!("e{i}"), a, b]);
+    }
+    let refs: Vec<&str> = all.iter().map(|s| s.as_str()).collect();
+    units.push(unit("pic", "pictures", "", &refs));
+    units
+}
+
+/// A tiny deterministic generator (no dependency, same sequence everywhere).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+fn complete(core: &mut Core, l: &Leased, worker: &str) {
+    let key = UnitKey::new(l.sweep.as_str(), l.unit_id.as_str());
+    let c = claim(worker, &l.lease_id, l.attempt);
+    let (parts, model) = match l.kind.name() {
+        "prepare-model" => (vec![("models".into(), models_part(&l.unit_id))], MODEL),
+        "search" => (
+            vec![("searches".into(), part("searches", &l.unit_id, ""))],
+            None,
+        ),
+        "evaluate" => {
+            let first = format!("s{}", 2 * l.unit_id[1..].parse::<usize>().unwrap());
+            let p = part("patterns", &l.unit_id, &first);
+            (vec![("patterns".into(), p)], None)
+        }
+        _ => (vec![], None),
+    };
+    core.complete(&key, c, parts, model).unwrap();
+}
+
+#[test]
+fn random_operations_keep_the_index_equal_to_a_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut core = open(dir.path());
+    for sweep in ["s", "t"] {
+        core.submit(sweep, "sha", "f", "", plan()).unwrap();
+    }
+    core.check_index().unwrap();
+    let workers = ["w0", "w1", "w2"];
+    for w in workers {
+        core.register(w, w);
+    }
+    let held: HashSet<String> = [MODEL.unwrap().to_string()].into();
+    let none = HashSet::new();
+    let mut rng = Lcg(7);
+    let (mut retried, mut cancelled) = (false, false);
+    for step in 0..3000 {
+        let w = workers[rng.next(3) as usize];
+        let hold = if rng.next(2) == 0 { &held } else { &none };
+        let leased = core.lease(w, 1 + rng.next(4) as usize, hold).unwrap();
+        core.check_index().unwrap();
+        if leased.is_empty() {
+            core.finish_complete().unwrap();
+            if core.status("").iter().all(|s| s.finished) {
+                break;
+            }
+            // Units in backoff (1 ms, doubling) become ready again.
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        for l in &leased {
+            let key = UnitKey::new(l.sweep.as_str(), l.unit_id.as_str());
+            let c = claim(w, &l.lease_id, l.attempt);
+            match rng.next(20) {
+                0..=13 => complete(&mut core, l, w),
+                14..=16 => core
+                    .fail(&key, c, "flaky", FailureReason::Internal, false)
+                    .unwrap(),
+                17 => core
+                    .fail(&key, c, "bad input", FailureReason::InvalidInput, false)
+                    .unwrap(),
+                _ => core
+                    .fail(&key, c, "stopping", FailureReason::Transport, true)
+                    .unwrap(),
+            }
+            core.check_index().unwrap();
+        }
+        if step == 40 && !cancelled {
+            core.cancel("t").unwrap();
+            core.check_index().unwrap();
+            cancelled = true;
+        }
+        if step == 120 && !retried {
+            core.retry_failed("s").unwrap();
+            core.check_index().unwrap();
+            retried = true;
+        }
+    }
+    core.finish_complete().unwrap();
+    core.check_index().unwrap();
+    for st in core.status("") {
+        assert!(st.finished, "{}: {:?}", st.sweep, st.kinds);
+        let total: u64 = st
+            .kinds
+            .iter()
+            .map(|k| k.pending + k.leased + k.done + k.failed + k.cancelled)
+            .sum();
+        assert_eq!(total, plan().len() as u64, "{}", st.sweep);
+        assert!(st.kinds.iter().all(|k| k.pending + k.leased == 0));
+    }
+}
+
+#[test]
+fn leases_take_turns_across_sweeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut core = open(dir.path());
+    for sweep in ["a", "b", "c"] {
+        let units = (0..40)
+            .map(|i| unit(&format!("n{i}"), "noop", "", &[]))
+            .collect();
+        core.submit(sweep, "sha", "f", "", units).unwrap();
+    }
+    core.register("w", "w");
+    let none = HashSet::new();
+    let mut served: BTreeMap<String, usize> = BTreeMap::new();
+    for _ in 0..30 {
+        let l = core.lease("w", 4, &none).unwrap();
+        assert_eq!(l.len(), 4, "noop units share a lease");
+        assert!(
+            l.iter().all(|u| u.sweep == l[0].sweep),
+            "one sweep per lease"
+        );
+        *served.entry(l[0].sweep.clone()).or_default() += 1;
+        for u in &l {
+            complete(&mut core, u, "w");
+        }
+    }
+    let turns: Vec<usize> = served.values().copied().collect();
+    assert_eq!(turns, vec![10, 10, 10], "{served:?}");
+    core.check_index().unwrap();
+}
+
+#[test]
+fn a_worker_holding_a_model_gets_its_units_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut core = open(dir.path());
+    let other = "cd".repeat(32);
+    for (sweep, sha) in [("a", other.as_str()), ("b", MODEL.unwrap())] {
+        let mut units = vec![unit("p", "prepare-model", "", &[])];
+        units.extend((0..3).map(|i| unit(&format!("s{i}"), "search", "p", &["p"])));
+        core.submit(sweep, "sha", "f", "", units).unwrap();
+        core.register("w", "w");
+        let l = core.lease("w", 1, &HashSet::new()).unwrap().remove(0);
+        assert_eq!((l.sweep.as_str(), l.unit_id.as_str()), (sweep, "p"));
+        let key = UnitKey::new(sweep, "p");
+        core.complete(
+            &key,
+            claim("w", &l.lease_id, l.attempt),
+            vec![("models".into(), models_part_of("p", sha))],
+            Some(sha),
+        )
+        .unwrap();
+    }
+    // Sweep `a` comes first in turn, but the worker holds `b`'s model.
+    let held: HashSet<String> = [MODEL.unwrap().to_string()].into();
+    let l = core.lease("w", 8, &held).unwrap();
+    assert_eq!(l.len(), 3);
+    assert!(l
+        .iter()
+        .all(|u| u.sweep == "b" && u.kind.name() == "search"));
+    assert_eq!(l[0].model_sha, MODEL.unwrap());
+}
