@@ -1,6 +1,8 @@
-//! `iscp bench-coordinator`: the coordinator alone, measured with `noop` units (no compute): units
-//! committed durably per second with 1 and with N workers on loopback, and the time from submit to
-//! the first lease. A benchmark, not a test.
+//! `iscp bench-coordinator`: the coordinator alone, measured with `noop` units (no compute), at
+//! several sweep sizes: units committed durably per second with 1 and with N workers on
+//! loopback, submit time, submit → first lease, lease latency in the scheduler (p50/p99), the
+//! status call on a full queue, peak memory, and the restart's reconcile of the whole ledger.
+//! A benchmark, not a test.
 
 use super::connect::runtime;
 use iscp_coordinator::service::{serve_with, CoreConfig, ServeOptions, Service};
@@ -9,19 +11,45 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
 pub struct BenchCoordinatorArgs {
-    /// Noop units per measurement.
-    #[arg(long, default_value_t = 2000)]
-    pub units: usize,
+    /// Sweep sizes to measure (noop units), e.g. 1000,100000,1000000.
+    #[arg(long, default_value = "2000", value_delimiter = ',')]
+    pub units: Vec<usize>,
     /// Worker counts to measure, e.g. 1,8.
     #[arg(long, default_value = "1,8", value_delimiter = ',')]
     pub workers: Vec<usize>,
-    /// Units a worker leases at once.
-    #[arg(long, default_value_t = 1)]
-    pub max_units: usize,
+    /// Units a worker leases at once, e.g. 1,16.
+    #[arg(long, default_value = "1", value_delimiter = ',')]
+    pub max_units: Vec<usize>,
     /// Where the ledger goes (default: a fresh folder under the system temp dir). Put it on the
     /// disk you mean to measure: every commit is synced.
     #[arg(long)]
     pub state: Option<std::path::PathBuf>,
+}
+
+/// What one measurement found.
+struct Figures {
+    /// Seconds from submit to the last commit.
+    secs: f64,
+    submit_s: f64,
+    first_lease_s: f64,
+    status_ms: f64,
+    lease_p50_ms: f64,
+    lease_p99_ms: f64,
+    reconcile_s: f64,
+}
+
+/// The process's peak resident memory so far, in MiB (Linux; NaN elsewhere).
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
 }
 
 pub fn bench_coordinator(a: BenchCoordinatorArgs) -> anyhow::Result<()> {
@@ -29,41 +57,63 @@ pub fn bench_coordinator(a: BenchCoordinatorArgs) -> anyhow::Result<()> {
         std::env::temp_dir().join(format!("iscp-bench-coordinator-{}", std::process::id()))
     });
     println!(
-        "coordinator benchmark: {} noop units per run, ledger under {} (SQLite WAL, synchronous=FULL)",
-        a.units,
-        base.display()
+        "coordinator benchmark: noop units, ledger under {} (SQLite WAL, synchronous=FULL), {} CPUs",
+        base.display(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "{:>8} {:>10} {:>12} {:>12} {:>16}",
-        "workers", "max_units", "seconds", "units/s", "submit→lease ms"
+        "{:>9} {:>7} {:>5} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "units",
+        "workers",
+        "lease",
+        "units/s",
+        "submit s",
+        "1st ms",
+        "p50 ms",
+        "p99 ms",
+        "status ms",
+        "reconc s",
+        "peak MiB"
     );
-    for &w in &a.workers {
-        let dir = base.join(format!("w{w}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        let (secs, first) = runtime()?.block_on(measure(&dir, a.units, w, a.max_units))?;
-        println!(
-            "{:>8} {:>10} {:>12.2} {:>12.0} {:>16.1}",
-            w,
-            a.max_units,
-            secs,
-            a.units as f64 / secs,
-            first * 1e3
-        );
-        let _ = std::fs::remove_dir_all(&dir);
+    let mut sizes = a.units.clone();
+    sizes.sort_unstable();
+    for &n in &sizes {
+        for &w in &a.workers {
+            for &m in &a.max_units {
+                let dir = base.join(format!("n{n}-w{w}-m{m}"));
+                let _ = std::fs::remove_dir_all(&dir);
+                let f = runtime()?.block_on(measure(&dir, n, w, m))?;
+                println!(
+                    "{:>9} {:>7} {:>5} {:>9.0} {:>9.2} {:>9.1} {:>9.2} {:>9.2} {:>9.1} {:>9.2} {:>9.0}",
+                    n,
+                    w,
+                    m,
+                    n as f64 / f.secs,
+                    f.submit_s,
+                    f.first_lease_s * 1e3,
+                    f.lease_p50_ms,
+                    f.lease_p99_ms,
+                    f.status_ms,
+                    f.reconcile_s,
+                    peak_rss_mib()
+                );
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        }
     }
+    println!("peak MiB is the benchmark process's peak so far (sizes run smallest first)");
     if a.state.is_none() {
         let _ = std::fs::remove_dir_all(&base);
     }
     Ok(())
 }
 
-/// (seconds from submit to the last commit, seconds from submit to the first lease).
 async fn measure(
     dir: &std::path::Path,
     units: usize,
     workers: usize,
     max_units: usize,
-) -> anyhow::Result<(f64, f64)> {
+) -> anyhow::Result<Figures> {
     let mut cfg = CoreConfig::new(dir.join("state"), dir.join("results"));
     cfg.heartbeat = Duration::from_secs(1);
     let service = Service::open(cfg.clone())?;
@@ -106,9 +156,18 @@ async fn measure(
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
     service.submit_noop("noop", units)?;
+    let submit_s = started.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let _ = service.status("noop");
+    let status_ms = t.elapsed().as_secs_f64() * 1e3;
     let mut first = None;
     loop {
-        let e = events.recv().await?;
+        let e = match events.recv().await {
+            Ok(e) => e,
+            // A watcher that falls behind skips events; the counts in the next one are current.
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(e) => anyhow::bail!("events: {e}"),
+        };
         if e.sweep != "noop" {
             continue;
         }
@@ -128,5 +187,27 @@ async fn measure(
     }
     let _ = stop.send(());
     server.await??;
-    Ok((secs, first.unwrap_or(f64::NAN)))
+    let ms = |q: f64| {
+        service
+            .lease_latency()
+            .quantile(q)
+            .map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
+    };
+    let (lease_p50_ms, lease_p99_ms) = (ms(0.5), ms(0.99));
+    drop(events);
+    drop(service);
+    // A restart on the full ledger: load every unit and reconcile it with the part files.
+    let t = Instant::now();
+    let reopened = Service::open(CoreConfig::new(dir.join("state"), dir.join("results")))?;
+    let reconcile_s = t.elapsed().as_secs_f64();
+    drop(reopened);
+    Ok(Figures {
+        secs,
+        submit_s,
+        first_lease_s: first.unwrap_or(f64::NAN),
+        status_ms,
+        lease_p50_ms,
+        lease_p99_ms,
+        reconcile_s,
+    })
 }

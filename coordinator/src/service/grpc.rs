@@ -27,6 +27,8 @@ const MAX_WAIT: Duration = Duration::from_secs(20);
 pub struct Service {
     core: Arc<Mutex<Core>>,
     wake: Arc<Notify>,
+    /// How long each lease took in the scheduler (lock, choice, ledger commit).
+    lease_latency: Arc<super::LatencyLog>,
 }
 
 impl From<CoreError> for Status {
@@ -60,6 +62,7 @@ impl Service {
         Ok(Service {
             core: Arc::new(Mutex::new(core)),
             wake: Arc::new(Notify::new()),
+            lease_latency: Arc::default(),
         })
     }
 
@@ -124,6 +127,16 @@ impl Service {
         self.core().release_leases()
     }
 
+    /// Every sweep's status (what `iscp status` shows).
+    pub fn status(&self, sweep: &str) -> Vec<super::status::SweepStatus> {
+        self.core().status(sweep)
+    }
+
+    /// The latency of lease calls inside the scheduler (not the long poll's wait).
+    pub fn lease_latency(&self) -> &super::LatencyLog {
+        &self.lease_latency
+    }
+
     /// A receiver of every sweep event from now on.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Event> {
         self.core().subscribe()
@@ -165,20 +178,32 @@ impl iscp_proto::Coordinator for Service {
         loop {
             // Registered before checking, so a wake between the check and the wait is not lost.
             let woken = self.wake.notified();
-            {
-                let mut core = self.core();
-                if !core.knows_worker(&r.worker_id) {
+            // The lease commits to the ledger (an fsync) and reads inputs: a blocking thread's work.
+            let (svc, worker, max, want) = (
+                self.clone(),
+                r.worker_id.clone(),
+                r.max_units.max(1) as usize,
+                held.clone(),
+            );
+            let units = tokio::task::spawn_blocking(move || {
+                let started = Instant::now();
+                let mut core = svc.core();
+                if !core.knows_worker(&worker) {
                     return Err(Status::not_found(format!(
-                        "unknown worker {}: register first",
-                        r.worker_id
+                        "unknown worker {worker}: register first"
                     )));
                 }
-                let units = core.lease(&r.worker_id, r.max_units.max(1) as usize, &held)?;
-                if !units.is_empty() {
-                    return Ok(Response::new(LeaseUnitsResult {
-                        units: units.into_iter().map(to_leased).collect(),
-                    }));
-                }
+                let units = core.lease(&worker, max, &want)?;
+                drop(core);
+                svc.lease_latency.record(started.elapsed());
+                Ok(units)
+            })
+            .await
+            .map_err(|e| Status::internal(e.to_string()))??;
+            if !units.is_empty() {
+                return Ok(Response::new(LeaseUnitsResult {
+                    units: units.into_iter().map(to_leased).collect(),
+                }));
             }
             let now = Instant::now();
             if now >= deadline {
@@ -211,7 +236,12 @@ impl iscp_proto::Coordinator for Service {
                 )),
             })
             .collect();
-        let out = self.core().heartbeat(&r.worker_id, &progress)?;
+        let svc = self.clone();
+        let worker = r.worker_id.clone();
+        // A beat may record a checkpoint in the ledger: off the async threads.
+        let out = tokio::task::spawn_blocking(move || svc.core().heartbeat(&worker, &progress))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))??;
         Ok(Response::new(match out {
             Some(cancel) => HeartbeatResult {
                 cancel: cancel.iter().map(UnitRef::from).collect(),
@@ -265,14 +295,20 @@ impl iscp_proto::Coordinator for Service {
         let r = req.into_inner();
         check_version(r.protocol_version)?;
         let reason = r.reason();
-        let key = UnitKey::new(r.sweep, r.unit_id);
-        let claim = LeaseClaim {
-            worker: &r.worker_id,
-            lease_id: &r.lease_id,
-            attempt: r.attempt,
-        };
-        self.core()
-            .fail(&key, claim, &r.error, reason, r.handed_back)?;
+        let key = UnitKey::new(r.sweep.clone(), r.unit_id.clone());
+        let svc = self.clone();
+        // A failure writes its `failures` part and commits: off the async threads.
+        tokio::task::spawn_blocking(move || {
+            let claim = LeaseClaim {
+                worker: &r.worker_id,
+                lease_id: &r.lease_id,
+                attempt: r.attempt,
+            };
+            svc.core()
+                .fail(&key, claim, &r.error, reason, r.handed_back)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))??;
         self.finalize_ready();
         self.wake();
         Ok(Response::new(FailUnitResult {}))
