@@ -27,7 +27,7 @@ bench: build
 	./target/release/iscp bench
 
 bench-coordinator: build
-	./target/release/iscp bench-coordinator
+	./target/release/iscp bench-coordinator --units 1000,100000 --workers 1,8 --max-units 1,16
 
 fmt:
 	cargo fmt --all

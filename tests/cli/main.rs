@@ -1,6 +1,7 @@
 //! Integration tests of the `iscp` binary, a module per area, on data the tests build themselves.
 
 mod baselines;
+mod chaos;
 mod checkpoint;
 mod cluster;
 mod derived;
