@@ -57,7 +57,7 @@ pub fn bench_coordinator(a: BenchCoordinatorArgs) -> anyhow::Result<()> {
         std::env::temp_dir().join(format!("iscp-bench-coordinator-{}", std::process::id()))
     });
     println!(
-        "coordinator benchmark: noop units, ledger under {} (SQLite WAL, synchronous=FULL), {} CPUs",
+        "coordinator benchmark: noop units, ledger under {} (SQLite WAL, group commit: one fdatasync per group of calls), {} CPUs",
         base.display(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );

@@ -3,6 +3,7 @@
 
 use super::convert::{to_leased, to_proto_event, to_proto_status};
 use super::core::{Core, LeaseClaim, UnitKey};
+use super::durable::GroupSync;
 use super::lease::Beat;
 use super::outcome::check_parts;
 use super::submit::{expand, noop_units};
@@ -26,6 +27,8 @@ const MAX_WAIT: Duration = Duration::from_secs(20);
 #[derive(Clone)]
 pub struct Service {
     core: Arc<Mutex<Core>>,
+    /// The ledger's group commit: every call is answered only once its commit is on disk.
+    sync: Arc<GroupSync>,
     wake: Arc<Notify>,
     /// How long each lease took in the scheduler (lock, choice, ledger commit).
     lease_latency: Arc<super::LatencyLog>,
@@ -45,6 +48,45 @@ impl From<CoreError> for Status {
     }
 }
 
+/// The locked scheduler of one call (see `Service::core`).
+pub(super) struct CoreGuard<'a> {
+    core: Option<MutexGuard<'a, Core>>,
+    sync: &'a GroupSync,
+    changes: u64,
+}
+
+impl std::ops::Deref for CoreGuard<'_> {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        self.core.as_ref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for CoreGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Core {
+        self.core.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for CoreGuard<'_> {
+    fn drop(&mut self) {
+        let Some(core) = self.core.take() else {
+            return;
+        };
+        // Numbered under the lock, so commit order and numbers agree.
+        let seq = (core.ledger.total_changes() != self.changes).then(|| self.sync.written());
+        drop(core);
+        if let Some(seq) = seq {
+            if let Err(e) = self.sync.wait(seq) {
+                // Not durable: the call must not be answered as if it were.
+                if !std::thread::panicking() {
+                    panic!("the ledger's WAL could not be synced: {e}");
+                }
+            }
+        }
+    }
+}
+
 fn check_version(v: u32) -> Result<(), Status> {
     if v != PROTOCOL_VERSION {
         return Err(Status::failed_precondition(format!(
@@ -58,17 +100,27 @@ impl Service {
     /// Opens (or creates) the ledger in the state directory and reconciles it with the parts.
     pub fn open(cfg: CoreConfig) -> CResult<Service> {
         let (tx, _) = tokio::sync::broadcast::channel(4096);
+        let wal = cfg.state_dir.join("ledger.sqlite-wal");
         let core = Core::open(cfg, tx)?;
         Ok(Service {
             core: Arc::new(Mutex::new(core)),
+            sync: Arc::new(GroupSync::new(&wal)),
             wake: Arc::new(Notify::new()),
             lease_latency: Arc::default(),
         })
     }
 
-    pub(super) fn core(&self) -> MutexGuard<'_, Core> {
+    /// The scheduler, locked; when the guard goes, after unlocking, it waits until what the call
+    /// committed is on disk (group commit), so nothing is answered before it is durable.
+    pub(super) fn core(&self) -> CoreGuard<'_> {
         // A panic while holding the lock leaves state the ledger already has; keep serving.
-        self.core.lock().unwrap_or_else(|p| p.into_inner())
+        let core = self.core.lock().unwrap_or_else(|p| p.into_inner());
+        let changes = core.ledger.total_changes();
+        CoreGuard {
+            core: Some(core),
+            sync: &self.sync,
+            changes,
+        }
     }
 
     pub(super) fn wake(&self) {

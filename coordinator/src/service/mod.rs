@@ -8,6 +8,7 @@ mod control;
 mod convert;
 mod core;
 mod derived;
+mod durable;
 mod finalize;
 mod grpc;
 mod latency;
