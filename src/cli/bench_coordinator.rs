@@ -36,6 +36,8 @@ struct Figures {
     lease_p50_ms: f64,
     lease_p99_ms: f64,
     reconcile_s: f64,
+    /// Peak RSS right after the submit (MiB).
+    submit_mib: f64,
 }
 
 /// The process's peak resident memory so far, in MiB (Linux; NaN elsewhere).
@@ -84,7 +86,7 @@ pub fn bench_coordinator(a: BenchCoordinatorArgs) -> anyhow::Result<()> {
                 let _ = std::fs::remove_dir_all(&dir);
                 let f = runtime()?.block_on(measure(&dir, n, w, m))?;
                 println!(
-                    "{:>9} {:>7} {:>5} {:>9.0} {:>9.2} {:>9.1} {:>9.2} {:>9.2} {:>9.1} {:>9.2} {:>9.0}",
+                    "{:>9} {:>7} {:>5} {:>9.0} {:>9.2} {:>9.1} {:>9.2} {:>9.2} {:>9.1} {:>9.2} {:>10.0} {:>9.0}",
                     n,
                     w,
                     m,
@@ -95,6 +97,7 @@ pub fn bench_coordinator(a: BenchCoordinatorArgs) -> anyhow::Result<()> {
                     f.lease_p99_ms,
                     f.status_ms,
                     f.reconcile_s,
+                    f.submit_mib,
                     peak_rss_mib()
                 );
                 let _ = std::fs::remove_dir_all(&dir);
@@ -157,6 +160,7 @@ async fn measure(
     let started = Instant::now();
     service.submit_noop("noop", units)?;
     let submit_s = started.elapsed().as_secs_f64();
+    let submit_mib = peak_rss_mib();
     let t = Instant::now();
     let _ = service.status("noop");
     let status_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -209,5 +213,6 @@ async fn measure(
         lease_p50_ms,
         lease_p99_ms,
         reconcile_s,
+        submit_mib,
     })
 }

@@ -158,7 +158,8 @@ pub struct Core {
     pub(super) cfg: CoreConfig,
     pub(super) ledger: Ledger,
     pub(super) sweeps: BTreeMap<String, SweepMem>,
-    pub(super) units: HashMap<Key, UnitMem>,
+    /// Boxed: the map's slots stay small (a million units need two million slots).
+    pub(super) units: HashMap<Key, Box<UnitMem>>,
     pub(super) leased: HashSet<Key>,
     pub(super) models: HashMap<Key, String>,
     pub(super) checkpoints: HashMap<Key, Checkpoint>,
@@ -213,7 +214,7 @@ impl Core {
             if row.state == LEASED {
                 core.leased.insert(key.clone());
             }
-            core.units.insert(key, UnitMem::new(row, expires));
+            core.units.insert(key, Box::new(UnitMem::new(row, expires)));
         }
         for ((sweep, unit), sha) in core.ledger.models()? {
             core.set_model(UnitKey::new(sweep, unit), sha);

@@ -101,11 +101,10 @@ impl Core {
         let mut rows = Vec::new();
         let mut adopted = Vec::new();
         let (mut new, mut done) = (0, 0);
-        let params: Vec<(String, String)> = units
-            .iter()
-            .map(|u| (u.id.clone(), u.params.clone()))
-            .collect();
-        for (ord, u) in units.into_iter().enumerate() {
+        let mut owned: Vec<(String, String)> = Vec::with_capacity(units.len());
+        for (ord, mut u) in units.into_iter().enumerate() {
+            // Moved, not copied: a sweep's parameters are most of what it weighs.
+            owned.push((u.id.clone(), std::mem::take(&mut u.params)));
             let key = UnitKey::new(sweep, u.id.as_str());
             let mut row = match self.units.get(&key) {
                 Some(m) => m.row.clone(),
@@ -152,7 +151,7 @@ impl Core {
             }
             rows.push(row);
         }
-        let params: Vec<(&str, &str)> = params
+        let params: Vec<(&str, &str)> = owned
             .iter()
             .map(|(i, p)| (i.as_str(), p.as_str()))
             .collect();
@@ -165,14 +164,20 @@ impl Core {
         }
         let total = rows.len() as u64;
         let order = rows.iter().map(|r| r.id.clone()).collect();
+        drop(params);
+        drop(owned);
         for row in rows {
             let key = UnitKey::new(sweep, row.id.as_str());
-            let m = self
-                .units
-                .entry(key)
-                .or_insert_with(|| UnitMem::new(row.clone(), None));
-            m.row.spec_sha = row.spec_sha;
-            m.row.ord = row.ord;
+            match self.units.entry(key) {
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    let m = e.get_mut();
+                    m.row.spec_sha = row.spec_sha;
+                    m.row.ord = row.ord;
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(Box::new(UnitMem::new(row, None)));
+                }
+            }
         }
         self.sweeps
             .insert(sweep.to_string(), SweepMem::new(order, false));
