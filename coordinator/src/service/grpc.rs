@@ -325,13 +325,19 @@ impl iscp_proto::Coordinator for Service {
                 attempt: r.attempt,
             };
             let model = Some(r.model_sha256.as_str());
-            let owner = {
+            let (owner, root) = {
                 let core = svc.core();
                 core.fenced(&key, claim)?;
-                core.part_owner(&key)?
+                (core.part_owner(&key)?, core.results_root(&key.sweep))
             };
-            let checked = check_parts(&key, &owner, parts, model)?;
-            svc.core().complete_checked(&key, claim, checked, files)
+            // Checked, then written and synced under temporary names, all without the lock;
+            // under it only the renames and the ledger commit.
+            let staged = check_parts(&key, &owner, parts, model)?.stage(&root)?;
+            let dirs = svc.core().complete_checked(&key, claim, staged, files)?;
+            for dir in dirs {
+                iscp_sweep::tables::sync_dir(&dir)?;
+            }
+            Ok::<(), CoreError>(())
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))??;

@@ -28,7 +28,7 @@ pub use iscp_proto::v1::EventKind;
 pub use latency::LatencyLog;
 pub use lease::Beat;
 pub use ledger::LedgerError;
-pub use outcome::{check_parts, CheckedParts, PartsOf};
+pub use outcome::{check_parts, CheckedParts, PartsOf, StagedParts};
 pub use state::UnitState;
 pub use uploads::Purpose;
 

@@ -59,7 +59,11 @@ impl Core {
         self.fenced(key, claim)?;
         let owner = self.part_owner(key)?;
         let checked = check_parts(key, &owner, parts, model_sha)?;
-        self.complete_checked(key, claim, checked, files)
+        let staged = checked.stage(&self.results_root(&key.sweep))?;
+        for dir in self.complete_checked(key, claim, staged, files)? {
+            tables::sync_dir(&dir)?;
+        }
+        Ok(())
     }
 
     /// What a completion of this unit is checked against: its kind and the units it read.
@@ -76,15 +80,17 @@ impl Core {
         })
     }
 
-    /// Writes checked parts (see `check_parts`, which runs without the scheduler's lock) and the
-    /// files of a pictures unit, and marks the unit done, if the caller holds its current lease.
+    /// Publishes staged parts (checked and written without the scheduler's lock: `check_parts`,
+    /// `CheckedParts::stage`) and writes the files of a pictures unit, and marks the unit done, if
+    /// the caller holds its current lease. Returns the table folders whose renames the caller
+    /// syncs before answering (a done unit whose part a crash lost is requeued on restart).
     pub fn complete_checked(
         &mut self,
         key: &Key,
         claim: LeaseClaim,
-        checked: CheckedParts,
+        checked: StagedParts,
         files: Files,
-    ) -> CResult<()> {
+    ) -> CResult<Vec<std::path::PathBuf>> {
         self.fenced(key, claim)?;
         if &checked.unit != key {
             return Err(CoreError::Invalid(format!(
@@ -93,7 +99,7 @@ impl Core {
             )));
         }
         let kind = self.units[key].row.kind;
-        let CheckedParts {
+        let StagedParts {
             parts, model_sha, ..
         } = checked;
         let model_sha = model_sha.as_deref();
@@ -117,9 +123,11 @@ impl Core {
             write_output_file(&root, path, bytes)?;
         }
         let mut recorded = Vec::new();
-        for (t, bytes) in &parts {
-            let path = tables::write_part_bytes(&root.join(t), &key.unit, bytes)?;
-            recorded.push((t.clone(), path.to_string_lossy().to_string()));
+        let mut dirs = Vec::new();
+        for (t, staged) in parts {
+            let path = staged.publish()?;
+            dirs.push(root.join(&t));
+            recorded.push((t, path.to_string_lossy().to_string()));
         }
         let m = self.units.get_mut(key).expect("fenced");
         m.row.error.clear();
@@ -136,7 +144,7 @@ impl Core {
             self.drop_checkpoints(key)?;
         }
         self.emit(&key.sweep, Some(&row), EventKind::Done, String::new());
-        Ok(())
+        Ok(dirs)
     }
 
     /// Records a failed attempt: retried with backoff up to the limit, or failed for good when
@@ -263,6 +271,30 @@ pub struct PartsOf {
 pub struct CheckedParts {
     unit: Key,
     parts: Vec<(String, Vec<u8>)>,
+    model_sha: Option<String>,
+}
+
+impl CheckedParts {
+    /// Writes and syncs each part under a temporary name in its table under `root` (the sweep's
+    /// results folder): the slow half of a completion, done without the scheduler's lock.
+    pub fn stage(self, root: &std::path::Path) -> CResult<StagedParts> {
+        let mut parts = Vec::with_capacity(self.parts.len());
+        for (t, bytes) in self.parts {
+            let staged = tables::stage_part_bytes(&root.join(&t), &self.unit.unit, &bytes)?;
+            parts.push((t, staged));
+        }
+        Ok(StagedParts {
+            unit: self.unit,
+            parts,
+            model_sha: self.model_sha,
+        })
+    }
+}
+
+/// Checked parts written under temporary names: what `Core::complete_checked` publishes.
+pub struct StagedParts {
+    unit: Key,
+    parts: Vec<(String, tables::StagedPart)>,
     model_sha: Option<String>,
 }
 

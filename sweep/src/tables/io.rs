@@ -42,19 +42,67 @@ pub fn write_part(table_dir: &Path, name: &str, batch: &RecordBatch) -> Result<P
 /// Writes an already encoded Parquet file as the part `name` of a table, atomically and durably
 /// (a worker's result arriving over the wire).
 pub fn write_part_bytes(table_dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
-    use std::io::Write;
-    std::fs::create_dir_all(table_dir).map_err(|e| CoordError::io(table_dir, e))?;
-    let path = part_path(table_dir, name);
-    let tmp = table_dir.join(format!(".part-{name}.parquet.tmp"));
-    let write = || -> std::io::Result<()> {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-        File::open(table_dir)?.sync_all()
-    };
-    write().map_err(|e| CoordError::io(&path, e))?;
+    let path = stage_part_bytes(table_dir, name, bytes)?.publish()?;
+    sync_dir(table_dir)?;
     Ok(path)
+}
+
+/// A part written and synced under a hidden temporary name, not yet a part of its table: the
+/// slow half of writing a part, done before taking the scheduler's lock. Dropped unpublished,
+/// its file is removed.
+pub struct StagedPart {
+    tmp: PathBuf,
+    path: PathBuf,
+    published: bool,
+}
+
+impl StagedPart {
+    /// Renames it to `part-<name>.parquet` (its directory is not synced: see `sync_dir`).
+    pub fn publish(mut self) -> Result<PathBuf> {
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| CoordError::io(&self.path, e))?;
+        self.published = true;
+        Ok(self.path.clone())
+    }
+}
+
+impl Drop for StagedPart {
+    fn drop(&mut self) {
+        if !self.published {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Writes and syncs `bytes` under a temporary name unique to this call in `table_dir`.
+pub fn stage_part_bytes(table_dir: &Path, name: &str, bytes: &[u8]) -> Result<StagedPart> {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    std::fs::create_dir_all(table_dir).map_err(|e| CoordError::io(table_dir, e))?;
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let tmp = table_dir.join(format!(
+        ".part-{name}.parquet.{}-{n}.tmp",
+        std::process::id()
+    ));
+    let staged = StagedPart {
+        tmp,
+        path: part_path(table_dir, name),
+        published: false,
+    };
+    let write = || -> std::io::Result<()> {
+        let mut file = File::create(&staged.tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    };
+    write().map_err(|e| CoordError::io(&staged.tmp, e))?;
+    Ok(staged)
+}
+
+/// Syncs a directory, making the renames in it durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| CoordError::io(dir, e))
 }
 
 /// Encodes a batch as a whole Parquet file in memory (a worker's result for the wire).
@@ -120,4 +168,42 @@ pub fn read_batches(path: &Path) -> Result<Vec<RecordBatch>> {
     reader
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| CoordError::table(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_staged_part_is_hidden_until_published_and_removed_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = dir.path().join("searches");
+        let staged = stage_part_bytes(&table, "u1", b"PAR1").unwrap();
+        assert!(
+            done_units(&table).unwrap().is_empty(),
+            "{:?}",
+            names(&table)
+        );
+        drop(staged);
+        assert!(
+            names(&table).is_empty(),
+            "an unpublished part leaves nothing"
+        );
+        let path = stage_part_bytes(&table, "u1", b"PAR1")
+            .unwrap()
+            .publish()
+            .unwrap();
+        sync_dir(&table).unwrap();
+        assert_eq!(names(&table), vec!["part-u1.parquet"]);
+        assert_eq!(std::fs::read(path).unwrap(), b"PAR1");
+    }
 }

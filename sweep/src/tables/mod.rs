@@ -14,7 +14,7 @@ pub use derived::{derived_batch, read_derived_rows, DerivedRow};
 pub use failures::upgrade_failure_parts;
 pub use io::{
     decode_parquet, done_units, encode_batches, encode_parquet, part_path, read_batches,
-    write_part, write_part_bytes,
+    stage_part_bytes, sync_dir, write_part, write_part_bytes, StagedPart,
 };
 pub use legacy_parts::remove_group_named_parts;
 pub use read::{
