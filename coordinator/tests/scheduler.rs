@@ -190,3 +190,46 @@ fn a_worker_holding_a_model_gets_its_units_first() {
         .all(|u| u.sweep == "b" && u.kind.name() == "search"));
     assert_eq!(l[0].model_sha, MODEL.unwrap());
 }
+
+/// A lease the worker never received (the coordinator died between committing it and answering)
+/// is not kept alive by the worker's heartbeats for the units it does hold: it expires.
+#[test]
+fn heartbeats_extend_only_the_leases_they_report() {
+    use iscp_coordinator::service::Beat;
+    let dir = tempfile::tempdir().unwrap();
+    let mut core = open(dir.path());
+    let units = (0..2)
+        .map(|i| unit(&format!("n{i}"), "noop", "", &[]))
+        .collect();
+    core.submit("s", "sha", "f", "", units).unwrap();
+    core.register("w", "w");
+    let l = core.lease("w", 2, &HashSet::new()).unwrap();
+    assert_eq!(l.len(), 2);
+    let (held, lost) = (&l[0], &l[1]);
+    let beat = Beat {
+        key: UnitKey::new("s", held.unit_id.as_str()),
+        attempt: held.attempt,
+        step: 1,
+        total: 2,
+        checkpoint: None,
+    };
+    // Beats for 3 TTLs (100 ms) that name only the first unit.
+    for _ in 0..15 {
+        std::thread::sleep(Duration::from_millis(20));
+        let cancel = core
+            .heartbeat("w", std::slice::from_ref(&beat))
+            .unwrap()
+            .unwrap();
+        assert!(cancel.is_empty());
+        core.expire().unwrap();
+    }
+    let st = core.status("s").remove(0);
+    let noop = st.kinds.iter().find(|k| k.kind == "noop").unwrap();
+    assert_eq!((noop.pending, noop.leased), (1, 1), "{:?}", st.kinds);
+    // The lost unit went back to the queue and is leased again; the held one stayed leased.
+    let again = core.lease("w", 2, &HashSet::new()).unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].unit_id, lost.unit_id);
+    assert_eq!(again[0].attempt, lost.attempt + 1);
+    core.check_index().unwrap();
+}

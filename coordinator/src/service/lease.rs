@@ -221,7 +221,7 @@ impl Core {
         ))
     }
 
-    /// Extends every lease the worker holds and records progress; returns the units it should drop
+    /// Extends the leases the worker reports holding and records progress; returns the units it should drop
     /// (cancelled, or no longer its lease), or None when the worker must register again. Each
     /// report names its sweep: units of two sweeps that share an id never answer for each other.
     pub fn heartbeat(&mut self, worker: &str, progress: &[Beat]) -> CResult<Option<Vec<Key>>> {
@@ -229,13 +229,10 @@ impl Core {
             return Ok(None);
         };
         w.last_seen = Instant::now();
+        // Only the leases the worker reports are extended: a lease recorded but never delivered
+        // (the coordinator died between its commit and its answer) is not the worker's, and must
+        // expire rather than be kept alive by the worker's other beats.
         let expires = Instant::now() + self.cfg.lease_ttl;
-        for key in &self.leased {
-            let m = self.units.get_mut(key).expect("leased units exist");
-            if m.row.worker == worker {
-                m.expires = Some(expires);
-            }
-        }
         let mut cancel = Vec::new();
         for b in progress {
             let Some(m) = self.units.get(&b.key) else {
@@ -251,6 +248,7 @@ impl Core {
                 cancel.push(b.key.clone());
                 continue;
             }
+            self.units.get_mut(&b.key).expect("found").expires = Some(expires);
             if let Some(c) = &b.checkpoint {
                 self.record_checkpoint(&b.key, c.clone())?;
             }
