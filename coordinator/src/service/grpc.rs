@@ -87,6 +87,19 @@ impl Drop for CoreGuard<'_> {
     }
 }
 
+/// Runs a call's scheduler work on a blocking thread: it takes the lock and syncs the ledger or
+/// part files, which must not stall the async runtime.
+async fn blocking<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, Status>
+where
+    T: Send + 'static,
+    E: Into<Status> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(Into::into)
+}
+
 fn check_version(v: u32) -> Result<(), Status> {
     if v != PROTOCOL_VERSION {
         return Err(Status::failed_precondition(format!(
@@ -237,7 +250,7 @@ impl iscp_proto::Coordinator for Service {
                 r.max_units.max(1) as usize,
                 held.clone(),
             );
-            let units = tokio::task::spawn_blocking(move || {
+            let units = blocking(move || {
                 let started = Instant::now();
                 let mut core = svc.core();
                 if !core.knows_worker(&worker) {
@@ -250,8 +263,7 @@ impl iscp_proto::Coordinator for Service {
                 svc.lease_latency.record(started.elapsed());
                 Ok(units)
             })
-            .await
-            .map_err(|e| Status::internal(e.to_string()))??;
+            .await?;
             if !units.is_empty() {
                 return Ok(Response::new(LeaseUnitsResult {
                     units: units.into_iter().map(to_leased).collect(),
@@ -291,9 +303,7 @@ impl iscp_proto::Coordinator for Service {
         let svc = self.clone();
         let worker = r.worker_id.clone();
         // A beat may record a checkpoint in the ledger: off the async threads.
-        let out = tokio::task::spawn_blocking(move || svc.core().heartbeat(&worker, &progress))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))??;
+        let out = blocking(move || svc.core().heartbeat(&worker, &progress)).await?;
         Ok(Response::new(match out {
             Some(cancel) => HeartbeatResult {
                 cancel: cancel.iter().map(UnitRef::from).collect(),
@@ -316,9 +326,9 @@ impl iscp_proto::Coordinator for Service {
         let parts = r.parts.into_iter().map(|p| (p.table, p.parquet)).collect();
         let files = r.files.into_iter().map(|f| (f.path, f.data)).collect();
         let svc = self.clone();
-        // Parts are decoded and checked without the lock, then written and synced under it:
-        // all off the async threads.
-        tokio::task::spawn_blocking(move || {
+        // Parts are checked, written and synced without the lock; under it only the renames and
+        // the ledger commit.
+        blocking(move || {
             let claim = LeaseClaim {
                 worker: &r.worker_id,
                 lease_id: &r.lease_id,
@@ -330,8 +340,6 @@ impl iscp_proto::Coordinator for Service {
                 core.fenced(&key, claim)?;
                 (core.part_owner(&key)?, core.results_root(&key.sweep))
             };
-            // Checked, then written and synced under temporary names, all without the lock;
-            // under it only the renames and the ledger commit.
             let staged = check_parts(&key, &owner, parts, model)?.stage(&root)?;
             let dirs = svc.core().complete_checked(&key, claim, staged, files)?;
             for dir in dirs {
@@ -339,8 +347,7 @@ impl iscp_proto::Coordinator for Service {
             }
             Ok::<(), CoreError>(())
         })
-        .await
-        .map_err(|e| Status::internal(e.to_string()))??;
+        .await?;
         self.finalize_ready();
         self.wake();
         Ok(Response::new(CompleteUnitResult {}))
@@ -356,7 +363,7 @@ impl iscp_proto::Coordinator for Service {
         let key = UnitKey::new(r.sweep.clone(), r.unit_id.clone());
         let svc = self.clone();
         // A failure writes its `failures` part and commits: off the async threads.
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             let claim = LeaseClaim {
                 worker: &r.worker_id,
                 lease_id: &r.lease_id,
@@ -365,8 +372,7 @@ impl iscp_proto::Coordinator for Service {
             svc.core()
                 .fail(&key, claim, &r.error, reason, r.handed_back)
         })
-        .await
-        .map_err(|e| Status::internal(e.to_string()))??;
+        .await?;
         self.finalize_ready();
         self.wake();
         Ok(Response::new(FailUnitResult {}))
@@ -507,9 +513,7 @@ impl iscp_proto::Coordinator for Service {
         let svc = self.clone();
         // Expanding may load data (to count classes): off the async threads.
         let (sweep, units, new_units, already_done) =
-            tokio::task::spawn_blocking(move || svc.submit_source(&r.spec_toml, &r.file))
-                .await
-                .map_err(|e| Status::internal(e.to_string()))??;
+            blocking(move || svc.submit_source(&r.spec_toml, &r.file)).await?;
         tracing::info!(%sweep, units, new_units, "spec submitted");
         self.finalize_ready();
         Ok(Response::new(SubmitSpecResult {
