@@ -12,9 +12,12 @@ pub use v1::coordinator_client::CoordinatorClient;
 pub use v1::coordinator_server::{Coordinator, CoordinatorServer};
 
 /// Bumped whenever a message changes meaning; register and heartbeat refuse a mismatch.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
-/// Largest message either side accepts (a unit's result parts, an evaluation's inputs).
+/// The most units one CompleteUnits call may carry.
+pub const MAX_BATCH_UNITS: usize = 256;
+
+/// Largest message either side accepts (a unit's result parts, a batch of completions).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Artifact chunk size on the wire.

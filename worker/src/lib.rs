@@ -7,6 +7,7 @@ pub mod client;
 pub mod executor;
 mod heartbeat;
 pub mod parts;
+mod report;
 mod shared;
 mod slot;
 

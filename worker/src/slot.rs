@@ -1,18 +1,15 @@
 //! A device slot: a compute thread that owns the engine for one device, and the async loop that
-//! leases units for it, makes sure their model is cached, runs them, and reports each result.
+//! leases units for it, makes sure their model is cached, runs them, and reports the results
+//! (`report`).
 
 use crate::artifacts;
 use crate::executor::{all_failed, Executor, Outcome};
 use crate::shared::{is_fatal, is_transient, key_of, now_ms, Backoff, Held, Shared, WorkerError};
-use iscp_proto::v1::{
-    CompleteUnitParams, FailUnitParams, FailureReason, LeaseUnitsParams, LeasedUnit, OutputFile,
-    TablePart,
-};
+use iscp_proto::v1::{FailureReason, LeaseUnitsParams, LeasedUnit};
 use iscp_proto::PROTOCOL_VERSION;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::oneshot;
 use tonic::Code;
 
@@ -111,8 +108,8 @@ pub async fn run_slot(
             }
         }
         let outcomes = run_units(&shared, &compute, &units).await;
-        for (u, outcome) in units.iter().zip(outcomes) {
-            report(&shared, u, outcome).await;
+        crate::report::report_all(&shared, &units, outcomes).await;
+        for u in &units {
             let key = key_of(u);
             shared.held().remove(&key);
             shared.checkpoints().remove(&key);
@@ -171,146 +168,4 @@ async fn run_units(
             "the compute thread stopped",
         )
     })
-}
-
-/// Sends a unit's result (uploading its model first) or its failure; retries while the
-/// coordinator is away, gives up when it refuses (a stale lease: the unit went to someone else).
-async fn report(shared: &Shared, u: &LeasedUnit, outcome: Outcome) {
-    if shared.held().get(&key_of(u)).is_some_and(|h| h.cancelled) {
-        tracing::info!(
-            "dropping the result of {}: cancelled or leased elsewhere",
-            u.unit_id
-        );
-        return;
-    }
-    let mut outcome = outcome;
-    if let Ok(out) = &outcome {
-        if let Some((sha, path)) = &out.artifact {
-            let mut backoff = Backoff::new();
-            loop {
-                match artifacts::put(
-                    &shared.client,
-                    &shared.worker_id,
-                    &key_of(u),
-                    sha,
-                    path,
-                    "model",
-                )
-                .await
-                {
-                    Ok(()) => break,
-                    Err(s) if is_transient(&s) => backoff.wait().await,
-                    Err(s) => {
-                        outcome = Err(crate::executor::Failure::new(
-                            FailureReason::Transport,
-                            format!("uploading model {sha}: {}", s.message()),
-                        ));
-                        break;
-                    }
-                }
-            }
-        }
-    }
-    let mut backoff = Backoff::new();
-    loop {
-        let sent = match &outcome {
-            Ok(out) => {
-                let req = CompleteUnitParams {
-                    protocol_version: PROTOCOL_VERSION,
-                    worker_id: shared.worker_id.clone(),
-                    sweep: u.sweep.clone(),
-                    unit_id: u.unit_id.clone(),
-                    lease_id: u.lease_id.clone(),
-                    attempt: u.attempt,
-                    model_sha256: out.model_sha256.clone().unwrap_or_default(),
-                    parts: out
-                        .parts
-                        .iter()
-                        .map(|(t, b)| TablePart {
-                            table: t.clone(),
-                            parquet: b.clone(),
-                        })
-                        .collect(),
-                    files: out
-                        .files
-                        .iter()
-                        .map(|(path, data)| OutputFile {
-                            path: path.clone(),
-                            data: data.clone(),
-                        })
-                        .collect(),
-                };
-                shared.client.clone().complete_unit(req).await.map(|_| ())
-            }
-            Err(f) => {
-                let req = FailUnitParams {
-                    protocol_version: PROTOCOL_VERSION,
-                    worker_id: shared.worker_id.clone(),
-                    sweep: u.sweep.clone(),
-                    unit_id: u.unit_id.clone(),
-                    lease_id: u.lease_id.clone(),
-                    attempt: u.attempt,
-                    error: f.error.clone(),
-                    reason: f.reason.into(),
-                    handed_back: false,
-                };
-                shared.client.clone().fail_unit(req).await.map(|_| ())
-            }
-        };
-        match sent {
-            Ok(()) => {
-                let counter = if outcome.is_ok() {
-                    &shared.completed
-                } else {
-                    &shared.failed
-                };
-                counter.fetch_add(1, Ordering::SeqCst);
-                tracing::info!(
-                    "{} {} {}",
-                    if outcome.is_ok() {
-                        "completed"
-                    } else {
-                        "failed"
-                    },
-                    u.kind(),
-                    u.unit_id
-                );
-                return;
-            }
-            // The same codes as every other call: the coordinator is away, not refusing.
-            Err(s) if is_transient(&s) => {
-                tracing::debug!("reporting {}: {s}; retrying", u.unit_id);
-                backoff.wait().await;
-                if backoff_exhausted(&backoff) && shared.stopping.load(Ordering::SeqCst) {
-                    return;
-                }
-            }
-            // A result refused as invalid (its parts do not fit the tables): report the unit
-            // failed with the refusal, so the lease ends now and the reason is on record.
-            Err(s) if outcome.is_ok() && s.code() == tonic::Code::InvalidArgument => {
-                tracing::warn!(
-                    "the coordinator refused the result of {}: {}",
-                    u.unit_id,
-                    s.message()
-                );
-                outcome = Err(crate::executor::Failure::new(
-                    FailureReason::Internal,
-                    format!("the coordinator refused the result: {}", s.message()),
-                ));
-            }
-            Err(s) => {
-                tracing::warn!(
-                    "the coordinator refused the {} of {}: {}",
-                    if outcome.is_ok() { "result" } else { "failure" },
-                    u.unit_id,
-                    s.message()
-                );
-                return;
-            }
-        }
-    }
-}
-
-fn backoff_exhausted(b: &Backoff) -> bool {
-    b.0 >= Duration::from_secs(5)
 }

@@ -64,15 +64,6 @@ pub fn to_leased(l: super::Leased) -> LeasedUnit {
         spec_file: l.spec_file,
         model_sha256: l.model_sha,
         params_json: l.params,
-        inputs: l
-            .inputs
-            .into_iter()
-            .map(|(table, unit_id, parquet)| InputPart {
-                table,
-                unit_id,
-                parquet,
-            })
-            .collect(),
         checkpoint_epoch: l.checkpoint.as_ref().map(|c| c.0).unwrap_or(0),
         checkpoint_sha256: l
             .checkpoint

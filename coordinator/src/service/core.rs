@@ -104,8 +104,6 @@ pub struct Leased {
     pub model_sha: String,
     /// The unit's parameters: the JSON its id hashes.
     pub params: String,
-    /// (table, unit id, Parquet bytes) of the finished units it reads.
-    pub inputs: Vec<(String, String, Vec<u8>)>,
     /// The last checkpoint of an earlier attempt (training units).
     pub checkpoint: Option<Checkpoint>,
     /// A derived setting's prepare: the artifacts holding its shards' parts, in shard order.
@@ -113,20 +111,11 @@ pub struct Leased {
 }
 
 impl Leased {
-    /// What this unit adds to a lease message, from above: its strings and inputs, and room for
-    /// the fields' framing.
+    /// What this unit adds to a lease message, from above: its strings, and room for the
+    /// fields' framing.
     pub fn wire_bytes(&self) -> usize {
-        let inputs: usize = self
-            .inputs
-            .iter()
-            .map(|(t, id, b)| t.len() + id.len() + b.len() + 16)
-            .sum();
         let artifacts: usize = self.input_artifacts.iter().map(|a| a.len() + 8).sum();
-        4096 + self.spec_file.len()
-            + self.spec_source.len()
-            + self.params.len()
-            + inputs
-            + artifacts
+        4096 + self.spec_file.len() + self.spec_source.len() + self.params.len() + artifacts
     }
 }
 

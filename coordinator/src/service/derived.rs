@@ -9,7 +9,9 @@ use iscp_sweep::tables;
 
 impl Core {
     /// The artifact hashes of a prepare unit's derive-data parts, in shard order (empty for a
-    /// setting that is not derived). Each part is hashed and registered once.
+    /// setting that is not derived). A shard is hashed when its part lands (`CheckedParts::stage`,
+    /// without the lock) and recorded with its path, so after a restart the ledger has it too;
+    /// only a part adopted from an earlier ledger, never registered, is hashed here.
     pub(super) fn derived_inputs(&mut self, row: &UnitRow) -> CResult<Vec<String>> {
         let dir = self.results_root(&row.sweep).join("derived");
         let mut out = Vec::new();
@@ -20,11 +22,19 @@ impl Core {
                 continue;
             }
             let p = tables::part_path(&dir, d);
-            let bytes = std::fs::metadata(&p)
-                .map_err(|e| CoreError::io(&p, e))?
-                .len();
-            let sha = sha256_file(&p).map_err(iscp_sweep::CoordError::from)?;
-            self.put_artifact(&sha, &p.to_string_lossy(), bytes)?;
+            let path = p.to_string_lossy();
+            let sha = match self.ledger.artifact_at(&path)? {
+                Some(sha) => sha,
+                None => {
+                    tracing::info!(unit = %d, "hashing a derived shard registered by no completion");
+                    let bytes = std::fs::metadata(&p)
+                        .map_err(|e| CoreError::io(&p, e))?
+                        .len();
+                    let sha = sha256_file(&p).map_err(iscp_sweep::CoordError::from)?;
+                    self.ledger.put_artifact_at(&sha, &path, bytes)?;
+                    sha
+                }
+            };
             self.derived.insert(key, sha.clone());
             out.push(sha);
         }

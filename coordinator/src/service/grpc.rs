@@ -1,16 +1,16 @@
 //! The gRPC face of the coordinator: wire types converted to domain calls on the scheduler, the
 //! protocol version checked, long-polled leases, artifacts streamed in chunks.
 
+use super::completion::{unit_completed, Completion};
 use super::convert::{to_leased, to_proto_event, to_proto_status};
 use super::core::{Core, LeaseClaim, UnitKey};
 use super::durable::GroupSync;
 use super::lease::Beat;
-use super::outcome::check_parts;
-use super::submit::{expand, noop_units};
+use super::submit::{expand, noop_units, PartsOnDisk};
 use super::uploads::Purpose;
 use super::{CResult, CoreConfig, CoreError, Event};
 use iscp_proto::v1::*;
-use iscp_proto::{CHUNK_BYTES, PROTOCOL_VERSION};
+use iscp_proto::{CHUNK_BYTES, MAX_BATCH_UNITS, PROTOCOL_VERSION};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::pin::Pin;
@@ -148,16 +148,23 @@ impl Service {
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
                 tick.tick().await;
-                let expired = svc.core().expire();
+                // Expiring commits (and syncs) to the ledger: never on the async threads.
+                let s = svc.clone();
+                let expired = tokio::task::spawn_blocking(move || {
+                    let expired = s.core().expire();
+                    s.finalize_ready();
+                    expired
+                })
+                .await;
                 match expired {
-                    Ok(0) => {}
-                    Ok(n) => {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(n)) => {
                         tracing::info!("{n} leases expired");
                         svc.wake();
                     }
+                    Ok(Err(e)) => tracing::error!("expiring leases: {e}"),
                     Err(e) => tracing::error!("expiring leases: {e}"),
                 }
-                svc.finalize_ready();
             }
         })
     }
@@ -173,16 +180,21 @@ impl Service {
             )));
         }
         let ex = expand(source, file)?;
+        // Listed before the lock: a resubmitted sweep's folder may hold a million parts.
+        let root = self.core().results_root(&ex.sweep);
+        let on_disk = PartsOnDisk::list(&root)?;
         let (total, new, done) =
             self.core()
-                .submit(&ex.sweep, &ex.spec_sha, file, source, ex.units)?;
+                .submit_listed(&ex.sweep, &ex.spec_sha, file, source, ex.units, &on_disk)?;
         self.wake();
         Ok((ex.sweep, total, new, done))
     }
 
     /// Submits `n` units of the `noop` kind as sweep `sweep` (the coordinator benchmark).
     pub fn submit_noop(&self, sweep: &str, n: usize) -> CResult<()> {
-        self.core().submit(sweep, "noop", "", "", noop_units(n))?;
+        let on_disk = PartsOnDisk::list(&self.core().results_root(sweep))?;
+        self.core()
+            .submit_listed(sweep, "noop", "", "", noop_units(n), &on_disk)?;
         self.wake();
         Ok(())
     }
@@ -222,12 +234,18 @@ impl iscp_proto::Coordinator for Service {
         if r.worker_id.is_empty() {
             return Err(Status::invalid_argument("worker_id is empty"));
         }
-        let mut core = self.core();
-        core.register(&r.worker_id, &r.name);
+        let svc = self.clone();
+        let (id, name) = (r.worker_id.clone(), r.name.clone());
+        let heartbeat = blocking(move || {
+            let mut core = svc.core();
+            core.register(&id, &name);
+            Ok::<_, Status>(core.cfg.heartbeat)
+        })
+        .await?;
         tracing::info!(worker = %r.name, id = %r.worker_id, devices = r.devices.len(), "worker registered");
         Ok(Response::new(RegisterWorkerResult {
             worker_id: r.worker_id,
-            heartbeat_interval_ms: core.cfg.heartbeat.as_millis() as u64,
+            heartbeat_interval_ms: heartbeat.as_millis() as u64,
             protocol_version: PROTOCOL_VERSION,
         }))
     }
@@ -322,35 +340,50 @@ impl iscp_proto::Coordinator for Service {
     ) -> Result<Response<CompleteUnitResult>, Status> {
         let r = req.into_inner();
         check_version(r.protocol_version)?;
-        let key = UnitKey::new(r.sweep, r.unit_id);
-        let parts = r.parts.into_iter().map(|p| (p.table, p.parquet)).collect();
-        let files = r.files.into_iter().map(|f| (f.path, f.data)).collect();
         let svc = self.clone();
         // Parts are checked, written and synced without the lock; under it only the renames and
         // the ledger commit.
-        blocking(move || {
-            let claim = LeaseClaim {
-                worker: &r.worker_id,
-                lease_id: &r.lease_id,
-                attempt: r.attempt,
-            };
-            let model = Some(r.model_sha256.as_str());
-            let (owner, root) = {
-                let core = svc.core();
-                core.fenced(&key, claim)?;
-                (core.part_owner(&key)?, core.results_root(&key.sweep))
-            };
-            let staged = check_parts(&key, &owner, parts, model)?.stage(&root)?;
-            let dirs = svc.core().complete_checked(&key, claim, staged, files)?;
-            for dir in dirs {
-                iscp_sweep::tables::sync_dir(&dir)?;
-            }
-            Ok::<(), CoreError>(())
+        let worker = r.worker_id.clone();
+        let mut done = blocking(move || {
+            let done = svc.complete_batch(&worker, vec![Completion::from(r)]);
+            svc.finalize_ready();
+            Ok::<_, Status>(done)
         })
         .await?;
-        self.finalize_ready();
         self.wake();
+        done.pop().expect("one answer per unit")?;
         Ok(Response::new(CompleteUnitResult {}))
+    }
+
+    async fn complete_units(
+        &self,
+        req: Request<CompleteUnitsParams>,
+    ) -> Result<Response<CompleteUnitsResult>, Status> {
+        let r = req.into_inner();
+        check_version(r.protocol_version)?;
+        if r.units.len() > MAX_BATCH_UNITS {
+            return Err(Status::invalid_argument(format!(
+                "{} units in one CompleteUnits call; at most {MAX_BATCH_UNITS}",
+                r.units.len()
+            )));
+        }
+        let svc = self.clone();
+        let worker = r.worker_id;
+        let units = blocking(move || {
+            let units: Vec<Completion> = r.units.into_iter().map(Completion::from).collect();
+            let keys: Vec<UnitKey> = units.iter().map(|c| c.key.clone()).collect();
+            let done = svc.complete_batch(&worker, units);
+            svc.finalize_ready();
+            Ok::<_, Status>(
+                keys.iter()
+                    .zip(&done)
+                    .map(|(k, d)| unit_completed(k, d))
+                    .collect(),
+            )
+        })
+        .await?;
+        self.wake();
+        Ok(Response::new(CompleteUnitsResult { units }))
     }
 
     async fn fail_unit(
@@ -370,10 +403,11 @@ impl iscp_proto::Coordinator for Service {
                 attempt: r.attempt,
             };
             svc.core()
-                .fail(&key, claim, &r.error, reason, r.handed_back)
+                .fail(&key, claim, &r.error, reason, r.handed_back)?;
+            svc.finalize_ready();
+            Ok::<(), CoreError>(())
         })
         .await?;
-        self.finalize_ready();
         self.wake();
         Ok(Response::new(FailUnitResult {}))
     }
@@ -385,9 +419,10 @@ impl iscp_proto::Coordinator for Service {
         req: Request<FetchArtifactParams>,
     ) -> Result<Response<Self::FetchArtifactStream>, Status> {
         let sha = req.into_inner().sha256;
-        let path = self
-            .core()
-            .artifact_path(&sha)?
+        let svc = self.clone();
+        let s = sha.clone();
+        let path = blocking(move || svc.core().artifact_path(&s))
+            .await?
             .ok_or_else(|| Status::not_found(format!("artifact {sha}")))?;
         let bytes = tokio::fs::read(&path)
             .await
@@ -414,7 +449,8 @@ impl iscp_proto::Coordinator for Service {
         let r = req.into_inner();
         check_version(r.protocol_version)?;
         let key = UnitKey::new(r.sweep, r.unit_id);
-        let path = self.core().done_part(&key, &r.table)?;
+        let svc = self.clone();
+        let path = blocking(move || svc.core().done_part(&key, &r.table)).await?;
         // Read outside the lock, without blocking the runtime.
         let parquet = tokio::fs::read(&path)
             .await
@@ -441,13 +477,15 @@ impl iscp_proto::Coordinator for Service {
         let purpose = Purpose::parse(&first.purpose)?;
         let key = UnitKey::new(first.sweep.as_str(), first.unit_id.as_str());
         // Checked against the scheduler's own names before anything touches the disk.
-        let (dir, max) = {
-            let core = self.core();
-            (
-                core.upload_dir(purpose, &key, &first.worker_id)?,
+        let (svc, worker) = (self.clone(), first.worker_id.clone());
+        let (dir, max) = blocking(move || {
+            let core = svc.core();
+            Ok::<_, CoreError>((
+                core.upload_dir(purpose, &key, &worker)?,
                 core.max_artifact_bytes(),
-            )
-        };
+            ))
+        })
+        .await?;
         // Folders this upload creates, removed again (when empty) if it is refused.
         let created: Vec<std::path::PathBuf> = dir
             .ancestors()
@@ -497,8 +535,12 @@ impl iscp_proto::Coordinator for Service {
         tokio::fs::rename(&tmp, &path)
             .await
             .map_err(|e| Status::internal(format!("{}: {e}", path.display())))?;
-        self.core()
-            .put_artifact(&actual, &path.to_string_lossy(), n)?;
+        let (svc, sha, p) = (
+            self.clone(),
+            actual.clone(),
+            path.to_string_lossy().to_string(),
+        );
+        blocking(move || svc.core().put_artifact(&sha, &p, n)).await?;
         Ok(Response::new(PutArtifactResult {
             sha256: actual,
             bytes: n,
@@ -512,10 +554,13 @@ impl iscp_proto::Coordinator for Service {
         let r = req.into_inner();
         let svc = self.clone();
         // Expanding may load data (to count classes): off the async threads.
-        let (sweep, units, new_units, already_done) =
-            blocking(move || svc.submit_source(&r.spec_toml, &r.file)).await?;
+        let (sweep, units, new_units, already_done) = blocking(move || {
+            let submitted = svc.submit_source(&r.spec_toml, &r.file)?;
+            svc.finalize_ready();
+            Ok::<_, CoreError>(submitted)
+        })
+        .await?;
         tracing::info!(%sweep, units, new_units, "spec submitted");
-        self.finalize_ready();
         Ok(Response::new(SubmitSpecResult {
             sweep,
             units,
@@ -529,17 +574,18 @@ impl iscp_proto::Coordinator for Service {
         req: Request<GetStatusParams>,
     ) -> Result<Response<GetStatusResult>, Status> {
         let only = req.into_inner().sweep;
-        let core = self.core();
-        let sweeps: Vec<_> = core
-            .status(&only)
-            .into_iter()
-            .map(to_proto_status)
-            .collect();
+        let (svc, name) = (self.clone(), only.clone());
+        // The lock may be held by a long call (a large submit): wait for it off the async threads.
+        let (status, workers) = blocking(move || {
+            let core = svc.core();
+            Ok::<_, Status>((core.status(&name), core.workers()))
+        })
+        .await?;
+        let sweeps: Vec<_> = status.into_iter().map(to_proto_status).collect();
         if !only.is_empty() && sweeps.is_empty() {
             return Err(Status::not_found(format!("no sweep named `{only}`")));
         }
-        let workers = core
-            .workers()
+        let workers = workers
             .into_iter()
             .map(
                 |(worker_id, name, leased_units, last_seen_ms_ago)| WorkerStatus {
@@ -560,11 +606,15 @@ impl iscp_proto::Coordinator for Service {
         req: Request<WatchSweepParams>,
     ) -> Result<Response<Self::WatchSweepStream>, Status> {
         let sweep = req.into_inner().sweep;
-        let rx = self.subscribe();
-        // The first event is the state as it is now.
+        let (svc, name) = (self.clone(), sweep.clone());
+        // Subscribed under the same lock as the first event (the state as it is now), so no event
+        // falls between them; taken off the async threads.
+        let (st, rx) = blocking(move || {
+            let core = svc.core();
+            Ok::<_, Status>((core.status(&name), core.subscribe()))
+        })
+        .await?;
         let first = {
-            let core = self.core();
-            let st = core.status(&sweep);
             let Some(s) = st.first() else {
                 return Err(Status::not_found(format!("no sweep named `{sweep}`")));
             };
@@ -590,8 +640,13 @@ impl iscp_proto::Coordinator for Service {
         &self,
         req: Request<CancelSweepParams>,
     ) -> Result<Response<CancelSweepResult>, Status> {
-        let cancelled = self.core().cancel(&req.into_inner().sweep)?;
-        self.finalize_ready();
+        let (svc, sweep) = (self.clone(), req.into_inner().sweep);
+        let cancelled = blocking(move || {
+            let cancelled = svc.core().cancel(&sweep)?;
+            svc.finalize_ready();
+            Ok::<_, CoreError>(cancelled)
+        })
+        .await?;
         Ok(Response::new(CancelSweepResult { cancelled }))
     }
 
@@ -599,7 +654,8 @@ impl iscp_proto::Coordinator for Service {
         &self,
         req: Request<RetryFailedParams>,
     ) -> Result<Response<RetryFailedResult>, Status> {
-        let requeued = self.core().retry_failed(&req.into_inner().sweep)?;
+        let (svc, sweep) = (self.clone(), req.into_inner().sweep);
+        let requeued = blocking(move || svc.core().retry_failed(&sweep)).await?;
         self.wake();
         Ok(Response::new(RetryFailedResult { requeued }))
     }

@@ -150,23 +150,8 @@ impl Core {
 
     pub(super) fn leased_unit(&mut self, row: &UnitRow) -> CResult<Leased> {
         let (file, source) = self.spec_of(&row.spec_sha)?;
-        let mut inputs = Vec::new();
-        // An evaluation's searches that succeeded (a handful of masks) travel with its lease;
-        // finishing units, which may read a whole setting, fetch theirs part by part (FetchPart).
-        if row.kind == UnitKind::Evaluate {
-            let dir = self.results_root(&row.sweep).join("searches");
-            for d in &row.deps {
-                if self.units[&UnitKey::new(row.sweep.as_str(), d.as_str())]
-                    .row
-                    .state
-                    == DONE
-                {
-                    let p = tables::part_path(&dir, d);
-                    let bytes = std::fs::read(&p).map_err(|e| CoreError::io(&p, e))?;
-                    inputs.push(("searches".to_string(), d.clone(), bytes));
-                }
-            }
-        }
+        // Units that read other units' parts (evaluations, finishing units) fetch them part by
+        // part (FetchPart): nothing here touches a part file.
         let input_artifacts = match row.kind {
             UnitKind::PrepareModel => self.derived_inputs(row)?,
             _ => vec![],
@@ -187,7 +172,6 @@ impl Core {
                 .get(&UnitKey::new(row.sweep.as_str(), row.model_unit.as_str()))
                 .cloned()
                 .unwrap_or_default(),
-            inputs,
             checkpoint: self
                 .checkpoints
                 .get(&UnitKey::new(row.sweep.as_str(), row.id.as_str()))

@@ -324,6 +324,28 @@ impl Ledger {
         Ok(())
     }
 
+    /// Records the artifact now at `path`, forgetting any other that was there (an earlier
+    /// attempt's file, replaced).
+    pub fn put_artifact_at(&self, sha: &str, path: &str, bytes: u64) -> LResult<()> {
+        self.conn.execute(
+            "DELETE FROM artifacts WHERE path = ?1 AND sha != ?2",
+            params![path, sha],
+        )?;
+        self.put_artifact(sha, path, bytes)
+    }
+
+    /// The artifact recorded at `path`, if any.
+    pub fn artifact_at(&self, path: &str) -> LResult<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT sha FROM artifacts WHERE path = ?1 LIMIT 1",
+                [path],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     pub fn put_artifact(&self, sha: &str, path: &str, bytes: u64) -> LResult<()> {
         self.conn.execute(
             "INSERT OR REPLACE INTO artifacts VALUES (?1, ?2, ?3)",

@@ -4,6 +4,7 @@
 
 mod auth;
 mod checkpoints;
+mod completion;
 mod control;
 mod convert;
 mod core;
@@ -23,12 +24,12 @@ mod submit;
 mod uploads;
 
 pub use self::core::{now_ms, Core, Key, LeaseClaim, Leased, NewUnit, UnitKey, RESULT_TABLES};
+pub use completion::{check_parts, CheckedParts, Completion, PartsOf, StagedParts};
 pub use grpc::Service;
 pub use iscp_proto::v1::EventKind;
 pub use latency::LatencyLog;
 pub use lease::Beat;
 pub use ledger::LedgerError;
-pub use outcome::{check_parts, CheckedParts, PartsOf, StagedParts};
 pub use state::UnitState;
 pub use uploads::Purpose;
 

@@ -10,7 +10,46 @@ use iscp_sweep::spec::LoadedSpec;
 use iscp_sweep::tables;
 use iscp_sweep::units::{plan, UnitParams};
 use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+
+/// The unit ids that have a part in each table of a sweep's results folder, listed once per table
+/// before the scheduler's lock is taken (instead of a `stat` per new unit and table under it): a
+/// new unit whose first table's part is there is adopted as done.
+#[derive(Debug, Default)]
+pub struct PartsOnDisk(HashMap<&'static str, HashSet<String>>);
+
+impl PartsOnDisk {
+    /// Lists the result tables under `root` (a sweep's results folder; missing folders are empty).
+    pub fn list(root: &Path) -> CResult<PartsOnDisk> {
+        let mut out = HashMap::new();
+        for table in RESULT_TABLES {
+            let dir = root.join(table);
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(CoreError::io(&dir, e)),
+            };
+            let mut ids = HashSet::new();
+            for entry in entries {
+                let name = entry.map_err(|e| CoreError::io(&dir, e))?.file_name();
+                let name = name.to_string_lossy();
+                if let Some(id) = name
+                    .strip_prefix("part-")
+                    .and_then(|n| n.strip_suffix(".parquet"))
+                {
+                    ids.insert(id.to_string());
+                }
+            }
+            out.insert(table, ids);
+        }
+        Ok(PartsOnDisk(out))
+    }
+
+    fn has(&self, table: &str, unit: &str) -> bool {
+        self.0.get(table).is_some_and(|ids| ids.contains(unit))
+    }
+}
 
 /// A checked spec, expanded.
 pub struct Expanded {
@@ -78,6 +117,20 @@ impl Core {
         source: &str,
         units: Vec<NewUnit>,
     ) -> CResult<(u64, u64, u64)> {
+        let on_disk = PartsOnDisk::list(&self.results_root(sweep))?;
+        self.submit_listed(sweep, spec_sha, file, source, units, &on_disk)
+    }
+
+    /// `submit`, with the sweep's parts on disk listed beforehand (without the lock).
+    pub fn submit_listed(
+        &mut self,
+        sweep: &str,
+        spec_sha: &str,
+        file: &str,
+        source: &str,
+        units: Vec<NewUnit>,
+        on_disk: &PartsOnDisk,
+    ) -> CResult<(u64, u64, u64)> {
         self.ledger
             .put_spec(spec_sha, sweep, file, source, now_ms())?;
         let root = self.results_root(sweep);
@@ -130,11 +183,11 @@ impl Core {
                         .kind
                         .tables()
                         .iter()
+                        .filter(|t| on_disk.has(t, &u.id))
                         .map(|t| {
                             let p = tables::part_path(&root.join(t), &u.id);
                             (t.to_string(), p.to_string_lossy().to_string())
                         })
-                        .filter(|(_, p)| Path::new(p).exists())
                         .collect();
                     let must = u.kind.tables().first();
                     if must.is_some_and(|m| parts.iter().any(|(t, _)| t == m)) {

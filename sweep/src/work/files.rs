@@ -32,10 +32,41 @@ pub fn refuse_output_path(path: &str) -> Option<String> {
     Some(format!("output file `{}` {why}", path.escape_debug()))
 }
 
-/// Writes a checked output file under `root`, atomically (a temporary name, synced, renamed), so
-/// another attempt's file is replaced whole.
-pub fn write_output_file(root: &Path, path: &str, bytes: &[u8]) -> Result<PathBuf> {
+/// An output file written and synced under a hidden temporary name beside its place: the slow
+/// half of writing it, done before the scheduler's lock. Dropped unpublished, it is removed.
+pub struct StagedFile {
+    tmp: PathBuf,
+    dest: PathBuf,
+    published: bool,
+}
+
+impl StagedFile {
+    /// Renames it into place, replacing another attempt's file whole; returns its folder, whose
+    /// rename the caller syncs (see `tables::sync_dir`).
+    pub fn publish(mut self) -> Result<PathBuf> {
+        std::fs::rename(&self.tmp, &self.dest).map_err(|e| CoordError::io(&self.dest, e))?;
+        self.published = true;
+        Ok(self
+            .dest
+            .parent()
+            .expect("checked: a folder then a name")
+            .to_path_buf())
+    }
+}
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        if !self.published {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Checks `path` and writes `bytes` under a temporary name unique to this call beside it, synced.
+pub fn stage_output_file(root: &Path, path: &str, bytes: &[u8]) -> Result<StagedFile> {
     use std::io::Write;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     if let Some(why) = refuse_output_path(path) {
         return Err(CoordError::table(root, why));
     }
@@ -43,14 +74,26 @@ pub fn write_output_file(root: &Path, path: &str, bytes: &[u8]) -> Result<PathBu
     let dir = dest.parent().expect("checked: a folder then a name");
     std::fs::create_dir_all(dir).map_err(|e| CoordError::io(dir, e))?;
     let name = dest.file_name().expect("checked").to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp"));
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let staged = StagedFile {
+        tmp: dir.join(format!(".{name}.{}-{n}.tmp", std::process::id())),
+        dest: dest.clone(),
+        published: false,
+    };
     let write = || -> std::io::Result<()> {
-        let mut file = std::fs::File::create(&tmp)?;
+        let mut file = std::fs::File::create(&staged.tmp)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, &dest)
+        file.sync_all()
     };
     write().map_err(|e| CoordError::io(&dest, e))?;
+    Ok(staged)
+}
+
+/// Writes a checked output file under `root`, atomically (a temporary name, synced, renamed), so
+/// another attempt's file is replaced whole.
+pub fn write_output_file(root: &Path, path: &str, bytes: &[u8]) -> Result<PathBuf> {
+    let dest = root.join(path);
+    stage_output_file(root, path, bytes)?.publish()?;
     Ok(dest)
 }
 
@@ -93,6 +136,13 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"second");
         assert_eq!(std::fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
         assert!(write_output_file(dir.path(), "images/../x.png", b"no").is_err());
+        // Dropped unpublished, a staged file leaves nothing behind.
+        drop(stage_output_file(dir.path(), "images/s/b.png", b"never").unwrap());
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("images/s"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["a.png"]);
         assert!(!dir.path().join("x.png").exists());
     }
 }

@@ -23,7 +23,7 @@ pub use compare::draw_comparisons;
 pub use data::load_data;
 pub use derive::{assemble_derived, derive_shard, start_index};
 pub use evaluate::{mark_best, run_evaluate};
-pub use files::{refuse_output_path, write_output_file, Files};
+pub use files::{refuse_output_path, stage_output_file, write_output_file, Files, StagedFile};
 pub use guard::guarded;
 pub use inputs::Inputs;
 pub use pictures::draw_setting;

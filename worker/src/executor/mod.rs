@@ -686,17 +686,23 @@ impl Executor {
             .with_batch(ctx.spec.spec.run.eval_batch as i64);
         match &received {
             Received::Evaluate(ep) => {
+                // Its searches' parts, read from the coordinator (none without one: tests).
+                let fetch = |id: &str| match &self.parts {
+                    Some(source) => source(&u.sweep, "searches", id),
+                    None => Ok(None),
+                };
                 let rows = guarded(|| {
                     let mut searches = Vec::new();
-                    // In the unit's order, whichever of its searches succeeded.
+                    // In the unit's order, whichever of its searches succeeded (a failed search
+                    // has no part: NotFound).
                     for id in &ep.search_ids {
-                        if let Some(part) = u.inputs.iter().find(|i| &i.unit_id == id) {
-                            searches.extend(tables::search_rows_from_bytes(&part.parquet, id)?);
+                        if let Some(parquet) = fetch(id)? {
+                            searches.extend(tables::search_rows_from_bytes(&parquet, id)?);
                         }
                     }
                     if searches.is_empty() {
                         return Err(CoordError::Missing(
-                            "none of its searches' parts came with the lease".into(),
+                            "none of its searches has a part on the coordinator".into(),
                         ));
                     }
                     run_evaluate(&ev, &u.unit_id, ep, &searches)

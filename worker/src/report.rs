@@ -1,0 +1,276 @@
+//! Reporting a lease's results to the coordinator: units that finished together with nothing to
+//! upload first go in CompleteUnits calls (one group commit and one answer for the batch); a unit
+//! with a model to upload, a failure, or a result the batch refused goes on its own.
+
+use crate::artifacts;
+use crate::executor::{Failure, Outcome, Output};
+use crate::shared::{is_transient, key_of, Backoff, Shared};
+use iscp_proto::v1::{
+    CompleteUnitParams, CompleteUnitsParams, FailUnitParams, FailureReason, LeasedUnit, OutputFile,
+    TablePart,
+};
+use iscp_proto::{MAX_BATCH_UNITS, PROTOCOL_VERSION};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tonic::Code;
+
+/// Bytes of parts and files one CompleteUnits call carries at most (the wire allows 64 MiB).
+const BATCH_BYTES: usize = 16 << 20;
+
+/// Reports every unit of a lease: the results that can go together in as few CompleteUnits calls
+/// as the limits allow, the others one by one.
+pub async fn report_all(shared: &Shared, units: &[LeasedUnit], outcomes: Vec<Outcome>) {
+    let mut together: Vec<(&LeasedUnit, Output)> = Vec::new();
+    let mut alone: Vec<(&LeasedUnit, Outcome)> = Vec::new();
+    for (u, outcome) in units.iter().zip(outcomes) {
+        match outcome {
+            Ok(out) if out.artifact.is_none() && !cancelled(shared, u) => together.push((u, out)),
+            other => alone.push((u, other)),
+        }
+    }
+    if together.len() == 1 {
+        let (u, out) = together.pop().expect("one");
+        alone.push((u, Ok(out)));
+    }
+    let mut group = Vec::new();
+    let mut bytes = 0;
+    for (u, out) in together {
+        let size = output_bytes(&out);
+        if !group.is_empty() && (group.len() == MAX_BATCH_UNITS || bytes + size > BATCH_BYTES) {
+            complete_together(shared, std::mem::take(&mut group)).await;
+            bytes = 0;
+        }
+        bytes += size;
+        group.push((u, out));
+    }
+    if !group.is_empty() {
+        complete_together(shared, group).await;
+    }
+    for (u, outcome) in alone {
+        report(shared, u, outcome).await;
+    }
+}
+
+fn output_bytes(out: &Output) -> usize {
+    let parts: usize = out.parts.iter().map(|(t, b)| t.len() + b.len()).sum();
+    let files: usize = out.files.iter().map(|(p, b)| p.len() + b.len()).sum();
+    parts + files + 512
+}
+
+fn cancelled(shared: &Shared, u: &LeasedUnit) -> bool {
+    shared.held().get(&key_of(u)).is_some_and(|h| h.cancelled)
+}
+
+/// One CompleteUnits call for `group`, retried while the coordinator is away; each unit's answer
+/// is handled as CompleteUnit's would be.
+async fn complete_together(shared: &Shared, group: Vec<(&LeasedUnit, Output)>) {
+    let req = CompleteUnitsParams {
+        protocol_version: PROTOCOL_VERSION,
+        worker_id: shared.worker_id.clone(),
+        units: group
+            .iter()
+            .map(|(u, out)| complete_params(shared, u, out))
+            .collect(),
+    };
+    let mut backoff = Backoff::new();
+    let answers = loop {
+        match shared.client.clone().complete_units(req.clone()).await {
+            Ok(r) => break r.into_inner().units,
+            Err(s) if is_transient(&s) => {
+                tracing::debug!("reporting {} units: {s}; retrying", group.len());
+                backoff.wait().await;
+                if backoff_exhausted(&backoff) && shared.stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+            }
+            // The call as a whole was refused: each unit on its own, with its own answer.
+            Err(s) => {
+                tracing::warn!("reporting {} units together: {s}; one by one", group.len());
+                break Vec::new();
+            }
+        }
+    };
+    if answers.len() != group.len() {
+        for (u, out) in group {
+            report(shared, u, Ok(out)).await;
+        }
+        return;
+    }
+    for ((u, out), a) in group.into_iter().zip(answers) {
+        match Code::from(a.code) {
+            Code::Ok => {
+                shared.completed.fetch_add(1, Ordering::SeqCst);
+                tracing::info!("completed {} {}", u.kind(), u.unit_id);
+            }
+            // The same as CompleteUnit: a result that does not fit is reported failed, so the
+            // lease ends now with the reason on record; one the coordinator could not write is
+            // sent again on its own.
+            Code::InvalidArgument => {
+                tracing::warn!(
+                    "the coordinator refused the result of {}: {}",
+                    u.unit_id,
+                    a.message
+                );
+                let f = Failure::new(
+                    FailureReason::Internal,
+                    format!("the coordinator refused the result: {}", a.message),
+                );
+                report(shared, u, Err(f)).await;
+            }
+            code if is_transient(&tonic::Status::new(code, "")) => {
+                report(shared, u, Ok(out)).await;
+            }
+            _ => tracing::warn!(
+                "the coordinator refused the result of {}: {}",
+                u.unit_id,
+                a.message
+            ),
+        }
+    }
+}
+
+fn complete_params(shared: &Shared, u: &LeasedUnit, out: &Output) -> CompleteUnitParams {
+    CompleteUnitParams {
+        protocol_version: PROTOCOL_VERSION,
+        worker_id: shared.worker_id.clone(),
+        sweep: u.sweep.clone(),
+        unit_id: u.unit_id.clone(),
+        lease_id: u.lease_id.clone(),
+        attempt: u.attempt,
+        model_sha256: out.model_sha256.clone().unwrap_or_default(),
+        parts: out
+            .parts
+            .iter()
+            .map(|(t, b)| TablePart {
+                table: t.clone(),
+                parquet: b.clone(),
+            })
+            .collect(),
+        files: out
+            .files
+            .iter()
+            .map(|(path, data)| OutputFile {
+                path: path.clone(),
+                data: data.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// Sends a unit's result (uploading its model first) or its failure; retries while the
+/// coordinator is away, gives up when it refuses (a stale lease: the unit went to someone else).
+pub(crate) async fn report(shared: &Shared, u: &LeasedUnit, outcome: Outcome) {
+    if shared.held().get(&key_of(u)).is_some_and(|h| h.cancelled) {
+        tracing::info!(
+            "dropping the result of {}: cancelled or leased elsewhere",
+            u.unit_id
+        );
+        return;
+    }
+    let mut outcome = outcome;
+    if let Ok(out) = &outcome {
+        if let Some((sha, path)) = &out.artifact {
+            let mut backoff = Backoff::new();
+            loop {
+                match artifacts::put(
+                    &shared.client,
+                    &shared.worker_id,
+                    &key_of(u),
+                    sha,
+                    path,
+                    "model",
+                )
+                .await
+                {
+                    Ok(()) => break,
+                    Err(s) if is_transient(&s) => backoff.wait().await,
+                    Err(s) => {
+                        outcome = Err(Failure::new(
+                            FailureReason::Transport,
+                            format!("uploading model {sha}: {}", s.message()),
+                        ));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let mut backoff = Backoff::new();
+    loop {
+        let sent = match &outcome {
+            Ok(out) => {
+                let req = complete_params(shared, u, out);
+                shared.client.clone().complete_unit(req).await.map(|_| ())
+            }
+            Err(f) => {
+                let req = FailUnitParams {
+                    protocol_version: PROTOCOL_VERSION,
+                    worker_id: shared.worker_id.clone(),
+                    sweep: u.sweep.clone(),
+                    unit_id: u.unit_id.clone(),
+                    lease_id: u.lease_id.clone(),
+                    attempt: u.attempt,
+                    error: f.error.clone(),
+                    reason: f.reason.into(),
+                    handed_back: false,
+                };
+                shared.client.clone().fail_unit(req).await.map(|_| ())
+            }
+        };
+        match sent {
+            Ok(()) => {
+                let counter = if outcome.is_ok() {
+                    &shared.completed
+                } else {
+                    &shared.failed
+                };
+                counter.fetch_add(1, Ordering::SeqCst);
+                tracing::info!(
+                    "{} {} {}",
+                    if outcome.is_ok() {
+                        "completed"
+                    } else {
+                        "failed"
+                    },
+                    u.kind(),
+                    u.unit_id
+                );
+                return;
+            }
+            // The same codes as every other call: the coordinator is away, not refusing.
+            Err(s) if is_transient(&s) => {
+                tracing::debug!("reporting {}: {s}; retrying", u.unit_id);
+                backoff.wait().await;
+                if backoff_exhausted(&backoff) && shared.stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+            }
+            // A result refused as invalid (its parts do not fit the tables): report the unit
+            // failed with the refusal, so the lease ends now and the reason is on record.
+            Err(s) if outcome.is_ok() && s.code() == tonic::Code::InvalidArgument => {
+                tracing::warn!(
+                    "the coordinator refused the result of {}: {}",
+                    u.unit_id,
+                    s.message()
+                );
+                outcome = Err(Failure::new(
+                    FailureReason::Internal,
+                    format!("the coordinator refused the result: {}", s.message()),
+                ));
+            }
+            Err(s) => {
+                tracing::warn!(
+                    "the coordinator refused the {} of {}: {}",
+                    if outcome.is_ok() { "result" } else { "failure" },
+                    u.unit_id,
+                    s.message()
+                );
+                return;
+            }
+        }
+    }
+}
+
+fn backoff_exhausted(b: &Backoff) -> bool {
+    b.0 >= Duration::from_secs(5)
+}
