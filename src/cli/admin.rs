@@ -15,6 +15,20 @@ pub struct SubmitArgs {
     /// Follow the sweep with progress bars until it ends.
     #[arg(long)]
     pub watch: bool,
+    /// With --watch: no bars, one line per finished stage (also when stderr is not a terminal).
+    #[arg(long, requires = "watch")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// The sweep (the spec's `name`).
+    pub sweep: String,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// No bars: one line per finished stage (also when stderr is not a terminal).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -52,9 +66,10 @@ pub fn submit(a: SubmitArgs) -> anyhow::Result<()> {
         r.sweep, r.units, r.new_units, r.already_done
     );
     if a.watch {
-        super::watch::watch(SweepArgs {
+        super::watch::watch(WatchArgs {
             sweep: r.sweep,
             connect: a.connect,
+            quiet: a.quiet,
         })?;
     }
     Ok(())

@@ -7,6 +7,7 @@ mod bench_resnet;
 mod connect;
 mod coordinator;
 mod plan;
+pub(crate) mod progress;
 pub(crate) mod run;
 mod scan;
 mod watch;
@@ -51,7 +52,7 @@ pub enum Command {
     /// Units of each sweep by kind and state, failed units with their reasons, and the workers.
     Status(admin::StatusArgs),
     /// Follow a sweep with progress bars until every unit is done, failed or cancelled.
-    Watch(admin::SweepArgs),
+    Watch(admin::WatchArgs),
     /// Cancel a sweep's pending and running units.
     Cancel(admin::SweepArgs),
     /// Put a sweep's failed units back in the queue with a fresh retry budget.

@@ -3,12 +3,14 @@
 //! resumes where it stopped, and the bars follow the coordinator's events.
 
 use super::connect::runtime;
+use super::progress::View;
 use super::worker::hostname;
 use super::SpecArgs;
 use anyhow::Context;
-use iscp_coordinator::service::{serve_with, CoreConfig, Event, EventKind, ServeOptions, Service};
+use iscp_coordinator::service::{
+    serve_with, to_proto_event, CoreConfig, EventKind, ServeOptions, Service,
+};
 use iscp_sweep::cost::known_shape;
-use iscp_sweep::progress::Progress;
 use iscp_sweep::spec::LoadedSpec;
 use iscp_sweep::work::load_data;
 use iscp_worker::{Connect, WorkerOptions};
@@ -25,7 +27,8 @@ pub struct RunArgs {
     /// Override the spec's `run.threads` (libtorch intra-op threads).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Draw no progress bars (log lines only).
+    /// Draw no progress bars: one line per finished stage instead (also when stderr is not a
+    /// terminal).
     #[arg(long)]
     pub quiet: bool,
 }
@@ -80,16 +83,12 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         idle_exit: None,
         notes: None,
     };
-    let progress = if a.quiet {
-        Progress::hidden()
-    } else {
-        Progress::new(0)
-    };
+    let mut progress = View::new(&name, a.quiet);
     let started = Instant::now();
     let file = a.spec.spec.display().to_string();
     let source = spec.source.clone();
     let (units, already, tally) = runtime()?
-        .block_on(in_process(cfg, worker, &name, source, file, &progress))
+        .block_on(in_process(cfg, worker, &name, source, file, &mut progress))
         .with_context(|| format!("running {}", a.spec.spec.display()))?;
     progress.finish();
     eprintln!(
@@ -115,7 +114,7 @@ async fn in_process(
     sweep: &str,
     source: String,
     file: String,
-    progress: &Progress,
+    progress: &mut View,
 ) -> anyhow::Result<(u64, u64, Tally)> {
     let root = cfg.results_dir.join(sweep);
     let service = Service::open(cfg.clone())?;
@@ -136,8 +135,7 @@ async fn in_process(
     let svc = service.clone();
     let (_, units, _, already) =
         tokio::task::spawn_blocking(move || svc.submit_source(&source, &file)).await??;
-    progress.set_total(units - already);
-    progress.println(&format!(
+    progress.note(&format!(
         "{sweep}: {units} units ({already} already done) in {}",
         root.display()
     ));
@@ -150,10 +148,13 @@ async fn in_process(
     let mut tally = Tally::default();
     loop {
         while let Ok(n) = notes.try_recv() {
-            progress.println(&n);
+            progress.note(&n);
         }
         let e = match tokio::time::timeout(Duration::from_millis(200), events.recv()).await {
-            Err(_) | Ok(Err(RecvError::Lagged(_))) => continue,
+            Err(_) | Ok(Err(RecvError::Lagged(_))) => {
+                progress.tick();
+                continue;
+            }
             Ok(Err(RecvError::Closed)) => break,
             Ok(Ok(e)) => e,
         };
@@ -168,37 +169,20 @@ async fn in_process(
             let why = format!("{} {}: {first_line}", e.kind, e.unit_id);
             tally.first_failures.push(why);
         }
-        if show(&e, progress) {
-            tally.message = e.message;
+        let finished = e.state == EventKind::Finished;
+        let message = e.message.clone();
+        progress.on(&to_proto_event(e));
+        if finished {
+            tally.message = message;
             break;
         }
     }
     while let Ok(n) = notes.try_recv() {
-        progress.println(&n);
+        progress.note(&n);
     }
     let _ = stop_worker.send(());
     worker.await??;
     let _ = stop_server.send(());
     server.await??;
     Ok((units, already, tally))
-}
-
-/// Moves the bars for one event; true when the sweep has finished.
-fn show(e: &Event, progress: &Progress) -> bool {
-    match e.state {
-        EventKind::Leased => progress.stage(&e.kind, &e.unit_id, 1),
-        EventKind::Progress if e.steps > 0 => progress.stage_step(e.step, e.steps),
-        EventKind::Done => progress.unit_done(),
-        EventKind::Failed => {
-            progress.unit_done();
-            progress.println(&format!("failed {} {}: {}", e.kind, e.unit_id, e.message));
-        }
-        EventKind::Retrying => progress.println(&format!(
-            "attempt failed, retrying {} {}: {}",
-            e.kind, e.unit_id, e.message
-        )),
-        EventKind::Finished => return true,
-        _ => {}
-    }
-    false
 }

@@ -2,7 +2,7 @@
 //! multiply-adds that makes, from the spec alone (no data is read for the known datasets).
 
 use crate::spec::{DataKind, LoadedSpec, SettingKind};
-use crate::units::{SettingPlan, UnitParams};
+use crate::units::{SettingPlan, Unit, UnitKind, UnitParams};
 use iscp_engine::model::Arch;
 
 /// Sizes of the data a spec names.
@@ -56,6 +56,22 @@ pub fn known_shape(spec: &LoadedSpec) -> Option<DataShape> {
     }
 }
 
+/// The class names a spec's data has without reading it: the spec's `data.class_names`, else
+/// Fashion-MNIST's and CIFAR-10's own; empty when only the files know (progress then says
+/// "class 3").
+pub fn known_class_names(spec: &LoadedSpec) -> Vec<String> {
+    let d = &spec.spec.data;
+    if let Some(n) = &d.class_names {
+        return n.clone();
+    }
+    let names: &[&str] = match d.kind {
+        DataKind::FashionMnist => &iscp_engine::data::FASHION_MNIST_CLASSES,
+        DataKind::Cifar10 => &iscp_engine::data::CIFAR10_CLASSES,
+        _ => &[],
+    };
+    names.iter().map(|s| s.to_string()).collect()
+}
+
 /// The shape of the spec's data: known from the spec where it can be, else read from the files
 /// (always read for an image folder whose training count a derived setting needs exactly).
 pub fn data_shape(spec: &LoadedSpec) -> crate::Result<DataShape> {
@@ -104,112 +120,119 @@ pub struct KindCost {
     pub macs: f64,
 }
 
-/// Cost per unit kind, in the order derive-data, prepare-model, search, evaluate, baseline,
-/// pictures, scan, transfer (pictures and scans pass no image through a model).
-pub fn estimate(
+/// The kinds `estimate` reports, in its order (pictures and scans pass no image through a model).
+pub const KINDS: [UnitKind; 8] = [
+    UnitKind::DeriveData,
+    UnitKind::PrepareModel,
+    UnitKind::Search,
+    UnitKind::Evaluate,
+    UnitKind::Baseline,
+    UnitKind::Pictures,
+    UnitKind::Scan,
+    UnitKind::Transfer,
+];
+
+/// The architecture a setting's model is counted as (a TorchScript model as a ResNet-50).
+fn arch_of(p: &SettingPlan) -> Arch {
+    if p.setting.model.is_some() {
+        Arch::Torchscript
+    } else {
+        p.setting.arch
+    }
+}
+
+/// Image passes and multiply-adds of one unit `u` of the setting plan `p`.
+pub fn unit_cost(
     spec: &LoadedSpec,
     plans: &[SettingPlan],
+    p: &SettingPlan,
+    u: &Unit,
     shape: &DataShape,
-) -> Vec<(&'static str, KindCost)> {
-    let mut out: Vec<(&'static str, KindCost)> = [
-        "derive-data",
-        "prepare-model",
-        "search",
-        "evaluate",
-        "baseline",
-        "pictures",
-        "scan",
-        "transfer",
-    ]
-    .iter()
-    .map(|k| (*k, KindCost::default()))
-    .collect();
+) -> (f64, f64) {
     let q = &spec.spec.search;
     let k = shape.classes as f64;
     let subset = *q.subset_fraction.get_ref() * shape.test as f64 * (k - 1.0) / k;
     let non_target = shape.test as f64 * (k - 1.0) / k;
     let sizes = q.sizes.get_ref().len() as f64;
-    for p in plans {
-        let arch = if p.setting.model.is_some() {
-            Arch::Torchscript
-        } else {
-            p.setting.arch
-        };
-        let macs = macs_per_image(arch, shape.image, shape.classes);
-        for u in &p.derives {
-            if let UnitParams::Derive(d) = &u.params {
-                // The source model's representation: targets once, then each step forward and
-                // backward, then the final distances.
-                let source = plans.iter().find(|o| o.setting.name == d.source);
-                let arch = source.map_or(p.setting.arch, |o| o.setting.arch);
-                let passes = d.count as f64 * (d.steps as f64 * 3.0 + 3.0);
-                out[0].1.units += 1;
-                out[0].1.image_passes += passes;
-                out[0].1.macs += passes * macs_per_image(arch, shape.image, shape.classes);
-            }
+    let macs = |arch: Arch| macs_per_image(arch, shape.image, shape.classes);
+    let on = |passes: f64, arch: Arch| (passes, passes * macs(arch));
+    match &u.params {
+        UnitParams::Derive(d) => {
+            // The source model's representation: targets once, then each step forward and
+            // backward, then the final distances.
+            let source = plans.iter().find(|o| o.setting.name == d.source);
+            let arch = source.map_or(p.setting.arch, |o| o.setting.arch);
+            on(d.count as f64 * (d.steps as f64 * 3.0 + 3.0), arch)
         }
-        // A unit of kind `i` passing `passes` images through a model of `per` multiply-adds each.
-        let mut add = |i: usize, passes: f64, per: f64| {
+        UnitParams::Prepare { .. } => {
+            let passes = if p.setting.model.is_some() {
+                shape.test as f64
+            } else {
+                let cfg = p.setting.train_config(spec.spec.seed);
+                let attack = match p.setting.kind {
+                    SettingKind::Adversarial => cfg
+                        .adversarial
+                        .as_ref()
+                        .map_or(0.0, |a| a.steps as f64 * 3.0),
+                    _ => 0.0,
+                };
+                cfg.epochs as f64 * (shape.train as f64 * (3.0 + attack) + shape.test as f64)
+            };
+            on(passes, arch_of(p))
+        }
+        UnitParams::Search(s) => on(s.epochs as f64 * subset * 3.0, arch_of(p)),
+        UnitParams::Evaluate(e) => on(
+            e.search_ids.len() as f64 * sizes * subset + sizes * non_target,
+            arch_of(p),
+        ),
+        UnitParams::Baseline(b) => {
+            let passes = match b.method.as_str() {
+                "uap" => 5.0 * subset * 3.0 + non_target,
+                _ => b.canvases.len() as f64 * (3.0 + subset) + non_target,
+            };
+            on(passes, arch_of(p))
+        }
+        UnitParams::Pictures(_) | UnitParams::Scan(_) => (0.0, 0.0),
+        UnitParams::Transfer(t) => {
+            // Each best pattern (one per evaluation and size) on the other model.
+            let to = plans.iter().find(|o| o.setting.name == t.to);
+            let arch = to.map_or(p.setting.arch, arch_of);
+            on(
+                t.evaluations.len() as f64 * sizes * subset + shape.test as f64,
+                arch,
+            )
+        }
+    }
+}
+
+/// The scheduler's measure of a unit's work, for progress and ETA: its multiply-adds in millions,
+/// at least `MIN_UNIT_WORK` (a unit that passes no image through a model still reads, draws and
+/// writes: pictures, scans).
+pub fn unit_work(macs: f64) -> u64 {
+    ((macs / 1e6).round() as u64).max(MIN_UNIT_WORK)
+}
+
+/// The least work a unit counts for: a million multiply-adds a thousand times, about 40 ms of a
+/// 2-core CPU.
+pub const MIN_UNIT_WORK: u64 = 1_000;
+
+/// Cost per unit kind, in the order of `KINDS`.
+pub fn estimate(
+    spec: &LoadedSpec,
+    plans: &[SettingPlan],
+    shape: &DataShape,
+) -> Vec<(&'static str, KindCost)> {
+    let mut out: Vec<(&'static str, KindCost)> = KINDS
+        .iter()
+        .map(|k| (k.name(), KindCost::default()))
+        .collect();
+    for p in plans {
+        for u in p.all_units() {
+            let (passes, macs) = unit_cost(spec, plans, p, u, shape);
+            let i = KINDS.iter().position(|k| *k == u.kind).expect("every kind");
             out[i].1.units += 1;
             out[i].1.image_passes += passes;
-            out[i].1.macs += passes * per;
-        };
-        let prepare = if p.setting.model.is_some() {
-            shape.test as f64
-        } else {
-            let cfg = p.setting.train_config(spec.spec.seed);
-            let attack = match p.setting.kind {
-                SettingKind::Adversarial => cfg
-                    .adversarial
-                    .as_ref()
-                    .map_or(0.0, |a| a.steps as f64 * 3.0),
-                _ => 0.0,
-            };
-            cfg.epochs as f64 * (shape.train as f64 * (3.0 + attack) + shape.test as f64)
-        };
-        add(1, prepare, macs);
-        for u in &p.searches {
-            if let UnitParams::Search(s) = &u.params {
-                add(2, s.epochs as f64 * subset * 3.0, macs);
-            }
-        }
-        for u in &p.evaluations {
-            if let UnitParams::Evaluate(e) = &u.params {
-                add(
-                    3,
-                    e.search_ids.len() as f64 * sizes * subset + sizes * non_target,
-                    macs,
-                );
-            }
-        }
-        for u in &p.baselines {
-            if let UnitParams::Baseline(b) = &u.params {
-                let passes = match b.method.as_str() {
-                    "uap" => 5.0 * subset * 3.0 + non_target,
-                    _ => b.canvases.len() as f64 * (3.0 + subset) + non_target,
-                };
-                add(4, passes, macs);
-            }
-        }
-        for u in &p.finishing {
-            match &u.params {
-                UnitParams::Pictures(_) => add(5, 0.0, macs),
-                UnitParams::Scan(_) => add(6, 0.0, macs),
-                UnitParams::Transfer(t) => {
-                    // Each best pattern (one per evaluation and size) on the other model.
-                    let to = plans.iter().find(|o| o.setting.name == t.to);
-                    let arch = to.map_or(p.setting.arch, |o| {
-                        if o.setting.model.is_some() {
-                            Arch::Torchscript
-                        } else {
-                            o.setting.arch
-                        }
-                    });
-                    let passes = t.evaluations.len() as f64 * sizes * subset + shape.test as f64;
-                    add(7, passes, macs_per_image(arch, shape.image, shape.classes));
-                }
-                _ => {}
-            }
+            out[i].1.macs += macs;
         }
     }
     out

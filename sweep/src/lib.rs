@@ -6,8 +6,8 @@
 pub mod cost;
 pub mod error;
 pub mod images;
+pub mod label;
 pub mod part_check;
-pub mod progress;
 pub mod scan;
 pub mod spec;
 pub mod tables;

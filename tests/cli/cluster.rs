@@ -249,9 +249,38 @@ fn three_workers_run_the_smoke_spec_to_the_end_with_every_unit_once() {
     let out = c.submit("smoke", &spec);
     // 202 units of rows, and per setting (natural, BadNets) its pictures and its scan.
     assert!(out.contains("206 units (206 new"), "{out}");
+    let mut watch = spawn(
+        &["watch", "smoke", "--quiet", "--coordinator", &c.url],
+        &c.path("watch.log"),
+        &[],
+    );
     let s = c.wait_for("the smoke sweep to finish", 300, |s| {
         s.contains("(finished)")
     });
+    // The watcher ended with the sweep, a line per finished stage naming the slot it ran on.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while watch.child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "watch did not end:\n{}",
+            watch.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let seen = watch.log();
+    for want in [
+        ": natural: training, 3 epochs in",
+        "searches (class",
+        "smoke: ",
+    ] {
+        assert!(seen.contains(want), "watch printed no `{want}`:\n{seen}");
+    }
+    let slots: HashSet<&str> = seen
+        .lines()
+        .filter_map(|l| l.split("] ").nth(1)?.split(" cpu: ").next())
+        .filter(|w| ["a", "b", "c"].contains(w))
+        .collect();
+    assert!(slots.len() >= 2, "stage lines name {slots:?}:\n{seen}");
     assert!(!s.lines().any(|l| l.starts_with("  failed ")), "{s}");
     let root = c.results("smoke");
     assert_exactly_once(&root, "models", 2);

@@ -10,6 +10,7 @@ mod helpers;
 mod hostile;
 mod non_finite;
 mod plan;
+mod progress;
 mod resume;
 mod scan;
 mod spec_refusal;

@@ -184,6 +184,11 @@ impl Shared {
                     self.handed_back.fetch_add(1, Ordering::SeqCst);
                     tracing::info!("handed back {key}");
                 }
+                // The lease is no longer ours (its completion landed as we stopped, or it
+                // expired): there is nothing to hand back.
+                Err(s) if s.code() == Code::FailedPrecondition => {
+                    tracing::debug!("not handing back {key}: {}", s.message())
+                }
                 Err(s) => tracing::warn!("handing back {key}: {s}"),
             }
         }

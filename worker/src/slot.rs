@@ -73,6 +73,7 @@ pub async fn run_slot(
             } as u32,
             held_models: artifacts::cached(&shared.opts.cache),
             wait_ms: 2000,
+            device: device.clone(),
         };
         let units = match shared.client.clone().lease_units(req).await {
             Ok(r) => {

@@ -19,6 +19,11 @@ pub fn to_proto_event(e: Event) -> WatchEvent {
         steps: e.steps,
         message: e.message,
         finished: e.finished,
+        work_total: e.work_total,
+        work_done: e.work_done,
+        unit_work: e.unit_work,
+        device: e.device,
+        label: e.label,
     }
 }
 

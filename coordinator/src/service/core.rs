@@ -6,7 +6,7 @@ use super::ledger::{Checkpoint, Ledger, UnitRow};
 use super::queue::{DepCounts, SweepIndex};
 use super::{CResult, CoreConfig, CoreError, Event, EventKind};
 use iscp_sweep::tables;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -42,6 +42,16 @@ pub fn now_ms() -> i64 {
 pub type Key = UnitKey;
 pub use iscp_proto::UnitKey;
 
+/// The slot a leased unit runs on: its device, and what it works on in words (decoded when
+/// someone watches: at the lease, or at its first progress after a watch began).
+#[derive(Debug, Default, Clone)]
+pub struct LeaseSlot {
+    pub device: String,
+    pub label: Option<iscp_proto::v1::UnitLabel>,
+    /// Whether `label` was decoded (units with no words have none).
+    pub decoded: bool,
+}
+
 pub(super) struct UnitMem {
     pub row: UnitRow,
     pub expires: Option<Instant>,
@@ -74,6 +84,8 @@ pub(super) struct SweepMem {
     pub order: Vec<String>,
     /// Ready units, counts and dependents (`queue`).
     pub ix: SweepIndex,
+    /// Its classes' names (empty where only the data knows them).
+    pub class_names: Vec<String>,
 }
 
 impl SweepMem {
@@ -82,6 +94,7 @@ impl SweepMem {
             finalized,
             order,
             ix: SweepIndex::default(),
+            class_names: Vec::new(),
         }
     }
 }
@@ -135,6 +148,8 @@ pub struct NewUnit {
     pub params: String,
     pub model_unit: String,
     pub deps: Vec<String>,
+    /// Its estimated work (`iscp_sweep::cost::unit_work`).
+    pub work: u64,
 }
 
 pub(super) enum Readiness {
@@ -149,7 +164,8 @@ pub struct Core {
     pub(super) sweeps: BTreeMap<String, SweepMem>,
     /// Boxed: the map's slots stay small (a million units need two million slots).
     pub(super) units: HashMap<Key, Box<UnitMem>>,
-    pub(super) leased: HashSet<Key>,
+    /// The leased units, with the slot each runs on (what progress events say of it).
+    pub(super) leased: HashMap<Key, LeaseSlot>,
     pub(super) models: HashMap<Key, String>,
     pub(super) checkpoints: HashMap<Key, Checkpoint>,
     /// Artifact hashes of finished derive-data parts (computed when first needed).
@@ -177,7 +193,7 @@ impl Core {
             ledger,
             sweeps: BTreeMap::new(),
             units: HashMap::new(),
-            leased: HashSet::new(),
+            leased: HashMap::new(),
             models: HashMap::new(),
             checkpoints: HashMap::new(),
             derived: HashMap::new(),
@@ -192,6 +208,11 @@ impl Core {
         for (name, _, finalized) in core.ledger.sweeps()? {
             core.sweeps.insert(name, SweepMem::new(vec![], finalized));
         }
+        for (name, names) in core.ledger.class_names()? {
+            if let Some(s) = core.sweeps.get_mut(&name) {
+                s.class_names = names;
+            }
+        }
         let now = Instant::now();
         for row in core.ledger.units()? {
             let key = UnitKey::new(row.sweep.as_str(), row.id.as_str());
@@ -201,7 +222,7 @@ impl Core {
             // A lease taken before a restart gets a full TTL for its worker to come back.
             let expires = (row.state == LEASED).then(|| now + core.cfg.lease_ttl);
             if row.state == LEASED {
-                core.leased.insert(key.clone());
+                core.leased.insert(key.clone(), LeaseSlot::default());
             }
             core.units.insert(key, Box::new(UnitMem::new(row, expires)));
         }
@@ -263,15 +284,66 @@ impl Core {
         self.send_event(sweep, unit, event, message, (0, 0));
     }
 
+    /// Whether anyone watches (events are only built for watchers).
+    pub(super) fn watched(&self) -> bool {
+        self.events.receiver_count() > 0
+    }
+
+    /// The words for a unit of `row`'s kind with `params` (None for units that have none).
+    fn label_of(&self, row: &UnitRow, params: &str) -> Option<iscp_proto::v1::UnitLabel> {
+        let names = self
+            .sweeps
+            .get(row.sweep.as_str())
+            .map_or(&[][..], |s| &s.class_names[..]);
+        iscp_sweep::units::UnitKind::from_wire(row.kind)
+            .and_then(|k| iscp_sweep::label::label(k, params, names))
+    }
+
+    /// A unit was leased (its slot recorded in `leased`): the event carries the slot's device
+    /// and what the unit works on, decoded from the parameters the lease carries.
+    pub(super) fn emit_leased(&mut self, key: &Key, unit: &UnitRow, params: &str) {
+        let Some(mut e) = self.event(&unit.sweep, Some(unit), EventKind::Leased, String::new())
+        else {
+            return;
+        };
+        let label = self.label_of(unit, params);
+        if let Some(slot) = self.leased.get_mut(key) {
+            slot.label.clone_from(&label);
+            slot.decoded = true;
+            e.device = slot.device.clone();
+        }
+        e.label = label;
+        let _ = self.events.send(e);
+    }
+
     /// A unit's progress: `step` of `total` (its kind's units: epochs' batches, search steps).
-    pub(super) fn emit_step(&self, sweep: &str, unit: &UnitRow, step: u64, total: u64) {
-        self.send_event(
-            sweep,
-            Some(unit),
-            EventKind::Progress,
-            String::new(),
-            (step, total),
-        );
+    /// It carries the unit's slot and words too, so that a watch that began after the lease
+    /// still says what runs where; the words are decoded once, at the first such step.
+    pub(super) fn emit_step(
+        &mut self,
+        key: &Key,
+        unit: &UnitRow,
+        step: u64,
+        total: u64,
+    ) -> CResult<()> {
+        let Some(mut e) = self.event(&unit.sweep, Some(unit), EventKind::Progress, String::new())
+        else {
+            return Ok(());
+        };
+        (e.step, e.steps) = (step, total);
+        if self.leased.get(key).is_some_and(|s| !s.decoded) {
+            let params = self.ledger.params(&unit.id)?.unwrap_or_default();
+            let label = self.label_of(unit, &params);
+            if let Some(s) = self.leased.get_mut(key) {
+                (s.label, s.decoded) = (label, true);
+            }
+        }
+        if let Some(s) = self.leased.get(key) {
+            e.device = s.device.clone();
+            e.label = s.label.clone();
+        }
+        let _ = self.events.send(e);
+        Ok(())
     }
 
     fn send_event(
@@ -282,11 +354,27 @@ impl Core {
         message: String,
         (step, steps): (u64, u64),
     ) {
-        if self.events.receiver_count() == 0 {
-            return;
+        if let Some(mut e) = self.event(sweep, unit, event, message) {
+            (e.step, e.steps) = (step, steps);
+            let _ = self.events.send(e);
+        }
+    }
+
+    /// The event about `unit` (or the sweep) with the sweep's counts; None when nobody watches.
+    fn event(
+        &self,
+        sweep: &str,
+        unit: Option<&UnitRow>,
+        event: EventKind,
+        message: String,
+    ) -> Option<Event> {
+        if !self.watched() {
+            return None;
         }
         let (total, done, failed, leased) = self.counts(sweep);
-        let finished = self.sweeps.get(sweep).is_some_and(|s| s.finalized);
+        let s = self.sweeps.get(sweep);
+        let finished = s.is_some_and(|s| s.finalized);
+        let (work_total, work_done) = s.map(|s| s.ix.work_totals()).unwrap_or_default();
         let mut e = Event {
             sweep: sweep.to_string(),
             total,
@@ -296,12 +384,13 @@ impl Core {
             state: event,
             message,
             finished,
-            step,
-            steps,
+            work_total,
+            work_done,
             ..Default::default()
         };
         if let Some(u) = unit {
             e.unit_id = u.id.clone();
+            e.unit_work = u.work;
             e.kind = u.kind.to_string();
             e.worker = self
                 .workers
@@ -309,13 +398,13 @@ impl Core {
                 .map(|w| w.name.clone())
                 .unwrap_or_else(|| u.worker.clone());
         }
-        let _ = self.events.send(e);
+        Some(e)
     }
 
     /// Puts every leased unit back in the queue without counting an attempt (the in-process
     /// runner, whose earlier worker died with the process).
     pub fn release_leases(&mut self) -> CResult<usize> {
-        let keys: Vec<Key> = self.leased.drain().collect();
+        let keys: Vec<Key> = self.leased.drain().map(|(k, _)| k).collect();
         for key in &keys {
             let m = self.units.get_mut(key).expect("leased units exist");
             m.row.lease_id.clear();
@@ -377,7 +466,7 @@ impl Core {
             .map(|(id, w)| {
                 let leased = self
                     .leased
-                    .iter()
+                    .keys()
                     .filter(|k| self.units[*k].row.worker == *id)
                     .count();
                 (

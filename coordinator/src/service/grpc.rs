@@ -183,9 +183,13 @@ impl Service {
         // Listed before the lock: a resubmitted sweep's folder may hold a million parts.
         let root = self.core().results_root(&ex.sweep);
         let on_disk = PartsOnDisk::list(&root)?;
-        let (total, new, done) =
-            self.core()
-                .submit_listed(&ex.sweep, &ex.spec_sha, file, source, ex.units, &on_disk)?;
+        let (total, new, done) = {
+            let mut core = self.core();
+            let counts =
+                core.submit_listed(&ex.sweep, &ex.spec_sha, file, source, ex.units, &on_disk)?;
+            core.set_class_names(&ex.sweep, ex.class_names)?;
+            counts
+        };
         self.wake();
         Ok((ex.sweep, total, new, done))
     }
@@ -262,9 +266,10 @@ impl iscp_proto::Coordinator for Service {
             // Registered before checking, so a wake between the check and the wait is not lost.
             let woken = self.wake.notified();
             // The lease commits to the ledger (an fsync) and reads inputs: a blocking thread's work.
-            let (svc, worker, max, want) = (
+            let (svc, worker, device, max, want) = (
                 self.clone(),
                 r.worker_id.clone(),
+                r.device.clone(),
                 r.max_units.max(1) as usize,
                 held.clone(),
             );
@@ -276,7 +281,7 @@ impl iscp_proto::Coordinator for Service {
                         "unknown worker {worker}: register first"
                     )));
                 }
-                let units = core.lease(&worker, max, &want)?;
+                let units = core.lease_on(&worker, &device, max, &want)?;
                 drop(core);
                 svc.lease_latency.record(started.elapsed());
                 Ok(units)

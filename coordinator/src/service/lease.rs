@@ -80,6 +80,17 @@ impl Core {
         max: usize,
         held: &HashSet<String>,
     ) -> CResult<Vec<Leased>> {
+        self.lease_on(worker, "", max, held)
+    }
+
+    /// `lease`, for the worker's slot on `device` (watchers see it).
+    pub fn lease_on(
+        &mut self,
+        worker: &str,
+        device: &str,
+        max: usize,
+        held: &HashSet<String>,
+    ) -> CResult<Vec<Leased>> {
         if let Some(w) = self.workers.get_mut(worker) {
             w.last_seen = Instant::now();
         }
@@ -127,12 +138,18 @@ impl Core {
             m.progress = (0, 0);
             self.set_state(key, LEASED);
             row.state = LEASED;
-            self.leased.insert(key.clone());
+            let slot = LeaseSlot {
+                device: device.to_string(),
+                ..LeaseSlot::default()
+            };
+            self.leased.insert(key.clone(), slot);
         }
         let rows: Vec<&UnitRow> = granted.iter().map(|(_, r)| r).collect();
         self.ledger.update_units(&rows)?;
-        for (_, row) in &granted {
-            self.emit(&row.sweep, Some(row), EventKind::Leased, String::new());
+        if self.watched() {
+            for ((key, row), unit) in granted.iter().zip(&out) {
+                self.emit_leased(key, row, &unit.params);
+            }
         }
         for (key, row, size) in too_big {
             let why = format!(
@@ -142,7 +159,7 @@ impl Core {
             let m = self.units.get_mut(&key).expect("picked units exist");
             m.row = row;
             self.set_state(&key, LEASED);
-            self.leased.insert(key.clone());
+            self.leased.insert(key.clone(), LeaseSlot::default());
             self.failed_attempt(&key, &why, FailureReason::InvalidInput, false)?;
         }
         Ok(out)
@@ -240,7 +257,7 @@ impl Core {
             if m.progress != (b.step, b.total) {
                 m.progress = (b.step, b.total);
                 let row = m.row.clone();
-                self.emit_step(&b.key.sweep, &row, b.step, b.total);
+                self.emit_step(&b.key, &row, b.step, b.total)?;
             }
         }
         Ok(Some(cancel))

@@ -33,6 +33,8 @@ pub struct UnitRow {
     pub worker: String,
     pub error: String,
     pub ord: i64,
+    /// Its estimated work (`iscp_sweep::cost::unit_work`: millions of multiply-adds), for progress.
+    pub work: u64,
 }
 
 pub struct Ledger {
@@ -48,13 +50,14 @@ CREATE TABLE IF NOT EXISTS units (sweep TEXT NOT NULL, id TEXT NOT NULL, kind TE
     model_unit TEXT NOT NULL, deps TEXT NOT NULL, spec_sha TEXT NOT NULL, state TEXT NOT NULL,
     attempt INTEGER NOT NULL, failures INTEGER NOT NULL, lease_id TEXT NOT NULL,
     worker TEXT NOT NULL, error TEXT NOT NULL, ord INTEGER NOT NULL, expiries INTEGER NOT NULL
-    DEFAULT 0, PRIMARY KEY (sweep, id));
+    DEFAULT 0, work INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (sweep, id));
 CREATE TABLE IF NOT EXISTS parts (path TEXT PRIMARY KEY, sweep TEXT NOT NULL, unit_id TEXT NOT NULL,
     tbl TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS artifacts (sha TEXT PRIMARY KEY, path TEXT NOT NULL, bytes INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (sweep TEXT NOT NULL, unit_id TEXT NOT NULL,
     epoch INTEGER NOT NULL, sha TEXT NOT NULL, stats TEXT NOT NULL, PRIMARY KEY (sweep, unit_id));
 CREATE TABLE IF NOT EXISTS unit_params (id TEXT PRIMARY KEY, params TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS class_names (sweep TEXT PRIMARY KEY, names TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS models (sweep TEXT NOT NULL, unit_id TEXT NOT NULL, sha TEXT NOT NULL,
     PRIMARY KEY (sweep, unit_id));
 ";
@@ -102,6 +105,13 @@ impl Ledger {
             .exists([])?;
         if !has_expiries {
             conn.execute_batch("ALTER TABLE units ADD COLUMN expiries INTEGER NOT NULL DEFAULT 0")?;
+        }
+        // A ledger from before units carried their work estimate (resubmitting fills it in).
+        let has_work = conn
+            .prepare("SELECT 1 FROM pragma_table_info('units') WHERE name = 'work'")?
+            .exists([])?;
+        if !has_work {
+            conn.execute_batch("ALTER TABLE units ADD COLUMN work INTEGER NOT NULL DEFAULT 0")?;
         }
         Ok(Ledger { conn })
     }
@@ -176,9 +186,10 @@ impl Ledger {
         {
             let mut st = tx.prepare(
                 "INSERT INTO units (sweep, id, kind, model_unit, deps, spec_sha, state, attempt,
-                 failures, lease_id, worker, error, ord, expiries)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
-                 ON CONFLICT(sweep, id) DO UPDATE SET spec_sha = excluded.spec_sha, ord = excluded.ord",
+                 failures, lease_id, worker, error, ord, expiries, work)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                 ON CONFLICT(sweep, id) DO UPDATE SET spec_sha = excluded.spec_sha,
+                 ord = excluded.ord, work = excluded.work",
             )?;
             for u in units {
                 st.execute(params![
@@ -195,7 +206,8 @@ impl Ledger {
                     u.worker,
                     u.error,
                     u.ord,
-                    u.expiries
+                    u.expiries,
+                    u.work as i64
                 ])?;
             }
         }
@@ -203,10 +215,33 @@ impl Ledger {
         Ok(())
     }
 
+    /// Records a sweep's class names (progress names classes with them).
+    pub fn put_class_names(&self, sweep: &str, names: &[String]) -> LResult<()> {
+        self.conn.execute(
+            "INSERT INTO class_names VALUES (?1, ?2) ON CONFLICT(sweep) DO UPDATE SET names = excluded.names",
+            params![sweep, serde_json::to_string(names).unwrap_or_default()],
+        )?;
+        Ok(())
+    }
+
+    /// Every sweep's class names.
+    pub fn class_names(&self) -> LResult<Vec<(String, Vec<String>)>> {
+        let mut st = self.conn.prepare("SELECT sweep, names FROM class_names")?;
+        let rows = st.query_map([], |r| {
+            let names: String = r.get(1)?;
+            // Unreadable names are only a loss of words in progress lines.
+            Ok((
+                r.get::<_, String>(0)?,
+                serde_json::from_str(&names).unwrap_or_default(),
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn units(&self) -> LResult<Vec<UnitRow>> {
         let mut st = self.conn.prepare(
             "SELECT sweep, id, kind, model_unit, deps, spec_sha, state, attempt, failures,
-             lease_id, worker, error, ord, expiries FROM units ORDER BY sweep, ord",
+             lease_id, worker, error, ord, expiries, work FROM units ORDER BY sweep, ord",
         )?;
         let rows = st.query_map([], |r| {
             let deps: String = r.get(4)?;
@@ -238,6 +273,7 @@ impl Ledger {
                 error: r.get(11)?,
                 ord: r.get(12)?,
                 expiries: r.get(13)?,
+                work: r.get::<_, i64>(14)?.max(0) as u64,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -25,6 +25,7 @@ mod uploads;
 
 pub use self::core::{now_ms, Core, Key, LeaseClaim, Leased, NewUnit, UnitKey, RESULT_TABLES};
 pub use completion::{check_parts, CheckedParts, Completion, PartsOf, StagedParts};
+pub use convert::to_proto_event;
 pub use grpc::Service;
 pub use iscp_proto::v1::EventKind;
 pub use latency::LatencyLog;
@@ -120,6 +121,15 @@ pub struct Event {
     pub steps: u64,
     pub message: String,
     pub finished: bool,
+    /// The sweep's estimated work in all and of its settled units (`WatchEvent.work_total`).
+    pub work_total: u64,
+    pub work_done: u64,
+    /// The estimated work of the unit this event is about.
+    pub unit_work: u64,
+    /// Leased: the device of the worker's slot that took the unit.
+    pub device: String,
+    /// Leased: what the unit works on.
+    pub label: Option<iscp_proto::v1::UnitLabel>,
 }
 
 /// TLS material of the server, PEM encoded.

@@ -127,7 +127,7 @@ impl Core {
         let now = Instant::now();
         let expired: Vec<Key> = self
             .leased
-            .iter()
+            .keys()
             .filter(|k| self.units[*k].expires.is_some_and(|t| t <= now))
             .cloned()
             .collect();

@@ -63,6 +63,8 @@ pub(super) struct SweepIndex {
     pub groups: HashMap<String, BTreeMap<UnitKind, BTreeSet<usize>>>,
     /// Units per kind: pending, leased, done, failed, cancelled.
     pub counts: BTreeMap<UnitKind, [u64; 5]>,
+    /// Their estimated work by the same states (progress and its ETA weigh units by it).
+    pub work: [u64; 5],
     /// Failed units by plan position (status lists them with their reasons).
     pub failed: BTreeSet<usize>,
     /// By plan position: the units that wait on this one, once per time it is among their
@@ -71,9 +73,21 @@ pub(super) struct SweepIndex {
 }
 
 impl SweepIndex {
-    fn count(&mut self, kind: UnitKind, s: UnitState, by: i64) {
+    fn count(&mut self, kind: UnitKind, s: UnitState, by: i64, work: u64) {
         let c = &mut self.counts.entry(kind).or_default()[slot(s)];
         *c = (*c as i64 + by).max(0) as u64;
+        let w = &mut self.work[slot(s)];
+        *w = if by < 0 {
+            w.saturating_sub(work)
+        } else {
+            *w + work
+        };
+    }
+
+    /// (all work, work of settled units: done, failed or cancelled).
+    pub fn work_totals(&self) -> (u64, u64) {
+        let w = &self.work;
+        (w.iter().sum(), w[2] + w[3] + w[4])
     }
 
     fn insert_ready(&mut self, seq: usize, model: &str, kind: UnitKind) {
@@ -141,11 +155,11 @@ impl Core {
             return;
         }
         m.row.state = new;
-        let (kind, model) = (m.row.kind, m.row.model_unit.clone());
+        let (kind, model, work) = (m.row.kind, m.row.model_unit.clone(), m.row.work);
         if let Some(seq) = self.planned(key) {
             let s = self.sweeps.get_mut(key.sweep.as_str()).expect("planned");
-            s.ix.count(kind, old, -1);
-            s.ix.count(kind, new, 1);
+            s.ix.count(kind, old, -1, work);
+            s.ix.count(kind, new, 1, work);
             if old == PENDING {
                 s.ix.remove_ready(seq, &model, kind);
             }
@@ -284,14 +298,15 @@ impl Core {
                     dependents[ms].push((seq, false));
                 }
             }
-            facts.push((counts, model_in_deps, m.row.kind, m.row.state));
+            facts.push((counts, model_in_deps, m.row.kind, m.row.state, m.row.work));
         }
         drop(seq_of);
         let s = self.sweeps.get_mut(sweep).expect("exists");
         s.ix.dependents = dependents;
-        for (seq, (key, (counts, model_in_deps, kind, state))) in keys.iter().zip(facts).enumerate()
+        for (seq, (key, (counts, model_in_deps, kind, state, work))) in
+            keys.iter().zip(facts).enumerate()
         {
-            s.ix.count(kind, state, 1);
+            s.ix.count(kind, state, 1, work);
             if state == FAILED {
                 s.ix.failed.insert(seq);
             }
@@ -408,7 +423,7 @@ impl Core {
                 (
                     ready,
                     grouped == s.ix.ready,
-                    counts,
+                    (counts, s.ix.work),
                     s.ix.failed.clone(),
                     deps,
                 )

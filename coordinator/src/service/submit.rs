@@ -5,7 +5,7 @@ use super::core::*;
 use super::ledger::UnitRow;
 use super::CResult;
 use super::CoreError;
-use iscp_sweep::cost::data_shape;
+use iscp_sweep::cost::{data_shape, known_class_names, unit_cost, unit_work};
 use iscp_sweep::spec::LoadedSpec;
 use iscp_sweep::tables;
 use iscp_sweep::units::{plan, UnitParams};
@@ -56,6 +56,8 @@ pub struct Expanded {
     pub sweep: String,
     pub spec_sha: String,
     pub units: Vec<NewUnit>,
+    /// Its classes' names where known without reading the data (progress lines use them).
+    pub class_names: Vec<String>,
 }
 
 /// Parses `source`, learns the number of classes (from the data's known shape, or by loading the
@@ -66,10 +68,13 @@ pub fn expand(source: &str, file: &str) -> Result<Expanded, CoreError> {
     let classes = shape.classes;
     spec.check_classes(classes)?;
     let mut units = Vec::new();
-    for p in plan(&spec, classes, shape.train) {
+    let plans = plan(&spec, classes, shape.train);
+    for p in &plans {
         let model = p.prepare.id.clone();
         for u in p.all_units() {
+            let (_, macs) = unit_cost(&spec, &plans, p, u, &shape);
             units.push(NewUnit {
+                work: unit_work(macs),
                 id: u.id.clone(),
                 kind: u.kind.wire(),
                 params: u.params_json(),
@@ -90,6 +95,7 @@ pub fn expand(source: &str, file: &str) -> Result<Expanded, CoreError> {
         sweep: spec.spec.name.get_ref().clone(),
         spec_sha: hex::encode(Sha256::digest(source.as_bytes())),
         units,
+        class_names: known_class_names(&spec),
     })
 }
 
@@ -102,11 +108,21 @@ pub fn noop_units(n: usize) -> Vec<NewUnit> {
             params: String::new(),
             model_unit: String::new(),
             deps: vec![],
+            work: 1,
         })
         .collect()
 }
 
 impl Core {
+    /// Records a sweep's class names, for the words of progress events.
+    pub fn set_class_names(&mut self, sweep: &str, names: Vec<String>) -> CResult<()> {
+        self.ledger.put_class_names(sweep, &names)?;
+        if let Some(s) = self.sweeps.get_mut(sweep) {
+            s.class_names = names;
+        }
+        Ok(())
+    }
+
     /// Adds a spec's units; units already known keep their state. A new unit whose parts are already
     /// on disk (an earlier local run, a lost ledger) is adopted as done.
     pub fn submit(
@@ -178,6 +194,7 @@ impl Core {
                         worker: String::new(),
                         error: String::new(),
                         ord: 0,
+                        work: u.work,
                     };
                     let parts: Vec<(String, String)> = u
                         .kind
@@ -199,6 +216,8 @@ impl Core {
             };
             row.spec_sha = spec_sha.into();
             row.ord = ord as i64;
+            // A ledger from before work estimates gets them now.
+            row.work = u.work;
             if row.state == DONE {
                 done += 1;
             }
@@ -226,14 +245,21 @@ impl Core {
                     let m = e.get_mut();
                     m.row.spec_sha = row.spec_sha;
                     m.row.ord = row.ord;
+                    m.row.work = row.work;
                 }
                 std::collections::hash_map::Entry::Vacant(e) => {
                     e.insert(Box::new(UnitMem::new(row, None)));
                 }
             }
         }
-        self.sweeps
-            .insert(sweep.to_string(), SweepMem::new(order, false));
+        let class_names = self
+            .sweeps
+            .get(sweep)
+            .map(|s| s.class_names.clone())
+            .unwrap_or_default();
+        let mut mem = SweepMem::new(order, false);
+        mem.class_names = class_names;
+        self.sweeps.insert(sweep.to_string(), mem);
         self.rebuild_index(sweep);
         self.settle_doomed()?;
         self.emit(

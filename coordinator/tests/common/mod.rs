@@ -31,6 +31,7 @@ pub fn unit(id: &str, kind: &str, model: &str, deps: &[&str]) -> NewUnit {
         params: String::new(),
         model_unit: model.into(),
         deps: deps.iter().map(|s| s.to_string()).collect(),
+        work: 10,
     }
 }
 
