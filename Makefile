@@ -21,7 +21,7 @@ smoke: build
 	./target/release/iscp run experiments/smoke.toml --results $(RESULTS)
 
 test: setup
-	@$(ENV) export ISCP_PYREAD_PYTHON="$$(scripts/setup-pyread.sh)" && cargo build --release --quiet --bin iscp && cargo test --release --workspace
+	@$(ENV) export ISCP_PYREAD_PYTHON="$$(scripts/setup-pyread.sh)" && export ISCP_CHROMIUM="$$(scripts/setup-chromium.sh)" && cargo build --release --quiet --bin iscp && cargo test --release --workspace
 
 bench: build
 	./target/release/iscp bench

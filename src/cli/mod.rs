@@ -8,6 +8,7 @@ mod connect;
 mod coordinator;
 mod plan;
 pub(crate) mod progress;
+mod report;
 pub(crate) mod run;
 mod scan;
 mod watch;
@@ -33,6 +34,9 @@ pub enum Command {
     Run(run::RunArgs),
     /// Print the units a spec expands into, per setting and kind, and how many are already done.
     Plan(plan::PlanArgs),
+    /// Write the HTML report of an experiment's results (models, PW by size, scan verdicts,
+    /// plots, pictures, failures): `<DIR>/report.html`, one per experiment under DIR.
+    Report(report::ReportArgs),
     /// Audit one model for backdoors: per class, a white- and a positive-canvas search, the small
     /// pattern's predictive power, and classes flagged by median absolute deviation.
     Scan(scan::ScanArgs),
@@ -75,6 +79,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Plan(a) => plan::plan(a),
         Command::Bench(a) => bench::bench(a),
         Command::Scan(a) => scan::scan(a),
+        Command::Report(a) => report::report(a),
         Command::BenchCoordinator(a) => bench_coordinator::bench_coordinator(a),
         Command::Coordinator(a) => coordinator::coordinator(a),
         Command::Worker(a) => worker::worker(a),

@@ -30,6 +30,9 @@ pub enum CoordError {
     /// A panic inside libtorch or the unit's code, caught so one unit cannot stop a worker.
     #[error("panicked: {0}")]
     Panic(String),
+    /// Drawing a picture or rendering the report failed (not the input's fault).
+    #[error(transparent)]
+    Figure(#[from] iscp_figures::Error),
 }
 
 /// Whether a libtorch error is the device running out of memory (CUDA's or the allocator's).
@@ -46,7 +49,7 @@ impl CoordError {
         match self {
             CoordError::Spec { .. } => R::InvalidInput,
             CoordError::Io { .. } | CoordError::Missing(_) => R::MissingArtifact,
-            CoordError::Table { .. } | CoordError::Panic(_) => R::Internal,
+            CoordError::Table { .. } | CoordError::Panic(_) | CoordError::Figure(_) => R::Internal,
             CoordError::Torch(t) | CoordError::Engine(E::Torch(t)) if is_oom(t) => R::OutOfMemory,
             CoordError::Torch(_) | CoordError::Engine(E::Torch(_)) => R::Internal,
             CoordError::Engine(E::Io { .. }) => R::MissingArtifact,

@@ -61,7 +61,6 @@ fn scale_for(img: &Image) -> usize {
 
 const GAP: usize = 4;
 const BACKGROUND: [u8; 3] = [40, 44, 72];
-const MARK: [u8; 3] = [220, 30, 30];
 
 struct Picture {
     width: usize,
@@ -76,15 +75,6 @@ impl Picture {
             rgb.extend_from_slice(&BACKGROUND);
         }
         Picture { width, height, rgb }
-    }
-
-    fn fill(&mut self, x0: usize, y0: usize, w: usize, h: usize, rgb: [u8; 3]) {
-        for y in y0..(y0 + h).min(self.height) {
-            for x in x0..(x0 + w).min(self.width) {
-                let at = (y * self.width + x) * 3;
-                self.rgb[at..at + 3].copy_from_slice(&rgb);
-            }
-        }
     }
 
     fn draw(&mut self, img: &Image, x0: usize, y0: usize, scale: usize) {
@@ -127,40 +117,101 @@ pub fn pattern_png(canvas: &Image, mask: &[f32]) -> Vec<u8> {
     pic.encode()
 }
 
-/// One row of a grid: the canvas and one pattern per size (None leaves the cell empty); a marked
-/// row (a flagged class) is drawn on red.
+/// One row of a grid: its label (class and name), the canvas and one pattern per column (None
+/// leaves the cell empty) with the caption under it (its PW); a marked row (a flagged class) is
+/// drawn on red.
 pub struct GridRow {
+    pub label: String,
     pub canvas: Image,
     pub patterns: Vec<Option<Image>>,
+    pub captions: Vec<String>,
     pub marked: bool,
 }
 
-/// Rows of (canvas | pattern at each size) as PNG bytes, a wider gap separating the canvas
-/// column; None when there are no rows.
-pub fn grid_png(rows: &[GridRow]) -> Option<Vec<u8>> {
-    let first = rows.first()?;
-    let s = scale_for(&first.canvas);
-    let (w, h) = (first.canvas.width * s, first.canvas.height * s);
-    let cols = 1 + rows.iter().map(|r| r.patterns.len()).max().unwrap_or(0);
-    let mut pic = Picture::new(cols * (w + GAP) + 3 * GAP, rows.len() * (h + GAP) + GAP);
-    for (r, row) in rows.iter().enumerate() {
-        let y = GAP + r * (h + GAP);
-        if row.marked {
-            pic.fill(0, y - GAP, pic.width, h + 2 * GAP, MARK);
-        }
-        pic.draw(&row.canvas, GAP, y, s);
-        for (c, p) in row.patterns.iter().enumerate() {
-            if let Some(p) = p {
-                pic.draw(p, 4 * GAP + (c + 1) * (w + GAP) - GAP, y, s);
-            }
+impl GridRow {
+    /// A row with no captions and no mark.
+    pub fn new(label: String, canvas: Image, patterns: Vec<Option<Image>>) -> GridRow {
+        GridRow {
+            label,
+            canvas,
+            patterns,
+            captions: Vec::new(),
+            marked: false,
         }
     }
-    Some(pic.encode())
+}
+
+/// What a grid says around its cells: a title, a line of details, and a header per pattern
+/// column (the canvas column is headed `canvas`).
+#[derive(Debug, Clone, Default)]
+pub struct GridText {
+    pub title: String,
+    pub details: String,
+    pub headers: Vec<String>,
+}
+
+impl Image {
+    /// The image as 8-bit RGB (grey images repeated over the three channels).
+    pub fn to_rgb(&self) -> iscp_figures::Rgb {
+        let mut pixels = Vec::with_capacity(self.height * self.width * 3);
+        for y in 0..self.height {
+            for x in 0..self.width {
+                pixels.extend_from_slice(&self.rgb(y, x));
+            }
+        }
+        iscp_figures::Rgb {
+            width: self.width,
+            height: self.height,
+            pixels,
+        }
+    }
+}
+
+/// The row label of a class: `3 dress`, or `3` when its name is its number.
+pub fn class_label(class: i64, name: &str) -> String {
+    if name.is_empty() || name == class.to_string() {
+        class.to_string()
+    } else {
+        format!("{class} {name}")
+    }
+}
+
+/// Rows of (label | canvas | pattern at each column) with their text, as PNG bytes (columns
+/// empty in every row left out); None when there are no rows.
+pub fn grid_png(text: &GridText, rows: &[GridRow]) -> Result<Option<Vec<u8>>> {
+    let mut headers = vec!["canvas".to_string()];
+    headers.extend(text.headers.iter().cloned());
+    let grid = iscp_figures::Grid {
+        title: text.title.clone(),
+        details: text.details.clone(),
+        headers,
+        rows: rows
+            .iter()
+            .map(|r| {
+                let mut cells = vec![Some(iscp_figures::Cell {
+                    image: r.canvas.to_rgb(),
+                    caption: String::new(),
+                })];
+                cells.extend(r.patterns.iter().enumerate().map(|(i, p)| {
+                    p.as_ref().map(|p| iscp_figures::Cell {
+                        image: p.to_rgb(),
+                        caption: r.captions.get(i).cloned().unwrap_or_default(),
+                    })
+                }));
+                iscp_figures::Row {
+                    label: r.label.clone(),
+                    cells,
+                    marked: r.marked,
+                }
+            })
+            .collect(),
+    };
+    Ok(grid.png()?)
 }
 
 /// Saves a grid (see `grid_png`). Returns 1, or 0 when there are no rows and nothing is written.
-pub fn save_grid(path: &Path, rows: &[GridRow]) -> Result<usize> {
-    match grid_png(rows) {
+pub fn save_grid(path: &Path, text: &GridText, rows: &[GridRow]) -> Result<usize> {
+    match grid_png(text, rows)? {
         Some(png) => write_png(path, &png).map(|_| 1),
         None => Ok(0),
     }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod images;
 pub mod label;
 pub mod part_check;
+pub mod report;
 pub mod scan;
 pub mod spec;
 pub mod tables;

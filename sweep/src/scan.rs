@@ -2,7 +2,7 @@
 //! small pattern's predictive power, and an anomaly index over classes (MAD) that flags classes
 //! whose small patterns are far more predictive than the rest, as a backdoor target's are.
 
-use crate::images::{save_grid, GridRow, Image};
+use crate::images::{class_label, save_grid, GridRow, GridText, Image};
 use crate::tables::{self, PatternRow};
 use crate::{CoordError, Result};
 use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
@@ -153,11 +153,11 @@ pub fn scan_model(
         let canvas = canvas_image(test, index)?;
         let e = ev.evaluate(class as i64, &canvas, &bin)?;
         let img = Image::from_tensor(&canvas)?;
-        pictures.push(GridRow {
-            patterns: vec![Some(Image::pattern(&img, &bin))],
-            canvas: img,
-            marked: false,
-        });
+        pictures.push(GridRow::new(
+            class_label(class as i64, &test.class_names[class]),
+            img.clone(),
+            vec![Some(Image::pattern(&img, &bin))],
+        ));
         rows.push(ScanRow {
             model: name.to_string(),
             class: class as i64,
@@ -174,6 +174,7 @@ pub fn scan_model(
     score(&mut rows);
     for (p, r) in pictures.iter_mut().zip(&rows) {
         p.marked = r.flagged;
+        p.captions = vec![format!("PW {:.2} · index {:.1}", r.pw, r.anomaly_index)];
     }
     Ok((rows, pictures))
 }
@@ -255,8 +256,27 @@ pub fn scan_batch(rows: &[ScanRow]) -> RecordBatch {
 pub fn write_scan(root: &Path, name: &str, rows: &[ScanRow], pictures: &[GridRow]) -> Result<()> {
     tables::write_part(&root.join("scan"), name, &scan_batch(rows))?;
     if !pictures.is_empty() {
+        let flagged: Vec<String> = rows
+            .iter()
+            .filter(|r| r.flagged)
+            .map(|r| class_label(r.class, &r.class_name))
+            .collect();
+        let size = rows.first().map_or(0.0, |r| r.size);
+        let text = GridText {
+            title: format!(
+                "scan of {name} · {} patterns",
+                crate::work::pictures::size_header(size)
+            ),
+            details: if flagged.is_empty() {
+                "no class flagged".into()
+            } else {
+                format!("flagged (red): {}", flagged.join(", "))
+            },
+            headers: vec!["pattern".into()],
+        };
         save_grid(
             &root.join("images").join(format!("scan-{name}.png")),
+            &text,
             pictures,
         )?;
     }

@@ -11,6 +11,7 @@ mod hostile;
 mod non_finite;
 mod plan;
 mod progress;
+mod report;
 mod resume;
 mod scan;
 mod spec_refusal;

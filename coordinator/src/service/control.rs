@@ -3,6 +3,7 @@
 use super::core::*;
 use super::ledger::UnitRow;
 use super::*;
+use std::path::{Path, PathBuf};
 
 impl Core {
     /// Applies `change` to every unit of a sweep; the units it changed (it returns true) are
@@ -72,25 +73,57 @@ impl Core {
         Ok(changed.len() as u64)
     }
 
-    /// Marks every sweep whose units are all settled (its finishing units too) as finished, once,
-    /// with the `finished` event; returns how many it marked.
-    pub fn finish_complete(&mut self) -> CResult<usize> {
+    /// The sweeps whose units are all settled and that are not finished nor being reported on:
+    /// their results folders, to write the report of before `finish_reported` (each is marked as
+    /// being reported on, so it is returned once).
+    pub fn reports_due(&mut self) -> CResult<Vec<(String, PathBuf)>> {
         self.settle_doomed()?;
-        let mut ready = Vec::new();
+        let mut due = Vec::new();
         for (name, s) in self.sweeps.iter_mut() {
-            if s.ix.unsettled() == 0 && !s.finalized {
-                s.finalized = true;
-                ready.push(name.clone());
+            if s.ix.unsettled() == 0 && !s.finalized && !s.reporting {
+                s.reporting = true;
+                due.push(name.clone());
             }
         }
-        for sweep in &ready {
-            self.ledger.set_finalized(sweep, true)?;
-            let message = format!(
-                "finished; results in {}",
-                self.results_root(sweep).display()
-            );
-            self.emit(sweep, None, EventKind::Finished, message);
+        Ok(due
+            .into_iter()
+            .map(|n| {
+                let root = self.results_root(&n);
+                (n, root)
+            })
+            .collect())
+    }
+
+    /// Finishes `sweep` after its report (`page`, None when it could not be written): records
+    /// the fact and sends the `finished` event. A sweep extended meanwhile is not finished.
+    pub fn finish_reported(&mut self, sweep: &str, page: Option<&Path>) -> CResult<bool> {
+        let Some(s) = self.sweeps.get_mut(sweep) else {
+            return Ok(false);
+        };
+        s.reporting = false;
+        if s.ix.unsettled() > 0 || s.finalized {
+            return Ok(false);
         }
-        Ok(ready.len())
+        s.finalized = true;
+        self.ledger.set_finalized(sweep, true)?;
+        let mut message = format!(
+            "finished; results in {}",
+            self.results_root(sweep).display()
+        );
+        if let Some(p) = page {
+            message.push_str(&format!("; report {}", p.display()));
+        }
+        self.emit(sweep, None, EventKind::Finished, message);
+        Ok(true)
+    }
+
+    /// Finishes every sweep whose units are all settled, without a report (the scheduler's
+    /// tests; the service writes reports first, see `finalize_ready`).
+    pub fn finish_complete(&mut self) -> CResult<usize> {
+        let mut n = 0;
+        for (sweep, _) in self.reports_due()? {
+            n += usize::from(self.finish_reported(&sweep, None)?);
+        }
+        Ok(n)
     }
 }

@@ -81,6 +81,8 @@ impl UnitMem {
 
 pub(super) struct SweepMem {
     pub finalized: bool,
+    /// Its report is being written (outside the lock); it is finished once that ends.
+    pub reporting: bool,
     pub order: Vec<String>,
     /// Ready units, counts and dependents (`queue`).
     pub ix: SweepIndex,
@@ -92,6 +94,7 @@ impl SweepMem {
     pub fn new(order: Vec<String>, finalized: bool) -> Self {
         SweepMem {
             finalized,
+            reporting: false,
             order,
             ix: SweepIndex::default(),
             class_names: Vec::new(),

@@ -1,14 +1,45 @@
 //! A sweep whose units are all settled is finished: its pictures, scan and transfers were units
-//! too (leased, fenced, retried like the others), so the coordinator only records the fact and
-//! sends the `finished` event. It never loads a model.
+//! too (leased, fenced, retried like the others). The coordinator then writes the sweep's report
+//! from its results folder (`iscp_sweep::report`: the tables and pictures already there, the
+//! failures it recorded) on a thread of its own, outside the scheduler's lock, and only then
+//! records the fact and sends the `finished` event, so that whoever waits for it finds the
+//! page. It never loads a model.
 
 use super::grpc::Service;
 
 impl Service {
-    /// Marks every sweep that has become complete as finished.
+    /// Reports on, then finishes, every sweep that has become complete.
     pub(super) fn finalize_ready(&self) {
-        if let Err(e) = self.core().finish_complete() {
-            tracing::error!("finishing sweeps: {e}");
+        let due = match self.core().reports_due() {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!("finishing sweeps: {e}");
+                return;
+            }
+        };
+        if due.is_empty() {
+            return;
         }
+        let svc = self.clone();
+        std::thread::spawn(move || {
+            for (sweep, root) in due {
+                // A sweep with no results folder (noop units) has nothing to report.
+                let has_results = iscp_sweep::report::is_experiment(&root);
+                let page =
+                    match has_results.then(|| iscp_sweep::report::write_report(&root, &sweep)) {
+                        None => None,
+                        Some(Ok(p)) => Some(p),
+                        Some(Err(e)) => {
+                            // A report that cannot be written must not keep the sweep unfinished.
+                            tracing::warn!("the report of sweep {sweep}: {e}");
+                            None
+                        }
+                    };
+                if let Err(e) = svc.core().finish_reported(&sweep, page.as_deref()) {
+                    tracing::error!("finishing sweep {sweep}: {e}");
+                }
+                svc.wake();
+            }
+        });
     }
 }

@@ -227,7 +227,7 @@ impl Tracker {
     }
 
     /// The time left at the rate work got done since the watch started; None until some work was
-    /// measured (a second at least), zero when nothing is left.
+    /// measured (half a second at least), zero when nothing is left.
     pub fn eta(&self, now: Instant) -> Option<Duration> {
         let left = self.work_total as f64 - self.work_done();
         if self.finished || (self.total > 0 && self.settled >= self.total) || left <= 0.0 {
@@ -236,7 +236,7 @@ impl Tracker {
         let (t0, w0) = self.origin?;
         let dt = now.duration_since(t0).as_secs_f64();
         let dw = self.work_done() - w0;
-        if dt < 1.0 || dw <= 0.0 {
+        if dt < 0.5 || dw <= 0.0 {
             return None;
         }
         Some(Duration::from_secs_f64((left * dt / dw).min(1e8)))

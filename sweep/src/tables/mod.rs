@@ -7,6 +7,7 @@ mod failures;
 mod io;
 mod legacy_parts;
 mod read;
+mod summary_rows;
 mod training;
 
 pub use baselines::{baselines_batch, BaselineRow};
@@ -18,8 +19,12 @@ pub use io::{
 };
 pub use legacy_parts::remove_group_named_parts;
 pub use read::{
-    pattern_rows_from_bytes, read_model_rows, read_pattern_rows, read_search_rows,
-    search_rows_from_bytes,
+    model_rows_from_bytes, pattern_rows_from_bytes, read_model_rows, read_pattern_rows,
+    read_search_rows, search_rows_from_bytes,
+};
+pub use summary_rows::{
+    read_failure_rows, read_models, read_patterns, read_scan_rows, read_table, read_uap_points,
+    UapPoint,
 };
 pub use training::training_batch;
 

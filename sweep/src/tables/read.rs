@@ -27,7 +27,7 @@ impl<'a> Cols<'a> {
             .value(i)
             .to_string())
     }
-    fn os(&self, name: &str, i: usize) -> Result<Option<String>> {
+    pub(super) fn os(&self, name: &str, i: usize) -> Result<Option<String>> {
         let c = self
             .col(name)?
             .as_string_opt::<i32>()
@@ -41,7 +41,7 @@ impl<'a> Cols<'a> {
             .ok_or_else(|| self.bad(name))?
             .value(i))
     }
-    fn oi(&self, name: &str, i: usize) -> Result<Option<i64>> {
+    pub(super) fn oi(&self, name: &str, i: usize) -> Result<Option<i64>> {
         let c = self
             .col(name)?
             .as_primitive_opt::<Int64Type>()
@@ -55,14 +55,14 @@ impl<'a> Cols<'a> {
             .ok_or_else(|| self.bad(name))?
             .value(i))
     }
-    fn of(&self, name: &str, i: usize) -> Result<Option<f64>> {
+    pub(super) fn of(&self, name: &str, i: usize) -> Result<Option<f64>> {
         let c = self
             .col(name)?
             .as_primitive_opt::<Float64Type>()
             .ok_or_else(|| self.bad(name))?;
         Ok(c.is_valid(i).then(|| c.value(i)))
     }
-    fn b(&self, name: &str, i: usize) -> Result<bool> {
+    pub(super) fn b(&self, name: &str, i: usize) -> Result<bool> {
         Ok(self
             .col(name)?
             .as_boolean_opt()
@@ -100,7 +100,7 @@ pub(super) fn rows<T>(path: &Path, f: impl Fn(&Cols, usize) -> Result<T>) -> Res
 }
 
 /// Rows of batches already read; `path` names them in errors.
-fn rows_of<T>(
+pub(super) fn rows_of<T>(
     path: &Path,
     batches: Vec<arrow_array::RecordBatch>,
     f: impl Fn(&Cols, usize) -> Result<T>,
@@ -199,7 +199,17 @@ fn pattern_row(c: &Cols, i: usize) -> Result<PatternRow> {
 }
 
 pub fn read_model_rows(path: &Path) -> Result<Vec<ModelRow>> {
-    rows(path, |c, i| {
+    rows(path, model_row)
+}
+
+/// The model rows of a part's bytes; `label` names it in errors.
+pub fn model_rows_from_bytes(bytes: &[u8], label: &str) -> Result<Vec<ModelRow>> {
+    let batches = super::decode_parquet(bytes).map_err(|e| CoordError::table(label, e))?;
+    rows_of(Path::new(label), batches, model_row)
+}
+
+fn model_row(c: &Cols, i: usize) -> Result<ModelRow> {
+    {
         Ok(ModelRow {
             unit_id: c.s("unit_id", i)?,
             setting: c.s("setting", i)?,
@@ -217,5 +227,5 @@ pub fn read_model_rows(path: &Path) -> Result<Vec<ModelRow>> {
             train_epochs: c.oi("train_epochs", i)?,
             training_s: c.f("training_s", i)?,
         })
-    })
+    }
 }

@@ -2,9 +2,11 @@
 //! (fixed vs learned canvas), a row per class, at one pattern size.
 
 use super::evaluate::search_canvas;
+use super::pictures::{model_details, pw_caption, size_header};
 use super::{group_name, Files, Inputs};
-use crate::images::{grid_png, GridRow, Image};
+use crate::images::{class_label, grid_png, GridRow, GridText, Image};
 use crate::tables::PatternRow;
+use crate::units::PicturesParams;
 use crate::Result;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, Float64Type, Int64Type};
@@ -72,12 +74,20 @@ fn read_baselines(inputs: &Inputs, baselines: &[String]) -> Result<Vec<Baseline>
 /// `…-figure18.png`, from the setting's evaluations and baselines that succeeded.
 pub fn draw_comparisons(
     inputs: &Inputs,
-    setting: &str,
-    evaluations: &[String],
-    baselines: &[String],
+    experiment: &str,
+    p: &PicturesParams,
     test: &Dataset,
-    sizes: &[f64],
 ) -> Result<Files> {
+    let (setting, evaluations, baselines, sizes) = (
+        p.setting.as_str(),
+        &p.evaluations,
+        &p.baselines,
+        &p.sizes[..],
+    );
+    if sizes.is_empty() {
+        return Ok(Files::new());
+    }
+    let details = model_details(inputs.model(&p.setting_id)?.as_ref());
     let size = if sizes.contains(&0.05) {
         0.05
     } else {
@@ -101,7 +111,7 @@ pub fn draw_comparisons(
     classes.sort();
     classes.dedup();
     for (alpha, objective) in groups {
-        let cell = |class: i64, variant: &str| -> Result<Option<(Image, Image)>> {
+        let cell = |class: i64, variant: &str| -> Result<Option<(Image, Image, String)>> {
             let Some(r) = best.iter().find(|r| {
                 r.class == class
                     && r.alpha == alpha
@@ -113,13 +123,18 @@ pub fn draw_comparisons(
             let s = inputs.search(&r.search_id)?;
             let canvas = Image::from_tensor(&search_canvas(test, &s)?)?;
             let pattern = Image::pattern(&canvas, &binarize(&s.mask, r.k as usize));
-            Ok(Some((canvas, pattern)))
+            Ok(Some((canvas, pattern, pw_caption(r))))
         };
         let (mut fig6, mut fig18) = (Vec::new(), Vec::new());
         for &class in &classes {
-            let Some((canvas, ours)) = cell(class, "base")? else {
+            let Some((canvas, ours, ours_pw)) = cell(class, "base")? else {
                 continue;
             };
+            let name = best
+                .iter()
+                .find(|r| r.class == class)
+                .map_or(String::new(), |r| r.class_name.clone());
+            let label = class_label(class, &name);
             let tv = best
                 .iter()
                 .filter(|r| r.class == class && r.variant == "tv")
@@ -157,22 +172,54 @@ pub fn draw_comparisons(
                 }
                 None => None,
             };
-            fig6.push(GridRow {
-                canvas: canvas.clone(),
-                patterns: vec![uap, Some(ours.clone()), tv.map(|t| t.1), gradcam],
-                marked: false,
-            });
-            if let Some((learned_canvas, learned)) = cell(class, "learned-canvas")? {
-                fig18.push(GridRow {
+            let tv_pw = tv.as_ref().map_or(String::new(), |t| t.2.clone());
+            let mut row = GridRow::new(
+                label.clone(),
+                canvas.clone(),
+                vec![uap, Some(ours.clone()), tv.map(|t| t.1), gradcam],
+            );
+            row.captions = vec![String::new(), ours_pw.clone(), tv_pw, String::new()];
+            fig6.push(row);
+            if let Some((learned_canvas, learned, learned_pw)) = cell(class, "learned-canvas")? {
+                let mut row = GridRow::new(
+                    label,
                     canvas,
-                    patterns: vec![Some(ours), Some(learned_canvas), Some(learned)],
-                    marked: false,
-                });
+                    vec![Some(ours), Some(learned_canvas), Some(learned)],
+                );
+                row.captions = vec![ours_pw, String::new(), learned_pw];
+                fig18.push(row);
             }
         }
         let stem = group_name(setting, alpha, &objective, None);
-        for (name, rows) in [("figure6", &fig6), ("figure18", &fig18)] {
-            if let Some(png) = grid_png(rows) {
+        let title = format!(
+            "{experiment} · {setting} · α {alpha} · {objective} · {} patterns",
+            size_header(size)
+        );
+        let figures = [
+            (
+                "figure6",
+                &fig6,
+                "UAP, ours, ours + TV, Grad-CAM",
+                ["UAP", "ours", "ours + TV", "Grad-CAM"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+            (
+                "figure18",
+                &fig18,
+                "fixed vs learned canvas",
+                ["ours", "learned canvas", "ours on it"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+        ];
+        for (name, rows, what, headers) in figures {
+            let text = GridText {
+                title: format!("{title} · {what}"),
+                details: details.clone(),
+                headers,
+            };
+            if let Some(png) = grid_png(&text, rows)? {
                 written.push((format!("images/{stem}-{name}.png"), png));
             }
         }

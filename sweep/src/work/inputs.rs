@@ -2,7 +2,7 @@
 //! fetched one at a time from where they are (the coordinator, with FetchPart) and kept, so that
 //! pictures of a setting read its patterns and only the searches those patterns name.
 
-use crate::tables::{self, PatternRow, SearchRow};
+use crate::tables::{self, ModelRow, PatternRow, SearchRow};
 use crate::{CoordError, Result};
 use arrow_array::RecordBatch;
 use std::cell::RefCell;
@@ -66,6 +66,15 @@ impl Inputs {
         self.bytes("patterns", unit)?
             .map(|b| tables::pattern_rows_from_bytes(&b, &Self::label("patterns", unit)))
             .transpose()
+    }
+
+    /// The row of a prepared model (its `models` part); None when it has none.
+    pub fn model(&self, unit: &str) -> Result<Option<ModelRow>> {
+        Ok(self
+            .bytes("models", unit)?
+            .map(|b| tables::model_rows_from_bytes(&b, &Self::label("models", unit)))
+            .transpose()?
+            .and_then(|rows| rows.into_iter().next()))
     }
 
     /// The row of a search a pattern names: it must exist.

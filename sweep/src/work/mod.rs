@@ -11,7 +11,7 @@ mod evaluate;
 mod files;
 mod guard;
 mod inputs;
-mod pictures;
+pub(crate) mod pictures;
 mod prepare;
 mod search_unit;
 mod sweep_scan;

@@ -1,9 +1,12 @@
-//! Draws a setting's pictures from its tables: every best pattern beside its canvas, and grids
-//! (rows = classes, columns = canvas then each size) of the best patterns and of the white canvas.
+//! Draws a setting's pictures from its tables: every best pattern beside its canvas, and labelled
+//! grids (a row per class, named; columns = canvas then each size, headed; the PW under each
+//! pattern; the title says experiment, setting, α, objective, variant and the model's scores) of
+//! the best patterns and of the white canvas.
 
 use super::{fmt_num, group_name, Files, Inputs};
-use crate::images::{grid_png, pattern_png, GridRow, Image};
-use crate::tables::{PatternRow, SearchRow};
+use crate::images::{class_label, grid_png, pattern_png, GridRow, GridText, Image};
+use crate::tables::{ModelRow, PatternRow, SearchRow};
+use crate::units::PicturesParams;
 use crate::Result;
 use iscp_engine::data::Dataset;
 use iscp_engine::pattern::binarize;
@@ -13,21 +16,65 @@ fn image_of(test: &Dataset, s: &SearchRow) -> Result<Image> {
     Image::from_tensor(&super::evaluate::search_canvas(test, s)?)
 }
 
+/// A pattern size as a column header: `1%`, `0.5%`.
+pub(crate) fn size_header(size: f64) -> String {
+    let pct = (size * 100.0 * 1000.0).round() / 1000.0;
+    format!("{pct}%")
+}
+
+/// The PW under a cell: `PW 0.93`, with the held-out PW when it differs in print.
+pub(crate) fn pw_caption(r: &PatternRow) -> String {
+    match (r.pw, r.pw_heldout) {
+        (Some(pw), Some(h)) if format!("{pw:.2}") != format!("{h:.2}") => {
+            format!("PW {pw:.2} ({h:.2})")
+        }
+        (Some(pw), _) => format!("PW {pw:.2}"),
+        _ => String::new(),
+    }
+}
+
+/// The line under a grid's title: the model's clean accuracy and attack success rate.
+pub(crate) fn model_details(m: Option<&ModelRow>) -> String {
+    let Some(m) = m else {
+        return String::new();
+    };
+    let mut s = format!(
+        "{} model, clean accuracy {:.3}",
+        m.architecture, m.clean_accuracy
+    );
+    if let Some(asr) = m.attack_success_rate {
+        s.push_str(&format!(", attack success {asr:.3}"));
+        if let Some(t) = m.poison_target {
+            s.push_str(&format!(" (target class {t})"));
+        }
+    }
+    s
+}
+
+/// A grid's title: `fashion-mnist · natural · α 0.2 · loss · base`.
+pub(crate) fn group_title(experiment: &str, setting: &str, first: &PatternRow) -> String {
+    format!(
+        "{experiment} · {setting} · α {} · {} · {}",
+        first.alpha, first.objective, first.variant
+    )
+}
+
 /// Draws every picture of one setting from its evaluations that succeeded (`images/<setting>/…`
 /// per pattern, `images/<setting>-…-best.png` and `-white.png` grids).
 pub fn draw_setting(
     inputs: &Inputs,
-    setting: &str,
-    evaluations: &[String],
+    experiment: &str,
+    p: &PicturesParams,
     test: &Dataset,
-    sizes: &[f64],
 ) -> Result<Files> {
+    let (setting, sizes) = (p.setting.as_str(), &p.sizes[..]);
+    let model = inputs.model(&p.setting_id)?;
     let mut written = Files::new();
     let mut search_cache: HashMap<String, SearchRow> = HashMap::new();
     // "-alpha<α>-<objective>-<variant>" → one list of pattern rows per class
     type Groups = Vec<(String, Vec<Vec<PatternRow>>)>;
     let mut groups: Groups = Vec::new();
-    for unit in evaluations {
+    for unit in &p.evaluations {
         let Some(rows) = inputs.patterns(unit)? else {
             continue;
         };
@@ -38,10 +85,11 @@ pub fn draw_setting(
             None => groups.push((key, vec![rows])),
         }
     }
-    for (tail, classes) in &groups {
+    for (tail, classes) in &mut groups {
+        classes.sort_by_key(|rows| rows[0].class);
         let mut best_rows = Vec::new();
         let mut white_rows = Vec::new();
-        for rows in classes {
+        for rows in classes.iter() {
             let mut load = |id: &str| -> Result<SearchRow> {
                 if let Some(r) = search_cache.get(id) {
                     return Ok(r.clone());
@@ -51,11 +99,14 @@ pub fn draw_setting(
                 Ok(r)
             };
             let class = &rows[0];
+            let label = class_label(class.class, &class.class_name);
             let mut best_cells = Vec::new();
+            let mut captions = Vec::new();
             let mut best_canvas: Option<Image> = None;
             for &size in sizes {
                 let Some(best) = rows.iter().find(|r| r.is_best && r.size == size) else {
                     best_cells.push(None);
+                    captions.push(String::new());
                     continue;
                 };
                 let s = load(&best.search_id)?;
@@ -67,36 +118,52 @@ pub fn draw_setting(
                     pattern_png(&canvas, &bin),
                 ));
                 best_cells.push(Some(Image::pattern(&canvas, &bin)));
+                captions.push(pw_caption(best));
                 best_canvas.get_or_insert(canvas);
             }
             if let Some(canvas) = best_canvas {
-                best_rows.push(GridRow {
-                    canvas,
-                    patterns: best_cells,
-                    marked: false,
-                });
+                let mut row = GridRow::new(label.clone(), canvas, best_cells);
+                row.captions = captions;
+                best_rows.push(row);
             }
             if let Some(w) = rows.iter().find(|r| r.canvas_kind == "white") {
                 let s = load(&w.search_id)?;
                 let canvas = image_of(test, &s)?;
+                let at = |size: f64| {
+                    rows.iter()
+                        .find(|r| r.search_id == w.search_id && r.size == size)
+                };
                 let cells = sizes
                     .iter()
                     .map(|&size| {
-                        rows.iter()
-                            .find(|r| r.search_id == w.search_id && r.size == size)
-                            .map(|r| Image::pattern(&canvas, &binarize(&s.mask, r.k as usize)))
+                        at(size).map(|r| Image::pattern(&canvas, &binarize(&s.mask, r.k as usize)))
                     })
                     .collect();
-                white_rows.push(GridRow {
-                    canvas,
-                    patterns: cells,
-                    marked: false,
-                });
+                let mut row = GridRow::new(label, canvas, cells);
+                row.captions = sizes
+                    .iter()
+                    .map(|&s| at(s).map(pw_caption).unwrap_or_default())
+                    .collect();
+                white_rows.push(row);
             }
         }
         let stem = format!("{setting}{tail}");
-        for (name, rows) in [("best", &best_rows), ("white", &white_rows)] {
-            if let Some(png) = grid_png(rows) {
+        let title = group_title(experiment, setting, &classes[0][0]);
+        let headers: Vec<String> = sizes.iter().map(|&s| size_header(s)).collect();
+        for (name, rows, what) in [
+            ("best", &best_rows, "best canvas per class"),
+            (
+                "white",
+                &white_rows,
+                "white canvas (PW where it is the best)",
+            ),
+        ] {
+            let text = GridText {
+                title: format!("{title} · {what}"),
+                details: model_details(model.as_ref()),
+                headers: headers.clone(),
+            };
+            if let Some(png) = grid_png(&text, rows)? {
                 written.push((format!("images/{stem}-{name}.png"), png));
             }
         }

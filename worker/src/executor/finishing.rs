@@ -31,16 +31,9 @@ impl Executor {
         match &received {
             Received::Pictures(p) => {
                 let files = guarded(|| {
-                    let mut f =
-                        draw_setting(&inputs, &p.setting, &p.evaluations, &data.test, &p.sizes)?;
-                    f.extend(draw_comparisons(
-                        &inputs,
-                        &p.setting,
-                        &p.evaluations,
-                        &p.baselines,
-                        &data.test,
-                        &p.sizes,
-                    )?);
+                    let experiment = ctx.spec.spec.name.get_ref();
+                    let mut f = draw_setting(&inputs, experiment, p, &data.test)?;
+                    f.extend(draw_comparisons(&inputs, experiment, p, &data.test)?);
                     Ok(f)
                 })?;
                 self.note(format!("{}: {} pictures", p.setting, files.len()));
