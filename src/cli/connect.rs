@@ -15,8 +15,17 @@ pub struct ConnectArgs {
     )]
     pub coordinator: String,
     /// The coordinator's token (sent as `authorization: Bearer <token>`).
-    #[arg(long, env = "ISCP_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "ISCP_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "token_file"
+    )]
     pub token: Option<String>,
+    /// A file holding the token (its first line), readable by its owner only (chmod 600): keeps
+    /// the secret off the command line, where `ps` shows it.
+    #[arg(long, env = "ISCP_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
     /// PEM file of the CA that signed the coordinator's TLS certificate.
     #[arg(long, env = "ISCP_CA")]
     pub ca: Option<PathBuf>,
@@ -30,7 +39,7 @@ impl ConnectArgs {
         };
         Ok(Connect {
             url: self.coordinator.clone(),
-            token: self.token.clone(),
+            token: super::secret::token(&self.token, &self.token_file)?,
             ca,
         })
     }

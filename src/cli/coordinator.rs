@@ -18,8 +18,16 @@ pub struct CoordinatorArgs {
     #[arg(long, default_value = "results", env = "ISCP_RESULTS")]
     pub results: PathBuf,
     /// Refuse every call without `authorization: Bearer <token>`.
-    #[arg(long, env = "ISCP_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "ISCP_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "token_file"
+    )]
     pub token: Option<String>,
+    /// A file holding the token (its first line), readable by its owner only (chmod 600).
+    #[arg(long, env = "ISCP_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
     /// TLS certificate (PEM); needs --tls-key.
     #[arg(long, requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -67,28 +75,50 @@ pub fn coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
     core.max_spec_bytes = a.max_spec_kib.max(1) << 10;
     core.max_artifact_bytes = a.max_artifact_mib.max(1) << 20;
     core.backoff_base = Duration::from_secs_f64(a.retry_backoff_s);
-    let opts = ServeOptions {
-        core,
-        token: a.token.clone(),
-        tls,
-    };
+    let token = super::secret::token(&a.token, &a.token_file)?;
+    let required = token.is_some();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let opts = ServeOptions { core, token, tls };
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&a.listen)
             .await
             .with_context(|| format!("listening on {}", a.listen))?;
         let addr = listener.local_addr()?;
+        let url = write_address(&a.state, scheme, addr)?;
         eprintln!(
-            "coordinator listening on {addr} (state {}, results {}{})",
+            "coordinator listening on {addr} (reachable as {url}; state {}, results {}{})",
             a.state.display(),
             a.results.display(),
-            if a.token.is_some() {
-                ", token required"
-            } else {
-                ""
-            }
+            if required { ", token required" } else { "" }
         );
         serve(listener, opts, terminated()).await?;
         eprintln!("coordinator stopped");
         anyhow::Ok(())
     })
+}
+
+/// The file in the state folder that says where the coordinator listens (`http://HOST:PORT`):
+/// batch jobs started elsewhere read it to find a coordinator that picked its port or node.
+pub const ADDRESS_FILE: &str = "coordinator.address";
+
+/// Writes `<state>/coordinator.address` (atomically): the URL workers reach this coordinator at,
+/// the host's name when it listens on every interface.
+fn write_address(
+    state: &std::path::Path,
+    scheme: &str,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<String> {
+    let host = if addr.ip().is_unspecified() {
+        super::worker::hostname()
+    } else {
+        addr.ip().to_string()
+    };
+    let url = format!("{scheme}://{host}:{}", addr.port());
+    std::fs::create_dir_all(state).with_context(|| format!("creating {}", state.display()))?;
+    let path = state.join(ADDRESS_FILE);
+    let tmp = state.join(format!(".{ADDRESS_FILE}.tmp"));
+    std::fs::write(&tmp, format!("{url}\n"))
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(url)
 }

@@ -11,6 +11,7 @@ pub(crate) mod progress;
 mod report;
 pub(crate) mod run;
 mod scan;
+mod secret;
 mod watch;
 mod worker;
 

@@ -62,6 +62,8 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub url: String,
     pub listen: String,
+    /// Arguments every admin command gets (a token file, say).
+    pub admin_args: Vec<String>,
 }
 
 impl Cluster {
@@ -70,6 +72,7 @@ impl Cluster {
             dir: tempfile::tempdir().unwrap(),
             url: String::new(),
             listen: "127.0.0.1:0".into(),
+            admin_args: Vec::new(),
         }
     }
 
@@ -140,6 +143,7 @@ impl Cluster {
         Command::new(BIN)
             .args(args)
             .args(["--coordinator", &self.url])
+            .args(&self.admin_args)
             .env_remove("ISCP_TOKEN")
             .output()
             .unwrap()
