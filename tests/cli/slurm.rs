@@ -1,8 +1,9 @@
 //! The project's Slurm scripts on a real single-node Slurm (`scripts/setup-slurm.sh`: Debian's
-//! slurm-wlm and munge, daemons started for the test and stopped after it): a coordinator, two
-//! CPU workers submitted with `deploy/slurm/workers.sbatch` as an array, the token read from a
-//! 0600 file, the smoke spec to the end with one worker `scancel`led mid-sweep: every unit exactly
-//! once and no failure row (the cancelled worker handed its units back).
+//! slurm-wlm and munge, daemons started for the test and stopped after it): the coordinator
+//! submitted with `deploy/slurm/coordinator.sbatch` (found through its address file), two CPU
+//! workers with `deploy/slurm/workers.sbatch` as an array, the token read from a 0600 file, the
+//! smoke spec to the end with one worker `scancel`led mid-sweep: every unit exactly once and no
+//! failure row (the cancelled worker handed its units back).
 
 use crate::cluster::{assert_exactly_once, done_of, Cluster};
 use crate::helpers::parts;
@@ -84,17 +85,38 @@ fn sbatch_workers_run_the_smoke_spec_and_a_cancelled_one_hands_its_units_back() 
     let token = c.path("token");
     std::fs::write(&token, "slurm-test-token\n").unwrap();
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let token_arg = format!("--token-file={}", token.display());
-    let _coord = c.coordinator(&[&token_arg]);
-    c.admin_args = vec![token_arg];
-    let address = std::fs::read_to_string(c.path("state/coordinator.address")).unwrap();
-    assert_eq!(
-        address.trim(),
-        c.url,
-        "the address file names the coordinator"
-    );
-
+    c.admin_args = vec![format!("--token-file={}", token.display())];
     let home = c.dir.path().to_str().unwrap().to_string();
+    let exports = format!(
+        "--export=ALL,ISCP_HOME={home},ISCP_BIN={},ISCP_PORT=0,ISCP_DEVICES=cpu,ISCP_GRACE_S=3,ISCP_LOG=info",
+        env!("CARGO_BIN_EXE_iscp")
+    );
+    let coordinator = slurm.cmd(
+        "sbatch",
+        &[
+            "--parsable",
+            "--mem=1G",
+            "--cpus-per-task=1",
+            &format!("--chdir={home}"),
+            &exports,
+            &format!("{ROOT}/deploy/slurm/coordinator.sbatch"),
+        ],
+    );
+    let address = c.path("state/coordinator.address");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !address.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the coordinator job wrote no address: {}",
+            slurm.cmd("squeue", &[])
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    c.url = std::fs::read_to_string(&address)
+        .unwrap()
+        .trim()
+        .to_string();
+
     let job = slurm.cmd(
         "sbatch",
         &[
@@ -104,10 +126,7 @@ fn sbatch_workers_run_the_smoke_spec_and_a_cancelled_one_hands_its_units_back() 
             "--mem=1G",
             "--cpus-per-task=1",
             &format!("--chdir={home}"),
-            &format!(
-                "--export=ALL,ISCP_HOME={home},ISCP_BIN={},ISCP_DEVICES=cpu,ISCP_GRACE_S=3,ISCP_LOG=info",
-                env!("CARGO_BIN_EXE_iscp")
-            ),
+            &exports,
             &format!("{ROOT}/deploy/slurm/workers.sbatch"),
         ],
     );
@@ -145,8 +164,6 @@ fn sbatch_workers_run_the_smoke_spec_and_a_cancelled_one_hands_its_units_back() 
         parts(&root.join("failures")).is_empty(),
         "the cancelled worker's units came back as failures"
     );
-    let _ = Command::new("scancel")
-        .arg(&job)
-        .env("SLURM_CONF", &slurm.conf)
-        .status();
+    // The coordinator's job stops cleanly at SIGTERM (a preemption, the time limit).
+    slurm.cmd("scancel", &[&job, coordinator.trim()]);
 }
