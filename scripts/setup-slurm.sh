@@ -33,8 +33,6 @@ cancel_jobs() {
     [ -z "$(squeue -h 2>/dev/null)" ] && break
     sleep 0.2
   done
-  # Steps whose daemon lost them would outlive it.
-  pkill -KILL -f "slurmstepd: \[" 2>/dev/null || true
 }
 
 if [ "$cmd" = stop ]; then cancel_jobs; stop slurmd slurmctld munged; exit 0; fi

@@ -8,12 +8,14 @@ use plotters::prelude::*;
 
 const SIZE: (u32, u32) = (640, 400);
 
-/// One line: its legend, points (x, y) in x order, and whether it is dashed (a held-out twin).
+/// One line: its legend, points (x, y) in x order, whether it is dashed (a held-out twin), and
+/// its colour's index (lines of one setting share one).
 #[derive(Debug, Clone)]
 pub struct Line {
     pub name: String,
     pub points: Vec<(f64, f64)>,
     pub dashed: bool,
+    pub color: usize,
 }
 
 /// One series of bars: its legend and a value per category (None: no bar).
@@ -100,12 +102,8 @@ pub fn lines(
             .light_line_style(RGBColor(238, 238, 242))
             .draw()
             .map_err(e)?;
-        for (i, l) in lines.iter().enumerate() {
-            let c = if lines.iter().any(|l| l.dashed) {
-                color(i / 2)
-            } else {
-                color(i)
-            };
+        for l in lines {
+            let c = color(l.color);
             let style = c.stroke_width(2);
             let series = if l.dashed {
                 chart.draw_series(DashedLineSeries::new(l.points.iter().copied(), 6, 4, style))
@@ -240,11 +238,13 @@ mod tests {
                     name: "natural".into(),
                     points: vec![(0.01, 0.3), (0.05, 0.7), (0.1, 0.9)],
                     dashed: false,
+                    color: 0,
                 },
                 Line {
                     name: "natural (held-out)".into(),
                     points: vec![(0.01, 0.25), (0.05, 0.6), (0.1, 0.85)],
                     dashed: true,
+                    color: 0,
                 },
             ],
             true,

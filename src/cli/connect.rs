@@ -15,15 +15,10 @@ pub struct ConnectArgs {
     )]
     pub coordinator: String,
     /// The coordinator's token (sent as `authorization: Bearer <token>`).
-    #[arg(
-        long,
-        env = "ISCP_TOKEN",
-        hide_env_values = true,
-        conflicts_with = "token_file"
-    )]
+    #[arg(long, env = "ISCP_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// A file holding the token (its first line), readable by its owner only (chmod 600): keeps
-    /// the secret off the command line, where `ps` shows it.
+    /// the secret off the command line, where `ps` shows it. Wins over --token / ISCP_TOKEN.
     #[arg(long, env = "ISCP_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
     /// PEM file of the CA that signed the coordinator's TLS certificate.

@@ -18,14 +18,10 @@ pub struct CoordinatorArgs {
     #[arg(long, default_value = "results", env = "ISCP_RESULTS")]
     pub results: PathBuf,
     /// Refuse every call without `authorization: Bearer <token>`.
-    #[arg(
-        long,
-        env = "ISCP_TOKEN",
-        hide_env_values = true,
-        conflicts_with = "token_file"
-    )]
+    #[arg(long, env = "ISCP_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// A file holding the token (its first line), readable by its owner only (chmod 600).
+    /// A file holding the token (its first line), readable by its owner only (chmod 600). Wins
+    /// over --token / ISCP_TOKEN.
     #[arg(long, env = "ISCP_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
     /// TLS certificate (PEM); needs --tls-key.
@@ -91,7 +87,10 @@ pub fn coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
             a.results.display(),
             if required { ", token required" } else { "" }
         );
-        serve(listener, opts, terminated()).await?;
+        let served = serve(listener, opts, terminated()).await;
+        // A stopped coordinator is nowhere: batch jobs wait for the next start's address.
+        let _ = std::fs::remove_file(a.state.join(ADDRESS_FILE));
+        served?;
         eprintln!("coordinator stopped");
         anyhow::Ok(())
     })

@@ -85,7 +85,6 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
     };
     let mut progress = View::new(&name, a.quiet);
     let started = Instant::now();
-    let started_at = std::time::SystemTime::now();
     let file = a.spec.spec.display().to_string();
     let source = spec.source.clone();
     let (units, already, tally) = runtime()?
@@ -99,15 +98,11 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         tally.failed,
         tally.message
     );
-    // The coordinator wrote the report before it said the sweep finished: its path, last.
-    let page = a.spec.results.join(&name).join(iscp_sweep::report::PAGE);
-    let fresh = std::fs::metadata(&page)
-        .and_then(|m| m.modified())
-        .is_ok_and(|t| t >= started_at);
-    if fresh {
-        println!("{}", page.display());
-    } else {
-        eprintln!("no report was written (see the warnings above)");
+    // The coordinator wrote the report before it said the sweep finished, naming it: its
+    // path, last.
+    match tally.message.split("; report ").nth(1) {
+        Some(page) => println!("{page}"),
+        None => eprintln!("no report was written (see the warnings above)"),
     }
     if tally.failed > 0 {
         return Err(UnitsFailed {

@@ -4,8 +4,8 @@
 use anyhow::{bail, Context};
 use std::path::Path;
 
-/// The token in `path`: its first line, trimmed. Refused when the file is readable or writable
-/// by its group or others, or empty.
+/// The token in `path`: its first line, trimmed. Refused when the file has any permission bit
+/// for its group or others (0600 and 0400 pass), or is empty.
 pub fn read_token_file(path: &Path) -> anyhow::Result<String> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
@@ -26,15 +26,16 @@ pub fn read_token_file(path: &Path) -> anyhow::Result<String> {
     Ok(token)
 }
 
-/// The token from `--token` or `--token-file` (clap keeps them exclusive).
+/// The token: from `--token-file` (or `ISCP_TOKEN_FILE`) when given, else `--token` (or
+/// `ISCP_TOKEN`). The file wins, so that an `ISCP_TOKEN` left in a batch job's environment
+/// does not stand in the way of the file its script names.
 pub fn token(
     inline: &Option<String>,
     file: &Option<std::path::PathBuf>,
 ) -> anyhow::Result<Option<String>> {
-    match (inline, file) {
-        (Some(t), _) => Ok(Some(t.clone())),
-        (None, Some(f)) => read_token_file(f).map(Some),
-        (None, None) => Ok(None),
+    match (file, inline) {
+        (Some(f), _) => read_token_file(f).map(Some),
+        (None, t) => Ok(t.clone()),
     }
 }
 

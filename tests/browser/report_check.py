@@ -33,16 +33,19 @@ JSON.stringify({
 def main():
     chromium, page = sys.argv[1], os.path.abspath(sys.argv[2])
     profile = tempfile.mkdtemp(prefix="iscp-chromium-")
+    # Chromium's own log goes to a file: a pipe nobody reads would fill and stall it.
+    log = open(os.path.join(profile, "chromium.log"), "w+")
     proc = subprocess.Popen(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
          "--remote-debugging-port=0", f"--user-data-dir={profile}", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.DEVNULL, stderr=log, text=True)
     try:
         port_file = os.path.join(profile, "DevToolsActivePort")
         deadline = time.time() + 60
         while not os.path.exists(port_file) or not open(port_file).read().strip():
             if time.time() > deadline or proc.poll() is not None:
-                sys.exit(f"chromium did not start: {proc.stderr.read() if proc.poll() is not None else 'timeout'}")
+                log.seek(0)
+                sys.exit(f"chromium did not start: {log.read()[-3000:]}")
             time.sleep(0.1)
         port = open(port_file).read().split()[0]
         targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list"))

@@ -142,7 +142,9 @@ fn sbatch_workers_run_the_smoke_spec_and_a_cancelled_one_hands_its_units_back() 
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.contains("handed back") && text.contains("units completed") {
+        // The worker's last line when it stopped by itself (a SIGKILL leaves none):
+        // "N units completed, M failed, K handed back".
+        if text.contains(" handed back") && text.contains("units completed") {
             break;
         }
         assert!(
@@ -164,6 +166,21 @@ fn sbatch_workers_run_the_smoke_spec_and_a_cancelled_one_hands_its_units_back() 
         parts(&root.join("failures")).is_empty(),
         "the cancelled worker's units came back as failures"
     );
-    // The coordinator's job stops cleanly at SIGTERM (a preemption, the time limit).
+    // The coordinator's job stops cleanly at SIGTERM (a preemption, the time limit) and takes
+    // its address with it.
     slurm.cmd("scancel", &[&job, coordinator.trim()]);
+    let log = c.path(&format!("iscp-coordinator-{}.log", coordinator.trim()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("coordinator stopped")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the coordinator did not stop cleanly:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!address.exists(), "a stopped coordinator left its address");
 }

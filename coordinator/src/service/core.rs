@@ -322,20 +322,21 @@ impl Core {
     /// A unit's progress: `step` of `total` (its kind's units: epochs' batches, search steps).
     /// It carries the unit's slot and words too, so that a watch that began after the lease
     /// still says what runs where; the words are decoded once, at the first such step.
-    pub(super) fn emit_step(
-        &mut self,
-        key: &Key,
-        unit: &UnitRow,
-        step: u64,
-        total: u64,
-    ) -> CResult<()> {
+    /// Progress is for people: a ledger read that fails leaves the words out, never the beat.
+    pub(super) fn emit_step(&mut self, key: &Key, unit: &UnitRow, step: u64, total: u64) {
         let Some(mut e) = self.event(&unit.sweep, Some(unit), EventKind::Progress, String::new())
         else {
-            return Ok(());
+            return;
         };
         (e.step, e.steps) = (step, total);
         if self.leased.get(key).is_some_and(|s| !s.decoded) {
-            let params = self.ledger.params(&unit.id)?.unwrap_or_default();
+            let params = match self.ledger.params(&unit.id) {
+                Ok(p) => p.unwrap_or_default(),
+                Err(err) => {
+                    tracing::warn!("the parameters of {key} for its progress words: {err}");
+                    String::new()
+                }
+            };
             let label = self.label_of(unit, &params);
             if let Some(s) = self.leased.get_mut(key) {
                 (s.label, s.decoded) = (label, true);
@@ -346,7 +347,6 @@ impl Core {
             e.label = s.label.clone();
         }
         let _ = self.events.send(e);
-        Ok(())
     }
 
     fn send_event(

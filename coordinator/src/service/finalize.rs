@@ -25,16 +25,25 @@ impl Service {
             for (sweep, root) in due {
                 // A sweep with no results folder (noop units) has nothing to report.
                 let has_results = iscp_sweep::report::is_experiment(&root);
-                let page =
-                    match has_results.then(|| iscp_sweep::report::write_report(&root, &sweep)) {
-                        None => None,
-                        Some(Ok(p)) => Some(p),
-                        Some(Err(e)) => {
-                            // A report that cannot be written must not keep the sweep unfinished.
-                            tracing::warn!("the report of sweep {sweep}: {e}");
-                            None
-                        }
-                    };
+                // A report that cannot be written (an error, even a panic in drawing) must not
+                // keep the sweep unfinished.
+                let write = || {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        iscp_sweep::report::write_report(&root, &sweep)
+                    }))
+                };
+                let page = match has_results.then(write) {
+                    None => None,
+                    Some(Ok(Ok(p))) => Some(p),
+                    Some(Ok(Err(e))) => {
+                        tracing::warn!("the report of sweep {sweep}: {e}");
+                        None
+                    }
+                    Some(Err(_)) => {
+                        tracing::error!("the report of sweep {sweep} panicked");
+                        None
+                    }
+                };
                 if let Err(e) = svc.core().finish_reported(&sweep, page.as_deref()) {
                     tracing::error!("finishing sweep {sweep}: {e}");
                 }

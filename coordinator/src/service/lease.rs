@@ -257,7 +257,7 @@ impl Core {
             if m.progress != (b.step, b.total) {
                 m.progress = (b.step, b.total);
                 let row = m.row.clone();
-                self.emit_step(&b.key, &row, b.step, b.total)?;
+                self.emit_step(&b.key, &row, b.step, b.total);
             }
         }
         Ok(Some(cancel))

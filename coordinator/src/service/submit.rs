@@ -252,13 +252,15 @@ impl Core {
                 }
             }
         }
-        let class_names = self
+        let (class_names, reporting) = self
             .sweeps
             .get(sweep)
-            .map(|s| s.class_names.clone())
+            .map(|s| (s.class_names.clone(), s.reporting))
             .unwrap_or_default();
         let mut mem = SweepMem::new(order, false);
         mem.class_names = class_names;
+        // A report being written goes on; the sweep is reported again once it ends.
+        mem.reporting = reporting;
         self.sweeps.insert(sweep.to_string(), mem);
         self.rebuild_index(sweep);
         self.settle_doomed()?;

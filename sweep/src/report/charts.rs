@@ -43,7 +43,7 @@ pub fn charts(
     }
     // Mean PW against size, full test set (solid) and held-out (dashed), per setting.
     let mut ls = Vec::new();
-    for s in settings {
+    for (color, s) in settings.iter().enumerate() {
         let at = |size: f64, held: bool| {
             mean(
                 base(patterns, s)
@@ -66,11 +66,13 @@ pub fn charts(
             name: s.clone(),
             points: full,
             dashed: false,
+            color,
         });
         ls.push(Line {
             name: format!("{s} (held-out)"),
             points: held,
             dashed: true,
+            color,
         });
     }
     if !ls.is_empty() {
@@ -156,7 +158,7 @@ pub fn charts(
     // UAP success against ε, with our PW at the focus size as a flat line.
     if !uap.is_empty() {
         let mut ls = Vec::new();
-        for s in settings {
+        for (color, s) in settings.iter().enumerate() {
             let mut eps: Vec<f64> = uap
                 .iter()
                 .filter(|u| &u.setting == s)
@@ -182,6 +184,7 @@ pub fn charts(
                 name: format!("{s}: UAP"),
                 points: pts,
                 dashed: false,
+                color,
             });
             if let Some(ours) = mean(
                 base(patterns, s)
@@ -197,6 +200,7 @@ pub fn charts(
                         vec![(lo, ours)]
                     },
                     dashed: true,
+                    color,
                 });
             }
         }

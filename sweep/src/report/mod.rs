@@ -9,7 +9,6 @@ mod summary;
 pub use charts::focus_size;
 pub use summary::{mean, verdicts, Verdict};
 
-use crate::images::write_png;
 use crate::tables::{
     read_failure_rows, read_models, read_patterns, read_scan_rows, read_table, read_uap_points,
 };
@@ -70,7 +69,7 @@ pub fn write_report(root: &Path, experiment: &str) -> Result<PathBuf> {
     let mut plots = Vec::new();
     for c in charts::charts(&settings, &patterns, &uap)? {
         let rel = format!("images/plots/{}", c.file);
-        write_png(&root.join(&rel), &c.png)?;
+        write_atomically(&root.join(&rel), &c.png)?;
         plots.push(Figure {
             src: rel,
             title: c.title,
@@ -109,8 +108,24 @@ pub fn write_report(root: &Path, experiment: &str) -> Result<PathBuf> {
     };
     let html = render(&report)?;
     let page = root.join(PAGE);
-    let tmp = root.join(format!(".{PAGE}.tmp"));
-    std::fs::write(&tmp, html).map_err(|e| CoordError::io(&tmp, e))?;
-    std::fs::rename(&tmp, &page).map_err(|e| CoordError::io(&page, e))?;
+    write_atomically(&page, html.as_bytes())?;
     Ok(page)
+}
+
+/// Writes `path` through a temporary file of this process and thread, renamed into place, so
+/// that a reader (or a concurrent `iscp report`) never sees half a file.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| CoordError::io(dir, e))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".{name}.{}.{:?}.tmp",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::write(&tmp, bytes).map_err(|e| CoordError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| CoordError::io(path, e))
 }
