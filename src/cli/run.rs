@@ -157,8 +157,13 @@ async fn in_process(
             progress.note(&n);
         }
         let e = match tokio::time::timeout(Duration::from_millis(200), events.recv()).await {
-            Err(_) | Ok(Err(RecvError::Lagged(_))) => {
+            Err(_) => {
                 progress.tick();
+                continue;
+            }
+            // Events were dropped: forget the running units (they re-join at their next step).
+            Ok(Err(RecvError::Lagged(_))) => {
+                progress.resync();
                 continue;
             }
             Ok(Err(RecvError::Closed)) => break,

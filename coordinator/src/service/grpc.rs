@@ -614,30 +614,15 @@ impl iscp_proto::Coordinator for Service {
         let (svc, name) = (self.clone(), sweep.clone());
         // Subscribed under the same lock as the first event (the state as it is now), so no event
         // falls between them; taken off the async threads.
-        let (st, rx) = blocking(move || {
+        let (first, rx) = blocking(move || {
             let core = svc.core();
-            Ok::<_, Status>((core.status(&name), core.subscribe()))
+            Ok::<_, Status>((status_event(&core, &name), core.subscribe()))
         })
         .await?;
-        let first = {
-            let Some(s) = st.first() else {
-                return Err(Status::not_found(format!("no sweep named `{sweep}`")));
-            };
-            let mut e = Event {
-                sweep: sweep.clone(),
-                state: EventKind::Status,
-                finished: s.finished,
-                ..Default::default()
-            };
-            for k in &s.kinds {
-                e.total += k.pending + k.leased + k.done + k.failed + k.cancelled;
-                e.done += k.done;
-                e.failed += k.failed + k.cancelled;
-                e.leased += k.leased;
-            }
-            e
+        let Some(first) = first else {
+            return Err(Status::not_found(format!("no sweep named `{sweep}`")));
         };
-        let stream = watch_stream(first, sweep, rx);
+        let stream = watch_stream(self.clone(), first, sweep, rx);
         Ok(Response::new(stream))
     }
 
@@ -666,8 +651,30 @@ impl iscp_proto::Coordinator for Service {
     }
 }
 
-/// The watch stream: the current state, then the sweep's events, ending after `finished`.
+/// A `status` event: the sweep's counts as they are now (None: no such sweep).
+fn status_event(core: &super::core::Core, sweep: &str) -> Option<Event> {
+    let st = core.status(sweep);
+    let s = st.first()?;
+    let mut e = Event {
+        sweep: sweep.to_string(),
+        state: EventKind::Status,
+        finished: s.finished,
+        ..Default::default()
+    };
+    for k in &s.kinds {
+        e.total += k.pending + k.leased + k.done + k.failed + k.cancelled;
+        e.done += k.done;
+        e.failed += k.failed + k.cancelled;
+        e.leased += k.leased;
+    }
+    Some(e)
+}
+
+/// The watch stream: the current state, then the sweep's events, ending after `finished`. A
+/// watcher that fell behind (events dropped) gets a fresh `status` event, so that it can forget
+/// the units whose ends it missed.
 fn watch_stream(
+    svc: Service,
     first: Event,
     sweep: String,
     mut rx: tokio::sync::broadcast::Receiver<Event>,
@@ -687,7 +694,15 @@ fn watch_stream(
                     }
                 }
                 Ok(_) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    let (s, name) = (svc.clone(), sweep.clone());
+                    let status = blocking(move || Ok::<_, Status>(status_event(&s.core(), &name)));
+                    if let Ok(Some(e)) = status.await {
+                        if tx.send(Ok(to_proto_event(e))).await.is_err() {
+                            return;
+                        }
+                    }
+                }
                 Err(_) => return,
             }
         }

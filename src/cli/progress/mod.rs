@@ -99,6 +99,11 @@ impl View {
         self.redraw(now);
     }
 
+    /// Events were lost: forget what ran (see `Tracker::resync`).
+    pub fn resync(&mut self) {
+        self.tracker.resync();
+    }
+
     /// Redraws the ETA and rates (between events).
     pub fn tick(&mut self) {
         let now = Instant::now();

@@ -148,7 +148,22 @@ impl Tracker {
                 // Counts changed wholesale; units running on now report again or end.
                 None
             }
+            EventKind::Status => {
+                // The sweep as it is (the watch began, or events were dropped): what ran is
+                // forgotten, and units still running re-join at their next progress.
+                self.resync();
+                None
+            }
             _ => None,
+        }
+    }
+
+    /// Forgets the running units and closes every slot's batch (events were lost): the units
+    /// still running re-join at their next progress event.
+    pub fn resync(&mut self) {
+        self.running.clear();
+        for b in self.slots.values_mut() {
+            b.open = 0;
         }
     }
 
@@ -298,5 +313,27 @@ mod tests {
         (d.done, d.work_done) = (3, 400);
         assert!(t.on(&d, t0 + Duration::from_secs(32)).is_some());
         assert_eq!(t.eta(t0 + Duration::from_secs(32)), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_status_event_forgets_units_whose_end_was_dropped() {
+        let t0 = Instant::now();
+        let mut t = Tracker::new(t0);
+        t.on(&ev(EventKind::Leased, "a", 100), t0);
+        t.on(&ev(EventKind::Leased, "b", 100), t0);
+        // a's Done was dropped; the stream says so with a status event.
+        t.on(&ev(EventKind::Status, "", 0), t0);
+        let slot = ("w".to_string(), "cpu".to_string());
+        assert_eq!(t.slots[&slot].open, 0, "no ghost keeps the slot busy");
+        assert!(t.work_done() < 1e-9);
+        // b is still running: it re-joins at its next step, in a batch of its own.
+        let mut p = ev(EventKind::Progress, "b", 100);
+        (p.step, p.steps) = (1, 2);
+        t.on(&p, t0 + Duration::from_secs(1));
+        assert_eq!((t.slots[&slot].units, t.slots[&slot].open), (1, 1));
+        assert!((t.work_done() - 50.0).abs() < 1e-9);
+        assert!(t
+            .on(&ev(EventKind::Done, "b", 100), t0 + Duration::from_secs(2))
+            .is_some());
     }
 }
