@@ -120,18 +120,6 @@ pub struct KindCost {
     pub macs: f64,
 }
 
-/// The kinds `estimate` reports, in its order (pictures and scans pass no image through a model).
-pub const KINDS: [UnitKind; 8] = [
-    UnitKind::DeriveData,
-    UnitKind::PrepareModel,
-    UnitKind::Search,
-    UnitKind::Evaluate,
-    UnitKind::Baseline,
-    UnitKind::Pictures,
-    UnitKind::Scan,
-    UnitKind::Transfer,
-];
-
 /// The architecture a setting's model is counted as (a TorchScript model as a ResNet-50).
 fn arch_of(p: &SettingPlan) -> Arch {
     if p.setting.model.is_some() {
@@ -216,20 +204,24 @@ pub fn unit_work(macs: f64) -> u64 {
 /// 2-core CPU.
 pub const MIN_UNIT_WORK: u64 = 1_000;
 
-/// Cost per unit kind, in the order of `KINDS`.
+/// Cost per unit kind, in the order of `UnitKind::ALL` (pictures and scans pass no image
+/// through a model).
 pub fn estimate(
     spec: &LoadedSpec,
     plans: &[SettingPlan],
     shape: &DataShape,
 ) -> Vec<(&'static str, KindCost)> {
-    let mut out: Vec<(&'static str, KindCost)> = KINDS
+    let mut out: Vec<(&'static str, KindCost)> = UnitKind::ALL
         .iter()
         .map(|k| (k.name(), KindCost::default()))
         .collect();
     for p in plans {
         for u in p.all_units() {
             let (passes, macs) = unit_cost(spec, plans, p, u, shape);
-            let i = KINDS.iter().position(|k| *k == u.kind).expect("every kind");
+            let i = UnitKind::ALL
+                .iter()
+                .position(|k| *k == u.kind)
+                .expect("every kind");
             out[i].1.units += 1;
             out[i].1.image_passes += passes;
             out[i].1.macs += macs;

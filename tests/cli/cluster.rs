@@ -230,6 +230,20 @@ pub fn assert_exactly_once(root: &Path, table: &str, expected_units: usize) {
     }
 }
 
+/// The smoke spec's every table, each unit exactly once: 2 models, 120 searches, 40 evaluations,
+/// 40 baselines, and no failure.
+pub fn assert_smoke_once(root: &Path) {
+    assert_exactly_once(root, "models", 2);
+    assert_exactly_once(root, "searches", 120);
+    assert_exactly_once(root, "patterns", 40);
+    assert_exactly_once(root, "baselines", 40);
+    assert!(
+        parts(&root.join("failures")).is_empty(),
+        "failures: {:?}",
+        parts(&root.join("failures"))
+    );
+}
+
 /// The (done) count of a kind in `iscp status` output.
 pub fn done_of(status: &str, kind: &str) -> u64 {
     status
@@ -287,11 +301,7 @@ fn three_workers_run_the_smoke_spec_to_the_end_with_every_unit_once() {
     assert!(slots.len() >= 2, "stage lines name {slots:?}:\n{seen}");
     assert!(!s.lines().any(|l| l.starts_with("  failed ")), "{s}");
     let root = c.results("smoke");
-    assert_exactly_once(&root, "models", 2);
-    assert_exactly_once(&root, "searches", 120);
-    assert_exactly_once(&root, "patterns", 40);
-    assert_exactly_once(&root, "baselines", 40);
-    assert!(parts(&root.join("failures")).is_empty());
+    assert_smoke_once(&root);
     // Every worker ran something, and searches were batched on a worker.
     let workers: HashSet<String> = {
         let mut w = HashSet::new();

@@ -5,8 +5,7 @@
 //! smoke spec to the end with one worker `scancel`led mid-sweep: every unit exactly once and no
 //! failure row (the cancelled worker handed its units back).
 
-use crate::cluster::{assert_exactly_once, done_of, Cluster};
-use crate::helpers::parts;
+use crate::cluster::{assert_smoke_once, done_of, Cluster};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -157,15 +156,8 @@ fn sbatch_workers_run_the_smoke_spec_and_a_cancelled_one_hands_its_units_back() 
         s.contains("(finished)")
     });
     assert!(!s.lines().any(|l| l.starts_with("  failed ")), "{s}");
-    let root = c.results("smoke");
-    assert_exactly_once(&root, "models", 2);
-    assert_exactly_once(&root, "searches", 120);
-    assert_exactly_once(&root, "patterns", 40);
-    assert_exactly_once(&root, "baselines", 40);
-    assert!(
-        parts(&root.join("failures")).is_empty(),
-        "the cancelled worker's units came back as failures"
-    );
+    // The cancelled worker's units came back handed back, not as failures.
+    assert_smoke_once(&c.results("smoke"));
     // The coordinator's job stops cleanly at SIGTERM (a preemption, the time limit) and takes
     // its address with it.
     slurm.cmd("scancel", &[&job, coordinator.trim()]);

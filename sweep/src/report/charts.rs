@@ -8,6 +8,7 @@ use crate::tables::{PatternRow, UapPoint};
 use crate::work::pictures::size_header;
 use crate::Result;
 use iscp_figures::plots::{bars, lines, Bars, Line};
+use std::collections::HashMap;
 
 /// A plot: its file name (under `images/plots/`), title, what it shows, and its PNG.
 pub struct Chart {
@@ -25,10 +26,22 @@ pub fn focus_size(sizes: &[f64]) -> Option<f64> {
     sizes.get(sizes.len() / 2).copied()
 }
 
-fn base<'a>(patterns: &'a [PatternRow], setting: &'a str) -> impl Iterator<Item = &'a PatternRow> {
-    patterns
-        .iter()
-        .filter(move |p| p.setting == setting && p.variant == "base")
+/// The base-objective rows of each setting, gathered in one pass (the plots read a setting's
+/// rows many times: per size, canvas kind and class).
+struct BaseRows<'a>(HashMap<&'a str, Vec<&'a PatternRow>>);
+
+impl<'a> BaseRows<'a> {
+    fn new(patterns: &'a [PatternRow]) -> Self {
+        let mut by: HashMap<&str, Vec<&PatternRow>> = HashMap::new();
+        for p in patterns.iter().filter(|p| p.variant == "base") {
+            by.entry(p.setting.as_str()).or_default().push(p);
+        }
+        BaseRows(by)
+    }
+
+    fn of(&self, setting: &str) -> impl Iterator<Item = &'a PatternRow> + '_ {
+        self.0.get(setting).into_iter().flatten().copied()
+    }
 }
 
 pub fn charts(
@@ -41,12 +54,13 @@ pub fn charts(
     if sizes.is_empty() {
         return Ok(out);
     }
+    let base = BaseRows::new(patterns);
     // Mean PW against size, full test set (solid) and held-out (dashed), per setting.
     let mut ls = Vec::new();
     for (color, s) in settings.iter().enumerate() {
         let at = |size: f64, held: bool| {
             mean(
-                base(patterns, s)
+                base.of(s)
                     .filter(|p| p.is_best && p.size == size)
                     .filter_map(|p| if held { p.pw_heldout } else { p.pw }),
             )
@@ -103,7 +117,7 @@ pub fn charts(
                 .iter()
                 .map(|k| {
                     mean(
-                        base(patterns, s)
+                        base.of(s)
                             .filter(|p| p.size == focus && &p.canvas_kind == k)
                             .filter_map(|p| p.pw),
                     )
@@ -136,7 +150,7 @@ pub fn charts(
                 .iter()
                 .map(|(c, _)| {
                     mean(
-                        base(patterns, s)
+                        base.of(s)
                             .filter(|p| p.is_best && p.size == focus && p.class == *c)
                             .filter_map(|p| p.pw),
                     )
@@ -187,7 +201,7 @@ pub fn charts(
                 color,
             });
             if let Some(ours) = mean(
-                base(patterns, s)
+                base.of(s)
                     .filter(|p| p.is_best && p.size == focus)
                     .filter_map(|p| p.pw),
             ) {
