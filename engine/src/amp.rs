@@ -81,6 +81,39 @@ impl LossScaler {
     }
 }
 
+/// The arithmetic of searches' and evaluations' forward and backward passes through the model.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Precision {
+    /// float32 throughout.
+    #[default]
+    Fp32,
+    /// On CUDA, autocast: convolutions and matrix products in float16, the mask, its update, the
+    /// losses and everything else in float32. The same as `fp32` on a CPU.
+    Fp16,
+}
+
+impl Precision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Fp16 => "fp16",
+        }
+    }
+}
+
+/// The model's logits for `x` in `precision` (float32 either way).
+pub fn logits_in(model: &crate::model::Model, x: &Tensor, precision: Precision) -> Result<Tensor> {
+    let half = precision == Precision::Fp16;
+    let logits = autocast(half, model.device(), || model.logits(x))?;
+    Ok(match half {
+        true => logits.to_kind(tch::Kind::Float),
+        false => logits,
+    })
+}
+
 /// Runs `f` under CUDA autocast when `enabled` and the device is a GPU (a no-op elsewhere).
 pub fn autocast<T>(enabled: bool, device: Device, f: impl FnOnce() -> T) -> T {
     tch::autocast(enabled && device.is_cuda(), f)

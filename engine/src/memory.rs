@@ -32,7 +32,8 @@ pub fn bytes_per_image(meta: &ModelMeta) -> u64 {
 pub const MEMORY_ENV: &str = "ISCP_SEARCH_MEMORY_BYTES";
 
 /// Free memory of `device` in bytes, when it can be read: `ISCP_SEARCH_MEMORY_BYTES` when set, else
-/// `MemAvailable` from /proc/meminfo for the CPU, `nvidia-smi` for a CUDA device.
+/// `MemAvailable` from /proc/meminfo for the CPU, the CUDA runtime's `cudaMemGetInfo` for a CUDA
+/// device (`cuda::mem_info`: the device libtorch calls N, also under `CUDA_VISIBLE_DEVICES`).
 pub fn free_bytes(device: Device) -> Option<u64> {
     if let Some(bytes) = std::env::var(MEMORY_ENV)
         .ok()
@@ -45,18 +46,7 @@ pub fn free_bytes(device: Device) -> Option<u64> {
             let info = std::fs::read_to_string("/proc/meminfo").ok()?;
             parse_meminfo(&info)
         }
-        Device::Cuda(i) => {
-            let out = std::process::Command::new("nvidia-smi")
-                .args([
-                    "--query-gpu=memory.free",
-                    "--format=csv,noheader,nounits",
-                    &format!("--id={i}"),
-                ])
-                .output()
-                .ok()?;
-            let mib: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
-            Some(mib * 1024 * 1024)
-        }
+        Device::Cuda(i) => crate::cuda::mem_info(i).map(|(free, _)| free),
         _ => None,
     }
 }

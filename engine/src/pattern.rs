@@ -57,7 +57,10 @@ pub struct Evaluator<'a> {
     labels: Vec<i64>,
     clean_pred: Vec<i64>,
     in_search: Vec<bool>,
-    batch: i64,
+    /// Images per forward pass: `with_batch`'s, halved each time the device ran out of memory.
+    batch: std::cell::Cell<i64>,
+    halvings: std::cell::Cell<u32>,
+    precision: crate::amp::Precision,
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
@@ -83,14 +86,27 @@ impl<'a> Evaluator<'a> {
             labels,
             clean_pred,
             in_search,
-            batch: 1024,
+            batch: std::cell::Cell::new(1024),
+            halvings: std::cell::Cell::new(0),
+            precision: crate::amp::Precision::Fp32,
         }
     }
 
     /// Images per forward pass (default 1024).
-    pub fn with_batch(mut self, batch: i64) -> Self {
-        self.batch = batch.max(1);
+    pub fn with_batch(self, batch: i64) -> Self {
+        self.batch.set(batch.max(1));
         self
+    }
+
+    /// The arithmetic of the forward passes (fp16 autocast on CUDA).
+    pub fn with_precision(mut self, precision: crate::amp::Precision) -> Self {
+        self.precision = precision;
+        self
+    }
+
+    /// How many times the forward batch was halved after the device ran out of memory.
+    pub fn oom_halvings(&self) -> u32 {
+        self.halvings.get()
     }
 
     /// Accuracy on clean target-class images: (full, held-out).
@@ -139,30 +155,56 @@ impl<'a> Evaluator<'a> {
             .flat_map(|p| rows.iter().map(move |&r| (p, r)))
             .collect();
         tch::no_grad(|| -> Result<()> {
-            for chunk in items.chunks(self.batch as usize) {
-                let owner = Tensor::from_slice(&chunk.iter().map(|i| i.0).collect::<Vec<_>>());
-                let at = Tensor::from_slice(&chunk.iter().map(|i| i.1).collect::<Vec<_>>());
-                let x = self.test.images.index_select(0, &at);
-                let m = masks.index_select(0, &owner);
-                let mixed: Tensor = &m * canvases.index_select(0, &owner) + (1.0 - &m) * x;
-                let mixed = mixed.to_device(self.model.device());
-                let logits = self.model.logits(&mixed)?.to_device(tch::Device::Cpu);
-                check_finite(&logits, || {
-                    format!(
-                        "the logits of {} test images with a class-{target} pattern attached",
-                        chunk.len()
-                    )
-                })?;
+            let mut start = 0;
+            while start < items.len() {
+                let end = (start + self.batch.get() as usize).min(items.len());
+                let chunk = &items[start..end];
+                let logits = match self.forward(&canvases, &masks, chunk, target) {
+                    Err(e) if crate::search::is_out_of_memory(&e) && chunk.len() > 1 => {
+                        // Retry the same images at half the batch, and keep the smaller batch.
+                        self.batch.set((chunk.len() / 2).max(1) as i64);
+                        self.halvings.set(self.halvings.get() + 1);
+                        continue;
+                    }
+                    other => other?,
+                };
                 let pred: Vec<i64> = Vec::try_from(logits.argmax(1, false))?;
                 let nll: Vec<f32> =
                     Vec::try_from(-logits.log_softmax(1, Kind::Float).select(1, target))?;
                 for ((&(p, _), &pr), &l) in chunk.iter().zip(&pred).zip(&nll) {
                     out[p as usize].push((pr == target, l as f64));
                 }
+                start = end;
             }
             Ok(())
         })?;
         Ok(out)
+    }
+
+    /// Logits (on the CPU, checked finite) of the test images of `chunk`'s (pattern, row) pairs
+    /// with their patterns attached.
+    fn forward(
+        &self,
+        canvases: &Tensor,
+        masks: &Tensor,
+        chunk: &[(i64, i64)],
+        target: i64,
+    ) -> Result<Tensor> {
+        let owner = Tensor::from_slice(&chunk.iter().map(|i| i.0).collect::<Vec<_>>());
+        let at = Tensor::from_slice(&chunk.iter().map(|i| i.1).collect::<Vec<_>>());
+        let x = self.test.images.index_select(0, &at);
+        let m = masks.index_select(0, &owner);
+        let mixed: Tensor = &m * canvases.index_select(0, &owner) + (1.0 - &m) * x;
+        let mixed = mixed.to_device(self.model.device());
+        let logits =
+            crate::amp::logits_in(self.model, &mixed, self.precision)?.to_device(tch::Device::Cpu);
+        check_finite(&logits, || {
+            format!(
+                "the logits of {} test images with a class-{target} pattern attached",
+                chunk.len()
+            )
+        })?;
+        Ok(logits)
     }
 
     /// Mean cross-entropy towards `target` over D_n (the search subset minus the class) with the
@@ -173,13 +215,71 @@ impl<'a> Evaluator<'a> {
 
     /// `selection_loss` of many patterns for one target, in shared batches.
     pub fn selection_losses(&self, target: i64, patterns: &[Pattern]) -> Result<Vec<f64>> {
-        let rows: Vec<i64> = (0..self.labels.len() as i64)
-            .filter(|&i| self.labels[i as usize] != target && self.in_search[i as usize])
-            .collect();
+        Ok(self
+            .search_scores(target, patterns)?
+            .iter()
+            .map(|s| s.selection_loss)
+            .collect())
+    }
+
+    /// Test rows of the other classes, on D_n (`search`) or on the held-out split.
+    fn non_target_rows(&self, target: i64, search: bool) -> Vec<i64> {
+        (0..self.labels.len() as i64)
+            .filter(|&i| self.labels[i as usize] != target && self.in_search[i as usize] == search)
+            .collect()
+    }
+
+    /// What each pattern reaches on D_n (its selection loss and its hits there), in shared
+    /// batches: the first half of an evaluation, and all that choosing the best canvas needs.
+    pub fn search_scores(&self, target: i64, patterns: &[Pattern]) -> Result<Vec<SearchScore>> {
+        let rows = self.non_target_rows(target, true);
         Ok(self
             .attached(&rows, target, patterns)?
             .iter()
-            .map(|r| ratio(r.iter().map(|x| x.1).sum(), r.len() as f64))
+            .map(|r| SearchScore {
+                selection_loss: ratio(r.iter().map(|x| x.1).sum(), r.len() as f64),
+                hits: r.iter().filter(|x| x.0).count(),
+                rows: r.len(),
+            })
+            .collect())
+    }
+
+    /// Completes the evaluation of patterns already scored on D_n (`scores`, in the same order):
+    /// only the held-out images go through the model, the D_n hits are counted again from
+    /// `scores`, so a pattern's full-set and held-out PW cost one forward pass per test image.
+    pub fn complete(
+        &self,
+        target: i64,
+        patterns: &[Pattern],
+        scores: &[SearchScore],
+    ) -> Result<Vec<PatternEval>> {
+        if patterns.len() != scores.len() {
+            return Err(crate::EngineError::Invalid(format!(
+                "{} patterns with {} search scores",
+                patterns.len(),
+                scores.len()
+            )));
+        }
+        let rows = self.non_target_rows(target, false);
+        let (orig, orig_h) = self.class_accuracy(target);
+        let held = self.attached(&rows, target, patterns)?;
+        Ok(held
+            .iter()
+            .zip(scores)
+            .map(|(r, s)| {
+                let hits_h = r.iter().filter(|x| x.0).count();
+                let acc = ratio((s.hits + hits_h) as f64, (s.rows + r.len()) as f64);
+                let acc_h = ratio(hits_h as f64, r.len() as f64);
+                PatternEval {
+                    acc_with_pattern: acc,
+                    acc_with_pattern_heldout: acc_h,
+                    original_class_acc: orig,
+                    original_class_acc_heldout: orig_h,
+                    pw: ratio(acc, orig),
+                    pw_heldout: ratio(acc_h, orig_h),
+                    selection_loss: s.selection_loss,
+                }
+            })
             .collect())
     }
 
@@ -195,42 +295,21 @@ impl<'a> Evaluator<'a> {
             .remove(0))
     }
 
-    /// `evaluate` for many patterns of one target, in shared batches.
+    /// `evaluate` for many patterns of one target, in shared batches: `search_scores`, then
+    /// `complete`.
     pub fn evaluate_many(&self, target: i64, patterns: &[Pattern]) -> Result<Vec<PatternEval>> {
-        let rows: Vec<i64> = (0..self.labels.len() as i64)
-            .filter(|&i| self.labels[i as usize] != target)
-            .collect();
-        let (orig, orig_h) = self.class_accuracy(target);
-        let all = self.attached(&rows, target, patterns)?;
-        Ok(all
-            .iter()
-            .map(|r| {
-                let (mut hits, mut hits_h, mut n_h, mut loss_sum, mut n_sel) =
-                    (0usize, 0usize, 0usize, 0.0, 0usize);
-                for (&i, &(hit, nll)) in rows.iter().zip(r) {
-                    hits += hit as usize;
-                    if self.in_search[i as usize] {
-                        loss_sum += nll;
-                        n_sel += 1;
-                    } else {
-                        n_h += 1;
-                        hits_h += hit as usize;
-                    }
-                }
-                let acc = ratio(hits as f64, rows.len() as f64);
-                let acc_h = ratio(hits_h as f64, n_h as f64);
-                PatternEval {
-                    acc_with_pattern: acc,
-                    acc_with_pattern_heldout: acc_h,
-                    original_class_acc: orig,
-                    original_class_acc_heldout: orig_h,
-                    pw: ratio(acc, orig),
-                    pw_heldout: ratio(acc_h, orig_h),
-                    selection_loss: ratio(loss_sum, n_sel as f64),
-                }
-            })
-            .collect())
+        let scores = self.search_scores(target, patterns)?;
+        self.complete(target, patterns, &scores)
     }
+}
+
+/// What a pattern reaches on D_n: the mean cross-entropy towards the target (what selects the
+/// best canvas) and how many of D_n's images it turns into the target.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SearchScore {
+    pub selection_loss: f64,
+    pub hits: usize,
+    pub rows: usize,
 }
 
 #[cfg(test)]

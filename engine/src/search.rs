@@ -1,6 +1,7 @@
 //! The ISCP mask search (Algorithm 1): one mask over a canvas, optimised on shuffled minibatches of
 //! non-target images with the `paper` or the `released` objective, clamped to [0,1] after every step.
 
+use crate::amp::{logits_in, Precision};
 use crate::finite::check_finite_slice;
 use crate::lanes::{lane_count, run_lanes};
 use crate::memory;
@@ -46,6 +47,9 @@ pub struct SearchConfig {
     pub tv_beta: f64,
     /// Learn the canvas too (Eq. 4): alternately 5 mask steps and 5 canvas steps of 2/255.
     pub learn_canvas: bool,
+    /// The model's arithmetic (fp16 autocast on CUDA); a batch runs in fp16 when any of its jobs
+    /// asks for it (a spec's searches all share one).
+    pub precision: Precision,
 }
 
 impl Default for SearchConfig {
@@ -59,6 +63,7 @@ impl Default for SearchConfig {
             seed: 0,
             tv_beta: 0.0,
             learn_canvas: false,
+            precision: Precision::Fp32,
         }
     }
 }
@@ -73,6 +78,11 @@ pub struct SearchOutcome {
     pub steps: usize,
     /// The learned canvas (C·H·W values in [0,1]) when the search learned one.
     pub canvas: Option<Vec<f32>>,
+    /// How many searches ran together in the optimisation that produced this one (itself
+    /// included), after any halving for memory.
+    pub ran_with: usize,
+    /// How many times its batch was halved after running out of device memory (0: never).
+    pub oom_halvings: u32,
 }
 
 /// One search of a batch: a target class, a canvas, the dataset rows of its D_n, its parameters.
@@ -180,9 +190,10 @@ pub fn search_batch(
             1 => progress(step, total),
             _ => progress(c * 1000 + step * 1000 / total.max(1), n * 1000),
         };
-        for (k, out) in chunk
-            .iter()
-            .zip(run_chunk(model, images, &refs, &mut report))
+        for (k, out) in
+            chunk
+                .iter()
+                .zip(run_fitting(run_chunk, model, images, &refs, 0, &mut report))
         {
             results[*k] = Some(out.map_err(|e| e.for_each_job("batched search failed: ")));
         }
@@ -191,6 +202,60 @@ pub fn search_batch(
         .into_iter()
         .map(|r| r.expect("every job has a result"))
         .collect()
+}
+
+/// Whether an error is the device running out of memory (CUDA's caching allocator, or the CPU's):
+/// a batch that fails so is retried in halves.
+pub fn is_out_of_memory(e: &EngineError) -> bool {
+    match e {
+        EngineError::Torch(t) => {
+            let m = t.to_string();
+            m.contains("out of memory") || m.contains("can't allocate memory")
+        }
+        _ => false,
+    }
+}
+
+/// Runs a chunk of valid jobs together (`run_chunk`; a fake in tests).
+type ChunkFn =
+    fn(&Model, &Tensor, &[&SearchJob], &mut dyn FnMut(usize, usize)) -> Vec<Result<SearchOutcome>>;
+
+/// `runner`, with the jobs that ran out of memory retried in two halves (recursively, down to
+/// one job alone), each outcome marked with the batch it finally ran in and how often it was halved.
+fn run_fitting(
+    runner: ChunkFn,
+    model: &Model,
+    images: &Tensor,
+    refs: &[&SearchJob],
+    halvings: u32,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Vec<Result<SearchOutcome>> {
+    let mut outs = runner(model, images, refs, progress);
+    for out in outs.iter_mut().flatten() {
+        out.ran_with = refs.len();
+        out.oom_halvings = halvings;
+    }
+    let oom: Vec<usize> = (0..refs.len())
+        .filter(|&j| matches!(&outs[j], Err(e) if is_out_of_memory(e)))
+        .collect();
+    if refs.len() > 1 && !oom.is_empty() {
+        let again: Vec<&SearchJob> = oom.iter().map(|&j| refs[j]).collect();
+        let mut retried = Vec::with_capacity(again.len());
+        for part in again.chunks(again.len().div_ceil(2)) {
+            retried.extend(run_fitting(
+                runner,
+                model,
+                images,
+                part,
+                halvings + 1,
+                progress,
+            ));
+        }
+        for (&j, out) in oom.iter().zip(retried) {
+            outs[j] = out;
+        }
+    }
+    outs
 }
 
 /// Runs valid jobs as one batch: in lanes on a CPU with several threads, else as one optimisation.
@@ -246,6 +311,10 @@ fn run_batch(
         .map(|(p, j)| p.len() / j.cfg.epochs)
         .collect();
     let learning = jobs.iter().any(|j| j.cfg.learn_canvas);
+    let precision = match jobs.iter().any(|j| j.cfg.precision == Precision::Fp16) {
+        true => Precision::Fp16,
+        false => Precision::Fp32,
+    };
     let mut canvases = Tensor::stack(
         &jobs
             .iter()
@@ -307,7 +376,7 @@ fn run_batch(
         let stem = model.stem_pass(&mixed.detach());
         let logits = match &stem {
             Some(pass) => pass.logits.shallow_clone(),
-            None => model.logits(&mixed)?,
+            None => logits_in(model, &mixed, precision)?,
         };
         let ce = logits.cross_entropy_loss::<Tensor>(
             &Tensor::from_slice(&targets).to_device(device),
@@ -379,6 +448,8 @@ fn run_batch(
                 final_loss: losses[j] as f64 / per_epoch[j] as f64,
                 steps: plans[j].len(),
                 canvas,
+                ran_with: k,
+                oom_halvings: 0,
             })
         })
         .collect()
@@ -407,4 +478,88 @@ pub fn search(
         cfg: cfg.clone(),
     };
     search_batch(model, pool, &[job], progress).remove(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Arch, ModelMeta};
+
+    /// Runs out of memory whenever more than two searches run together.
+    fn two_fit(
+        _: &Model,
+        _: &Tensor,
+        refs: &[&SearchJob],
+        _: &mut dyn FnMut(usize, usize),
+    ) -> Vec<Result<SearchOutcome>> {
+        refs.iter()
+            .map(|j| match refs.len() > 2 {
+                true => Err(EngineError::Torch(tch::TchError::Torch(
+                    "CUDA out of memory. Tried to allocate 2.00 GiB".into(),
+                ))),
+                false => Ok(SearchOutcome {
+                    mask: vec![j.target as f32],
+                    final_loss: 0.0,
+                    steps: 1,
+                    canvas: None,
+                    ran_with: 0,
+                    oom_halvings: 0,
+                }),
+            })
+            .collect()
+    }
+
+    fn setup(n: usize) -> (Model, Tensor, Vec<SearchJob>) {
+        let meta = ModelMeta {
+            arch: Arch::SmallCnn,
+            class_names: (0..n).map(|c| c.to_string()).collect(),
+            input_shape: [1, 8, 8],
+            normalize: None,
+            test_accuracy: None,
+        };
+        let model = Model::new_builtin(meta, tch::Device::Cpu).unwrap();
+        let images = Tensor::zeros([4, 1, 8, 8], (Kind::Float, tch::Device::Cpu));
+        let jobs = (0..n as i64)
+            .map(|target| SearchJob {
+                target,
+                canvas: Tensor::zeros([1, 8, 8], (Kind::Float, tch::Device::Cpu)),
+                pool: vec![0, 1],
+                cfg: SearchConfig::default(),
+            })
+            .collect();
+        (model, images, jobs)
+    }
+
+    #[test]
+    fn a_batch_out_of_memory_is_retried_in_halves_and_says_so() {
+        let (model, images, jobs) = setup(7);
+        let refs: Vec<&SearchJob> = jobs.iter().collect();
+        let outs = run_fitting(two_fit, &model, &images, &refs, 0, &mut |_, _| {});
+        // 7 → 4 + 3 → 2 + 2 and 2 + 1: every search done, in its own order, twice halved.
+        for (j, out) in outs.iter().enumerate() {
+            let out = out.as_ref().expect("retried until it fit");
+            assert_eq!(out.mask, vec![j as f32], "results stay with their jobs");
+            assert!(out.ran_with <= 2 && out.ran_with >= 1, "{}", out.ran_with);
+            assert_eq!(out.oom_halvings, 2);
+        }
+        let sizes: Vec<usize> = outs.iter().map(|o| o.as_ref().unwrap().ran_with).collect();
+        assert_eq!(sizes, vec![2, 2, 2, 2, 2, 2, 1]);
+        // Two fit at once: nothing to halve.
+        let outs = run_fitting(two_fit, &model, &images, &refs[..2], 0, &mut |_, _| {});
+        assert!(outs.iter().all(|o| o.as_ref().unwrap().oom_halvings == 0));
+    }
+
+    #[test]
+    fn only_memory_errors_are_retried() {
+        let e = EngineError::Torch(tch::TchError::Torch("CUDA out of memory.".into()));
+        assert!(is_out_of_memory(&e));
+        let cpu = "DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes";
+        assert!(is_out_of_memory(&EngineError::Torch(tch::TchError::Torch(
+            cpu.into()
+        ))));
+        assert!(!is_out_of_memory(&EngineError::Invalid(
+            "out of range".into()
+        )));
+        assert!(!is_out_of_memory(&EngineError::NonFinite("NaN".into())));
+    }
 }

@@ -15,7 +15,18 @@ use std::time::Instant;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Fashion-MNIST folder (IDX files); synthetic 28×28 data is used when it is missing.
+    /// Your own TorchScript classifier (pixels in [0,1] in, logits out, 1×28×28 for
+    /// Fashion-MNIST): time all its classes, one positive canvas each, α 0.2, PW at 1/2/3/5/10%,
+    /// per search (one by one and batched) and end to end through `iscp run`. Without it the
+    /// bench trains the built-in small CNN for one epoch and times 24 searches.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// With --model: also run the sequential PyTorch reference (scripts/reference_search.py) with
+    /// this python (one that has torch 2.11.0) and print the speed-ups over it.
+    #[arg(long, requires = "model")]
+    pub reference_python: Option<PathBuf>,
+    /// Fashion-MNIST folder (IDX files); synthetic 28×28 data is used when it is missing (not
+    /// with --model, which needs the real test set).
     #[arg(long, default_value = "/usr/share/datasets/fashion-mnist")]
     pub data: PathBuf,
     /// How many canvases (each searched at 3 alphas): 8 gives the 24 searches of the README.
@@ -34,12 +45,13 @@ pub struct BenchArgs {
     /// Steps timed for each ResNet (each of --resnet-k × 4 images).
     #[arg(long, default_value_t = 20)]
     pub resnet_steps: usize,
-    /// Searches batched together for the ResNet figures.
-    #[arg(long, default_value_t = 24)]
-    pub resnet_k: usize,
+    /// Searches batched together for the ResNet figures: one K or several, comma-separated
+    /// (e.g. 32,64,128,256), each timed in turn.
+    #[arg(long, value_delimiter = ',', default_value = "24")]
+    pub resnet_k: Vec<usize>,
 }
 
-fn cpu_model() -> String {
+pub fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -52,8 +64,18 @@ fn cpu_model() -> String {
 
 pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
     let device = iscp_engine::parse_device(&a.device)?;
+    iscp_engine::cuda::ensure(device)?;
     if let Some(t) = a.threads {
         tch::set_num_threads(t as i32);
+    }
+    if let Some(model) = &a.model {
+        return super::bench_model::bench_model(
+            model,
+            &a.data,
+            (device, &a.device),
+            a.threads,
+            a.reference_python.as_ref(),
+        );
     }
     let (data, source) = match load_idx_dir(
         &a.data,
@@ -86,7 +108,6 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
         a.device
     );
     println!("data: {source}; {} test images", data.test.len());
-    tch::manual_seed(0);
     let meta = ModelMeta {
         arch: Arch::SmallCnn,
         class_names: data.train.class_names.clone(),
@@ -94,22 +115,40 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
         normalize: None,
         test_accuracy: None,
     };
-    let mut model = Model::new_builtin(meta, device)?;
-    let t0 = Instant::now();
-    train(
-        &mut model,
-        &data.train,
-        &TrainConfig {
-            epochs: 1,
-            ..Default::default()
-        },
-        &mut |_, _, _| {},
-    )?;
-    println!(
-        "train small CNN, 1 epoch on {} images: {:.1}s",
-        data.train.len(),
-        t0.elapsed().as_secs_f64()
-    );
+    // One epoch in fp32; on CUDA also one with mixed precision (autocast + loss scaling) beside it.
+    let precisions: &[bool] = match device.is_cuda() {
+        true => &[false, true],
+        false => &[false],
+    };
+    let mut trained = Vec::new();
+    for &mixed_precision in precisions {
+        tch::manual_seed(0);
+        let mut model = Model::new_builtin(meta.clone(), device)?;
+        let t0 = Instant::now();
+        train(
+            &mut model,
+            &data.train,
+            &TrainConfig {
+                epochs: 1,
+                mixed_precision,
+                ..Default::default()
+            },
+            &mut |_, _, _| {},
+        )?;
+        let seconds = t0.elapsed().as_secs_f64();
+        let accuracy = model.accuracy(&data.test.images, &data.test.labels)?;
+        println!(
+            "train small CNN, 1 epoch on {} images{}: {seconds:.1}s, test accuracy {accuracy:.4}",
+            data.train.len(),
+            if mixed_precision {
+                " with mixed precision"
+            } else {
+                " in fp32"
+            },
+        );
+        trained.push(model);
+    }
+    let model = trained.remove(0);
     let labels = data.test.labels_vec();
     let split = stratified_split(&labels, data.test.num_classes(), 0.2, 0);
     let logits = model.predict_logits(&data.test.images, 1024)?;
@@ -178,7 +217,8 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
         one_by_one / together
     );
     if a.resnets || device.is_cuda() {
-        super::bench_resnet::resnet_figures(device, a.resnet_k.max(1), a.resnet_steps.max(1))?;
+        let ks: Vec<usize> = a.resnet_k.iter().map(|&k| k.max(1)).collect();
+        super::bench_resnet::resnet_figures(device, &ks, a.resnet_steps.max(1))?;
     }
     Ok(())
 }

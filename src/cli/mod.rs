@@ -3,6 +3,7 @@
 mod admin;
 mod bench;
 mod bench_coordinator;
+mod bench_model;
 mod bench_resnet;
 mod connect;
 mod coordinator;

@@ -121,6 +121,7 @@ pub fn scan(a: ScanArgs) -> anyhow::Result<()> {
     check(&a.model)?;
     check(&a.data)?;
     let device = iscp_engine::parse_device(&a.device)?;
+    iscp_engine::cuda::ensure(device)?;
     let data = load_data(&data_spec(&a)?, a.seed)?;
     let model = load_model(&a, &data, device)?;
     if model.num_classes() != data.test.num_classes()

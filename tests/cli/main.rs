@@ -1,12 +1,14 @@
 //! Integration tests of the `iscp` binary, a module per area, on data the tests build themselves.
 
 mod baselines;
+mod bench_model;
 mod chaos;
 mod checkpoint;
 mod cluster;
 mod deploy;
 mod derived;
 mod exit_codes;
+mod gpu_check;
 mod helpers;
 mod hostile;
 mod non_finite;

@@ -22,6 +22,7 @@ pub fn spawn_compute(
     checkpoints: tokio::sync::mpsc::UnboundedSender<crate::executor::CheckpointReport>,
 ) -> Result<mpsc::Sender<Job>, WorkerError> {
     let dev = iscp_engine::parse_device(device)
+        .and_then(|d| iscp_engine::cuda::ensure(d).map(|_| d))
         .map_err(|e| WorkerError::Device(device.to_string(), e.to_string()))?;
     let (name, cache, progress, notes) = (
         shared.opts.name.clone(),

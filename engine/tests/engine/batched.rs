@@ -45,6 +45,7 @@ fn jobs(data: &iscp_engine::data::DataSplits) -> Vec<SearchJob> {
                 seed: i as u64,
                 tv_beta,
                 learn_canvas,
+                ..Default::default()
             },
         });
     }

@@ -356,6 +356,7 @@ mod tests {
             acc_with_pattern_heldout: None,
             original_class_acc: None,
             original_class_acc_heldout: None,
+            oom_halvings: 0,
         }
     }
 

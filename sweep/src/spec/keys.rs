@@ -335,6 +335,9 @@ pub struct RunSpec {
     /// Units the local worker leases at once; searches of one model among them run together as one
     /// batched optimisation. None: chosen per device (`iscp_worker::auto_max_units`).
     pub batch_searches: Option<usize>,
+    /// Arithmetic of searches and evaluations: `fp32`, or `fp16` (CUDA autocast).
+    #[serde(default)]
+    pub search_precision: iscp_engine::amp::Precision,
 }
 
 fn default_device() -> String {
@@ -351,6 +354,7 @@ impl Default for RunSpec {
             threads: None,
             eval_batch: default_eval_batch(),
             batch_searches: None,
+            search_precision: Default::default(),
         }
     }
 }

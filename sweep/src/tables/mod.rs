@@ -62,6 +62,8 @@ pub struct SearchRow {
     pub width: i64,
     pub duration_s: f64,
     pub batched_with: i64,
+    /// Times its batch was halved after the device ran out of memory.
+    pub oom_halvings: i64,
     pub worker: String,
     pub device: String,
     pub attempt: i64,
@@ -93,6 +95,8 @@ pub struct PatternRow {
     pub acc_with_pattern_heldout: Option<f64>,
     pub original_class_acc: Option<f64>,
     pub original_class_acc_heldout: Option<f64>,
+    /// Times the evaluation's forward batch was halved after the device ran out of memory.
+    pub oom_halvings: i64,
 }
 
 /// One row of `models`: a setting's prepared model.
@@ -190,6 +194,7 @@ pub fn searches_batch(rows: &[SearchRow]) -> RecordBatch {
         ("width", i(rows, |r| r.width), false),
         ("duration_s", fl(rows, |r| r.duration_s), false),
         ("batched_with", i(rows, |r| r.batched_with), false),
+        ("oom_halvings", i(rows, |r| r.oom_halvings), false),
         ("worker", s(rows, |r| &r.worker), false),
         ("device", s(rows, |r| &r.device), false),
         ("attempt", i(rows, |r| r.attempt), false),
@@ -232,6 +237,7 @@ pub fn patterns_batch(rows: &[PatternRow]) -> RecordBatch {
             ofl(rows, |r| r.original_class_acc_heldout),
             true,
         ),
+        ("oom_halvings", i(rows, |r| r.oom_halvings), false),
     ])
 }
 

@@ -41,6 +41,13 @@ impl<'a> Cols<'a> {
             .ok_or_else(|| self.bad(name))?
             .value(i))
     }
+    /// `i`, or `default` in a part written before the column existed.
+    pub(super) fn i_or(&self, name: &str, i: usize, default: i64) -> Result<i64> {
+        match self.batch.column_by_name(name) {
+            None => Ok(default),
+            Some(_) => self.i(name, i),
+        }
+    }
     pub(super) fn oi(&self, name: &str, i: usize) -> Result<Option<i64>> {
         let c = self
             .col(name)?
@@ -154,6 +161,7 @@ fn search_row(c: &Cols, i: usize) -> Result<SearchRow> {
             width: c.i("width", i)?,
             duration_s: c.f("duration_s", i)?,
             batched_with: c.i("batched_with", i)?,
+            oom_halvings: c.i_or("oom_halvings", i, 0)?,
             worker: c.s("worker", i)?,
             device: c.s("device", i)?,
             attempt: c.i("attempt", i)?,
@@ -195,6 +203,7 @@ fn pattern_row(c: &Cols, i: usize) -> Result<PatternRow> {
         acc_with_pattern_heldout: c.of("acc_with_pattern_heldout", i)?,
         original_class_acc: c.of("original_class_acc", i)?,
         original_class_acc_heldout: c.of("original_class_acc_heldout", i)?,
+        oom_halvings: c.i_or("oom_halvings", i, 0)?,
     })
 }
 

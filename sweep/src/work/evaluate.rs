@@ -1,12 +1,13 @@
 //! The evaluate unit: binarise every search of a group at every size, score each pattern's
 //! selection loss on D_n, mark per size the canvas with the lowest as best, and measure the best
-//! pattern's predictive power on the test set (all patterns of the group in shared batches).
+//! pattern's predictive power on the test set (all patterns of the group in shared batches, each
+//! test image through the model once per pattern).
 
 use crate::tables::{PatternRow, SearchRow};
 use crate::units::EvaluateParams;
 use crate::Result;
 use iscp_engine::canvas::canvas_image;
-use iscp_engine::pattern::{binarize, pattern_k, Evaluator, Pattern};
+use iscp_engine::pattern::{binarize, pattern_k, Evaluator, Pattern, SearchScore};
 
 /// The canvas a search's pattern is cut from: its learned canvas, or the dataset image it started from.
 pub fn search_canvas(test: &iscp_engine::data::Dataset, s: &SearchRow) -> Result<tch::Tensor> {
@@ -52,22 +53,26 @@ pub fn run_evaluate(
                 acc_with_pattern_heldout: None,
                 original_class_acc: None,
                 original_class_acc_heldout: None,
+                oom_halvings: 0,
             });
             masks.push((canvas.shallow_clone(), binarize(&s.mask, k)));
         }
     }
-    // Every pattern of the group in shared no-grad batches: selection losses, then the best ones.
+    // Every pattern of the group in shared no-grad batches: each on D_n (its selection loss), then
+    // the best ones on the held-out images only; their D_n hits are not computed twice.
     let patterns: Vec<Pattern> = masks.iter().map(|(c, b)| (c, b.as_slice())).collect();
-    for (row, loss) in rows
-        .iter_mut()
-        .zip(ev.selection_losses(p.class, &patterns)?)
-    {
-        row.selection_loss = loss;
+    let scores = ev.search_scores(p.class, &patterns)?;
+    for (row, s) in rows.iter_mut().zip(&scores) {
+        row.selection_loss = s.selection_loss;
     }
     mark_best(&mut rows);
     let best: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].is_best).collect();
     let chosen: Vec<Pattern> = best.iter().map(|&i| patterns[i]).collect();
-    for (&i, e) in best.iter().zip(ev.evaluate_many(p.class, &chosen)?) {
+    let chosen_scores: Vec<SearchScore> = best.iter().map(|&i| scores[i]).collect();
+    for (&i, e) in best
+        .iter()
+        .zip(ev.complete(p.class, &chosen, &chosen_scores)?)
+    {
         let row = &mut rows[i];
         row.pw = Some(e.pw);
         row.pw_heldout = Some(e.pw_heldout);
@@ -75,6 +80,9 @@ pub fn run_evaluate(
         row.acc_with_pattern_heldout = Some(e.acc_with_pattern_heldout);
         row.original_class_acc = Some(e.original_class_acc);
         row.original_class_acc_heldout = Some(e.original_class_acc_heldout);
+    }
+    for row in &mut rows {
+        row.oom_halvings = ev.oom_halvings() as i64;
     }
     Ok(rows)
 }

@@ -21,6 +21,8 @@ pub struct SearchContext<'a> {
     pub split: &'a Split,
     pub worker: &'a str,
     pub device: &'a str,
+    /// `run.search_precision`.
+    pub precision: iscp_engine::amp::Precision,
 }
 
 /// The dataset index of the canvas a search uses (−1 for white).
@@ -57,6 +59,7 @@ pub fn search_job(ctx: &SearchContext, p: &SearchParams) -> Result<(SearchJob, i
         seed: mix(&[p.seed, p.class as u64]),
         tv_beta: p.variant.tv_beta,
         learn_canvas: p.variant.learn_canvas,
+        precision: ctx.precision,
     };
     let job = SearchJob {
         target: p.class,
@@ -72,7 +75,6 @@ pub struct RunFacts {
     pub attempt: i64,
     /// Wall time of the batch divided by the searches in it.
     pub duration_s: f64,
-    pub batched_with: i64,
 }
 
 /// The `searches` row of a finished search.
@@ -108,7 +110,8 @@ pub fn search_row(
         height: h,
         width: w,
         duration_s: facts.duration_s,
-        batched_with: facts.batched_with,
+        batched_with: out.ran_with as i64,
+        oom_halvings: out.oom_halvings as i64,
         worker: ctx.worker.into(),
         device: ctx.device.into(),
         attempt: facts.attempt,

@@ -64,7 +64,8 @@ impl Executor {
                 self.model_for(ctx, data, setting, &p.to_id, &u.model_sha256)?;
                 let m = self.model.as_ref().expect("loaded");
                 let ev = Evaluator::new(&m.model, &data.test, &m.clean_logits, &ctx.split.search)
-                    .with_batch(ctx.spec.spec.run.eval_batch as i64);
+                    .with_batch(ctx.spec.spec.run.eval_batch as i64)
+                    .with_precision(ctx.spec.spec.run.search_precision);
                 let rows = guarded(|| {
                     transfer_rows(&inputs, &p.from, &p.to, &p.evaluations, &ev, &data.test)
                 })?;

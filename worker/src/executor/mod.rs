@@ -569,6 +569,7 @@ impl Executor {
             split: &ctx.split,
             worker: &self.worker_name,
             device: &self.device_name,
+            precision: ctx.spec.spec.run.search_precision,
         }
     }
 
@@ -652,7 +653,6 @@ impl Executor {
                 let facts = RunFacts {
                     attempt: u.attempt as i64,
                     duration_s: per,
-                    batched_with: jobs.len() as i64,
                 };
                 outs[i] = Some(match r {
                     Ok(o) => {
@@ -683,7 +683,8 @@ impl Executor {
         let sctx = self.search_ctx(ctx, data);
         let m = self.model.as_ref().expect("loaded");
         let ev = Evaluator::new(&m.model, &data.test, &m.clean_logits, &ctx.split.search)
-            .with_batch(ctx.spec.spec.run.eval_batch as i64);
+            .with_batch(ctx.spec.spec.run.eval_batch as i64)
+            .with_precision(ctx.spec.spec.run.search_precision);
         match &received {
             Received::Evaluate(ep) => {
                 // Its searches' parts, read from the coordinator (none without one: tests).

@@ -1,0 +1,114 @@
+//! `iscp bench --model` on a TorchScript model the reference script trains on synthetic IDX data:
+//! both sides of the comparison run end to end and print their figures; the batched and one by
+//! one masks select the same pixels.
+
+use std::path::Path;
+use std::process::Command;
+
+pub fn torch_python() -> String {
+    std::env::var("ISCP_TORCH_VENV")
+        .map(|v| format!("{v}/bin/python3"))
+        .unwrap_or_else(|_| "python3".into())
+}
+
+fn reference(args: &[&str]) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/reference_search.py");
+    let out = Command::new(torch_python())
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "reference_search.py {args:?} failed (make test sets ISCP_TORCH_VENV): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The first number after `label` on the line that holds it.
+fn figure(text: &str, label: &str) -> f64 {
+    let rest = text
+        .split(label)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no `{label}` in:\n{text}"));
+    rest.trim_start_matches(|c: char| !c.is_ascii_digit())
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number after `{label}` in:\n{text}"))
+}
+
+/// Writes synthetic IDX data and a model trained on it by the reference script.
+pub fn synthetic_model(dir: &Path) -> (String, String) {
+    let data = dir.join("data");
+    let model = dir.join("model.pt");
+    let (d, m) = (data.to_str().unwrap(), model.to_str().unwrap());
+    reference(&["synth", "--out", d, "--train", "1000", "--test", "200"]);
+    reference(&["train", "--data", d, "--out", m, "--epochs", "8"]);
+    (d.to_string(), m.to_string())
+}
+
+#[test]
+fn bench_model_times_both_sides_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, model) = synthetic_model(dir.path());
+    let python = torch_python();
+    let out = Command::new(env!("CARGO_BIN_EXE_iscp"))
+        .args([
+            "bench",
+            "--model",
+            &model,
+            "--data",
+            &data,
+            "--threads",
+            "2",
+        ])
+        .args(["--reference-python", &python])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("10 classes"), "{text}");
+    // The masks of a batch equal the masks searched alone, in the pixels they select.
+    assert_eq!(figure(&text, "lowest top-1% Jaccard"), 1.0, "{text}");
+    for label in [
+        "per search: one by one",
+        "batched (10 at once)",
+        "end to end (iscp run):",
+        "PyTorch reference (one search at a time):",
+        "speed-up over the reference: per search",
+        "x (goal 4x), end to end",
+    ] {
+        assert!(figure(&text, label) > 0.0, "{label}: {text}");
+    }
+}
+
+#[test]
+fn bench_model_refuses_a_missing_model_and_a_reference_without_one() {
+    let out = Command::new(env!("CARGO_BIN_EXE_iscp"))
+        .args([
+            "bench",
+            "--model",
+            "/nonexistent/m.pt",
+            "--data",
+            "/nonexistent",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_iscp"))
+        .args(["bench", "--reference-python", "python3"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "clap refuses --reference-python alone"
+    );
+}

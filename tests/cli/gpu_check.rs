@@ -1,0 +1,56 @@
+//! `scripts/gpu-check.sh`, the one-run GPU check, on its CPU side: its argument checks, and the
+//! whole run (bench on a model it trains, a smoke sweep through `iscp run`) with `--device cpu`.
+
+use super::bench_model::torch_python;
+use std::process::Command;
+
+fn script() -> Command {
+    Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/gpu-check.sh"))
+}
+
+#[test]
+fn gpu_check_refuses_bad_arguments() {
+    for args in [
+        vec!["--bogus"],
+        vec!["--device", "tpu:0", "--bin", env!("CARGO_BIN_EXE_iscp")],
+        vec!["--bin", "/nonexistent/iscp"],
+    ] {
+        let out = script().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("gpu-check:"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn gpu_check_runs_end_to_end_on_the_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = script()
+        .args([
+            "--device",
+            "cpu",
+            "--quick",
+            "--bin",
+            env!("CARGO_BIN_EXE_iscp"),
+        ])
+        .args(["--python", &torch_python()])
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "per search: one by one",
+        "end to end (iscp run):",
+        "searches: 30 parts",
+        "patterns: 10 parts",
+        "== gpu-check finished",
+    ] {
+        assert!(text.contains(line), "no `{line}` in:\n{text}");
+    }
+}
