@@ -8,7 +8,7 @@ use iscp_engine::data::{
 };
 use iscp_engine::model::{Arch, Model, ModelMeta};
 use iscp_engine::pattern::Evaluator;
-use iscp_engine::search::{search_batch, SearchConfig, SearchJob};
+use iscp_engine::search::{search_batch, SearchConfig, SearchJob, SearchOutcome};
 use iscp_engine::train::{train, TrainConfig};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -60,6 +60,34 @@ pub fn cpu_model() -> String {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
         })
         .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// How two runs of the same searches agree: (lowest top-1% Jaccard, lowest top-5% Jaccard, largest
+/// PW difference at those sizes). Floats differ across batch shapes and CPUs, so what the masks
+/// select and reach is compared, not their raw values.
+pub fn agreement(
+    eval: &Evaluator,
+    jobs: &[SearchJob],
+    a: &[iscp_engine::Result<SearchOutcome>],
+    b: &[iscp_engine::Result<SearchOutcome>],
+) -> anyhow::Result<(f64, f64, f64)> {
+    let (mut j1, mut j5, mut worst) = (1f64, 1f64, 0f64);
+    for ((x, y), job) in a.iter().zip(b).zip(jobs) {
+        let x = x.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let y = y.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let cmp = compare(
+            &x.mask,
+            &y.mask,
+            &[0.01, 0.05],
+            Some((eval, job.target, &job.canvas)),
+        )?;
+        j1 = j1.min(cmp[0].jaccard);
+        j5 = j5.min(cmp[1].jaccard);
+        for c in &cmp {
+            worst = worst.max(c.pw_difference.unwrap_or(0.0));
+        }
+    }
+    Ok((j1, j5, worst))
 }
 
 pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
@@ -194,23 +222,9 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
         "batched ({} at once): {together:.3} s per search",
         jobs.len()
     );
-    // Floats differ across batch shapes and CPUs: compare what the masks select and reach.
     let eval = Evaluator::new(&model, &data.test, &logits, &split.search).with_batch(1024);
-    let (mut j1, mut j5, mut worst_pw) = (1f64, 1f64, 0f64);
-    for ((x, y), job) in alone.iter().zip(&batched).zip(&jobs) {
-        let y = y.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let cmp = compare(
-            &x.mask,
-            &y.mask,
-            &[0.01, 0.05],
-            Some((&eval, job.target, &job.canvas)),
-        )?;
-        j1 = j1.min(cmp[0].jaccard);
-        j5 = j5.min(cmp[1].jaccard);
-        for c in &cmp {
-            worst_pw = worst_pw.max(c.pw_difference.unwrap_or(0.0));
-        }
-    }
+    let alone: Vec<_> = alone.into_iter().map(Ok).collect();
+    let (j1, j5, worst_pw) = agreement(&eval, &jobs, &alone, &batched)?;
     println!(
         "speed-up: {:.2}x; batched vs one by one: lowest top-1% Jaccard {j1:.3}, lowest top-5% \
          Jaccard {j5:.3}, largest PW difference {worst_pw:.4}",

@@ -3,9 +3,8 @@
 //! in process, and end to end as `iscp run` does it, optionally beside the sequential PyTorch
 //! reference (`scripts/reference_search.py`) in the same run.
 
-use super::bench::cpu_model;
+use super::bench::{agreement, cpu_model};
 use anyhow::{bail, Context};
-use iscp_engine::agreement::compare;
 use iscp_engine::amp::Precision;
 use iscp_engine::canvas::{canvas_image, rank_canvases, CanvasKind};
 use iscp_engine::data::{load_idx_dir, stratified_split, Dataset, FASHION_MNIST_CLASSES};
@@ -22,16 +21,13 @@ pub const SIZES: [f64; 5] = [0.01, 0.02, 0.03, 0.05, 0.10];
 pub const ALPHA: f64 = 0.2;
 
 /// The spec `iscp run` gets for the benchmark's work.
-pub fn bench_spec(model: &Path, data: &Path, batch_searches: Option<usize>) -> String {
+pub fn bench_spec(model: &Path, data: &Path) -> String {
     let sizes: Vec<String> = SIZES.iter().map(|s| s.to_string()).collect();
-    let batch = batch_searches
-        .map(|b| format!("batch_searches = {b}\n"))
-        .unwrap_or_default();
     format!(
         "name = \"bench-model\"\nseed = 0\n\n[data]\nkind = \"fashion-mnist\"\npath = {data:?}\n\n\
          [[settings]]\nname = \"user\"\nkind = \"natural\"\nmodel = {model:?}\n\n\
          [search]\nclasses = \"all\"\ncanvases = [{{ kind = \"positive\", n = 1 }}]\n\
-         alphas = [{ALPHA}]\nobjectives = [\"released\"]\nsizes = [{}]\n\n[run]\n{batch}",
+         alphas = [{ALPHA}]\nobjectives = [\"released\"]\nsizes = [{}]\n",
         sizes.join(", ")
     )
 }
@@ -87,28 +83,22 @@ fn searches(
     let t = Instant::now();
     let mut alone = Vec::new();
     for job in &jobs {
-        let one = search_batch(&model, &images, std::slice::from_ref(job), &mut |_, _| {});
-        alone.push(one.into_iter().next().expect("one result")?);
+        alone.extend(search_batch(
+            &model,
+            &images,
+            std::slice::from_ref(job),
+            &mut |_, _| {},
+        ));
     }
     let one_by_one = t.elapsed().as_secs_f64() / jobs.len() as f64;
     let t = Instant::now();
     let batched = search_batch(&model, &images, &jobs, &mut |_, _| {});
     let together = t.elapsed().as_secs_f64() / jobs.len() as f64;
     let eval = Evaluator::new(&model, test, &logits, &split.search);
-    let (mut j1, mut worst_pw) = (1f64, 0f64);
-    for ((x, y), job) in alone.iter().zip(&batched).zip(&jobs) {
-        let y = y.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let cmp = compare(
-            &x.mask,
-            &y.mask,
-            &[0.01],
-            Some((&eval, job.target, &job.canvas)),
-        )?;
-        j1 = j1.min(cmp[0].jaccard);
-        worst_pw = worst_pw.max(cmp[0].pw_difference.unwrap_or(0.0));
-    }
+    let (j1, j5, worst_pw) = agreement(&eval, &jobs, &alone, &batched)?;
     println!(
-        "batched vs one by one: lowest top-1% Jaccard {j1:.3}, largest 1% PW difference {worst_pw:.4}"
+        "batched vs one by one: lowest top-1% Jaccard {j1:.3}, top-5% {j5:.3}, largest PW \
+         difference {worst_pw:.4}"
     );
     if device.is_cuda() {
         // The same batch under fp16 autocast, against the fp32 one.
@@ -123,24 +113,7 @@ fn searches(
         let t = Instant::now();
         let halves = search_batch(&model, &images, &half, &mut |_, _| {});
         let per = t.elapsed().as_secs_f64() / jobs.len() as f64;
-        let (mut j1, mut j5, mut worst) = (1f64, 1f64, 0f64);
-        for ((x, y), job) in batched.iter().zip(&halves).zip(&jobs) {
-            let (x, y) = (
-                x.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?,
-                y.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?,
-            );
-            let cmp = compare(
-                &x.mask,
-                &y.mask,
-                &[0.01, 0.05],
-                Some((&eval, job.target, &job.canvas)),
-            )?;
-            j1 = j1.min(cmp[0].jaccard);
-            j5 = j5.min(cmp[1].jaccard);
-            for c in &cmp {
-                worst = worst.max(c.pw_difference.unwrap_or(0.0));
-            }
-        }
+        let (j1, j5, worst) = agreement(&eval, &jobs, &batched, &halves)?;
         println!(
             "fp16 autocast, batched: {per:.2} s per search; against fp32: lowest top-1% Jaccard \
              {j1:.3}, top-5% {j5:.3}, largest PW difference {worst:.4}"
@@ -164,11 +137,10 @@ fn end_to_end(
     data: &Path,
     device: &str,
     threads: Option<usize>,
-    batch_searches: Option<usize>,
 ) -> anyhow::Result<(f64, f64, f64)> {
     let dir = std::env::temp_dir().join(format!("iscp-bench-model-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let result = run_in(&dir, model, data, device, threads, batch_searches);
+    let result = run_in(&dir, model, data, device, threads);
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
@@ -179,12 +151,11 @@ fn run_in(
     data: &Path,
     device: &str,
     threads: Option<usize>,
-    batch_searches: Option<usize>,
 ) -> anyhow::Result<(f64, f64, f64)> {
     let spec = dir.join("bench-model.toml");
     let model = std::fs::canonicalize(model)?;
     let data = std::fs::canonicalize(data)?;
-    std::fs::write(&spec, bench_spec(&model, &data, batch_searches))?;
+    std::fs::write(&spec, bench_spec(&model, &data))?;
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.arg("run")
         .arg(&spec)
@@ -263,7 +234,7 @@ pub fn bench_model(
     );
     let (n, one, batched) = searches(model, &test, device)?;
     println!("per search: one by one {one:.2} s, batched ({n} at once) {batched:.2} s");
-    let (wall, user, sys) = end_to_end(model, data, device_name, threads, None)?;
+    let (wall, user, sys) = end_to_end(model, data, device_name, threads)?;
     println!("end to end (iscp run): {wall:.1} s wall, {user:.1} s user, {sys:.1} s system");
     if let Some(py) = python {
         let (per, total) = reference(py, model, data)?;

@@ -2,14 +2,9 @@
 //! both sides of the comparison run end to end and print their figures; the batched and one by
 //! one masks select the same pixels.
 
+use super::helpers::{stdout_ok, torch_python};
 use std::path::Path;
 use std::process::Command;
-
-pub fn torch_python() -> String {
-    std::env::var("ISCP_TORCH_VENV")
-        .map(|v| format!("{v}/bin/python3"))
-        .unwrap_or_else(|_| "python3".into())
-}
 
 fn reference(args: &[&str]) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/reference_search.py");
@@ -66,12 +61,7 @@ fn bench_model_times_both_sides_end_to_end() {
         .args(["--reference-python", &python])
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = stdout_ok(&out);
     assert!(text.contains("10 classes"), "{text}");
     // The masks of a batch equal the masks searched alone, in the pixels they select.
     assert_eq!(figure(&text, "lowest top-1% Jaccard"), 1.0, "{text}");

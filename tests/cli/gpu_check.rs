@@ -1,7 +1,7 @@
 //! `scripts/gpu-check.sh`, the one-run GPU check, on its CPU side: its argument checks, and the
 //! whole run (bench on a model it trains, a smoke sweep through `iscp run`) with `--device cpu`.
 
-use super::bench_model::torch_python;
+use super::helpers::{stdout_ok, torch_python};
 use std::process::Command;
 
 fn script() -> Command {
@@ -38,12 +38,7 @@ fn gpu_check_runs_end_to_end_on_the_cpu() {
         .arg(dir.path())
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = stdout_ok(&out);
     for line in [
         "per search: one by one",
         "end to end (iscp run):",

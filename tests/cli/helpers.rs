@@ -32,12 +32,28 @@ pub fn run_ok(spec: &Path, results: &Path) -> String {
     err
 }
 
+/// The python of the torch virtual environment `make test` sets up (`ISCP_TORCH_VENV`).
+pub fn torch_python() -> String {
+    std::env::var("ISCP_TORCH_VENV")
+        .map(|v| format!("{v}/bin/python3"))
+        .unwrap_or_else(|_| "python3".into())
+}
+
+/// A finished command's stdout, asserting it succeeded (stdout and stderr shown when not).
+pub fn stdout_ok(out: &Output) -> String {
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 /// Writes the Python fixture's TorchScript classifier (1×16×16 inputs, 3 classes) to `out`;
 /// `mode` is `normal`, `nan` (every logit NaN) or `constant` (always class 0).
 pub fn torchscript_fixture(out: &Path, mode: &str) {
-    let python = std::env::var("ISCP_TORCH_VENV")
-        .map(|v| format!("{v}/bin/python3"))
-        .unwrap_or_else(|_| "python3".into());
+    let python = torch_python();
     let fixture = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/make_torchscript.py"
