@@ -23,6 +23,18 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// Whether the device ran out of memory (CUDA's caching allocator, or the CPU's): a batch that
+    /// fails so is retried in halves.
+    pub fn is_out_of_memory(&self) -> bool {
+        match self {
+            EngineError::Torch(t) => {
+                let m = t.to_string();
+                m.contains("out of memory") || m.contains("can't allocate memory")
+            }
+            _ => false,
+        }
+    }
+
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         EngineError::Io {
             path: path.into(),
@@ -49,3 +61,18 @@ impl EngineError {
 }
 
 pub type Result<T> = std::result::Result<T, EngineError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_memory_errors_are_retried() {
+        let torch = |m: &str| EngineError::Torch(tch::TchError::Torch(m.into()));
+        assert!(torch("CUDA out of memory.").is_out_of_memory());
+        let cpu = "DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes";
+        assert!(torch(cpu).is_out_of_memory());
+        assert!(!EngineError::Invalid("out of range".into()).is_out_of_memory());
+        assert!(!EngineError::NonFinite("NaN".into()).is_out_of_memory());
+    }
+}

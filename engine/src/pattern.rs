@@ -160,7 +160,7 @@ impl<'a> Evaluator<'a> {
                 let end = (start + self.batch.get() as usize).min(items.len());
                 let chunk = &items[start..end];
                 let logits = match self.forward(&canvases, &masks, chunk, target) {
-                    Err(e) if crate::search::is_out_of_memory(&e) && chunk.len() > 1 => {
+                    Err(e) if e.is_out_of_memory() && chunk.len() > 1 => {
                         // Retry the same images at half the batch, and keep the smaller batch.
                         self.batch.set((chunk.len() / 2).max(1) as i64);
                         self.halvings.set(self.halvings.get() + 1);

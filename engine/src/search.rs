@@ -204,18 +204,6 @@ pub fn search_batch(
         .collect()
 }
 
-/// Whether an error is the device running out of memory (CUDA's caching allocator, or the CPU's):
-/// a batch that fails so is retried in halves.
-pub fn is_out_of_memory(e: &EngineError) -> bool {
-    match e {
-        EngineError::Torch(t) => {
-            let m = t.to_string();
-            m.contains("out of memory") || m.contains("can't allocate memory")
-        }
-        _ => false,
-    }
-}
-
 /// Runs a chunk of valid jobs together (`run_chunk`; a fake in tests).
 type ChunkFn =
     fn(&Model, &Tensor, &[&SearchJob], &mut dyn FnMut(usize, usize)) -> Vec<Result<SearchOutcome>>;
@@ -236,7 +224,7 @@ fn run_fitting(
         out.oom_halvings = halvings;
     }
     let oom: Vec<usize> = (0..refs.len())
-        .filter(|&j| matches!(&outs[j], Err(e) if is_out_of_memory(e)))
+        .filter(|&j| matches!(&outs[j], Err(e) if e.is_out_of_memory()))
         .collect();
     if refs.len() > 1 && !oom.is_empty() {
         let again: Vec<&SearchJob> = oom.iter().map(|&j| refs[j]).collect();
@@ -547,19 +535,5 @@ mod tests {
         // Two fit at once: nothing to halve.
         let outs = run_fitting(two_fit, &model, &images, &refs[..2], 0, &mut |_, _| {});
         assert!(outs.iter().all(|o| o.as_ref().unwrap().oom_halvings == 0));
-    }
-
-    #[test]
-    fn only_memory_errors_are_retried() {
-        let e = EngineError::Torch(tch::TchError::Torch("CUDA out of memory.".into()));
-        assert!(is_out_of_memory(&e));
-        let cpu = "DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes";
-        assert!(is_out_of_memory(&EngineError::Torch(tch::TchError::Torch(
-            cpu.into()
-        ))));
-        assert!(!is_out_of_memory(&EngineError::Invalid(
-            "out of range".into()
-        )));
-        assert!(!is_out_of_memory(&EngineError::NonFinite("NaN".into())));
     }
 }
