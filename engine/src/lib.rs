@@ -9,6 +9,7 @@ pub mod amp;
 pub mod badnets;
 pub mod baselines;
 pub mod canvas;
+pub mod cleanse;
 pub mod cuda;
 pub mod data;
 pub mod error;

@@ -55,9 +55,35 @@ pub fn flagged(index: f64, pw: f64) -> bool {
     index > FLAG_THRESHOLD && pw >= MIN_PW
 }
 
+/// Intersection over union of a mask's `truth.len()` highest cells with the true trigger's cells
+/// (flat H×W indices): 1 when the top cells are the trigger, 0 when none of them is.
+pub fn top_k_iou(mask: &[f32], truth: &[usize]) -> f64 {
+    let k = truth.len().min(mask.len());
+    if k == 0 {
+        return f64::NAN;
+    }
+    let mut order: Vec<usize> = (0..mask.len()).collect();
+    order.sort_by(|&a, &b| mask[b].total_cmp(&mask[a]).then(a.cmp(&b)));
+    let top: std::collections::HashSet<usize> = order[..k].iter().copied().collect();
+    let inter = truth.iter().filter(|i| top.contains(i)).count();
+    inter as f64 / (top.len() + truth.len() - inter) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iou_of_the_top_cells() {
+        let mut mask = vec![0.0f32; 16];
+        for i in [5, 6, 9, 10] {
+            mask[i] = 1.0;
+        }
+        assert_eq!(top_k_iou(&mask, &[5, 6, 9, 10]), 1.0);
+        // top 4 = {5, 6, 9, 10}; truth {9, 10, 13, 14}: 2 shared of 6.
+        assert!((top_k_iou(&mask, &[9, 10, 13, 14]) - 2.0 / 6.0).abs() < 1e-12);
+        assert_eq!(top_k_iou(&mask, &[0, 1, 2, 3]), 0.0);
+    }
 
     #[test]
     fn chance_level_is_not_auditable() {

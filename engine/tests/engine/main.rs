@@ -11,6 +11,7 @@ mod amp;
 mod bad_files;
 mod baselines;
 mod batched;
+mod cleanse;
 mod evaluation;
 mod imagefolder;
 mod models;

@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use iscp_engine::badnets::{attack_success_rate, in_trigger, poison, Trigger};
+use iscp_engine::badnets::{attack_success_rate, in_trigger, poison, TriggerSpec};
 use iscp_engine::canvas::canvas_image;
 use iscp_engine::data::{stratified_split, synthetic, SyntheticConfig};
 use iscp_engine::pattern::{binarize, pattern_k, Evaluator};
@@ -32,10 +32,9 @@ fn train_and_search(poisoned: bool) -> Found {
     };
     let data = synthetic(&cfg).unwrap();
     let target = 0;
+    let trigger = TriggerSpec::default().place([1, SIDE, SIDE]).unwrap();
     let train_set = if poisoned {
-        poison(&data.train, target, 0.1, 1, Trigger::Checkerboard)
-            .unwrap()
-            .0
+        poison(&data.train, target, 0.1, 1, &trigger).unwrap().0
     } else {
         data.train
     };
@@ -52,7 +51,7 @@ fn train_and_search(poisoned: bool) -> Found {
         .unwrap();
     assert!(acc > 0.9, "clean accuracy {acc}");
     if poisoned {
-        let asr = attack_success_rate(&model, &data.test, target, Trigger::Checkerboard).unwrap();
+        let asr = attack_success_rate(&model, &data.test, target, &trigger).unwrap();
         assert!(asr > 0.9, "attack success rate {asr}");
     }
     let labels = data.test.labels_vec();

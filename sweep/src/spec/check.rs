@@ -145,6 +145,16 @@ impl LoadedSpec {
                 );
             }
         }
+        if s.scan.is_none()
+            && s.population.is_some()
+            && !sizes.get_ref().iter().any(|&x| (x - 0.01).abs() < 1e-12)
+        {
+            return self.err(
+                sizes.span(),
+                "search.sizes",
+                "a population is scanned at size 0.01: include it, or set [scan] size",
+            );
+        }
         if let Some(b) = &s.baselines {
             if b.uap_eps.iter().any(|&e| !(e > 0.0 && e <= 255.0))
                 || !(b.gradcam_size > 0.0 && b.gradcam_size <= 1.0)
@@ -181,8 +191,15 @@ impl LoadedSpec {
                 "run.batch_searches and run.eval_batch must be at least 1",
             );
         }
-        if s.settings.get_ref().is_empty() {
-            return self.err(s.settings.span(), "settings", "give at least one setting");
+        if s.settings.get_ref().is_empty() && s.population.is_none() {
+            return self.err(
+                s.settings.span(),
+                "settings",
+                "give at least one setting, or a [population]",
+            );
+        }
+        if let Some(p) = &s.population {
+            self.check_population(p)?;
         }
         let mut names = std::collections::HashSet::new();
         for (i, st) in s.settings.get_ref().iter().enumerate() {
@@ -286,6 +303,86 @@ impl LoadedSpec {
                         "must lie strictly between 0 and 1",
                     );
                 }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_population(&self, p: &toml::Spanned<super::PopulationSpec>) -> Result<()> {
+        let (span, q) = (p.span(), p.get_ref());
+        let bad = |key: &str, why: &str| self.err(span.clone(), &format!("population.{key}"), why);
+        if q.clean + q.badnets == 0 && q.given.is_none() {
+            return bad(
+                "clean",
+                "give generated models (clean, badnets) or a `given` folder",
+            );
+        }
+        if q.archs.is_empty() || q.archs.contains(&iscp_engine::model::Arch::Torchscript) {
+            return bad(
+                "archs",
+                "give built-in architectures to train (small-cnn, resnet18, resnet50)",
+            );
+        }
+        if q.triggers.is_empty() {
+            return bad("triggers", "give at least one trigger kind");
+        }
+        if q.positions.is_empty() {
+            return bad("positions", "give at least one position");
+        }
+        if q.augment.is_empty() {
+            return bad("augment", "give [false], [true] or [false, true]");
+        }
+        let [lo, hi] = q.trigger_sizes;
+        if !(1 <= lo && lo <= hi && hi <= 16) {
+            return bad(
+                "trigger_sizes",
+                "give [smallest, largest] sides, 1 ≤ smallest ≤ largest ≤ 16",
+            );
+        }
+        let [rlo, rhi] = q.poison_rates;
+        if !(0.0 < rlo && rlo <= rhi && rhi < 1.0) {
+            return bad(
+                "poison_rates",
+                "give [lowest, highest] with 0 < lowest ≤ highest < 1",
+            );
+        }
+        if !(0.0..1.0).contains(&q.calibration_share) {
+            return bad("calibration_share", "must lie in [0, 1)");
+        }
+        if q.cleanse.epochs == 0 || q.cleanse.batch == 0 || q.cleanse.images == Some(0) {
+            return bad("cleanse", "epochs, batch and images must be at least 1");
+        }
+        if let Some(g) = &q.given {
+            if self.check_files && !g.get_ref().is_dir() {
+                return self.err(
+                    g.span(),
+                    "population.given",
+                    format!("{} is not a folder", g.get_ref().display()),
+                );
+            }
+        }
+        if let Some(m) = &q.manifest {
+            if q.given.is_none() {
+                return self.err(
+                    m.span(),
+                    "population.manifest",
+                    "a manifest needs a `given` folder",
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Every setting's name, the population's included, is unique.
+    pub(super) fn check_names(&self) -> Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        for st in self.settings(1) {
+            if !seen.insert(st.name.clone()) {
+                return self.err(
+                    self.spec.settings.span(),
+                    "settings",
+                    format!("`{}` names two settings (a population's models are named clean-NNN, badnets-NNN and given-<file>)", st.name),
+                );
             }
         }
         Ok(())

@@ -17,7 +17,10 @@ pub struct Spec {
     #[serde(default)]
     pub seed: u64,
     pub data: DataSpec,
+    #[serde(default = "no_settings")]
     pub settings: Spanned<Vec<SettingSpec>>,
+    /// Many models audited for backdoors: generated (clean and BadNets) and/or given files.
+    pub population: Option<Spanned<PopulationSpec>>,
     pub search: SearchSpec,
     #[serde(default)]
     pub run: RunSpec,
@@ -28,6 +31,10 @@ pub struct Spec {
     /// Pairs of settings: patterns found on `from` evaluated on `to`'s model.
     #[serde(default = "no_transfer")]
     pub transfer: Spanned<Vec<TransferSpec>>,
+}
+
+fn no_settings() -> Spanned<Vec<SettingSpec>> {
+    Spanned::new(0..0, vec![])
 }
 
 fn no_transfer() -> Spanned<Vec<TransferSpec>> {
@@ -198,6 +205,18 @@ pub struct SettingSpec {
     /// BadNets trigger (default checkerboard).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trigger: Option<iscp_engine::badnets::Trigger>,
+    /// BadNets trigger side in pixels (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_size: Option<i64>,
+    /// BadNets trigger position (default bottom-right).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_position: Option<iscp_engine::badnets::Position>,
+    /// Seed of the trigger's colours and random position (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_seed: Option<u64>,
+    /// A given model's known trigger box `[row, column, side]` (from a population's manifest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_box: Option<[i64; 3]>,
     /// BadNets poison rate (default 0.1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub poison_rate: Option<Spanned<f64>>,
@@ -382,10 +401,131 @@ impl SettingSpec {
         self.target.as_ref().map(|t| *t.get_ref()).unwrap_or(0)
     }
 
+    /// The BadNets trigger: kind, side, position and colour seed.
+    pub fn trigger_spec(&self) -> iscp_engine::badnets::TriggerSpec {
+        iscp_engine::badnets::TriggerSpec {
+            kind: self.trigger.unwrap_or_default(),
+            size: self.trigger_size.unwrap_or(iscp_engine::badnets::TRIGGER),
+            position: self.trigger_position.unwrap_or_default(),
+            seed: self.trigger_seed.unwrap_or(0),
+        }
+    }
+
     pub fn poison_rate(&self) -> f64 {
         self.poison_rate
             .as_ref()
             .map(|r| *r.get_ref())
             .unwrap_or(0.1)
     }
+}
+
+/// `[population]`: models to audit, as settings named `clean-NNN`, `badnets-NNN` (generated, each
+/// from its own seed) and after their file stems (given); each gets a scan (`iscp`) and a Neural
+/// Cleanse detector, and the sweep ends with an `audit` of both detectors over the population.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PopulationSpec {
+    /// Generated clean models.
+    #[serde(default)]
+    pub clean: usize,
+    /// Generated BadNets models: random target, trigger kind, side, position and poison rate.
+    #[serde(default)]
+    pub badnets: usize,
+    /// Architectures drawn from (default small-cnn).
+    #[serde(default = "default_population_archs")]
+    pub archs: Vec<Arch>,
+    /// Trigger kinds drawn from (default checkerboard, white-square, random-colours, solid).
+    #[serde(default = "default_population_triggers")]
+    pub triggers: Vec<iscp_engine::badnets::Trigger>,
+    /// Smallest and largest trigger side in pixels (default [2, 5]).
+    #[serde(default = "default_trigger_sizes")]
+    pub trigger_sizes: [i64; 2],
+    /// Positions drawn from (default the four corners; `random` is anywhere).
+    #[serde(default = "default_positions")]
+    pub positions: Vec<iscp_engine::badnets::Position>,
+    /// Smallest and largest poison rate, drawn uniformly (default [0.01, 0.10]).
+    #[serde(default = "default_poison_rates")]
+    pub poison_rates: [f64; 2],
+    /// Augmentation choices drawn from (default [false]).
+    #[serde(default = "default_augment")]
+    pub augment: Vec<bool>,
+    /// Training of every generated model.
+    #[serde(default)]
+    pub train: TrainSpec,
+    /// A folder of TorchScript files (`*.pt`) to audit as well.
+    #[serde(default)]
+    pub given: Option<Spanned<PathBuf>>,
+    /// CSV ground truth of the given files: `file,poisoned,target,trigger_row,trigger_col,trigger_size`
+    /// (a header line, then one line per file; empty fields for clean models or unknown boxes).
+    #[serde(default)]
+    pub manifest: Option<Spanned<PathBuf>>,
+    /// Normalisation the given files expect (default none: pixels in [0,1]).
+    #[serde(default)]
+    pub normalize: Option<Normalize>,
+    /// Share of the clean models held out to calibrate each detector's threshold (default 0.5).
+    #[serde(default = "default_calibration_share")]
+    pub calibration_share: f64,
+    /// The Neural Cleanse detector's budget.
+    #[serde(default)]
+    pub cleanse: CleanseSpec,
+}
+
+/// `[population.cleanse]`: Neural Cleanse on the same clean images the searches use (the
+/// stratified `search.subset_fraction` of the test set).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CleanseSpec {
+    /// Passes over the clean images (default 10).
+    #[serde(default = "default_cleanse_epochs")]
+    pub epochs: usize,
+    /// Clean images per step (default 32).
+    #[serde(default = "default_cleanse_batch")]
+    pub batch: usize,
+    /// At most this many of the clean images (default: all of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<usize>,
+}
+
+impl Default for CleanseSpec {
+    fn default() -> Self {
+        CleanseSpec {
+            epochs: default_cleanse_epochs(),
+            batch: default_cleanse_batch(),
+            images: None,
+        }
+    }
+}
+
+fn default_cleanse_epochs() -> usize {
+    10
+}
+fn default_cleanse_batch() -> usize {
+    32
+}
+fn default_population_archs() -> Vec<Arch> {
+    vec![Arch::SmallCnn]
+}
+fn default_population_triggers() -> Vec<iscp_engine::badnets::Trigger> {
+    use iscp_engine::badnets::Trigger;
+    vec![
+        Trigger::Checkerboard,
+        Trigger::WhiteSquare,
+        Trigger::RandomColours,
+        Trigger::Solid,
+    ]
+}
+fn default_trigger_sizes() -> [i64; 2] {
+    [2, 5]
+}
+fn default_positions() -> Vec<iscp_engine::badnets::Position> {
+    iscp_engine::badnets::Position::CORNERS.to_vec()
+}
+fn default_poison_rates() -> [f64; 2] {
+    [0.01, 0.10]
+}
+fn default_augment() -> Vec<bool> {
+    vec![false]
+}
+fn default_calibration_share() -> f64 {
+    0.5
 }

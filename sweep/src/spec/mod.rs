@@ -3,6 +3,7 @@
 
 mod check;
 mod keys;
+pub mod population;
 
 pub use keys::*;
 
@@ -17,6 +18,8 @@ pub struct LoadedSpec {
     pub spec: Spec,
     pub file: String,
     pub source: String,
+    /// The population's given models (its `given` folder, read when the spec is loaded).
+    pub given: Vec<SettingSpec>,
 }
 
 impl LoadedSpec {
@@ -56,13 +59,23 @@ impl LoadedSpec {
                 message,
             }
         })?;
-        let loaded = LoadedSpec {
+        let mut loaded = LoadedSpec {
             check_files,
             spec,
             file: file.to_string(),
             source: source.to_string(),
+            given: vec![],
         };
         loaded.check()?;
+        if let Some(p) = &loaded.spec.population {
+            if let Some(folder) = &p.get_ref().given {
+                if check_files || folder.get_ref().exists() {
+                    loaded.given = population::given(p.get_ref(), folder.get_ref())
+                        .or_else(|e| loaded.err(folder.span(), "population.given", e))?;
+                }
+            }
+        }
+        loaded.check_names()?;
         Ok(loaded)
     }
 
@@ -140,8 +153,31 @@ impl LoadedSpec {
     }
 
     /// The settings with every `targets` setting expanded into one setting per target class,
-    /// each exactly as if written by hand with that `target` (so its units keep their ids).
+    /// each exactly as if written by hand with that `target` (so its units keep their ids), then
+    /// the population's generated and given models.
     pub fn settings(&self, num_classes: usize) -> Vec<SettingSpec> {
+        let mut out = self.written_settings(num_classes);
+        if let Some(p) = &self.spec.population {
+            out.extend(population::generated(
+                p.get_ref(),
+                self.spec.seed,
+                num_classes,
+            ));
+            out.extend(self.given.iter().cloned());
+        }
+        out
+    }
+
+    /// The pattern size the scans compare: `scan.size`, or 0.01 in a population without `[scan]`.
+    pub fn scan_size(&self) -> Option<f64> {
+        match (&self.spec.scan, &self.spec.population) {
+            (Some(s), _) => Some(*s.size.get_ref()),
+            (None, Some(_)) => Some(0.01),
+            (None, None) => None,
+        }
+    }
+
+    fn written_settings(&self, num_classes: usize) -> Vec<SettingSpec> {
         let mut out = Vec::new();
         for st in self.spec.settings.get_ref() {
             let Some(t) = &st.targets else {

@@ -113,6 +113,13 @@ pub struct ModelRow {
     pub poison_target: Option<i64>,
     /// BadNets trigger name.
     pub trigger: Option<String>,
+    /// The trigger's box (top-left row and column, side in pixels), when known.
+    pub trigger_row: Option<i64>,
+    pub trigger_col: Option<i64>,
+    pub trigger_size: Option<i64>,
+    /// A trained BadNets model whose attack success rate is under 0.9: left out of the
+    /// poisoned models when an audit scores detectors.
+    pub attack_failed: Option<bool>,
     /// Adversarial settings: accuracy under PGD-20 on the first 1,000 test images.
     pub robust_accuracy: Option<f64>,
     pub poison_rate: Option<f64>,
@@ -266,6 +273,18 @@ pub fn models_batch(rows: &[ModelRow]) -> RecordBatch {
                 rows.iter()
                     .map(|r| r.trigger.as_deref())
                     .collect::<StringArray>(),
+            ) as ArrayRef,
+            true,
+        ),
+        ("trigger_row", oi(rows, |r| r.trigger_row), true),
+        ("trigger_col", oi(rows, |r| r.trigger_col), true),
+        ("trigger_size", oi(rows, |r| r.trigger_size), true),
+        (
+            "attack_failed",
+            Arc::new(
+                rows.iter()
+                    .map(|r| r.attack_failed)
+                    .collect::<BooleanArray>(),
             ) as ArrayRef,
             true,
         ),

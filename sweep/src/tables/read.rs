@@ -48,6 +48,21 @@ impl<'a> Cols<'a> {
             Some(_) => self.i(name, i),
         }
     }
+    /// `oi`, or None in a part written before the column existed.
+    pub(super) fn oi_new(&self, name: &str, i: usize) -> Result<Option<i64>> {
+        match self.batch.column_by_name(name) {
+            None => Ok(None),
+            Some(_) => self.oi(name, i),
+        }
+    }
+    /// A nullable boolean, None in a part written before the column existed.
+    pub(super) fn ob_new(&self, name: &str, i: usize) -> Result<Option<bool>> {
+        let Some(c) = self.batch.column_by_name(name) else {
+            return Ok(None);
+        };
+        let c = c.as_boolean_opt().ok_or_else(|| self.bad(name))?;
+        Ok(c.is_valid(i).then(|| c.value(i)))
+    }
     pub(super) fn oi(&self, name: &str, i: usize) -> Result<Option<i64>> {
         let c = self
             .col(name)?
@@ -230,6 +245,10 @@ fn model_row(c: &Cols, i: usize) -> Result<ModelRow> {
             attack_success_rate: c.of("attack_success_rate", i)?,
             poison_target: c.oi("poison_target", i)?,
             trigger: c.os("trigger", i)?,
+            trigger_row: c.oi_new("trigger_row", i)?,
+            trigger_col: c.oi_new("trigger_col", i)?,
+            trigger_size: c.oi_new("trigger_size", i)?,
+            attack_failed: c.ob_new("attack_failed", i)?,
             robust_accuracy: c.of("robust_accuracy", i)?,
             poison_rate: c.of("poison_rate", i)?,
             poisoned_images: c.oi("poisoned_images", i)?,

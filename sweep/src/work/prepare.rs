@@ -18,6 +18,9 @@ use tch::Device;
 /// Test images the PGD-20 robust accuracy of an adversarially trained model is measured on.
 pub const ROBUST_EVAL_IMAGES: usize = 1000;
 
+/// A trained BadNets model whose attack success rate is under this is `attack_failed`.
+pub const ATTACK_FAILED_BELOW: f64 = 0.9;
+
 /// `<artifacts>/<sha256>.iscpm`.
 pub fn artifact_path(dir: &Path, sha: &str) -> PathBuf {
     dir.join(format!("{sha}.iscpm"))
@@ -114,7 +117,12 @@ pub fn prepare(
         clean_accuracy: 0.0,
         attack_success_rate: None,
         poison_target: target,
-        trigger: badnets.then(|| setting.trigger.unwrap_or_default().name().to_string()),
+        trigger: (badnets && setting.model.is_none())
+            .then(|| setting.trigger.unwrap_or_default().name().to_string()),
+        trigger_row: setting.trigger_box.map(|b| b[0]),
+        trigger_col: setting.trigger_box.map(|b| b[1]),
+        trigger_size: setting.trigger_box.map(|b| b[2]),
+        attack_failed: None,
         robust_accuracy: None,
         poison_rate: None,
         poisoned_images: None,
@@ -165,7 +173,7 @@ pub fn prepare(
                     t,
                     setting.poison_rate(),
                     mix(&[cfg.seed, 0xBAD]),
-                    setting.trigger.unwrap_or_default(),
+                    &setting.trigger_spec().place(data.test.image_shape())?,
                 )?;
                 row.poison_rate = Some(setting.poison_rate());
                 row.poisoned_images = Some(count as i64);
@@ -224,13 +232,15 @@ pub fn prepare(
             };
             CoordError::from(e).about_model(&what)
         })?;
-    if let Some(t) = target {
-        row.attack_success_rate = Some(attack_success_rate(
-            &model,
-            &data.test,
-            t,
-            setting.trigger.unwrap_or_default(),
-        )?);
+    // A given model's trigger is unknown (at most its box): its attack success is not measured.
+    if let (Some(t), None) = (target, &setting.model) {
+        let placed = setting.trigger_spec().place(data.test.image_shape())?;
+        let asr = attack_success_rate(&model, &data.test, t, &placed)?;
+        row.attack_success_rate = Some(asr);
+        row.attack_failed = Some(asr < ATTACK_FAILED_BELOW);
+        row.trigger_row = Some(placed.y0);
+        row.trigger_col = Some(placed.x0);
+        row.trigger_size = Some(placed.size);
     }
     if setting.kind == SettingKind::Adversarial {
         row.robust_accuracy = Some(robust_accuracy(

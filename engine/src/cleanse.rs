@@ -1,0 +1,315 @@
+//! Neural Cleanse (Wang et al., S&P 2019) as a second backdoor detector: per label, the smallest
+//! mask (with a pattern) that flips clean images to that label, and a MAD anomaly index over the
+//! labels' mask norms (lower tail: a backdoor's target needs a far smaller mask than the others).
+
+use crate::model::Model;
+use crate::rng::{mix, Rng};
+use crate::scan::MAD_CONSISTENCY;
+use crate::{EngineError, Result};
+use tch::{Device, Kind, Reduction, Tensor};
+
+/// The optimisation of one label's mask and pattern, with the original's L1 cost schedule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CleanseConfig {
+    /// Passes over the clean images.
+    pub epochs: usize,
+    /// Clean images per step (every label of a chunk sees the same ones).
+    pub batch: usize,
+    /// Adam's step size (the original: 0.1, betas 0.5 and 0.9).
+    pub lr: f64,
+    /// The L1 weight the schedule starts from (the original: 1e-3).
+    pub init_cost: f64,
+    /// The attack success a mask must reach to count (the original: 0.99).
+    pub threshold: f64,
+    /// Rounds above (below) the threshold before the cost goes up (down) (the original: 5).
+    pub patience: usize,
+    /// Steps per round: the schedule looks at the mean attack success of a round. The original's
+    /// round is an epoch of its data; a short budget needs shorter rounds to move the cost at all.
+    pub round: usize,
+    /// Cost × this after `patience` rounds above the threshold; ÷ this^1.5 after as many below.
+    pub multiplier: f64,
+    /// Labels optimised together in one batch (K labels × `batch` images per forward pass).
+    pub labels_at_once: usize,
+    pub seed: u64,
+}
+
+impl Default for CleanseConfig {
+    fn default() -> Self {
+        CleanseConfig {
+            epochs: 10,
+            batch: 32,
+            lr: 0.1,
+            init_cost: 1e-3,
+            threshold: 0.99,
+            patience: 5,
+            round: 10,
+            multiplier: 1.5,
+            labels_at_once: 10,
+            seed: 0,
+        }
+    }
+}
+
+/// The reversed trigger of one label.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reversed {
+    pub label: i64,
+    /// L1 norm of the best mask that reached the threshold (of the last mask when none did).
+    pub norm: f64,
+    /// Whether any round reached the threshold.
+    pub reached: bool,
+    /// Attack success of the round the kept mask comes from.
+    pub attack_success: f64,
+    /// The kept mask, H×W values in [0, 1].
+    pub mask: Vec<f32>,
+}
+
+struct Adam {
+    m: Tensor,
+    v: Tensor,
+    t: i32,
+}
+
+impl Adam {
+    const BETAS: (f64, f64) = (0.5, 0.9);
+    fn new(like: &Tensor) -> Adam {
+        Adam {
+            m: like.zeros_like(),
+            v: like.zeros_like(),
+            t: 0,
+        }
+    }
+    fn step(&mut self, param: &mut Tensor, grad: &Tensor, lr: f64) {
+        let (b1, b2) = Self::BETAS;
+        self.t += 1;
+        self.m = &self.m * b1 + grad * (1.0 - b1);
+        self.v = &self.v * b2 + grad.square() * (1.0 - b2);
+        let mhat = &self.m / (1.0 - b1.powi(self.t));
+        let vhat = &self.v / (1.0 - b2.powi(self.t));
+        let update = mhat / (vhat.sqrt() + 1e-8) * lr;
+        let _ = param.f_sub_(&update);
+    }
+}
+
+/// Per label: the cost schedule's state.
+struct Schedule {
+    cost: f64,
+    up: usize,
+    down: usize,
+}
+
+impl Schedule {
+    /// The original's rule after one round with mean attack success `acc`.
+    fn after_round(&mut self, acc: f64, cfg: &CleanseConfig) {
+        if acc >= cfg.threshold {
+            self.up += 1;
+            self.down = 0;
+        } else {
+            self.up = 0;
+            self.down += 1;
+        }
+        if self.up >= cfg.patience {
+            self.up = 0;
+            self.cost *= cfg.multiplier;
+        } else if self.down >= cfg.patience {
+            self.down = 0;
+            self.cost /= cfg.multiplier.powf(1.5);
+        }
+    }
+}
+
+fn seeded(shape: &[i64], seed: u64, device: Device) -> Tensor {
+    let n: i64 = shape.iter().product();
+    let mut rng = Rng::new(seed);
+    // atanh of a uniform value in (-0.9, 0.9): the original's random start, squashed by tanh.
+    let v: Vec<f32> = (0..n)
+        .map(|_| ((rng.unit_f64() * 1.8 - 0.9).atanh()) as f32)
+        .collect();
+    Tensor::from_slice(&v).view(shape).to_device(device)
+}
+
+/// Reverses a trigger for every label of `model` on `clean` (N×C×H×W, the clean-data budget),
+/// `progress(step, total)` after each step.
+pub fn reverse_all(
+    model: &Model,
+    clean: &Tensor,
+    cfg: &CleanseConfig,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<Reversed>> {
+    let s = clean.size();
+    if s.len() != 4 || s[0] == 0 {
+        return Err(EngineError::Invalid(format!(
+            "Neural Cleanse needs N×C×H×W clean images, got {s:?}"
+        )));
+    }
+    let (n, c, h, w) = (s[0], s[1], s[2], s[3]);
+    let classes = model.num_classes() as i64;
+    let device = model.device();
+    let clean = clean.to_device(device);
+    let batch = (cfg.batch.max(1) as i64).min(n);
+    let steps_per_epoch = (n / batch).max(1) as usize;
+    let total_steps = cfg.epochs.max(1) * steps_per_epoch;
+    let at_once = cfg.labels_at_once.max(1) as i64;
+    let chunks: Vec<(i64, i64)> = (0..classes)
+        .step_by(at_once as usize)
+        .map(|first| (first, at_once.min(classes - first)))
+        .collect();
+    let mut out = Vec::new();
+    let mut done = 0;
+    let all = total_steps * chunks.len();
+    for (first, k) in chunks {
+        let seed = mix(&[cfg.seed, first as u64]);
+        let mut raw_m = seeded(&[k, 1, h, w], mix(&[seed, 1]), device).set_requires_grad(true);
+        let mut raw_p = seeded(&[k, c, h, w], mix(&[seed, 2]), device).set_requires_grad(true);
+        let (mut adam_m, mut adam_p) = (Adam::new(&raw_m), Adam::new(&raw_p));
+        let mut sched: Vec<Schedule> = (0..k)
+            .map(|_| Schedule {
+                cost: cfg.init_cost,
+                up: 0,
+                down: 0,
+            })
+            .collect();
+        let mut best: Vec<Option<(f64, f64, Vec<f32>)>> = vec![None; k as usize];
+        let targets = Tensor::arange_start(first, first + k, (Kind::Int64, device))
+            .repeat_interleave_self_int(batch, 0, None::<i64>);
+        let mut round_hits = vec![0.0f64; k as usize];
+        let mut round_steps = 0;
+        let mut order = Rng::new(mix(&[seed, 3]));
+        let mut last = (Vec::<f64>::new(), Tensor::new());
+        for step in 0..total_steps {
+            let start = (order.below((n - batch + 1) as usize)) as i64;
+            let x = clean.narrow(0, start, batch);
+            let mask = raw_m.tanh() / 2.0 + 0.5;
+            let pattern = raw_p.tanh() / 2.0 + 0.5;
+            let keep: Tensor = mask.neg() + 1.0;
+            let mixed = keep.unsqueeze(1) * x.unsqueeze(0) + (&mask * &pattern).unsqueeze(1);
+            let logits = model.logits(&mixed.view([k * batch, c, h, w]))?;
+            let ce = logits
+                .cross_entropy_loss::<Tensor>(&targets, None, Reduction::None, -100, 0.0)
+                .view([k, batch])
+                .mean_dim(1, false, Kind::Float);
+            let l1 = mask.sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Float);
+            let costs: Vec<f32> = sched.iter().map(|s| s.cost as f32).collect();
+            let cost = Tensor::from_slice(&costs).to_device(device);
+            let loss = (&ce + &cost * &l1).sum(Kind::Float);
+            let (gm, gp) = {
+                let g = Tensor::run_backward(&[&loss], &[&raw_m, &raw_p], false, false);
+                (g[0].shallow_clone(), g[1].shallow_clone())
+            };
+            let hits: Vec<f64> = Vec::<f64>::try_from(
+                logits
+                    .detach()
+                    .argmax(1, false)
+                    .eq_tensor(&targets)
+                    .view([k, batch])
+                    .to_kind(Kind::Double)
+                    .mean_dim(1, false, Kind::Double),
+            )?;
+            for (r, hv) in round_hits.iter_mut().zip(&hits) {
+                *r += hv;
+            }
+            round_steps += 1;
+            last = (
+                Vec::<f64>::try_from(l1.detach().to_kind(Kind::Double))?,
+                mask.detach(),
+            );
+            tch::no_grad(|| {
+                adam_m.step(&mut raw_m, &gm, cfg.lr);
+                adam_p.step(&mut raw_p, &gp, cfg.lr);
+            });
+            if round_steps == cfg.round.max(1) || step + 1 == total_steps {
+                let (norms, masks) = &last;
+                for j in 0..k as usize {
+                    let acc = round_hits[j] / round_steps as f64;
+                    let better = best[j].as_ref().is_none_or(|(b, _, _)| norms[j] < *b);
+                    if acc >= cfg.threshold && better {
+                        let m = Vec::<f32>::try_from(masks.get(j as i64).flatten(0, -1))?;
+                        best[j] = Some((norms[j], acc, m));
+                    }
+                    sched[j].after_round(acc, cfg);
+                }
+                round_hits.iter_mut().for_each(|r| *r = 0.0);
+                round_steps = 0;
+            }
+            done += 1;
+            progress(done, all);
+        }
+        let (norms, masks) = &last;
+        for j in 0..k as usize {
+            out.push(match best[j].take() {
+                Some((norm, acc, mask)) => Reversed {
+                    label: first + j as i64,
+                    norm,
+                    reached: true,
+                    attack_success: acc,
+                    mask,
+                },
+                None => Reversed {
+                    label: first + j as i64,
+                    norm: norms[j],
+                    reached: false,
+                    attack_success: 0.0,
+                    mask: Vec::<f32>::try_from(masks.get(j as i64).flatten(0, -1))?,
+                },
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Neural Cleanse's anomaly index: (median − norm) / (1.4826 · MAD) per label; labels above
+/// `FLAG_THRESHOLD` (2) are flagged. Only the lower tail counts: values below 0 mean a larger
+/// mask than the typical label. A MAD of 0 (all norms equal) gives 0 everywhere.
+pub fn anomaly_indices(norms: &[f64]) -> Vec<f64> {
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        match n {
+            0 => f64::NAN,
+            _ if n % 2 == 1 => v[n / 2],
+            _ => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        }
+    };
+    let med = median(norms);
+    let mad = median(&norms.iter().map(|v| (v - med).abs()).collect::<Vec<_>>()) * MAD_CONSISTENCY;
+    norms
+        .iter()
+        .map(|v| if mad > 0.0 { (med - v) / mad } else { 0.0 })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lower_tail_is_anomalous() {
+        // median 10, deviations 0,0,1,1,8 → MAD 1 → scale 1.4826
+        let a = anomaly_indices(&[10.0, 11.0, 9.0, 10.0, 2.0]);
+        assert!((a[4] - 8.0 / 1.4826).abs() < 1e-9);
+        assert!(a[4] > crate::scan::FLAG_THRESHOLD);
+        assert!(a[1] < 0.0, "a larger mask is not anomalous");
+        assert!(anomaly_indices(&[3.0; 4]).iter().all(|&x| x == 0.0));
+    }
+
+    #[test]
+    fn the_cost_goes_up_above_the_threshold_and_down_below() {
+        let cfg = CleanseConfig {
+            patience: 2,
+            ..Default::default()
+        };
+        let mut s = Schedule {
+            cost: 1e-3,
+            up: 0,
+            down: 0,
+        };
+        s.after_round(1.0, &cfg);
+        assert_eq!(s.cost, 1e-3);
+        s.after_round(1.0, &cfg);
+        assert!((s.cost - 1.5e-3).abs() < 1e-15);
+        s.after_round(0.5, &cfg);
+        s.after_round(0.5, &cfg);
+        assert!((s.cost - 1.5e-3 / 1.5f64.powf(1.5)).abs() < 1e-15);
+    }
+}

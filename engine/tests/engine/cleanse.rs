@@ -1,0 +1,63 @@
+//! Neural Cleanse on synthetic data: a BadNets model's target needs by far the smallest mask.
+
+use crate::common;
+
+use iscp_engine::badnets::{attack_success_rate, poison, Position, Trigger, TriggerSpec};
+use iscp_engine::cleanse::{anomaly_indices, reverse_all, CleanseConfig};
+use iscp_engine::data::{synthetic, SyntheticConfig};
+use iscp_engine::scan::{top_k_iou, FLAG_THRESHOLD};
+use iscp_engine::train::{train, TrainConfig};
+
+#[test]
+fn neural_cleanse_finds_the_badnets_target() {
+    let _serial = common::lanes_serial();
+    let _rng = common::torch_rng();
+    tch::set_num_threads(2);
+    let side = 24;
+    let data = synthetic(&SyntheticConfig {
+        classes: 5,
+        size: side as usize,
+        channels: 1,
+        train: 2000,
+        test: 600,
+        seed: 11,
+    })
+    .unwrap();
+    let target = 3;
+    let trigger = TriggerSpec {
+        kind: Trigger::WhiteSquare,
+        size: 3,
+        position: Position::TopLeft,
+        seed: 1,
+    }
+    .place([1, side, side])
+    .unwrap();
+    let (poisoned, _) = poison(&data.train, target, 0.1, 1, &trigger).unwrap();
+    let mut model = common::fresh_small_cnn(&poisoned, 3);
+    let tc = TrainConfig {
+        epochs: 3,
+        batch: 64,
+        lr: 0.05,
+        ..Default::default()
+    };
+    train(&mut model, &poisoned, &tc, &mut |_, _, _| {}).unwrap();
+    let asr = attack_success_rate(&model, &data.test, target, &trigger).unwrap();
+    assert!(asr > 0.9, "attack success rate {asr}");
+    let clean = data.test.images.narrow(0, 0, 200);
+    let cfg = CleanseConfig {
+        epochs: 40,
+        ..Default::default()
+    };
+    let rev = reverse_all(&model, &clean, &cfg, &mut |_, _| {}).unwrap();
+    let norms: Vec<f64> = rev.iter().map(|r| r.norm).collect();
+    let index = anomaly_indices(&norms);
+    eprintln!("norms {norms:.1?}, indices {index:.2?}");
+    let top = (0..index.len())
+        .max_by(|&a, &b| index[a].total_cmp(&index[b]))
+        .unwrap();
+    assert_eq!(top as i64, target, "norms {norms:?}");
+    assert!(index[top] > FLAG_THRESHOLD, "index {}", index[top]);
+    let iou = top_k_iou(&rev[top].mask, &trigger.pixels());
+    eprintln!("trigger IoU {iou:.2}");
+    assert!(iou > 0.3, "IoU {iou}");
+}

@@ -1,0 +1,271 @@
+//! `[population]` as settings: generated clean and BadNets models, each drawn from its own seed,
+//! and the given TorchScript files with the ground truth of their manifest.
+
+use super::{PopulationSpec, SettingKind, SettingSpec, TrainSpec};
+use iscp_engine::model::Arch;
+use iscp_engine::rng::{mix, Rng};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// A setting with nothing but a name, a kind and an architecture.
+fn bare(name: String, kind: SettingKind, arch: Arch) -> SettingSpec {
+    SettingSpec {
+        name,
+        kind,
+        arch,
+        model: None,
+        normalize: None,
+        gradcam_methods: None,
+        train: TrainSpec::default(),
+        target: None,
+        targets: None,
+        train_tensors: None,
+        derive: None,
+        trigger: None,
+        trigger_size: None,
+        trigger_position: None,
+        trigger_seed: None,
+        trigger_box: None,
+        poison_rate: None,
+        seed: None,
+    }
+}
+
+fn pick<T: Copy>(rng: &mut Rng, from: &[T]) -> T {
+    from[rng.below(from.len())]
+}
+
+/// The generated models: `clean-000…` then `badnets-000…`. Model i of a kind draws everything
+/// from `mix(spec seed, kind, i)`, so adding models keeps the earlier ones (and their unit ids).
+pub fn generated(p: &PopulationSpec, spec_seed: u64, num_classes: usize) -> Vec<SettingSpec> {
+    let mut out = Vec::new();
+    for (kind, count, tag) in [
+        (SettingKind::Natural, p.clean, 0xC1EA),
+        (SettingKind::Badnets, p.badnets, 0xBAD),
+    ] {
+        for i in 0..count {
+            let seed = mix(&[spec_seed, tag, i as u64]);
+            let mut rng = Rng::new(seed);
+            let arch = pick(&mut rng, &p.archs);
+            let augment = pick(&mut rng, &p.augment);
+            let name = match kind {
+                SettingKind::Badnets => format!("badnets-{i:03}"),
+                _ => format!("clean-{i:03}"),
+            };
+            let mut st = bare(name, kind, arch);
+            st.train = TrainSpec {
+                augment: Some(augment),
+                ..p.train.clone()
+            };
+            st.seed = Some(seed);
+            if kind == SettingKind::Badnets {
+                let [lo, hi] = p.trigger_sizes;
+                let [rlo, rhi] = p.poison_rates;
+                st.target = Some(Spanned::new(0..0, rng.below(num_classes.max(1)) as i64));
+                st.trigger = Some(pick(&mut rng, &p.triggers));
+                st.trigger_size = Some(lo + rng.below((hi - lo + 1).max(1) as usize) as i64);
+                st.trigger_position = Some(pick(&mut rng, &p.positions));
+                st.trigger_seed = Some(seed);
+                let rate = rlo + (rhi - rlo) * rng.unit_f64();
+                st.poison_rate = Some(Spanned::new(0..0, (rate * 1e4).round() / 1e4));
+            }
+            out.push(st);
+        }
+    }
+    out
+}
+
+/// One line of a manifest.
+#[derive(Debug, Clone, PartialEq)]
+struct Truth {
+    poisoned: bool,
+    target: Option<i64>,
+    trigger_box: Option<[i64; 3]>,
+}
+
+fn read_manifest(path: &Path) -> Result<HashMap<String, Truth>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let want = "file,poisoned,target,trigger_row,trigger_col,trigger_size";
+    match lines.next() {
+        Some((_, h)) if h.replace(' ', "") == want => {}
+        _ => {
+            return Err(format!(
+                "{}: the first line must be `{want}`",
+                path.display()
+            ))
+        }
+    }
+    let mut out = HashMap::new();
+    for (n, line) in lines {
+        let f: Vec<&str> = line.split(',').map(str::trim).collect();
+        let bad = |why: &str| format!("{} line {}: {why}", path.display(), n + 1);
+        if f.len() != 6 {
+            return Err(bad("give 6 comma-separated fields"));
+        }
+        let num = |s: &str| -> Result<Option<i64>, String> {
+            if s.is_empty() {
+                return Ok(None);
+            }
+            s.parse::<i64>()
+                .map(Some)
+                .map_err(|_| bad(&format!("`{s}` is not a whole number")))
+        };
+        let poisoned = match f[1].to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" => false,
+            other => return Err(bad(&format!("poisoned is `{other}`: give true or false"))),
+        };
+        let target = num(f[2])?;
+        if poisoned && target.is_none() {
+            return Err(bad("a poisoned model needs its target class"));
+        }
+        let trigger_box = match (num(f[3])?, num(f[4])?, num(f[5])?) {
+            (Some(r), Some(c), Some(s)) => Some([r, c, s]),
+            (None, None, None) => None,
+            _ => {
+                return Err(bad(
+                    "give all three of trigger_row, trigger_col, trigger_size, or none",
+                ))
+            }
+        };
+        out.insert(
+            f[0].to_string(),
+            Truth {
+                poisoned,
+                target: target.filter(|_| poisoned),
+                trigger_box,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// The given models: every `*.pt` file of `folder`, sorted, a setting named after its stem
+/// (`given-<stem>`), with the manifest's ground truth (a file the manifest does not name is an error).
+pub fn given(p: &PopulationSpec, folder: &Path) -> Result<Vec<SettingSpec>, String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
+        .map_err(|e| format!("{}: {e}", folder.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|f| f.extension().is_some_and(|e| e == "pt"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(format!("{} has no *.pt files", folder.display()));
+    }
+    let truth = match &p.manifest {
+        Some(m) => Some(read_manifest(m.get_ref())?),
+        None => None,
+    };
+    let mut out = Vec::new();
+    for f in files {
+        let file = f
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        let stem: String = f
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let t = match &truth {
+            Some(t) => Some(t.get(&file).cloned().ok_or_else(|| {
+                format!("the manifest has no line for {file} (every given file needs one)")
+            })?),
+            None => None,
+        };
+        let poisoned = t.as_ref().is_some_and(|t| t.poisoned);
+        let kind = if poisoned {
+            SettingKind::Badnets
+        } else {
+            SettingKind::Natural
+        };
+        let mut st = bare(format!("given-{stem}"), kind, Arch::Torchscript);
+        st.model = Some(Spanned::new(0..0, f.clone()));
+        st.normalize = p.normalize.clone();
+        if let Some(t) = t {
+            st.target = t.target.map(|k| Spanned::new(0..0, k));
+            st.trigger_box = t.trigger_box;
+        }
+        out.push(st);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(toml_text: &str) -> PopulationSpec {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn generated_models_are_seeded_and_stable_when_more_are_added() {
+        let p = spec("clean = 2\nbadnets = 3\ntrigger_sizes = [2, 5]\npoison_rates = [0.01, 0.1]");
+        let a = generated(&p, 7, 10);
+        assert_eq!(a.len(), 5);
+        assert_eq!(a[0].name, "clean-000");
+        assert_eq!(a[4].name, "badnets-002");
+        assert_eq!(a, generated(&p, 7, 10));
+        let more = generated(&spec("clean = 2\nbadnets = 4"), 7, 10);
+        assert_eq!(more[..5], a[..], "adding a model keeps the others");
+        for b in &a[2..] {
+            let t = b.trigger_spec();
+            assert!((2..=5).contains(&t.size));
+            let r = b.poison_rate();
+            assert!((0.01..=0.1).contains(&r), "{r}");
+            assert!((0..10).contains(&b.badnets_target()));
+        }
+        assert_ne!(a[2].seed, a[3].seed);
+    }
+
+    #[test]
+    fn manifest_gives_ground_truth_and_refuses_bad_lines() {
+        let dir = std::env::temp_dir().join(format!("iscp-manifest-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["a.pt", "b.pt"] {
+            std::fs::write(dir.join(f), b"").unwrap();
+        }
+        let m = dir.join("m.csv");
+        std::fs::write(
+            &m,
+            "file,poisoned,target,trigger_row,trigger_col,trigger_size\na.pt,true,3,1,2,4\nb.pt,false,,,,\n",
+        )
+        .unwrap();
+        let text = format!("manifest = {:?}", m.display().to_string());
+        let got = given(&spec(&text), &dir).unwrap();
+        assert_eq!(got[0].name, "given-a");
+        assert_eq!(got[0].kind, SettingKind::Badnets);
+        assert_eq!(got[0].badnets_target(), 3);
+        assert_eq!(got[0].trigger_box, Some([1, 2, 4]));
+        assert_eq!(got[1].kind, SettingKind::Natural);
+        std::fs::write(
+            &m,
+            "file,poisoned,target,trigger_row,trigger_col,trigger_size\na.pt,true,,,,\n",
+        )
+        .unwrap();
+        let e = given(&spec(&text), &dir).unwrap_err();
+        assert!(e.contains("line 2") && e.contains("target"), "{e}");
+        std::fs::write(
+            &m,
+            "file,poisoned,target,trigger_row,trigger_col,trigger_size\na.pt,false,,,,\n",
+        )
+        .unwrap();
+        assert!(given(&spec(&text), &dir).unwrap_err().contains("b.pt"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
