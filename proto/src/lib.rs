@@ -63,7 +63,7 @@ impl From<&UnitKey> for v1::UnitRef {
 
 impl v1::UnitKind {
     /// Every kind a unit can have.
-    pub const ALL: [v1::UnitKind; 9] = [
+    pub const ALL: [v1::UnitKind; 11] = [
         v1::UnitKind::DeriveData,
         v1::UnitKind::PrepareModel,
         v1::UnitKind::Search,
@@ -72,6 +72,8 @@ impl v1::UnitKind {
         v1::UnitKind::Pictures,
         v1::UnitKind::Scan,
         v1::UnitKind::Transfer,
+        v1::UnitKind::Cleanse,
+        v1::UnitKind::Audit,
         v1::UnitKind::Noop,
     ];
 
@@ -87,6 +89,8 @@ impl v1::UnitKind {
             Self::Pictures => "pictures",
             Self::Scan => "scan",
             Self::Transfer => "transfer",
+            Self::Cleanse => "cleanse",
+            Self::Audit => "audit",
             Self::Noop => "noop",
         }
     }
@@ -104,8 +108,10 @@ impl v1::UnitKind {
             Self::Search => &["searches"],
             Self::Evaluate => &["patterns"],
             Self::Baseline => &["baselines"],
-            Self::Scan => &["scan"],
+            Self::Scan => &["scan", "detection"],
             Self::Transfer => &["transfer"],
+            Self::Cleanse => &["detection"],
+            Self::Audit => &["audit"],
             // Pictures are files (`OutputFile`), not table rows.
             Self::Pictures | Self::Noop | Self::Unspecified => &[],
         }
@@ -114,7 +120,10 @@ impl v1::UnitKind {
     /// A unit that finishes a sweep from the parts of the units it depends on: ready once they
     /// are all settled and at least one of them succeeded.
     pub fn finishing(self) -> bool {
-        matches!(self, Self::Pictures | Self::Scan | Self::Transfer)
+        matches!(
+            self,
+            Self::Pictures | Self::Scan | Self::Transfer | Self::Audit
+        )
     }
 
     /// Long units go one per lease, so that idle workers can take the others.

@@ -33,6 +33,8 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<()> {
         "baselines",
         "scan",
         "transfer",
+        "detection",
+        "audit",
     ] {
         done.extend(done_units(&root.join(t))?);
     }

@@ -98,6 +98,20 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         tally.failed,
         tally.message
     );
+    // A population's audit: each detector's detection quality, whether it ran now or before.
+    let audit = root.join("audit");
+    if audit.is_dir() {
+        match iscp_sweep::tables::read_audit_rows(&audit) {
+            Ok(rows) if !rows.is_empty() => {
+                eprintln!("audit ({}):", audit.display());
+                for line in iscp_sweep::audit::describe(&rows) {
+                    eprintln!("  {line}");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("the audit table could not be read: {e}"),
+        }
+    }
     // The coordinator wrote the report before it said the sweep finished, naming it: its
     // path, last.
     match tally.message.split("; report ").nth(1) {

@@ -180,7 +180,13 @@ pub fn unit_cost(
             };
             on(passes, arch_of(p))
         }
-        UnitParams::Pictures(_) | UnitParams::Scan(_) => (0.0, 0.0),
+        UnitParams::Pictures(_) | UnitParams::Scan(_) | UnitParams::Audit(_) => (0.0, 0.0),
+        UnitParams::Cleanse(c) => {
+            // Every label's mask on every clean image, forward and backward, each epoch.
+            let clean = *q.subset_fraction.get_ref() * shape.test as f64;
+            let n = c.budget.images.map_or(clean, |i| clean.min(i as f64));
+            on(c.budget.epochs as f64 * n * k * 3.0, arch_of(p))
+        }
         UnitParams::Transfer(t) => {
             // Each best pattern (one per evaluation and size) on the other model.
             let to = plans.iter().find(|o| o.setting.name == t.to);

@@ -47,7 +47,8 @@ pub fn label(kind: UnitKind, params_json: &str, class_names: &[String]) -> Optio
             class(&mut l, p.class);
             l.method = p.method.clone();
         }
-        Received::Pictures(_) | Received::Scan(_) => {}
+        Received::Pictures(_) | Received::Scan(_) | Received::Audit(_) => {}
+        Received::Cleanse(c) => l.epochs = c.budget.epochs as u32,
         Received::Transfer(t) => {
             l.setting = t.from.clone();
             l.peer = t.to.clone();

@@ -3,6 +3,7 @@
 //! the plan, the Parquet tables, the unit bodies (`work`), pictures, the scan and cost estimates.
 //! It depends on the engine and the wire's ids, never on the coordinator or the worker.
 
+pub mod audit;
 pub mod cost;
 pub mod error;
 pub mod images;

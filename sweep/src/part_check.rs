@@ -35,6 +35,8 @@ pub fn table_schema(table: &str) -> Option<SchemaRef> {
         "derived" => derived_batch(&[]),
         "scan" => scan_batch(&[]),
         "transfer" => transfer_batch(&[]),
+        "detection" => crate::tables::detection_batch(&[]),
+        "audit" => crate::tables::audit_batch(&[]),
         _ => return None,
     };
     Some(batch.schema())

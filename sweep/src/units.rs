@@ -20,11 +20,13 @@ pub enum UnitKind {
     Pictures,
     Scan,
     Transfer,
+    Cleanse,
+    Audit,
 }
 
 impl UnitKind {
     /// Every kind a spec plans, in plan order.
-    pub const ALL: [UnitKind; 8] = [
+    pub const ALL: [UnitKind; 10] = [
         UnitKind::DeriveData,
         UnitKind::PrepareModel,
         UnitKind::Search,
@@ -33,6 +35,8 @@ impl UnitKind {
         UnitKind::Pictures,
         UnitKind::Scan,
         UnitKind::Transfer,
+        UnitKind::Cleanse,
+        UnitKind::Audit,
     ];
 
     pub fn name(self) -> &'static str {
@@ -45,6 +49,8 @@ impl UnitKind {
             UnitKind::Pictures => "pictures",
             UnitKind::Scan => "scan",
             UnitKind::Transfer => "transfer",
+            UnitKind::Cleanse => "cleanse",
+            UnitKind::Audit => "audit",
         }
     }
 }
@@ -166,6 +172,31 @@ pub struct ScanParams {
     pub setting_id: String,
     pub size: f64,
     pub evaluations: Vec<String>,
+    /// A population's scan also writes the model's `detection` row, reading these searches (the
+    /// masks for the trigger IoU, the seconds); absent in other specs, so their ids stay.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub searches: Vec<String>,
+}
+
+/// Neural Cleanse on one setting's model, with the clean images the searches use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CleanseParams {
+    pub setting: String,
+    pub setting_id: String,
+    #[serde(flatten)]
+    pub budget: crate::spec::CleanseSpec,
+    pub subset_fraction: f64,
+    pub seed: u64,
+}
+
+/// The audit of a population: every model's ground truth (its prepare unit's `models` row) and
+/// every detector's row (its scan and cleanse units' `detection` parts).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditParams {
+    pub prepares: Vec<String>,
+    pub detections: Vec<String>,
+    pub calibration_share: f64,
+    pub seed: u64,
 }
 
 /// The best patterns of setting `from` (its evaluations) evaluated on the model of setting `to`.
@@ -196,6 +227,8 @@ pub enum UnitParams {
     Pictures(PicturesParams),
     Scan(ScanParams),
     Transfer(TransferParams),
+    Cleanse(CleanseParams),
+    Audit(AuditParams),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -242,6 +275,8 @@ pub enum Received {
     Pictures(PicturesParams),
     Scan(ScanParams),
     Transfer(TransferParams),
+    Cleanse(CleanseParams),
+    Audit(AuditParams),
 }
 
 impl Received {
@@ -265,6 +300,8 @@ impl Received {
             UnitKind::Pictures => Received::Pictures(serde_json::from_value(v).map_err(bad)?),
             UnitKind::Scan => Received::Scan(serde_json::from_value(v).map_err(bad)?),
             UnitKind::Transfer => Received::Transfer(serde_json::from_value(v).map_err(bad)?),
+            UnitKind::Cleanse => Received::Cleanse(serde_json::from_value(v).map_err(bad)?),
+            UnitKind::Audit => Received::Audit(serde_json::from_value(v).map_err(bad)?),
             UnitKind::PrepareModel => Received::Prepare {
                 setting: v["setting"]["name"]
                     .as_str()
@@ -287,6 +324,9 @@ impl Received {
             Received::Pictures(p) => &p.setting,
             Received::Scan(p) => &p.setting,
             Received::Transfer(p) => &p.to,
+            Received::Cleanse(p) => &p.setting,
+            // The audit reads the whole population; it names no setting.
+            Received::Audit(_) => "",
         }
     }
 }
@@ -309,6 +349,8 @@ impl UnitKind {
             UnitKind::Pictures => W::Pictures,
             UnitKind::Scan => W::Scan,
             UnitKind::Transfer => W::Transfer,
+            UnitKind::Cleanse => W::Cleanse,
+            UnitKind::Audit => W::Audit,
         }
     }
 
@@ -383,14 +425,31 @@ fn finishing_units(
     };
     let deps = [evals.clone(), reads.clone(), p.baselines.clone()].concat();
     out.push(unit(UnitKind::Pictures, UnitParams::Pictures(p), deps));
-    if let Some(scan) = &s.scan {
+    if let Some(size) = spec.scan_size() {
+        let population = s.population.is_some();
         let p = ScanParams {
             setting: setting.name.clone(),
             setting_id: prepare_id.to_string(),
-            size: *scan.size.get_ref(),
+            size,
             evaluations: evals.clone(),
+            searches: if population { reads.clone() } else { vec![] },
         };
-        out.push(unit(UnitKind::Scan, UnitParams::Scan(p), evals.clone()));
+        let deps = [evals.clone(), p.searches.clone()].concat();
+        out.push(unit(UnitKind::Scan, UnitParams::Scan(p), deps));
+    }
+    if let Some(pop) = &s.population {
+        let p = CleanseParams {
+            setting: setting.name.clone(),
+            setting_id: prepare_id.to_string(),
+            budget: pop.get_ref().cleanse.clone(),
+            subset_fraction: *s.search.subset_fraction.get_ref(),
+            seed: s.seed,
+        };
+        out.push(unit(
+            UnitKind::Cleanse,
+            UnitParams::Cleanse(p),
+            vec![prepare_id.to_string()],
+        ));
     }
     for t in s.transfer.get_ref() {
         let Some(to_id) = prepare_of(&t.to).filter(|_| t.from == setting.name) else {
@@ -480,7 +539,7 @@ pub fn plan(spec: &LoadedSpec, num_classes: usize, train: usize) -> Vec<SettingP
         let i = settings.iter().position(|st| st.name == name)?;
         Some(prepares[i].id.clone())
     };
-    settings
+    let mut plans: Vec<SettingPlan> = settings
         .iter()
         .zip(&prepares)
         .map(|(setting, prepare)| {
@@ -614,7 +673,27 @@ pub fn plan(spec: &LoadedSpec, num_classes: usize, train: usize) -> Vec<SettingP
                 finishing,
             }
         })
-        .collect()
+        .collect();
+    if let (Some(pop), false) = (&s.population, plans.is_empty()) {
+        let of = |kind: UnitKind| -> Vec<String> {
+            plans
+                .iter()
+                .flat_map(|p| p.finishing.iter().filter(move |u| u.kind == kind))
+                .map(|u| u.id.clone())
+                .collect()
+        };
+        let p = AuditParams {
+            prepares: plans.iter().map(|p| p.prepare.id.clone()).collect(),
+            detections: [of(UnitKind::Scan), of(UnitKind::Cleanse)].concat(),
+            calibration_share: pop.get_ref().calibration_share,
+            seed: s.seed,
+        };
+        let deps = [p.prepares.clone(), p.detections.clone()].concat();
+        let audit = unit(UnitKind::Audit, UnitParams::Audit(p), deps);
+        // The sweep's one audit rides with the last setting's finishing units.
+        plans.last_mut().expect("a last plan").finishing.push(audit);
+    }
+    plans
 }
 
 #[cfg(test)]

@@ -309,7 +309,8 @@ pub fn check_parts(
     } else {
         None
     };
-    if !files.is_empty() && kind != UnitKind::Pictures {
+    // Pictures draw a setting's PNGs; an audit draws its ROC curves.
+    if !files.is_empty() && !matches!(kind, UnitKind::Pictures | UnitKind::Audit) {
         return Err(CoreError::Invalid(format!(
             "a {kind} unit cannot write files"
         )));

@@ -20,7 +20,7 @@ pub const CANCELLED: UnitState = UnitState::Cancelled;
 pub use iscp_proto::v1::UnitKind;
 
 /// The result tables whose parts the ledger accounts for.
-pub const RESULT_TABLES: [&str; 8] = [
+pub const RESULT_TABLES: [&str; 10] = [
     "derived",
     "models",
     "training",
@@ -29,6 +29,8 @@ pub const RESULT_TABLES: [&str; 8] = [
     "baselines",
     "scan",
     "transfer",
+    "detection",
+    "audit",
 ];
 
 pub fn now_ms() -> i64 {

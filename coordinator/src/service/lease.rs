@@ -29,7 +29,8 @@ impl Core {
             ))
         };
         match u.kind {
-            UnitKind::Search | UnitKind::Baseline => match state(&u.model_unit) {
+            UnitKind::Search | UnitKind::Baseline | UnitKind::Cleanse => match state(&u.model_unit)
+            {
                 DONE => Readiness::Ready,
                 FAILED | CANCELLED => no_model(),
                 _ => Readiness::Wait,

@@ -83,7 +83,9 @@ pub fn expand(source: &str, file: &str) -> Result<Expanded, CoreError> {
                 model_unit: match &u.params {
                     UnitParams::Derive(d) => d.source_id.clone(),
                     UnitParams::Transfer(t) => t.to_id.clone(),
-                    UnitParams::Pictures(_) | UnitParams::Scan(_) => String::new(),
+                    UnitParams::Pictures(_) | UnitParams::Scan(_) | UnitParams::Audit(_) => {
+                        String::new()
+                    }
                     _ if u.id == model => String::new(),
                     _ => model.clone(),
                 },

@@ -357,6 +357,7 @@ mod tests {
             original_class_acc: None,
             original_class_acc_heldout: None,
             oom_halvings: 0,
+            evaluate_s: 0.0,
         }
     }
 

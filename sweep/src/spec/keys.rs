@@ -401,6 +401,23 @@ impl SettingSpec {
         self.target.as_ref().map(|t| *t.get_ref()).unwrap_or(0)
     }
 
+    /// The flat pixel indices (row-major over H×W) of this setting's trigger, when it is known: a
+    /// trained BadNets model's placed trigger, or a given one's `trigger_box`.
+    pub fn trigger_pixels(&self, shape: [i64; 3]) -> Option<Vec<usize>> {
+        if self.kind != SettingKind::Badnets {
+            return None;
+        }
+        let [_, h, w] = shape;
+        if self.model.is_some() {
+            let [r, c, s] = self.trigger_box?;
+            let px: Vec<usize> = (r.max(0)..(r + s).min(h))
+                .flat_map(|y| (c.max(0)..(c + s).min(w)).map(move |x| (y * w + x) as usize))
+                .collect();
+            return (!px.is_empty()).then_some(px);
+        }
+        self.trigger_spec().place(shape).ok().map(|p| p.pixels())
+    }
+
     /// The BadNets trigger: kind, side, position and colour seed.
     pub fn trigger_spec(&self) -> iscp_engine::badnets::TriggerSpec {
         iscp_engine::badnets::TriggerSpec {

@@ -3,6 +3,7 @@
 
 mod baselines;
 mod derived;
+mod detection;
 mod failures;
 mod io;
 mod legacy_parts;
@@ -12,6 +13,10 @@ mod training;
 
 pub use baselines::{baselines_batch, BaselineRow};
 pub use derived::{derived_batch, read_derived_rows, DerivedRow};
+pub use detection::{
+    audit_batch, detection_batch, detection_rows, read_audit_rows, read_detection_rows, AuditRow,
+    DetectionRow, ISCP, NEURAL_CLEANSE,
+};
 pub use failures::upgrade_failure_parts;
 pub use io::{
     decode_parquet, done_units, encode_batches, encode_parquet, part_path, read_batches,
@@ -97,6 +102,8 @@ pub struct PatternRow {
     pub original_class_acc_heldout: Option<f64>,
     /// Times the evaluation's forward batch was halved after the device ran out of memory.
     pub oom_halvings: i64,
+    /// Seconds its evaluation unit took (the same on every row of the unit; 0 in older parts).
+    pub evaluate_s: f64,
 }
 
 /// One row of `models`: a setting's prepared model.
@@ -245,6 +252,7 @@ pub fn patterns_batch(rows: &[PatternRow]) -> RecordBatch {
             true,
         ),
         ("oom_halvings", i(rows, |r| r.oom_halvings), false),
+        ("evaluate_s", fl(rows, |r| r.evaluate_s), false),
     ])
 }
 

@@ -77,6 +77,13 @@ impl<'a> Cols<'a> {
             .ok_or_else(|| self.bad(name))?
             .value(i))
     }
+    /// `f`, or `default` in a part written before the column existed.
+    pub(super) fn f_or(&self, name: &str, i: usize, default: f64) -> Result<f64> {
+        match self.batch.column_by_name(name) {
+            None => Ok(default),
+            Some(_) => self.f(name, i),
+        }
+    }
     pub(super) fn of(&self, name: &str, i: usize) -> Result<Option<f64>> {
         let c = self
             .col(name)?
@@ -219,6 +226,7 @@ fn pattern_row(c: &Cols, i: usize) -> Result<PatternRow> {
         original_class_acc: c.of("original_class_acc", i)?,
         original_class_acc_heldout: c.of("original_class_acc_heldout", i)?,
         oom_halvings: c.i_or("oom_halvings", i, 0)?,
+        evaluate_s: c.f_or("evaluate_s", i, 0.0)?,
     })
 }
 

@@ -24,6 +24,7 @@ pub fn run_evaluate(
     p: &EvaluateParams,
     searches: &[SearchRow],
 ) -> Result<Vec<PatternRow>> {
+    let started = std::time::Instant::now();
     let mut rows = Vec::new();
     let mut masks = Vec::new();
     for s in searches {
@@ -54,6 +55,7 @@ pub fn run_evaluate(
                 original_class_acc: None,
                 original_class_acc_heldout: None,
                 oom_halvings: 0,
+                evaluate_s: 0.0,
             });
             masks.push((canvas.shallow_clone(), binarize(&s.mask, k)));
         }
@@ -83,6 +85,7 @@ pub fn run_evaluate(
     }
     for row in &mut rows {
         row.oom_halvings = ev.oom_halvings() as i64;
+        row.evaluate_s = started.elapsed().as_secs_f64();
     }
     Ok(rows)
 }

@@ -4,6 +4,7 @@
 
 mod baseline_unit;
 mod checkpoint;
+mod cleanse_unit;
 mod compare;
 mod data;
 mod derive;
@@ -19,6 +20,7 @@ mod transfer;
 
 pub use baseline_unit::run_baseline;
 pub use checkpoint::{Checkpoints, Saved};
+pub use cleanse_unit::{argmax, run_cleanse};
 pub use compare::draw_comparisons;
 pub use data::load_data;
 pub use derive::{assemble_derived, derive_shard, start_index};
@@ -29,7 +31,7 @@ pub use inputs::Inputs;
 pub use pictures::draw_setting;
 pub use prepare::{artifact_path, load_prepared, prepare, PrepareHooks, Prepared};
 pub use search_unit::{search_job, search_row, RunFacts, SearchContext};
-pub use sweep_scan::scan_setting;
+pub use sweep_scan::{detect_setting, scan_setting};
 pub use transfer::{transfer_batch, transfer_rows, TransferRow};
 
 /// A number for a file name: `.` written as `p` (0.2 → `0p2`).

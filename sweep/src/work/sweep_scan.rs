@@ -1,9 +1,14 @@
-//! The backdoor scan of a swept setting, from the best patterns of its evaluations.
+//! The backdoor scan of a swept setting, from the best patterns of its evaluations, and in a
+//! population the model's `iscp` detection row.
 
+use super::cleanse_unit::argmax;
 use super::{group_name, Inputs};
 use crate::scan::{scan_from_patterns, ScanRow};
-use crate::tables::PatternRow;
+use crate::spec::SettingSpec;
+use crate::tables::{DetectionRow, PatternRow, ISCP};
+use crate::units::ScanParams;
 use crate::Result;
+use iscp_engine::scan::top_k_iou;
 
 /// The scan of one setting, per (alpha, objective, variant) group: its rows (the `model` column
 /// names the group, `<setting>-alpha<α>-<objective>-<variant>`), in the order the groups appear.
@@ -33,4 +38,69 @@ pub fn scan_setting(
             (key, scan)
         })
         .collect())
+}
+
+/// The `iscp` detection row of a population's model, from the first group of its scan: the
+/// largest anomaly index as the score, the flagged classes, the class with the largest index as
+/// the predicted target, the IoU of that class's best mask with the true trigger, and the seconds
+/// its searches and evaluations took. None when the scan has no rows.
+pub fn detect_setting(
+    inputs: &Inputs,
+    unit_id: &str,
+    setting: &SettingSpec,
+    p: &ScanParams,
+    shape: [i64; 3],
+) -> Result<Option<DetectionRow>> {
+    let groups = scan_setting(inputs, &p.setting, &p.evaluations, p.size)?;
+    let Some((group, scan)) = groups.into_iter().find(|(_, s)| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let index: Vec<f64> = scan.iter().map(|r| r.anomaly_index).collect();
+    let top = &scan[argmax(&index)];
+    let mut best_search = None;
+    let mut evaluate_s = std::collections::HashMap::new();
+    for u in &p.evaluations {
+        for row in inputs.patterns(u)?.unwrap_or_default() {
+            if group_name(&p.setting, row.alpha, &row.objective, Some(&row.variant)) != group {
+                continue;
+            }
+            evaluate_s.insert(row.unit_id.clone(), row.evaluate_s);
+            if row.is_best && row.class == top.class && (row.size - p.size).abs() < 1e-12 {
+                best_search = Some(row.search_id.clone());
+            }
+        }
+    }
+    let mut search_s = 0.0;
+    for id in &p.searches {
+        if let Ok(s) = inputs.search(id) {
+            search_s += s.duration_s;
+        }
+    }
+    let truth = setting.trigger_pixels(shape);
+    let trigger_iou = match (&truth, &best_search) {
+        (Some(t), Some(id)) => Some(top_k_iou(&inputs.search(id)?.mask, t)),
+        _ => None,
+    };
+    let flagged: Vec<String> = scan
+        .iter()
+        .filter(|r| r.flagged)
+        .map(|r| r.class.to_string())
+        .collect();
+    Ok(Some(DetectionRow {
+        unit_id: unit_id.to_string(),
+        model: p.setting.clone(),
+        detector: ISCP.into(),
+        score: top.anomaly_index,
+        max_pw: scan
+            .iter()
+            .map(|r| r.pw)
+            .filter(|v| !v.is_nan())
+            .reduce(f64::max),
+        min_norm: None,
+        flagged: !flagged.is_empty(),
+        flagged_classes: flagged.join(","),
+        predicted_target: top.class,
+        trigger_iou,
+        seconds: search_s + evaluate_s.values().sum::<f64>(),
+    }))
 }

@@ -5,14 +5,17 @@ use super::{encode, Executor, Failure, Outcome, Output, SpecCtx};
 use iscp_engine::data::DataSplits;
 use iscp_engine::pattern::Evaluator;
 use iscp_proto::v1::{FailureReason, LeasedUnit};
+use iscp_sweep::audit::{describe, run_audit};
 use iscp_sweep::scan::{scan_batch, verdict};
+use iscp_sweep::tables::{audit_batch, detection_batch};
 use iscp_sweep::units::Received;
 use iscp_sweep::work::{
-    draw_comparisons, draw_setting, guarded, scan_setting, transfer_batch, transfer_rows, Inputs,
+    detect_setting, draw_comparisons, draw_setting, guarded, scan_setting, transfer_batch,
+    transfer_rows, Inputs,
 };
 
 impl Executor {
-    /// A pictures, scan or transfer unit.
+    /// A pictures, scan, transfer or audit unit.
     pub(super) fn finishing(
         &mut self,
         ctx: &SpecCtx,
@@ -58,7 +61,27 @@ impl Executor {
                         ),
                     ));
                 }
-                Ok(Output::part(encode("scan", &scan_batch(&rows))?))
+                let mut out = Output::part(encode("scan", &scan_batch(&rows))?);
+                if !p.searches.is_empty() {
+                    let shape = data.test.image_shape();
+                    let row = guarded(|| detect_setting(&inputs, &u.unit_id, setting, p, shape))?;
+                    if let Some(row) = row {
+                        out.parts
+                            .push(encode("detection", &detection_batch(&[row]))?);
+                    }
+                }
+                Ok(out)
+            }
+            Received::Audit(p) => {
+                let (rows, files) = guarded(|| run_audit(&inputs, p))?;
+                for line in describe(&rows) {
+                    self.note(format!("audit: {line}"));
+                }
+                Ok(Output {
+                    parts: vec![encode("audit", &audit_batch(&rows))?],
+                    files,
+                    ..Output::default()
+                })
             }
             Received::Transfer(p) => {
                 self.model_for(ctx, data, setting, &p.to_id, &u.model_sha256)?;
@@ -91,7 +114,7 @@ impl Executor {
             }
             _ => Err(Failure::new(
                 FailureReason::VersionSkew,
-                "not a pictures, scan or transfer unit",
+                "not a pictures, scan, transfer or audit unit",
             )),
         }
     }

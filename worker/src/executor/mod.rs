@@ -15,8 +15,8 @@ use iscp_sweep::tables;
 use iscp_sweep::units::{id_of, unit_id, Received, UnitKind, UnitParams};
 use iscp_sweep::work::{
     artifact_path, assemble_derived, derive_shard, guarded, load_data, load_prepared, prepare,
-    run_baseline, run_evaluate, search_job, search_row, Checkpoints, PrepareHooks, RunFacts,
-    SearchContext,
+    run_baseline, run_cleanse, run_evaluate, search_job, search_row, Checkpoints, PrepareHooks,
+    RunFacts, SearchContext,
 };
 use iscp_sweep::CoordError;
 use std::collections::{HashMap, VecDeque};
@@ -227,10 +227,10 @@ impl Executor {
             WireKind::DeriveData => units.iter().map(|u| self.derive(&ctx, &data, u)).collect(),
             WireKind::PrepareModel => units.iter().map(|u| self.prepare(&ctx, &data, u)).collect(),
             WireKind::Search => self.searches(&ctx, &data, units),
-            WireKind::Evaluate | WireKind::Baseline => {
+            WireKind::Evaluate | WireKind::Baseline | WireKind::Cleanse => {
                 units.iter().map(|u| self.one(&ctx, &data, u)).collect()
             }
-            WireKind::Pictures | WireKind::Scan | WireKind::Transfer => units
+            WireKind::Pictures | WireKind::Scan | WireKind::Transfer | WireKind::Audit => units
                 .iter()
                 .map(|u| self.finishing(&ctx, &data, u))
                 .collect(),
@@ -335,6 +335,10 @@ impl Executor {
             )));
         }
         let received = Received::decode(kind, &u.params_json).map_err(skew)?;
+        if let (Received::Audit(_), Some(first)) = (&received, ctx.settings.first()) {
+            // The audit reads the whole population and names no setting; it uses none.
+            return Ok((first, received));
+        }
         let name = received.setting();
         let Some(setting) = ctx.settings.iter().find(|s| s.name == name) else {
             return Err(Failure::new(
@@ -672,6 +676,7 @@ impl Executor {
         let prepare_id = match &received {
             Received::Evaluate(ep) => ep.setting_id.clone(),
             Received::Baseline(bp) => bp.setting_id.clone(),
+            Received::Cleanse(cp) => cp.setting_id.clone(),
             _ => {
                 return Err(Failure::new(
                     FailureReason::VersionSkew,
@@ -719,6 +724,33 @@ impl Executor {
                 Ok(Output::part(encode(
                     "baselines",
                     &tables::baselines_batch(&rows),
+                )?))
+            }
+            Received::Cleanse(cp) => {
+                let progress = self.progress.clone();
+                let keys = [crate::shared::key_of(u)];
+                let row = guarded(|| {
+                    run_cleanse(
+                        &m.model,
+                        &m.images,
+                        &ctx.split.search,
+                        setting,
+                        &u.unit_id,
+                        cp,
+                        &mut |st, t| Self::set_progress(&progress, &keys, st, t),
+                    )
+                })
+                .map_err(|e| e.about_model(&model_label(setting, &u.model_sha256)))?;
+                self.note(format!(
+                    "{}: Neural Cleanse index {:.2}, predicted target {}{}",
+                    setting.name,
+                    row.score,
+                    row.predicted_target,
+                    if row.flagged { " (flagged)" } else { "" }
+                ));
+                Ok(Output::part(encode(
+                    "detection",
+                    &tables::detection_batch(&[row]),
                 )?))
             }
             _ => Err(Failure::new(

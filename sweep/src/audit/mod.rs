@@ -1,0 +1,409 @@
+//! Population audits: the detectors' rows (`detection`) joined with the models' ground truth
+//! (`models`) into each detector's detection quality (`audit`) and its ROC picture.
+
+pub mod metrics;
+
+use crate::tables::{AuditRow, DetectionRow, ModelRow, ISCP, NEURAL_CLEANSE};
+use metrics::{auroc, auroc_interval, calibrate, rates, roc_points, split_heldout, Scored};
+
+/// The FPR the audit's thresholds are held to.
+pub const MAX_FPR: f64 = 0.05;
+/// Bootstrap resamples of the AUROC interval.
+pub const RESAMPLES: usize = 1000;
+
+/// What a model really is, from its `models` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Truth {
+    pub model: String,
+    pub poisoned: bool,
+    /// A BadNets model whose attack did not take (attack success under 0.9): left out.
+    pub attack_failed: bool,
+    pub target: Option<i64>,
+}
+
+impl Truth {
+    pub fn of(m: &ModelRow) -> Truth {
+        let poisoned = m.setting_kind == "badnets";
+        Truth {
+            model: m.setting.clone(),
+            poisoned,
+            attack_failed: poisoned && m.attack_failed == Some(true),
+            target: m.poison_target.filter(|_| poisoned),
+        }
+    }
+}
+
+fn mean(v: impl Iterator<Item = f64>) -> Option<f64> {
+    let (n, s) = v.fold((0usize, 0.0), |(n, s), x| (n + 1, s + x));
+    (n > 0).then(|| s / n as f64)
+}
+
+/// The audit of one detector over the models in `truth` (sorted by name), from its rows.
+fn audit_one(
+    detector: &str,
+    truth: &[Truth],
+    rows: &[&DetectionRow],
+    share: f64,
+    seed: u64,
+) -> AuditRow {
+    let by_model: std::collections::HashMap<&str, &DetectionRow> =
+        rows.iter().map(|r| (r.model.as_str(), *r)).collect();
+    let scored_truth: Vec<(&Truth, &DetectionRow)> = truth
+        .iter()
+        .filter(|t| !t.attack_failed)
+        .filter_map(|t| by_model.get(t.model.as_str()).map(|r| (t, *r)))
+        .collect();
+    let missing = truth
+        .iter()
+        .filter(|t| !t.attack_failed && !by_model.contains_key(t.model.as_str()))
+        .count();
+    let scored: Vec<Scored> = scored_truth
+        .iter()
+        .map(|(t, r)| Scored {
+            score: r.score,
+            poisoned: t.poisoned,
+        })
+        .collect();
+    let poisoned: Vec<&(&Truth, &DetectionRow)> =
+        scored_truth.iter().filter(|(t, _)| t.poisoned).collect();
+    let clean: Vec<&(&Truth, &DetectionRow)> =
+        scored_truth.iter().filter(|(t, _)| !t.poisoned).collect();
+    let interval = auroc_interval(&scored, RESAMPLES, seed);
+    let at5 = metrics::tpr_at_fpr(&scored, MAX_FPR);
+    let both = !poisoned.is_empty() && !clean.is_empty();
+    let rule = both.then(|| {
+        let flagged: std::collections::HashSet<&str> = scored_truth
+            .iter()
+            .filter(|(_, r)| r.flagged)
+            .map(|(t, _)| t.model.as_str())
+            .collect();
+        let tp = poisoned
+            .iter()
+            .filter(|(t, _)| flagged.contains(t.model.as_str()))
+            .count();
+        let fp = clean
+            .iter()
+            .filter(|(t, _)| flagged.contains(t.model.as_str()))
+            .count();
+        (
+            tp as f64 / poisoned.len() as f64,
+            fp as f64 / clean.len() as f64,
+        )
+    });
+    // Held-out clean models set the threshold; the rest measure it.
+    let held = split_heldout(clean.len(), share, seed);
+    let held_scores: Vec<f64> = clean
+        .iter()
+        .zip(&held)
+        .filter(|(_, &h)| h)
+        .map(|((_, r), _)| r.score)
+        .collect();
+    let threshold = calibrate(&held_scores, MAX_FPR).filter(|_| both && !held_scores.is_empty());
+    let rest: Vec<Scored> = poisoned
+        .iter()
+        .map(|(_, r)| Scored {
+            score: r.score,
+            poisoned: true,
+        })
+        .chain(
+            clean
+                .iter()
+                .zip(&held)
+                .filter(|(_, &h)| !h)
+                .map(|((_, r), _)| Scored {
+                    score: r.score,
+                    poisoned: false,
+                }),
+        )
+        .collect();
+    let calibrated = threshold.map(|t| rates(&rest, |s| s >= t));
+    AuditRow {
+        detector: detector.to_string(),
+        models: scored.len() as i64,
+        poisoned: poisoned.len() as i64,
+        clean: clean.len() as i64,
+        attack_failed: truth.iter().filter(|t| t.attack_failed).count() as i64,
+        missing: missing as i64,
+        auroc: auroc(&scored),
+        auroc_low: interval.map(|i| i.low),
+        auroc_high: interval.map(|i| i.high),
+        tpr_at_5_fpr: at5.map(|a| a.0),
+        threshold_at_5_fpr: at5.map(|a| a.1).filter(|t| t.is_finite()),
+        rule_tpr: rule.map(|r| r.0),
+        rule_fpr: rule.map(|r| r.1),
+        calibration_models: held_scores.len() as i64,
+        calibrated_threshold: threshold.filter(|t| t.is_finite()),
+        calibrated_tpr: calibrated.map(|c| c.0).filter(|v| !v.is_nan()),
+        calibrated_fpr: calibrated.map(|c| c.1).filter(|v| !v.is_nan()),
+        target_top1: mean(
+            poisoned
+                .iter()
+                .filter_map(|(t, r)| t.target.map(|k| (r.predicted_target == k) as u8 as f64)),
+        ),
+        mean_trigger_iou: mean(poisoned.iter().filter_map(|(_, r)| r.trigger_iou)),
+        seconds_per_model: mean(scored_truth.iter().map(|(_, r)| r.seconds)).unwrap_or(0.0),
+    }
+}
+
+/// The detectors in `rows`: ISCP first, then Neural Cleanse, then any other, by name.
+fn detectors(rows: &[DetectionRow]) -> Vec<String> {
+    let mut names: Vec<String> = rows.iter().map(|r| r.detector.clone()).collect();
+    names.sort_by_key(|n| (n != ISCP, n != NEURAL_CLEANSE, n.clone()));
+    names.dedup();
+    names
+}
+
+/// One audit row per detector; `share` of the clean models (chosen by `seed`) calibrate.
+pub fn audit(models: &[ModelRow], rows: &[DetectionRow], share: f64, seed: u64) -> Vec<AuditRow> {
+    let mut truth: Vec<Truth> = models.iter().map(Truth::of).collect();
+    truth.sort_by(|a, b| a.model.cmp(&b.model));
+    truth.dedup_by(|a, b| a.model == b.model);
+    detectors(rows)
+        .iter()
+        .map(|d| {
+            let mine: Vec<&DetectionRow> = rows.iter().filter(|r| &r.detector == d).collect();
+            audit_one(d, &truth, &mine, share, seed)
+        })
+        .collect()
+}
+
+/// The ROC curve of `detector` (FPR, TPR), over the scored models.
+pub fn roc(models: &[ModelRow], rows: &[DetectionRow], detector: &str) -> Vec<(f64, f64)> {
+    let truth: std::collections::HashMap<String, Truth> = models
+        .iter()
+        .map(|m| (m.setting.clone(), Truth::of(m)))
+        .collect();
+    let scored: Vec<Scored> = rows
+        .iter()
+        .filter(|r| r.detector == detector)
+        .filter_map(|r| {
+            let t = truth.get(&r.model)?;
+            (!t.attack_failed).then_some(Scored {
+                score: r.score,
+                poisoned: t.poisoned,
+            })
+        })
+        .collect();
+    roc_points(&scored)
+}
+
+/// The ROC picture of one detector (PNG bytes), with the chance diagonal.
+pub fn roc_png(
+    detector: &str,
+    points: &[(f64, f64)],
+    auroc: Option<f64>,
+) -> crate::Result<Vec<u8>> {
+    use iscp_figures::plots::{lines, Line};
+    let title = match auroc {
+        Some(a) => format!("ROC of {detector} · AUROC {a:.3}"),
+        None => format!("ROC of {detector}"),
+    };
+    let curve = Line {
+        name: detector.to_string(),
+        points: points.to_vec(),
+        dashed: false,
+        color: 0,
+    };
+    let chance = Line {
+        name: "chance".into(),
+        points: vec![(0.0, 0.0), (1.0, 1.0)],
+        dashed: true,
+        color: 5,
+    };
+    lines(
+        &title,
+        "false positive rate",
+        "true positive rate",
+        &[curve, chance],
+        false,
+    )
+    .map_err(|e| crate::CoordError::table(std::path::Path::new("images/roc"), e))
+}
+
+/// The audit unit's body: the population's ground truth from its prepare units' `models` parts,
+/// every detector's rows from the `detection` parts, and one ROC picture per detector.
+pub fn run_audit(
+    inputs: &crate::work::Inputs,
+    p: &crate::units::AuditParams,
+) -> crate::Result<(Vec<AuditRow>, crate::work::Files)> {
+    let mut models = Vec::new();
+    for id in &p.prepares {
+        if let Some(m) = inputs.model(id)? {
+            models.push(m);
+        }
+    }
+    let mut rows = Vec::new();
+    for id in &p.detections {
+        if let Some(b) = inputs.batches("detection", id)? {
+            rows.extend(crate::tables::detection_rows(
+                b,
+                &format!("detection/{id}"),
+            )?);
+        }
+    }
+    if models.is_empty() || rows.is_empty() {
+        return Err(crate::CoordError::Missing(
+            "no model or no detector of the population finished".into(),
+        ));
+    }
+    let audit_rows = audit(&models, &rows, p.calibration_share, p.seed);
+    let mut files = Vec::new();
+    for r in &audit_rows {
+        let points = roc(&models, &rows, &r.detector);
+        if !points.is_empty() {
+            files.push((
+                format!("images/roc-{}.png", r.detector),
+                roc_png(&r.detector, &points, r.auroc)?,
+            ));
+        }
+    }
+    Ok((audit_rows, files))
+}
+
+/// The audit as lines for a person: one per detector.
+pub fn describe(rows: &[AuditRow]) -> Vec<String> {
+    let f = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.3}"));
+    let mut out = vec![format!(
+        "{:<15} {:>6} {:>21} {:>10} {:>10} {:>9} {:>11} {:>8} {:>8}",
+        "detector",
+        "models",
+        "AUROC (95% interval)",
+        "TPR@5%FPR",
+        "rule TPR/FPR",
+        "cal. FPR",
+        "target top1",
+        "IoU",
+        "s/model"
+    )];
+    for r in rows {
+        out.push(format!(
+            "{:<15} {:>6} {:>21} {:>10} {:>10} {:>9} {:>11} {:>8} {:>8.1}",
+            r.detector,
+            format!("{}+{}", r.poisoned, r.clean),
+            format!("{} ({}–{})", f(r.auroc), f(r.auroc_low), f(r.auroc_high)),
+            f(r.tpr_at_5_fpr),
+            format!("{}/{}", f(r.rule_tpr), f(r.rule_fpr)),
+            f(r.calibrated_fpr),
+            f(r.target_top1),
+            f(r.mean_trigger_iou),
+            r.seconds_per_model
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(name: &str, kind: &str, target: Option<i64>, failed: Option<bool>) -> ModelRow {
+        ModelRow {
+            unit_id: format!("u-{name}"),
+            setting: name.into(),
+            setting_kind: kind.into(),
+            architecture: "small-cnn".into(),
+            source: "trained".into(),
+            checkpoint_sha256: String::new(),
+            clean_accuracy: 0.9,
+            attack_success_rate: None,
+            poison_target: target,
+            trigger: None,
+            trigger_row: None,
+            trigger_col: None,
+            trigger_size: None,
+            attack_failed: failed,
+            robust_accuracy: None,
+            poison_rate: None,
+            poisoned_images: None,
+            train_epochs: None,
+            training_s: 0.0,
+        }
+    }
+
+    fn det(model: &str, score: f64, flagged: bool, predicted: i64) -> DetectionRow {
+        DetectionRow {
+            unit_id: format!("d-{model}"),
+            model: model.into(),
+            detector: ISCP.into(),
+            score,
+            max_pw: Some(0.5),
+            min_norm: None,
+            flagged,
+            flagged_classes: String::new(),
+            predicted_target: predicted,
+            trigger_iou: Some(0.5),
+            seconds: 2.0,
+        }
+    }
+
+    #[test]
+    fn audit_by_hand_leaves_out_failed_attacks_and_counts_the_missing() {
+        let models = vec![
+            model("b0", "badnets", Some(1), Some(false)),
+            model("b1", "badnets", Some(2), Some(false)),
+            model("b2", "badnets", Some(3), Some(true)), // attack failed: left out
+            model("c0", "natural", None, None),
+            model("c1", "natural", None, None),
+            model("c2", "natural", None, None),
+        ];
+        let rows = vec![
+            det("b0", 5.0, true, 1),
+            det("b1", 1.0, false, 0),
+            det("b2", 0.0, false, 3),
+            det("c0", 2.0, true, 4),
+            det("c1", 0.5, false, 4),
+            // c2 has no row: missing
+        ];
+        let a = audit(&models, &rows, 0.0, 1);
+        assert_eq!(a.len(), 1);
+        let a = &a[0];
+        assert_eq!(
+            (a.models, a.poisoned, a.clean, a.attack_failed, a.missing),
+            (4, 2, 2, 1, 1)
+        );
+        // pairs (b0,c0) (b0,c1) (b1,c1) won, (b1,c0) lost: 3/4.
+        assert_eq!(a.auroc, Some(0.75));
+        assert_eq!((a.rule_tpr, a.rule_fpr), (Some(0.5), Some(0.5)));
+        assert_eq!(a.target_top1, Some(0.5));
+        assert_eq!(a.mean_trigger_iou, Some(0.5));
+        // 2 clean models: 5% allows none above the threshold, just above 2.0: TPR 1/2.
+        assert_eq!(a.tpr_at_5_fpr, Some(0.5));
+        assert!(a.threshold_at_5_fpr.unwrap() > 2.0);
+        assert_eq!(a.calibration_models, 0);
+        assert_eq!(a.calibrated_threshold, None);
+        let lo = a.auroc_low.unwrap();
+        let hi = a.auroc_high.unwrap();
+        assert!(
+            lo <= 0.75 && 0.75 <= hi && lo >= 0.0 && hi <= 1.0,
+            "{lo} {hi}"
+        );
+        let text = describe(std::slice::from_ref(a));
+        assert!(
+            text[1].starts_with("iscp") && text[1].contains("0.750"),
+            "{}",
+            text[1]
+        );
+    }
+
+    #[test]
+    fn the_calibrated_threshold_comes_from_held_out_clean_models() {
+        let mut models = vec![model("b0", "badnets", Some(0), Some(false))];
+        let mut rows = vec![det("b0", 10.0, true, 0)];
+        for i in 0..10 {
+            let name = format!("c{i}");
+            models.push(model(&name, "natural", None, None));
+            rows.push(det(&name, i as f64 / 10.0, false, 1));
+        }
+        let a = &audit(&models, &rows, 0.5, 3)[0];
+        assert_eq!(a.calibration_models, 5);
+        let t = a.calibrated_threshold.unwrap();
+        // Above every held-out clean score, so the held-out FPR is 0 and the poisoned model is found.
+        assert!(t <= 1.0 && t > 0.0, "{t}");
+        assert_eq!(a.calibrated_tpr, Some(1.0));
+        assert!(a.calibrated_fpr.unwrap() <= 0.6);
+        let roc = roc(&models, &rows, ISCP);
+        assert_eq!(roc.first(), Some(&(0.0, 0.0)));
+        assert_eq!(roc.last(), Some(&(1.0, 1.0)));
+        assert!(!roc_png(ISCP, &roc, a.auroc).unwrap().is_empty());
+    }
+}

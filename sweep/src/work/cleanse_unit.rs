@@ -1,0 +1,70 @@
+//! The cleanse unit: Neural Cleanse on a setting's model with the clean images the searches use
+//! (the stratified search split of the test set), as the model's `neural-cleanse` detection row.
+
+use crate::spec::SettingSpec;
+use crate::tables::{DetectionRow, NEURAL_CLEANSE};
+use crate::units::CleanseParams;
+use crate::Result;
+use iscp_engine::cleanse::{anomaly_indices, reverse_all, CleanseConfig};
+use iscp_engine::model::Model;
+use iscp_engine::rng::mix;
+use iscp_engine::scan::{top_k_iou, FLAG_THRESHOLD};
+use tch::Tensor;
+
+/// The class with the largest index (the first on ties; NaN never wins).
+pub fn argmax(values: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, v) in values.iter().enumerate() {
+        if *v > values[best] || values[best].is_nan() {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Runs Neural Cleanse on `model` over `images[clean]` (the first `budget.images` of them).
+pub fn run_cleanse(
+    model: &Model,
+    images: &Tensor,
+    clean: &[i64],
+    setting: &SettingSpec,
+    unit_id: &str,
+    p: &CleanseParams,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<DetectionRow> {
+    let started = std::time::Instant::now();
+    let n = p.budget.images.map_or(clean.len(), |i| i.min(clean.len()));
+    let idx = Tensor::from_slice(&clean[..n]).to_device(images.device());
+    let x = images.index_select(0, &idx);
+    let cfg = CleanseConfig {
+        epochs: p.budget.epochs,
+        batch: p.budget.batch,
+        seed: mix(&[p.seed, 0xC1EA45E]),
+        ..CleanseConfig::default()
+    };
+    let reversed = reverse_all(model, &x, &cfg, progress)?;
+    let norms: Vec<f64> = reversed.iter().map(|r| r.norm).collect();
+    let index = anomaly_indices(&norms);
+    let flagged: Vec<String> = index
+        .iter()
+        .enumerate()
+        .filter(|(_, &a)| a > FLAG_THRESHOLD)
+        .map(|(c, _)| c.to_string())
+        .collect();
+    let top = argmax(&index);
+    let s = images.size();
+    let truth = setting.trigger_pixels([s[1], s[2], s[3]]);
+    Ok(DetectionRow {
+        unit_id: unit_id.to_string(),
+        model: setting.name.clone(),
+        detector: NEURAL_CLEANSE.into(),
+        score: index[top],
+        max_pw: None,
+        min_norm: norms.iter().copied().reduce(f64::min),
+        flagged: !flagged.is_empty(),
+        flagged_classes: flagged.join(","),
+        predicted_target: top as i64,
+        trigger_iou: truth.map(|t| top_k_iou(&reversed[top].mask, &t)),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
