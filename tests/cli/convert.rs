@@ -1,0 +1,156 @@
+//! `scripts/convert_model.py`: its fixture (a seeded small CNN, its state dict, the pickled module
+//! and a check file made with mean 0.5, std 0.25) converts with the right normalisation from both
+//! the state dict and the module; with a wrong one the check fails with exit code 1, names the
+//! normalisation and leaves no output file behind.
+
+use super::helpers::torch_python;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn convert_model(args: &[&str]) -> Output {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/convert_model.py");
+    Command::new(torch_python())
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python runs")
+}
+
+fn texts(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs `convert` on the fixture in `dir` with `source` (`--state-dict ...` or `--module ...`),
+/// normalisation `mean`/`std`, the fixture's check file, writing `out`.
+fn convert(dir: &Path, source: &[&str], mean: &str, std: &str, out: &Path) -> Output {
+    let check = dir.join("check.pt");
+    let mut args = vec!["convert"];
+    args.extend_from_slice(source);
+    args.extend_from_slice(&["--mean", mean, "--std", std]);
+    args.extend_from_slice(&["--check", check.to_str().unwrap()]);
+    args.extend_from_slice(&["--out", out.to_str().unwrap()]);
+    convert_model(&args)
+}
+
+#[test]
+fn convert_model_checks_the_normalisation_against_the_users_logits() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let made = convert_model(&["fixture", "--out-dir", d.to_str().unwrap()]);
+    assert!(
+        made.status.success(),
+        "convert_model.py fixture failed (make test sets ISCP_TORCH_VENV): {}",
+        texts(&made)
+    );
+    for f in ["model.state.pt", "model.module.pt", "check.pt"] {
+        assert!(d.join(f).is_file(), "the fixture wrote no {f}");
+    }
+    let state = d.join("model.state.pt");
+    let state_args = [
+        "--state-dict",
+        state.to_str().unwrap(),
+        "--arch",
+        "small-cnn",
+        "--classes",
+        "10",
+        "--shape",
+        "1,28,28",
+    ];
+
+    // The normalisation the fixture's logits were made with: written and checked.
+    let ok = d.join("ok.pt");
+    let out = convert(d, &state_args, "0.5", "0.25", &ok);
+    assert_eq!(out.status.code(), Some(0), "{}", texts(&out));
+    assert!(ok.is_file(), "no ok.pt: {}", texts(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("max |logit difference|"), "{}", texts(&out));
+
+    // No normalisation: the logits disagree, exit 1, the message says why, no file is left.
+    let wrong = d.join("wrong.pt");
+    let out = convert(d, &state_args, "0.0", "1.0", &wrong);
+    assert_eq!(out.status.code(), Some(1), "{}", texts(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("disagree"), "{}", texts(&out));
+    assert!(err.contains("normalisation"), "{}", texts(&out));
+    assert!(
+        !wrong.exists(),
+        "a wrong model was left behind: {}",
+        texts(&out)
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.contains("tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+
+    // The pickled module with the right normalisation: written and checked.
+    let module = d.join("model.module.pt");
+    let from_module = d.join("module.pt");
+    let out = convert(
+        d,
+        &["--module", module.to_str().unwrap()],
+        "0.5",
+        "0.25",
+        &from_module,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", texts(&out));
+    assert!(from_module.is_file(), "no module.pt: {}", texts(&out));
+}
+
+#[test]
+fn convert_model_without_a_check_file_warns_that_nothing_was_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let made = convert_model(&["fixture", "--out-dir", d.to_str().unwrap()]);
+    assert!(made.status.success(), "{}", texts(&made));
+    let out_file = d.join("unchecked.pt");
+    let state = d.join("model.state.pt");
+    let out = convert_model(&[
+        "convert",
+        "--state-dict",
+        state.to_str().unwrap(),
+        "--arch",
+        "small-cnn",
+        "--classes",
+        "10",
+        "--shape",
+        "1,28,28",
+        "--mean",
+        "0.5",
+        "--std",
+        "0.25",
+        "--out",
+        out_file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", texts(&out));
+    assert!(out_file.is_file(), "{}", texts(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: nothing was checked"),
+        "{}",
+        texts(&out)
+    );
+    // A state dict that does not fit the architecture is refused (exit 2), writing nothing.
+    let refused = d.join("refused.pt");
+    let out = convert_model(&[
+        "convert",
+        "--state-dict",
+        state.to_str().unwrap(),
+        "--arch",
+        "resnet18",
+        "--classes",
+        "10",
+        "--shape",
+        "1,28,28",
+        "--out",
+        refused.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", texts(&out));
+    assert!(!refused.exists());
+}

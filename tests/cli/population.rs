@@ -1,0 +1,129 @@
+//! A population audit end to end on synthetic data: six generated models (three BadNets with
+//! different targets and trigger kinds), both detectors on each exactly once, the audit table and
+//! ROC pictures, and a second run that finds everything done.
+
+use crate::helpers::{rows, run_ok};
+use iscp_sweep::tables::{read_audit_rows, read_detection_rows, read_models, ISCP, NEURAL_CLEANSE};
+use std::collections::{HashMap, HashSet};
+
+/// Seed 7 draws three BadNets models with targets 4, 3, 2 and solid, random-colours and
+/// white-square triggers (the test checks that it does).
+const SPEC: &str = r#"
+name = "pop"
+seed = 7
+
+[data]
+kind = "synthetic"
+classes = 5
+size = 24
+channels = 1
+train = 2000
+test = 1000
+
+[population]
+clean = 3
+badnets = 3
+trigger_sizes = [3, 4]
+poison_rates = [0.08, 0.10]
+train = { epochs = 3, batch = 64, lr = 0.05 }
+calibration_share = 0.34
+cleanse = { epochs = 40 }
+
+[search]
+canvases = [{ kind = "positive", n = 1 }, { kind = "white" }]
+alphas = [0.2]
+sizes = [0.01]
+"#;
+
+#[test]
+fn both_detectors_audit_a_population_and_iscp_finds_every_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("pop.toml");
+    std::fs::write(&spec, SPEC).unwrap();
+    let results = dir.path().join("results");
+    let log = run_ok(&spec, &results);
+    assert!(log.contains("0 failed"), "{log}");
+    assert!(
+        log.contains("audit (") && log.contains("neural-cleanse"),
+        "{log}"
+    );
+    let root = results.join("pop");
+
+    let models = read_models(&root.join("models")).unwrap();
+    assert_eq!(models.len(), 6);
+    let poisoned: Vec<_> = models
+        .iter()
+        .filter(|m| m.setting_kind == "badnets")
+        .collect();
+    assert_eq!(poisoned.len(), 3);
+    let targets: HashSet<i64> = poisoned.iter().map(|m| m.poison_target.unwrap()).collect();
+    let kinds: HashSet<String> = poisoned
+        .iter()
+        .map(|m| m.trigger.clone().unwrap())
+        .collect();
+    assert_eq!(
+        (targets.len(), kinds.len()),
+        (3, 3),
+        "different targets and triggers"
+    );
+    for m in &poisoned {
+        assert!(m.attack_success_rate.unwrap() >= 0.9, "{m:?}");
+        assert_eq!(m.attack_failed, Some(false));
+        assert!(m.trigger_size.is_some() && m.trigger_row.is_some());
+    }
+    let truth: HashMap<&str, Option<i64>> = models
+        .iter()
+        .map(|m| (m.setting.as_str(), m.poison_target))
+        .collect();
+
+    let det = read_detection_rows(&root.join("detection")).unwrap();
+    assert_eq!(
+        rows(&root.join("detection")),
+        12,
+        "two detectors × six models"
+    );
+    for detector in [ISCP, NEURAL_CLEANSE] {
+        let mine: Vec<_> = det.iter().filter(|r| r.detector == detector).collect();
+        let names: HashSet<&str> = mine.iter().map(|r| r.model.as_str()).collect();
+        assert_eq!(
+            (mine.len(), names.len()),
+            (6, 6),
+            "{detector}: each model once"
+        );
+        for r in &mine {
+            if let Some(target) = truth[r.model.as_str()] {
+                assert_eq!(
+                    r.predicted_target, target,
+                    "{detector} on {}: {r:?}",
+                    r.model
+                );
+                assert!(r.trigger_iou.is_some(), "{r:?}");
+            }
+        }
+    }
+    for r in det.iter().filter(|r| r.detector == ISCP) {
+        let poisoned = truth[r.model.as_str()].is_some();
+        assert_eq!(r.flagged, poisoned, "iscp's rule on {}: {r:?}", r.model);
+    }
+
+    let audit = read_audit_rows(&root.join("audit")).unwrap();
+    assert_eq!(audit.len(), 2);
+    assert_eq!(audit[0].detector, ISCP);
+    assert_eq!((audit[0].models, audit[0].poisoned), (6, 3));
+    assert_eq!(audit[0].auroc, Some(1.0));
+    assert_eq!(audit[0].target_top1, Some(1.0));
+    assert_eq!(
+        audit[1].target_top1,
+        Some(1.0),
+        "Neural Cleanse names each target"
+    );
+    for d in [ISCP, NEURAL_CLEANSE] {
+        assert!(root.join(format!("images/roc-{d}.png")).is_file(), "{d}");
+    }
+
+    // Nothing runs twice: a second run finds every unit done and prints the audit again.
+    let again = run_ok(&spec, &results);
+    assert!(again.contains(" 0 ran, 0 failed"), "{again}");
+    assert!(again.contains("audit ("), "{again}");
+    assert_eq!(rows(&root.join("detection")), 12);
+}
