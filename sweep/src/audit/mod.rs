@@ -326,6 +326,7 @@ mod tests {
             model: model.into(),
             detector: ISCP.into(),
             score,
+            max_index: score,
             max_pw: Some(0.5),
             min_norm: None,
             flagged,

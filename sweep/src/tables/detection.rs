@@ -19,8 +19,12 @@ pub struct DetectionRow {
     pub model: String,
     /// `iscp` or `neural-cleanse`.
     pub detector: String,
-    /// The largest anomaly index over classes: the score the audit ranks models by.
+    /// What the audit ranks models by, the fixed rule made continuous. ISCP: the largest over
+    /// classes of min(index / 2, PW / 0.75), at least 1 exactly when the rule flags a class (index
+    /// > 2 and PW ≥ 0.75). Neural Cleanse: the largest anomaly index (flagged above 2).
     pub score: f64,
+    /// The largest anomaly index over classes.
+    pub max_index: f64,
     /// ISCP: the largest PW of a class's small pattern (null for Neural Cleanse).
     pub max_pw: Option<f64>,
     /// Neural Cleanse: the smallest mask L1 norm over labels (null for ISCP).
@@ -44,6 +48,7 @@ pub fn detection_batch(rows: &[DetectionRow]) -> RecordBatch {
         ("model", s(rows, |r| &r.model), false),
         ("detector", s(rows, |r| &r.detector), false),
         ("score", fl(rows, |r| r.score), false),
+        ("max_index", fl(rows, |r| r.max_index), false),
         ("max_pw", ofl(rows, |r| r.max_pw), true),
         ("min_norm", ofl(rows, |r| r.min_norm), true),
         ("flagged", b(rows, |r| r.flagged), false),
@@ -60,6 +65,7 @@ fn detection_row(c: &Cols, i: usize) -> Result<DetectionRow> {
         model: c.s("model", i)?,
         detector: c.s("detector", i)?,
         score: c.f("score", i)?,
+        max_index: c.f("max_index", i)?,
         max_pw: c.of("max_pw", i)?,
         min_norm: c.of("min_norm", i)?,
         flagged: c.b("flagged", i)?,

@@ -59,6 +59,7 @@ pub fn run_cleanse(
         model: setting.name.clone(),
         detector: NEURAL_CLEANSE.into(),
         score: index[top],
+        max_index: index[top],
         max_pw: None,
         min_norm: norms.iter().copied().reduce(f64::min),
         flagged: !flagged.is_empty(),

@@ -8,7 +8,7 @@ use crate::spec::SettingSpec;
 use crate::tables::{DetectionRow, PatternRow, ISCP};
 use crate::units::ScanParams;
 use crate::Result;
-use iscp_engine::scan::top_k_iou;
+use iscp_engine::scan::{top_k_iou, FLAG_THRESHOLD, MIN_PW};
 
 /// The scan of one setting, per (alpha, objective, variant) group: its rows (the `model` column
 /// names the group, `<setting>-alpha<α>-<objective>-<variant>`), in the order the groups appear.
@@ -40,8 +40,15 @@ pub fn scan_setting(
         .collect())
 }
 
+/// How far a class is into the scan's fixed rule (index > 2 and PW ≥ 0.75): min(index / 2,
+/// PW / 0.75), at least 1 when both hold. A NaN PW counts as 0.
+pub fn rule_margin(index: f64, pw: f64) -> f64 {
+    let pw = if pw.is_nan() { 0.0 } else { pw };
+    (index / FLAG_THRESHOLD).min(pw / MIN_PW)
+}
+
 /// The `iscp` detection row of a population's model, from the first group of its scan: the
-/// largest anomaly index as the score, the flagged classes, the class with the largest index as
+/// largest rule margin as the score, the flagged classes, the class with the largest index as
 /// the predicted target, the IoU of that class's best mask with the true trigger, and the seconds
 /// its searches and evaluations took. None when the scan has no rows.
 pub fn detect_setting(
@@ -90,7 +97,11 @@ pub fn detect_setting(
         unit_id: unit_id.to_string(),
         model: p.setting.clone(),
         detector: ISCP.into(),
-        score: top.anomaly_index,
+        score: scan
+            .iter()
+            .map(|r| rule_margin(r.anomaly_index, r.pw))
+            .fold(f64::NEG_INFINITY, f64::max),
+        max_index: top.anomaly_index,
         max_pw: scan
             .iter()
             .map(|r| r.pw)
@@ -103,4 +114,21 @@ pub fn detect_setting(
         trigger_iou,
         seconds: search_s + evaluate_s.values().sum::<f64>(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rule_margin;
+
+    #[test]
+    fn the_rule_margin_reaches_1_exactly_when_both_parts_of_the_rule_hold() {
+        assert_eq!(rule_margin(4.0, 1.5), 2.0);
+        assert_eq!(rule_margin(2.0, 0.75), 1.0);
+        assert!(
+            rule_margin(6.0, 0.3) < 1.0,
+            "anomalous but weak: a natural class"
+        );
+        assert!(rule_margin(1.0, 1.2) < 1.0, "strong but not anomalous");
+        assert_eq!(rule_margin(3.0, f64::NAN), 0.0);
+    }
 }
