@@ -311,6 +311,10 @@ def load_state_dict(path: str, arch: str, model: nn.Module) -> None:
     if arch == "resnet18":
         state = {cifar_resnet_key(k): v for k, v in state.items()}
     want = model.state_dict()
+    # BatchNorm's step counter is not a weight: checkpoints (and tch var stores) may lack it.
+    for k, v in want.items():
+        if k.endswith("num_batches_tracked") and k not in state:
+            state[k] = v.clone()
     missing = [k for k in want if k not in state]
     unexpected = [k for k in state if k not in want]
     wrong = [

@@ -17,7 +17,8 @@ pub struct CleanseConfig {
     pub batch: usize,
     /// Adam's step size (the original: 0.1, betas 0.5 and 0.9).
     pub lr: f64,
-    /// The L1 weight the schedule starts from (the original: 1e-3).
+    /// The L1 weight the schedule switches to once masks first succeed (the original: 1e-3; like
+    /// the original, the cost starts at 0 and is set to this after `patience` successful rounds).
     pub init_cost: f64,
     /// The attack success a mask must reach to count (the original: 0.99).
     pub threshold: f64,
@@ -54,7 +55,8 @@ impl Default for CleanseConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reversed {
     pub label: i64,
-    /// L1 norm of the best mask that reached the threshold (of the last mask when none did).
+    /// L1 norm of the best mask that reached the threshold; H·W (the whole image) when none did,
+    /// so a label without a working trigger never looks anomalously small.
     pub norm: f64,
     /// Whether any round reached the threshold.
     pub reached: bool,
@@ -94,13 +96,38 @@ impl Adam {
 /// Per label: the cost schedule's state.
 struct Schedule {
     cost: f64,
+    /// Rounds at the threshold while the cost is still 0.
+    set: usize,
     up: usize,
     down: usize,
 }
 
 impl Schedule {
-    /// The original's rule after one round with mean attack success `acc`.
+    fn new() -> Schedule {
+        Schedule {
+            cost: 0.0,
+            set: 0,
+            up: 0,
+            down: 0,
+        }
+    }
+
+    /// The original's rule after one round with mean attack success `acc`: while the cost is 0,
+    /// `patience` rounds at the threshold set it to `init_cost`; after that it goes up after
+    /// `patience` rounds at the threshold and down after as many below.
     fn after_round(&mut self, acc: f64, cfg: &CleanseConfig) {
+        if self.cost == 0.0 {
+            if acc >= cfg.threshold {
+                self.set += 1;
+                if self.set >= cfg.patience {
+                    self.cost = cfg.init_cost;
+                    self.set = 0;
+                }
+            } else {
+                self.set = 0;
+            }
+            return;
+        }
         if acc >= cfg.threshold {
             self.up += 1;
             self.down = 0;
@@ -162,23 +189,24 @@ pub fn reverse_all(
         let mut raw_m = seeded(&[k, 1, h, w], mix(&[seed, 1]), device).set_requires_grad(true);
         let mut raw_p = seeded(&[k, c, h, w], mix(&[seed, 2]), device).set_requires_grad(true);
         let (mut adam_m, mut adam_p) = (Adam::new(&raw_m), Adam::new(&raw_p));
-        let mut sched: Vec<Schedule> = (0..k)
-            .map(|_| Schedule {
-                cost: cfg.init_cost,
-                up: 0,
-                down: 0,
-            })
-            .collect();
+        let mut sched: Vec<Schedule> = (0..k).map(|_| Schedule::new()).collect();
         let mut best: Vec<Option<(f64, f64, Vec<f32>)>> = vec![None; k as usize];
         let targets = Tensor::arange_start(first, first + k, (Kind::Int64, device))
             .repeat_interleave_self_int(batch, 0, None::<i64>);
         let mut round_hits = vec![0.0f64; k as usize];
         let mut round_steps = 0;
         let mut order = Rng::new(mix(&[seed, 3]));
+        let mut perm: Vec<i64> = (0..n).collect();
         let mut last = (Vec::<f64>::new(), Tensor::new());
         for step in 0..total_steps {
-            let start = (order.below((n - batch + 1) as usize)) as i64;
-            let x = clean.narrow(0, start, batch);
+            // A seeded shuffle each epoch, then consecutive batches of it.
+            let at = (step % steps_per_epoch) as i64 * batch;
+            if at == 0 {
+                order.shuffle(&mut perm);
+            }
+            let idx =
+                Tensor::from_slice(&perm[at as usize..(at + batch) as usize]).to_device(device);
+            let x = clean.index_select(0, &idx);
             let mask = raw_m.tanh() / 2.0 + 0.5;
             let pattern = raw_p.tanh() / 2.0 + 0.5;
             let keep: Tensor = mask.neg() + 1.0;
@@ -234,7 +262,7 @@ pub fn reverse_all(
             done += 1;
             progress(done, all);
         }
-        let (norms, masks) = &last;
+        let (_, masks) = &last;
         for j in 0..k as usize {
             out.push(match best[j].take() {
                 Some((norm, acc, mask)) => Reversed {
@@ -246,7 +274,7 @@ pub fn reverse_all(
                 },
                 None => Reversed {
                     label: first + j as i64,
-                    norm: norms[j],
+                    norm: (h * w) as f64,
                     reached: false,
                     attack_success: 0.0,
                     mask: Vec::<f32>::try_from(masks.get(j as i64).flatten(0, -1))?,
@@ -299,11 +327,13 @@ mod tests {
             patience: 2,
             ..Default::default()
         };
-        let mut s = Schedule {
-            cost: 1e-3,
-            up: 0,
-            down: 0,
-        };
+        let mut s = Schedule::new();
+        s.after_round(1.0, &cfg);
+        s.after_round(0.5, &cfg);
+        s.after_round(1.0, &cfg);
+        assert_eq!(s.cost, 0.0, "two successful rounds in a row set the cost");
+        s.after_round(1.0, &cfg);
+        assert_eq!(s.cost, 1e-3);
         s.after_round(1.0, &cfg);
         assert_eq!(s.cost, 1e-3);
         s.after_round(1.0, &cfg);

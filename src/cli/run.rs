@@ -98,10 +98,17 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         tally.failed,
         tally.message
     );
-    // A population's audit: each detector's detection quality, whether it ran now or before.
-    let audit = root.join("audit");
-    if audit.is_dir() {
-        match iscp_sweep::tables::read_audit_rows(&audit) {
+    // A population's audit: each detector's detection quality, whether it ran now or before (the
+    // newest part: an earlier version of the spec may have left its own).
+    let newest = std::fs::read_dir(root.join("audit")).ok().and_then(|d| {
+        d.filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "parquet"))
+            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+            .max()
+            .map(|(_, p)| p)
+    });
+    if let Some(audit) = newest {
+        match iscp_sweep::tables::read_audit_part(&audit) {
             Ok(rows) if !rows.is_empty() => {
                 eprintln!("audit ({}):", audit.display());
                 for line in iscp_sweep::audit::describe(&rows) {

@@ -264,3 +264,58 @@ fn names_that_are_not_plain_folders_are_refused() {
         assert_eq!(key, "settings[0].name", "{bad}");
     }
 }
+
+#[test]
+fn a_population_expands_into_settings_and_its_bad_values_are_refused() {
+    let pop = |body: &str| GOOD.replace("[search]", &format!("[population]\n{body}\n\n[search]"));
+    let s = LoadedSpec::parse(&pop("clean = 2\nbadnets = 3"), "spec.toml").unwrap();
+    let names: Vec<String> = s.settings(4).into_iter().map(|st| st.name).collect();
+    assert_eq!(
+        names,
+        [
+            "natural",
+            "clean-000",
+            "clean-001",
+            "badnets-000",
+            "badnets-001",
+            "badnets-002"
+        ]
+    );
+    let plans = iscp_sweep::units::plan(&s, 4, 100);
+    let kinds = |k: iscp_sweep::units::UnitKind| {
+        plans
+            .iter()
+            .flat_map(|p| p.all_units())
+            .filter(|u| u.kind == k)
+            .count()
+    };
+    use iscp_sweep::units::UnitKind;
+    assert_eq!((kinds(UnitKind::Scan), kinds(UnitKind::Cleanse)), (6, 6));
+    assert_eq!(kinds(UnitKind::Audit), 1, "one audit per sweep");
+    for (body, key) in [
+        ("clean = 0", "population.clean"),
+        (
+            "clean = 1\npoison_rates = [0.2, 0.1]",
+            "population.poison_rates",
+        ),
+        (
+            "clean = 1\ntrigger_sizes = [0, 3]",
+            "population.trigger_sizes",
+        ),
+        (
+            "clean = 1\ncalibration_share = 1.0",
+            "population.calibration_share",
+        ),
+        ("clean = 1\ntriggers = []", "population.triggers"),
+        ("clean = 1\ncleanse = { epochs = 0 }", "population.cleanse"),
+        ("clean = 1\ngiven = \"/no/such/folder\"", "population.given"),
+    ] {
+        let (_, k, msg) = refuse(&pop(body));
+        assert_eq!(k, key, "{body}: {msg}");
+    }
+    let (_, k, msg) = refuse(&pop("clean = 1").replace("sizes = [0.01, 0.05]", "sizes = [0.05]"));
+    assert_eq!(k, "search.sizes", "{msg}");
+    let (_, _, msg) =
+        refuse(&pop("clean = 1").replace("name = \"natural\"", "name = \"clean-000\""));
+    assert!(msg.contains("clean-000"), "{msg}");
+}

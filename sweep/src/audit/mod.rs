@@ -246,7 +246,12 @@ pub fn run_audit(
             "no model or no detector of the population finished".into(),
         ));
     }
-    let audit_rows = audit(&models, &rows, p.calibration_share, p.seed);
+    let mut audit_rows = audit(&models, &rows, p.calibration_share, p.seed);
+    // A model whose training failed has no `models` row: it is missing for every detector.
+    let unprepared = p.prepares.len().saturating_sub(models.len()) as i64;
+    for r in &mut audit_rows {
+        r.missing += unprepared;
+    }
     let mut files = Vec::new();
     for r in &audit_rows {
         let points = roc(&models, &rows, &r.detector);

@@ -317,6 +317,13 @@ impl LoadedSpec {
                 "give generated models (clean, badnets) or a `given` folder",
             );
         }
+        if let Classes::List(_) = self.spec.search.classes.get_ref() {
+            return self.err(
+                self.spec.search.classes.span(),
+                "search.classes",
+                "a population's scans compare every class (Neural Cleanse reverses every label): use \"all\"",
+            );
+        }
         if q.archs.is_empty() || q.archs.contains(&iscp_engine::model::Arch::Torchscript) {
             return bad(
                 "archs",

@@ -68,11 +68,11 @@ impl LoadedSpec {
         };
         loaded.check()?;
         if let Some(p) = &loaded.spec.population {
+            // Read even when only planning: the given files are the population's settings, so the
+            // coordinator must see the folder (on a cluster, the shared volume).
             if let Some(folder) = &p.get_ref().given {
-                if check_files || folder.get_ref().exists() {
-                    loaded.given = population::given(p.get_ref(), folder.get_ref())
-                        .or_else(|e| loaded.err(folder.span(), "population.given", e))?;
-                }
+                loaded.given = population::given(p.get_ref(), folder.get_ref())
+                    .or_else(|e| loaded.err(folder.span(), "population.given", e))?;
             }
         }
         loaded.check_names()?;
@@ -118,6 +118,21 @@ impl LoadedSpec {
                         k - 1
                     ),
                 );
+            }
+        }
+        for st in &self.given {
+            if let Some(t) = st.target.as_ref().map(|t| *t.get_ref()) {
+                if t < 0 || t >= k {
+                    return self.err(
+                        0..0,
+                        "population.manifest",
+                        format!(
+                            "{}: target {t} does not exist: the data has classes 0..{}",
+                            st.name,
+                            k - 1
+                        ),
+                    );
+                }
             }
         }
         for (i, st) in self.spec.settings.get_ref().iter().enumerate() {

@@ -133,14 +133,14 @@ fn read_manifest(path: &Path) -> Result<HashMap<String, Truth>, String> {
                 ))
             }
         };
-        out.insert(
-            f[0].to_string(),
-            Truth {
-                poisoned,
-                target: target.filter(|_| poisoned),
-                trigger_box,
-            },
-        );
+        let truth = Truth {
+            poisoned,
+            target: target.filter(|_| poisoned),
+            trigger_box,
+        };
+        if out.insert(f[0].to_string(), truth).is_some() {
+            return Err(bad(&format!("{} has a line already", f[0])));
+        }
     }
     Ok(out)
 }
@@ -161,6 +161,26 @@ pub fn given(p: &PopulationSpec, folder: &Path) -> Result<Vec<SettingSpec>, Stri
         Some(m) => Some(read_manifest(m.get_ref())?),
         None => None,
     };
+    if let (Some(t), Some(m)) = (&truth, &p.manifest) {
+        let names: std::collections::HashSet<String> = files
+            .iter()
+            .map(|f| {
+                f.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .to_string()
+            })
+            .collect();
+        let mut absent: Vec<&String> = t.keys().filter(|k| !names.contains(*k)).collect();
+        absent.sort();
+        if let Some(a) = absent.first() {
+            return Err(format!(
+                "{} names {a}, which is not a *.pt file of {}",
+                m.get_ref().display(),
+                folder.display()
+            ));
+        }
+    }
     let mut out = Vec::new();
     for f in files {
         let file = f
@@ -266,6 +286,19 @@ mod tests {
         )
         .unwrap();
         assert!(given(&spec(&text), &dir).unwrap_err().contains("b.pt"));
+        let head = "file,poisoned,target,trigger_row,trigger_col,trigger_size";
+        std::fs::write(
+            &m,
+            format!("{head}\na.pt,false,,,,\nb.pt,false,,,,\na.pt,true,1,,,\n"),
+        )
+        .unwrap();
+        assert!(given(&spec(&text), &dir).unwrap_err().contains("already"));
+        std::fs::write(
+            &m,
+            format!("{head}\na.pt,false,,,,\nb.pt,false,,,,\nc.pt,false,,,,\n"),
+        )
+        .unwrap();
+        assert!(given(&spec(&text), &dir).unwrap_err().contains("c.pt"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

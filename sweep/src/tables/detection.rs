@@ -20,8 +20,9 @@ pub struct DetectionRow {
     /// `iscp` or `neural-cleanse`.
     pub detector: String,
     /// What the audit ranks models by, the fixed rule made continuous. ISCP: the largest over
-    /// classes of min(index / 2, PW / 0.75), at least 1 exactly when the rule flags a class (index
-    /// > 2 and PW ≥ 0.75). Neural Cleanse: the largest anomaly index (flagged above 2).
+    /// classes of min(index / 2, PW / 0.75), above 1 when the rule flags a class (index > 2 and
+    /// PW ≥ 0.75), below 1 when it flags none. Neural Cleanse: the largest anomaly index (flagged
+    /// above 2).
     pub score: f64,
     /// The largest anomaly index over classes.
     pub max_index: f64,
@@ -91,7 +92,8 @@ pub struct AuditRow {
     pub clean: i64,
     /// BadNets models whose attack success stayed under 0.9, left out of the scoring.
     pub attack_failed: i64,
-    /// Models the detector has no row for (its unit failed), left out.
+    /// Models left out because the detector has no row for them (its unit failed) or the model
+    /// itself could not be prepared.
     pub missing: i64,
     pub auroc: Option<f64>,
     /// Stratified bootstrap 95% interval of the AUROC (1,000 resamples).
@@ -180,6 +182,11 @@ fn audit_row(c: &Cols, i: usize) -> Result<AuditRow> {
         mean_trigger_iou: c.of("mean_trigger_iou", i)?,
         seconds_per_model: c.f("seconds_per_model", i)?,
     })
+}
+
+/// The rows of one audit part file.
+pub fn read_audit_part(part: &Path) -> Result<Vec<AuditRow>> {
+    super::read::rows(part, audit_row)
 }
 
 /// The audit rows of a table folder (every part in it).

@@ -14,8 +14,8 @@ mod training;
 pub use baselines::{baselines_batch, BaselineRow};
 pub use derived::{derived_batch, read_derived_rows, DerivedRow};
 pub use detection::{
-    audit_batch, detection_batch, detection_rows, read_audit_rows, read_detection_rows, AuditRow,
-    DetectionRow, ISCP, NEURAL_CLEANSE,
+    audit_batch, detection_batch, detection_rows, read_audit_part, read_audit_rows,
+    read_detection_rows, AuditRow, DetectionRow, ISCP, NEURAL_CLEANSE,
 };
 pub use failures::upgrade_failure_parts;
 pub use io::{

@@ -34,7 +34,11 @@ pub fn run_cleanse(
 ) -> Result<DetectionRow> {
     let started = std::time::Instant::now();
     let n = p.budget.images.map_or(clean.len(), |i| i.min(clean.len()));
-    let idx = Tensor::from_slice(&clean[..n]).to_device(images.device());
+    // A seeded choice of the budget (the split lists its images class by class).
+    let mut chosen = clean.to_vec();
+    iscp_engine::rng::Rng::new(mix(&[p.seed, 0xB4D6E7])).shuffle(&mut chosen);
+    chosen.truncate(n);
+    let idx = Tensor::from_slice(&chosen).to_device(images.device());
     let x = images.index_select(0, &idx);
     let cfg = CleanseConfig {
         epochs: p.budget.epochs,

@@ -65,6 +65,7 @@ pub fn detect_setting(
     let index: Vec<f64> = scan.iter().map(|r| r.anomaly_index).collect();
     let top = &scan[argmax(&index)];
     let mut best_search = None;
+    let mut searches = std::collections::HashSet::new();
     let mut evaluate_s = std::collections::HashMap::new();
     for u in &p.evaluations {
         for row in inputs.patterns(u)?.unwrap_or_default() {
@@ -72,13 +73,15 @@ pub fn detect_setting(
                 continue;
             }
             evaluate_s.insert(row.unit_id.clone(), row.evaluate_s);
+            searches.insert(row.search_id.clone());
             if row.is_best && row.class == top.class && (row.size - p.size).abs() < 1e-12 {
                 best_search = Some(row.search_id.clone());
             }
         }
     }
     let mut search_s = 0.0;
-    for id in &p.searches {
+    // The group's searches (the scan reads every search of the setting, of every group).
+    for id in p.searches.iter().filter(|id| searches.contains(*id)) {
         if let Ok(s) = inputs.search(id) {
             search_s += s.duration_s;
         }
