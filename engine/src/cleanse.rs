@@ -263,8 +263,8 @@ pub fn reverse_all(
             progress(done, all);
         }
         let (_, masks) = &last;
-        for j in 0..k as usize {
-            out.push(match best[j].take() {
+        for (j, kept) in best.iter_mut().enumerate() {
+            out.push(match kept.take() {
                 Some((norm, acc, mask)) => Reversed {
                     label: first + j as i64,
                     norm,
