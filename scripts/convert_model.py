@@ -12,8 +12,9 @@ again and compares its logits with logits your own pipeline produced. Only torch
     $PY scripts/convert_model.py convert --state-dict net.pth --arch resnet18 --classes 10 \
         --shape 3,32,32 --mean 0.4914,0.4822,0.4465 --std 0.2470,0.2435,0.2616 \
         --check check.pt --out net.ts.pt
-    # a whole module saved with torch.save(model) (its class must be importable: --import FILE.py)
-    $PY scripts/convert_model.py convert --module model.pt --import train.py \
+    # a whole module saved with torch.save(model) (its class must be importable: --import FILE.py);
+    # unpickling runs code the file chooses, so this takes --trust-code: only for files you trust
+    $PY scripts/convert_model.py convert --module model.pt --import train.py --trust-code \
         --mean 0.5 --std 0.25 --check check.pt --out net.ts.pt
     # the test fixture: a seeded small CNN, its state dict, the pickled module, a check file
     $PY scripts/convert_model.py fixture --out-dir DIR
@@ -296,7 +297,7 @@ def load_state_dict(path: str, arch: str, model: nn.Module) -> None:
         raise ConvertError(
             f"--state-dict {path}: torch.load(weights_only=True) failed ({type(e).__name__}): "
             "it holds more than tensors; a whole module saved with torch.save(model) goes to "
-            "--module"
+            "--module --trust-code (which runs code from the file)"
         )
     if isinstance(state, nn.Module):
         state = state.state_dict()
@@ -526,6 +527,13 @@ def remove(path):
 def convert(args) -> None:
     if args.module and args.state_dict:
         raise ConvertError("give one of --module and --state-dict")
+    if (args.module or args.imports) and not args.trust_code:
+        what = "--module unpickles a whole module" if args.module else "--import runs a Python file"
+        raise ConvertError(
+            f"{what}, and that runs code the file chooses: a file from someone else can do "
+            "anything this user can. Pass --trust-code only for files you trust; otherwise "
+            "convert a state dict (--state-dict, read as data with torch.load(weights_only=True))"
+        )
     if not args.module and not args.state_dict:
         raise ConvertError("give --state-dict FILE (with --arch, --classes, --shape) or --module FILE")
     if args.state_dict and not (args.arch and args.classes and args.shape):
@@ -707,6 +715,9 @@ def main(argv=None) -> int:
                    help="torch.jit.script or trace; auto scripts, tracing when that fails")
     c.add_argument("--import", dest="imports", action="append", metavar="FILE.py",
                    help="a file defining the --module's classes (repeatable)")
+    c.add_argument("--trust-code", action="store_true",
+                   help="allow --module and --import, which run code from the files given "
+                   "(unpickling a module runs whatever the file says): only for files you trust")
     c.add_argument("--out", required=True, metavar="FILE.pt", help="the TorchScript file to write")
     f = sub.add_parser("fixture", help="write the tests' model files and check file")
     f.add_argument("--out-dir", required=True, metavar="DIR")

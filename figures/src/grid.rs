@@ -236,15 +236,28 @@ impl Grid {
             }
             area.present().map_err(e)?;
         }
+        // Tab-separated lists: a tab or newline inside a label would split it.
+        let field = |s: &str| -> String {
+            s.chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect()
+        };
         let texts = [
-            ("Title", self.title.clone()),
+            ("Title", field(&self.title)),
             ("iscp:details", self.details.clone()),
-            ("iscp:columns", self.drawn_headers().join("\t")),
+            (
+                "iscp:columns",
+                self.drawn_headers()
+                    .iter()
+                    .map(|h| field(h))
+                    .collect::<Vec<_>>()
+                    .join("\t"),
+            ),
             (
                 "iscp:rows",
                 self.rows
                     .iter()
-                    .map(|r| r.label.clone())
+                    .map(|r| field(&r.label))
                     .collect::<Vec<_>>()
                     .join("\t"),
             ),
@@ -280,6 +293,30 @@ mod tests {
             image: img(v),
             caption: caption.into(),
         })
+    }
+
+    #[test]
+    fn a_tab_or_newline_in_a_label_does_not_split_the_png_text_lists() {
+        let g = Grid {
+            title: "t".into(),
+            details: String::new(),
+            headers: vec!["canvas".into()],
+            rows: ["0 a\tb", "1 c\nd"]
+                .into_iter()
+                .map(|l| Row {
+                    label: l.into(),
+                    cells: vec![cell(100, "")],
+                    marked: false,
+                })
+                .collect(),
+        };
+        let png = g.png().unwrap().expect("rows with cells draw");
+        let rows = labels(&png)
+            .into_iter()
+            .find(|(k, _)| k == "iscp:rows")
+            .map(|(_, v)| v)
+            .unwrap();
+        assert_eq!(rows.split('\t').collect::<Vec<_>>(), ["0 a b", "1 c d"]);
     }
 
     #[test]

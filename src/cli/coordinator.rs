@@ -8,9 +8,14 @@ use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
 pub struct CoordinatorArgs {
-    /// Address to listen on (port 0 picks a free port; the address is printed).
-    #[arg(long, default_value = "0.0.0.0:50051", env = "ISCP_LISTEN")]
+    /// Address to listen on (port 0 picks a free port; the address is printed). Loopback by
+    /// default: an address other machines reach needs a token (--token-file) or --insecure.
+    #[arg(long, default_value = "127.0.0.1:50051", env = "ISCP_LISTEN")]
     pub listen: String,
+    /// Serve a non-loopback address without a token: anyone who reaches it can submit specs,
+    /// lease units, upload artifacts and read results. Only on a network you trust.
+    #[arg(long)]
+    pub insecure: bool,
     /// Directory of the ledger (SQLite): keep it across restarts to resume sweeps.
     #[arg(long, default_value = "state", env = "ISCP_STATE")]
     pub state: PathBuf,
@@ -80,6 +85,13 @@ pub fn coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("listening on {}", a.listen))?;
         let addr = listener.local_addr()?;
+        if !addr.ip().is_loopback() && !required && !a.insecure {
+            anyhow::bail!(
+                "refusing to serve {addr} without a token: anyone who reaches it could submit \
+                 specs, lease units, upload files and read results. Give --token-file (or \
+                 ISCP_TOKEN), listen on 127.0.0.1, or pass --insecure on a network you trust"
+            );
+        }
         let url = write_address(&a.state, scheme, addr)?;
         eprintln!(
             "coordinator listening on {addr} (reachable as {url}; state {}, results {}{})",

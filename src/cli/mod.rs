@@ -7,6 +7,7 @@ mod bench_model;
 mod bench_resnet;
 mod connect;
 mod coordinator;
+mod disk;
 mod plan;
 pub(crate) mod progress;
 mod report;

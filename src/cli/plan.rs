@@ -22,7 +22,7 @@ pub struct PlanArgs {
 pub fn plan(a: PlanArgs) -> anyhow::Result<()> {
     let spec = LoadedSpec::load_for_plan(&a.spec.spec)?;
     let shape = data_shape(&spec)?;
-    spec.check_classes(shape.classes)?;
+    spec.check_data(&shape)?;
     let root = a.spec.results.join(spec.spec.name.get_ref());
     let mut done = HashSet::new();
     for t in [

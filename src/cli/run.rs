@@ -10,9 +10,8 @@ use anyhow::Context;
 use iscp_coordinator::service::{
     serve_with, to_proto_event, CoreConfig, EventKind, ServeOptions, Service,
 };
-use iscp_sweep::cost::known_shape;
+use iscp_sweep::cost::data_shape;
 use iscp_sweep::spec::LoadedSpec;
-use iscp_sweep::work::load_data;
 use iscp_worker::{Connect, WorkerOptions};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast::error::RecvError;
@@ -41,6 +40,8 @@ struct Tally {
     message: String,
     /// The first units failed for good, with their reasons.
     first_failures: Vec<String>,
+    /// The sweep's finished event arrived.
+    finished: bool,
 }
 
 /// `iscp run` finished, but units failed for good: the process exits with `EXIT_UNITS_FAILED`.
@@ -60,13 +61,12 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
     let name = s.name.get_ref().clone();
     let root = a.spec.results.join(&name);
     let device = a.device.clone().unwrap_or_else(|| s.run.device.clone());
-    iscp_engine::parse_device(&device)?;
+    // A device this machine lacks ends the run here, before anything is written.
+    iscp_engine::cuda::ensure(iscp_engine::parse_device(&device)?)
+        .with_context(|| format!("device {device}"))?;
     // Refuse a class that does not exist before anything is written.
-    let classes = match known_shape(&spec) {
-        Some(shape) => shape.classes,
-        None => load_data(&s.data, s.seed)?.test.num_classes(),
-    };
-    spec.check_classes(classes)?;
+    let shape = data_shape(&spec)?;
+    spec.check_data(&shape)?;
     let mut cfg = CoreConfig::new(root.join(".state"), a.spec.results.clone());
     cfg.heartbeat = Duration::from_millis(500);
     cfg.backoff_base = Duration::from_millis(500);
@@ -166,6 +166,19 @@ async fn in_process(
         "{sweep}: {units} units ({already} already done) in {}",
         root.display()
     ));
+    // A rerun retries what failed for good before (with a fresh budget), as `retry-failed` would.
+    let failed_before = service
+        .status(sweep)
+        .first()
+        .is_some_and(|s| !s.failures.is_empty());
+    if failed_before {
+        let svc = service.clone();
+        let sweep_name = sweep.to_string();
+        let n = tokio::task::spawn_blocking(move || svc.retry_failed(&sweep_name)).await??;
+        progress.note(&format!(
+            "{n} unit(s) that failed in an earlier run are tried again"
+        ));
+    }
     let (notes_tx, notes) = std::sync::mpsc::channel();
     worker.notes = Some(notes_tx);
     let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -173,6 +186,7 @@ async fn in_process(
         let _ = worker_stopped.await;
     }));
     let mut tally = Tally::default();
+    let mut last_event = std::time::Instant::now();
     loop {
         while let Ok(n) = notes.try_recv() {
             progress.note(&n);
@@ -180,6 +194,25 @@ async fn in_process(
         let e = match tokio::time::timeout(Duration::from_millis(200), events.recv()).await {
             Err(_) => {
                 progress.tick();
+                if worker.is_finished() {
+                    // The worker stopped (it could not start, or hit a fatal error): nothing will
+                    // run the remaining units, so the run ends with its reason instead of waiting.
+                    break;
+                }
+                if last_event.elapsed() > super::disk::STALL {
+                    let free = super::disk::free_bytes(&root);
+                    if free.is_some_and(|b| b < super::disk::NEARLY_FULL) {
+                        // Nothing moved for a while and nothing can be written: no one frees the
+                        // disk of a local run, so it ends here (the ledger keeps what was done).
+                        anyhow::bail!(
+                            "out of space: {} has {} bytes free and the run has not moved for {} s; \
+                             free some space and run again to resume",
+                            root.display(),
+                            free.unwrap_or(0),
+                            super::disk::STALL.as_secs()
+                        );
+                    }
+                }
                 continue;
             }
             // Events were dropped: forget the running units (they re-join at their next step).
@@ -190,6 +223,7 @@ async fn in_process(
             Ok(Err(RecvError::Closed)) => break,
             Ok(Ok(e)) => e,
         };
+        last_event = std::time::Instant::now();
         if e.sweep != sweep {
             continue;
         }
@@ -205,6 +239,7 @@ async fn in_process(
         let message = e.message.clone();
         progress.on(&to_proto_event(e));
         if finished {
+            tally.finished = true;
             tally.message = message;
             break;
         }
@@ -212,8 +247,29 @@ async fn in_process(
     while let Ok(n) = notes.try_recv() {
         progress.note(&n);
     }
+    if tally.failed > 0 && tally.first_failures.is_empty() {
+        // Their events were missed (a lagging receiver): the ledger has the reasons.
+        for (id, kind, _, error) in service
+            .status(sweep)
+            .into_iter()
+            .flat_map(|s| s.failures)
+            .take(3)
+        {
+            let first_line = error.lines().next().unwrap_or("no reason recorded");
+            tally
+                .first_failures
+                .push(format!("{kind} {id}: {first_line}"));
+        }
+    }
     let _ = stop_worker.send(());
-    worker.await??;
+    let worker_ended = worker.await?;
+    if !tally.finished {
+        let _ = stop_server.send(());
+        server.await??;
+        worker_ended.context("the local worker stopped")?;
+        anyhow::bail!("the local worker stopped before the sweep finished");
+    }
+    worker_ended?;
     let _ = stop_server.send(());
     server.await??;
     Ok((units, already, tally))

@@ -46,6 +46,10 @@ impl CoordError {
     pub fn reason(&self) -> iscp_proto::v1::FailureReason {
         use iscp_engine::EngineError as E;
         use iscp_proto::v1::FailureReason as R;
+        if self.is_out_of_space() {
+            // The disk may be freed, or another worker's has room: retried up to the limit.
+            return R::Internal;
+        }
         match self {
             CoordError::Spec { .. } => R::InvalidInput,
             CoordError::Io { .. } | CoordError::Missing(_) => R::MissingArtifact,
@@ -60,7 +64,30 @@ impl CoordError {
     }
 }
 
+/// Whether an I/O error is a full disk or an exhausted quota.
+pub fn io_out_of_space(e: &std::io::Error) -> bool {
+    // ENOSPC (28) and EDQUOT (122) on Linux.
+    matches!(e.raw_os_error(), Some(28) | Some(122))
+}
+
+/// Whether a message (libtorch's, a Parquet writer's) says the disk is full.
+pub fn says_out_of_space(message: &str) -> bool {
+    message.contains("No space left on device") || message.contains("Disk quota exceeded")
+}
+
 impl CoordError {
+    /// Whether this error is a full disk (or quota) anywhere in its chain: retried as transient a
+    /// bounded number of times, never taken for bad input.
+    pub fn is_out_of_space(&self) -> bool {
+        match self {
+            CoordError::Io { source, .. } => io_out_of_space(source),
+            CoordError::Engine(iscp_engine::EngineError::Io { source, .. }) => {
+                io_out_of_space(source)
+            }
+            other => says_out_of_space(&other.to_string()),
+        }
+    }
+
     /// Names the model a non-finite output came from (other errors pass unchanged).
     pub fn about_model(self, model: &str) -> Self {
         match self {

@@ -94,13 +94,75 @@ fn convert_model_checks_the_normalisation_against_the_users_logits() {
     let from_module = d.join("module.pt");
     let out = convert(
         d,
-        &["--module", module.to_str().unwrap()],
+        &["--module", module.to_str().unwrap(), "--trust-code"],
         "0.5",
         "0.25",
         &from_module,
     );
     assert_eq!(out.status.code(), Some(0), "{}", texts(&out));
     assert!(from_module.is_file(), "no module.pt: {}", texts(&out));
+}
+
+/// A crafted pickle whose loading writes a marker file: without --trust-code neither `--module`
+/// nor `--state-dict` runs it (the first is refused, the second reads data only), and `--import`
+/// is refused too; with --trust-code the module is unpickled, as the flag says.
+#[test]
+fn a_crafted_pickle_runs_no_code_without_trust_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let marker = d.join("pwned");
+    let evil = d.join("evil.pt");
+    let make = format!(
+        "import os, torch\n\
+         class Evil:\n    def __reduce__(self):\n        \
+         return (os.system, ('touch {}',))\n\
+         torch.save({{'w': Evil()}}, {:?})\n",
+        marker.display(),
+        evil.display().to_string()
+    );
+    let made = Command::new(torch_python())
+        .args(["-c", &make])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", texts(&made));
+    assert!(!marker.exists(), "making the pickle ran it");
+    let out_file = d.join("out.pt");
+    let evil = evil.to_str().unwrap();
+    let plain = |source: &[&str]| {
+        let mut args = vec!["convert", "--shape", "1,28,28", "--classes", "10"];
+        args.extend_from_slice(source);
+        args.extend_from_slice(&["--out", out_file.to_str().unwrap()]);
+        convert_model(&args)
+    };
+    let out = plain(&["--module", evil]);
+    assert_eq!(out.status.code(), Some(2), "{}", texts(&out));
+    assert!(texts(&out).contains("--trust-code"), "{}", texts(&out));
+    let out = plain(&["--state-dict", evil, "--arch", "small-cnn"]);
+    assert_eq!(out.status.code(), Some(2), "{}", texts(&out));
+    let script = d.join("defs.py");
+    std::fs::write(
+        &script,
+        format!("open({:?}, 'w')\n", marker.display().to_string()),
+    )
+    .unwrap();
+    let out = plain(&[
+        "--state-dict",
+        evil,
+        "--arch",
+        "small-cnn",
+        "--import",
+        script.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", texts(&out));
+    assert!(
+        !marker.exists(),
+        "code from a file ran without --trust-code"
+    );
+    assert!(!out_file.exists());
+    // With the flag the user has said the file is theirs: unpickling runs its code.
+    let out = plain(&["--module", evil, "--trust-code"]);
+    assert_eq!(out.status.code(), Some(2), "{}", texts(&out));
+    assert!(marker.exists(), "--trust-code did not unpickle the module");
 }
 
 #[test]

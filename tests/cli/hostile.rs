@@ -204,3 +204,61 @@ fn hostile_uploads_are_refused_and_write_nothing() {
         );
     });
 }
+
+/// A coordinator serves loopback by default; an address other machines reach is refused without a
+/// token unless `--insecure` says so.
+#[test]
+fn a_coordinator_without_a_token_serves_loopback_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_iscp");
+    let start = |extra: &[&str]| {
+        let log = dir.path().join(format!("c{}.log", extra.len()));
+        let file = std::fs::File::create(&log).unwrap();
+        let mut child = std::process::Command::new(bin)
+            .args(["coordinator", "--state"])
+            .arg(dir.path().join("state"))
+            .arg("--results")
+            .arg(dir.path().join("results"))
+            .args(extra)
+            .env_remove("ISCP_TOKEN")
+            .env_remove("ISCP_TOKEN_FILE")
+            .env_remove("ISCP_LISTEN")
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(status) = child.try_wait().unwrap() {
+                return (Some(status.code()), text);
+            }
+            if text.contains("coordinator listening on") {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                return (None, text);
+            }
+            assert!(std::time::Instant::now() < deadline, "{text}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    let (exited, text) = start(&["--listen", "0.0.0.0:0"]);
+    assert_eq!(exited, Some(Some(1)), "{text}");
+    assert!(
+        text.contains("refusing to serve") && text.contains("--insecure"),
+        "{text}"
+    );
+    let (exited, text) = start(&["--listen", "0.0.0.0:0", "--insecure"]);
+    assert_eq!(exited, None, "{text}");
+    let (exited, text) = start(&["--listen", "0.0.0.0:0", "--token", "t"]);
+    assert_eq!(exited, None, "{text}");
+    assert!(text.contains("token required"), "{text}");
+    // The default address is loopback.
+    let (exited, text) = start(&["--listen", "127.0.0.1:0"]);
+    assert_eq!(exited, None, "{text}");
+    let out = std::process::Command::new(bin)
+        .args(["coordinator", "--help"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("[default: 127.0.0.1:50051]"));
+}

@@ -105,7 +105,7 @@ async fn complete_together(shared: &Shared, group: Vec<(&LeasedUnit, Output)>) {
             // The same as CompleteUnit: a result that does not fit is reported failed, so the
             // lease ends now with the reason on record; one the coordinator could not write is
             // sent again on its own.
-            Code::InvalidArgument => {
+            Code::InvalidArgument | Code::ResourceExhausted => {
                 tracing::warn!(
                     "the coordinator refused the result of {}: {}",
                     u.unit_id,
@@ -196,7 +196,9 @@ pub(crate) async fn report(shared: &Shared, u: &LeasedUnit, outcome: Outcome) {
         }
     }
     let mut backoff = Backoff::new();
+    let mut tries = 0u32;
     loop {
+        tries += 1;
         let sent = match &outcome {
             Ok(out) => {
                 let req = complete_params(shared, u, out);
@@ -239,15 +241,38 @@ pub(crate) async fn report(shared: &Shared, u: &LeasedUnit, outcome: Outcome) {
             }
             // The same codes as every other call: the coordinator is away, not refusing.
             Err(s) if is_transient(&s) => {
-                tracing::debug!("reporting {}: {s}; retrying", u.unit_id);
+                // Said at warn, not only at debug: a coordinator that stays away is news.
+                if tries == 1 || tries.is_multiple_of(10) {
+                    tracing::warn!("reporting {} (try {tries}): {s}; retrying", u.unit_id);
+                } else {
+                    tracing::debug!("reporting {}: {s}; retrying", u.unit_id);
+                }
+                // A failure is not resent forever: after this many tries its lease is left to
+                // expire, and the coordinator requeues the unit (a result is kept trying: the
+                // coordinator may be restarting, and the work is done).
+                if outcome.is_err() && tries >= MAX_FAILURE_REPORTS {
+                    tracing::error!(
+                        "gave up reporting the failure of {} after {tries} tries: {s}; its lease \
+                         will expire",
+                        u.unit_id
+                    );
+                    return;
+                }
                 backoff.wait().await;
                 if backoff_exhausted(&backoff) && shared.stopping.load(Ordering::SeqCst) {
                     return;
                 }
             }
-            // A result refused as invalid (its parts do not fit the tables): report the unit
-            // failed with the refusal, so the lease ends now and the reason is on record.
-            Err(s) if outcome.is_ok() && s.code() == tonic::Code::InvalidArgument => {
+            // A result refused as invalid (its parts do not fit the tables), or one the
+            // coordinator has no room to store: report the unit failed with the reason, so the
+            // lease ends now, the attempt counts and the reason is on record.
+            Err(s)
+                if outcome.is_ok()
+                    && matches!(
+                        s.code(),
+                        tonic::Code::InvalidArgument | tonic::Code::ResourceExhausted
+                    ) =>
+            {
                 tracing::warn!(
                     "the coordinator refused the result of {}: {}",
                     u.unit_id,
@@ -270,6 +295,9 @@ pub(crate) async fn report(shared: &Shared, u: &LeasedUnit, outcome: Outcome) {
         }
     }
 }
+
+/// Tries of one failure report before its lease is left to expire (about 5 minutes of backoff).
+const MAX_FAILURE_REPORTS: u32 = 60;
 
 fn backoff_exhausted(b: &Backoff) -> bool {
     b.0 >= Duration::from_secs(5)

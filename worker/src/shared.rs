@@ -130,7 +130,9 @@ impl Shared {
     /// Registers (again), retrying while the coordinator is away; refusals are fatal.
     pub async fn register(&self) -> Result<(), WorkerError> {
         let mut backoff = Backoff::new();
+        let mut tries = 0u32;
         loop {
+            tries += 1;
             let req = RegisterWorkerParams {
                 protocol_version: PROTOCOL_VERSION,
                 worker_id: self.worker_id.clone(),
@@ -154,7 +156,18 @@ impl Shared {
                     return Err(WorkerError::Refused(s.message().to_string()))
                 }
                 Err(s) => {
-                    tracing::debug!("register: {s}");
+                    // Said at the first try and then every tenth: a worker started before its
+                    // coordinator (or pointed at the wrong one) must not look idle.
+                    if tries == 1 || tries.is_multiple_of(10) {
+                        tracing::warn!(
+                            "waiting for the coordinator at {} (try {tries}, next in {:.1} s): {}",
+                            self.opts.connect.url,
+                            backoff.0.as_secs_f64(),
+                            s.message()
+                        );
+                    } else {
+                        tracing::debug!("register: {s}");
+                    }
                     if self.stopping.load(Ordering::SeqCst) {
                         return Ok(());
                     }

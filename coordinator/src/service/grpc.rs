@@ -36,6 +36,12 @@ pub struct Service {
 
 impl From<CoreError> for Status {
     fn from(e: CoreError) -> Status {
+        if e.is_out_of_space() {
+            // Not transient to the worker: it reports the unit failed (its attempt counts) after
+            // a few tries instead of resending forever.
+            tracing::error!("out of space: {e}");
+            return Status::resource_exhausted(format!("coordinator out of space: {e}"));
+        }
         match &e {
             CoreError::Stale(_) => Status::failed_precondition(e.to_string()),
             CoreError::NotFound(_) => Status::not_found(e.to_string()),
@@ -206,6 +212,13 @@ impl Service {
     /// Requeues every leased unit without counting an attempt (see `Core::release_leases`).
     pub fn release_all_leases(&self) -> CResult<usize> {
         self.core().release_leases()
+    }
+
+    /// Puts a sweep's failed units back in the queue with a fresh budget (`iscp retry-failed`).
+    pub fn retry_failed(&self, sweep: &str) -> CResult<u64> {
+        let n = self.core().retry_failed(sweep)?;
+        self.wake();
+        Ok(n)
     }
 
     /// Every sweep's status (what `iscp status` shows).

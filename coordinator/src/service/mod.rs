@@ -98,6 +98,18 @@ pub enum CoreError {
 }
 
 impl CoreError {
+    /// Whether the disk (or quota) of the state or results folder is full.
+    pub fn is_out_of_space(&self) -> bool {
+        match self {
+            CoreError::Coord(c) => c.is_out_of_space(),
+            CoreError::Ledger(l) => {
+                let m = l.to_string();
+                iscp_sweep::error::says_out_of_space(&m) || m.contains("database or disk is full")
+            }
+            _ => false,
+        }
+    }
+
     pub fn io(path: impl Into<PathBuf>, e: std::io::Error) -> Self {
         CoreError::Coord(iscp_sweep::CoordError::io(path, e))
     }

@@ -86,12 +86,17 @@ impl Core {
                 retryable,
                 time_ms: now_ms(),
             };
-            tables::write_part(
+            // The failures table is the record; the unit's state is the ledger's. A row that
+            // cannot be written (a full disk) must not leave the unit leased with no lease to
+            // expire: the attempt still counts, with the reason kept in the ledger.
+            m.row.error = error.to_string();
+            if let Err(e) = tables::write_part(
                 &root.join("failures"),
                 &format!("{}-a{}", key.unit, m.row.attempt),
                 &tables::failures_batch(&[row]),
-            )?;
-            m.row.error = error.to_string();
+            ) {
+                tracing::error!("unit {}: its failures row was not written: {e}", key.unit);
+            }
             if !retryable || m.row.failures >= max || m.row.expiries >= max_expiries {
                 (EventKind::Failed, FAILED)
             } else if expired {

@@ -66,7 +66,7 @@ pub fn expand(source: &str, file: &str) -> Result<Expanded, CoreError> {
     let spec = LoadedSpec::parse_for_plan(source, file)?;
     let shape = data_shape(&spec)?;
     let classes = shape.classes;
-    spec.check_classes(classes)?;
+    spec.check_data(&shape)?;
     let mut units = Vec::new();
     let plans = plan(&spec, classes, shape.train);
     for p in &plans {

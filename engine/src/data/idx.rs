@@ -14,15 +14,25 @@ pub struct IdxArray {
     pub data: Vec<u8>,
 }
 
+/// Largest decompressed IDX file read (Fashion-MNIST's training images are 47 MB).
+pub const MAX_IDX_BYTES: u64 = 4 << 30;
+
 fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| EngineError::io(path, e))?;
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         GzDecoder::new(&raw[..])
+            .take(MAX_IDX_BYTES + 1)
             .read_to_end(&mut out)
             .map_err(|e| {
                 EngineError::bad_file(path, format!("gzip stream is corrupt or truncated: {e}"))
             })?;
+        if out.len() as u64 > MAX_IDX_BYTES {
+            return Err(EngineError::bad_file(
+                path,
+                format!("decompresses to more than {MAX_IDX_BYTES} bytes (a gzip bomb?)"),
+            ));
+        }
         Ok(out)
     } else {
         Ok(raw)

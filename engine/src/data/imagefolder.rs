@@ -83,6 +83,14 @@ pub fn load_image(path: &Path, cfg: &ImageFolderConfig) -> Result<Vec<f32>> {
     Ok(out)
 }
 
+/// A folder name as a class name: control characters (a newline or an escape sequence in a
+/// folder name) become U+FFFD, so they cannot reach terminals, logs or PNG text raw.
+pub fn printable(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
+}
+
 /// Reads `dir/<class>/<image>` files; classes are the folder names in name order.
 pub fn load_image_folder(dir: &Path, cfg: &ImageFolderConfig) -> Result<Dataset> {
     if cfg.crop == 0 || cfg.resize < cfg.crop {
@@ -125,7 +133,7 @@ pub fn load_image_folder(dir: &Path, cfg: &ImageFolderConfig) -> Result<Dataset>
         names.push(
             class_dir
                 .file_name()
-                .map(|n| n.to_string_lossy().to_string())
+                .map(|n| printable(&n.to_string_lossy()))
                 .unwrap_or_default(),
         );
     }

@@ -40,7 +40,11 @@ pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     };
-    write().map_err(|e| EngineError::io(path, e))
+    write().map_err(|e| {
+        // A full disk stops the write midway: no half-written file stays behind.
+        let _ = std::fs::remove_file(&tmp);
+        EngineError::io(path, e)
+    })
 }
 
 /// Writes the model's artifact (`artifact_bytes`) to `path` (via a synced temp file) and returns

@@ -201,6 +201,7 @@ impl LoadedSpec {
         if let Some(p) = &s.population {
             self.check_population(p)?;
         }
+        self.check_bounds()?;
         let mut names = std::collections::HashSet::new();
         for (i, st) in s.settings.get_ref().iter().enumerate() {
             if !names.insert(&st.name) || st.name.is_empty() {
@@ -218,11 +219,17 @@ impl LoadedSpec {
                 );
             }
             if let Some(p) = &st.model {
-                if self.check_files && !p.get_ref().exists() {
+                let why = match std::fs::metadata(p.get_ref()) {
+                    _ if !self.check_files => None,
+                    Err(_) => Some("does not exist"),
+                    Ok(m) if m.len() == 0 => Some("is empty (0 bytes): not a TorchScript model"),
+                    Ok(_) => None,
+                };
+                if let Some(why) = why {
                     return self.err(
                         p.span(),
                         &format!("settings[{i}].model"),
-                        format!("{} does not exist", p.get_ref().display()),
+                        format!("{} {why}", p.get_ref().display()),
                     );
                 }
             }
@@ -311,6 +318,7 @@ impl LoadedSpec {
     fn check_population(&self, p: &toml::Spanned<super::PopulationSpec>) -> Result<()> {
         let (span, q) = (p.span(), p.get_ref());
         let bad = |key: &str, why: &str| self.err(span.clone(), &format!("population.{key}"), why);
+        self.check_population_counts(q)?;
         if q.clean + q.badnets == 0 && q.given.is_none() {
             return bad(
                 "clean",

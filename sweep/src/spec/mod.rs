@@ -1,10 +1,13 @@
 //! The experiment spec (TOML): its keys and defaults (`keys`), and the checks that refuse a bad
 //! spec before any work starts, naming the key and its line (`check`).
 
+mod bounds;
 mod check;
 mod keys;
+pub mod limits;
 pub mod population;
 
+pub use bounds::PlanSize;
 pub use keys::*;
 
 use crate::{CoordError, Result};
@@ -50,14 +53,19 @@ impl LoadedSpec {
     fn parse_with(source: &str, file: &str, check_files: bool) -> Result<LoadedSpec> {
         let spec: Spec = toml::from_str(source).map_err(|e| {
             let line = e.span().map(|s| line_of(source, s.start)).unwrap_or(0);
-            let message = e.message().to_string();
-            let key = key_in_message(&message).unwrap_or_else(|| key_at_line(source, line));
-            CoordError::Spec {
-                file: file.to_string(),
-                line,
-                key,
-                message,
+            let mut message = e.message().to_string();
+            if message.contains("recursion limit") {
+                message = "nested too deeply (a dotted key of too many parts, or tables and \
+                           arrays inside each other too many times)"
+                    .into();
             }
+            let key = match (key_in_message(&message), line) {
+                (Some(k), _) => k,
+                // No position: the spec as a whole, not its first line's key.
+                (None, 0) => "(spec)".into(),
+                (None, _) => key_at_line(source, line),
+            };
+            spec_error(file, line, &key, &message)
         })?;
         let mut loaded = LoadedSpec {
             check_files,
@@ -86,16 +94,11 @@ impl LoadedSpec {
         message: impl ToString,
     ) -> Result<T> {
         let line = if span.is_empty() && span.start == 0 {
-            0
+            line_of_key(&self.source, key)
         } else {
             line_of(&self.source, span.start)
         };
-        Err(CoordError::Spec {
-            file: self.file.clone(),
-            line,
-            key: key.into(),
-            message: message.to_string(),
-        })
+        Err(spec_error(&self.file, line, key, &message.to_string()))
     }
 
     /// Checks class indices (search classes, BadNets targets) once the number of classes is known.
@@ -222,6 +225,81 @@ impl LoadedSpec {
             Classes::Keyword(_) => (0..num_classes as i64).collect(),
         }
     }
+}
+
+/// A spec refusal, its key and message cut to a length any client can receive (a hostile spec
+/// can have a key of thousands of parts).
+fn spec_error(file: &str, line: usize, key: &str, message: &str) -> CoordError {
+    fn cut(s: &str, max: usize) -> String {
+        match s.char_indices().nth(max) {
+            Some((at, _)) => format!("{}…", &s[..at]),
+            None => s.to_string(),
+        }
+    }
+    CoordError::Spec {
+        file: cut(file, 500),
+        line,
+        key: cut(key, 200),
+        message: cut(message, 2000),
+    }
+}
+
+/// The 1-based line where `key` (dotted, `settings[2].train.epochs` style) is written, or 0 when
+/// it is not written (a default): `[table]` headers, `[[array]]` entries (the index picks the
+/// entry) and dotted keys are followed; inline tables are not.
+pub fn line_of_key(source: &str, key: &str) -> usize {
+    let mut index = None;
+    let mut plain = String::new();
+    let mut rest = key;
+    while let Some(open) = rest.find('[') {
+        plain.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find(']') else {
+            break;
+        };
+        index = index.or(rest[open + 1..open + close].parse::<usize>().ok());
+        rest = &rest[open + close + 1..];
+    }
+    plain.push_str(rest);
+    let mut table = String::new();
+    let mut entries = 0usize;
+    let mut best = 0;
+    for (n, raw) in source.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(h) = line.strip_prefix("[[").and_then(|l| l.split("]]").next()) {
+            table = h.trim().to_string();
+            if plain.starts_with(&table) && plain[table.len()..].starts_with('.') {
+                entries += 1;
+            }
+            continue;
+        }
+        if let Some(h) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+            table = h.trim().to_string();
+            if table == plain && best == 0 {
+                best = n + 1;
+            }
+            continue;
+        }
+        let Some((k, _)) = line.split_once('=') else {
+            continue;
+        };
+        let k: String = k
+            .split('.')
+            .map(|p| p.trim().trim_matches('"'))
+            .collect::<Vec<_>>()
+            .join(".");
+        let full = if table.is_empty() {
+            k
+        } else {
+            format!("{table}.{k}")
+        };
+        let entry_ok = index.is_none_or(|i| entries == i + 1)
+            || !plain.starts_with(&table)
+            || table.is_empty();
+        if entry_ok && (full == plain || plain.starts_with(&format!("{full}."))) {
+            return n + 1;
+        }
+    }
+    best
 }
 
 /// 1-based line of byte offset `at`.

@@ -76,6 +76,24 @@ pub fn generated(p: &PopulationSpec, spec_seed: u64, num_classes: usize) -> Vec<
     out
 }
 
+/// Reads a text file the spec names, refusing one larger than `max` bytes (or endless, like
+/// `/dev/zero`) before holding more than that in memory.
+pub fn read_capped(path: &Path, max: u64) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if bytes.len() as u64 > max {
+        return Err(format!(
+            "{} is larger than the limit of {max} bytes",
+            path.display()
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8 text", path.display()))
+}
+
 /// One line of a manifest.
 #[derive(Debug, Clone, PartialEq)]
 struct Truth {
@@ -85,7 +103,9 @@ struct Truth {
 }
 
 fn read_manifest(path: &Path) -> Result<HashMap<String, Truth>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = read_capped(path, super::limits::MAX_MANIFEST_BYTES)?;
+    // A manifest saved by a spreadsheet may open with a byte-order mark and end lines with CRLF.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut lines = text
         .lines()
         .enumerate()
@@ -148,11 +168,21 @@ fn read_manifest(path: &Path) -> Result<HashMap<String, Truth>, String> {
 /// The given models: every `*.pt` file of `folder`, sorted, a setting named after its stem
 /// (`given-<stem>`), with the manifest's ground truth (a file the manifest does not name is an error).
 pub fn given(p: &PopulationSpec, folder: &Path) -> Result<Vec<SettingSpec>, String> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
+    let max = super::limits::MAX_GIVEN_FILES;
+    let mut files: Vec<PathBuf> = Vec::new();
+    for f in std::fs::read_dir(folder)
         .map_err(|e| format!("{}: {e}", folder.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|f| f.extension().is_some_and(|e| e == "pt"))
-        .collect();
+    {
+        if files.len() == max {
+            return Err(format!(
+                "{} has more than the limit of {max} *.pt files",
+                folder.display()
+            ));
+        }
+        files.push(f);
+    }
     files.sort();
     if files.is_empty() {
         return Err(format!("{} has no *.pt files", folder.display()));
@@ -213,6 +243,12 @@ pub fn given(p: &PopulationSpec, folder: &Path) -> Result<Vec<SettingSpec>, Stri
         } else {
             SettingKind::Natural
         };
+        if std::fs::metadata(&f).is_ok_and(|m| m.len() == 0) {
+            return Err(format!(
+                "{} is empty (0 bytes): not a TorchScript model",
+                f.display()
+            ));
+        }
         let mut st = bare(format!("given-{stem}"), kind, Arch::Torchscript);
         st.model = Some(Spanned::new(0..0, f.clone()));
         st.normalize = p.normalize.clone();
@@ -258,7 +294,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("iscp-manifest-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         for f in ["a.pt", "b.pt"] {
-            std::fs::write(dir.join(f), b"").unwrap();
+            std::fs::write(dir.join(f), b"not empty").unwrap();
         }
         let m = dir.join("m.csv");
         std::fs::write(
@@ -299,6 +335,26 @@ mod tests {
         )
         .unwrap();
         assert!(given(&spec(&text), &dir).unwrap_err().contains("c.pt"));
+        // A spreadsheet's byte-order mark and CRLF line ends are read as the plain text.
+        std::fs::write(
+            &m,
+            format!("\u{feff}{head}\r\na.pt,true,3,1,2,4\r\nb.pt,false,,,,\r\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            given(&spec(&text), &dir).unwrap()[0].trigger_box,
+            Some([1, 2, 4])
+        );
+        // A manifest that never ends, or a model file of 0 bytes, is refused.
+        let endless = "manifest = \"/dev/zero\"";
+        assert!(given(&spec(endless), &dir)
+            .unwrap_err()
+            .contains("larger than the limit"));
+        std::fs::write(dir.join("b.pt"), b"").unwrap();
+        std::fs::write(&m, format!("{head}\na.pt,false,,,,\nb.pt,false,,,,\n")).unwrap();
+        assert!(given(&spec(&text), &dir)
+            .unwrap_err()
+            .contains("empty (0 bytes)"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -35,7 +35,11 @@ pub fn write_part(table_dir: &Path, name: &str, batch: &RecordBatch) -> Result<P
         File::open(table_dir)?.sync_all()?;
         Ok(())
     };
-    write().map_err(|e| CoordError::table(&path, e))?;
+    write().map_err(|e| {
+        // Nothing half-written stays behind (a full disk stops a write midway).
+        let _ = std::fs::remove_file(&tmp);
+        CoordError::table(&path, e)
+    })?;
     Ok(path)
 }
 

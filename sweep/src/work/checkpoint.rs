@@ -127,7 +127,10 @@ impl Checkpoints {
         let text = serde_json::to_string(stats).map_err(|e| CoordError::table(&json, e))?;
         std::fs::write(&tmp, &text)
             .and_then(|_| std::fs::rename(&tmp, &json))
-            .map_err(|e| CoordError::io(&json, e))?;
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                CoordError::io(&json, e)
+            })?;
         for old in self.epochs().into_iter().filter(|&e| e < last.epoch) {
             let _ = std::fs::remove_file(self.dir.join(format!("epoch-{old}.json")));
             let _ = std::fs::remove_file(self.dir.join(format!("epoch-{old}.iscpt")));
