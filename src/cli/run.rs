@@ -8,8 +8,9 @@ use super::worker::hostname;
 use super::SpecArgs;
 use anyhow::Context;
 use iscp_coordinator::service::{
-    serve_with, to_proto_event, CoreConfig, EventKind, ServeOptions, Service,
+    serve_with, to_proto_event, CoreConfig, EventKind, LeaseClaim, ServeOptions, Service, UnitKey,
 };
+use iscp_proto::v1::FailureReason;
 use iscp_sweep::cost::data_shape;
 use iscp_sweep::spec::LoadedSpec;
 use iscp_worker::{Connect, WorkerOptions};
@@ -145,6 +146,39 @@ async fn in_process(
 ) -> anyhow::Result<(u64, u64, Tally)> {
     let root = cfg.results_dir.join(sweep);
     let service = Service::open(cfg.clone())?;
+    // A rerun retries what failed for good before (with a fresh budget), as `retry-failed` would;
+    // before crashes are recorded, so a unit that keeps crashing still ends failed.
+    let failed_before = service
+        .status(sweep)
+        .first()
+        .is_some_and(|s| !s.failures.is_empty());
+    if failed_before {
+        let svc = service.clone();
+        let sweep_name = sweep.to_string();
+        let n = tokio::task::spawn_blocking(move || svc.retry_failed(&sweep_name)).await??;
+        progress.note(&format!(
+            "{n} unit(s) that failed in an earlier run are tried again"
+        ));
+    }
+    // Units that crashed the previous run's process (an abort inside libtorch, say) count that
+    // crash as a failed attempt of their own, so one that always crashes ends failed with the
+    // reason instead of crashing every run.
+    for c in iscp_worker::crash::take_crashed(&worker.cache) {
+        let key = UnitKey::new(c.sweep.clone(), c.unit_id.clone());
+        let claim = LeaseClaim {
+            worker: &c.worker_id,
+            lease_id: &c.lease_id,
+            attempt: c.attempt,
+        };
+        let why = c.message("a fatal signal");
+        match service.fail_leased(&key, claim, &why, FailureReason::Internal) {
+            Ok(()) => progress.note(&format!(
+                "{} {} crashed the previous run",
+                c.kind, c.unit_id
+            )),
+            Err(e) => tracing::info!("crash of {} not recorded: {e}", c.unit_id),
+        }
+    }
     // Nobody else works for this ledger: leases of a killed earlier run go back now.
     service.release_all_leases()?;
     let mut events = service.subscribe();
@@ -166,19 +200,6 @@ async fn in_process(
         "{sweep}: {units} units ({already} already done) in {}",
         root.display()
     ));
-    // A rerun retries what failed for good before (with a fresh budget), as `retry-failed` would.
-    let failed_before = service
-        .status(sweep)
-        .first()
-        .is_some_and(|s| !s.failures.is_empty());
-    if failed_before {
-        let svc = service.clone();
-        let sweep_name = sweep.to_string();
-        let n = tokio::task::spawn_blocking(move || svc.retry_failed(&sweep_name)).await??;
-        progress.note(&format!(
-            "{n} unit(s) that failed in an earlier run are tried again"
-        ));
-    }
     let (notes_tx, notes) = std::sync::mpsc::channel();
     worker.notes = Some(notes_tx);
     let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -231,8 +252,7 @@ async fn in_process(
         tally.failed = e.failed;
         if e.state == EventKind::Failed && tally.first_failures.len() < 3 {
             // The first line only: libtorch's messages go on with a backtrace.
-            let first_line = e.message.lines().next().unwrap_or_default();
-            let why = format!("{} {}: {first_line}", e.kind, e.unit_id);
+            let why = format!("{} {}: {}", e.kind, e.unit_id, reason_line(&e.message));
             tally.first_failures.push(why);
         }
         let finished = e.state == EventKind::Finished;
@@ -255,7 +275,7 @@ async fn in_process(
             .flat_map(|s| s.failures)
             .take(3)
         {
-            let first_line = error.lines().next().unwrap_or("no reason recorded");
+            let first_line = reason_line(&error);
             tally
                 .first_failures
                 .push(format!("{kind} {id}: {first_line}"));
@@ -273,4 +293,24 @@ async fn in_process(
     let _ = stop_server.send(());
     server.await??;
     Ok((units, already, tally))
+}
+
+/// A failure's reason on one line of at most 300 characters: libtorch's messages go on with a
+/// C++ backtrace (as real newlines, or as `\n` inside a quoted error).
+fn reason_line(message: &str) -> String {
+    let line = message
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split("\\n")
+        .next()
+        .unwrap_or_default();
+    let mut out: String = line.chars().take(300).collect();
+    if out.len() < line.len() {
+        out.push('…');
+    }
+    if out.is_empty() {
+        out.push_str("no reason recorded");
+    }
+    out
 }

@@ -1,53 +1,107 @@
 //! `iscp watch SWEEP`: progress fed by the coordinator's watch stream, until the sweep ends (the
-//! same bars and words as `iscp run`).
+//! same bars and words as `iscp run`). A coordinator that goes away (restarted, requeued by Slurm)
+//! is waited for and the stream opened again, for up to `RECONNECT_FOR`.
 
 use super::admin::WatchArgs;
 use super::connect::{runtime, status_error};
 use super::progress::View;
 use iscp_proto::v1::{EventKind, WatchSweepParams};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_stream::StreamExt;
+
+/// How long a watcher keeps trying to reach a coordinator that went away.
+const RECONNECT_FOR: Duration = Duration::from_secs(600);
+
+/// Whether a gRPC error means the coordinator is away (not that it refused the watch).
+fn away(s: &tonic::Status) -> bool {
+    matches!(
+        s.code(),
+        tonic::Code::Unknown
+            | tonic::Code::Unavailable
+            | tonic::Code::Internal
+            | tonic::Code::Cancelled
+            | tonic::Code::DeadlineExceeded
+    )
+}
 
 pub fn watch(a: WatchArgs) -> anyhow::Result<()> {
     let rt = runtime()?;
     let _entered = rt.enter();
-    let mut client = a.connect.client()?;
+    let client = a.connect.client()?;
     rt.block_on(async move {
-        let mut stream = client
-            .watch_sweep(WatchSweepParams {
-                sweep: a.sweep.clone(),
-            })
-            .await
-            .map_err(status_error)?
-            .into_inner();
         let mut view = View::new(&a.sweep, a.quiet);
         let mut ticks = tokio::time::interval(Duration::from_millis(500));
-        let mut last_message = String::new();
-        loop {
-            let e = tokio::select! {
-                e = stream.next() => e,
-                _ = ticks.tick() => {
-                    view.tick();
-                    continue;
+        // Set while the coordinator is away: since when, and how many tries so far.
+        let mut lost: Option<(Instant, u32)> = None;
+        let last_message = 'watching: loop {
+            let opened = client
+                .clone()
+                .watch_sweep(WatchSweepParams {
+                    sweep: a.sweep.clone(),
+                })
+                .await;
+            let mut stream = match opened {
+                Ok(s) => {
+                    if lost.take().is_some() {
+                        view.note("the coordinator is back: watching again");
+                        view.resync();
+                    }
+                    s.into_inner()
                 }
+                Err(s) if away(&s) => {
+                    let (since, tries) = lost.get_or_insert((Instant::now(), 0));
+                    *tries += 1;
+                    if since.elapsed() > RECONNECT_FOR {
+                        anyhow::bail!(
+                            "the coordinator has been away for {} s: run `iscp watch {}` again ({})",
+                            since.elapsed().as_secs(),
+                            a.sweep,
+                            s.message()
+                        );
+                    }
+                    let wait = Duration::from_secs((*tries as u64).min(5));
+                    if *tries == 1 || tries.is_multiple_of(10) {
+                        view.note(&format!(
+                            "the coordinator is away ({}); reconnecting, try {tries}",
+                            s.message()
+                        ));
+                    }
+                    tokio::time::sleep(wait).await;
+                    continue 'watching;
+                }
+                Err(s) => return Err(status_error(s)),
             };
-            let Some(e) = e else { break };
-            let e = e.map_err(|s| match s.code() {
-                tonic::Code::Unknown | tonic::Code::Unavailable | tonic::Code::Internal => {
-                    anyhow::anyhow!(
-                        "the coordinator went away (stopped or restarting): run `iscp watch {}` again ({})",
-                        a.sweep,
-                        s.message()
-                    )
+            loop {
+                let e = tokio::select! {
+                    e = stream.next() => e,
+                    _ = ticks.tick() => {
+                        view.tick();
+                        continue;
+                    }
+                };
+                let e = match e {
+                    // The stream ended without the sweep finishing: the coordinator stopped.
+                    None => {
+                        lost.get_or_insert((Instant::now(), 0));
+                        continue 'watching;
+                    }
+                    Some(Err(s)) if away(&s) => {
+                        lost.get_or_insert((Instant::now(), 0));
+                        view.note(&format!(
+                            "the coordinator went away ({}); reconnecting",
+                            s.message()
+                        ));
+                        continue 'watching;
+                    }
+                    Some(Err(s)) => return Err(status_error(s)),
+                    Some(Ok(e)) => e,
+                };
+                view.on(&e);
+                if e.event() == EventKind::Finished || e.finished {
+                    break 'watching e.message.clone();
                 }
-                _ => status_error(s),
-            })?;
-            view.on(&e);
-            if e.event() == EventKind::Finished || e.finished {
-                last_message = e.message.clone();
-                break;
             }
-        }
+        };
         view.finish();
         eprintln!(
             "{}: {}",

@@ -407,6 +407,12 @@ fn a_coordinator_killed_mid_sweep_and_restarted_completes_it_with_no_row_lost_or
         .collect();
     let spec = tiny_spec("", "[0.1, 0.2, 0.3]").replace("name = \"tiny\"", "name = \"restart\"");
     c.submit("restart", &spec);
+    // A watcher started before the kill follows the sweep across the restart to its end.
+    let mut watch = spawn(
+        &["watch", "restart", "--quiet", "--coordinator", &c.url],
+        &c.path("watch.log"),
+        &[],
+    );
     c.wait_for("some searches to finish", 120, |s| {
         done_of(s, "search") >= 4
     });
@@ -417,6 +423,24 @@ fn a_coordinator_killed_mid_sweep_and_restarted_completes_it_with_no_row_lost_or
         s.contains("(finished)")
     });
     assert!(!s.lines().any(|l| l.starts_with("  failed ")), "{s}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ended = loop {
+        if let Some(status) = watch.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "watch did not end:\n{}",
+            watch.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let seen = watch.log();
+    assert!(ended.success(), "{seen}");
+    assert!(
+        seen.contains("reconnecting") && seen.contains("watching again"),
+        "{seen}"
+    );
     let root = c.results("restart");
     assert_exactly_once(&root, "models", 1);
     assert_exactly_once(&root, "searches", 27);

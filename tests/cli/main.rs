@@ -6,6 +6,7 @@ mod chaos;
 mod checkpoint;
 mod cluster;
 mod convert;
+mod crash;
 mod deploy;
 mod derived;
 mod disk_full;

@@ -4,6 +4,7 @@
 
 pub mod artifacts;
 pub mod client;
+pub mod crash;
 pub mod executor;
 mod heartbeat;
 pub mod parts;
@@ -79,6 +80,7 @@ pub async fn run(
     std::fs::create_dir_all(&opts.cache).map_err(|e| WorkerError::Io(opts.cache.clone(), e))?;
     let shared = Arc::new(Shared::new(opts)?);
     shared.register().await?;
+    report::crashes(&shared).await;
     let mut slots = tokio::task::JoinSet::new();
     let (ck_tx, ck_rx) = tokio::sync::mpsc::unbounded_channel();
     let uploader = tokio::spawn(artifacts::upload_checkpoints(shared.clone(), ck_rx));

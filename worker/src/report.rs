@@ -302,3 +302,35 @@ const MAX_FAILURE_REPORTS: u32 = 60;
 fn backoff_exhausted(b: &Backoff) -> bool {
     b.0 >= Duration::from_secs(5)
 }
+
+/// Reports the units that crashed an earlier worker process on this cache (see `crash`) as
+/// failed attempts of their own, under the lease the crashed process held. A lease that has
+/// expired since is refused as stale: the coordinator already counted it.
+pub(crate) async fn crashes(shared: &Shared) {
+    for c in crate::crash::take_crashed(&shared.opts.cache) {
+        let req = FailUnitParams {
+            protocol_version: PROTOCOL_VERSION,
+            worker_id: c.worker_id.clone(),
+            sweep: c.sweep.clone(),
+            unit_id: c.unit_id.clone(),
+            lease_id: c.lease_id.clone(),
+            attempt: c.attempt,
+            error: c.message("a fatal signal"),
+            reason: FailureReason::Internal.into(),
+            handed_back: false,
+        };
+        match shared.client.clone().fail_unit(req).await {
+            Ok(_) => tracing::warn!(
+                "{} {} crashed the previous worker process: reported as a failed attempt",
+                c.kind,
+                c.unit_id
+            ),
+            Err(s) => tracing::info!(
+                "{} {} crashed the previous worker process; its lease is no longer current: {}",
+                c.kind,
+                c.unit_id,
+                s.message()
+            ),
+        }
+    }
+}

@@ -33,6 +33,8 @@ pub fn spawn_compute(
     let threads_fixed = shared.opts.threads.is_some();
     let parts = crate::parts::from_coordinator(shared);
     let device_name = device.to_string();
+    let marker = crate::crash::Marker::new(&shared.opts.cache, device);
+    let worker_id = shared.worker_id.clone();
     let (tx, rx) = mpsc::channel::<Job>();
     std::thread::Builder::new()
         .name(format!("iscp-{device}"))
@@ -45,7 +47,11 @@ pub fn spawn_compute(
             ex.threads_fixed = threads_fixed;
             ex.parts = Some(parts);
             while let Ok((units, reply)) = rx.recv() {
-                let _ = reply.send(ex.run(&units));
+                // Names the units while they run: a crash inside them is theirs.
+                marker.start(&worker_id, &device_name, &units);
+                let out = ex.run(&units);
+                marker.finish();
+                let _ = reply.send(out);
             }
         })
         .map_err(|e| WorkerError::Device(device.to_string(), e.to_string()))?;

@@ -214,6 +214,20 @@ impl Service {
         self.core().release_leases()
     }
 
+    /// Records a failed attempt of a leased unit whose worker cannot report it itself (it crashed:
+    /// `iscp run` reads the crash markers its previous process left). Stale leases are refused.
+    pub fn fail_leased(
+        &self,
+        key: &UnitKey,
+        claim: LeaseClaim,
+        error: &str,
+        reason: FailureReason,
+    ) -> CResult<()> {
+        self.core().fail(key, claim, error, reason, false)?;
+        self.wake();
+        Ok(())
+    }
+
     /// Puts a sweep's failed units back in the queue with a fresh budget (`iscp retry-failed`).
     pub fn retry_failed(&self, sweep: &str) -> CResult<u64> {
         let n = self.core().retry_failed(sweep)?;
