@@ -76,8 +76,14 @@ fn hostile_uploads_are_refused_and_write_nothing() {
                    data: Vec<u8>,
                    sha: Option<String>| {
             let sha = sha.unwrap_or_else(|| hex::encode(Sha256::digest(&data)));
-            let chunks: Vec<ArtifactChunk> = data
-                .chunks(iscp_proto::CHUNK_BYTES)
+            // An empty file still sends its header chunk (with no data).
+            let pieces: Vec<&[u8]> = if data.is_empty() {
+                vec![&[]]
+            } else {
+                data.chunks(iscp_proto::CHUNK_BYTES).collect()
+            };
+            let chunks: Vec<ArtifactChunk> = pieces
+                .into_iter()
                 .enumerate()
                 .map(|(i, d)| {
                     let head = |s: &str| if i == 0 { s.to_string() } else { String::new() };
@@ -170,6 +176,7 @@ fn hostile_uploads_are_refused_and_write_nothing() {
                 small.clone(),
                 Some("ab".repeat(32)),
             ),
+            ("0 bytes", "tiny", id, "model", "w", vec![], None),
             (
                 "2 MiB over 1 MiB",
                 "tiny",

@@ -528,7 +528,15 @@ impl iscp_proto::Coordinator for Service {
             .await
             .map_err(|e| Status::internal(format!("{}: {e}", dir.display())))?;
         let tmp = dir.join(format!(".{sha}.{:016x}.tmp", rand::random::<u64>()));
-        let io = |e: std::io::Error| Status::internal(format!("{}: {e}", tmp.display()));
+        let io = |e: std::io::Error| {
+            let what = format!("{}: {e}", tmp.display());
+            // A full disk is not transient to the worker: it fails the unit with the reason.
+            if iscp_sweep::error::io_out_of_space(&e) {
+                Status::resource_exhausted(format!("coordinator out of space: {what}"))
+            } else {
+                Status::internal(what)
+            }
+        };
         let mut file = tokio::fs::File::create(&tmp).await.map_err(io)?;
         let (mut hasher, mut n) = (Sha256::new(), 0u64);
         let mut chunk = Some(first);
@@ -547,6 +555,11 @@ impl iscp_proto::Coordinator for Service {
                 chunk = stream.next().await.transpose()?;
             }
             file.sync_all().await.map_err(io)?;
+            if n == 0 {
+                return Err(Status::invalid_argument(format!(
+                    "artifact {sha} has 0 bytes: not a model or checkpoint"
+                )));
+            }
             Ok(())
         }
         .await;
