@@ -695,7 +695,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description="Convert a PyTorch classifier to TorchScript for iscp (pixels in [0,1] in, "
         "normalisation inside, logits out) and check it against your pipeline's logits.",
-        epilog="See the module docstring (or README: Bring your own model) for the formats.",
+        epilog="See the module docstring (or docs/guide.md: Bring your own model) for the formats.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     c = sub.add_parser("convert", help="write and check the TorchScript file")

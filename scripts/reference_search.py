@@ -1,4 +1,4 @@
-"""A plain, sequential PyTorch implementation of the ISCP search (DESIGN.md §2, Algorithm 1 with
+"""A plain, sequential PyTorch implementation of the ISCP search (docs/method.md, Algorithm 1 with
 the `released` objective) and of predictive power, to time `iscp bench --model` against.
 
     python3 reference_search.py train  --data DIR --out model.pt [--epochs 1] [--seed 0]

@@ -15,7 +15,7 @@ pub const USABLE_SHARE: f64 = 0.6;
 pub fn bytes_per_image(meta: &ModelMeta) -> u64 {
     let [_, h, w] = meta.input_shape;
     let pixels = (h.max(1) * w.max(1)) as u64;
-    // Floats kept per input pixel, counted layer by layer (see the README's notes on K), times 1.5
+    // Floats kept per input pixel, counted layer by layer (see docs/method.md's notes on K), times 1.5
     // for the gradients alive during the backward pass.
     let floats_per_pixel: u64 = match meta.arch {
         // stem 16, pool 4 (+ int64 indices 8), ReLU 4, conv 8, ReLU 8, pool 2 (+4), patches 9·C.

@@ -29,7 +29,7 @@ pub struct BenchArgs {
     /// with --model, which needs the real test set).
     #[arg(long, default_value = "/usr/share/datasets/fashion-mnist")]
     pub data: PathBuf,
-    /// How many canvases (each searched at 3 alphas): 8 gives the 24 searches of the README.
+    /// How many canvases (each searched at 3 alphas): 8 gives the 24 searches of docs/benchmarks.md.
     #[arg(long, default_value_t = 8)]
     pub canvases: usize,
     /// Device to measure (cpu, cuda, cuda:N).

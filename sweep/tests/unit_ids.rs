@@ -2,7 +2,7 @@
 //! struct's serialised form (a renamed field, a new default written out) cannot silently re-run
 //! every earlier result. Ids are what lets `iscp run` recognise results it already has.
 //!
-//! An intended change: run with `ISCP_BLESS=1` to rewrite the golden file, and say in the README
+//! An intended change: run with `ISCP_BLESS=1` to rewrite the golden file, and say in CHANGELOG.md
 //! why ids changed.
 
 use iscp_sweep::spec::LoadedSpec;
@@ -46,7 +46,7 @@ fn the_smoke_spec_expands_to_the_pinned_unit_ids() {
         panic!(
             "unit ids of experiments/smoke.toml changed: every earlier result of the changed \
              units would run again.\n{} pinned ids are gone, e.g. {:?}\n{} new, e.g. {:?}\n\
-             If intended, rerun with ISCP_BLESS=1 and say why in the README.",
+             If intended, rerun with ISCP_BLESS=1 and say why in CHANGELOG.md.",
             gone.len(),
             &gone[..gone.len().min(3)],
             new.len(),

@@ -19,6 +19,7 @@ mod non_finite;
 mod plan;
 mod population;
 mod progress;
+mod reference_docs;
 mod report;
 mod resume;
 mod scan;

@@ -47,7 +47,7 @@ pub struct WorkerOptions {
 
 /// Searches one slot leases at once when the worker is not told (`--max-units auto`). On a CPU,
 /// 12 per intra-op thread: the searches run in one single-threaded lane per thread, and a lane's
-/// cost per search levels off at about 12 searches (bench figures in the README). On a GPU, 256:
+/// cost per search levels off at about 12 searches (bench figures in docs/benchmarks.md). On a GPU, 256:
 /// the engine runs as many of them at once as the device's free memory holds, in turn.
 pub fn auto_max_units(device: &str, threads: Option<usize>) -> usize {
     if device.starts_with("cuda") {
