@@ -227,7 +227,7 @@ fn a_part_written_by_polars_lands_in_the_tables_schema() {
         .unwrap();
     let stored = dir.path().join("results/t/searches/part-s1.parquet");
     let schema = read_batches(&stored).unwrap()[0].schema();
-    let want = iscp_sweep::part_check::table_schema("searches").unwrap();
+    let want = iscp_sweep::part_check::table_schema(iscp_proto::Table::Searches);
     for f in want.fields() {
         assert_eq!(
             schema.field_with_name(f.name()).unwrap().data_type(),

@@ -6,8 +6,10 @@ pub mod v1 {
 }
 
 pub mod ids;
+pub mod table;
 
 pub use ids::{is_sha256, refuse_folder_name, Sha256, SweepName, UnitId, UnitKey};
+pub use table::Table;
 pub use v1::coordinator_client::CoordinatorClient;
 pub use v1::coordinator_server::{Coordinator, CoordinatorServer};
 
@@ -101,17 +103,18 @@ impl v1::UnitKind {
     }
 
     /// The result tables a unit of this kind may write; the first one it must write.
-    pub fn tables(self) -> &'static [&'static str] {
+    pub fn tables(self) -> &'static [crate::Table] {
+        use crate::Table as T;
         match self {
-            Self::DeriveData => &["derived"],
-            Self::PrepareModel => &["models", "training"],
-            Self::Search => &["searches"],
-            Self::Evaluate => &["patterns"],
-            Self::Baseline => &["baselines"],
-            Self::Scan => &["scan", "detection"],
-            Self::Transfer => &["transfer"],
-            Self::Cleanse => &["detection"],
-            Self::Audit => &["audit"],
+            Self::DeriveData => &[T::Derived],
+            Self::PrepareModel => &[T::Models, T::Training],
+            Self::Search => &[T::Searches],
+            Self::Evaluate => &[T::Patterns],
+            Self::Baseline => &[T::Baselines],
+            Self::Scan => &[T::Scan, T::Detection],
+            Self::Transfer => &[T::Transfer],
+            Self::Cleanse => &[T::Detection],
+            Self::Audit => &[T::Audit],
             // Pictures are files (`OutputFile`), not table rows.
             Self::Pictures | Self::Noop | Self::Unspecified => &[],
         }

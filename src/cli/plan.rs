@@ -25,18 +25,8 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<()> {
     spec.check_data(&shape)?;
     let root = a.spec.results.join(spec.spec.name.get_ref());
     let mut done = HashSet::new();
-    for t in [
-        "derived",
-        "models",
-        "searches",
-        "patterns",
-        "baselines",
-        "scan",
-        "transfer",
-        "detection",
-        "audit",
-    ] {
-        done.extend(done_units(&root.join(t))?);
+    for t in iscp_proto::Table::RESULTS {
+        done.extend(done_units(&root.join(t.name()))?);
     }
     let plans = expand(&spec, shape.classes, shape.train);
     println!(

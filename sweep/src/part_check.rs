@@ -13,6 +13,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Float32Type;
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, SchemaRef};
+use iscp_proto::Table;
 use std::collections::HashSet;
 
 /// Who sends a part: the unit, the units it read (an evaluation's searches), and for a prepare
@@ -24,29 +25,29 @@ pub struct PartOwner<'a> {
     pub model_sha: Option<&'a str>,
 }
 
-/// The schema of a table workers write, or `None` for a name that is not one.
-pub fn table_schema(table: &str) -> Option<SchemaRef> {
+/// The schema of a table.
+pub fn table_schema(table: Table) -> SchemaRef {
     let batch = match table {
-        "searches" => searches_batch(&[]),
-        "patterns" => patterns_batch(&[]),
-        "models" => models_batch(&[]),
-        "training" => training_batch("", "", &[]),
-        "baselines" => baselines_batch(&[]),
-        "derived" => derived_batch(&[]),
-        "scan" => scan_batch(&[]),
-        "transfer" => transfer_batch(&[]),
-        "detection" => crate::tables::detection_batch(&[]),
-        "audit" => crate::tables::audit_batch(&[]),
-        _ => return None,
+        Table::Searches => searches_batch(&[]),
+        Table::Patterns => patterns_batch(&[]),
+        Table::Models => models_batch(&[]),
+        Table::Training => training_batch("", "", &[]),
+        Table::Baselines => baselines_batch(&[]),
+        Table::Derived => derived_batch(&[]),
+        Table::Scan => scan_batch(&[]),
+        Table::Transfer => transfer_batch(&[]),
+        Table::Detection => crate::tables::detection_batch(&[]),
+        Table::Audit => crate::tables::audit_batch(&[]),
+        Table::Failures => crate::tables::failures_batch(&[]),
     };
-    Some(batch.schema())
+    batch.schema()
 }
 
 /// Checks a part for `table` sent by `owner` and returns the bytes to store: the part itself when
 /// its schema is the table's, else its rows re-encoded in the table's schema. `Err` says why it
 /// is refused; nothing has been written either way.
-pub fn check_part(table: &str, bytes: Vec<u8>, owner: &PartOwner) -> Result<Vec<u8>, String> {
-    let schema = table_schema(table).ok_or_else(|| format!("`{table}` is not a result table"))?;
+pub fn check_part(table: Table, bytes: Vec<u8>, owner: &PartOwner) -> Result<Vec<u8>, String> {
+    let schema = table_schema(table);
     let batches = decode_parquet(&bytes)?;
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     if rows == 0 {
@@ -130,7 +131,7 @@ fn equivalent(have: &DataType, want: &DataType) -> bool {
 
 /// Rows name their own unit (and, in `patterns` and `transfer`, only searches the unit read); a
 /// model row names the model the completion names; masks are finite.
-fn check_rows(table: &str, b: &RecordBatch, owner: &PartOwner) -> Result<(), String> {
+fn check_rows(table: Table, b: &RecordBatch, owner: &PartOwner) -> Result<(), String> {
     let strings = |name: &str| b.column_by_name(name).map(|c| c.as_string::<i32>().clone());
     if let Some(ids) = strings("unit_id") {
         if let Some(other) = ids.iter().flatten().find(|id| *id != owner.unit_id) {
@@ -140,7 +141,7 @@ fn check_rows(table: &str, b: &RecordBatch, owner: &PartOwner) -> Result<(), Str
             ));
         }
     }
-    if matches!(table, "patterns" | "transfer") {
+    if matches!(table, Table::Patterns | Table::Transfer) {
         let read: HashSet<&str> = owner.reads.iter().map(String::as_str).collect();
         if let Some(ids) = strings("search_id") {
             if let Some(other) = ids.iter().flatten().find(|id| !read.contains(id)) {
@@ -150,7 +151,7 @@ fn check_rows(table: &str, b: &RecordBatch, owner: &PartOwner) -> Result<(), Str
             }
         }
     }
-    if table == "models" {
+    if table == Table::Models {
         if let (Some(shas), Some(sha)) = (strings("checkpoint_sha256"), owner.model_sha) {
             if let Some(other) = shas.iter().flatten().find(|s| *s != sha) {
                 return Err(format!(
@@ -159,7 +160,7 @@ fn check_rows(table: &str, b: &RecordBatch, owner: &PartOwner) -> Result<(), Str
             }
         }
     }
-    if table == "searches" {
+    if table == Table::Searches {
         let masks = b
             .column_by_name("mask")
             .expect("conformed")

@@ -327,7 +327,7 @@ pub fn check_parts(
     }
     let allowed = kind.tables();
     if let Some(must) = allowed.first() {
-        if !parts.iter().any(|(t, _)| t == must) {
+        if !parts.iter().any(|(t, _)| t == must.name()) {
             return Err(CoreError::Invalid(format!(
                 "a {kind} unit must write `{must}`"
             )));
@@ -340,18 +340,19 @@ pub fn check_parts(
     };
     let mut checked = Vec::with_capacity(parts.len());
     for (t, bytes) in parts {
-        if !allowed.contains(&t.as_str()) {
+        let Some(table) = Table::parse(&t).filter(|table| allowed.contains(table)) else {
             return Err(CoreError::Invalid(format!(
-                "a {kind} unit cannot write table `{t}`"
+                "a {kind} unit cannot write table `{}`",
+                t.escape_debug()
             )));
-        }
+        };
         if checked
             .iter()
             .any(|(seen, _): &(String, Vec<u8>)| *seen == t)
         {
             return Err(CoreError::Invalid(format!("two parts for `{t}`")));
         }
-        let bytes = check_part(&t, bytes, &owner)
+        let bytes = check_part(table, bytes, &owner)
             .map_err(|e| CoreError::Invalid(format!("part for `{t}`: {e}")))?;
         checked.push((t, bytes));
     }

@@ -19,19 +19,8 @@ pub const CANCELLED: UnitState = UnitState::Cancelled;
 
 pub use iscp_proto::v1::UnitKind;
 
-/// The result tables whose parts the ledger accounts for.
-pub const RESULT_TABLES: [&str; 10] = [
-    "derived",
-    "models",
-    "training",
-    "searches",
-    "patterns",
-    "baselines",
-    "scan",
-    "transfer",
-    "detection",
-    "audit",
-];
+/// The result tables (`Table::RESULTS`: those whose parts the ledger accounts for).
+pub use iscp_proto::Table;
 
 pub fn now_ms() -> i64 {
     SystemTime::now()

@@ -211,7 +211,7 @@ impl Core {
         let Some(m) = self.units.get(key) else {
             return Err(not("no such unit"));
         };
-        if !m.row.kind.tables().contains(&table) {
+        if !m.row.kind.tables().iter().any(|t| t.name() == table) {
             return Err(not("its kind writes no such table"));
         }
         if m.row.state != DONE {

@@ -23,7 +23,7 @@ pub mod status;
 mod submit;
 mod uploads;
 
-pub use self::core::{now_ms, Core, Key, LeaseClaim, Leased, NewUnit, UnitKey, RESULT_TABLES};
+pub use self::core::{now_ms, Core, Key, LeaseClaim, Leased, NewUnit, Table, UnitKey};
 pub use completion::{check_parts, CheckedParts, Completion, PartsOf, StagedParts};
 pub use convert::to_proto_event;
 pub use grpc::Service;

@@ -16,8 +16,8 @@ impl Core {
         let mut dropped = 0;
         for sweep in self.sweeps.keys() {
             let root = self.cfg.results_dir.join(sweep);
-            for table in RESULT_TABLES {
-                let dir = root.join(table);
+            for table in Table::RESULTS {
+                let dir = root.join(table.name());
                 for name in tables::done_units(&dir)? {
                     let path = tables::part_path(&dir, &name);
                     if !known.contains(path.to_string_lossy().as_ref()) {
@@ -43,7 +43,7 @@ impl Core {
             let ps = by_unit.get(key).cloned().unwrap_or_default();
             let must = u.row.kind.tables().first();
             let missing = ps.iter().any(|(_, p)| !Path::new(p).exists())
-                || must.is_some_and(|m| !ps.iter().any(|(t, _)| t == m));
+                || must.is_some_and(|m| !ps.iter().any(|(t, _)| t == m.name()));
             if missing {
                 u.row.state = PENDING;
                 requeued.push(key.clone());

@@ -23,8 +23,8 @@ impl PartsOnDisk {
     /// Lists the result tables under `root` (a sweep's results folder; missing folders are empty).
     pub fn list(root: &Path) -> CResult<PartsOnDisk> {
         let mut out = HashMap::new();
-        for table in RESULT_TABLES {
-            let dir = root.join(table);
+        for table in Table::RESULTS {
+            let dir = root.join(table.name());
             let entries = match std::fs::read_dir(&dir) {
                 Ok(e) => e,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -41,7 +41,7 @@ impl PartsOnDisk {
                     ids.insert(id.to_string());
                 }
             }
-            out.insert(table, ids);
+            out.insert(table.name(), ids);
         }
         Ok(PartsOnDisk(out))
     }
@@ -202,14 +202,14 @@ impl Core {
                         .kind
                         .tables()
                         .iter()
-                        .filter(|t| on_disk.has(t, &u.id))
+                        .filter(|t| on_disk.has(t.name(), &u.id))
                         .map(|t| {
-                            let p = tables::part_path(&root.join(t), &u.id);
+                            let p = tables::part_path(&root.join(t.name()), &u.id);
                             (t.to_string(), p.to_string_lossy().to_string())
                         })
                         .collect();
                     let must = u.kind.tables().first();
-                    if must.is_some_and(|m| parts.iter().any(|(t, _)| t == m)) {
+                    if must.is_some_and(|m| parts.iter().any(|(t, _)| t == m.name())) {
                         row.state = DONE;
                         adopted.push((row.clone(), parts));
                     }

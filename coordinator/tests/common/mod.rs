@@ -84,7 +84,7 @@ pub fn key(id: &str) -> UnitKey {
 /// A one-row part of any result table, in its schema: `unit_id` is `unit`, `search_id` is
 /// `search`, other strings `x`, numbers 0.5 or 0, lists `[0.5]`.
 pub fn part(table: &str, unit: &str, search: &str) -> Vec<u8> {
-    let schema = table_schema(table).expect("a result table");
+    let schema = table_schema(iscp_proto::Table::parse(table).expect("a result table"));
     let columns: Vec<ArrayRef> = schema
         .fields()
         .iter()
