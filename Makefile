@@ -34,3 +34,4 @@ fmt:
 
 lint: setup
 	@$(ENV) cargo clippy --release --workspace --all-targets -- -D warnings
+	@python3 scripts/check-cycles.py

@@ -7,7 +7,6 @@
 //! not depend on which lane or how many threads run it, so the masks are the same (the bench checks).
 
 use crate::model::Model;
-use crate::search::SearchJob;
 use crate::Result;
 use std::sync::mpsc;
 
@@ -48,32 +47,38 @@ pub fn assign(costs: &[usize], lanes: usize) -> Vec<Vec<usize>> {
     out
 }
 
-/// A batch body: runs some jobs as one batched optimisation, reporting `(step, total)`.
-pub type BatchFn<T> =
-    fn(&Model, &tch::Tensor, &[&SearchJob], &mut dyn FnMut(usize, usize)) -> Result<Vec<T>>;
-
-/// Steps a job takes: its epochs times its minibatches per epoch.
-fn steps(job: &SearchJob) -> usize {
-    job.cfg.epochs * job.pool.len().div_ceil(job.cfg.batch.max(1))
+/// A job the lanes can split: its length in steps, its cost per step, and another handle to it
+/// for a lane's thread (the search's job; lanes know nothing else of it).
+pub trait LaneJob: Sized + Send {
+    /// Steps the job takes.
+    fn steps(&self) -> usize;
+    /// Images a step takes (its share of a lane's work is steps × this).
+    fn batch(&self) -> usize;
+    /// Another handle to the same job, for a lane's thread.
+    fn shallow(&self) -> Self;
 }
+
+/// A batch body: runs some jobs as one batched optimisation, reporting `(step, total)`.
+pub type BatchFn<T, J> =
+    fn(&Model, &tch::Tensor, &[&J], &mut dyn FnMut(usize, usize)) -> Result<Vec<T>>;
 
 /// Runs `jobs` with `body`, split over `lanes` single-threaded lanes (each a thread of its own),
 /// and returns each job's result in order. Progress is the sum of the lanes' steps over the sum of
 /// their lengths (a lane is as long as its longest job). libtorch's thread count is restored
 /// afterwards.
-pub fn run_lanes<T: Send>(
+pub fn run_lanes<T: Send, J: LaneJob>(
     model: &Model,
     images: &tch::Tensor,
-    jobs: &[&SearchJob],
+    jobs: &[&J],
     lanes: usize,
-    body: BatchFn<T>,
+    body: BatchFn<T, J>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Vec<Result<T>> {
-    let costs: Vec<usize> = jobs.iter().map(|j| steps(j) * j.cfg.batch).collect();
+    let costs: Vec<usize> = jobs.iter().map(|j| j.steps() * j.batch()).collect();
     let groups = assign(&costs, lanes);
     let lengths: Vec<usize> = groups
         .iter()
-        .map(|g| g.iter().map(|&j| steps(jobs[j])).max().unwrap_or(0))
+        .map(|g| g.iter().map(|&j| jobs[j].steps()).max().unwrap_or(0))
         .collect();
     let total: usize = lengths.iter().sum();
     let threads = tch::get_num_threads();
@@ -86,12 +91,12 @@ pub fn run_lanes<T: Send>(
             .map(|(lane, group)| {
                 let shared = SharedModel(model);
                 let images = images.shallow_clone();
-                let own: Vec<SearchJob> = group.iter().map(|&j| jobs[j].shallow()).collect();
+                let own: Vec<J> = group.iter().map(|&j| jobs[j].shallow()).collect();
                 let tx = tx.clone();
                 s.spawn(move || {
                     let model = shared;
                     tch::set_num_threads(1);
-                    let refs: Vec<&SearchJob> = own.iter().collect();
+                    let refs: Vec<&J> = own.iter().collect();
                     body(model.0, &images, &refs, &mut |step, _| {
                         let _ = tx.send((lane, step));
                     })

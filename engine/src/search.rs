@@ -108,6 +108,19 @@ impl SearchJob {
     }
 }
 
+impl crate::lanes::LaneJob for SearchJob {
+    /// Its epochs times its minibatches per epoch.
+    fn steps(&self) -> usize {
+        self.cfg.epochs * self.pool.len().div_ceil(self.cfg.batch.max(1))
+    }
+    fn batch(&self) -> usize {
+        self.cfg.batch
+    }
+    fn shallow(&self) -> SearchJob {
+        SearchJob::shallow(self)
+    }
+}
+
 /// A job's minibatches over all its epochs, in order.
 fn schedule(job: &SearchJob) -> Vec<Vec<i64>> {
     let mut chunks = Vec::new();

@@ -21,17 +21,6 @@ pub struct SubmitArgs {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct WatchArgs {
-    /// The sweep (the spec's `name`).
-    pub sweep: String,
-    #[command(flatten)]
-    pub connect: ConnectArgs,
-    /// No bars: one line per finished stage (also when stderr is not a terminal).
-    #[arg(long)]
-    pub quiet: bool,
-}
-
-#[derive(Debug, clap::Args)]
 pub struct SweepArgs {
     /// The sweep (the spec's `name`).
     pub sweep: String,
@@ -66,7 +55,7 @@ pub fn submit(a: SubmitArgs) -> anyhow::Result<()> {
         r.sweep, r.units, r.new_units, r.already_done
     );
     if a.watch {
-        super::watch::watch(WatchArgs {
+        super::watch::watch(super::watch::WatchArgs {
             sweep: r.sweep,
             connect: a.connect,
             quiet: a.quiet,

@@ -1,14 +1,14 @@
 //! `iscp bench`: seconds per ISCP search for the small CNN on this machine, one by one and batched
 //! (a benchmark, not a test).
 
-use iscp_engine::agreement::compare;
+use super::bench_common::{agreement, cpu_model};
 use iscp_engine::canvas::{canvas_image, rank_canvases, CanvasKind};
 use iscp_engine::data::{
     load_idx_dir, stratified_split, synthetic, SyntheticConfig, FASHION_MNIST_CLASSES,
 };
 use iscp_engine::model::{Arch, Model, ModelMeta};
 use iscp_engine::pattern::Evaluator;
-use iscp_engine::search::{search_batch, SearchConfig, SearchJob, SearchOutcome};
+use iscp_engine::search::{search_batch, SearchConfig, SearchJob};
 use iscp_engine::train::{train, TrainConfig};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -49,45 +49,6 @@ pub struct BenchArgs {
     /// (e.g. 32,64,128,256), each timed in turn.
     #[arg(long, value_delimiter = ',', default_value = "24")]
     pub resnet_k: Vec<usize>,
-}
-
-pub fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
-}
-
-/// How two runs of the same searches agree: (lowest top-1% Jaccard, lowest top-5% Jaccard, largest
-/// PW difference at those sizes). Floats differ across batch shapes and CPUs, so what the masks
-/// select and reach is compared, not their raw values.
-pub fn agreement(
-    eval: &Evaluator,
-    jobs: &[SearchJob],
-    a: &[iscp_engine::Result<SearchOutcome>],
-    b: &[iscp_engine::Result<SearchOutcome>],
-) -> anyhow::Result<(f64, f64, f64)> {
-    let (mut j1, mut j5, mut worst) = (1f64, 1f64, 0f64);
-    for ((x, y), job) in a.iter().zip(b).zip(jobs) {
-        let x = x.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let y = y.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let cmp = compare(
-            &x.mask,
-            &y.mask,
-            &[0.01, 0.05],
-            Some((eval, job.target, &job.canvas)),
-        )?;
-        j1 = j1.min(cmp[0].jaccard);
-        j5 = j5.min(cmp[1].jaccard);
-        for c in &cmp {
-            worst = worst.max(c.pw_difference.unwrap_or(0.0));
-        }
-    }
-    Ok((j1, j5, worst))
 }
 
 pub fn bench(a: BenchArgs) -> anyhow::Result<()> {

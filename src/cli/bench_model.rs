@@ -3,7 +3,7 @@
 //! in process, and end to end as `iscp run` does it, optionally beside the sequential PyTorch
 //! reference (`scripts/reference_search.py`) in the same run.
 
-use super::bench::{agreement, cpu_model};
+use super::bench_common::{agreement, cpu_model};
 use anyhow::{bail, Context};
 use iscp_engine::amp::Precision;
 use iscp_engine::canvas::{canvas_image, rank_canvases, CanvasKind};

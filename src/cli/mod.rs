@@ -2,6 +2,7 @@
 
 mod admin;
 mod bench;
+mod bench_common;
 mod bench_coordinator;
 mod bench_model;
 mod bench_resnet;
@@ -59,7 +60,7 @@ pub enum Command {
     /// Units of each sweep by kind and state, failed units with their reasons, and the workers.
     Status(admin::StatusArgs),
     /// Follow a sweep with progress bars until every unit is done, failed or cancelled.
-    Watch(admin::WatchArgs),
+    Watch(watch::WatchArgs),
     /// Cancel a sweep's pending and running units.
     Cancel(admin::SweepArgs),
     /// Put a sweep's failed units back in the queue with a fresh retry budget.

@@ -2,8 +2,7 @@
 //! same bars and words as `iscp run`). A coordinator that goes away (restarted, requeued by Slurm)
 //! is waited for and the stream opened again, for up to `RECONNECT_FOR`.
 
-use super::admin::WatchArgs;
-use super::connect::{runtime, status_error};
+use super::connect::{runtime, status_error, ConnectArgs};
 use super::progress::View;
 use iscp_proto::v1::{EventKind, WatchSweepParams};
 use std::time::{Duration, Instant};
@@ -11,6 +10,17 @@ use tokio_stream::StreamExt;
 
 /// How long a watcher keeps trying to reach a coordinator that went away.
 const RECONNECT_FOR: Duration = Duration::from_secs(600);
+
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// The sweep (the spec's `name`).
+    pub sweep: String,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// No bars: one line per finished stage (also when stderr is not a terminal).
+    #[arg(long)]
+    pub quiet: bool,
+}
 
 /// Whether a gRPC error means the coordinator is away (not that it refused the watch).
 fn away(s: &tonic::Status) -> bool {

@@ -2,7 +2,6 @@
 //! holds, and its counters; registration and the hand-back on shutdown.
 
 use crate::client::{connect, Client, ConnectError};
-use crate::executor::ProgressMap;
 use crate::{WorkerOptions, WorkerSummary};
 use iscp_proto::v1::{DeviceInfo, FailUnitParams, RegisterWorkerParams};
 use iscp_proto::{UnitKey, PROTOCOL_VERSION};
@@ -25,6 +24,9 @@ pub enum WorkerError {
     #[error("device `{0}`: {1}")]
     Device(String, String),
 }
+
+/// Steps done and total of each running unit, read by the heartbeat.
+pub type ProgressMap = std::sync::Arc<Mutex<HashMap<UnitKey, (u64, u64)>>>;
 
 /// A unit the worker holds a lease on (keyed by its sweep and id).
 #[derive(Debug, Clone)]

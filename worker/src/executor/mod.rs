@@ -19,10 +19,10 @@ use iscp_sweep::work::{
     RunFacts, SearchContext,
 };
 use iscp_sweep::CoordError;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tch::{Device, Tensor};
 
 mod finishing;
@@ -105,8 +105,7 @@ pub struct CheckpointReport {
     pub stats_json: String,
 }
 
-/// Steps done and total of each running unit, read by the heartbeat.
-pub type ProgressMap = Arc<Mutex<HashMap<UnitKey, (u64, u64)>>>;
+pub use crate::shared::ProgressMap;
 
 /// Specs kept parsed (by the sha256 of their text).
 const SPECS_KEPT: usize = 8;
