@@ -239,10 +239,22 @@ def build(arch: str, shape, classes: int) -> nn.Module:
 # Loading
 
 
-def import_definitions(files):
+def require_trust(trusted: bool, what: str) -> None:
+    """Refuses to run code from a file unless the user said --trust-code."""
+    if not trusted:
+        raise ConvertError(
+            f"{what}, and that runs code the file chooses: a file from someone else can do "
+            "anything this user can. Pass --trust-code only for files you trust; otherwise "
+            "convert a state dict (--state-dict, read as data with torch.load(weights_only=True))"
+        )
+
+
+def import_definitions(files, trusted: bool):
     """Imports each --import FILE.py (not as __main__, so its `if __name__ == "__main__":` part
     does not run) and copies its names into __main__, where the classes of a model pickled by a
-    script run directly are looked for."""
+    script run directly are looked for. Runs the files: only with --trust-code."""
+    if files:
+        require_trust(trusted, "--import runs a Python file")
     main = sys.modules["__main__"]
     for path in files:
         if not os.path.isfile(path):
@@ -263,7 +275,9 @@ def import_definitions(files):
                 setattr(main, key, value)
 
 
-def load_module(path: str) -> nn.Module:
+def load_module(path: str, trusted: bool) -> nn.Module:
+    """Unpickles a whole module, which runs whatever the file says: only with --trust-code."""
+    require_trust(trusted, "--module unpickles a whole module")
     if not os.path.isfile(path):
         raise ConvertError(f"--module {path}: no such file")
     try:
@@ -527,13 +541,11 @@ def remove(path):
 def convert(args) -> None:
     if args.module and args.state_dict:
         raise ConvertError("give one of --module and --state-dict")
-    if (args.module or args.imports) and not args.trust_code:
-        what = "--module unpickles a whole module" if args.module else "--import runs a Python file"
-        raise ConvertError(
-            f"{what}, and that runs code the file chooses: a file from someone else can do "
-            "anything this user can. Pass --trust-code only for files you trust; otherwise "
-            "convert a state dict (--state-dict, read as data with torch.load(weights_only=True))"
-        )
+    # Refused before anything is read; the loaders check again, so no path reaches them untrusted.
+    if args.module:
+        require_trust(args.trust_code, "--module unpickles a whole module")
+    if args.imports:
+        require_trust(args.trust_code, "--import runs a Python file")
     if not args.module and not args.state_dict:
         raise ConvertError("give --state-dict FILE (with --arch, --classes, --shape) or --module FILE")
     if args.state_dict and not (args.arch and args.classes and args.shape):
@@ -567,9 +579,9 @@ def convert(args) -> None:
         raise ConvertError(f"--mean and --std need 1 or {channels} (C) values each, "
                            f"got {len(mean)} and {len(std)}")
 
-    import_definitions(args.imports or [])
+    import_definitions(args.imports or [], args.trust_code)
     if args.module:
-        model = load_module(args.module)
+        model = load_module(args.module, args.trust_code)
         source = args.module
     else:
         model = build(args.arch, shape, args.classes)

@@ -19,21 +19,19 @@ pub enum Table {
 }
 
 impl Table {
-    /// The tables units write, whose parts the ledger records (every table but `failures`).
-    pub const RESULTS: [Table; 10] = [
-        Table::Derived,
-        Table::Models,
-        Table::Training,
-        Table::Searches,
-        Table::Patterns,
-        Table::Baselines,
-        Table::Scan,
-        Table::Transfer,
-        Table::Detection,
-        Table::Audit,
-    ];
+    /// The tables units write, whose parts the ledger records: every table but `failures`,
+    /// which `ALL` lists last.
+    pub const RESULTS: [Table; 10] = {
+        let mut out = [Table::Failures; 10];
+        let mut i = 0;
+        while i < out.len() {
+            out[i] = Table::ALL[i];
+            i += 1;
+        }
+        out
+    };
 
-    /// Every table.
+    /// Every table (`failures` last).
     pub const ALL: [Table; 11] = [
         Table::Derived,
         Table::Models,

@@ -70,9 +70,11 @@ pub fn io_out_of_space(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(28) | Some(122))
 }
 
-/// Whether a message (libtorch's, a Parquet writer's) says the disk is full.
+/// Whether a message (libtorch's, a Parquet writer's, SQLite's) says the disk is full.
 pub fn says_out_of_space(message: &str) -> bool {
-    message.contains("No space left on device") || message.contains("Disk quota exceeded")
+    message.contains("No space left on device")
+        || message.contains("Disk quota exceeded")
+        || message.contains("database or disk is full")
 }
 
 impl CoordError {

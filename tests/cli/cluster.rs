@@ -26,6 +26,17 @@ impl Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+    /// Waits up to `secs` for the process to exit on its own (`what` it is, in the failure).
+    pub fn wait_exit(&mut self, secs: u64, what: &str) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "{what}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
     pub fn term(&mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -276,15 +287,7 @@ fn three_workers_run_the_smoke_spec_to_the_end_with_every_unit_once() {
         s.contains("(finished)")
     });
     // The watcher ended with the sweep, a line per finished stage naming the slot it ran on.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while watch.child.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "watch did not end:\n{}",
-            watch.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    watch.wait_exit(20, "watch did not end");
     let seen = watch.log();
     for want in [
         ": natural: training, 3 epochs in",
@@ -423,18 +426,7 @@ fn a_coordinator_killed_mid_sweep_and_restarted_completes_it_with_no_row_lost_or
         s.contains("(finished)")
     });
     assert!(!s.lines().any(|l| l.starts_with("  failed ")), "{s}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let ended = loop {
-        if let Some(status) = watch.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "watch did not end:\n{}",
-            watch.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let ended = watch.wait_exit(30, "watch did not end");
     let seen = watch.log();
     assert!(ended.success(), "{seen}");
     assert!(
@@ -490,18 +482,7 @@ fn calls_without_the_token_or_with_a_wrong_one_are_refused() {
     );
     // A worker with a wrong token stops at once with the reason.
     let mut w = c.worker("intruder", &["--token", "guess"]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let code = loop {
-        if let Some(s) = w.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the worker kept running:\n{}",
-            w.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let code = w.wait_exit(20, "the worker kept running");
     assert!(!code.success());
     assert!(
         w.log().contains("refused this worker: wrong token"),

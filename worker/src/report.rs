@@ -4,7 +4,7 @@
 
 use crate::artifacts;
 use crate::executor::{Failure, Outcome, Output};
-use crate::shared::{is_transient, key_of, Backoff, Shared};
+use crate::shared::{is_transient, key_of, said_aloud, Backoff, Shared};
 use iscp_proto::v1::{
     CompleteUnitParams, CompleteUnitsParams, FailUnitParams, FailureReason, LeasedUnit, OutputFile,
     TablePart,
@@ -242,7 +242,7 @@ pub(crate) async fn report(shared: &Shared, u: &LeasedUnit, outcome: Outcome) {
             // The same codes as every other call: the coordinator is away, not refusing.
             Err(s) if is_transient(&s) => {
                 // Said at warn, not only at debug: a coordinator that stays away is news.
-                if tries == 1 || tries.is_multiple_of(10) {
+                if said_aloud(tries) {
                     tracing::warn!("reporting {} (try {tries}): {s}; retrying", u.unit_id);
                 } else {
                     tracing::debug!("reporting {}: {s}; retrying", u.unit_id);

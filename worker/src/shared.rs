@@ -73,6 +73,12 @@ pub fn is_transient(s: &tonic::Status) -> bool {
     )
 }
 
+/// Whether the `tries`-th retry of something is logged at warn: the first and every tenth (a
+/// coordinator that stays away is news; every retry would drown the log).
+pub fn said_aloud(tries: u32) -> bool {
+    tries == 1 || tries.is_multiple_of(10)
+}
+
 /// Exponential backoff from 100 ms to 5 s.
 pub struct Backoff(pub Duration);
 
@@ -160,7 +166,7 @@ impl Shared {
                 Err(s) => {
                     // Said at the first try and then every tenth: a worker started before its
                     // coordinator (or pointed at the wrong one) must not look idle.
-                    if tries == 1 || tries.is_multiple_of(10) {
+                    if said_aloud(tries) {
                         tracing::warn!(
                             "waiting for the coordinator at {} (try {tries}, next in {:.1} s): {}",
                             self.opts.connect.url,

@@ -102,10 +102,7 @@ impl CoreError {
     pub fn is_out_of_space(&self) -> bool {
         match self {
             CoreError::Coord(c) => c.is_out_of_space(),
-            CoreError::Ledger(l) => {
-                let m = l.to_string();
-                iscp_sweep::error::says_out_of_space(&m) || m.contains("database or disk is full")
-            }
+            CoreError::Ledger(l) => iscp_sweep::error::says_out_of_space(&l.to_string()),
             _ => false,
         }
     }
