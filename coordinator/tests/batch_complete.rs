@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::{claim, config, key, open, part, unit};
-use iscp_coordinator::service::{serve_with, ServeOptions, Service};
+use common::{claim, config, key, now, open, part, unit};
+use iscp_coordinator::server::{serve_with, ServeOptions, Service};
 use iscp_proto::v1::*;
 use iscp_proto::{CoordinatorClient, MAX_BATCH_UNITS, PROTOCOL_VERSION};
 use sha2::{Digest, Sha256};
@@ -35,7 +35,7 @@ async fn a_batch_of_completions_answers_each_unit_and_lands_each_once() {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let opts = ServeOptions {
-        core: cfg,
+        scheduler: cfg,
         token: None,
         tls: None,
     };
@@ -160,9 +160,13 @@ fn a_derived_shard_is_hashed_when_it_lands_and_leased_by_that_hash_after_a_resta
                 unit("d", "derive-data", "", &[]),
                 unit("p", "prepare-model", "", &["d"]),
             ],
+            now(),
         )
         .unwrap();
-        let l = core.lease("w", 1, &HashSet::new()).unwrap().remove(0);
+        let l = core
+            .lease("w", 1, &HashSet::new(), now())
+            .unwrap()
+            .remove(0);
         assert_eq!(l.unit_id, "d");
         core.complete(
             &key("d"),
@@ -177,7 +181,10 @@ fn a_derived_shard_is_hashed_when_it_lands_and_leased_by_that_hash_after_a_resta
     assert!(path.exists());
     std::fs::write(&path, b"not the shard").unwrap();
     let mut core = open(dir.path());
-    let l = core.lease("w", 1, &HashSet::new()).unwrap().remove(0);
+    let l = core
+        .lease("w", 1, &HashSet::new(), now())
+        .unwrap()
+        .remove(0);
     assert_eq!(l.unit_id, "p");
     assert_eq!(l.input_artifacts, [sha]);
 }

@@ -6,8 +6,8 @@
 mod common;
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch};
-use common::{claim, key, models_part, open, part, unit, MODEL};
-use iscp_coordinator::service::{Core, Leased};
+use common::{claim, key, models_part, now, open, part, unit, MODEL};
+use iscp_coordinator::scheduler::{Leased, Scheduler};
 use iscp_sweep::tables::{decode_parquet, read_batches, read_pattern_rows, read_search_rows};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
@@ -16,8 +16,8 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
-fn lease_one(core: &mut Core) -> Leased {
-    let mut l = core.lease("w", 1, &HashSet::new()).unwrap();
+fn lease_one(core: &mut Scheduler) -> Leased {
+    let mut l = core.lease("w", 1, &HashSet::new(), now()).unwrap();
     assert_eq!(l.len(), 1, "one unit to lease");
     l.remove(0)
 }
@@ -79,10 +79,11 @@ fn completions_are_checked_before_anything_is_written() {
             unit("s2", "search", "p", &["p"]),
             unit("e", "evaluate", "p", &["s1"]),
         ],
+        now(),
     )
     .unwrap();
     // Refused with `why`, and the results folder is as it was before the call.
-    let refuse = |core: &mut Core, l: &Leased, table: &str, bytes: Vec<u8>, why: &str| {
+    let refuse = |core: &mut Scheduler, l: &Leased, table: &str, bytes: Vec<u8>, why: &str| {
         let before = files(&results);
         let c = claim("w", &l.lease_id, l.attempt);
         let model = (table == "models").then_some(MODEL).flatten();
@@ -194,9 +195,10 @@ fn a_part_written_by_polars_lands_in_the_tables_schema() {
             unit("p", "prepare-model", "", &[]),
             unit("s1", "search", "p", &["p"]),
         ],
+        now(),
     )
     .unwrap();
-    let tkey = |id: &str| iscp_coordinator::service::UnitKey::new("t", id);
+    let tkey = |id: &str| iscp_coordinator::scheduler::UnitKey::new("t", id);
     let p = lease_one(&mut core);
     let c = claim("w", &p.lease_id, p.attempt);
     core.complete(

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{claim, key, models_part, open, part, unit, MODEL};
+use common::{claim, key, models_part, now, open, part, unit, MODEL};
 use iscp_proto::v1::{FailureReason, UnitKind};
 use std::collections::HashSet;
 
@@ -30,11 +30,12 @@ fn finishing_units_read_what_succeeded_and_land_only_checked_files() {
             unit("scan", "scan", "", &["e"]),
             unit("tr", "transfer", "q", &["e", "s1", "s2", "q"]),
         ],
+        now(),
     )
     .unwrap();
     let held = HashSet::new();
-    let lease_one = |core: &mut iscp_coordinator::service::Core| {
-        let mut l = core.lease("w", 8, &held).unwrap();
+    let lease_one = |core: &mut iscp_coordinator::scheduler::Scheduler| {
+        let mut l = core.lease("w", 8, &held, now()).unwrap();
         assert!(!l.is_empty(), "nothing to lease");
         l.remove(0)
     };
@@ -52,12 +53,19 @@ fn finishing_units_read_what_succeeded_and_land_only_checked_files() {
             )
             .unwrap();
         } else {
-            core.fail(&key("q"), c, "bad", FailureReason::InvalidInput, false)
-                .unwrap();
+            core.fail(
+                &key("q"),
+                c,
+                "bad",
+                FailureReason::InvalidInput,
+                false,
+                now(),
+            )
+            .unwrap();
         }
     }
     // One search succeeds, one fails for good.
-    let searches = core.lease("w", 8, &held).unwrap();
+    let searches = core.lease("w", 8, &held, now()).unwrap();
     assert_eq!(searches.len(), 2);
     for l in &searches {
         assert_eq!(l.kind, UnitKind::Search);
@@ -72,17 +80,17 @@ fn finishing_units_read_what_succeeded_and_land_only_checked_files() {
             )
             .unwrap();
         } else {
-            core.fail(&k, c, "nan", FailureReason::InvalidInput, false)
+            core.fail(&k, c, "nan", FailureReason::InvalidInput, false, now())
                 .unwrap();
         }
     }
     // Nothing that finishes the sweep is leased before the evaluation it reads is settled.
-    let ev = core.lease("w", 8, &held).unwrap();
+    let ev = core.lease("w", 8, &held, now()).unwrap();
     assert_eq!(
         ev.iter().map(|l| l.kind).collect::<Vec<_>>(),
         vec![UnitKind::Evaluate]
     );
-    assert!(core.lease("w", 8, &held).unwrap().is_empty());
+    assert!(core.lease("w", 8, &held, now()).unwrap().is_empty());
     core.complete(
         &key("e"),
         claim("w", &ev[0].lease_id, ev[0].attempt),
@@ -93,7 +101,7 @@ fn finishing_units_read_what_succeeded_and_land_only_checked_files() {
     // The transfer's model failed: so does the transfer. Pictures and the scan come next; they
     // fetch what they read, and only parts of done units are served.
     let mut leased = Vec::new();
-    while let Some(l) = core.lease("w", 8, &held).unwrap().into_iter().next() {
+    while let Some(l) = core.lease("w", 8, &held, now()).unwrap().into_iter().next() {
         leased.push(l);
     }
     let kinds: HashSet<UnitKind> = leased.iter().map(|l| l.kind).collect();
@@ -119,7 +127,7 @@ fn finishing_units_read_what_succeeded_and_land_only_checked_files() {
     }
     assert!(core
         .done_part(
-            &iscp_coordinator::service::UnitKey::new("other", "e"),
+            &iscp_coordinator::scheduler::UnitKey::new("other", "e"),
             "patterns"
         )
         .is_err());

@@ -4,12 +4,13 @@
 
 mod common;
 
-use common::{claim, config, key, unit};
-use iscp_coordinator::service::{Core, Service, UnitState};
+use common::{advance, claim, config, key, now, unit};
+use iscp_coordinator::scheduler::{Scheduler, UnitState};
+use iscp_coordinator::server::Service;
 use iscp_proto::v1::FailureReason;
 use std::collections::HashSet;
 
-fn state(core: &Core, id: &str) -> UnitState {
+fn state(core: &Scheduler, id: &str) -> UnitState {
     core.unit_state(&key(id)).expect("a unit")
 }
 
@@ -19,36 +20,49 @@ fn leases_fit_the_message_limit_or_fail_with_the_reason() {
     let mut cfg = config(dir.path());
     cfg.max_lease_bytes = 20_000;
     let (tx, _) = tokio::sync::broadcast::channel(16);
-    let mut core = Core::open(cfg, tx).unwrap();
+    let mut core = Scheduler::open(cfg, tx, now()).unwrap();
     // Each unit carries the spec (9,000 bytes) and room for framing: one fits a lease, two do not.
     let spec = "#".repeat(9_000);
     let units = ["a", "b", "c"]
         .into_iter()
         .map(|id| unit(id, "noop", "", &[]))
         .collect();
-    core.submit("s", "sha", "f", &spec, units).unwrap();
-    let first = core.lease("w", 8, &HashSet::new()).unwrap();
+    core.submit("s", "sha", "f", &spec, units, now()).unwrap();
+    let first = core.lease("w", 8, &HashSet::new(), now()).unwrap();
     assert_eq!(
         first.len(),
         1,
         "9,000 + 4,096 bytes each: one per 20,000-byte lease"
     );
-    let second = core.lease("w", 8, &HashSet::new()).unwrap();
+    let second = core.lease("w", 8, &HashSet::new(), now()).unwrap();
     assert_eq!(second.len(), 1);
     assert_eq!(state(&core, &second[0].unit_id), UnitState::Leased);
-    let third = core.lease("w", 8, &HashSet::new()).unwrap();
+    let third = core.lease("w", 8, &HashSet::new(), now()).unwrap();
     assert_eq!(third.len(), 1);
-    assert!(core.lease("w", 8, &HashSet::new()).unwrap().is_empty());
+    assert!(core
+        .lease("w", 8, &HashSet::new(), now())
+        .unwrap()
+        .is_empty());
 
     // A spec so large that one unit alone cannot be delivered: failed for good, not leased.
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
     cfg.max_lease_bytes = 8_000;
     let (tx, _) = tokio::sync::broadcast::channel(16);
-    let mut core = Core::open(cfg, tx).unwrap();
-    core.submit("s", "sha", "f", &spec, vec![unit("a", "noop", "", &[])])
-        .unwrap();
-    assert!(core.lease("w", 8, &HashSet::new()).unwrap().is_empty());
+    let mut core = Scheduler::open(cfg, tx, now()).unwrap();
+    core.submit(
+        "s",
+        "sha",
+        "f",
+        &spec,
+        vec![unit("a", "noop", "", &[])],
+        now(),
+    )
+    .unwrap();
+    assert!(core
+        .lease("w", 8, &HashSet::new(), now())
+        .unwrap()
+        .is_empty());
     assert_eq!(state(&core, "a"), UnitState::Failed);
     let failures = dir.path().join("results/s/failures");
     assert_eq!(std::fs::read_dir(&failures).unwrap().count(), 1);
@@ -75,13 +89,13 @@ fn expired_leases_do_not_use_up_a_units_own_attempts() {
     let mut cfg = config(dir.path()); // max_attempts 2, lease ttl 100 ms
     cfg.max_expiries = 4;
     let (tx, _) = tokio::sync::broadcast::channel(16);
-    let mut core = Core::open(cfg, tx).unwrap();
-    core.submit("s", "sha", "f", "", vec![unit("a", "noop", "", &[])])
+    let mut core = Scheduler::open(cfg, tx, now()).unwrap();
+    core.submit("s", "sha", "f", "", vec![unit("a", "noop", "", &[])], now())
         .unwrap();
-    let expire_once = |core: &mut Core| {
-        assert_eq!(core.lease("w", 1, &HashSet::new()).unwrap().len(), 1);
-        std::thread::sleep(std::time::Duration::from_millis(120));
-        assert_eq!(core.expire().unwrap(), 1);
+    let expire_once = |core: &mut Scheduler| {
+        assert_eq!(core.lease("w", 1, &HashSet::new(), now()).unwrap().len(), 1);
+        advance(std::time::Duration::from_millis(120));
+        assert_eq!(core.expire(now()).unwrap(), 1);
     };
     // Three deaths of its worker: more than `max_attempts`, fewer than `max_expiries`.
     for _ in 0..3 {
@@ -89,18 +103,22 @@ fn expired_leases_do_not_use_up_a_units_own_attempts() {
         assert_eq!(state(&core, "a"), UnitState::Pending);
     }
     // One failure of its own still leaves it an attempt.
-    let l = core.lease("w", 1, &HashSet::new()).unwrap().remove(0);
+    let l = core
+        .lease("w", 1, &HashSet::new(), now())
+        .unwrap()
+        .remove(0);
     core.fail(
         &key("a"),
         claim("w", &l.lease_id, l.attempt),
         "boom",
         FailureReason::Internal,
         false,
+        now(),
     )
     .unwrap();
     assert_eq!(state(&core, "a"), UnitState::Pending);
     // The fourth expiry is the budget.
-    std::thread::sleep(std::time::Duration::from_millis(10));
+    advance(std::time::Duration::from_millis(10));
     expire_once(&mut core);
     assert_eq!(state(&core, "a"), UnitState::Failed);
 }

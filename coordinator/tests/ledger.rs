@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::{claim, key, models_part, models_part_of, open, unit, MODEL};
-use iscp_coordinator::service::{Beat, Core, UnitKey};
+use common::{advance, claim, key, models_part, models_part_of, now, open, unit, MODEL};
+use iscp_coordinator::scheduler::{Beat, Scheduler, UnitKey};
 use iscp_proto::v1::FailureReason;
 use iscp_sweep::tables::part_path;
 use std::collections::HashSet;
@@ -20,7 +20,7 @@ fn beat(sweep: &str, id: &str, attempt: u64) -> Beat {
     }
 }
 
-fn state_of(core: &Core, kind: &str) -> (u64, u64, u64, u64) {
+fn state_of(core: &Scheduler, kind: &str) -> (u64, u64, u64, u64) {
     let st = core.status("s");
     let k = st[0]
         .kinds
@@ -41,17 +41,18 @@ fn stale_and_foreign_completions_are_refused_and_write_nothing() {
         "f",
         "",
         vec![unit("p", "prepare-model", "", &[])],
+        now(),
     )
     .unwrap();
-    core.register("a", "a");
-    core.register("b", "b");
+    core.register("a", "a", now());
+    core.register("b", "b", now());
     let none = HashSet::new();
-    let la = core.lease("a", 1, &none).unwrap().remove(0);
+    let la = core.lease("a", 1, &none, now()).unwrap().remove(0);
     assert_eq!(la.attempt, 1);
-    std::thread::sleep(Duration::from_millis(150));
-    assert_eq!(core.expire().unwrap(), 1);
-    std::thread::sleep(Duration::from_millis(5));
-    let lb = core.lease("b", 1, &none).unwrap().remove(0);
+    advance(Duration::from_millis(150));
+    assert_eq!(core.expire(now()).unwrap(), 1);
+    advance(Duration::from_millis(5));
+    let lb = core.lease("b", 1, &none, now()).unwrap().remove(0);
     assert_eq!(lb.attempt, 2);
     let parts = || vec![("models".to_string(), models_part("p"))];
     let stale = core.complete(&key("p"), claim("a", &la.lease_id, 1), parts(), MODEL);
@@ -81,10 +82,10 @@ fn failures_retry_up_to_the_limit_hand_backs_do_not_count_and_dependents_fail() 
         unit("s1", "search", "p", &["p"]),
         unit("e", "evaluate", "p", &["s1"]),
     ];
-    core.submit("s", "sha", "f", "", units).unwrap();
-    core.register("w", "w");
+    core.submit("s", "sha", "f", "", units, now()).unwrap();
+    core.register("w", "w", now());
     let none = HashSet::new();
-    let l = core.lease("w", 4, &none).unwrap();
+    let l = core.lease("w", 4, &none, now()).unwrap();
     assert_eq!(l.len(), 1, "only the prepare unit is ready");
     core.fail(
         &key("p"),
@@ -92,12 +93,13 @@ fn failures_retry_up_to_the_limit_hand_backs_do_not_count_and_dependents_fail() 
         "stopping",
         FailureReason::Transport,
         true,
+        now(),
     )
     .unwrap();
     assert_eq!(state_of(&core, "prepare-model"), (1, 0, 0, 0));
     for attempt in 2..=3 {
-        std::thread::sleep(Duration::from_millis(10));
-        let l = core.lease("w", 1, &none).unwrap().remove(0);
+        advance(Duration::from_millis(10));
+        let l = core.lease("w", 1, &none, now()).unwrap().remove(0);
         assert_eq!(
             l.attempt, attempt,
             "the fencing token grows with every lease"
@@ -108,6 +110,7 @@ fn failures_retry_up_to_the_limit_hand_backs_do_not_count_and_dependents_fail() 
             "out of memory",
             FailureReason::OutOfMemory,
             false,
+            now(),
         )
         .unwrap();
     }
@@ -131,7 +134,7 @@ fn failures_retry_up_to_the_limit_hand_backs_do_not_count_and_dependents_fail() 
         "one failures part per counted attempt, none for the hand-back"
     );
     assert_eq!(core.retry_failed("s").unwrap(), 3);
-    assert_eq!(core.lease("w", 1, &none).unwrap()[0].unit_id, "p");
+    assert_eq!(core.lease("w", 1, &none, now()).unwrap()[0].unit_id, "p");
 }
 
 #[test]
@@ -145,10 +148,13 @@ fn a_restart_drops_parts_the_ledger_never_committed_and_requeues_units_whose_par
             unit("p2", "prepare-model", "", &[]),
             unit("p3", "prepare-model", "", &[]),
         ];
-        core.submit("s", "sha", "f", "", units).unwrap();
-        core.register("w", "w");
+        core.submit("s", "sha", "f", "", units, now()).unwrap();
+        core.register("w", "w", now());
         for id in ["p1", "p2"] {
-            let l = core.lease("w", 1, &HashSet::new()).unwrap().remove(0);
+            let l = core
+                .lease("w", 1, &HashSet::new(), now())
+                .unwrap()
+                .remove(0);
             assert_eq!(l.unit_id, id);
             core.complete(
                 &key(id),
@@ -184,14 +190,17 @@ fn a_cancelled_sweep_tells_its_workers_and_refuses_their_results() {
         unit("p1", "prepare-model", "", &[]),
         unit("p2", "prepare-model", "", &[]),
     ];
-    core.submit("s", "sha", "f", "", units).unwrap();
-    core.register("w", "w");
-    let l = core.lease("w", 1, &HashSet::new()).unwrap().remove(0);
+    core.submit("s", "sha", "f", "", units, now()).unwrap();
+    core.register("w", "w", now());
+    let l = core
+        .lease("w", 1, &HashSet::new(), now())
+        .unwrap()
+        .remove(0);
     assert_eq!(core.cancel("s").unwrap(), 2);
     let st = core.status("s");
     assert_eq!(st[0].kinds[0].cancelled, 2);
     let cancel = core
-        .heartbeat("w", &[beat("s", &l.unit_id, l.attempt)])
+        .heartbeat("w", &[beat("s", &l.unit_id, l.attempt)], now())
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -206,7 +215,10 @@ fn a_cancelled_sweep_tells_its_workers_and_refuses_their_results() {
         MODEL,
     );
     assert!(late.unwrap_err().to_string().contains("stale lease"));
-    assert!(core.lease("w", 1, &HashSet::new()).unwrap().is_empty());
+    assert!(core
+        .lease("w", 1, &HashSet::new(), now())
+        .unwrap()
+        .is_empty());
     assert!(core.cancel("nope").is_err());
 }
 
@@ -221,27 +233,28 @@ fn twin_sweeps_with_the_same_unit_ids_never_answer_for_each_other() {
             "f",
             "",
             vec![unit("p", "prepare-model", "", &[])],
+            now(),
         )
         .unwrap();
     }
-    core.register("w1", "w1");
-    core.register("w2", "w2");
+    core.register("w1", "w1", now());
+    core.register("w2", "w2", now());
     let none = HashSet::new();
-    let l1 = core.lease("w1", 1, &none).unwrap().remove(0);
-    let l2 = core.lease("w2", 1, &none).unwrap().remove(0);
+    let l1 = core.lease("w1", 1, &none, now()).unwrap().remove(0);
+    let l2 = core.lease("w2", 1, &none, now()).unwrap().remove(0);
     assert_eq!(l1.unit_id, l2.unit_id, "the same unit id in both sweeps");
     assert_ne!(l1.sweep, l2.sweep);
     // Each worker's heartbeat names its own sweep: neither is told to drop its unit.
     for (w, l) in [("w1", &l1), ("w2", &l2)] {
         let cancel = core
-            .heartbeat(w, &[beat(&l.sweep, &l.unit_id, l.attempt)])
+            .heartbeat(w, &[beat(&l.sweep, &l.unit_id, l.attempt)], now())
             .unwrap()
             .unwrap();
         assert!(cancel.is_empty(), "{w} was told to drop {cancel:?}");
     }
     // A report naming the other sweep's unit is not this worker's lease.
     let cancel = core
-        .heartbeat("w1", &[beat(&l2.sweep, &l2.unit_id, l2.attempt)])
+        .heartbeat("w1", &[beat(&l2.sweep, &l2.unit_id, l2.attempt)], now())
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -263,7 +276,7 @@ fn twin_sweeps_with_the_same_unit_ids_never_answer_for_each_other() {
     }
     // A beat sent before the completion landed names a unit this lease finished: not cancelled.
     let late = core
-        .heartbeat("w1", &[beat(&l1.sweep, &l1.unit_id, l1.attempt)])
+        .heartbeat("w1", &[beat(&l1.sweep, &l1.unit_id, l1.attempt)], now())
         .unwrap()
         .unwrap();
     assert!(late.is_empty(), "{late:?}");
@@ -280,16 +293,21 @@ fn invalid_input_fails_at_once_and_the_reason_lands_in_the_failures_table() {
         "f",
         "",
         vec![unit("p", "prepare-model", "", &[])],
+        now(),
     )
     .unwrap();
-    core.register("w", "w");
-    let l = core.lease("w", 1, &HashSet::new()).unwrap().remove(0);
+    core.register("w", "w", now());
+    let l = core
+        .lease("w", 1, &HashSet::new(), now())
+        .unwrap()
+        .remove(0);
     core.fail(
         &key("p"),
         claim("w", &l.lease_id, l.attempt),
         "derive.from: wrong shape",
         FailureReason::InvalidInput,
         false,
+        now(),
     )
     .unwrap();
     assert_eq!(
@@ -336,6 +354,7 @@ fn failures_parts_from_before_version_2_get_a_reason_column_at_submit() {
         "f",
         "",
         vec![unit("p", "prepare-model", "", &[])],
+        now(),
     )
     .unwrap();
     let b = &read_batches(&part_path(&failures, "p-a1")).unwrap()[0];
@@ -366,9 +385,12 @@ fn a_prepared_models_hash_comes_with_its_completion_and_survives_a_restart() {
     let told = "cd".repeat(32);
     {
         let mut core = open(dir.path());
-        core.submit("s", "sha", "f", "", units()).unwrap();
-        core.register("w", "w");
-        let l = core.lease("w", 1, &HashSet::new()).unwrap().remove(0);
+        core.submit("s", "sha", "f", "", units(), now()).unwrap();
+        core.register("w", "w", now());
+        let l = core
+            .lease("w", 1, &HashSet::new(), now())
+            .unwrap()
+            .remove(0);
         let parts = vec![("models".to_string(), models_part_of("p", &told))];
         let refused = core.complete(
             &key("p"),
@@ -390,21 +412,24 @@ fn a_prepared_models_hash_comes_with_its_completion_and_survives_a_restart() {
             Some(&told),
         )
         .unwrap();
-        let s = core.lease("w", 1, &HashSet::new()).unwrap().remove(0);
+        let s = core
+            .lease("w", 1, &HashSet::new(), now())
+            .unwrap()
+            .remove(0);
         assert_eq!(s.model_sha, told);
     }
     // After a restart the hash comes from the ledger, as told at completion (the part agrees).
     let mut core = open(dir.path());
-    core.register("w2", "w2");
-    let leased = core.lease("w2", 1, &HashSet::new()).unwrap();
+    core.register("w2", "w2", now());
+    let leased = core.lease("w2", 1, &HashSet::new(), now()).unwrap();
     let sha = match leased.first() {
         Some(s) => s.model_sha.clone(),
         None => {
             // The search is still leased to w from before the restart: wait out its TTL.
-            std::thread::sleep(std::time::Duration::from_millis(150));
-            core.expire().unwrap();
-            std::thread::sleep(std::time::Duration::from_millis(5));
-            core.lease("w2", 1, &HashSet::new())
+            advance(Duration::from_millis(150));
+            core.expire(now()).unwrap();
+            advance(Duration::from_millis(5));
+            core.lease("w2", 1, &HashSet::new(), now())
                 .unwrap()
                 .remove(0)
                 .model_sha

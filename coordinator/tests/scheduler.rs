@@ -5,13 +5,13 @@
 mod common;
 
 use common::*;
-use iscp_coordinator::service::{Core, Leased, UnitKey};
+use iscp_coordinator::scheduler::{Leased, Scheduler, UnitKey};
 use iscp_proto::v1::FailureReason;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 /// prepare `p`; 8 searches on it; 4 evaluations of 2 searches each; pictures reading them all.
-fn plan() -> Vec<iscp_coordinator::service::NewUnit> {
+fn plan() -> Vec<iscp_coordinator::scheduler::NewUnit> {
     let mut units = vec![unit("p", "prepare-model", "", &[])];
     for i in 0..8 {
         units.push(unit(&format!("s{i}"), "search", "p", &["p"]));
@@ -40,7 +40,7 @@ impl Lcg {
     }
 }
 
-fn complete(core: &mut Core, l: &Leased, worker: &str) {
+fn complete(core: &mut Scheduler, l: &Leased, worker: &str) {
     let key = UnitKey::new(l.sweep.as_str(), l.unit_id.as_str());
     let c = claim(worker, &l.lease_id, l.attempt);
     let (parts, model) = match l.kind.name() {
@@ -64,12 +64,12 @@ fn random_operations_keep_the_index_equal_to_a_rebuild() {
     let dir = tempfile::tempdir().unwrap();
     let mut core = open(dir.path());
     for sweep in ["s", "t"] {
-        core.submit(sweep, "sha", "f", "", plan()).unwrap();
+        core.submit(sweep, "sha", "f", "", plan(), now()).unwrap();
     }
     core.check_index().unwrap();
     let workers = ["w0", "w1", "w2"];
     for w in workers {
-        core.register(w, w);
+        core.register(w, w, now());
     }
     let held: HashSet<String> = [MODEL.unwrap().to_string()].into();
     let none = HashSet::new();
@@ -78,7 +78,9 @@ fn random_operations_keep_the_index_equal_to_a_rebuild() {
     for step in 0..3000 {
         let w = workers[rng.next(3) as usize];
         let hold = if rng.next(2) == 0 { &held } else { &none };
-        let leased = core.lease(w, 1 + rng.next(4) as usize, hold).unwrap();
+        let leased = core
+            .lease(w, 1 + rng.next(4) as usize, hold, now())
+            .unwrap();
         core.check_index().unwrap();
         if leased.is_empty() {
             core.finish_complete().unwrap();
@@ -86,7 +88,7 @@ fn random_operations_keep_the_index_equal_to_a_rebuild() {
                 break;
             }
             // Units in backoff (1 ms, doubling) become ready again.
-            std::thread::sleep(Duration::from_millis(2));
+            advance(Duration::from_millis(2));
         }
         for l in &leased {
             let key = UnitKey::new(l.sweep.as_str(), l.unit_id.as_str());
@@ -94,13 +96,20 @@ fn random_operations_keep_the_index_equal_to_a_rebuild() {
             match rng.next(20) {
                 0..=13 => complete(&mut core, l, w),
                 14..=16 => core
-                    .fail(&key, c, "flaky", FailureReason::Internal, false)
+                    .fail(&key, c, "flaky", FailureReason::Internal, false, now())
                     .unwrap(),
                 17 => core
-                    .fail(&key, c, "bad input", FailureReason::InvalidInput, false)
+                    .fail(
+                        &key,
+                        c,
+                        "bad input",
+                        FailureReason::InvalidInput,
+                        false,
+                        now(),
+                    )
                     .unwrap(),
                 _ => core
-                    .fail(&key, c, "stopping", FailureReason::Transport, true)
+                    .fail(&key, c, "stopping", FailureReason::Transport, true, now())
                     .unwrap(),
             }
             core.check_index().unwrap();
@@ -138,13 +147,13 @@ fn leases_take_turns_across_sweeps() {
         let units = (0..40)
             .map(|i| unit(&format!("n{i}"), "noop", "", &[]))
             .collect();
-        core.submit(sweep, "sha", "f", "", units).unwrap();
+        core.submit(sweep, "sha", "f", "", units, now()).unwrap();
     }
-    core.register("w", "w");
+    core.register("w", "w", now());
     let none = HashSet::new();
     let mut served: BTreeMap<String, usize> = BTreeMap::new();
     for _ in 0..30 {
-        let l = core.lease("w", 4, &none).unwrap();
+        let l = core.lease("w", 4, &none, now()).unwrap();
         assert_eq!(l.len(), 4, "noop units share a lease");
         assert!(
             l.iter().all(|u| u.sweep == l[0].sweep),
@@ -168,9 +177,12 @@ fn a_worker_holding_a_model_gets_its_units_first() {
     for (sweep, sha) in [("a", other.as_str()), ("b", MODEL.unwrap())] {
         let mut units = vec![unit("p", "prepare-model", "", &[])];
         units.extend((0..3).map(|i| unit(&format!("s{i}"), "search", "p", &["p"])));
-        core.submit(sweep, "sha", "f", "", units).unwrap();
-        core.register("w", "w");
-        let l = core.lease("w", 1, &HashSet::new()).unwrap().remove(0);
+        core.submit(sweep, "sha", "f", "", units, now()).unwrap();
+        core.register("w", "w", now());
+        let l = core
+            .lease("w", 1, &HashSet::new(), now())
+            .unwrap()
+            .remove(0);
         assert_eq!((l.sweep.as_str(), l.unit_id.as_str()), (sweep, "p"));
         let key = UnitKey::new(sweep, "p");
         core.complete(
@@ -183,7 +195,7 @@ fn a_worker_holding_a_model_gets_its_units_first() {
     }
     // Sweep `a` comes first in turn, but the worker holds `b`'s model.
     let held: HashSet<String> = [MODEL.unwrap().to_string()].into();
-    let l = core.lease("w", 8, &held).unwrap();
+    let l = core.lease("w", 8, &held, now()).unwrap();
     assert_eq!(l.len(), 3);
     assert!(l
         .iter()
@@ -195,15 +207,15 @@ fn a_worker_holding_a_model_gets_its_units_first() {
 /// is not kept alive by the worker's heartbeats for the units it does hold: it expires.
 #[test]
 fn heartbeats_extend_only_the_leases_they_report() {
-    use iscp_coordinator::service::Beat;
+    use iscp_coordinator::scheduler::Beat;
     let dir = tempfile::tempdir().unwrap();
     let mut core = open(dir.path());
     let units = (0..2)
         .map(|i| unit(&format!("n{i}"), "noop", "", &[]))
         .collect();
-    core.submit("s", "sha", "f", "", units).unwrap();
-    core.register("w", "w");
-    let l = core.lease("w", 2, &HashSet::new()).unwrap();
+    core.submit("s", "sha", "f", "", units, now()).unwrap();
+    core.register("w", "w", now());
+    let l = core.lease("w", 2, &HashSet::new(), now()).unwrap();
     assert_eq!(l.len(), 2);
     let (held, lost) = (&l[0], &l[1]);
     let beat = Beat {
@@ -215,19 +227,19 @@ fn heartbeats_extend_only_the_leases_they_report() {
     };
     // Beats for 3 TTLs (100 ms) that name only the first unit.
     for _ in 0..15 {
-        std::thread::sleep(Duration::from_millis(20));
+        advance(Duration::from_millis(20));
         let cancel = core
-            .heartbeat("w", std::slice::from_ref(&beat))
+            .heartbeat("w", std::slice::from_ref(&beat), now())
             .unwrap()
             .unwrap();
         assert!(cancel.is_empty());
-        core.expire().unwrap();
+        core.expire(now()).unwrap();
     }
     let st = core.status("s").remove(0);
     let noop = st.kinds.iter().find(|k| k.kind == "noop").unwrap();
     assert_eq!((noop.pending, noop.leased), (1, 1), "{:?}", st.kinds);
     // The lost unit went back to the queue and is leased again; the held one stayed leased.
-    let again = core.lease("w", 2, &HashSet::new()).unwrap();
+    let again = core.lease("w", 2, &HashSet::new(), now()).unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].unit_id, lost.unit_id);
     assert_eq!(again[0].attempt, lost.attempt + 1);

@@ -7,6 +7,7 @@ pub mod v1 {
 
 pub mod ids;
 pub mod table;
+mod unit_kind;
 
 pub use ids::{is_sha256, refuse_folder_name, Sha256, SweepName, UnitId, UnitKey};
 pub use table::Table;
@@ -60,84 +61,6 @@ impl From<&UnitKey> for v1::UnitRef {
             sweep: k.sweep.to_string(),
             unit_id: k.unit.to_string(),
         }
-    }
-}
-
-impl v1::UnitKind {
-    /// Every kind a unit can have.
-    pub const ALL: [v1::UnitKind; 11] = [
-        v1::UnitKind::DeriveData,
-        v1::UnitKind::PrepareModel,
-        v1::UnitKind::Search,
-        v1::UnitKind::Evaluate,
-        v1::UnitKind::Baseline,
-        v1::UnitKind::Pictures,
-        v1::UnitKind::Scan,
-        v1::UnitKind::Transfer,
-        v1::UnitKind::Cleanse,
-        v1::UnitKind::Audit,
-        v1::UnitKind::Noop,
-    ];
-
-    /// The kind's name in the ledger, the tables and messages (`prepare-model`, …).
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Unspecified => "unspecified",
-            Self::DeriveData => "derive-data",
-            Self::PrepareModel => "prepare-model",
-            Self::Search => "search",
-            Self::Evaluate => "evaluate",
-            Self::Baseline => "baseline",
-            Self::Pictures => "pictures",
-            Self::Scan => "scan",
-            Self::Transfer => "transfer",
-            Self::Cleanse => "cleanse",
-            Self::Audit => "audit",
-            Self::Noop => "noop",
-        }
-    }
-
-    /// The kind named `name`.
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.name() == name)
-    }
-
-    /// The result tables a unit of this kind may write; the first one it must write.
-    pub fn tables(self) -> &'static [crate::Table] {
-        use crate::Table as T;
-        match self {
-            Self::DeriveData => &[T::Derived],
-            Self::PrepareModel => &[T::Models, T::Training],
-            Self::Search => &[T::Searches],
-            Self::Evaluate => &[T::Patterns],
-            Self::Baseline => &[T::Baselines],
-            Self::Scan => &[T::Scan, T::Detection],
-            Self::Transfer => &[T::Transfer],
-            Self::Cleanse => &[T::Detection],
-            Self::Audit => &[T::Audit],
-            // Pictures are files (`OutputFile`), not table rows.
-            Self::Pictures | Self::Noop | Self::Unspecified => &[],
-        }
-    }
-
-    /// A unit that finishes a sweep from the parts of the units it depends on: ready once they
-    /// are all settled and at least one of them succeeded.
-    pub fn finishing(self) -> bool {
-        matches!(
-            self,
-            Self::Pictures | Self::Scan | Self::Transfer | Self::Audit
-        )
-    }
-
-    /// Long units go one per lease, so that idle workers can take the others.
-    pub fn one_per_lease(self) -> bool {
-        matches!(self, Self::PrepareModel | Self::DeriveData)
-    }
-}
-
-impl std::fmt::Display for v1::UnitKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
     }
 }
 

@@ -1,6 +1,8 @@
 //! The result tables, named once: every folder under a sweep's results, every table a unit kind
 //! writes and every part on the wire takes its name from here.
 
+use std::path::{Path, PathBuf};
+
 /// A Parquet table of a sweep's results (`results/<sweep>/<name>/part-*.parquet`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Table {
@@ -67,6 +69,16 @@ impl Table {
     pub fn parse(name: &str) -> Option<Table> {
         Table::ALL.into_iter().find(|t| t.name() == name)
     }
+
+    /// Its folder in a sweep's results folder `results`.
+    pub fn dir(self, results: &Path) -> PathBuf {
+        results.join(self.name())
+    }
+
+    /// The part of unit `unit` in a sweep's results folder `results`.
+    pub fn part(self, results: &Path, unit: &str) -> PathBuf {
+        self.dir(results).join(format!("part-{unit}.parquet"))
+    }
 }
 
 impl std::fmt::Display for Table {
@@ -87,5 +99,15 @@ mod tests {
         assert_eq!(Table::parse("nope"), None);
         assert!(!Table::RESULTS.contains(&Table::Failures));
         assert_eq!(Table::RESULTS.len() + 1, Table::ALL.len());
+    }
+
+    #[test]
+    fn parts_live_in_their_tables_folder() {
+        let root = std::path::Path::new("results/s");
+        assert_eq!(Table::Searches.dir(root), root.join("searches"));
+        assert_eq!(
+            Table::Patterns.part(root, "u1"),
+            root.join("patterns").join("part-u1.parquet")
+        );
     }
 }

@@ -5,7 +5,8 @@
 //! A benchmark, not a test.
 
 use super::connect::runtime;
-use iscp_coordinator::service::{serve_with, CoreConfig, ServeOptions, Service};
+use iscp_coordinator::scheduler::{EventKind, SchedulerConfig};
+use iscp_coordinator::server::{serve_with, ServeOptions, Service};
 use iscp_worker::{Connect, WorkerOptions};
 use std::time::{Duration, Instant};
 
@@ -117,7 +118,7 @@ async fn measure(
     workers: usize,
     max_units: usize,
 ) -> anyhow::Result<Figures> {
-    let mut cfg = CoreConfig::new(dir.join("state"), dir.join("results"));
+    let mut cfg = SchedulerConfig::new(dir.join("state"), dir.join("results"));
     cfg.heartbeat = Duration::from_secs(1);
     let service = Service::open(cfg.clone())?;
     let mut events = service.subscribe();
@@ -125,7 +126,7 @@ async fn measure(
     let url = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let opts = ServeOptions {
-        core: cfg,
+        scheduler: cfg,
         token: None,
         tls: None,
     };
@@ -175,7 +176,7 @@ async fn measure(
         if e.sweep != "noop" {
             continue;
         }
-        if e.state == iscp_coordinator::service::EventKind::Leased && first.is_none() {
+        if e.state == EventKind::Leased && first.is_none() {
             first = Some(started.elapsed().as_secs_f64());
         }
         if e.done as usize == units {
@@ -202,7 +203,7 @@ async fn measure(
     drop(service);
     // A restart on the full ledger: load every unit and reconcile it with the part files.
     let t = Instant::now();
-    let reopened = Service::open(CoreConfig::new(dir.join("state"), dir.join("results")))?;
+    let reopened = Service::open(SchedulerConfig::new(dir.join("state"), dir.join("results")))?;
     let reconcile_s = t.elapsed().as_secs_f64();
     drop(reopened);
     Ok(Figures {

@@ -2,7 +2,8 @@
 
 use super::connect::{runtime, terminated};
 use anyhow::Context;
-use iscp_coordinator::service::{serve, CoreConfig, ServeOptions, TlsFiles};
+use iscp_coordinator::scheduler::SchedulerConfig;
+use iscp_coordinator::server::{serve, ServeOptions, TlsFiles};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -68,7 +69,7 @@ pub fn coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
         }),
         _ => None,
     };
-    let mut core = CoreConfig::new(a.state.clone(), a.results.clone());
+    let mut core = SchedulerConfig::new(a.state.clone(), a.results.clone());
     core.lease_ttl = Duration::from_secs_f64(a.lease_ttl_s);
     core.heartbeat = Duration::from_secs_f64(a.heartbeat_s);
     core.max_attempts = a.max_attempts.max(1);
@@ -79,7 +80,11 @@ pub fn coordinator(a: CoordinatorArgs) -> anyhow::Result<()> {
     let token = super::secret::token(&a.token, &a.token_file)?;
     let required = token.is_some();
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let opts = ServeOptions { core, token, tls };
+    let opts = ServeOptions {
+        scheduler: core,
+        token,
+        tls,
+    };
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&a.listen)
             .await

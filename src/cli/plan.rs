@@ -26,7 +26,7 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<()> {
     let root = a.spec.results.join(spec.spec.name.get_ref());
     let mut done = HashSet::new();
     for t in iscp_proto::Table::RESULTS {
-        done.extend(done_units(&root.join(t.name()))?);
+        done.extend(done_units(&t.dir(&root))?);
     }
     let plans = expand(&spec, shape.classes, shape.train);
     println!(

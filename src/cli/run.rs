@@ -7,10 +7,10 @@ use super::progress::View;
 use super::worker::hostname;
 use super::SpecArgs;
 use anyhow::Context;
-use iscp_coordinator::service::{
-    serve_with, to_proto_event, CoreConfig, EventKind, LeaseClaim, ServeOptions, Service, UnitKey,
-};
+use iscp_coordinator::scheduler::{EventKind, LeaseClaim, SchedulerConfig, UnitKey};
+use iscp_coordinator::server::{serve_with, to_proto_event, ServeOptions, Service};
 use iscp_proto::v1::FailureReason;
+use iscp_proto::Table;
 use iscp_sweep::cost::data_shape;
 use iscp_sweep::spec::LoadedSpec;
 use iscp_worker::{Connect, WorkerOptions};
@@ -68,7 +68,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
     // Refuse a class that does not exist before anything is written.
     let shape = data_shape(&spec)?;
     spec.check_data(&shape)?;
-    let mut cfg = CoreConfig::new(root.join(".state"), a.spec.results.clone());
+    let mut cfg = SchedulerConfig::new(root.join(".state"), a.spec.results.clone());
     cfg.heartbeat = Duration::from_millis(500);
     cfg.backoff_base = Duration::from_millis(500);
     let worker = WorkerOptions {
@@ -101,13 +101,15 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
     );
     // A population's audit: each detector's detection quality, whether it ran now or before (the
     // newest part: an earlier version of the spec may have left its own).
-    let newest = std::fs::read_dir(root.join("audit")).ok().and_then(|d| {
-        d.filter_map(|e| e.ok())
-            .filter(|e| e.path().extension().is_some_and(|x| x == "parquet"))
-            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-            .max()
-            .map(|(_, p)| p)
-    });
+    let newest = std::fs::read_dir(Table::Audit.dir(&root))
+        .ok()
+        .and_then(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "parquet"))
+                .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+                .max()
+                .map(|(_, p)| p)
+        });
     if let Some(audit) = newest {
         match iscp_sweep::tables::read_audit_part(&audit) {
             Ok(rows) if !rows.is_empty() => {
@@ -137,7 +139,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
 }
 
 async fn in_process(
-    cfg: CoreConfig,
+    cfg: SchedulerConfig,
     mut worker: WorkerOptions,
     sweep: &str,
     source: String,
@@ -186,7 +188,7 @@ async fn in_process(
     worker.connect.url = format!("http://{}", listener.local_addr()?);
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let opts = ServeOptions {
-        core: cfg,
+        scheduler: cfg,
         token: None,
         tls: None,
     };

@@ -5,6 +5,7 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use iscp_engine::data::DataSplits;
 use iscp_engine::model::{load_artifact, Arch, Model, ModelMeta, Normalize};
+use iscp_proto::Table;
 use iscp_sweep::scan::{scan_model, verdict, write_scan, ScanOptions};
 use iscp_sweep::spec::{DataKind, DataSpec};
 use iscp_sweep::work::load_data;
@@ -181,7 +182,7 @@ pub fn scan(a: ScanArgs) -> anyhow::Result<()> {
     println!("verdict: {}", verdict(&rows));
     println!(
         "table: {}  picture: {}",
-        root.join("scan").display(),
+        Table::Scan.dir(&root).display(),
         root.join("images")
             .join(format!("scan-{name}.png"))
             .display()

@@ -210,21 +210,21 @@ pub fn unit_work(macs: f64) -> u64 {
 /// 2-core CPU.
 pub const MIN_UNIT_WORK: u64 = 1_000;
 
-/// Cost per unit kind, in the order of `UnitKind::ALL` (pictures and scans pass no image
+/// Cost per unit kind, in the order of `UnitKind::PLANNED` (pictures and scans pass no image
 /// through a model).
 pub fn estimate(
     spec: &LoadedSpec,
     plans: &[SettingPlan],
     shape: &DataShape,
 ) -> Vec<(&'static str, KindCost)> {
-    let mut out: Vec<(&'static str, KindCost)> = UnitKind::ALL
+    let mut out: Vec<(&'static str, KindCost)> = UnitKind::PLANNED
         .iter()
         .map(|k| (k.name(), KindCost::default()))
         .collect();
     for p in plans {
         for u in p.all_units() {
             let (passes, macs) = unit_cost(spec, plans, p, u, shape);
-            let i = UnitKind::ALL
+            let i = UnitKind::PLANNED
                 .iter()
                 .position(|k| *k == u.kind)
                 .expect("every kind");

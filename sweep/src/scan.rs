@@ -13,6 +13,7 @@ use iscp_engine::pattern::{binarize, pattern_k, Evaluator};
 use iscp_engine::rng::mix;
 use iscp_engine::scan::{anomaly_indices, flagged, min_auditable_accuracy};
 use iscp_engine::search::{search_batch, SearchConfig, SearchJob};
+use iscp_proto::Table;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -147,7 +148,7 @@ pub fn scan_model(
     let mut pictures = Vec::new();
     for (class, b) in best.into_iter().enumerate() {
         let (_, j, bin) = b.ok_or_else(|| {
-            CoordError::table(Path::new("scan"), format!("class {class} has no pattern"))
+            CoordError::table(Table::Scan.name(), format!("class {class} has no pattern"))
         })?;
         let (_, kind, index) = canvases[j];
         let canvas = canvas_image(test, index)?;
@@ -254,7 +255,7 @@ pub fn scan_batch(rows: &[ScanRow]) -> RecordBatch {
 
 /// Writes the scan table part `name` and its picture under `root`.
 pub fn write_scan(root: &Path, name: &str, rows: &[ScanRow], pictures: &[GridRow]) -> Result<()> {
-    tables::write_part(&root.join("scan"), name, &scan_batch(rows))?;
+    tables::write_part(&Table::Scan.dir(root), name, &scan_batch(rows))?;
     if !pictures.is_empty() {
         let flagged: Vec<String> = rows
             .iter()

@@ -8,52 +8,8 @@ use iscp_engine::search::Objective;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// What a unit does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum UnitKind {
-    DeriveData,
-    PrepareModel,
-    Search,
-    Evaluate,
-    Baseline,
-    Pictures,
-    Scan,
-    Transfer,
-    Cleanse,
-    Audit,
-}
-
-impl UnitKind {
-    /// Every kind a spec plans, in plan order.
-    pub const ALL: [UnitKind; 10] = [
-        UnitKind::DeriveData,
-        UnitKind::PrepareModel,
-        UnitKind::Search,
-        UnitKind::Evaluate,
-        UnitKind::Baseline,
-        UnitKind::Pictures,
-        UnitKind::Scan,
-        UnitKind::Transfer,
-        UnitKind::Cleanse,
-        UnitKind::Audit,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            UnitKind::DeriveData => "derive-data",
-            UnitKind::PrepareModel => "prepare-model",
-            UnitKind::Search => "search",
-            UnitKind::Evaluate => "evaluate",
-            UnitKind::Baseline => "baseline",
-            UnitKind::Pictures => "pictures",
-            UnitKind::Scan => "scan",
-            UnitKind::Transfer => "transfer",
-            UnitKind::Cleanse => "cleanse",
-            UnitKind::Audit => "audit",
-        }
-    }
-}
+/// What a unit does: the wire's enum, with every per-kind fact (`iscp_proto`'s `unit_kind.rs`).
+pub use iscp_proto::v1::UnitKind;
 
 /// A variant of the search objective: total variation (Eq. 3) and/or a learned canvas (Eq. 4).
 /// Fields at their defaults are left out of the id, so base searches keep their ids.
@@ -242,7 +198,8 @@ pub struct Unit {
 /// The exact text a unit's id hashes: the JSON of its kind and parameters. It travels with the
 /// unit (the ledger keeps it, a lease carries it), so a worker checks the id it computes.
 pub fn params_json(kind: UnitKind, params: &impl Serialize) -> String {
-    serde_json::to_string(&(kind, params)).expect("parameters serialise")
+    // The kind by its name: the same JSON as when the kind was a serde enum (ids unchanged).
+    serde_json::to_string(&(kind.name(), params)).expect("parameters serialise")
 }
 
 /// A unit's id from its parameters' JSON: the first 16 hex digits of its sha256.
@@ -282,12 +239,12 @@ pub enum Received {
 impl Received {
     /// Decodes `params_json` (as `params_json` wrote it) for a unit of `kind`.
     pub fn decode(kind: UnitKind, params_json: &str) -> std::result::Result<Received, String> {
-        let (k, v): (UnitKind, serde_json::Value) =
+        let (k, v): (String, serde_json::Value) =
             serde_json::from_str(params_json).map_err(|e| format!("unreadable parameters: {e}"))?;
-        if k != kind {
+        if k != kind.name() {
             return Err(format!(
                 "parameters of a {} unit for a {} unit",
-                k.name(),
+                k.escape_debug(),
                 kind.name()
             ));
         }
@@ -308,6 +265,9 @@ impl Received {
                     .ok_or("prepare-model parameters without a setting name")?
                     .to_string(),
             },
+            UnitKind::Noop | UnitKind::Unspecified => {
+                return Err(format!("a {kind} unit has no parameters"))
+            }
         })
     }
 
@@ -328,35 +288,6 @@ impl Received {
             // The audit reads the whole population; it names no setting.
             Received::Audit(_) => "",
         }
-    }
-}
-
-impl UnitKind {
-    /// The kind named `name` (as `name()` writes it).
-    pub fn parse(name: &str) -> Option<UnitKind> {
-        UnitKind::ALL.into_iter().find(|k| k.name() == name)
-    }
-
-    /// The kind on the wire and in the scheduler.
-    pub fn wire(self) -> iscp_proto::v1::UnitKind {
-        use iscp_proto::v1::UnitKind as W;
-        match self {
-            UnitKind::DeriveData => W::DeriveData,
-            UnitKind::PrepareModel => W::PrepareModel,
-            UnitKind::Search => W::Search,
-            UnitKind::Evaluate => W::Evaluate,
-            UnitKind::Baseline => W::Baseline,
-            UnitKind::Pictures => W::Pictures,
-            UnitKind::Scan => W::Scan,
-            UnitKind::Transfer => W::Transfer,
-            UnitKind::Cleanse => W::Cleanse,
-            UnitKind::Audit => W::Audit,
-        }
-    }
-
-    /// A unit kind from the wire (None: `noop`, or unknown).
-    pub fn from_wire(k: iscp_proto::v1::UnitKind) -> Option<UnitKind> {
-        UnitKind::parse(k.name())
     }
 }
 

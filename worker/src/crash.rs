@@ -93,9 +93,7 @@ impl Marker {
             .map(|u| Crashed {
                 sweep: u.sweep.clone(),
                 unit_id: u.unit_id.clone(),
-                kind: iscp_sweep::units::UnitKind::from_wire(u.kind())
-                    .map_or("unknown", |k| k.name())
-                    .to_string(),
+                kind: u.kind().name().to_string(),
                 lease_id: u.lease_id.clone(),
                 attempt: u.attempt,
                 worker_id: worker_id.to_string(),

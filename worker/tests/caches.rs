@@ -67,7 +67,7 @@ impl Sweep {
         LeasedUnit {
             sweep: self.name.clone(),
             unit_id: u.id.clone(),
-            kind: u.kind.wire().into(),
+            kind: u.kind.into(),
             lease_id: "l".into(),
             attempt: 1,
             spec_sha256: hex::encode(Sha256::digest(self.toml.as_bytes())),

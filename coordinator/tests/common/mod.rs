@@ -1,27 +1,49 @@
-//! What the scheduler tests share: a core on a temporary folder with short timeouts, hand-made
-//! units, lease claims and a model part.
+//! What the scheduler tests share: a scheduler on a temporary folder with short timeouts, a clock
+//! moved by hand (`now`, `advance`: no test sleeps past a lease or a backoff), hand-made units,
+//! lease claims and a model part.
 #![allow(dead_code)]
 
 use arrow_array::builder::{Float32Builder, ListBuilder};
 use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::DataType;
-use iscp_coordinator::service::{Core, CoreConfig, LeaseClaim, NewUnit, UnitKey};
+use iscp_coordinator::scheduler::{LeaseClaim, NewUnit, Now, Scheduler, SchedulerConfig, UnitKey};
 use iscp_sweep::part_check::table_schema;
 use iscp_sweep::tables::{encode_parquet, models_batch, ModelRow};
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub fn config(dir: &std::path::Path) -> CoreConfig {
-    let mut c = CoreConfig::new(dir.join("state"), dir.join("results"));
+thread_local! {
+    /// This test's clock (each test runs on a thread of its own).
+    static CLOCK: Cell<Option<Now>> = const { Cell::new(None) };
+}
+
+/// The test's time: the system's at its first call, then moved only by `advance`.
+pub fn now() -> Now {
+    CLOCK.with(|c| {
+        let t = c.get().unwrap_or_else(Now::system);
+        c.set(Some(t));
+        t
+    })
+}
+
+/// Moves the test's clock on by `d`.
+pub fn advance(d: Duration) {
+    let t = now().after(d);
+    CLOCK.with(|c| c.set(Some(t)));
+}
+
+pub fn config(dir: &std::path::Path) -> SchedulerConfig {
+    let mut c = SchedulerConfig::new(dir.join("state"), dir.join("results"));
     c.lease_ttl = Duration::from_millis(100);
     c.backoff_base = Duration::from_millis(1);
     c.max_attempts = 2;
     c
 }
 
-pub fn open(dir: &std::path::Path) -> Core {
+pub fn open(dir: &std::path::Path) -> Scheduler {
     let (tx, _) = tokio::sync::broadcast::channel(16);
-    Core::open(config(dir), tx).unwrap()
+    Scheduler::open(config(dir), tx, now()).unwrap()
 }
 
 pub fn unit(id: &str, kind: &str, model: &str, deps: &[&str]) -> NewUnit {

@@ -4,6 +4,7 @@
 pub mod metrics;
 
 use crate::tables::{AuditRow, DetectionRow, ModelRow, ISCP, NEURAL_CLEANSE};
+use iscp_proto::Table;
 use metrics::{auroc, auroc_interval, calibrate, rates, roc_points, split_heldout, Scored};
 
 /// The FPR the audit's thresholds are held to.
@@ -234,10 +235,10 @@ pub fn run_audit(
     }
     let mut rows = Vec::new();
     for id in &p.detections {
-        if let Some(b) = inputs.batches("detection", id)? {
+        if let Some(b) = inputs.batches(Table::Detection, id)? {
             rows.extend(crate::tables::detection_rows(
                 b,
-                &format!("detection/{id}"),
+                &format!("{}/{id}", Table::Detection),
             )?);
         }
     }

@@ -14,6 +14,7 @@ use crate::tables::{
 };
 use crate::{CoordError, Result};
 use iscp_figures::page::{render, Figure, Report};
+use iscp_proto::Table;
 use std::path::{Path, PathBuf};
 
 /// The page's file name in an experiment's results folder.
@@ -21,9 +22,9 @@ pub const PAGE: &str = "report.html";
 
 /// Whether `dir` holds an experiment's results (a table folder of its own).
 pub fn is_experiment(dir: &Path) -> bool {
-    ["models", "patterns", "searches", "scan"]
+    [Table::Models, Table::Patterns, Table::Searches, Table::Scan]
         .iter()
-        .any(|t| dir.join(t).is_dir())
+        .any(|t| t.dir(dir).is_dir())
 }
 
 /// The grids beside the page, sorted (`images/*.png`), with the titles their PNGs carry.
@@ -59,11 +60,11 @@ fn pictures(root: &Path) -> Result<Vec<Figure>> {
 /// Writes `<root>/report.html` (and its plots under `<root>/images/plots/`) for the experiment
 /// `experiment` whose results are in `root`; returns the page's path.
 pub fn write_report(root: &Path, experiment: &str) -> Result<PathBuf> {
-    let models = read_models(&root.join("models"))?;
-    let patterns = read_patterns(&root.join("patterns"))?;
-    let mut scans = read_table(&root.join("scan"), read_scan_rows)?;
-    let failures = read_table(&root.join("failures"), read_failure_rows)?;
-    let uap = read_table(&root.join("baselines"), read_uap_points)?;
+    let models = read_models(&Table::Models.dir(root))?;
+    let patterns = read_patterns(&Table::Patterns.dir(root))?;
+    let mut scans = read_table(&Table::Scan.dir(root), read_scan_rows)?;
+    let failures = read_table(&Table::Failures.dir(root), read_failure_rows)?;
+    let uap = read_table(&Table::Baselines.dir(root), read_uap_points)?;
     let settings = summary::settings(&models, &patterns);
     summary::order_scans(&mut scans, &settings);
     let mut plots = Vec::new();

@@ -13,6 +13,7 @@ use arrow_array::types::{Float32Type, Float64Type, Int64Type};
 use arrow_array::Array;
 use iscp_engine::data::Dataset;
 use iscp_engine::pattern::binarize;
+use iscp_proto::Table;
 
 struct Baseline {
     class: i64,
@@ -26,7 +27,7 @@ struct Baseline {
 fn read_baselines(inputs: &Inputs, baselines: &[String]) -> Result<Vec<Baseline>> {
     let mut out = Vec::new();
     for u in baselines {
-        let Some(batches) = inputs.batches("baselines", u)? else {
+        let Some(batches) = inputs.batches(Table::Baselines, u)? else {
             continue;
         };
         for b in batches {

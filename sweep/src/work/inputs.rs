@@ -5,6 +5,7 @@
 use crate::tables::{self, ModelRow, PatternRow, SearchRow};
 use crate::{CoordError, Result};
 use arrow_array::RecordBatch;
+use iscp_proto::Table;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -44,52 +45,52 @@ impl Inputs {
         }
     }
 
-    fn bytes(&self, table: &str, unit: &str) -> Result<Option<Rc<Vec<u8>>>> {
-        let key = (table.to_string(), unit.to_string());
+    fn bytes(&self, table: Table, unit: &str) -> Result<Option<Rc<Vec<u8>>>> {
+        let key = (table.name().to_string(), unit.to_string());
         if let Some(b) = self.parts.borrow().get(&key) {
             return Ok(b.clone());
         }
         let got = match &self.fetch {
-            Some(f) => f(table, unit)?.map(Rc::new),
+            Some(f) => f(table.name(), unit)?.map(Rc::new),
             None => None,
         };
         self.parts.borrow_mut().insert(key, got.clone());
         Ok(got)
     }
 
-    fn label(table: &str, unit: &str) -> String {
+    fn label(table: Table, unit: &str) -> String {
         format!("input {table}/{unit}")
     }
 
     /// The pattern rows of an evaluation; None when it has no part (it failed).
     pub fn patterns(&self, unit: &str) -> Result<Option<Vec<PatternRow>>> {
-        self.bytes("patterns", unit)?
-            .map(|b| tables::pattern_rows_from_bytes(&b, &Self::label("patterns", unit)))
+        self.bytes(Table::Patterns, unit)?
+            .map(|b| tables::pattern_rows_from_bytes(&b, &Self::label(Table::Patterns, unit)))
             .transpose()
     }
 
     /// The row of a prepared model (its `models` part); None when it has none.
     pub fn model(&self, unit: &str) -> Result<Option<ModelRow>> {
         Ok(self
-            .bytes("models", unit)?
-            .map(|b| tables::model_rows_from_bytes(&b, &Self::label("models", unit)))
+            .bytes(Table::Models, unit)?
+            .map(|b| tables::model_rows_from_bytes(&b, &Self::label(Table::Models, unit)))
             .transpose()?
             .and_then(|rows| rows.into_iter().next()))
     }
 
     /// The row of a search a pattern names: it must exist.
     pub fn search(&self, unit: &str) -> Result<SearchRow> {
-        let b = self.bytes("searches", unit)?.ok_or_else(|| {
+        let b = self.bytes(Table::Searches, unit)?.ok_or_else(|| {
             CoordError::Missing(format!("search {unit}, which a pattern names, has no part"))
         })?;
-        tables::search_rows_from_bytes(&b, &Self::label("searches", unit))?
+        tables::search_rows_from_bytes(&b, &Self::label(Table::Searches, unit))?
             .into_iter()
             .next()
-            .ok_or_else(|| CoordError::table(Self::label("searches", unit), "no rows"))
+            .ok_or_else(|| CoordError::table(Self::label(Table::Searches, unit), "no rows"))
     }
 
     /// The batches of a unit's part of `table`; None when it has none.
-    pub fn batches(&self, table: &str, unit: &str) -> Result<Option<Vec<RecordBatch>>> {
+    pub fn batches(&self, table: Table, unit: &str) -> Result<Option<Vec<RecordBatch>>> {
         self.bytes(table, unit)?
             .map(|b| {
                 tables::decode_parquet(&b)
@@ -121,7 +122,7 @@ mod tests {
         assert!(inputs.patterns("e").unwrap().is_none());
         assert!(inputs.search("s").is_err());
         assert!(
-            inputs.batches("baselines", "b").is_err(),
+            inputs.batches(Table::Baselines, "b").is_err(),
             "garbage is an error, not a part"
         );
         assert_eq!(calls.get(), 3, "each (table, unit) asked once");

@@ -5,6 +5,7 @@ use super::{encode, Executor, Failure, Outcome, Output, SpecCtx};
 use iscp_engine::data::DataSplits;
 use iscp_engine::pattern::Evaluator;
 use iscp_proto::v1::{FailureReason, LeasedUnit};
+use iscp_proto::Table;
 use iscp_sweep::audit::{describe, run_audit};
 use iscp_sweep::scan::{scan_batch, verdict};
 use iscp_sweep::tables::{audit_batch, detection_batch};
@@ -61,13 +62,13 @@ impl Executor {
                         ),
                     ));
                 }
-                let mut out = Output::part(encode("scan", &scan_batch(&rows))?);
+                let mut out = Output::part(encode(Table::Scan, &scan_batch(&rows))?);
                 if !p.searches.is_empty() {
                     let shape = data.test.image_shape();
                     let row = guarded(|| detect_setting(&inputs, &u.unit_id, setting, p, shape))?;
                     if let Some(row) = row {
                         out.parts
-                            .push(encode("detection", &detection_batch(&[row]))?);
+                            .push(encode(Table::Detection, &detection_batch(&[row]))?);
                     }
                 }
                 Ok(out)
@@ -78,7 +79,7 @@ impl Executor {
                     self.note(format!("audit: {line}"));
                 }
                 Ok(Output {
-                    parts: vec![encode("audit", &audit_batch(&rows))?],
+                    parts: vec![encode(Table::Audit, &audit_batch(&rows))?],
                     files,
                     ..Output::default()
                 })
@@ -110,7 +111,10 @@ impl Executor {
                     rows.len(),
                     finite.iter().sum::<f64>() / finite.len().max(1) as f64
                 ));
-                Ok(Output::part(encode("transfer", &transfer_batch(&rows))?))
+                Ok(Output::part(encode(
+                    Table::Transfer,
+                    &transfer_batch(&rows),
+                )?))
             }
             _ => Err(Failure::new(
                 FailureReason::VersionSkew,

@@ -7,7 +7,8 @@ use iscp_engine::data::{stratified_split, DataSplits, Split};
 use iscp_engine::model::Model;
 use iscp_engine::pattern::Evaluator;
 use iscp_engine::search::search_batch;
-use iscp_proto::v1::{FailureReason, LeasedUnit, UnitKind as WireKind};
+use iscp_proto::v1::{FailureReason, LeasedUnit};
+use iscp_proto::Table;
 use iscp_proto::UnitKey;
 use iscp_sweep::spec::LoadedSpec;
 use iscp_sweep::spec::SettingSpec;
@@ -161,11 +162,11 @@ pub fn all_failed(n: usize, reason: FailureReason, error: impl ToString) -> Vec<
 }
 
 pub(crate) fn encode(
-    table: &str,
+    table: Table,
     batch: &arrow_array::RecordBatch,
 ) -> Result<(String, Vec<u8>), Failure> {
     tables::encode_parquet(batch)
-        .map(|b| (table.to_string(), b))
+        .map(|b| (table.name().to_string(), b))
         .map_err(|e| Failure::new(FailureReason::Internal, format!("encoding `{table}`: {e}")))
 }
 
@@ -208,7 +209,7 @@ impl Executor {
         let Some(first) = units.first() else {
             return vec![];
         };
-        if first.kind() == WireKind::Noop {
+        if first.kind() == UnitKind::Noop {
             return units.iter().map(|_| Ok(Output::default())).collect();
         }
         let ctx = match guarded(|| self.spec(first)) {
@@ -223,13 +224,13 @@ impl Executor {
         }
         let data = ctx.data.clone();
         match first.kind() {
-            WireKind::DeriveData => units.iter().map(|u| self.derive(&ctx, &data, u)).collect(),
-            WireKind::PrepareModel => units.iter().map(|u| self.prepare(&ctx, &data, u)).collect(),
-            WireKind::Search => self.searches(&ctx, &data, units),
-            WireKind::Evaluate | WireKind::Baseline | WireKind::Cleanse => {
+            UnitKind::DeriveData => units.iter().map(|u| self.derive(&ctx, &data, u)).collect(),
+            UnitKind::PrepareModel => units.iter().map(|u| self.prepare(&ctx, &data, u)).collect(),
+            UnitKind::Search => self.searches(&ctx, &data, units),
+            UnitKind::Evaluate | UnitKind::Baseline | UnitKind::Cleanse => {
                 units.iter().map(|u| self.one(&ctx, &data, u)).collect()
             }
-            WireKind::Pictures | WireKind::Scan | WireKind::Transfer | WireKind::Audit => units
+            UnitKind::Pictures | UnitKind::Scan | UnitKind::Transfer | UnitKind::Audit => units
                 .iter()
                 .map(|u| self.finishing(&ctx, &data, u))
                 .collect(),
@@ -317,8 +318,10 @@ impl Executor {
                 ),
             )
         };
-        let kind = UnitKind::from_wire(u.kind())
-            .ok_or_else(|| skew("a kind this worker does not know".into()))?;
+        let kind = u.kind();
+        if matches!(kind, UnitKind::Unspecified | UnitKind::Noop) {
+            return Err(skew("a kind this worker does not know".into()));
+        }
         if u.params_json.is_empty() {
             return Err(skew(
                 "the lease carries no parameters (a coordinator or ledger from before version 2: \
@@ -466,12 +469,12 @@ impl Executor {
             ..Output::default()
         };
         out.parts.push(encode(
-            "models",
+            Table::Models,
             &tables::models_batch(std::slice::from_ref(row)),
         )?);
         if !prepared.epochs.is_empty() {
             let b = tables::training_batch(&u.unit_id, &setting.name, &prepared.epochs);
-            out.parts.push(encode("training", &b)?);
+            out.parts.push(encode(Table::Training, &b)?);
         }
         if setting.model.is_none() {
             let path = artifact_path(&self.artifacts, &row.checkpoint_sha256);
@@ -519,7 +522,7 @@ impl Executor {
             mean(|r| r.distance_end)
         ));
         Ok(Output::part(encode(
-            "derived",
+            Table::Derived,
             &tables::derived_batch(&rows),
         )?))
     }
@@ -660,7 +663,7 @@ impl Executor {
                 outs[i] = Some(match r {
                     Ok(o) => {
                         let row = search_row(&sctx, &u.unit_id, sp, index, o, &facts);
-                        encode("searches", &tables::searches_batch(&[row])).map(Output::part)
+                        encode(Table::Searches, &tables::searches_batch(&[row])).map(Output::part)
                     }
                     Err(f) => Err(f),
                 });
@@ -693,7 +696,7 @@ impl Executor {
             Received::Evaluate(ep) => {
                 // Its searches' parts, read from the coordinator (none without one: tests).
                 let fetch = |id: &str| match &self.parts {
-                    Some(source) => source(&u.sweep, "searches", id),
+                    Some(source) => source(&u.sweep, Table::Searches.name(), id),
                     None => Ok(None),
                 };
                 let rows = guarded(|| {
@@ -714,14 +717,14 @@ impl Executor {
                 })
                 .map_err(|e| e.about_model(&model_label(setting, &u.model_sha256)))?;
                 Ok(Output::part(encode(
-                    "patterns",
+                    Table::Patterns,
                     &tables::patterns_batch(&rows),
                 )?))
             }
             Received::Baseline(bp) => {
                 let rows = guarded(|| run_baseline(&sctx, &ev, &m.images, &u.unit_id, bp))?;
                 Ok(Output::part(encode(
-                    "baselines",
+                    Table::Baselines,
                     &tables::baselines_batch(&rows),
                 )?))
             }
@@ -748,7 +751,7 @@ impl Executor {
                     if row.flagged { " (flagged)" } else { "" }
                 ));
                 Ok(Output::part(encode(
-                    "detection",
+                    Table::Detection,
                     &tables::detection_batch(&[row]),
                 )?))
             }

@@ -1,67 +1,34 @@
 //! Sweep control: cancel, retry the failed units, and the bookkeeping of finishing a sweep.
 
-use super::core::*;
-use super::ledger::UnitRow;
 use super::*;
 use std::path::{Path, PathBuf};
 
-impl Core {
-    /// Applies `change` to every unit of a sweep; the units it changed (it returns true) are
-    /// written to the ledger in one transaction and returned.
-    fn change_units(
-        &mut self,
-        sweep: &str,
-        mut change: impl FnMut(&mut UnitMem) -> bool,
-    ) -> CResult<Vec<Key>> {
-        let Some(s) = self.sweeps.get(sweep) else {
-            return Err(CoreError::NotFound(format!("sweep {sweep}")));
-        };
-        let keys: Vec<Key> = s
-            .order
-            .iter()
-            .map(|id| UnitKey::new(sweep, id.as_str()))
-            .collect();
-        let changed: Vec<Key> = keys
-            .into_iter()
-            .filter(|k| change(self.units.get_mut(k).expect("sweep units exist")))
-            .collect();
-        let rows: Vec<&UnitRow> = changed.iter().map(|k| &self.units[k].row).collect();
-        self.ledger.update_units(&rows)?;
-        self.rebuild_index(sweep);
-        Ok(changed)
-    }
-
+impl Scheduler {
     /// Cancels a sweep's pending and leased units.
-    pub fn cancel(&mut self, sweep: &str) -> CResult<u64> {
-        let changed = self.change_units(sweep, |m| {
+    pub fn cancel(&mut self, sweep: &str) -> SResult<u64> {
+        let changed = self.set_states(sweep, |m| {
             if !matches!(m.row.state, PENDING | LEASED) {
-                return false;
+                return None;
             }
-            m.row.state = CANCELLED;
             m.row.error = "cancelled".into();
-            m.expires = None;
-            true
+            Some(CANCELLED)
         })?;
-        for k in &changed {
-            self.leased.remove(k);
-        }
         let message = format!("{} units cancelled", changed.len());
         self.emit(sweep, None, EventKind::Cancelled, message);
         Ok(changed.len() as u64)
     }
 
     /// Puts a sweep's failed units back in the queue with a fresh retry budget.
-    pub fn retry_failed(&mut self, sweep: &str) -> CResult<u64> {
-        let changed = self.change_units(sweep, |m| {
+    pub fn retry_failed(&mut self, sweep: &str) -> SResult<u64> {
+        let changed = self.set_states(sweep, |m| {
             if m.row.state != FAILED {
-                return false;
+                return None;
             }
-            m.row.state = PENDING;
             m.row.failures = 0;
             m.row.expiries = 0;
             m.row.error.clear();
             m.not_before = None;
-            true
+            Some(PENDING)
         })?;
         if let Some(s) = self.sweeps.get_mut(sweep) {
             s.finalized = false;
@@ -76,7 +43,7 @@ impl Core {
     /// The sweeps whose units are all settled and that are not finished nor being reported on:
     /// their results folders, to write the report of before `finish_reported` (each is marked as
     /// being reported on, so it is returned once).
-    pub fn reports_due(&mut self) -> CResult<Vec<(String, PathBuf)>> {
+    pub fn reports_due(&mut self) -> SResult<Vec<(String, PathBuf)>> {
         self.settle_doomed()?;
         let mut due = Vec::new();
         for (name, s) in self.sweeps.iter_mut() {
@@ -96,7 +63,7 @@ impl Core {
 
     /// Finishes `sweep` after its report (`page`, None when it could not be written): records
     /// the fact and sends the `finished` event. A sweep extended meanwhile is not finished.
-    pub fn finish_reported(&mut self, sweep: &str, page: Option<&Path>) -> CResult<bool> {
+    pub fn finish_reported(&mut self, sweep: &str, page: Option<&Path>) -> SResult<bool> {
         let Some(s) = self.sweeps.get_mut(sweep) else {
             return Ok(false);
         };
@@ -119,7 +86,7 @@ impl Core {
 
     /// Finishes every sweep whose units are all settled, without a report (the scheduler's
     /// tests; the service writes reports first, see `finalize_ready`).
-    pub fn finish_complete(&mut self) -> CResult<usize> {
+    pub fn finish_complete(&mut self) -> SResult<usize> {
         let mut n = 0;
         for (sweep, _) in self.reports_due()? {
             n += usize::from(self.finish_reported(&sweep, None)?);

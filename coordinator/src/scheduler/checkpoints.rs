@@ -1,20 +1,18 @@
 //! Training checkpoints kept by the coordinator so a training unit leased again resumes on any
 //! worker: the latest reported one per unit, older uploads dropped, all dropped once it is done.
 
-use super::core::*;
-use super::ledger::Checkpoint;
 use super::*;
 use std::path::{Path, PathBuf};
 
-impl Core {
+impl Scheduler {
     /// Records a newer checkpoint of a unit whose lease the reporter holds; the older one's
     /// artifact is deleted.
-    pub(super) fn record_checkpoint(&mut self, key: &Key, c: Checkpoint) -> CResult<()> {
+    pub(super) fn record_checkpoint(&mut self, key: &Key, c: Checkpoint) -> SResult<()> {
         if self.checkpoints.get(key).is_some_and(|old| old.0 >= c.0) {
             return Ok(());
         }
         if self.ledger.artifact(&c.1)?.is_none() {
-            return Err(CoreError::Invalid(format!(
+            return Err(SchedulerError::Invalid(format!(
                 "checkpoint artifact {} was never put",
                 c.1
             )));
@@ -40,7 +38,7 @@ impl Core {
     }
 
     /// Deletes a unit's stored checkpoints (its model is done).
-    pub(super) fn drop_checkpoints(&mut self, key: &Key) -> CResult<()> {
+    pub(super) fn drop_checkpoints(&mut self, key: &Key) -> SResult<()> {
         self.checkpoints.remove(key);
         self.ledger.drop_checkpoint(&key.sweep, &key.unit)?;
         let dir = self.checkpoint_dir(&key.sweep, &key.unit);

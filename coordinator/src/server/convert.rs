@@ -1,7 +1,7 @@
 //! Domain types to wire types at the service edge: leased units, sweep status, watch events.
 
-use super::status::SweepStatus;
-use super::Event;
+use crate::scheduler::status::SweepStatus;
+use crate::scheduler::{Event, Leased};
 use iscp_proto::v1::*;
 
 pub fn to_proto_event(e: Event) -> WatchEvent {
@@ -57,7 +57,7 @@ pub fn to_proto_status(s: SweepStatus) -> iscp_proto::v1::SweepStatus {
     }
 }
 
-pub fn to_leased(l: super::Leased) -> LeasedUnit {
+pub fn to_leased(l: Leased) -> LeasedUnit {
     LeasedUnit {
         sweep: l.sweep,
         unit_id: l.unit_id,

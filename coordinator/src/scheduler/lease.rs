@@ -1,78 +1,12 @@
-//! Handing out units: readiness from dependencies, leases (preferring a model the worker holds,
-//! grouping units that share it), and heartbeats that extend leases and carry progress.
+//! Handing out units: leases (preferring a model the worker holds, grouping units that share it,
+//! each within the wire's message limit), the parts a worker may read, and heartbeats that
+//! extend leases and carry progress.
 
-use super::core::*;
-use super::ledger::{Checkpoint, UnitRow};
 use super::*;
 use iscp_proto::v1::FailureReason;
-use iscp_sweep::tables::{self};
 use std::collections::HashSet;
-use std::time::Instant;
 
-impl Core {
-    /// Whether a pending unit can run, from its dependency counts and its model's state: O(1).
-    pub(super) fn readiness(&self, key: &Key) -> Readiness {
-        let m = &self.units[key];
-        let u = &m.row;
-        let c = m.deps_in;
-        let n = u.deps.len() as u32;
-        let state = |id: &str| {
-            self.units
-                .get(&UnitKey::new(u.sweep.as_str(), id))
-                .map(|m| m.row.state)
-                .unwrap_or(FAILED)
-        };
-        let no_model = || {
-            Readiness::Doomed(format!(
-                "its model (prepare-model {}) could not be prepared",
-                u.model_unit
-            ))
-        };
-        match u.kind {
-            UnitKind::Search | UnitKind::Baseline | UnitKind::Cleanse => match state(&u.model_unit)
-            {
-                DONE => Readiness::Ready,
-                FAILED | CANCELLED => no_model(),
-                _ => Readiness::Wait,
-            },
-            // A derived setting's model waits for all of its shards, a shard for its source model.
-            UnitKind::PrepareModel | UnitKind::DeriveData if n > 0 => {
-                if c.done == n {
-                    Readiness::Ready
-                } else if c.bad > 0 {
-                    Readiness::Doomed("a unit it depends on failed or was cancelled".into())
-                } else {
-                    Readiness::Wait
-                }
-            }
-            UnitKind::Evaluate => {
-                if c.open > 0 {
-                    Readiness::Wait
-                } else if c.done > 0 {
-                    Readiness::Ready
-                } else {
-                    Readiness::Doomed("none of its searches succeeded".into())
-                }
-            }
-            // Pictures, scan, transfer: once everything they read is settled, from what succeeded;
-            // a transfer also needs the model it evaluates on.
-            k if k.finishing() => {
-                let model = (!u.model_unit.is_empty()).then(|| state(&u.model_unit));
-                let model_done = model == Some(DONE);
-                if c.open > 0 || (model.is_some_and(|s| !s.is_terminal()) && !m.model_in_deps) {
-                    Readiness::Wait
-                } else if model.is_some_and(|s| s != DONE) {
-                    no_model()
-                } else if c.done > (m.model_in_deps && model_done) as u32 {
-                    Readiness::Ready
-                } else {
-                    Readiness::Doomed("none of the units it reads succeeded".into())
-                }
-            }
-            _ => Readiness::Ready,
-        }
-    }
-
+impl Scheduler {
     /// Leases up to `max` ready units to `worker`: first one whose model the worker holds (else the
     /// first ready one), then more of the same kind on the same model.
     pub fn lease(
@@ -80,8 +14,9 @@ impl Core {
         worker: &str,
         max: usize,
         held: &HashSet<String>,
-    ) -> CResult<Vec<Leased>> {
-        self.lease_on(worker, "", max, held)
+        now: Now,
+    ) -> SResult<Vec<Leased>> {
+        self.lease_on(worker, "", max, held, now)
     }
 
     /// `lease`, for the worker's slot on `device` (watchers see it).
@@ -91,11 +26,11 @@ impl Core {
         device: &str,
         max: usize,
         held: &HashSet<String>,
-    ) -> CResult<Vec<Leased>> {
+        now: Now,
+    ) -> SResult<Vec<Leased>> {
         if let Some(w) = self.workers.get_mut(worker) {
-            w.last_seen = Instant::now();
+            w.last_seen = now.at;
         }
-        let now = Instant::now();
         self.promote_delayed(now);
         self.settle_doomed()?;
         let Some(lead) = self.pick_lead(held) else {
@@ -108,7 +43,7 @@ impl Core {
         }
         // Each unit's message is built before anything is recorded: a lease is recorded only
         // when it fits the wire's message limit. A unit that alone cannot fit fails for good.
-        let expires = now + self.cfg.lease_ttl;
+        let expires = now.at + self.cfg.lease_ttl;
         let budget = self.cfg.max_lease_bytes;
         let mut used = 0;
         let mut out = Vec::new();
@@ -133,17 +68,8 @@ impl Core {
             out.push(unit);
         }
         for (key, row) in &mut granted {
-            let m = self.units.get_mut(key).expect("picked units exist");
-            m.row = row.clone();
-            m.expires = Some(expires);
-            m.progress = (0, 0);
-            self.set_state(key, LEASED);
+            self.begin_lease(key, row.clone(), Some(expires), device);
             row.state = LEASED;
-            let slot = LeaseSlot {
-                device: device.to_string(),
-                ..LeaseSlot::default()
-            };
-            self.leased.insert(key.clone(), slot);
         }
         let rows: Vec<&UnitRow> = granted.iter().map(|(_, r)| r).collect();
         self.ledger.update_units(&rows)?;
@@ -157,16 +83,13 @@ impl Core {
                 "its lease would carry {size} bytes, more than a lease may ({budget}): \
                  the spec or the inputs it reads are too large"
             );
-            let m = self.units.get_mut(&key).expect("picked units exist");
-            m.row = row;
-            self.set_state(&key, LEASED);
-            self.leased.insert(key.clone(), LeaseSlot::default());
-            self.failed_attempt(&key, &why, FailureReason::InvalidInput, false)?;
+            self.begin_lease(&key, row, None, device);
+            self.failed_attempt(&key, &why, FailureReason::InvalidInput, false, now)?;
         }
         Ok(out)
     }
 
-    pub(super) fn leased_unit(&mut self, row: &UnitRow) -> CResult<Leased> {
+    fn leased_unit(&mut self, row: &UnitRow) -> SResult<Leased> {
         let (file, source) = self.spec_of(&row.spec_sha)?;
         // Units that read other units' parts (evaluations, finishing units) fetch them part by
         // part (FetchPart): nothing here touches a part file.
@@ -199,9 +122,9 @@ impl Core {
 
     /// Where the part of `table` of a done unit is, for a worker to read (FetchPart): only a unit
     /// of that sweep, done, whose kind writes that table; the path is built from the unit's own id.
-    pub fn done_part(&self, key: &Key, table: &str) -> CResult<std::path::PathBuf> {
+    pub fn done_part(&self, key: &Key, table: &str) -> SResult<PathBuf> {
         let not = |why: &str| {
-            CoreError::NotFound(format!(
+            SchedulerError::NotFound(format!(
                 "part `{}` of unit {} of sweep {}: {why}",
                 table.escape_debug(),
                 key.unit.escape_debug(),
@@ -211,30 +134,32 @@ impl Core {
         let Some(m) = self.units.get(key) else {
             return Err(not("no such unit"));
         };
-        if !m.row.kind.tables().iter().any(|t| t.name() == table) {
+        let Some(t) = m.row.kind.tables().iter().find(|t| t.name() == table) else {
             return Err(not("its kind writes no such table"));
-        }
+        };
         if m.row.state != DONE {
             return Err(not("the unit is not done"));
         }
-        Ok(tables::part_path(
-            &self.results_root(&m.row.sweep).join(table),
-            &m.row.id,
-        ))
+        Ok(t.part(&self.results_root(&m.row.sweep), &m.row.id))
     }
 
     /// Extends the leases the worker reports holding and records progress; returns the units it should drop
     /// (cancelled, or no longer its lease), or None when the worker must register again. Each
     /// report names its sweep: units of two sweeps that share an id never answer for each other.
-    pub fn heartbeat(&mut self, worker: &str, progress: &[Beat]) -> CResult<Option<Vec<Key>>> {
+    pub fn heartbeat(
+        &mut self,
+        worker: &str,
+        progress: &[Beat],
+        now: Now,
+    ) -> SResult<Option<Vec<Key>>> {
         let Some(w) = self.workers.get_mut(worker) else {
             return Ok(None);
         };
-        w.last_seen = Instant::now();
+        w.last_seen = now.at;
         // Only the leases the worker reports are extended: a lease recorded but never delivered
         // (the coordinator died between its commit and its answer) is not the worker's, and must
         // expire rather than be kept alive by the worker's other beats.
-        let expires = Instant::now() + self.cfg.lease_ttl;
+        let expires = now.at + self.cfg.lease_ttl;
         let mut cancel = Vec::new();
         for b in progress {
             let Some(m) = self.units.get(&b.key) else {

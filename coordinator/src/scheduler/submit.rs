@@ -1,38 +1,38 @@
-//! Spec submission: parse and check the spec (the same errors as `iscp run`), expand it into units
-//! with their dependencies, and hand them to the scheduler.
+//! Spec submission in the scheduler: a sweep's units added (those known keep their state, those
+//! whose parts are already on disk are adopted as done) and its index built.
 
-use super::core::*;
-use super::ledger::UnitRow;
-use super::CResult;
-use super::CoreError;
-use iscp_sweep::cost::{data_shape, known_class_names, unit_cost, unit_work};
-use iscp_sweep::spec::LoadedSpec;
+use super::*;
 use iscp_sweep::tables;
-use iscp_sweep::units::{plan, UnitParams};
-use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+
+/// A submitted spec as the ledger keeps it: its hash, the file it came from, its text.
+#[derive(Debug, Clone, Copy)]
+pub struct SpecText<'a> {
+    pub sha: &'a str,
+    pub file: &'a str,
+    pub source: &'a str,
+}
 
 /// The unit ids that have a part in each table of a sweep's results folder, listed once per table
 /// before the scheduler's lock is taken (instead of a `stat` per new unit and table under it): a
 /// new unit whose first table's part is there is adopted as done.
 #[derive(Debug, Default)]
-pub struct PartsOnDisk(HashMap<&'static str, HashSet<String>>);
+pub struct PartsOnDisk(HashMap<Table, HashSet<String>>);
 
 impl PartsOnDisk {
     /// Lists the result tables under `root` (a sweep's results folder; missing folders are empty).
-    pub fn list(root: &Path) -> CResult<PartsOnDisk> {
+    pub fn list(root: &Path) -> SResult<PartsOnDisk> {
         let mut out = HashMap::new();
         for table in Table::RESULTS {
-            let dir = root.join(table.name());
+            let dir = table.dir(root);
             let entries = match std::fs::read_dir(&dir) {
                 Ok(e) => e,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(CoreError::io(&dir, e)),
+                Err(e) => return Err(SchedulerError::io(&dir, e)),
             };
             let mut ids = HashSet::new();
             for entry in entries {
-                let name = entry.map_err(|e| CoreError::io(&dir, e))?.file_name();
+                let name = entry.map_err(|e| SchedulerError::io(&dir, e))?.file_name();
                 let name = name.to_string_lossy();
                 if let Some(id) = name
                     .strip_prefix("part-")
@@ -41,83 +41,19 @@ impl PartsOnDisk {
                     ids.insert(id.to_string());
                 }
             }
-            out.insert(table.name(), ids);
+            out.insert(table, ids);
         }
         Ok(PartsOnDisk(out))
     }
 
-    fn has(&self, table: &str, unit: &str) -> bool {
-        self.0.get(table).is_some_and(|ids| ids.contains(unit))
+    fn has(&self, table: Table, unit: &str) -> bool {
+        self.0.get(&table).is_some_and(|ids| ids.contains(unit))
     }
 }
 
-/// A checked spec, expanded.
-pub struct Expanded {
-    pub sweep: String,
-    pub spec_sha: String,
-    pub units: Vec<NewUnit>,
-    /// Its classes' names where known without reading the data (progress lines use them).
-    pub class_names: Vec<String>,
-}
-
-/// Parses `source`, learns the number of classes (from the data's known shape, or by loading the
-/// data), and lists the units in dependency order.
-pub fn expand(source: &str, file: &str) -> Result<Expanded, CoreError> {
-    let spec = LoadedSpec::parse_for_plan(source, file)?;
-    let shape = data_shape(&spec)?;
-    let classes = shape.classes;
-    spec.check_data(&shape)?;
-    let mut units = Vec::new();
-    let plans = plan(&spec, classes, shape.train);
-    for p in &plans {
-        let model = p.prepare.id.clone();
-        for u in p.all_units() {
-            let (_, macs) = unit_cost(&spec, &plans, p, u, &shape);
-            units.push(NewUnit {
-                work: unit_work(macs),
-                id: u.id.clone(),
-                kind: u.kind.wire(),
-                params: u.params_json(),
-                // A derive-data unit runs on its source setting's model (its one dependency), a
-                // transfer on the other setting's; pictures and scans on none.
-                model_unit: match &u.params {
-                    UnitParams::Derive(d) => d.source_id.clone(),
-                    UnitParams::Transfer(t) => t.to_id.clone(),
-                    UnitParams::Pictures(_) | UnitParams::Scan(_) | UnitParams::Audit(_) => {
-                        String::new()
-                    }
-                    _ if u.id == model => String::new(),
-                    _ => model.clone(),
-                },
-                deps: u.deps.clone(),
-            });
-        }
-    }
-    Ok(Expanded {
-        sweep: spec.spec.name.get_ref().clone(),
-        spec_sha: hex::encode(Sha256::digest(source.as_bytes())),
-        units,
-        class_names: known_class_names(&spec),
-    })
-}
-
-/// `n` units of the `noop` kind (the coordinator benchmark): no dependencies, no results.
-pub fn noop_units(n: usize) -> Vec<NewUnit> {
-    (0..n)
-        .map(|i| NewUnit {
-            id: format!("noop-{i:08}"),
-            kind: UnitKind::Noop,
-            params: String::new(),
-            model_unit: String::new(),
-            deps: vec![],
-            work: 1,
-        })
-        .collect()
-}
-
-impl Core {
+impl Scheduler {
     /// Records a sweep's class names, for the words of progress events.
-    pub fn set_class_names(&mut self, sweep: &str, names: Vec<String>) -> CResult<()> {
+    pub fn set_class_names(&mut self, sweep: &str, names: Vec<String>) -> SResult<()> {
         self.ledger.put_class_names(sweep, &names)?;
         if let Some(s) = self.sweeps.get_mut(sweep) {
             s.class_names = names;
@@ -134,37 +70,43 @@ impl Core {
         file: &str,
         source: &str,
         units: Vec<NewUnit>,
-    ) -> CResult<(u64, u64, u64)> {
+        now: Now,
+    ) -> SResult<(u64, u64, u64)> {
         let on_disk = PartsOnDisk::list(&self.results_root(sweep))?;
-        self.submit_listed(sweep, spec_sha, file, source, units, &on_disk)
+        let spec = SpecText {
+            sha: spec_sha,
+            file,
+            source,
+        };
+        self.submit_listed(sweep, spec, units, &on_disk, now)
     }
 
     /// `submit`, with the sweep's parts on disk listed beforehand (without the lock).
     pub fn submit_listed(
         &mut self,
         sweep: &str,
-        spec_sha: &str,
-        file: &str,
-        source: &str,
+        spec: SpecText,
         units: Vec<NewUnit>,
         on_disk: &PartsOnDisk,
-    ) -> CResult<(u64, u64, u64)> {
+        now: Now,
+    ) -> SResult<(u64, u64, u64)> {
+        let spec_sha = spec.sha;
         self.ledger
-            .put_spec(spec_sha, sweep, file, source, now_ms())?;
+            .put_spec(spec_sha, sweep, spec.file, spec.source, now.unix_ms)?;
         let root = self.results_root(sweep);
         // A results folder from before protocol version 2: one schema for every failures part.
-        let upgraded = tables::upgrade_failure_parts(&root.join("failures"))?;
+        let upgraded = tables::upgrade_failure_parts(&Table::Failures.dir(&root))?;
         if upgraded > 0 {
             tracing::info!(upgraded, "failures parts given a `reason` column");
         }
         // Before version 3 the coordinator wrote scans and transfers itself, named by group; now
         // their units write them, named by unit id.
-        for table in ["scan", "transfer"] {
-            let removed = tables::remove_group_named_parts(&root.join(table))?;
+        for table in [Table::Scan, Table::Transfer] {
+            let removed = tables::remove_group_named_parts(&table.dir(&root))?;
             if removed > 0 {
                 tracing::info!(
                     removed,
-                    table,
+                    table = table.name(),
                     "parts of an earlier version replaced by units"
                 );
             }
@@ -202,9 +144,9 @@ impl Core {
                         .kind
                         .tables()
                         .iter()
-                        .filter(|t| on_disk.has(t.name(), &u.id))
+                        .filter(|t| on_disk.has(**t, &u.id))
                         .map(|t| {
-                            let p = tables::part_path(&root.join(t.name()), &u.id);
+                            let p = t.part(&root, &u.id);
                             (t.to_string(), p.to_string_lossy().to_string())
                         })
                         .collect();
@@ -250,7 +192,7 @@ impl Core {
                     m.row.work = row.work;
                 }
                 std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(Box::new(UnitMem::new(row, None)));
+                    e.insert(Box::new(UnitMem::new(row)));
                 }
             }
         }
@@ -269,7 +211,7 @@ impl Core {
         self.emit(
             sweep,
             None,
-            super::EventKind::Submitted,
+            EventKind::Submitted,
             format!("{total} units, {new} new"),
         );
         Ok((total, new, done))

@@ -5,12 +5,12 @@
 //! records the fact and sends the `finished` event, so that whoever waits for it finds the
 //! page. It never loads a model.
 
-use super::grpc::Service;
+use super::service::Service;
 
 impl Service {
     /// Reports on, then finishes, every sweep that has become complete.
     pub(super) fn finalize_ready(&self) {
-        let due = match self.core().reports_due() {
+        let due = match self.scheduler().reports_due() {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!("finishing sweeps: {e}");
@@ -44,7 +44,7 @@ impl Service {
                         None
                     }
                 };
-                if let Err(e) = svc.core().finish_reported(&sweep, page.as_deref()) {
+                if let Err(e) = svc.scheduler().finish_reported(&sweep, page.as_deref()) {
                     tracing::error!("finishing sweep {sweep}: {e}");
                 }
                 svc.wake();

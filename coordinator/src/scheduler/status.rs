@@ -1,6 +1,6 @@
 //! Sweep status: units by kind and state, and the failed units with their reasons.
 
-use super::core::{Core, Key, UnitState};
+use super::{Key, Scheduler, UnitState};
 use std::collections::BTreeMap;
 
 /// Counts of one kind of unit in a sweep.
@@ -24,7 +24,7 @@ pub struct SweepStatus {
     pub results: String,
 }
 
-impl Core {
+impl Scheduler {
     /// The state of one unit, if the coordinator has it.
     pub fn unit_state(&self, key: &Key) -> Option<UnitState> {
         self.units.get(key).map(|m| m.row.state)

@@ -1,22 +1,20 @@
 //! What comes back from a lease when it does not complete: failed attempts retried with backoff up
 //! to the limit, dependents of failed units settled, expiries (completions: `completion`).
 
-use super::core::*;
 use super::*;
 use iscp_proto::v1::FailureReason;
-use iscp_sweep::tables::{self, FailureRow};
-use std::time::Instant;
+use iscp_sweep::tables::FailureRow;
 
-impl Core {
+impl Scheduler {
     /// Checks that `worker` holds the current lease (`lease_id`, `attempt`) of the unit.
-    pub(super) fn fenced(&self, key: &Key, claim: LeaseClaim) -> CResult<()> {
+    pub fn fenced(&self, key: &Key, claim: LeaseClaim) -> SResult<()> {
         let LeaseClaim {
             worker,
             lease_id,
             attempt,
         } = claim;
         let Some(m) = self.units.get(key) else {
-            return Err(CoreError::NotFound(format!(
+            return Err(SchedulerError::NotFound(format!(
                 "unit {} of sweep {}",
                 key.unit, key.sweep
             )));
@@ -24,7 +22,7 @@ impl Core {
         let r = &m.row;
         if r.state != LEASED || r.attempt != attempt || r.lease_id != lease_id || r.worker != worker
         {
-            return Err(CoreError::Stale(format!(
+            return Err(SchedulerError::Stale(format!(
                 "unit {} attempt {attempt} is not the current lease (state {}, current attempt {})",
                 key.unit, r.state, r.attempt
             )));
@@ -42,9 +40,10 @@ impl Core {
         error: &str,
         reason: FailureReason,
         handed_back: bool,
-    ) -> CResult<()> {
+        now: Now,
+    ) -> SResult<()> {
         self.fenced(key, claim)?;
-        self.failed_attempt(key, error, reason, handed_back)
+        self.failed_attempt(key, error, reason, handed_back, now)
     }
 
     pub(super) fn failed_attempt(
@@ -53,17 +52,16 @@ impl Core {
         error: &str,
         reason: FailureReason,
         handed_back: bool,
-    ) -> CResult<()> {
+        now: Now,
+    ) -> SResult<()> {
         let retryable = reason.retryable();
         let expired = reason == FailureReason::LeaseExpired;
-        self.leased.remove(key);
         let max = self.cfg.max_attempts;
         let max_expiries = self.cfg.max_expiries;
         let backoff = self.cfg.backoff_base;
         let backoff_max = self.cfg.backoff_max;
         let root = self.results_root(&key.sweep);
         let m = self.units.get_mut(key).expect("caller checked");
-        m.expires = None;
         let worker = m.row.worker.clone();
         let (event, next) = if handed_back {
             m.not_before = None;
@@ -84,14 +82,14 @@ impl Core {
                 error: error.to_string(),
                 reason: reason.name().to_string(),
                 retryable,
-                time_ms: now_ms(),
+                time_ms: now.unix_ms,
             };
             // The failures table is the record; the unit's state is the ledger's. A row that
             // cannot be written (a full disk) must not leave the unit leased with no lease to
             // expire: the attempt still counts, with the reason kept in the ledger.
             m.row.error = error.to_string();
             if let Err(e) = tables::write_part(
-                &root.join("failures"),
+                &Table::Failures.dir(&root),
                 &format!("{}-a{}", key.unit, m.row.attempt),
                 &tables::failures_batch(&[row]),
             ) {
@@ -104,7 +102,7 @@ impl Core {
                 (EventKind::Retrying, PENDING)
             } else {
                 let wait = backoff.saturating_mul(1 << (m.row.failures - 1).min(16));
-                m.not_before = Some(Instant::now() + wait.min(backoff_max));
+                m.not_before = Some(now.at + wait.min(backoff_max));
                 (EventKind::Retrying, PENDING)
             }
         };
@@ -117,7 +115,7 @@ impl Core {
     }
 
     /// Fails a unit that can never run (its dependency failed) without counting an attempt.
-    pub(super) fn settle_failed(&mut self, key: &Key, why: String) -> CResult<()> {
+    pub(super) fn settle_failed(&mut self, key: &Key, why: String) -> SResult<()> {
         let m = self.units.get_mut(key).expect("exists");
         m.row.error = why.clone();
         self.set_state(key, FAILED);
@@ -128,12 +126,11 @@ impl Core {
     }
 
     /// Returns the expired leases to the queue, each counted as a failed attempt.
-    pub fn expire(&mut self) -> CResult<usize> {
-        let now = Instant::now();
+    pub fn expire(&mut self, now: Now) -> SResult<usize> {
         let expired: Vec<Key> = self
             .leased
             .keys()
-            .filter(|k| self.units[*k].expires.is_some_and(|t| t <= now))
+            .filter(|k| self.units[*k].expires.is_some_and(|t| t <= now.at))
             .cloned()
             .collect();
         for key in &expired {
@@ -144,7 +141,7 @@ impl Core {
                 .map(|w| w.name.clone())
                 .unwrap_or(worker);
             let msg = format!("lease expired: worker {name} stopped heartbeating");
-            self.failed_attempt(key, &msg, FailureReason::LeaseExpired, false)?;
+            self.failed_attempt(key, &msg, FailureReason::LeaseExpired, false, now)?;
         }
         Ok(expired.len())
     }

@@ -1,27 +1,25 @@
 //! Reconciling the ledger with the part files when the coordinator starts: parts the ledger never
 //! committed are deleted, done units whose part is gone are queued again.
 
-use super::core::*;
 use super::*;
-use iscp_sweep::tables::{self};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-impl Core {
+impl Scheduler {
     /// Drops part files the ledger does not know (a crash between rename and commit) and requeues
     /// done units whose parts are gone; loads the model hash of every prepared setting.
-    pub(super) fn reconcile(&mut self) -> CResult<()> {
+    pub(super) fn reconcile(&mut self) -> SResult<()> {
         let parts = self.ledger.parts()?;
         let known: HashSet<&str> = parts.iter().map(|p| p.0.as_str()).collect();
         let mut dropped = 0;
         for sweep in self.sweeps.keys() {
             let root = self.cfg.results_dir.join(sweep);
             for table in Table::RESULTS {
-                let dir = root.join(table.name());
+                let dir = table.dir(&root);
                 for name in tables::done_units(&dir)? {
                     let path = tables::part_path(&dir, &name);
                     if !known.contains(path.to_string_lossy().as_ref()) {
-                        std::fs::remove_file(&path).map_err(|e| CoreError::io(&path, e))?;
+                        std::fs::remove_file(&path).map_err(|e| SchedulerError::io(&path, e))?;
                         dropped += 1;
                     }
                 }
@@ -45,7 +43,6 @@ impl Core {
             let missing = ps.iter().any(|(_, p)| !Path::new(p).exists())
                 || must.is_some_and(|m| !ps.iter().any(|(t, _)| t == m.name()));
             if missing {
-                u.row.state = PENDING;
                 requeued.push(key.clone());
             } else if u.row.kind == UnitKind::PrepareModel {
                 prepared.push((key.clone(), ps));
@@ -60,6 +57,8 @@ impl Core {
             let _ = self.model_from_part(&key, &ps);
         }
         for key in &requeued {
+            // Before the index is built: only the state changes.
+            self.set_state(key, PENDING);
             self.ledger.forget_parts_of(&key.sweep, &key.unit)?;
             self.ledger.update_unit(&self.units[key].row)?;
         }

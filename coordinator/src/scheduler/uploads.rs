@@ -2,7 +2,6 @@
 //! checkpoint into the state folder; only for a sweep the coordinator knows and a training unit
 //! leased to the uploading worker, so no name from the wire ever builds a path by itself.
 
-use super::core::*;
 use super::*;
 use std::path::PathBuf;
 
@@ -16,11 +15,11 @@ pub enum Purpose {
 }
 
 impl Purpose {
-    pub fn parse(s: &str) -> CResult<Purpose> {
+    pub fn parse(s: &str) -> SResult<Purpose> {
         match s {
             "model" => Ok(Purpose::Model),
             "checkpoint" => Ok(Purpose::Checkpoint),
-            other => Err(CoreError::Invalid(format!(
+            other => Err(SchedulerError::Invalid(format!(
                 "unknown artifact purpose `{}` (model or checkpoint)",
                 other.escape_debug()
             ))),
@@ -28,9 +27,9 @@ impl Purpose {
     }
 }
 
-impl Core {
+impl Scheduler {
     /// The folder an upload from `worker` for the unit `key` goes to, or why it is refused.
-    pub fn upload_dir(&self, purpose: Purpose, key: &Key, worker: &str) -> CResult<PathBuf> {
+    pub fn upload_dir(&self, purpose: Purpose, key: &Key, worker: &str) -> SResult<PathBuf> {
         let named = || {
             format!(
                 "unit {} of sweep {}",
@@ -39,22 +38,22 @@ impl Core {
             )
         };
         if !self.sweeps.contains_key(key.sweep.as_str()) {
-            return Err(CoreError::NotFound(format!(
+            return Err(SchedulerError::NotFound(format!(
                 "sweep {}",
                 key.sweep.escape_debug()
             )));
         }
         let Some(m) = self.units.get(key) else {
-            return Err(CoreError::NotFound(named()));
+            return Err(SchedulerError::NotFound(named()));
         };
         if m.row.kind != UnitKind::PrepareModel {
-            return Err(CoreError::Invalid(format!(
+            return Err(SchedulerError::Invalid(format!(
                 "{} is not a training unit: it uploads no model",
                 named()
             )));
         }
         if m.row.state != LEASED || m.row.worker != worker {
-            return Err(CoreError::Stale(format!(
+            return Err(SchedulerError::Stale(format!(
                 "{} is not leased to worker {}",
                 named(),
                 worker.escape_debug()

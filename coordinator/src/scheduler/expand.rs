@@ -1,0 +1,73 @@
+//! A spec expanded into units: parsed and checked (the same errors as `iscp run`), the number of
+//! classes learnt (from the data's known shape, or by loading the data), and every unit listed in
+//! dependency order with its parameters, model and estimated work.
+
+use super::{NewUnit, SchedulerError, UnitKind};
+use iscp_sweep::cost::{data_shape, known_class_names, unit_cost, unit_work};
+use iscp_sweep::spec::LoadedSpec;
+use iscp_sweep::units::{plan, UnitParams};
+use sha2::{Digest, Sha256};
+
+/// A checked spec, expanded.
+pub struct Expanded {
+    pub sweep: String,
+    pub spec_sha: String,
+    pub units: Vec<NewUnit>,
+    /// Its classes' names where known without reading the data (progress lines use them).
+    pub class_names: Vec<String>,
+}
+
+/// Parses `source`, learns the number of classes (from the data's known shape, or by loading the
+/// data), and lists the units in dependency order.
+pub fn expand(source: &str, file: &str) -> Result<Expanded, SchedulerError> {
+    let spec = LoadedSpec::parse_for_plan(source, file)?;
+    let shape = data_shape(&spec)?;
+    let classes = shape.classes;
+    spec.check_data(&shape)?;
+    let mut units = Vec::new();
+    let plans = plan(&spec, classes, shape.train);
+    for p in &plans {
+        let model = p.prepare.id.clone();
+        for u in p.all_units() {
+            let (_, macs) = unit_cost(&spec, &plans, p, u, &shape);
+            units.push(NewUnit {
+                work: unit_work(macs),
+                id: u.id.clone(),
+                kind: u.kind,
+                params: u.params_json(),
+                // A derive-data unit runs on its source setting's model (its one dependency), a
+                // transfer on the other setting's; pictures and scans on none.
+                model_unit: match &u.params {
+                    UnitParams::Derive(d) => d.source_id.clone(),
+                    UnitParams::Transfer(t) => t.to_id.clone(),
+                    UnitParams::Pictures(_) | UnitParams::Scan(_) | UnitParams::Audit(_) => {
+                        String::new()
+                    }
+                    _ if u.id == model => String::new(),
+                    _ => model.clone(),
+                },
+                deps: u.deps.clone(),
+            });
+        }
+    }
+    Ok(Expanded {
+        sweep: spec.spec.name.get_ref().clone(),
+        spec_sha: hex::encode(Sha256::digest(source.as_bytes())),
+        units,
+        class_names: known_class_names(&spec),
+    })
+}
+
+/// `n` units of the `noop` kind (the coordinator benchmark): no dependencies, no results.
+pub fn noop_units(n: usize) -> Vec<NewUnit> {
+    (0..n)
+        .map(|i| NewUnit {
+            id: format!("noop-{i:08}"),
+            kind: UnitKind::Noop,
+            params: String::new(),
+            model_unit: String::new(),
+            deps: vec![],
+            work: 1,
+        })
+        .collect()
+}
