@@ -5,10 +5,15 @@
 mod common;
 
 use common::{advance, claim, config, key, now, unit};
-use iscp_coordinator::scheduler::{Scheduler, UnitState};
+use iscp_coordinator::scheduler::{NewUnit, Scheduler, UnitState};
 use iscp_coordinator::server::Service;
 use iscp_proto::v1::FailureReason;
 use std::collections::HashSet;
+
+fn with_params(mut u: NewUnit, params: &str) -> NewUnit {
+    u.params = params.to_string();
+    u
+}
 
 fn state(core: &Scheduler, id: &str) -> UnitState {
     core.unit_state(&key(id)).expect("a unit")
@@ -21,13 +26,15 @@ fn leases_fit_the_message_limit_or_fail_with_the_reason() {
     cfg.max_lease_bytes = 20_000;
     let (tx, _) = tokio::sync::broadcast::channel(16);
     let mut core = Scheduler::open(cfg, tx, now()).unwrap();
-    // Each unit carries the spec (9,000 bytes) and room for framing: one fits a lease, two do not.
-    let spec = "#".repeat(9_000);
+    // Each unit carries its parameters (9,000 bytes) and room for framing: one fits a lease, two
+    // do not. The spec's text is not in the lease (a worker fetches it once): its size is free.
+    let big = "#".repeat(9_000);
     let units = ["a", "b", "c"]
         .into_iter()
-        .map(|id| unit(id, "noop", "", &[]))
+        .map(|id| with_params(unit(id, "noop", "", &[]), &big))
         .collect();
-    core.submit("s", "sha", "f", &spec, units, now()).unwrap();
+    core.submit("s", "sha", "f", &"#".repeat(50_000), units, now())
+        .unwrap();
     let first = core.lease("w", 8, &HashSet::new(), now()).unwrap();
     assert_eq!(
         first.len(),
@@ -44,7 +51,7 @@ fn leases_fit_the_message_limit_or_fail_with_the_reason() {
         .unwrap()
         .is_empty());
 
-    // A spec so large that one unit alone cannot be delivered: failed for good, not leased.
+    // Parameters so large that one unit alone cannot be delivered: failed for good, not leased.
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
     cfg.max_lease_bytes = 8_000;
@@ -54,8 +61,8 @@ fn leases_fit_the_message_limit_or_fail_with_the_reason() {
         "s",
         "sha",
         "f",
-        &spec,
-        vec![unit("a", "noop", "", &[])],
+        "",
+        vec![with_params(unit("a", "noop", "", &[]), &big)],
         now(),
     )
     .unwrap();

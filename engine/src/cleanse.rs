@@ -2,9 +2,9 @@
 //! mask (with a pattern) that flips clean images to that label, and a MAD anomaly index over the
 //! labels' mask norms (lower tail: a backdoor's target needs a far smaller mask than the others).
 
+use crate::anomaly::MAD_CONSISTENCY;
 use crate::model::Model;
 use crate::rng::{mix, Rng};
-use crate::scan::MAD_CONSISTENCY;
 use crate::{EngineError, Result};
 use tch::{Device, Kind, Reduction, Tensor};
 
@@ -316,7 +316,7 @@ mod tests {
         // median 10, deviations 0,0,1,1,8 → MAD 1 → scale 1.4826
         let a = anomaly_indices(&[10.0, 11.0, 9.0, 10.0, 2.0]);
         assert!((a[4] - 8.0 / 1.4826).abs() < 1e-9);
-        assert!(a[4] > crate::scan::FLAG_THRESHOLD);
+        assert!(a[4] > crate::anomaly::FLAG_THRESHOLD);
         assert!(a[1] < 0.0, "a larger mask is not anomalous");
         assert!(anomaly_indices(&[3.0; 4]).iter().all(|&x| x == 0.0));
     }

@@ -6,6 +6,7 @@
 pub mod adversarial;
 pub mod agreement;
 pub mod amp;
+pub mod anomaly;
 pub mod badnets;
 pub mod baselines;
 pub mod canvas;
@@ -20,7 +21,6 @@ pub mod model;
 pub mod pattern;
 pub mod rng;
 pub mod robust_data;
-pub mod scan;
 pub mod search;
 pub mod sgd;
 pub mod train;

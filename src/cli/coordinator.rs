@@ -56,7 +56,7 @@ pub struct CoordinatorArgs {
     /// Largest model or checkpoint a worker may upload, in MiB (streamed to disk, never held).
     #[arg(long, default_value_t = 4096)]
     pub max_artifact_mib: u64,
-    /// Largest spec a sweep may be submitted with, in KiB (every lease carries it).
+    /// Largest spec a sweep may be submitted with, in KiB (every worker fetches it).
     #[arg(long, default_value_t = 1024)]
     pub max_spec_kib: usize,
 }

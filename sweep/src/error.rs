@@ -1,9 +1,10 @@
-//! Typed errors of the coordinator library: spec problems (with the key and its line), I/O, tables.
+//! Typed errors of the sweep library (shared by the coordinator and the workers): spec problems
+//! (with the key and its line), I/O, tables, models; a failure's kind decides whether it is retried.
 
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
-pub enum CoordError {
+pub enum SweepError {
     /// A spec refused before any work starts.
     #[error("{file}:{line}: `{key}`: {message}")]
     Spec {
@@ -41,7 +42,7 @@ fn is_oom(e: &tch::TchError) -> bool {
     m.contains("out of memory") || m.contains("OutOfMemoryError")
 }
 
-impl CoordError {
+impl SweepError {
     /// Why a unit that hit this error failed: decides whether another attempt may succeed.
     pub fn reason(&self) -> iscp_proto::v1::FailureReason {
         use iscp_engine::EngineError as E;
@@ -51,13 +52,13 @@ impl CoordError {
             return R::Internal;
         }
         match self {
-            CoordError::Spec { .. } => R::InvalidInput,
-            CoordError::Io { .. } | CoordError::Missing(_) => R::MissingArtifact,
-            CoordError::Table { .. } | CoordError::Panic(_) | CoordError::Figure(_) => R::Internal,
-            CoordError::Torch(t) | CoordError::Engine(E::Torch(t)) if is_oom(t) => R::OutOfMemory,
-            CoordError::Torch(_) | CoordError::Engine(E::Torch(_)) => R::Internal,
-            CoordError::Engine(E::Io { .. }) => R::MissingArtifact,
-            CoordError::Engine(E::BadFile { .. } | E::Invalid(_) | E::NonFinite(_)) => {
+            SweepError::Spec { .. } => R::InvalidInput,
+            SweepError::Io { .. } | SweepError::Missing(_) => R::MissingArtifact,
+            SweepError::Table { .. } | SweepError::Panic(_) | SweepError::Figure(_) => R::Internal,
+            SweepError::Torch(t) | SweepError::Engine(E::Torch(t)) if is_oom(t) => R::OutOfMemory,
+            SweepError::Torch(_) | SweepError::Engine(E::Torch(_)) => R::Internal,
+            SweepError::Engine(E::Io { .. }) => R::MissingArtifact,
+            SweepError::Engine(E::BadFile { .. } | E::Invalid(_) | E::NonFinite(_)) => {
                 R::InvalidInput
             }
         }
@@ -77,13 +78,13 @@ pub fn says_out_of_space(message: &str) -> bool {
         || message.contains("database or disk is full")
 }
 
-impl CoordError {
+impl SweepError {
     /// Whether this error is a full disk (or quota) anywhere in its chain: retried as transient a
     /// bounded number of times, never taken for bad input.
     pub fn is_out_of_space(&self) -> bool {
         match self {
-            CoordError::Io { source, .. } => io_out_of_space(source),
-            CoordError::Engine(iscp_engine::EngineError::Io { source, .. }) => {
+            SweepError::Io { source, .. } => io_out_of_space(source),
+            SweepError::Engine(iscp_engine::EngineError::Io { source, .. }) => {
                 io_out_of_space(source)
             }
             other => says_out_of_space(&other.to_string()),
@@ -93,24 +94,24 @@ impl CoordError {
     /// Names the model a non-finite output came from (other errors pass unchanged).
     pub fn about_model(self, model: &str) -> Self {
         match self {
-            CoordError::Engine(iscp_engine::EngineError::NonFinite(m)) => {
-                CoordError::Engine(iscp_engine::EngineError::NonFinite(format!("{model}: {m}")))
+            SweepError::Engine(iscp_engine::EngineError::NonFinite(m)) => {
+                SweepError::Engine(iscp_engine::EngineError::NonFinite(format!("{model}: {m}")))
             }
             other => other,
         }
     }
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        CoordError::Io {
+        SweepError::Io {
             path: path.into(),
             source,
         }
     }
     pub fn table(path: impl Into<PathBuf>, message: impl ToString) -> Self {
-        CoordError::Table {
+        SweepError::Table {
             path: path.into(),
             message: message.to_string(),
         }
     }
 }
 
-pub type Result<T> = std::result::Result<T, CoordError>;
+pub type Result<T> = std::result::Result<T, SweepError>;

@@ -1,7 +1,7 @@
 //! PNG pictures of patterns: one per best pattern, and per setting a grid like the paper's figures
 //! (a row per class: the canvas, then the pattern at every size), scaled up to be seen.
 
-use crate::{CoordError, Result};
+use crate::{Result, SweepError};
 use std::path::Path;
 
 /// One image, C×H×W floats in [0,1].
@@ -102,9 +102,9 @@ impl Picture {
 /// Writes PNG bytes to `path`, creating its folder.
 pub fn write_png(path: &Path, png: &[u8]) -> Result<()> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| CoordError::io(dir, e))?;
+        std::fs::create_dir_all(dir).map_err(|e| SweepError::io(dir, e))?;
     }
-    std::fs::write(path, png).map_err(|e| CoordError::io(path, e))
+    std::fs::write(path, png).map_err(|e| SweepError::io(path, e))
 }
 
 /// The canvas and its pattern side by side, as PNG bytes.

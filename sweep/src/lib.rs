@@ -16,4 +16,4 @@ pub mod tables;
 pub mod units;
 pub mod work;
 
-pub use error::{CoordError, Result};
+pub use error::{Result, SweepError};

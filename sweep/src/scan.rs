@@ -4,14 +4,14 @@
 
 use crate::images::{class_label, save_grid, GridRow, GridText, Image};
 use crate::tables::{self, PatternRow};
-use crate::{CoordError, Result};
+use crate::{Result, SweepError};
 use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
+use iscp_engine::anomaly::{anomaly_indices, flagged, min_auditable_accuracy};
 use iscp_engine::canvas::{canvas_image, rank_canvases, CanvasKind};
 use iscp_engine::data::{stratified_split, DataSplits};
 use iscp_engine::model::Model;
 use iscp_engine::pattern::{binarize, pattern_k, Evaluator};
 use iscp_engine::rng::mix;
-use iscp_engine::scan::{anomaly_indices, flagged, min_auditable_accuracy};
 use iscp_engine::search::{search_batch, SearchConfig, SearchJob};
 use iscp_proto::Table;
 use std::path::Path;
@@ -68,7 +68,7 @@ fn score(rows: &mut [ScanRow]) {
 
 /// Refuses a model at chance level: its patterns are noise, and flagging noise is a false alarm.
 fn check_auditable(logits: &tch::Tensor, labels: &[i64], classes: usize) -> Result<()> {
-    let pred: Vec<i64> = Vec::try_from(logits.argmax(1, false)).map_err(CoordError::Torch)?;
+    let pred: Vec<i64> = Vec::try_from(logits.argmax(1, false)).map_err(SweepError::Torch)?;
     let right = pred.iter().zip(labels).filter(|(p, l)| p == l).count();
     let accuracy = right as f64 / labels.len().max(1) as f64;
     let need = min_auditable_accuracy(classes);
@@ -148,7 +148,7 @@ pub fn scan_model(
     let mut pictures = Vec::new();
     for (class, b) in best.into_iter().enumerate() {
         let (_, j, bin) = b.ok_or_else(|| {
-            CoordError::table(Table::Scan.name(), format!("class {class} has no pattern"))
+            SweepError::table(Table::Scan.name(), format!("class {class} has no pattern"))
         })?;
         let (_, kind, index) = canvases[j];
         let canvas = canvas_image(test, index)?;

@@ -1,7 +1,7 @@
 //! Bad specs are refused before any work starts, with the key and its line named.
 
 use iscp_sweep::spec::LoadedSpec;
-use iscp_sweep::CoordError;
+use iscp_sweep::SweepError;
 
 const GOOD: &str = r#"name = "t"
 
@@ -21,7 +21,7 @@ sizes = [0.01, 0.05]
 
 fn refuse(src: &str) -> (usize, String, String) {
     match LoadedSpec::parse(src, "spec.toml") {
-        Err(CoordError::Spec {
+        Err(SweepError::Spec {
             line, key, message, ..
         }) => (line, key, message),
         Err(e) => panic!("not a spec error: {e}"),
@@ -75,7 +75,7 @@ fn a_class_that_does_not_exist_is_refused() {
     )
     .unwrap();
     match s.check_classes(4) {
-        Err(CoordError::Spec {
+        Err(SweepError::Spec {
             line, key, message, ..
         }) => {
             assert_eq!((line, key.as_str()), (12, "search.classes"));

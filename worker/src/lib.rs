@@ -5,12 +5,14 @@
 pub mod artifacts;
 pub mod client;
 pub mod crash;
+mod deliver;
 pub mod executor;
 mod heartbeat;
 pub mod parts;
-mod report;
+mod retry;
 mod shared;
 mod slot;
+pub mod specs;
 
 pub use client::{connect, Client, Connect, ConnectError};
 pub use shared::WorkerError;
@@ -80,7 +82,7 @@ pub async fn run(
     std::fs::create_dir_all(&opts.cache).map_err(|e| WorkerError::Io(opts.cache.clone(), e))?;
     let shared = Arc::new(Shared::new(opts)?);
     shared.register().await?;
-    report::crashes(&shared).await;
+    deliver::crashes(&shared).await;
     let mut slots = tokio::task::JoinSet::new();
     let (ck_tx, ck_rx) = tokio::sync::mpsc::unbounded_channel();
     let uploader = tokio::spawn(artifacts::upload_checkpoints(shared.clone(), ck_rx));

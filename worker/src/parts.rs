@@ -1,16 +1,17 @@
 //! Reading finished units' parts from the coordinator (FetchPart) on a compute thread: the
 //! finishing units ask for each part they read, one call at a time, on the worker's runtime.
 
-use crate::shared::{is_transient, Backoff, Shared};
+use crate::retry::{is_transient, Backoff};
+use crate::shared::Shared;
 use iscp_proto::v1::FetchPartParams;
 use iscp_proto::PROTOCOL_VERSION;
-use iscp_sweep::CoordError;
+use iscp_sweep::SweepError;
 use std::sync::Arc;
 use tonic::Code;
 
 /// Fetches the part (sweep, table, unit id); Ok(None) when the unit has none (it is not done).
 pub type PartSource =
-    Arc<dyn Fn(&str, &str, &str) -> Result<Option<Vec<u8>>, CoordError> + Send + Sync>;
+    Arc<dyn Fn(&str, &str, &str) -> Result<Option<Vec<u8>>, SweepError> + Send + Sync>;
 
 /// Transient errors (the coordinator restarting) are retried this many times with backoff.
 const TRIES: usize = 6;
@@ -36,7 +37,7 @@ pub fn from_coordinator(shared: &Shared) -> PartSource {
                     Err(s) if s.code() == Code::NotFound => return Ok(None),
                     Err(s) if is_transient(&s) && tried < TRIES => backoff.wait().await,
                     Err(s) => {
-                        return Err(CoordError::Missing(format!(
+                        return Err(SweepError::Missing(format!(
                             "fetching {table} of unit {unit}: {}",
                             s.message()
                         )))

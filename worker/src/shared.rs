@@ -2,6 +2,7 @@
 //! holds, and its counters; registration and the hand-back on shutdown.
 
 use crate::client::{connect, Client, ConnectError};
+use crate::retry::{is_fatal, said_aloud, Backoff};
 use crate::{WorkerOptions, WorkerSummary};
 use iscp_proto::v1::{DeviceInfo, FailUnitParams, RegisterWorkerParams};
 use iscp_proto::{UnitKey, PROTOCOL_VERSION};
@@ -9,7 +10,6 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
 use tonic::Code;
 
 #[derive(Debug, thiserror::Error)]
@@ -51,45 +51,6 @@ pub struct Shared {
     pub handed_back: AtomicU64,
     /// Milliseconds since the epoch of the last lease that brought units.
     pub last_lease_ms: AtomicU64,
-}
-
-/// Errors after which retrying cannot help.
-pub fn is_fatal(s: &tonic::Status) -> bool {
-    matches!(
-        s.code(),
-        Code::Unauthenticated | Code::PermissionDenied | Code::FailedPrecondition
-    )
-}
-
-/// Errors that mean the coordinator is away (restarting, network): retry with backoff.
-pub fn is_transient(s: &tonic::Status) -> bool {
-    matches!(
-        s.code(),
-        Code::Unavailable
-            | Code::Unknown
-            | Code::Cancelled
-            | Code::DeadlineExceeded
-            | Code::Internal
-    )
-}
-
-/// Whether the `tries`-th retry of something is logged at warn: the first and every tenth (a
-/// coordinator that stays away is news; every retry would drown the log).
-pub fn said_aloud(tries: u32) -> bool {
-    tries == 1 || tries.is_multiple_of(10)
-}
-
-/// Exponential backoff from 100 ms to 5 s.
-pub struct Backoff(pub Duration);
-
-impl Backoff {
-    pub fn new() -> Self {
-        Backoff(Duration::from_millis(100))
-    }
-    pub async fn wait(&mut self) {
-        tokio::time::sleep(self.0).await;
-        self.0 = (self.0 * 2).min(Duration::from_secs(5));
-    }
 }
 
 /// A training checkpoint stored on the coordinator: (epochs done, sha256, stats JSON).

@@ -4,7 +4,8 @@
 
 use crate::artifacts;
 use crate::executor::{all_failed, Executor, Outcome};
-use crate::shared::{is_fatal, is_transient, key_of, now_ms, Backoff, Held, Shared, WorkerError};
+use crate::retry::{is_fatal, is_transient, Backoff};
+use crate::shared::{key_of, now_ms, Held, Shared, WorkerError};
 use iscp_proto::v1::{FailureReason, LeaseUnitsParams, LeasedUnit};
 use iscp_proto::PROTOCOL_VERSION;
 use std::sync::atomic::Ordering;
@@ -32,6 +33,7 @@ pub fn spawn_compute(
     );
     let threads_fixed = shared.opts.threads.is_some();
     let parts = crate::parts::from_coordinator(shared);
+    let specs = crate::specs::from_coordinator(shared);
     let device_name = device.to_string();
     let marker = crate::crash::Marker::new(&shared.opts.cache, device);
     let worker_id = shared.worker_id.clone();
@@ -46,6 +48,7 @@ pub fn spawn_compute(
             ex.checkpoints = Some(checkpoints);
             ex.threads_fixed = threads_fixed;
             ex.parts = Some(parts);
+            ex.specs = Some(specs);
             while let Ok((units, reply)) = rx.recv() {
                 // Names the units while they run: a crash inside them is theirs.
                 marker.start(&worker_id, &device_name, &units);
@@ -116,7 +119,7 @@ pub async fn run_slot(
             }
         }
         let outcomes = run_units(&shared, &compute, &units).await;
-        crate::report::report_all(&shared, &units, outcomes).await;
+        crate::deliver::report_all(&shared, &units, outcomes).await;
         for u in &units {
             let key = key_of(u);
             shared.held().remove(&key);

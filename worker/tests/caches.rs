@@ -63,6 +63,10 @@ impl Sweep {
         }
     }
 
+    fn spec_sha(&self) -> String {
+        hex::encode(Sha256::digest(self.toml.as_bytes()))
+    }
+
     fn lease(&self, u: &Unit, model_sha: &str) -> LeasedUnit {
         LeasedUnit {
             sweep: self.name.clone(),
@@ -70,8 +74,7 @@ impl Sweep {
             kind: u.kind.into(),
             lease_id: "l".into(),
             attempt: 1,
-            spec_sha256: hex::encode(Sha256::digest(self.toml.as_bytes())),
-            spec_toml: self.toml.clone(),
+            spec_sha256: self.spec_sha(),
             spec_file: format!("{}.toml", self.name),
             model_sha256: model_sha.into(),
             params_json: u.params_json(),
@@ -101,10 +104,20 @@ impl Sweep {
     }
 }
 
-fn executor(cache: &Path) -> Executor {
+/// An executor that knows the sweeps' specs (a lease names its spec by hash).
+fn executor(cache: &Path, sweeps: &[&Sweep]) -> Executor {
     std::fs::create_dir_all(cache).unwrap();
     let mut ex = Executor::new(Device::Cpu, "cpu", "test", cache.to_path_buf());
     ex.threads_fixed = true;
+    let specs: Vec<(String, String, String)> = sweeps
+        .iter()
+        .map(|s| (s.spec_sha(), s.toml.clone(), format!("{}.toml", s.name)))
+        .collect();
+    let specs: Vec<(&str, &str, &str)> = specs
+        .iter()
+        .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
+        .collect();
+    ex.specs = Some(iscp_worker::specs::known(&specs));
     ex
 }
 
@@ -166,18 +179,18 @@ fn a_worker_alternating_between_two_sweeps_produces_the_rows_each_produces_alone
     assert_eq!(a.searches.len(), b.searches.len());
 
     let alone_a = {
-        let mut ex = executor(&dir.path().join("alone-a"));
+        let mut ex = executor(&dir.path().join("alone-a"), &[&a]);
         let m = a.prepare(&mut ex);
         a.searches(&mut ex, &m)
     };
     let alone_b = {
-        let mut ex = executor(&dir.path().join("alone-b"));
+        let mut ex = executor(&dir.path().join("alone-b"), &[&b]);
         let m = b.prepare(&mut ex);
         b.searches(&mut ex, &m)
     };
 
     // One worker: A's model, then B's (B's data now loaded last), then A's searches, B's, A's.
-    let mut ex = executor(&dir.path().join("shared"));
+    let mut ex = executor(&dir.path().join("shared"), &[&a, &b]);
     let ma = a.prepare(&mut ex);
     let mb = b.prepare(&mut ex);
     // (Model hashes are not compared: a saved VarStore's bytes follow its map's order.)

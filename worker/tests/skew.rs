@@ -6,6 +6,7 @@ use iscp_proto::v1::{FailureReason, LeasedUnit};
 use iscp_sweep::spec::LoadedSpec;
 use iscp_sweep::units::plan;
 use iscp_worker::executor::Executor;
+use sha2::Digest;
 use tch::Device;
 
 const SPEC: &str = r#"name = "skew"
@@ -36,18 +37,19 @@ fn a_unit_whose_parameters_give_another_id_fails_as_a_version_skew() {
     let spec = LoadedSpec::parse_for_plan(SPEC, "skew.toml").unwrap();
     let p = plan(&spec, 3, 120).remove(0);
     let search = &p.searches[0];
+    let spec_sha = hex::encode(sha2::Sha256::digest(SPEC.as_bytes()));
     let lease = |params_json: String| LeasedUnit {
         sweep: "skew".into(),
         unit_id: search.id.clone(),
         kind: iscp_proto::v1::UnitKind::Search.into(),
         attempt: 1,
-        spec_sha256: "s".into(),
-        spec_toml: SPEC.into(),
+        spec_sha256: spec_sha.clone(),
         spec_file: "skew.toml".into(),
         params_json,
         ..Default::default()
     };
     let mut ex = Executor::new(Device::Cpu, "cpu", "test", dir.path().to_path_buf());
+    ex.specs = Some(iscp_worker::specs::known(&[(&spec_sha, SPEC, "skew.toml")]));
     // Another unit's parameters under this unit's id.
     let other = p.searches[1].params_json();
     let f = ex.run(&[lease(other)]).remove(0).unwrap_err();

@@ -23,7 +23,7 @@ pub struct SchedulerConfig {
     pub backoff_max: Duration,
     /// The largest artifact (model, checkpoint) a worker may upload.
     pub max_artifact_bytes: u64,
-    /// The largest spec source a sweep may be submitted with (every lease carries it).
+    /// The largest spec source a sweep may be submitted with (every worker fetches it).
     pub max_spec_bytes: usize,
     /// What one lease's units may carry in all (spec, parameters, inputs): below the wire's
     /// message limit, so that a lease recorded is a lease delivered.

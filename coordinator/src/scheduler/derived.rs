@@ -27,7 +27,7 @@ impl Scheduler {
                     let bytes = std::fs::metadata(&p)
                         .map_err(|e| SchedulerError::io(&p, e))?
                         .len();
-                    let sha = sha256_file(&p).map_err(iscp_sweep::CoordError::from)?;
+                    let sha = sha256_file(&p).map_err(iscp_sweep::SweepError::from)?;
                     self.ledger.put_artifact_at(&sha, &path, bytes)?;
                     sha
                 }

@@ -16,21 +16,21 @@ pub enum SchedulerError {
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     #[error(transparent)]
-    Coord(#[from] iscp_sweep::CoordError),
+    Sweep(#[from] iscp_sweep::SweepError),
 }
 
 impl SchedulerError {
     /// Whether the disk (or quota) of the state or results folder is full.
     pub fn is_out_of_space(&self) -> bool {
         match self {
-            SchedulerError::Coord(c) => c.is_out_of_space(),
+            SchedulerError::Sweep(c) => c.is_out_of_space(),
             SchedulerError::Ledger(l) => iscp_sweep::error::says_out_of_space(&l.to_string()),
             _ => false,
         }
     }
 
     pub fn io(path: impl Into<PathBuf>, e: std::io::Error) -> Self {
-        SchedulerError::Coord(iscp_sweep::CoordError::io(path, e))
+        SchedulerError::Sweep(iscp_sweep::SweepError::io(path, e))
     }
 }
 

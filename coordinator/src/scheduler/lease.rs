@@ -90,7 +90,8 @@ impl Scheduler {
     }
 
     fn leased_unit(&mut self, row: &UnitRow) -> SResult<Leased> {
-        let (file, source) = self.spec_of(&row.spec_sha)?;
+        // The spec's text is not in the lease: a worker fetches it once by hash (FetchSpec).
+        let file = self.spec_entry(&row.spec_sha)?.0.clone();
         // Units that read other units' parts (evaluations, finishing units) fetch them part by
         // part (FetchPart): nothing here touches a part file.
         let input_artifacts = match row.kind {
@@ -106,7 +107,6 @@ impl Scheduler {
             attempt: row.attempt,
             spec_sha: row.spec_sha.clone(),
             spec_file: file,
-            spec_source: source,
             params: self.ledger.params(&row.id)?.unwrap_or_default(),
             model_sha: self
                 .models

@@ -281,12 +281,23 @@ impl Scheduler {
         Ok(())
     }
 
+    /// The spec `sha` as submitted: (the file it came from, its text), read from the ledger once;
+    /// NotFound for a spec never submitted (FetchSpec).
     pub fn spec_of(&mut self, sha: &str) -> SResult<(String, String)> {
+        Ok(self.spec_entry(sha)?.clone())
+    }
+
+    fn spec_entry(&mut self, sha: &str) -> SResult<&(String, String)> {
         if !self.specs.contains_key(sha) {
-            let spec = self.ledger.spec(sha)?.unwrap_or_default();
+            let Some(spec) = self.ledger.spec(sha)? else {
+                return Err(SchedulerError::NotFound(format!(
+                    "spec {}",
+                    sha.escape_debug()
+                )));
+            };
             self.specs.insert(sha.to_string(), spec);
         }
-        Ok(self.specs[sha].clone())
+        Ok(&self.specs[sha])
     }
 
     pub fn artifact_path(&self, sha: &str) -> SResult<Option<String>> {

@@ -12,8 +12,8 @@ pub struct Leased {
     pub lease_id: String,
     pub attempt: u64,
     pub spec_sha: String,
+    /// The file the spec came from (its text: `Scheduler::spec_of`, fetched once per worker).
     pub spec_file: String,
-    pub spec_source: String,
     pub model_sha: String,
     /// The unit's parameters: the JSON its id hashes.
     pub params: String,
@@ -28,7 +28,7 @@ impl Leased {
     /// fields' framing.
     pub fn wire_bytes(&self) -> usize {
         let artifacts: usize = self.input_artifacts.iter().map(|a| a.len() + 8).sum();
-        4096 + self.spec_file.len() + self.spec_source.len() + self.params.len() + artifacts
+        4096 + self.spec_file.len() + self.params.len() + artifacts
     }
 }
 

@@ -65,7 +65,6 @@ pub fn to_leased(l: Leased) -> LeasedUnit {
         lease_id: l.lease_id,
         attempt: l.attempt,
         spec_sha256: l.spec_sha,
-        spec_toml: l.spec_source,
         spec_file: l.spec_file,
         model_sha256: l.model_sha,
         params_json: l.params,

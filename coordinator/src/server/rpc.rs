@@ -243,6 +243,22 @@ impl iscp_proto::Coordinator for Service {
         Ok(Response::new(FetchPartResult { parquet }))
     }
 
+    async fn fetch_spec(
+        &self,
+        req: Request<FetchSpecParams>,
+    ) -> Result<Response<FetchSpecResult>, Status> {
+        let r = req.into_inner();
+        check_version(r.protocol_version)?;
+        let svc = self.clone();
+        // Read from the ledger once, then kept: off the async threads either way.
+        let (spec_file, spec_toml) =
+            blocking(move || svc.scheduler().spec_of(&r.spec_sha256)).await?;
+        Ok(Response::new(FetchSpecResult {
+            spec_toml,
+            spec_file,
+        }))
+    }
+
     async fn put_artifact(
         &self,
         req: Request<Streaming<ArtifactChunk>>,

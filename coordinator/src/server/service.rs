@@ -146,7 +146,7 @@ impl Service {
         if source.len() > limit {
             return Err(SchedulerError::Invalid(format!(
                 "{file}: the spec is {} bytes, more than this coordinator accepts ({limit}; \
-                 see `iscp coordinator --max-spec-kib`): every lease carries it",
+                 see `iscp coordinator --max-spec-kib`): every worker fetches it",
                 source.len()
             )));
         }

@@ -15,7 +15,7 @@ impl From<SchedulerError> for Status {
             SchedulerError::Stale(_) => Status::failed_precondition(e.to_string()),
             SchedulerError::NotFound(_) => Status::not_found(e.to_string()),
             SchedulerError::Invalid(_) => Status::invalid_argument(e.to_string()),
-            SchedulerError::Coord(iscp_sweep::CoordError::Spec { .. }) => {
+            SchedulerError::Sweep(iscp_sweep::SweepError::Spec { .. }) => {
                 Status::invalid_argument(e.to_string())
             }
             _ => Status::internal(e.to_string()),

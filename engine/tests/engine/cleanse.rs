@@ -2,10 +2,10 @@
 
 use crate::common;
 
+use iscp_engine::anomaly::{top_k_iou, FLAG_THRESHOLD};
 use iscp_engine::badnets::{attack_success_rate, poison, Position, Trigger, TriggerSpec};
 use iscp_engine::cleanse::{anomaly_indices, reverse_all, CleanseConfig};
 use iscp_engine::data::{synthetic, SyntheticConfig};
-use iscp_engine::scan::{top_k_iou, FLAG_THRESHOLD};
 use iscp_engine::train::{train, TrainConfig};
 
 #[test]

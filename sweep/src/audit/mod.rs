@@ -218,7 +218,7 @@ pub fn roc_png(
         &[curve, chance],
         false,
     )
-    .map_err(|e| crate::CoordError::table(std::path::Path::new("images/roc"), e))
+    .map_err(|e| crate::SweepError::table(std::path::Path::new("images/roc"), e))
 }
 
 /// The audit unit's body: the population's ground truth from its prepare units' `models` parts,
@@ -243,7 +243,7 @@ pub fn run_audit(
         }
     }
     if models.is_empty() || rows.is_empty() {
-        return Err(crate::CoordError::Missing(
+        return Err(crate::SweepError::Missing(
             "no model or no detector of the population finished".into(),
         ));
     }

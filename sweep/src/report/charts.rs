@@ -44,6 +44,8 @@ impl<'a> BaseRows<'a> {
     }
 }
 
+/// The report's plots, in the page's order: PW against size, then (at the focus size) PW per
+/// canvas kind, PW per class, and UAP success beside ours.
 pub fn charts(
     settings: &[String],
     patterns: &[PatternRow],
@@ -55,7 +57,18 @@ pub fn charts(
         return Ok(out);
     }
     let base = BaseRows::new(patterns);
-    // Mean PW against size, full test set (solid) and held-out (dashed), per setting.
+    out.extend(pw_by_size(settings, &base, &sizes)?);
+    let Some(focus) = focus_size(&sizes) else {
+        return Ok(out);
+    };
+    out.extend(pw_by_canvas(settings, patterns, &base, focus)?);
+    out.extend(pw_by_class(settings, patterns, &base, focus)?);
+    out.extend(uap_vs_ours(settings, uap, &base, focus)?);
+    Ok(out)
+}
+
+/// Mean PW against size, full test set (solid) and held-out (dashed), per setting.
+fn pw_by_size(settings: &[String], base: &BaseRows<'_>, sizes: &[f64]) -> Result<Option<Chart>> {
     let mut ls = Vec::new();
     for (color, s) in settings.iter().enumerate() {
         let at = |size: f64, held: bool| {
@@ -89,20 +102,26 @@ pub fn charts(
             color,
         });
     }
-    if !ls.is_empty() {
-        let title = "Mean PW against pattern size";
-        out.push(Chart {
-            file: "pw-by-size.png".into(),
-            title: title.into(),
-            caption: "Mean over classes of the best pattern's PW (base objective); dashed: on held-out test images. Larger patterns predict their class more often; a backdoored setting is high already at the smallest size.".into(),
-            png: lines(title, "pattern size (share of pixels)", "mean PW", &ls, true)?,
-        });
+    if ls.is_empty() {
+        return Ok(None);
     }
-    let Some(focus) = focus_size(&sizes) else {
-        return Ok(out);
-    };
-    // Mean PW per canvas kind at the focus size: the best patterns, by their canvas's kind (only
-    // the best canvas of a size is scored on the whole test set, so only those have a PW).
+    let title = "Mean PW against pattern size";
+    Ok(Some(Chart {
+        file: "pw-by-size.png".into(),
+        title: title.into(),
+        caption: "Mean over classes of the best pattern's PW (base objective); dashed: on held-out test images. Larger patterns predict their class more often; a backdoored setting is high already at the smallest size.".into(),
+        png: lines(title, "pattern size (share of pixels)", "mean PW", &ls, true)?,
+    }))
+}
+
+/// Mean PW per canvas kind at the focus size: the best patterns, by their canvas's kind (only
+/// the best canvas of a size is scored on the whole test set, so only those have a PW).
+fn pw_by_canvas(
+    settings: &[String],
+    patterns: &[PatternRow],
+    base: &BaseRows<'_>,
+    focus: f64,
+) -> Result<Option<Chart>> {
     let mut kinds: Vec<String> = Vec::new();
     for p in patterns.iter().filter(|p| p.variant == "base") {
         if !kinds.contains(&p.canvas_kind) {
@@ -126,16 +145,25 @@ pub fn charts(
         })
         .filter(|b| b.values.iter().any(|v| v.is_some()))
         .collect();
-    if !series.is_empty() && !kinds.is_empty() {
-        let title = format!("Mean PW per canvas kind at {}", size_header(focus));
-        out.push(Chart {
-            file: "pw-by-canvas.png".into(),
-            caption: "The best pattern of each class at this size, grouped by the kind of canvas it came from (only a size's best canvas is scored on the whole test set): which starting images make the most predictive patterns.".into(),
-            png: bars(&title, "mean PW", &kinds, &series)?,
-            title,
-        });
+    if series.is_empty() || kinds.is_empty() {
+        return Ok(None);
     }
-    // Per-class PW of the best pattern at the focus size.
+    let title = format!("Mean PW per canvas kind at {}", size_header(focus));
+    Ok(Some(Chart {
+        file: "pw-by-canvas.png".into(),
+        caption: "The best pattern of each class at this size, grouped by the kind of canvas it came from (only a size's best canvas is scored on the whole test set): which starting images make the most predictive patterns.".into(),
+        png: bars(&title, "mean PW", &kinds, &series)?,
+        title,
+    }))
+}
+
+/// Per-class PW of the best pattern at the focus size.
+fn pw_by_class(
+    settings: &[String],
+    patterns: &[PatternRow],
+    base: &BaseRows<'_>,
+    focus: f64,
+) -> Result<Option<Chart>> {
     let mut classes: Vec<(i64, String)> = patterns
         .iter()
         .map(|p| (p.class, class_label(p.class, &p.class_name)))
@@ -159,74 +187,97 @@ pub fn charts(
         })
         .filter(|b| b.values.iter().any(|v| v.is_some()))
         .collect();
-    if !series.is_empty() {
-        let title = format!("PW per class at {}", size_header(focus));
-        let names: Vec<String> = classes.into_iter().map(|(_, n)| n).collect();
-        out.push(Chart {
-            file: "pw-by-class.png".into(),
-            caption: "The best pattern of each class: a backdoor's target class stands out.".into(),
-            png: bars(&title, "PW", &names, &series)?,
-            title,
+    if series.is_empty() {
+        return Ok(None);
+    }
+    let title = format!("PW per class at {}", size_header(focus));
+    let names: Vec<String> = classes.into_iter().map(|(_, n)| n).collect();
+    Ok(Some(Chart {
+        file: "pw-by-class.png".into(),
+        caption: "The best pattern of each class: a backdoor's target class stands out.".into(),
+        png: bars(&title, "PW", &names, &series)?,
+        title,
+    }))
+}
+
+/// UAP success against ε, with our PW at the focus size as a flat line (when baselines ran).
+fn uap_vs_ours(
+    settings: &[String],
+    uap: &[UapPoint],
+    base: &BaseRows<'_>,
+    focus: f64,
+) -> Result<Option<Chart>> {
+    if uap.is_empty() {
+        return Ok(None);
+    }
+    let mut ls = Vec::new();
+    for (color, s) in settings.iter().enumerate() {
+        ls.extend(uap_lines(s, color, uap, base, focus));
+    }
+    if ls.is_empty() {
+        return Ok(None);
+    }
+    let title = "UAP success against ε, beside ours";
+    Ok(Some(Chart {
+        file: "uap-vs-ours.png".into(),
+        title: title.into(),
+        caption: "A universal adversarial perturbation's attack success (mean over its target classes) at each L∞ radius ε, and our patterns' mean PW (dashed).".into(),
+        png: lines(title, "ε (L∞, pixel units)", "success / PW", &ls, false)?,
+    }))
+}
+
+/// One setting's lines in the UAP plot: its UAP success at each ε, then our PW at the focus size
+/// across the same ε range (dashed); none without UAP points.
+fn uap_lines(
+    s: &str,
+    color: usize,
+    uap: &[UapPoint],
+    base: &BaseRows<'_>,
+    focus: f64,
+) -> Vec<Line> {
+    let mut eps: Vec<f64> = uap
+        .iter()
+        .filter(|u| u.setting == s)
+        .map(|u| u.epsilon)
+        .collect();
+    eps.sort_by(f64::total_cmp);
+    eps.dedup();
+    if eps.is_empty() {
+        return vec![];
+    }
+    let pts: Vec<(f64, f64)> = eps
+        .iter()
+        .filter_map(|&e| {
+            let m = mean(
+                uap.iter()
+                    .filter(|u| u.setting == s && u.epsilon == e)
+                    .map(|u| u.success),
+            )?;
+            Some((e, m))
+        })
+        .collect();
+    let mut ls = vec![Line {
+        name: format!("{s}: UAP"),
+        points: pts,
+        dashed: false,
+        color,
+    }];
+    if let Some(ours) = mean(
+        base.of(s)
+            .filter(|p| p.is_best && p.size == focus)
+            .filter_map(|p| p.pw),
+    ) {
+        let (lo, hi) = (eps[0], eps[eps.len() - 1]);
+        ls.push(Line {
+            name: format!("{s}: ours at {}", size_header(focus)),
+            points: if hi > lo {
+                vec![(lo, ours), (hi, ours)]
+            } else {
+                vec![(lo, ours)]
+            },
+            dashed: true,
+            color,
         });
     }
-    // UAP success against ε, with our PW at the focus size as a flat line.
-    if !uap.is_empty() {
-        let mut ls = Vec::new();
-        for (color, s) in settings.iter().enumerate() {
-            let mut eps: Vec<f64> = uap
-                .iter()
-                .filter(|u| &u.setting == s)
-                .map(|u| u.epsilon)
-                .collect();
-            eps.sort_by(f64::total_cmp);
-            eps.dedup();
-            if eps.is_empty() {
-                continue;
-            }
-            let pts: Vec<(f64, f64)> = eps
-                .iter()
-                .filter_map(|&e| {
-                    let m = mean(
-                        uap.iter()
-                            .filter(|u| &u.setting == s && u.epsilon == e)
-                            .map(|u| u.success),
-                    )?;
-                    Some((e, m))
-                })
-                .collect();
-            ls.push(Line {
-                name: format!("{s}: UAP"),
-                points: pts,
-                dashed: false,
-                color,
-            });
-            if let Some(ours) = mean(
-                base.of(s)
-                    .filter(|p| p.is_best && p.size == focus)
-                    .filter_map(|p| p.pw),
-            ) {
-                let (lo, hi) = (eps[0], eps[eps.len() - 1]);
-                ls.push(Line {
-                    name: format!("{s}: ours at {}", size_header(focus)),
-                    points: if hi > lo {
-                        vec![(lo, ours), (hi, ours)]
-                    } else {
-                        vec![(lo, ours)]
-                    },
-                    dashed: true,
-                    color,
-                });
-            }
-        }
-        if !ls.is_empty() {
-            let title = "UAP success against ε, beside ours";
-            out.push(Chart {
-                file: "uap-vs-ours.png".into(),
-                title: title.into(),
-                caption: "A universal adversarial perturbation's attack success (mean over its target classes) at each L∞ radius ε, and our patterns' mean PW (dashed).".into(),
-                png: lines(title, "ε (L∞, pixel units)", "success / PW", &ls, false)?,
-            });
-        }
-    }
-    Ok(out)
+    ls
 }

@@ -12,7 +12,7 @@ pub use summary::{mean, verdicts, Verdict};
 use crate::tables::{
     read_failure_rows, read_models, read_patterns, read_scan_rows, read_table, read_uap_points,
 };
-use crate::{CoordError, Result};
+use crate::{Result, SweepError};
 use iscp_figures::page::{render, Figure, Report};
 use iscp_proto::Table;
 use std::path::{Path, PathBuf};
@@ -42,7 +42,7 @@ fn pictures(root: &Path) -> Result<Vec<Figure>> {
     let mut out = Vec::new();
     for n in names {
         let path = dir.join(&n);
-        let bytes = std::fs::read(&path).map_err(|e| CoordError::io(&path, e))?;
+        let bytes = std::fs::read(&path).map_err(|e| SweepError::io(&path, e))?;
         let title = iscp_figures::grid::labels(&bytes)
             .into_iter()
             .find(|(k, _)| k == "Title")
@@ -117,7 +117,7 @@ pub fn write_report(root: &Path, experiment: &str) -> Result<PathBuf> {
 /// that a reader (or a concurrent `iscp report`) never sees half a file.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| CoordError::io(dir, e))?;
+    std::fs::create_dir_all(dir).map_err(|e| SweepError::io(dir, e))?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
@@ -127,6 +127,6 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         std::process::id(),
         std::thread::current().id()
     ));
-    std::fs::write(&tmp, bytes).map_err(|e| CoordError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| CoordError::io(path, e))
+    std::fs::write(&tmp, bytes).map_err(|e| SweepError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| SweepError::io(path, e))
 }

@@ -1,12 +1,10 @@
 //! The spec's counts, sizes and numbers held to `limits` at submit, before anything is allocated
 //! from them: first those that need no data (`check_bounds`), then, once the data's shape is known,
-//! the plan's size and the values that depend on the image (`check_data`).
+//! the plan's size and the values that depend on the image (`check_data`, in `bounds_data`).
 
 use super::limits::*;
-use super::{Classes, DataKind, LoadedSpec, TrainSpec};
-use crate::cost::DataShape;
+use super::{Classes, DataKind, DataSpec, LoadedSpec, TrainSpec};
 use crate::Result;
-use iscp_engine::canvas::CanvasKind;
 
 /// Units and estimated bytes of a plan, counted without expanding it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,7 +16,7 @@ pub struct PlanSize {
 
 impl LoadedSpec {
     /// Refuses `value` above `max` under `key`, saying what the limit protects.
-    fn at_most(&self, key: &str, value: u64, max: u64, what: &str) -> Result<()> {
+    pub(super) fn at_most(&self, key: &str, value: u64, max: u64, what: &str) -> Result<()> {
         if value > max {
             return self.err(
                 0..0,
@@ -30,7 +28,7 @@ impl LoadedSpec {
     }
 
     /// Refuses a count outside `lo..=hi`.
-    fn within(&self, key: &str, value: u64, lo: u64, hi: u64, what: &str) -> Result<()> {
+    pub(super) fn within(&self, key: &str, value: u64, lo: u64, hi: u64, what: &str) -> Result<()> {
         if value < lo || value > hi {
             return self.err(0..0, key, format!("{value} is outside {lo}–{hi} {what}"));
         }
@@ -45,6 +43,7 @@ impl LoadedSpec {
         Ok(())
     }
 
+    /// Refuses a training block's epochs, batch, lr, momentum or weight decay out of bounds.
     fn check_train(&self, prefix: &str, t: &TrainSpec) -> Result<()> {
         if let Some(e) = t.epochs {
             self.within(
@@ -90,8 +89,16 @@ impl LoadedSpec {
 
     /// Limits that need no data: list lengths, counts, image sizes, hyper-parameters.
     pub(super) fn check_bounds(&self) -> Result<()> {
-        let s = &self.spec;
-        let d = &s.data;
+        self.check_data_bounds()?;
+        self.check_search_bounds()?;
+        self.check_run_bounds()?;
+        self.check_settings_bounds()?;
+        self.check_population_bounds()
+    }
+
+    /// `[data]`: class names and counts, then the limits of its kind.
+    fn check_data_bounds(&self) -> Result<()> {
+        let d = &self.spec.data;
         if let Some(names) = &d.class_names {
             self.at_most(
                 "data.class_names",
@@ -109,61 +116,79 @@ impl LoadedSpec {
             self.at_most("data.classes", c as u64, MAX_CLASSES as u64, "classes")?;
         }
         if d.kind == DataKind::Synthetic {
-            let def = iscp_engine::data::SyntheticConfig::default();
-            let (lo, hi) = (
-                *SYNTHETIC_CLASSES.start() as u64,
-                *SYNTHETIC_CLASSES.end() as u64,
-            );
-            self.within(
-                "data.classes",
-                d.classes.unwrap_or(def.classes) as u64,
-                lo,
-                hi,
-                "classes of generated shapes",
-            )?;
-            let (lo, hi) = (*SYNTHETIC_SIDE.start() as u64, *SYNTHETIC_SIDE.end() as u64);
-            let side = d.size.unwrap_or(def.size) as u64;
-            self.within("data.size", side, lo, hi, "pixels")?;
-            let ch = d.channels.unwrap_or(def.channels);
-            if ch != 1 && ch != 3 {
-                return self.err(0..0, "data.channels", format!("{ch}: give 1 or 3"));
-            }
-            let (train, test) = (
-                d.train.unwrap_or(def.train) as u64,
-                d.test.unwrap_or(def.test) as u64,
-            );
-            self.within("data.train", train, 1, MAX_IMAGES, "images")?;
-            self.within("data.test", test, 1, MAX_IMAGES, "images")?;
-            let bytes = (train + test) * ch as u64 * side * side * 4;
-            self.at_most(
-                "data.size",
-                bytes,
-                MAX_DATA_BYTES,
-                "bytes of images a worker holds (train + test × channels × size² × 4)",
-            )?;
+            self.check_synthetic_bounds(d)?;
         }
         if d.kind == DataKind::ImageFolder {
-            let (resize, crop) = (d.resize.unwrap_or(256) as u64, d.crop.unwrap_or(224) as u64);
-            self.at_most("data.resize", resize, MAX_IMAGE_SIDE as u64, "pixels")?;
-            self.at_most("data.crop", crop, MAX_IMAGE_SIDE as u64, "pixels")?;
-            if let (Some(c), Some(p)) = (d.classes, d.per_class) {
-                let images = (c as u64).saturating_mul(p as u64);
-                self.within(
-                    "data.per_class",
-                    images,
-                    1,
-                    MAX_IMAGES,
-                    "images (classes × per_class)",
-                )?;
-                let bytes = images.saturating_mul(3 * crop * crop * 4);
-                self.at_most(
-                    "data.per_class",
-                    bytes,
-                    MAX_DATA_BYTES,
-                    "bytes of test images a worker holds",
-                )?;
-            }
+            self.check_image_folder_bounds(d)?;
         }
+        Ok(())
+    }
+
+    /// Generated shapes: classes, side, channels, image counts and the bytes a worker holds.
+    fn check_synthetic_bounds(&self, d: &DataSpec) -> Result<()> {
+        let def = iscp_engine::data::SyntheticConfig::default();
+        let (lo, hi) = (
+            *SYNTHETIC_CLASSES.start() as u64,
+            *SYNTHETIC_CLASSES.end() as u64,
+        );
+        self.within(
+            "data.classes",
+            d.classes.unwrap_or(def.classes) as u64,
+            lo,
+            hi,
+            "classes of generated shapes",
+        )?;
+        let (lo, hi) = (*SYNTHETIC_SIDE.start() as u64, *SYNTHETIC_SIDE.end() as u64);
+        let side = d.size.unwrap_or(def.size) as u64;
+        self.within("data.size", side, lo, hi, "pixels")?;
+        let ch = d.channels.unwrap_or(def.channels);
+        if ch != 1 && ch != 3 {
+            return self.err(0..0, "data.channels", format!("{ch}: give 1 or 3"));
+        }
+        let (train, test) = (
+            d.train.unwrap_or(def.train) as u64,
+            d.test.unwrap_or(def.test) as u64,
+        );
+        self.within("data.train", train, 1, MAX_IMAGES, "images")?;
+        self.within("data.test", test, 1, MAX_IMAGES, "images")?;
+        let bytes = (train + test) * ch as u64 * side * side * 4;
+        self.at_most(
+            "data.size",
+            bytes,
+            MAX_DATA_BYTES,
+            "bytes of images a worker holds (train + test × channels × size² × 4)",
+        )?;
+        Ok(())
+    }
+
+    /// An image folder: resize and crop sides, and the test images a worker holds.
+    fn check_image_folder_bounds(&self, d: &DataSpec) -> Result<()> {
+        let (resize, crop) = (d.resize.unwrap_or(256) as u64, d.crop.unwrap_or(224) as u64);
+        self.at_most("data.resize", resize, MAX_IMAGE_SIDE as u64, "pixels")?;
+        self.at_most("data.crop", crop, MAX_IMAGE_SIDE as u64, "pixels")?;
+        if let (Some(c), Some(p)) = (d.classes, d.per_class) {
+            let images = (c as u64).saturating_mul(p as u64);
+            self.within(
+                "data.per_class",
+                images,
+                1,
+                MAX_IMAGES,
+                "images (classes × per_class)",
+            )?;
+            let bytes = images.saturating_mul(3 * crop * crop * 4);
+            self.at_most(
+                "data.per_class",
+                bytes,
+                MAX_DATA_BYTES,
+                "bytes of test images a worker holds",
+            )?;
+        }
+        Ok(())
+    }
+
+    /// `[search]` (and the other lists' lengths): entries, classes, canvases, epochs, batch, lr.
+    fn check_search_bounds(&self) -> Result<()> {
+        let s = &self.spec;
         let q = &s.search;
         for (key, len) in [
             ("search.sizes", q.sizes.get_ref().len()),
@@ -210,7 +235,12 @@ impl LoadedSpec {
             "images",
         )?;
         self.positive("search.lr", *q.lr.get_ref())?;
-        let r = &s.run;
+        Ok(())
+    }
+
+    /// `[run]`: the device, evaluation batch, batched searches and threads.
+    fn check_run_bounds(&self) -> Result<()> {
+        let r = &self.spec.run;
         iscp_engine::parse_device(&r.device).or_else(|e| self.err(0..0, "run.device", e))?;
         self.at_most(
             "run.eval_batch",
@@ -229,7 +259,12 @@ impl LoadedSpec {
         if let Some(t) = r.threads {
             self.within("run.threads", t as u64, 1, MAX_THREADS as u64, "threads")?;
         }
-        for (i, st) in s.settings.get_ref().iter().enumerate() {
+        Ok(())
+    }
+
+    /// Each written setting: name, training, trigger size, normalization and derivation.
+    fn check_settings_bounds(&self) -> Result<()> {
+        for (i, st) in self.spec.settings.get_ref().iter().enumerate() {
             if let Some(why) = refuse_display_name(&st.name) {
                 return self.err(0..0, &format!("settings[{i}].name"), why);
             }
@@ -273,7 +308,12 @@ impl LoadedSpec {
                 )?;
             }
         }
-        if let Some(p) = &s.population {
+        Ok(())
+    }
+
+    /// `[population]`: list lengths, training, cleanse epochs and batch, normalization.
+    fn check_population_bounds(&self) -> Result<()> {
+        if let Some(p) = &self.spec.population {
             let p = p.get_ref();
             for (key, len) in [
                 ("population.archs", p.archs.len()),
@@ -317,6 +357,7 @@ impl LoadedSpec {
         )
     }
 
+    /// Refuses a normalization without one finite mean and positive std per channel.
     fn check_normalize(&self, key: &str, n: &iscp_engine::model::Normalize) -> Result<()> {
         let ok = !n.mean.is_empty()
             && n.mean.len() == n.std.len()
@@ -330,182 +371,6 @@ impl LoadedSpec {
                 "give mean and std of equal length (one per channel), finite, std above 0",
             );
         }
-        Ok(())
-    }
-
-    /// The number of models, units and estimated bytes of the plan, without expanding it (every
-    /// product saturates, so a hostile spec cannot overflow it).
-    pub fn plan_size(&self, num_classes: usize, train: usize) -> PlanSize {
-        let s = &self.spec;
-        let q = &s.search;
-        let classes = match q.classes.get_ref() {
-            Classes::List(l) => l.len() as u64,
-            Classes::Keyword(_) => num_classes as u64,
-        };
-        let mut models = 0u64;
-        let mut derives = 0u64;
-        for st in s.settings.get_ref() {
-            let n = match st.targets.as_ref().map(|t| t.get_ref()) {
-                Some(Classes::List(l)) => l.len() as u64,
-                Some(Classes::Keyword(_)) => num_classes as u64,
-                None => 1,
-            };
-            models = models.saturating_add(n);
-            if let Some(d) = &st.derive {
-                let d = d.get_ref();
-                let images = d.images.map_or(train, |i| i.min(train)) as u64;
-                derives = derives
-                    .saturating_add(images.div_ceil(d.shard.max(1) as u64).saturating_mul(n));
-            }
-        }
-        if let Some(p) = &s.population {
-            let p = p.get_ref();
-            models = models
-                .saturating_add(p.clean as u64)
-                .saturating_add(p.badnets as u64)
-                .saturating_add(self.given.len() as u64);
-        }
-        let canvases: u64 = q
-            .canvases
-            .get_ref()
-            .iter()
-            .map(|c| {
-                if c.kind == CanvasKind::White {
-                    1
-                } else {
-                    c.n as u64
-                }
-            })
-            .fold(0, u64::saturating_add);
-        let groups = [
-            classes,
-            q.alphas.get_ref().len() as u64,
-            q.objectives.len() as u64,
-            q.tv_betas.get_ref().len() as u64,
-            q.learned_canvas.len() as u64,
-        ]
-        .into_iter()
-        .fold(1u64, u64::saturating_mul);
-        let searches = groups.saturating_mul(canvases);
-        let baselines = s.baselines.as_ref().map_or(0, |b| {
-            classes.saturating_mul(b.uap_eps.len() as u64 + b.gradcam as u64)
-        });
-        // Prepare, pictures, scan, cleanse and transfers per model.
-        let finishing = 4 + s.transfer.get_ref().len() as u64;
-        let per_model = [searches, groups, baselines, finishing]
-            .into_iter()
-            .fold(0u64, u64::saturating_add);
-        let units = models
-            .saturating_mul(per_model)
-            .saturating_add(derives)
-            .saturating_add(1);
-        // About 2.3 KiB a unit (parameters, ledger row, indexes: 1,000,000 noop units measured
-        // 2,214 MiB in `bench-coordinator`), plus the lists units carry: every evaluation its
-        // sizes and search ids, a model's pictures and scan every id they read.
-        let id = 70u64;
-        let per_eval = (q.sizes.get_ref().len() as u64)
-            .saturating_mul(24)
-            .saturating_add(canvases.saturating_mul(id));
-        let lists = groups.saturating_mul(per_eval).saturating_add(
-            searches
-                .saturating_add(groups)
-                .saturating_add(baselines)
-                .saturating_mul(3 * id),
-        );
-        let bytes = units
-            .saturating_mul(2_300)
-            .saturating_add(models.saturating_mul(lists));
-        PlanSize {
-            models,
-            units,
-            bytes,
-        }
-    }
-
-    /// Checks that need the data's shape: class indices and names, pattern sizes that keep at
-    /// least one pixel, triggers that fit the image, and the plan's size against its limits.
-    pub fn check_data(&self, shape: &DataShape) -> Result<()> {
-        let k = shape.classes;
-        self.within(
-            "data",
-            k as u64,
-            1,
-            MAX_CLASSES as u64,
-            "classes in the data",
-        )?;
-        self.check_classes(k)?;
-        if let Some(names) = &self.spec.data.class_names {
-            if names.len() != k {
-                return self.err(
-                    0..0,
-                    "data.class_names",
-                    format!("{} names for data with {k} classes", names.len()),
-                );
-            }
-        }
-        let [_, h, w] = shape.image;
-        let pixels = (h.max(0) as u64).saturating_mul(w.max(0) as u64);
-        let sizes = &self.spec.search.sizes;
-        if let Some(bad) = sizes
-            .get_ref()
-            .iter()
-            .find(|&&v| (v * pixels as f64).round() < 1.0)
-        {
-            return self.err(
-                sizes.span(),
-                "search.sizes",
-                format!(
-                    "size {bad} keeps 0 of the image's {h}×{w} pixels (k = round(size × {pixels}))"
-                ),
-            );
-        }
-        let side = h.min(w);
-        for (i, st) in self.spec.settings.get_ref().iter().enumerate() {
-            if let Some(t) = st.trigger_size {
-                if t > side {
-                    return self.err(
-                        0..0,
-                        &format!("settings[{i}].trigger_size"),
-                        format!("{t} is larger than the {h}×{w} image"),
-                    );
-                }
-            }
-        }
-        if let Some(p) = &self.spec.population {
-            let [_, hi] = p.get_ref().trigger_sizes;
-            if hi > side {
-                return self.err(
-                    p.span(),
-                    "population.trigger_sizes",
-                    format!("{hi} is larger than the {h}×{w} image"),
-                );
-            }
-        }
-        for st in &self.given {
-            if let Some([r, c, t]) = st.trigger_box {
-                if r < 0 || c < 0 || t < 1 || r.saturating_add(t) > h || c.saturating_add(t) > w {
-                    return self.err(
-                        0..0,
-                        "population.manifest",
-                        format!("{}: trigger box row {r}, column {c}, side {t} does not fit the {h}×{w} image", st.name),
-                    );
-                }
-            }
-        }
-        let plan = self.plan_size(k, shape.train);
-        self.at_most(
-            "settings",
-            plan.models,
-            MAX_MODELS,
-            "models (settings after `targets`, plus the population)",
-        )?;
-        self.at_most("search", plan.units, MAX_UNITS, "units in one sweep (settings × classes × canvases × alphas × objectives × variants, and their evaluations)")?;
-        self.at_most(
-            "search",
-            plan.bytes,
-            MAX_PLAN_BYTES,
-            "bytes the coordinator would hold for this plan (estimated)",
-        )?;
         Ok(())
     }
 }

@@ -1,15 +1,46 @@
 //! The checks of a parsed spec that need no data: impossible values are refused with the key and
 //! its line (class indices are checked once the data is known, in `check_classes`).
 
-use super::{Classes, DataKind, LoadedSpec, SettingKind};
+use super::{Classes, DataKind, LoadedSpec};
 use crate::Result;
 
 impl LoadedSpec {
+    /// Every check that needs no data, in the spec's order; the first failure is returned.
     pub(super) fn check(&self) -> Result<()> {
         let s = &self.spec;
         if let Some(why) = iscp_proto::refuse_folder_name(s.name.get_ref()) {
             return self.err(s.name.span(), "name", why);
         }
+        self.check_data_section()?;
+        self.check_search_numbers()?;
+        self.check_search_lists()?;
+        self.check_scan()?;
+        self.check_baselines()?;
+        self.check_transfer()?;
+        if s.run.batch_searches == Some(0) || s.run.eval_batch == 0 {
+            return self.err(
+                0..0,
+                "run.batch_searches",
+                "run.batch_searches and run.eval_batch must be at least 1",
+            );
+        }
+        if s.settings.get_ref().is_empty() && s.population.is_none() {
+            return self.err(
+                s.settings.span(),
+                "settings",
+                "give at least one setting, or a [population]",
+            );
+        }
+        if let Some(p) = &s.population {
+            self.check_population(p)?;
+        }
+        self.check_bounds()?;
+        self.check_settings()
+    }
+
+    /// `[data]`: the folder its kind reads, and an image folder's crop and training data.
+    fn check_data_section(&self) -> Result<()> {
+        let s = &self.spec;
         let d = &s.data;
         match (&d.path, d.kind) {
             (None, DataKind::Synthetic) => {}
@@ -59,6 +90,12 @@ impl LoadedSpec {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// `[search]`'s sizes, alphas, subset fraction, epochs, batch and learning rate.
+    fn check_search_numbers(&self) -> Result<()> {
+        let s = &self.spec;
         let sizes = &s.search.sizes;
         if sizes.get_ref().is_empty() {
             return self.err(sizes.span(), "search.sizes", "give at least one size");
@@ -99,6 +136,12 @@ impl LoadedSpec {
         if *s.search.lr.get_ref() <= 0.0 {
             return self.err(s.search.lr.span(), "search.lr", "must be positive");
         }
+        Ok(())
+    }
+
+    /// `[search]`'s canvases, total-variation betas, learned canvas, objectives and classes.
+    fn check_search_lists(&self) -> Result<()> {
+        let s = &self.spec;
         if s.search.canvases.get_ref().is_empty()
             || s.search.canvases.get_ref().iter().any(|c| c.n == 0)
         {
@@ -135,6 +178,13 @@ impl LoadedSpec {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// `[scan]`'s size is one of the search sizes (0.01 for a population without `[scan]`).
+    fn check_scan(&self) -> Result<()> {
+        let s = &self.spec;
+        let sizes = &s.search.sizes;
         if let Some(scan) = &s.scan {
             let v = *scan.size.get_ref();
             if !sizes.get_ref().iter().any(|&x| (x - v).abs() < 1e-12) {
@@ -155,7 +205,12 @@ impl LoadedSpec {
                 "a population is scanned at size 0.01: include it, or set [scan] size",
             );
         }
-        if let Some(b) = &s.baselines {
+        Ok(())
+    }
+
+    /// `[baselines]`: UAP epsilons and the Grad-CAM size.
+    fn check_baselines(&self) -> Result<()> {
+        if let Some(b) = &self.spec.baselines {
             if b.uap_eps.iter().any(|&e| !(e > 0.0 && e <= 255.0))
                 || !(b.gradcam_size > 0.0 && b.gradcam_size <= 1.0)
             {
@@ -166,6 +221,12 @@ impl LoadedSpec {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// `[[transfer]]`: both ends name a setting (or one a `targets` setting expands to).
+    fn check_transfer(&self) -> Result<()> {
+        let s = &self.spec;
         for (i, t) in s.transfer.get_ref().iter().enumerate() {
             for name in [&t.from, &t.to] {
                 let known = s.settings.get_ref().iter().any(|st| {
@@ -184,137 +245,10 @@ impl LoadedSpec {
                 }
             }
         }
-        if s.run.batch_searches == Some(0) || s.run.eval_batch == 0 {
-            return self.err(
-                0..0,
-                "run.batch_searches",
-                "run.batch_searches and run.eval_batch must be at least 1",
-            );
-        }
-        if s.settings.get_ref().is_empty() && s.population.is_none() {
-            return self.err(
-                s.settings.span(),
-                "settings",
-                "give at least one setting, or a [population]",
-            );
-        }
-        if let Some(p) = &s.population {
-            self.check_population(p)?;
-        }
-        self.check_bounds()?;
-        let mut names = std::collections::HashSet::new();
-        for (i, st) in s.settings.get_ref().iter().enumerate() {
-            if !names.insert(&st.name) || st.name.is_empty() {
-                return self.err(
-                    s.settings.span(),
-                    &format!("settings[{i}].name"),
-                    format!("`{}` is empty or used twice", st.name),
-                );
-            }
-            if let Some(why) = iscp_proto::refuse_folder_name(&st.name) {
-                return self.err(
-                    s.settings.span(),
-                    &format!("settings[{i}].name"),
-                    format!("`{}`: {why}", st.name.escape_debug()),
-                );
-            }
-            if let Some(p) = &st.model {
-                let why = match std::fs::metadata(p.get_ref()) {
-                    _ if !self.check_files => None,
-                    Err(_) => Some("does not exist"),
-                    Ok(m) if m.len() == 0 => Some("is empty (0 bytes): not a TorchScript model"),
-                    Ok(_) => None,
-                };
-                if let Some(why) = why {
-                    return self.err(
-                        p.span(),
-                        &format!("settings[{i}].model"),
-                        format!("{} {why}", p.get_ref().display()),
-                    );
-                }
-            }
-            if let Some(g) = &st.gradcam_methods {
-                if g.len() != 2 || st.model.is_none() {
-                    return self.err(s.settings.span(), &format!("settings[{i}].gradcam_methods"), "give [features, head] method names, for a setting with a TorchScript `model`");
-                }
-            }
-            if let Some(p) = &st.train_tensors {
-                let key = format!("settings[{i}].train_tensors");
-                if st.model.is_some() {
-                    return self.err(p.span(), &key, "a TorchScript `model` is not trained");
-                }
-                for f in ["CIFAR_ims", "CIFAR_lab"] {
-                    if self.check_files && !p.get_ref().join(f).exists() {
-                        return self.err(
-                            p.span(),
-                            &key,
-                            format!("{} has no `{f}` file", p.get_ref().display()),
-                        );
-                    }
-                }
-            }
-            if let Some(d) = &st.derive {
-                let key = format!("settings[{i}].derive");
-                let dv = d.get_ref();
-                let source = s.settings.get_ref().iter().find(|o| o.name == dv.from);
-                let why = if st.model.is_some() || st.train_tensors.is_some() {
-                    Some(
-                        "a setting with `model` or `train_tensors` is not trained on derived data"
-                            .to_string(),
-                    )
-                } else if dv.from == st.name {
-                    Some("`from` names this setting itself".into())
-                } else if source.is_none() {
-                    Some(format!(
-                        "`from`: `{}` is not a setting of this spec",
-                        dv.from
-                    ))
-                } else if source.is_some_and(|o| o.model.is_some() && o.gradcam_methods.is_none()) {
-                    Some(format!("`from`: `{}` is a TorchScript model; its representation needs `gradcam_methods` ([features, head])", dv.from))
-                } else if source.is_some_and(|o| o.derive.is_some() || o.targets.is_some()) {
-                    Some(format!(
-                        "`from`: `{}` is itself derived or expands to several models",
-                        dv.from
-                    ))
-                } else if dv.steps == 0 || dv.shard == 0 || dv.batch == 0 || dv.images == Some(0) {
-                    Some("steps, shard, batch and images must be at least 1".into())
-                } else if !(dv.step_size > 0.0 && dv.step_size.is_finite()) {
-                    Some("step_size must be a positive number".into())
-                } else {
-                    None
-                };
-                if let Some(why) = why {
-                    return self.err(d.span(), &key, why);
-                }
-            }
-            if let Some(t) = &st.targets {
-                let key = format!("settings[{i}].targets");
-                if st.kind != SettingKind::Badnets || st.target.is_some() || st.model.is_some() {
-                    return self.err(
-                        t.span(),
-                        &key,
-                        "only for a trained `badnets` setting, instead of `target`",
-                    );
-                }
-                if let Classes::Keyword(k) = t.get_ref() {
-                    if k != "all" {
-                        return self.err(t.span(), &key, "give \"all\" or a list of classes");
-                    }
-                }
-            }
-            if let Some(r) = &st.poison_rate {
-                if !(*r.get_ref() > 0.0 && *r.get_ref() < 1.0) {
-                    return self.err(
-                        r.span(),
-                        &format!("settings[{i}].poison_rate"),
-                        "must lie strictly between 0 and 1",
-                    );
-                }
-            }
-        }
         Ok(())
     }
 
+    /// `[population]`: its counts, lists, ranges and the `given` folder and manifest.
     fn check_population(&self, p: &toml::Spanned<super::PopulationSpec>) -> Result<()> {
         let (span, q) = (p.span(), p.get_ref());
         let bad = |key: &str, why: &str| self.err(span.clone(), &format!("population.{key}"), why);

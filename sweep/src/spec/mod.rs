@@ -2,7 +2,9 @@
 //! spec before any work starts, naming the key and its line (`check`).
 
 mod bounds;
+mod bounds_data;
 mod check;
+mod check_settings;
 mod keys;
 pub mod limits;
 pub mod population;
@@ -10,7 +12,7 @@ pub mod population;
 pub use bounds::PlanSize;
 pub use keys::*;
 
-use crate::{CoordError, Result};
+use crate::{Result, SweepError};
 use std::path::Path;
 
 /// A parsed spec with its source text, for turning spans into line numbers.
@@ -29,14 +31,14 @@ impl LoadedSpec {
     /// Reads and parses a spec file; refuses unknown keys and wrong types, then checks values that
     /// need no data (see `check_classes` for those that do).
     pub fn load(path: &Path) -> Result<LoadedSpec> {
-        let source = std::fs::read_to_string(path).map_err(|e| CoordError::io(path, e))?;
+        let source = std::fs::read_to_string(path).map_err(|e| SweepError::io(path, e))?;
         Self::parse(&source, &path.display().to_string())
     }
 
     /// Like `load`, but files the spec names (data, TorchScript models) need not exist yet:
     /// for planning a sweep that will run elsewhere.
     pub fn load_for_plan(path: &Path) -> Result<LoadedSpec> {
-        let source = std::fs::read_to_string(path).map_err(|e| CoordError::io(path, e))?;
+        let source = std::fs::read_to_string(path).map_err(|e| SweepError::io(path, e))?;
         Self::parse_with(&source, &path.display().to_string(), false)
     }
 
@@ -229,14 +231,14 @@ impl LoadedSpec {
 
 /// A spec refusal, its key and message cut to a length any client can receive (a hostile spec
 /// can have a key of thousands of parts).
-fn spec_error(file: &str, line: usize, key: &str, message: &str) -> CoordError {
+fn spec_error(file: &str, line: usize, key: &str, message: &str) -> SweepError {
     fn cut(s: &str, max: usize) -> String {
         match s.char_indices().nth(max) {
             Some((at, _)) => format!("{}…", &s[..at]),
             None => s.to_string(),
         }
     }
-    CoordError::Spec {
+    SweepError::Spec {
         file: cut(file, 500),
         line,
         key: cut(key, 200),

@@ -32,12 +32,12 @@ pub fn upgrade_failure_parts(dir: &Path) -> Result<usize> {
             let reason = StringArray::from_iter_values((0..b.num_rows()).map(|_| "internal"));
             columns.insert(at, Arc::new(reason));
             let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-                .map_err(|e| crate::CoordError::table(&path, e))?;
+                .map_err(|e| crate::SweepError::table(&path, e))?;
             out.push(batch);
         }
         // Each failures part holds one attempt's row: one batch.
         let [whole] = <[RecordBatch; 1]>::try_from(out).map_err(|v| {
-            crate::CoordError::table(&path, format!("{} batches in a failures part", v.len()))
+            crate::SweepError::table(&path, format!("{} batches in a failures part", v.len()))
         })?;
         write_part(dir, &name, &whole)?;
         upgraded += 1;

@@ -1,7 +1,7 @@
 //! Writing and reading part files: each part is written to a temporary name, synced, then renamed,
 //! so a reader never sees half a part. In a local run a part is named after the unit it holds.
 
-use crate::{CoordError, Result};
+use crate::{Result, SweepError};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -19,7 +19,7 @@ pub fn part_path(table_dir: &Path, name: &str) -> PathBuf {
 
 /// Writes `batch` as the part `name` of the table in `table_dir`, atomically and durably.
 pub fn write_part(table_dir: &Path, name: &str, batch: &RecordBatch) -> Result<PathBuf> {
-    std::fs::create_dir_all(table_dir).map_err(|e| CoordError::io(table_dir, e))?;
+    std::fs::create_dir_all(table_dir).map_err(|e| SweepError::io(table_dir, e))?;
     let path = part_path(table_dir, name);
     let tmp = table_dir.join(format!(".part-{name}.parquet.tmp"));
     let props = WriterProperties::builder()
@@ -38,7 +38,7 @@ pub fn write_part(table_dir: &Path, name: &str, batch: &RecordBatch) -> Result<P
     write().map_err(|e| {
         // Nothing half-written stays behind (a full disk stops a write midway).
         let _ = std::fs::remove_file(&tmp);
-        CoordError::table(&path, e)
+        SweepError::table(&path, e)
     })?;
     Ok(path)
 }
@@ -63,7 +63,7 @@ pub struct StagedPart {
 impl StagedPart {
     /// Renames it to `part-<name>.parquet` (its directory is not synced: see `sync_dir`).
     pub fn publish(mut self) -> Result<PathBuf> {
-        std::fs::rename(&self.tmp, &self.path).map_err(|e| CoordError::io(&self.path, e))?;
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| SweepError::io(&self.path, e))?;
         self.published = true;
         Ok(self.path.clone())
     }
@@ -82,7 +82,7 @@ pub fn stage_part_bytes(table_dir: &Path, name: &str, bytes: &[u8]) -> Result<St
     use std::io::Write;
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    std::fs::create_dir_all(table_dir).map_err(|e| CoordError::io(table_dir, e))?;
+    std::fs::create_dir_all(table_dir).map_err(|e| SweepError::io(table_dir, e))?;
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let tmp = table_dir.join(format!(
         ".part-{name}.parquet.{}-{n}.tmp",
@@ -98,7 +98,7 @@ pub fn stage_part_bytes(table_dir: &Path, name: &str, bytes: &[u8]) -> Result<St
         file.write_all(bytes)?;
         file.sync_all()
     };
-    write().map_err(|e| CoordError::io(&staged.tmp, e))?;
+    write().map_err(|e| SweepError::io(&staged.tmp, e))?;
     Ok(staged)
 }
 
@@ -106,7 +106,7 @@ pub fn stage_part_bytes(table_dir: &Path, name: &str, bytes: &[u8]) -> Result<St
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| CoordError::io(dir, e))
+        .map_err(|e| SweepError::io(dir, e))
 }
 
 /// Encodes a batch as a whole Parquet file in memory (a worker's result for the wire).
@@ -149,7 +149,7 @@ pub fn done_units(table_dir: &Path) -> Result<HashSet<String>> {
         return Ok(out);
     };
     for entry in entries {
-        let entry = entry.map_err(|e| CoordError::io(table_dir, e))?;
+        let entry = entry.map_err(|e| SweepError::io(table_dir, e))?;
         let name = entry.file_name().to_string_lossy().to_string();
         if name.ends_with(".tmp") {
             let _ = std::fs::remove_file(entry.path());
@@ -165,13 +165,13 @@ pub fn done_units(table_dir: &Path) -> Result<HashSet<String>> {
 
 /// All record batches of one part file.
 pub fn read_batches(path: &Path) -> Result<Vec<RecordBatch>> {
-    let file = File::open(path).map_err(|e| CoordError::io(path, e))?;
+    let file = File::open(path).map_err(|e| SweepError::io(path, e))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .and_then(|b| b.build())
-        .map_err(|e| CoordError::table(path, e))?;
+        .map_err(|e| SweepError::table(path, e))?;
     reader
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| CoordError::table(path, e))
+        .map_err(|e| SweepError::table(path, e))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! by group (`part-natural-alpha0p2-released-base.parquet`, `part-a-to-b.parquet`); version 3
 //! names them by the unit that wrote them, so the old ones would repeat every row.
 
-use crate::{CoordError, Result};
+use crate::{Result, SweepError};
 use std::path::Path;
 
 /// Removes the parts in `table_dir` not named by a unit id (16 lowercase hex digits); returns how
@@ -13,7 +13,7 @@ pub fn remove_group_named_parts(table_dir: &Path) -> Result<usize> {
     };
     let mut removed = 0;
     for entry in entries {
-        let entry = entry.map_err(|e| CoordError::io(table_dir, e))?;
+        let entry = entry.map_err(|e| SweepError::io(table_dir, e))?;
         let name = entry.file_name().to_string_lossy().to_string();
         let Some(stem) = name
             .strip_prefix("part-")
@@ -26,7 +26,7 @@ pub fn remove_group_named_parts(table_dir: &Path) -> Result<usize> {
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !unit_named {
-            std::fs::remove_file(entry.path()).map_err(|e| CoordError::io(entry.path(), e))?;
+            std::fs::remove_file(entry.path()).map_err(|e| SweepError::io(entry.path(), e))?;
             removed += 1;
         }
     }

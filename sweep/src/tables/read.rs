@@ -1,7 +1,7 @@
 //! Reading rows back from part files (resumed runs, evaluations and pictures read what searches wrote).
 
 use super::{read_batches, ModelRow, PatternRow, SearchRow};
-use crate::{CoordError, Result};
+use crate::{Result, SweepError};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, Float64Type, Int64Type};
 use arrow_array::{Array, RecordBatch};
@@ -17,7 +17,7 @@ impl<'a> Cols<'a> {
         self.batch
             .column_by_name(name)
             .map(|c| c.as_ref())
-            .ok_or_else(|| CoordError::table(self.path, format!("no column `{name}`")))
+            .ok_or_else(|| SweepError::table(self.path, format!("no column `{name}`")))
     }
     pub(super) fn s(&self, name: &str, i: usize) -> Result<String> {
         Ok(self
@@ -119,8 +119,8 @@ impl<'a> Cols<'a> {
         }
         self.floats(name, i).map(Some)
     }
-    fn bad(&self, name: &str) -> CoordError {
-        CoordError::table(self.path, format!("column `{name}` has an unexpected type"))
+    fn bad(&self, name: &str) -> SweepError {
+        SweepError::table(self.path, format!("column `{name}` has an unexpected type"))
     }
 }
 
@@ -153,7 +153,7 @@ pub fn read_search_rows(path: &Path) -> Result<Vec<SearchRow>> {
 
 /// Search rows of an in-memory Parquet file (an evaluation's inputs on a worker); `label` names it in errors.
 pub fn search_rows_from_bytes(bytes: &[u8], label: &str) -> Result<Vec<SearchRow>> {
-    let batches = super::io::decode_parquet(bytes).map_err(|e| CoordError::table(label, e))?;
+    let batches = super::io::decode_parquet(bytes).map_err(|e| SweepError::table(label, e))?;
     rows_of(Path::new(label), batches, search_row)
 }
 
@@ -197,7 +197,7 @@ pub fn read_pattern_rows(path: &Path) -> Result<Vec<PatternRow>> {
 
 /// Pattern rows of an in-memory Parquet file (a finishing unit's inputs); `label` names it in errors.
 pub fn pattern_rows_from_bytes(bytes: &[u8], label: &str) -> Result<Vec<PatternRow>> {
-    let batches = super::io::decode_parquet(bytes).map_err(|e| CoordError::table(label, e))?;
+    let batches = super::io::decode_parquet(bytes).map_err(|e| SweepError::table(label, e))?;
     rows_of(Path::new(label), batches, pattern_row)
 }
 
@@ -236,7 +236,7 @@ pub fn read_model_rows(path: &Path) -> Result<Vec<ModelRow>> {
 
 /// The model rows of a part's bytes; `label` names it in errors.
 pub fn model_rows_from_bytes(bytes: &[u8], label: &str) -> Result<Vec<ModelRow>> {
-    let batches = super::decode_parquet(bytes).map_err(|e| CoordError::table(label, e))?;
+    let batches = super::decode_parquet(bytes).map_err(|e| SweepError::table(label, e))?;
     rows_of(Path::new(label), batches, model_row)
 }
 

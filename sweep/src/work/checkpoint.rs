@@ -4,7 +4,7 @@
 //! train units of the same id on one worker at once). An `.iscpm` there is an older version's
 //! checkpoint (weights only).
 
-use crate::{CoordError, Result};
+use crate::{Result, SweepError};
 use iscp_engine::model::Model;
 use iscp_engine::train::EpochStats;
 use iscp_engine::train_state::{load_train_state, save_train_state, OptimState};
@@ -68,9 +68,9 @@ impl Checkpoints {
             return Ok(None);
         };
         let json = self.dir.join(format!("epoch-{n}.json"));
-        let text = std::fs::read_to_string(&json).map_err(|e| CoordError::io(&json, e))?;
+        let text = std::fs::read_to_string(&json).map_err(|e| SweepError::io(&json, e))?;
         let stats: Vec<EpochStats> =
-            serde_json::from_str(&text).map_err(|e| CoordError::table(&json, e))?;
+            serde_json::from_str(&text).map_err(|e| SweepError::table(&json, e))?;
         let state = self.dir.join(format!("epoch-{n}.iscpt"));
         let older = self.dir.join(format!("epoch-{n}.iscpm"));
         let file = if state.exists() { state } else { older };
@@ -99,11 +99,11 @@ impl Checkpoints {
             return Ok(());
         }
         let epoch = epochs_done - 1;
-        std::fs::create_dir_all(&self.dir).map_err(|e| CoordError::io(&self.dir, e))?;
+        std::fs::create_dir_all(&self.dir).map_err(|e| SweepError::io(&self.dir, e))?;
         let dest = self.dir.join(format!("epoch-{epoch}.iscpt"));
-        std::fs::copy(model, &dest).map_err(|e| CoordError::io(model, e))?;
+        std::fs::copy(model, &dest).map_err(|e| SweepError::io(model, e))?;
         let json = self.dir.join(format!("epoch-{epoch}.json"));
-        std::fs::write(&json, stats_json).map_err(|e| CoordError::io(&json, e))?;
+        std::fs::write(&json, stats_json).map_err(|e| SweepError::io(&json, e))?;
         Ok(())
     }
 
@@ -119,17 +119,17 @@ impl Checkpoints {
         let Some(last) = stats.last() else {
             return Ok(None);
         };
-        std::fs::create_dir_all(&self.dir).map_err(|e| CoordError::io(&self.dir, e))?;
+        std::fs::create_dir_all(&self.dir).map_err(|e| SweepError::io(&self.dir, e))?;
         let file = self.dir.join(format!("epoch-{}.iscpt", last.epoch));
         save_train_state(model, optim, &file)?;
         let json = self.dir.join(format!("epoch-{}.json", last.epoch));
         let tmp = json.with_extension("json.tmp");
-        let text = serde_json::to_string(stats).map_err(|e| CoordError::table(&json, e))?;
+        let text = serde_json::to_string(stats).map_err(|e| SweepError::table(&json, e))?;
         std::fs::write(&tmp, &text)
             .and_then(|_| std::fs::rename(&tmp, &json))
             .map_err(|e| {
                 let _ = std::fs::remove_file(&tmp);
-                CoordError::io(&json, e)
+                SweepError::io(&json, e)
             })?;
         for old in self.epochs().into_iter().filter(|&e| e < last.epoch) {
             let _ = std::fs::remove_file(self.dir.join(format!("epoch-{old}.json")));

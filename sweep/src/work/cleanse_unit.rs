@@ -5,10 +5,10 @@ use crate::spec::SettingSpec;
 use crate::tables::{DetectionRow, NEURAL_CLEANSE};
 use crate::units::CleanseParams;
 use crate::Result;
+use iscp_engine::anomaly::{top_k_iou, FLAG_THRESHOLD};
 use iscp_engine::cleanse::{anomaly_indices, reverse_all, CleanseConfig};
 use iscp_engine::model::Model;
 use iscp_engine::rng::mix;
-use iscp_engine::scan::{top_k_iou, FLAG_THRESHOLD};
 use tch::Tensor;
 
 /// The class with the largest index (the first on ties; NaN never wins).

@@ -3,7 +3,7 @@
 
 use crate::tables::{read_derived_rows, DerivedRow};
 use crate::units::DeriveParams;
-use crate::{CoordError, Result};
+use crate::{Result, SweepError};
 use iscp_engine::data::Dataset;
 use iscp_engine::model::Model;
 use iscp_engine::rng::{mix, Rng};
@@ -109,7 +109,7 @@ pub fn assemble_derived(parts: &[impl AsRef<Path>], class_names: Vec<String>) ->
         for r in rows {
             let s = [r.channels, r.height, r.width];
             if *shape.get_or_insert(s) != s || r.image.len() as i64 != s.iter().product::<i64>() {
-                return Err(CoordError::table(
+                return Err(SweepError::table(
                     part,
                     format!("image {} has shape {s:?}, unlike the others", r.index),
                 ));

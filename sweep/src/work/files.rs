@@ -1,7 +1,7 @@
 //! Files a unit makes that are not table rows (pictures): their paths, checked before anything is
 //! written (a worker's path is input from the network), and their atomic write.
 
-use crate::{CoordError, Result};
+use crate::{Result, SweepError};
 use std::path::{Path, PathBuf};
 
 /// Files by path relative to a sweep's results folder, with their bytes.
@@ -44,7 +44,7 @@ impl StagedFile {
     /// Renames it into place, replacing another attempt's file whole; returns its folder, whose
     /// rename the caller syncs (see `tables::sync_dir`).
     pub fn publish(mut self) -> Result<PathBuf> {
-        std::fs::rename(&self.tmp, &self.dest).map_err(|e| CoordError::io(&self.dest, e))?;
+        std::fs::rename(&self.tmp, &self.dest).map_err(|e| SweepError::io(&self.dest, e))?;
         self.published = true;
         Ok(self
             .dest
@@ -68,11 +68,11 @@ pub fn stage_output_file(root: &Path, path: &str, bytes: &[u8]) -> Result<Staged
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     if let Some(why) = refuse_output_path(path) {
-        return Err(CoordError::table(root, why));
+        return Err(SweepError::table(root, why));
     }
     let dest = root.join(path);
     let dir = dest.parent().expect("checked: a folder then a name");
-    std::fs::create_dir_all(dir).map_err(|e| CoordError::io(dir, e))?;
+    std::fs::create_dir_all(dir).map_err(|e| SweepError::io(dir, e))?;
     let name = dest.file_name().expect("checked").to_string_lossy();
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let staged = StagedFile {
@@ -85,7 +85,7 @@ pub fn stage_output_file(root: &Path, path: &str, bytes: &[u8]) -> Result<Staged
         file.write_all(bytes)?;
         file.sync_all()
     };
-    write().map_err(|e| CoordError::io(&dest, e))?;
+    write().map_err(|e| SweepError::io(&dest, e))?;
     Ok(staged)
 }
 

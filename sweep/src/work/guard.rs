@@ -11,7 +11,7 @@ pub fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
                 .downcast_ref::<String>()
                 .cloned()
                 .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
-            Err(crate::CoordError::Panic(msg.unwrap_or_default()))
+            Err(crate::SweepError::Panic(msg.unwrap_or_default()))
         }
     }
 }

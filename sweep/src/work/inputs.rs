@@ -3,7 +3,7 @@
 //! pictures of a setting read its patterns and only the searches those patterns name.
 
 use crate::tables::{self, ModelRow, PatternRow, SearchRow};
-use crate::{CoordError, Result};
+use crate::{Result, SweepError};
 use arrow_array::RecordBatch;
 use iscp_proto::Table;
 use std::cell::RefCell;
@@ -81,12 +81,12 @@ impl Inputs {
     /// The row of a search a pattern names: it must exist.
     pub fn search(&self, unit: &str) -> Result<SearchRow> {
         let b = self.bytes(Table::Searches, unit)?.ok_or_else(|| {
-            CoordError::Missing(format!("search {unit}, which a pattern names, has no part"))
+            SweepError::Missing(format!("search {unit}, which a pattern names, has no part"))
         })?;
         tables::search_rows_from_bytes(&b, &Self::label(Table::Searches, unit))?
             .into_iter()
             .next()
-            .ok_or_else(|| CoordError::table(Self::label(Table::Searches, unit), "no rows"))
+            .ok_or_else(|| SweepError::table(Self::label(Table::Searches, unit), "no rows"))
     }
 
     /// The batches of a unit's part of `table`; None when it has none.
@@ -94,7 +94,7 @@ impl Inputs {
         self.bytes(table, unit)?
             .map(|b| {
                 tables::decode_parquet(&b)
-                    .map_err(|e| CoordError::table(Self::label(table, unit), e))
+                    .map_err(|e| SweepError::table(Self::label(table, unit), e))
             })
             .transpose()
     }

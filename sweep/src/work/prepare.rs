@@ -4,13 +4,13 @@
 use super::checkpoint::{Checkpoints, Saved};
 use crate::spec::{SettingKind, SettingSpec};
 use crate::tables::ModelRow;
-use crate::{CoordError, Result};
+use crate::{Result, SweepError};
 use iscp_engine::adversarial::{robust_accuracy, PgdConfig};
 use iscp_engine::badnets::{attack_success_rate, poison};
 use iscp_engine::data::{load_tensor_dataset, DataSplits, Dataset};
 use iscp_engine::model::{load_artifact, save_artifact, sha256_file, Arch, Model, ModelMeta};
 use iscp_engine::rng::mix;
-use iscp_engine::train::{train_from, EpochStats, TrainRun};
+use iscp_engine::train::{train_from, EpochStats, TrainConfig, TrainRun};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::Device;
@@ -98,16 +98,55 @@ pub fn prepare(
     device: Device,
     hooks: PrepareHooks,
 ) -> Result<Prepared> {
-    let PrepareHooks {
-        progress,
-        checkpointed,
-    } = hooks;
-    let mut epochs = Vec::new();
-    let mut resumed_at = None;
     let started = Instant::now();
     let badnets = setting.kind == SettingKind::Badnets;
     let target = badnets.then(|| setting.badnets_target());
-    let mut row = ModelRow {
+    let mut row = model_row(unit, setting, target);
+    let (mut model, epochs, resumed_at) = match &setting.model {
+        Some(p) => {
+            let model = import_model(setting, p.get_ref(), data, device, &mut row)?;
+            (model, Vec::new(), None)
+        }
+        None => {
+            let cfg = setting.train_config(spec_seed);
+            let mut imported = None;
+            let base = base_set(setting, data, derived, &mut imported)?;
+            let poisoned;
+            let train_set = match target {
+                Some(t) => {
+                    poisoned = poison_set(setting, base, t, cfg.seed, data, &mut row)?;
+                    &poisoned
+                }
+                None => base,
+            };
+            let trained = train_model(
+                unit, setting, &cfg, data, train_set, artifacts, device, hooks,
+            )?;
+            row.architecture = setting.arch.name().into();
+            row.source = "trained".into();
+            row.train_epochs = Some(cfg.epochs as i64);
+            trained
+        }
+    };
+    measure(&model, setting, target, data, &mut row)?;
+    model.meta.test_accuracy = Some(row.clean_accuracy);
+    if setting.model.is_none() {
+        row.checkpoint_sha256 = store(&model, unit, artifacts)?;
+    }
+    row.training_s = started.elapsed().as_secs_f64();
+    Ok(Prepared {
+        model,
+        row,
+        epochs,
+        resumed_at,
+    })
+}
+
+/// The setting's `models` row before its model is made (BadNets settings name their target, and a
+/// trained one its trigger).
+fn model_row(unit: &iscp_proto::UnitKey, setting: &SettingSpec, target: Option<i64>) -> ModelRow {
+    let badnets = setting.kind == SettingKind::Badnets;
+    ModelRow {
         unit_id: unit.unit.to_string(),
         setting: setting.name.clone(),
         setting_kind: setting.kind.name().to_string(),
@@ -128,97 +167,151 @@ pub fn prepare(
         poisoned_images: None,
         train_epochs: None,
         training_s: 0.0,
+    }
+}
+
+/// Imports the setting's TorchScript file (the row names it and its hash).
+fn import_model(
+    setting: &SettingSpec,
+    path: &Path,
+    data: &DataSplits,
+    device: Device,
+    row: &mut ModelRow,
+) -> Result<Model> {
+    let model = load_script(setting, path, data, device)?;
+    row.architecture = Arch::Torchscript.name().into();
+    row.source = "imported".into();
+    row.checkpoint_sha256 = sha256_file(path)?;
+    Ok(model)
+}
+
+/// The set a setting trains on (before any poisoning): `derived` (its assembled shards), its
+/// `train_tensors` (loaded into `imported`), or else the dataset's own training split. Images of
+/// another shape than the test set's are refused.
+fn base_set<'a>(
+    setting: &SettingSpec,
+    data: &'a DataSplits,
+    derived: Option<&'a Dataset>,
+    imported: &'a mut Option<Dataset>,
+) -> Result<&'a Dataset> {
+    match (&setting.train_tensors, derived) {
+        (_, Some(d)) => {
+            if d.image_shape() != data.test.image_shape() {
+                return Err(iscp_engine::EngineError::Invalid(format!(
+                    "derived images of shape {:?}, but the test set's are {:?}",
+                    d.image_shape(),
+                    data.test.image_shape()
+                ))
+                .into());
+            }
+            Ok(d)
+        }
+        (Some(dir), None) => {
+            let set: &Dataset = imported.insert(load_tensor_dataset(
+                dir.get_ref(),
+                data.train.class_names.clone(),
+            )?);
+            if set.image_shape() != data.test.image_shape() {
+                return Err(iscp_engine::EngineError::Invalid(format!(
+                    "{}: images of shape {:?}, but the test set's are {:?}",
+                    dir.get_ref().display(),
+                    set.image_shape(),
+                    data.test.image_shape()
+                ))
+                .into());
+            }
+            Ok(set)
+        }
+        (None, None) => Ok(&data.train),
+    }
+}
+
+/// A BadNets setting's training set: `base` with its trigger on a share of the images, labelled
+/// `target` (the row notes the share and how many images).
+fn poison_set(
+    setting: &SettingSpec,
+    base: &Dataset,
+    target: i64,
+    seed: u64,
+    data: &DataSplits,
+    row: &mut ModelRow,
+) -> Result<Dataset> {
+    let (set, count) = poison(
+        base,
+        target,
+        setting.poison_rate(),
+        mix(&[seed, 0xBAD]),
+        &setting.trigger_spec().place(data.test.image_shape())?,
+    )?;
+    row.poison_rate = Some(setting.poison_rate());
+    row.poisoned_images = Some(count as i64);
+    Ok(set)
+}
+
+/// Trains the setting's model on `train_set`, from the last checkpoint of an interrupted attempt
+/// (or afresh, seeded), checkpointing after every epoch; the checkpoints go once it is done. The
+/// model, every epoch's figures, and the epoch training resumed from.
+#[allow(clippy::too_many_arguments)]
+fn train_model(
+    unit: &iscp_proto::UnitKey,
+    setting: &SettingSpec,
+    cfg: &TrainConfig,
+    data: &DataSplits,
+    train_set: &Dataset,
+    artifacts: &Path,
+    device: Device,
+    hooks: PrepareHooks,
+) -> Result<(Model, Vec<EpochStats>, Option<usize>)> {
+    let PrepareHooks {
+        progress,
+        checkpointed,
+    } = hooks;
+    let mut epochs = Vec::new();
+    let mut resumed_at = None;
+    let checkpoints = Checkpoints::new(artifacts, unit);
+    let (mut model, resume) = match checkpoints.latest(device)? {
+        Some(r) => {
+            resumed_at = Some(r.stats.len());
+            epochs = r.stats;
+            (r.model, r.optim)
+        }
+        None => {
+            tch::manual_seed(cfg.seed as i64);
+            let meta = meta_for(setting, data, setting.arch);
+            (Model::new_builtin(meta, device)?, None)
+        }
     };
-    let model = if let Some(p) = &setting.model {
-        let model = load_script(setting, p.get_ref(), data, device)?;
-        row.architecture = Arch::Torchscript.name().into();
-        row.source = "imported".into();
-        row.checkpoint_sha256 = sha256_file(p.get_ref())?;
-        model
-    } else {
-        let cfg = setting.train_config(spec_seed);
-        let imported;
-        let base = match (&setting.train_tensors, derived) {
-            (_, Some(d)) => {
-                if d.image_shape() != data.test.image_shape() {
-                    return Err(iscp_engine::EngineError::Invalid(format!(
-                        "derived images of shape {:?}, but the test set's are {:?}",
-                        d.image_shape(),
-                        data.test.image_shape()
-                    ))
-                    .into());
-                }
-                d
+    let mut so_far = epochs.clone();
+    let run = TrainRun {
+        start_epoch: epochs.len(),
+        resume,
+        test: Some(&data.test),
+        progress: &mut |s, t, _| progress(s, t),
+        epoch_end: &mut |m, optim, e| {
+            so_far.push(e.clone());
+            let saved = checkpoints
+                .save(m, optim, &so_far)
+                .map_err(|e| iscp_engine::EngineError::Invalid(format!("checkpoint: {e}")))?;
+            if let Some(s) = &saved {
+                checkpointed(s);
             }
-            (Some(dir), None) => {
-                imported = load_tensor_dataset(dir.get_ref(), data.train.class_names.clone())?;
-                if imported.image_shape() != data.test.image_shape() {
-                    return Err(iscp_engine::EngineError::Invalid(format!(
-                        "{}: images of shape {:?}, but the test set's are {:?}",
-                        dir.get_ref().display(),
-                        imported.image_shape(),
-                        data.test.image_shape()
-                    ))
-                    .into());
-                }
-                &imported
-            }
-            (None, None) => &data.train,
-        };
-        let poisoned;
-        let train_set = match target {
-            Some(t) => {
-                let (set, count) = poison(
-                    base,
-                    t,
-                    setting.poison_rate(),
-                    mix(&[cfg.seed, 0xBAD]),
-                    &setting.trigger_spec().place(data.test.image_shape())?,
-                )?;
-                row.poison_rate = Some(setting.poison_rate());
-                row.poisoned_images = Some(count as i64);
-                poisoned = set;
-                &poisoned
-            }
-            None => base,
-        };
-        let checkpoints = Checkpoints::new(artifacts, unit);
-        let (mut model, resume) = match checkpoints.latest(device)? {
-            Some(r) => {
-                resumed_at = Some(r.stats.len());
-                epochs = r.stats;
-                (r.model, r.optim)
-            }
-            None => {
-                tch::manual_seed(cfg.seed as i64);
-                let meta = meta_for(setting, data, setting.arch);
-                (Model::new_builtin(meta, device)?, None)
-            }
-        };
-        let mut so_far = epochs.clone();
-        let run = TrainRun {
-            start_epoch: epochs.len(),
-            resume,
-            test: Some(&data.test),
-            progress: &mut |s, t, _| progress(s, t),
-            epoch_end: &mut |m, optim, e| {
-                so_far.push(e.clone());
-                let saved = checkpoints
-                    .save(m, optim, &so_far)
-                    .map_err(|e| iscp_engine::EngineError::Invalid(format!("checkpoint: {e}")))?;
-                if let Some(s) = &saved {
-                    checkpointed(s);
-                }
-                Ok(())
-            },
-        };
-        epochs.extend(train_from(&mut model, train_set, &cfg, run)?);
-        checkpoints.clear();
-        row.architecture = setting.arch.name().into();
-        row.source = "trained".into();
-        row.train_epochs = Some(cfg.epochs as i64);
-        model
+            Ok(())
+        },
     };
+    epochs.extend(train_from(&mut model, train_set, cfg, run)?);
+    checkpoints.clear();
+    Ok((model, epochs, resumed_at))
+}
+
+/// The model's figures on the test set, in the row: its clean accuracy, a trained BadNets model's
+/// attack success (and where its trigger went), an adversarially trained model's PGD-20 accuracy.
+fn measure(
+    model: &Model,
+    setting: &SettingSpec,
+    target: Option<i64>,
+    data: &DataSplits,
+    row: &mut ModelRow,
+) -> Result<()> {
     row.clean_accuracy = model
         .accuracy(&data.test.images, &data.test.labels)
         .map_err(|e| {
@@ -230,12 +323,12 @@ pub fn prepare(
                 ),
                 None => format!("the model trained for setting `{}`", setting.name),
             };
-            CoordError::from(e).about_model(&what)
+            SweepError::from(e).about_model(&what)
         })?;
     // A given model's trigger is unknown (at most its box): its attack success is not measured.
     if let (Some(t), None) = (target, &setting.model) {
         let placed = setting.trigger_spec().place(data.test.image_shape())?;
-        let asr = attack_success_rate(&model, &data.test, t, &placed)?;
+        let asr = attack_success_rate(model, &data.test, t, &placed)?;
         row.attack_success_rate = Some(asr);
         row.attack_failed = Some(asr < ATTACK_FAILED_BELOW);
         row.trigger_row = Some(placed.y0);
@@ -244,28 +337,23 @@ pub fn prepare(
     }
     if setting.kind == SettingKind::Adversarial {
         row.robust_accuracy = Some(robust_accuracy(
-            &model,
+            model,
             &data.test,
             &PgdConfig::pgd20(),
             ROBUST_EVAL_IMAGES,
             256,
         )?);
     }
-    let mut model = model;
-    model.meta.test_accuracy = Some(row.clean_accuracy);
-    if setting.model.is_none() {
-        std::fs::create_dir_all(artifacts).map_err(|e| crate::CoordError::io(artifacts, e))?;
-        let tmp = artifacts.join(format!("{}-{}.iscpm.partial", unit.sweep, unit.unit));
-        let sha = save_artifact(&model, &tmp)?;
-        let dest = artifact_path(artifacts, &sha);
-        std::fs::rename(&tmp, &dest).map_err(|e| crate::CoordError::io(&dest, e))?;
-        row.checkpoint_sha256 = sha;
-    }
-    row.training_s = started.elapsed().as_secs_f64();
-    Ok(Prepared {
-        model,
-        row,
-        epochs,
-        resumed_at,
-    })
+    Ok(())
+}
+
+/// Stores a trained model as a content-addressed artifact (written aside, then renamed into
+/// place): its sha256.
+fn store(model: &Model, unit: &iscp_proto::UnitKey, artifacts: &Path) -> Result<String> {
+    std::fs::create_dir_all(artifacts).map_err(|e| crate::SweepError::io(artifacts, e))?;
+    let tmp = artifacts.join(format!("{}-{}.iscpm.partial", unit.sweep, unit.unit));
+    let sha = save_artifact(model, &tmp)?;
+    let dest = artifact_path(artifacts, &sha);
+    std::fs::rename(&tmp, &dest).map_err(|e| crate::SweepError::io(&dest, e))?;
+    Ok(sha)
 }

@@ -8,7 +8,7 @@ use crate::spec::SettingSpec;
 use crate::tables::{DetectionRow, PatternRow, ISCP};
 use crate::units::ScanParams;
 use crate::Result;
-use iscp_engine::scan::{top_k_iou, FLAG_THRESHOLD, MIN_PW};
+use iscp_engine::anomaly::{top_k_iou, FLAG_THRESHOLD, MIN_PW};
 
 /// The scan of one setting, per (alpha, objective, variant) group: its rows (the `model` column
 /// names the group, `<setting>-alpha<α>-<objective>-<variant>`), in the order the groups appear.

@@ -4,7 +4,8 @@
 
 use crate::artifacts;
 use crate::executor::{Failure, Outcome, Output};
-use crate::shared::{is_transient, key_of, said_aloud, Backoff, Shared};
+use crate::retry::{is_transient, said_aloud, Backoff};
+use crate::shared::{key_of, Shared};
 use iscp_proto::v1::{
     CompleteUnitParams, CompleteUnitsParams, FailUnitParams, FailureReason, LeasedUnit, OutputFile,
     TablePart,

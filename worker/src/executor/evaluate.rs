@@ -1,0 +1,131 @@
+//! Units that measure one model: evaluations of its searches' patterns, baselines and Neural Cleanse.
+
+use super::{encode, model_label, Executor, Failure, Outcome, Output, SpecCtx};
+use iscp_engine::data::DataSplits;
+use iscp_engine::pattern::Evaluator;
+use iscp_proto::v1::{FailureReason, LeasedUnit};
+use iscp_proto::Table;
+use iscp_sweep::spec::SettingSpec;
+use iscp_sweep::tables;
+use iscp_sweep::units::{BaselineParams, CleanseParams, EvaluateParams, Received};
+use iscp_sweep::work::{guarded, run_baseline, run_cleanse, run_evaluate};
+use iscp_sweep::SweepError;
+
+impl Executor {
+    /// An evaluation, baseline or cleanse unit.
+    pub(super) fn one(&mut self, ctx: &SpecCtx, data: &DataSplits, u: &LeasedUnit) -> Outcome {
+        let (setting, received) = Self::resolve(ctx, u)?;
+        let prepare_id = match &received {
+            Received::Evaluate(ep) => ep.setting_id.clone(),
+            Received::Baseline(bp) => bp.setting_id.clone(),
+            Received::Cleanse(cp) => cp.setting_id.clone(),
+            _ => {
+                return Err(Failure::new(
+                    FailureReason::VersionSkew,
+                    "not an evaluate or baseline unit",
+                ))
+            }
+        };
+        self.model_for(ctx, data, setting, &prepare_id, &u.model_sha256)?;
+        let ev = self.evaluator(ctx, data);
+        match &received {
+            Received::Evaluate(ep) => self.evaluate(&ev, setting, u, ep),
+            Received::Baseline(bp) => self.baseline(ctx, data, &ev, u, bp),
+            Received::Cleanse(cp) => self.cleanse(ctx, setting, u, cp),
+            _ => Err(Failure::new(
+                FailureReason::VersionSkew,
+                "not an evaluate or baseline unit",
+            )),
+        }
+    }
+
+    /// An evaluate unit: the patterns of its searches (those that succeeded), measured.
+    fn evaluate(
+        &self,
+        ev: &Evaluator,
+        setting: &SettingSpec,
+        u: &LeasedUnit,
+        ep: &EvaluateParams,
+    ) -> Outcome {
+        // Its searches' parts, read from the coordinator (none without one: tests).
+        let fetch = |id: &str| match &self.parts {
+            Some(source) => source(&u.sweep, Table::Searches.name(), id),
+            None => Ok(None),
+        };
+        let rows = guarded(|| {
+            let mut searches = Vec::new();
+            // In the unit's order, whichever of its searches succeeded (a failed search
+            // has no part: NotFound).
+            for id in &ep.search_ids {
+                if let Some(parquet) = fetch(id)? {
+                    searches.extend(tables::search_rows_from_bytes(&parquet, id)?);
+                }
+            }
+            if searches.is_empty() {
+                return Err(SweepError::Missing(
+                    "none of its searches has a part on the coordinator".into(),
+                ));
+            }
+            run_evaluate(ev, &u.unit_id, ep, &searches)
+        })
+        .map_err(|e| e.about_model(&model_label(setting, &u.model_sha256)))?;
+        Ok(Output::part(encode(
+            Table::Patterns,
+            &tables::patterns_batch(&rows),
+        )?))
+    }
+
+    /// A baseline unit: a universal perturbation (or the like) on the loaded model.
+    fn baseline(
+        &self,
+        ctx: &SpecCtx,
+        data: &DataSplits,
+        ev: &Evaluator,
+        u: &LeasedUnit,
+        bp: &BaselineParams,
+    ) -> Outcome {
+        let sctx = self.search_ctx(ctx, data);
+        let images = &self.model.as_ref().expect("loaded").images;
+        let rows = guarded(|| run_baseline(&sctx, ev, images, &u.unit_id, bp))?;
+        Ok(Output::part(encode(
+            Table::Baselines,
+            &tables::baselines_batch(&rows),
+        )?))
+    }
+
+    /// A cleanse unit: Neural Cleanse's verdict on the loaded model.
+    fn cleanse(
+        &self,
+        ctx: &SpecCtx,
+        setting: &SettingSpec,
+        u: &LeasedUnit,
+        cp: &CleanseParams,
+    ) -> Outcome {
+        let m = self.model.as_ref().expect("loaded");
+        let progress = self.progress.clone();
+        let keys = [crate::shared::key_of(u)];
+        let row = guarded(|| {
+            run_cleanse(
+                &m.model,
+                &m.images,
+                &ctx.split.search,
+                setting,
+                &u.unit_id,
+                cp,
+                &mut |st, t| Self::set_progress(&progress, &keys, st, t),
+            )
+        })
+        .map_err(|e| e.about_model(&model_label(setting, &u.model_sha256)))?;
+        self.note(format!(
+            "{}: Neural Cleanse index {:.2}, predicted target {}{}",
+            setting.name,
+            row.score,
+            row.predicted_target,
+            if row.flagged { " (flagged)" } else { "" }
+        ));
+        Ok(Output::part(encode(
+            Table::Detection,
+            &tables::detection_batch(&[row]),
+        )?))
+    }
+}
