@@ -4,12 +4,11 @@
 
 mod common;
 
-use common::{claim, config, key, now, open, part, unit};
+use common::{claim_of, config, key, lease_one, open, open_with, part, unit};
 use iscp_coordinator::server::{serve_with, ServeOptions, Service};
 use iscp_proto::v1::*;
 use iscp_proto::{CoordinatorClient, MAX_BATCH_UNITS, PROTOCOL_VERSION};
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
 use tonic::Code;
 
 fn completion(u: &LeasedUnit, attempt: u64, parts: Vec<TablePart>) -> CompleteUnitParams {
@@ -150,41 +149,23 @@ fn a_derived_shard_is_hashed_when_it_lands_and_leased_by_that_hash_after_a_resta
     let shard = part("derived", "d", "");
     let sha = hex::encode(Sha256::digest(&shard));
     {
-        let mut core = open(dir.path());
-        core.submit(
-            "s",
-            "sha",
-            "f",
-            "",
-            vec![
-                unit("d", "derive-data", "", &[]),
-                unit("p", "prepare-model", "", &["d"]),
-            ],
-            now(),
-        )
-        .unwrap();
-        let l = core
-            .lease("w", 1, &HashSet::new(), now())
-            .unwrap()
-            .remove(0);
+        let units = vec![
+            unit("d", "derive-data", "", &[]),
+            unit("p", "prepare-model", "", &["d"]),
+        ];
+        let mut core = open_with(dir.path(), units);
+        let l = lease_one(&mut core, "w");
         assert_eq!(l.unit_id, "d");
-        core.complete(
-            &key("d"),
-            claim("w", &l.lease_id, l.attempt),
-            vec![("derived".into(), shard.clone())],
-            None,
-        )
-        .unwrap();
+        let parts = vec![("derived".to_string(), shard.clone())];
+        core.complete(&key("d"), claim_of("w", &l), parts, None)
+            .unwrap();
     }
     // Changed on disk after it landed: a lease that hashed the file now would name another hash.
     let path = dir.path().join("results/s/derived/part-d.parquet");
     assert!(path.exists());
     std::fs::write(&path, b"not the shard").unwrap();
     let mut core = open(dir.path());
-    let l = core
-        .lease("w", 1, &HashSet::new(), now())
-        .unwrap()
-        .remove(0);
+    let l = lease_one(&mut core, "w");
     assert_eq!(l.unit_id, "p");
     assert_eq!(l.input_artifacts, [sha]);
 }

@@ -6,21 +6,16 @@
 mod common;
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch};
-use common::{claim, key, models_part, now, open, part, unit, MODEL};
+use common::{
+    claim, complete_model, key, lease_one, models_part, open, open_with, part, submit, unit, MODEL,
+};
 use iscp_coordinator::scheduler::{Leased, Scheduler};
 use iscp_sweep::tables::{decode_parquet, read_batches, read_pattern_rows, read_search_rows};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
-
-fn lease_one(core: &mut Scheduler) -> Leased {
-    let mut l = core.lease("w", 1, &HashSet::new(), now()).unwrap();
-    assert_eq!(l.len(), 1, "one unit to lease");
-    l.remove(0)
-}
 
 /// Every file under `dir`, relative.
 fn files(dir: &Path) -> Vec<String> {
@@ -67,21 +62,15 @@ fn one_column() -> Vec<u8> {
 fn completions_are_checked_before_anything_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("results/s");
-    let mut core = open(dir.path());
-    core.submit(
-        "s",
-        "sha",
-        "f",
-        "",
+    let mut core = open_with(
+        dir.path(),
         vec![
             unit("p", "prepare-model", "", &[]),
             unit("s1", "search", "p", &["p"]),
             unit("s2", "search", "p", &["p"]),
             unit("e", "evaluate", "p", &["s1"]),
         ],
-        now(),
-    )
-    .unwrap();
+    );
     // Refused with `why`, and the results folder is as it was before the call.
     let refuse = |core: &mut Scheduler, l: &Leased, table: &str, bytes: Vec<u8>, why: &str| {
         let before = files(&results);
@@ -96,7 +85,7 @@ fn completions_are_checked_before_anything_is_written() {
     };
 
     // The model: a wrong schema, a row of another unit, another model's hash.
-    let p = lease_one(&mut core);
+    let p = lease_one(&mut core, "w");
     refuse(
         &mut core,
         &p,
@@ -107,17 +96,10 @@ fn completions_are_checked_before_anything_is_written() {
     refuse(&mut core, &p, "models", models_part("q"), "names unit `q`");
     let other_model = part("models", "p", "");
     refuse(&mut core, &p, "models", other_model, "names checkpoint x");
-    let c = claim("w", &p.lease_id, p.attempt);
-    core.complete(
-        &key("p"),
-        c,
-        vec![("models".into(), models_part("p"))],
-        MODEL,
-    )
-    .unwrap();
+    complete_model(&mut core, "w", &p);
 
     // The searches: one column `x`, another unit's row, a NaN mask; then gzip and zstd parts.
-    let mut searches = [lease_one(&mut core), lease_one(&mut core)];
+    let mut searches = [lease_one(&mut core, "w"), lease_one(&mut core, "w")];
     searches.sort_by(|a, b| a.unit_id.cmp(&b.unit_id));
     let s1 = &searches[0];
     assert_eq!(s1.unit_id, "s1");
@@ -159,7 +141,7 @@ fn completions_are_checked_before_anything_is_written() {
     }
 
     // The evaluation names only the searches it read; lz4 is read too.
-    let e = lease_one(&mut core);
+    let e = lease_one(&mut core, "w");
     let c = claim("w", &e.lease_id, e.attempt);
     let foreign = part("patterns", "e", "s2");
     let err = core
@@ -186,29 +168,19 @@ fn a_part_written_by_polars_lands_in_the_tables_schema() {
         .expect("ISCP_PYREAD_PYTHON (set by `make test`) names a python with polars");
     let dir = tempfile::tempdir().unwrap();
     let mut core = open(dir.path());
-    core.submit(
+    submit(
+        &mut core,
         "t",
-        "sha",
-        "f",
-        "",
         vec![
             unit("p", "prepare-model", "", &[]),
             unit("s1", "search", "p", &["p"]),
         ],
-        now(),
-    )
-    .unwrap();
+    );
     let tkey = |id: &str| iscp_coordinator::scheduler::UnitKey::new("t", id);
-    let p = lease_one(&mut core);
-    let c = claim("w", &p.lease_id, p.attempt);
-    core.complete(
-        &tkey("p"),
-        c,
-        vec![("models".into(), models_part("p"))],
-        MODEL,
-    )
-    .unwrap();
-    let s1 = lease_one(&mut core);
+    let p = lease_one(&mut core, "w");
+    assert_eq!(p.sweep, "t");
+    complete_model(&mut core, "w", &p);
+    let s1 = lease_one(&mut core, "w");
     assert_eq!(s1.unit_id, "s1");
     let ours = dir.path().join("ours.parquet");
     let theirs = dir.path().join("theirs.parquet");

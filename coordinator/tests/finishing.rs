@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{claim, key, models_part, now, open, part, unit, MODEL};
+use common::{claim, complete_model, fail_lease, key, now, open_with, part, unit};
 use iscp_proto::v1::{FailureReason, UnitKind};
 use std::collections::HashSet;
 
@@ -14,12 +14,8 @@ const PNG: &[u8] = b"\x89PNG\r\n\x1a\n(a picture)";
 #[test]
 fn finishing_units_read_what_succeeded_and_land_only_checked_files() {
     let dir = tempfile::tempdir().unwrap();
-    let mut core = open(dir.path());
-    core.submit(
-        "s",
-        "sha",
-        "f",
-        "",
+    let mut core = open_with(
+        dir.path(),
         vec![
             unit("p", "prepare-model", "", &[]),
             unit("q", "prepare-model", "", &[]),
@@ -30,9 +26,7 @@ fn finishing_units_read_what_succeeded_and_land_only_checked_files() {
             unit("scan", "scan", "", &["e"]),
             unit("tr", "transfer", "q", &["e", "s1", "s2", "q"]),
         ],
-        now(),
-    )
-    .unwrap();
+    );
     let held = HashSet::new();
     let lease_one = |core: &mut iscp_coordinator::scheduler::Scheduler| {
         let mut l = core.lease("w", 8, &held, now()).unwrap();
@@ -43,25 +37,11 @@ fn finishing_units_read_what_succeeded_and_land_only_checked_files() {
     for _ in 0..2 {
         let l = lease_one(&mut core);
         assert_eq!(l.kind, UnitKind::PrepareModel);
-        let c = claim("w", &l.lease_id, l.attempt);
         if l.unit_id == "p" {
-            core.complete(
-                &key("p"),
-                c,
-                vec![("models".into(), models_part("p"))],
-                MODEL,
-            )
-            .unwrap();
+            complete_model(&mut core, "w", &l);
         } else {
-            core.fail(
-                &key("q"),
-                c,
-                "bad",
-                FailureReason::InvalidInput,
-                false,
-                now(),
-            )
-            .unwrap();
+            assert_eq!(l.unit_id, "q");
+            fail_lease(&mut core, "w", &l, "bad", FailureReason::InvalidInput);
         }
     }
     // One search succeeds, one fails for good.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{advance, claim, config, key, now, unit};
+use common::{advance, config, fail_lease, key, lease_one, now, open_config, submit, unit};
 use iscp_coordinator::scheduler::{NewUnit, Scheduler, UnitState};
 use iscp_coordinator::server::Service;
 use iscp_proto::v1::FailureReason;
@@ -24,8 +24,7 @@ fn leases_fit_the_message_limit_or_fail_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
     cfg.max_lease_bytes = 20_000;
-    let (tx, _) = tokio::sync::broadcast::channel(16);
-    let mut core = Scheduler::open(cfg, tx, now()).unwrap();
+    let mut core = open_config(cfg);
     // Each unit carries its parameters (9,000 bytes) and room for framing: one fits a lease, two
     // do not. The spec's text is not in the lease (a worker fetches it once): its size is free.
     let big = "#".repeat(9_000);
@@ -55,17 +54,12 @@ fn leases_fit_the_message_limit_or_fail_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
     cfg.max_lease_bytes = 8_000;
-    let (tx, _) = tokio::sync::broadcast::channel(16);
-    let mut core = Scheduler::open(cfg, tx, now()).unwrap();
-    core.submit(
+    let mut core = open_config(cfg);
+    submit(
+        &mut core,
         "s",
-        "sha",
-        "f",
-        "",
         vec![with_params(unit("a", "noop", "", &[]), &big)],
-        now(),
-    )
-    .unwrap();
+    );
     assert!(core
         .lease("w", 8, &HashSet::new(), now())
         .unwrap()
@@ -95,10 +89,8 @@ fn expired_leases_do_not_use_up_a_units_own_attempts() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path()); // max_attempts 2, lease ttl 100 ms
     cfg.max_expiries = 4;
-    let (tx, _) = tokio::sync::broadcast::channel(16);
-    let mut core = Scheduler::open(cfg, tx, now()).unwrap();
-    core.submit("s", "sha", "f", "", vec![unit("a", "noop", "", &[])], now())
-        .unwrap();
+    let mut core = open_config(cfg);
+    submit(&mut core, "s", vec![unit("a", "noop", "", &[])]);
     let expire_once = |core: &mut Scheduler| {
         assert_eq!(core.lease("w", 1, &HashSet::new(), now()).unwrap().len(), 1);
         advance(std::time::Duration::from_millis(120));
@@ -110,19 +102,8 @@ fn expired_leases_do_not_use_up_a_units_own_attempts() {
         assert_eq!(state(&core, "a"), UnitState::Pending);
     }
     // One failure of its own still leaves it an attempt.
-    let l = core
-        .lease("w", 1, &HashSet::new(), now())
-        .unwrap()
-        .remove(0);
-    core.fail(
-        &key("a"),
-        claim("w", &l.lease_id, l.attempt),
-        "boom",
-        FailureReason::Internal,
-        false,
-        now(),
-    )
-    .unwrap();
+    let l = lease_one(&mut core, "w");
+    fail_lease(&mut core, "w", &l, "boom", FailureReason::Internal);
     assert_eq!(state(&core, "a"), UnitState::Pending);
     // The fourth expiry is the budget.
     advance(std::time::Duration::from_millis(10));

@@ -3,7 +3,10 @@
 
 mod common;
 
-use common::{advance, claim, key, models_part, models_part_of, now, open, unit, MODEL};
+use common::{
+    advance, claim, claim_of, complete_model, fail_lease, key, key_of, lease_one, models_part,
+    models_part_of, now, open, open_with, submit, unit, MODEL,
+};
 use iscp_coordinator::scheduler::{Beat, Scheduler, UnitKey};
 use iscp_proto::v1::FailureReason;
 use iscp_sweep::tables::part_path;
@@ -34,25 +37,15 @@ fn state_of(core: &Scheduler, kind: &str) -> (u64, u64, u64, u64) {
 #[test]
 fn stale_and_foreign_completions_are_refused_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut core = open(dir.path());
-    core.submit(
-        "s",
-        "sha",
-        "f",
-        "",
-        vec![unit("p", "prepare-model", "", &[])],
-        now(),
-    )
-    .unwrap();
+    let mut core = open_with(dir.path(), vec![unit("p", "prepare-model", "", &[])]);
     core.register("a", "a", now());
     core.register("b", "b", now());
-    let none = HashSet::new();
-    let la = core.lease("a", 1, &none, now()).unwrap().remove(0);
+    let la = lease_one(&mut core, "a");
     assert_eq!(la.attempt, 1);
     advance(Duration::from_millis(150));
     assert_eq!(core.expire(now()).unwrap(), 1);
     advance(Duration::from_millis(5));
-    let lb = core.lease("b", 1, &none, now()).unwrap().remove(0);
+    let lb = lease_one(&mut core, "b");
     assert_eq!(lb.attempt, 2);
     let parts = || vec![("models".to_string(), models_part("p"))];
     let stale = core.complete(&key("p"), claim("a", &la.lease_id, 1), parts(), MODEL);
@@ -76,20 +69,18 @@ fn stale_and_foreign_completions_are_refused_and_write_nothing() {
 #[test]
 fn failures_retry_up_to_the_limit_hand_backs_do_not_count_and_dependents_fail() {
     let dir = tempfile::tempdir().unwrap();
-    let mut core = open(dir.path());
     let units = vec![
         unit("p", "prepare-model", "", &[]),
         unit("s1", "search", "p", &["p"]),
         unit("e", "evaluate", "p", &["s1"]),
     ];
-    core.submit("s", "sha", "f", "", units, now()).unwrap();
+    let mut core = open_with(dir.path(), units);
     core.register("w", "w", now());
-    let none = HashSet::new();
-    let l = core.lease("w", 4, &none, now()).unwrap();
+    let l = core.lease("w", 4, &HashSet::new(), now()).unwrap();
     assert_eq!(l.len(), 1, "only the prepare unit is ready");
     core.fail(
         &key("p"),
-        claim("w", &l[0].lease_id, l[0].attempt),
+        claim_of("w", &l[0]),
         "stopping",
         FailureReason::Transport,
         true,
@@ -99,20 +90,19 @@ fn failures_retry_up_to_the_limit_hand_backs_do_not_count_and_dependents_fail() 
     assert_eq!(state_of(&core, "prepare-model"), (1, 0, 0, 0));
     for attempt in 2..=3 {
         advance(Duration::from_millis(10));
-        let l = core.lease("w", 1, &none, now()).unwrap().remove(0);
+        let l = lease_one(&mut core, "w");
         assert_eq!(
             l.attempt, attempt,
             "the fencing token grows with every lease"
         );
-        core.fail(
-            &key("p"),
-            claim("w", &l.lease_id, l.attempt),
+        assert_eq!(l.unit_id, "p");
+        fail_lease(
+            &mut core,
+            "w",
+            &l,
             "out of memory",
             FailureReason::OutOfMemory,
-            false,
-            now(),
-        )
-        .unwrap();
+        );
     }
     assert_eq!(
         state_of(&core, "prepare-model"),
@@ -134,7 +124,7 @@ fn failures_retry_up_to_the_limit_hand_backs_do_not_count_and_dependents_fail() 
         "one failures part per counted attempt, none for the hand-back"
     );
     assert_eq!(core.retry_failed("s").unwrap(), 3);
-    assert_eq!(core.lease("w", 1, &none, now()).unwrap()[0].unit_id, "p");
+    assert_eq!(lease_one(&mut core, "w").unit_id, "p");
 }
 
 #[test]
@@ -142,27 +132,17 @@ fn a_restart_drops_parts_the_ledger_never_committed_and_requeues_units_whose_par
     let dir = tempfile::tempdir().unwrap();
     let table = dir.path().join("results/s/models");
     {
-        let mut core = open(dir.path());
         let units = vec![
             unit("p1", "prepare-model", "", &[]),
             unit("p2", "prepare-model", "", &[]),
             unit("p3", "prepare-model", "", &[]),
         ];
-        core.submit("s", "sha", "f", "", units, now()).unwrap();
+        let mut core = open_with(dir.path(), units);
         core.register("w", "w", now());
         for id in ["p1", "p2"] {
-            let l = core
-                .lease("w", 1, &HashSet::new(), now())
-                .unwrap()
-                .remove(0);
+            let l = lease_one(&mut core, "w");
             assert_eq!(l.unit_id, id);
-            core.complete(
-                &key(id),
-                claim("w", &l.lease_id, l.attempt),
-                vec![("models".into(), models_part(id))],
-                MODEL,
-            )
-            .unwrap();
+            complete_model(&mut core, "w", &l);
         }
         // A crash between the rename of p3's part and the ledger commit leaves a stray part ...
         std::fs::write(part_path(&table, "p3"), models_part("p3")).unwrap();
@@ -185,17 +165,13 @@ fn a_restart_drops_parts_the_ledger_never_committed_and_requeues_units_whose_par
 #[test]
 fn a_cancelled_sweep_tells_its_workers_and_refuses_their_results() {
     let dir = tempfile::tempdir().unwrap();
-    let mut core = open(dir.path());
     let units = vec![
         unit("p1", "prepare-model", "", &[]),
         unit("p2", "prepare-model", "", &[]),
     ];
-    core.submit("s", "sha", "f", "", units, now()).unwrap();
+    let mut core = open_with(dir.path(), units);
     core.register("w", "w", now());
-    let l = core
-        .lease("w", 1, &HashSet::new(), now())
-        .unwrap()
-        .remove(0);
+    let l = lease_one(&mut core, "w");
     assert_eq!(core.cancel("s").unwrap(), 2);
     let st = core.status("s");
     assert_eq!(st[0].kinds[0].cancelled, 2);
@@ -210,7 +186,7 @@ fn a_cancelled_sweep_tells_its_workers_and_refuses_their_results() {
     );
     let late = core.complete(
         &key(&l.unit_id),
-        claim("w", &l.lease_id, l.attempt),
+        claim_of("w", &l),
         vec![("models".into(), models_part(&l.unit_id))],
         MODEL,
     );
@@ -227,21 +203,12 @@ fn twin_sweeps_with_the_same_unit_ids_never_answer_for_each_other() {
     let dir = tempfile::tempdir().unwrap();
     let mut core = open(dir.path());
     for sweep in ["a", "b"] {
-        core.submit(
-            sweep,
-            "sha",
-            "f",
-            "",
-            vec![unit("p", "prepare-model", "", &[])],
-            now(),
-        )
-        .unwrap();
+        submit(&mut core, sweep, vec![unit("p", "prepare-model", "", &[])]);
     }
     core.register("w1", "w1", now());
     core.register("w2", "w2", now());
-    let none = HashSet::new();
-    let l1 = core.lease("w1", 1, &none, now()).unwrap().remove(0);
-    let l2 = core.lease("w2", 1, &none, now()).unwrap().remove(0);
+    let l1 = lease_one(&mut core, "w1");
+    let l2 = lease_one(&mut core, "w2");
     assert_eq!(l1.unit_id, l2.unit_id, "the same unit id in both sweeps");
     assert_ne!(l1.sweep, l2.sweep);
     // Each worker's heartbeat names its own sweep: neither is told to drop its unit.
@@ -257,18 +224,9 @@ fn twin_sweeps_with_the_same_unit_ids_never_answer_for_each_other() {
         .heartbeat("w1", &[beat(&l2.sweep, &l2.unit_id, l2.attempt)], now())
         .unwrap()
         .unwrap();
-    assert_eq!(
-        cancel,
-        vec![UnitKey::new(l2.sweep.as_str(), l2.unit_id.as_str())]
-    );
+    assert_eq!(cancel, vec![key_of(&l2)]);
     for (w, l) in [("w1", &l1), ("w2", &l2)] {
-        core.complete(
-            &UnitKey::new(l.sweep.as_str(), l.unit_id.as_str()),
-            claim(w, &l.lease_id, l.attempt),
-            vec![("models".into(), models_part(&l.unit_id))],
-            MODEL,
-        )
-        .unwrap();
+        complete_model(&mut core, w, l);
     }
     for sweep in ["a", "b"] {
         let st = core.status(sweep);
@@ -286,30 +244,11 @@ fn twin_sweeps_with_the_same_unit_ids_never_answer_for_each_other() {
 fn invalid_input_fails_at_once_and_the_reason_lands_in_the_failures_table() {
     use arrow_array::cast::AsArray;
     let dir = tempfile::tempdir().unwrap();
-    let mut core = open(dir.path());
-    core.submit(
-        "s",
-        "sha",
-        "f",
-        "",
-        vec![unit("p", "prepare-model", "", &[])],
-        now(),
-    )
-    .unwrap();
+    let mut core = open_with(dir.path(), vec![unit("p", "prepare-model", "", &[])]);
     core.register("w", "w", now());
-    let l = core
-        .lease("w", 1, &HashSet::new(), now())
-        .unwrap()
-        .remove(0);
-    core.fail(
-        &key("p"),
-        claim("w", &l.lease_id, l.attempt),
-        "derive.from: wrong shape",
-        FailureReason::InvalidInput,
-        false,
-        now(),
-    )
-    .unwrap();
+    let l = lease_one(&mut core, "w");
+    let why = "derive.from: wrong shape";
+    fail_lease(&mut core, "w", &l, why, FailureReason::InvalidInput);
     assert_eq!(
         state_of(&core, "prepare-model"),
         (0, 0, 0, 1),
@@ -347,16 +286,7 @@ fn failures_parts_from_before_version_2_get_a_reason_column_at_submit() {
     let at = old.schema().index_of("reason").unwrap();
     old.remove_column(at);
     write_part(&failures, "p-a1", &old).unwrap();
-    let mut core = open(dir.path());
-    core.submit(
-        "s",
-        "sha",
-        "f",
-        "",
-        vec![unit("p", "prepare-model", "", &[])],
-        now(),
-    )
-    .unwrap();
+    let _core = open_with(dir.path(), vec![unit("p", "prepare-model", "", &[])]);
     let b = &read_batches(&part_path(&failures, "p-a1")).unwrap()[0];
     let names: Vec<String> = b
         .schema()
@@ -384,20 +314,11 @@ fn a_prepared_models_hash_comes_with_its_completion_and_survives_a_restart() {
     };
     let told = "cd".repeat(32);
     {
-        let mut core = open(dir.path());
-        core.submit("s", "sha", "f", "", units(), now()).unwrap();
+        let mut core = open_with(dir.path(), units());
         core.register("w", "w", now());
-        let l = core
-            .lease("w", 1, &HashSet::new(), now())
-            .unwrap()
-            .remove(0);
+        let l = lease_one(&mut core, "w");
         let parts = vec![("models".to_string(), models_part_of("p", &told))];
-        let refused = core.complete(
-            &key("p"),
-            claim("w", &l.lease_id, l.attempt),
-            parts.clone(),
-            None,
-        );
+        let refused = core.complete(&key("p"), claim_of("w", &l), parts.clone(), None);
         assert!(
             refused
                 .unwrap_err()
@@ -405,17 +326,9 @@ fn a_prepared_models_hash_comes_with_its_completion_and_survives_a_restart() {
                 .contains("names its model's sha256"),
             "a prepare completion without the model's hash"
         );
-        core.complete(
-            &key("p"),
-            claim("w", &l.lease_id, l.attempt),
-            parts,
-            Some(&told),
-        )
-        .unwrap();
-        let s = core
-            .lease("w", 1, &HashSet::new(), now())
-            .unwrap()
-            .remove(0);
+        core.complete(&key("p"), claim_of("w", &l), parts, Some(&told))
+            .unwrap();
+        let s = lease_one(&mut core, "w");
         assert_eq!(s.model_sha, told);
     }
     // After a restart the hash comes from the ledger, as told at completion (the part agrees).
@@ -429,10 +342,7 @@ fn a_prepared_models_hash_comes_with_its_completion_and_survives_a_restart() {
             advance(Duration::from_millis(150));
             core.expire(now()).unwrap();
             advance(Duration::from_millis(5));
-            core.lease("w2", 1, &HashSet::new(), now())
-                .unwrap()
-                .remove(0)
-                .model_sha
+            lease_one(&mut core, "w2").model_sha
         }
     };
     assert_eq!(sha, told);

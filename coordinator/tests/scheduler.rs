@@ -41,8 +41,8 @@ impl Lcg {
 }
 
 fn complete(core: &mut Scheduler, l: &Leased, worker: &str) {
-    let key = UnitKey::new(l.sweep.as_str(), l.unit_id.as_str());
-    let c = claim(worker, &l.lease_id, l.attempt);
+    let key = key_of(l);
+    let c = claim_of(worker, l);
     let (parts, model) = match l.kind.name() {
         "prepare-model" => (vec![("models".into(), models_part(&l.unit_id))], MODEL),
         "search" => (
@@ -64,7 +64,7 @@ fn random_operations_keep_the_index_equal_to_a_rebuild() {
     let dir = tempfile::tempdir().unwrap();
     let mut core = open(dir.path());
     for sweep in ["s", "t"] {
-        core.submit(sweep, "sha", "f", "", plan(), now()).unwrap();
+        submit(&mut core, sweep, plan());
     }
     core.check_index().unwrap();
     let workers = ["w0", "w1", "w2"];
@@ -91,8 +91,8 @@ fn random_operations_keep_the_index_equal_to_a_rebuild() {
             advance(Duration::from_millis(2));
         }
         for l in &leased {
-            let key = UnitKey::new(l.sweep.as_str(), l.unit_id.as_str());
-            let c = claim(w, &l.lease_id, l.attempt);
+            let key = key_of(l);
+            let c = claim_of(w, l);
             match rng.next(20) {
                 0..=13 => complete(&mut core, l, w),
                 14..=16 => core
@@ -147,7 +147,7 @@ fn leases_take_turns_across_sweeps() {
         let units = (0..40)
             .map(|i| unit(&format!("n{i}"), "noop", "", &[]))
             .collect();
-        core.submit(sweep, "sha", "f", "", units, now()).unwrap();
+        submit(&mut core, sweep, units);
     }
     core.register("w", "w", now());
     let none = HashSet::new();
@@ -177,17 +177,14 @@ fn a_worker_holding_a_model_gets_its_units_first() {
     for (sweep, sha) in [("a", other.as_str()), ("b", MODEL.unwrap())] {
         let mut units = vec![unit("p", "prepare-model", "", &[])];
         units.extend((0..3).map(|i| unit(&format!("s{i}"), "search", "p", &["p"])));
-        core.submit(sweep, "sha", "f", "", units, now()).unwrap();
+        submit(&mut core, sweep, units);
         core.register("w", "w", now());
-        let l = core
-            .lease("w", 1, &HashSet::new(), now())
-            .unwrap()
-            .remove(0);
+        let l = lease_one(&mut core, "w");
         assert_eq!((l.sweep.as_str(), l.unit_id.as_str()), (sweep, "p"));
         let key = UnitKey::new(sweep, "p");
         core.complete(
             &key,
-            claim("w", &l.lease_id, l.attempt),
+            claim_of("w", &l),
             vec![("models".into(), models_part_of("p", sha))],
             Some(sha),
         )
@@ -213,7 +210,7 @@ fn heartbeats_extend_only_the_leases_they_report() {
     let units = (0..2)
         .map(|i| unit(&format!("n{i}"), "noop", "", &[]))
         .collect();
-    core.submit("s", "sha", "f", "", units, now()).unwrap();
+    submit(&mut core, "s", units);
     core.register("w", "w", now());
     let l = core.lease("w", 2, &HashSet::new(), now()).unwrap();
     assert_eq!(l.len(), 2);

@@ -155,6 +155,21 @@ fn seeded(shape: &[i64], seed: u64, device: Device) -> Tensor {
     Tensor::from_slice(&v).view(shape).to_device(device)
 }
 
+/// What every chunk of labels shares: the model, the clean images on its device, the step layout.
+struct Setup<'a> {
+    model: &'a Model,
+    cfg: &'a CleanseConfig,
+    /// N×C×H×W on the model's device.
+    clean: Tensor,
+    device: Device,
+    /// N, C, H, W.
+    dims: [i64; 4],
+    /// Clean images per step.
+    batch: i64,
+    steps_per_epoch: usize,
+    total_steps: usize,
+}
+
 /// Reverses a trigger for every label of `model` on `clean` (N×C×H×W, the clean-data budget),
 /// `progress(step, total)` after each step.
 pub fn reverse_all(
@@ -176,6 +191,16 @@ pub fn reverse_all(
     let batch = (cfg.batch.max(1) as i64).min(n);
     let steps_per_epoch = (n / batch).max(1) as usize;
     let total_steps = cfg.epochs.max(1) * steps_per_epoch;
+    let setup = Setup {
+        model,
+        cfg,
+        clean,
+        device,
+        dims: [n, c, h, w],
+        batch,
+        steps_per_epoch,
+        total_steps,
+    };
     let at_once = cfg.labels_at_once.max(1) as i64;
     let chunks: Vec<(i64, i64)> = (0..classes)
         .step_by(at_once as usize)
@@ -185,104 +210,184 @@ pub fn reverse_all(
     let mut done = 0;
     let all = total_steps * chunks.len();
     for (first, k) in chunks {
-        let seed = mix(&[cfg.seed, first as u64]);
-        let mut raw_m = seeded(&[k, 1, h, w], mix(&[seed, 1]), device).set_requires_grad(true);
-        let mut raw_p = seeded(&[k, c, h, w], mix(&[seed, 2]), device).set_requires_grad(true);
-        let (mut adam_m, mut adam_p) = (Adam::new(&raw_m), Adam::new(&raw_p));
-        let mut sched: Vec<Schedule> = (0..k).map(|_| Schedule::new()).collect();
-        let mut best: Vec<Option<(f64, f64, Vec<f32>)>> = vec![None; k as usize];
-        let targets = Tensor::arange_start(first, first + k, (Kind::Int64, device))
-            .repeat_interleave_self_int(batch, 0, None::<i64>);
-        let mut round_hits = vec![0.0f64; k as usize];
-        let mut round_steps = 0;
-        let mut order = Rng::new(mix(&[seed, 3]));
-        let mut perm: Vec<i64> = (0..n).collect();
-        let mut last = (Vec::<f64>::new(), Tensor::new());
+        let mut labels = LabelChunk::new(&setup, first, k);
         for step in 0..total_steps {
-            // A seeded shuffle each epoch, then consecutive batches of it.
-            let at = (step % steps_per_epoch) as i64 * batch;
-            if at == 0 {
-                order.shuffle(&mut perm);
-            }
-            let idx =
-                Tensor::from_slice(&perm[at as usize..(at + batch) as usize]).to_device(device);
-            let x = clean.index_select(0, &idx);
-            let mask = raw_m.tanh() / 2.0 + 0.5;
-            let pattern = raw_p.tanh() / 2.0 + 0.5;
-            let keep: Tensor = mask.neg() + 1.0;
-            let mixed = keep.unsqueeze(1) * x.unsqueeze(0) + (&mask * &pattern).unsqueeze(1);
-            let logits = model.logits(&mixed.view([k * batch, c, h, w]))?;
-            let ce = logits
-                .cross_entropy_loss::<Tensor>(&targets, None, Reduction::None, -100, 0.0)
-                .view([k, batch])
-                .mean_dim(1, false, Kind::Float);
-            let l1 = mask.sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Float);
-            let costs: Vec<f32> = sched.iter().map(|s| s.cost as f32).collect();
-            let cost = Tensor::from_slice(&costs).to_device(device);
-            let loss = (&ce + &cost * &l1).sum(Kind::Float);
-            let (gm, gp) = {
-                let g = Tensor::run_backward(&[&loss], &[&raw_m, &raw_p], false, false);
-                (g[0].shallow_clone(), g[1].shallow_clone())
-            };
-            let hits: Vec<f64> = Vec::<f64>::try_from(
-                logits
-                    .detach()
-                    .argmax(1, false)
-                    .eq_tensor(&targets)
-                    .view([k, batch])
-                    .to_kind(Kind::Double)
-                    .mean_dim(1, false, Kind::Double),
-            )?;
-            for (r, hv) in round_hits.iter_mut().zip(&hits) {
-                *r += hv;
-            }
-            round_steps += 1;
-            last = (
-                Vec::<f64>::try_from(l1.detach().to_kind(Kind::Double))?,
-                mask.detach(),
-            );
-            tch::no_grad(|| {
-                adam_m.step(&mut raw_m, &gm, cfg.lr);
-                adam_p.step(&mut raw_p, &gp, cfg.lr);
-            });
-            if round_steps == cfg.round.max(1) || step + 1 == total_steps {
-                let (norms, masks) = &last;
-                for j in 0..k as usize {
-                    let acc = round_hits[j] / round_steps as f64;
-                    let better = best[j].as_ref().is_none_or(|(b, _, _)| norms[j] < *b);
-                    if acc >= cfg.threshold && better {
-                        let m = Vec::<f32>::try_from(masks.get(j as i64).flatten(0, -1))?;
-                        best[j] = Some((norms[j], acc, m));
-                    }
-                    sched[j].after_round(acc, cfg);
-                }
-                round_hits.iter_mut().for_each(|r| *r = 0.0);
-                round_steps = 0;
-            }
+            labels.step(&setup, step)?;
             done += 1;
             progress(done, all);
         }
-        let (_, masks) = &last;
-        for (j, kept) in best.iter_mut().enumerate() {
+        out.extend(labels.results(h * w)?);
+    }
+    Ok(out)
+}
+
+/// The labels `first..first + k` optimised together: their masks and patterns (before tanh), Adam
+/// and cost schedules, best masks so far, and the round's tallies.
+struct LabelChunk {
+    first: i64,
+    k: i64,
+    raw_m: Tensor,
+    raw_p: Tensor,
+    adam_m: Adam,
+    adam_p: Adam,
+    sched: Vec<Schedule>,
+    /// Per label: the norm, attack success and mask of its smallest mask at the threshold.
+    best: Vec<Option<(f64, f64, Vec<f32>)>>,
+    /// Each label repeated `batch` times.
+    targets: Tensor,
+    round_hits: Vec<f64>,
+    round_steps: usize,
+    /// Shuffles the clean images each epoch.
+    order: Rng,
+    perm: Vec<i64>,
+    /// The latest step's mask norms and masks.
+    last: (Vec<f64>, Tensor),
+}
+
+impl LabelChunk {
+    /// Seeded random starts for labels `first..first + k`, with fresh optimisers and schedules.
+    fn new(setup: &Setup<'_>, first: i64, k: i64) -> LabelChunk {
+        let [n, c, h, w] = setup.dims;
+        let device = setup.device;
+        let seed = mix(&[setup.cfg.seed, first as u64]);
+        let raw_m = seeded(&[k, 1, h, w], mix(&[seed, 1]), device).set_requires_grad(true);
+        let raw_p = seeded(&[k, c, h, w], mix(&[seed, 2]), device).set_requires_grad(true);
+        let (adam_m, adam_p) = (Adam::new(&raw_m), Adam::new(&raw_p));
+        let sched: Vec<Schedule> = (0..k).map(|_| Schedule::new()).collect();
+        let best: Vec<Option<(f64, f64, Vec<f32>)>> = vec![None; k as usize];
+        let targets = Tensor::arange_start(first, first + k, (Kind::Int64, device))
+            .repeat_interleave_self_int(setup.batch, 0, None::<i64>);
+        let round_hits = vec![0.0f64; k as usize];
+        let round_steps = 0;
+        let order = Rng::new(mix(&[seed, 3]));
+        let perm: Vec<i64> = (0..n).collect();
+        let last = (Vec::<f64>::new(), Tensor::new());
+        LabelChunk {
+            first,
+            k,
+            raw_m,
+            raw_p,
+            adam_m,
+            adam_p,
+            sched,
+            best,
+            targets,
+            round_hits,
+            round_steps,
+            order,
+            perm,
+            last,
+        }
+    }
+
+    /// Step `step` of `total_steps`: one Adam step of every mask and pattern on the next batch,
+    /// ending a round after `cfg.round` steps or at the last step.
+    fn step(&mut self, setup: &Setup<'_>, step: usize) -> Result<()> {
+        let (k, batch, device, cfg) = (self.k, setup.batch, setup.device, setup.cfg);
+        let [_, c, h, w] = setup.dims;
+        // A seeded shuffle each epoch, then consecutive batches of it.
+        let at = (step % setup.steps_per_epoch) as i64 * batch;
+        if at == 0 {
+            self.order.shuffle(&mut self.perm);
+        }
+        let idx =
+            Tensor::from_slice(&self.perm[at as usize..(at + batch) as usize]).to_device(device);
+        let x = setup.clean.index_select(0, &idx);
+        let mask = self.raw_m.tanh() / 2.0 + 0.5;
+        let pattern = self.raw_p.tanh() / 2.0 + 0.5;
+        let keep: Tensor = mask.neg() + 1.0;
+        let mixed = keep.unsqueeze(1) * x.unsqueeze(0) + (&mask * &pattern).unsqueeze(1);
+        let logits = setup.model.logits(&mixed.view([k * batch, c, h, w]))?;
+        let ce = logits
+            .cross_entropy_loss::<Tensor>(&self.targets, None, Reduction::None, -100, 0.0)
+            .view([k, batch])
+            .mean_dim(1, false, Kind::Float);
+        let l1 = mask.sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Float);
+        let costs: Vec<f32> = self.sched.iter().map(|s| s.cost as f32).collect();
+        let cost = Tensor::from_slice(&costs).to_device(device);
+        let loss = (&ce + &cost * &l1).sum(Kind::Float);
+        let (gm, gp) = {
+            let g = Tensor::run_backward(&[&loss], &[&self.raw_m, &self.raw_p], false, false);
+            // A model whose logits ignore its input (a constant one) leaves the pattern's
+            // gradient undefined: it is zero, not an error.
+            let or_zero = |g: &Tensor, p: &Tensor| {
+                if g.defined() {
+                    g.shallow_clone()
+                } else {
+                    p.zeros_like()
+                }
+            };
+            (or_zero(&g[0], &self.raw_m), or_zero(&g[1], &self.raw_p))
+        };
+        let hits: Vec<f64> = Vec::<f64>::try_from(
+            logits
+                .detach()
+                .argmax(1, false)
+                .eq_tensor(&self.targets)
+                .view([k, batch])
+                .to_kind(Kind::Double)
+                .mean_dim(1, false, Kind::Double),
+        )?;
+        for (r, hv) in self.round_hits.iter_mut().zip(&hits) {
+            *r += hv;
+        }
+        self.round_steps += 1;
+        self.last = (
+            Vec::<f64>::try_from(l1.detach().to_kind(Kind::Double))?,
+            mask.detach(),
+        );
+        tch::no_grad(|| {
+            self.adam_m.step(&mut self.raw_m, &gm, cfg.lr);
+            self.adam_p.step(&mut self.raw_p, &gp, cfg.lr);
+        });
+        if self.round_steps == cfg.round.max(1) || step + 1 == setup.total_steps {
+            self.end_round(cfg)?;
+        }
+        Ok(())
+    }
+
+    /// A round's end: keeps each label's mask if it reached the threshold with a smaller norm than
+    /// its best, moves its cost schedule, and clears the tallies.
+    fn end_round(&mut self, cfg: &CleanseConfig) -> Result<()> {
+        let (norms, masks) = &self.last;
+        for (j, &norm) in norms.iter().enumerate().take(self.k as usize) {
+            let acc = self.round_hits[j] / self.round_steps as f64;
+            let better = self.best[j].as_ref().is_none_or(|(b, _, _)| norm < *b);
+            if acc >= cfg.threshold && better {
+                let m = Vec::<f32>::try_from(masks.get(j as i64).flatten(0, -1))?;
+                self.best[j] = Some((norm, acc, m));
+            }
+            self.sched[j].after_round(acc, cfg);
+        }
+        self.round_hits.iter_mut().for_each(|r| *r = 0.0);
+        self.round_steps = 0;
+        Ok(())
+    }
+
+    /// Each label's result: its best mask at the threshold, else its last mask with norm `hw`.
+    fn results(&mut self, hw: i64) -> Result<Vec<Reversed>> {
+        let mut out = Vec::new();
+        let (_, masks) = &self.last;
+        for (j, kept) in self.best.iter_mut().enumerate() {
             out.push(match kept.take() {
                 Some((norm, acc, mask)) => Reversed {
-                    label: first + j as i64,
+                    label: self.first + j as i64,
                     norm,
                     reached: true,
                     attack_success: acc,
                     mask,
                 },
                 None => Reversed {
-                    label: first + j as i64,
-                    norm: (h * w) as f64,
+                    label: self.first + j as i64,
+                    norm: hw as f64,
                     reached: false,
                     attack_success: 0.0,
                     mask: Vec::<f32>::try_from(masks.get(j as i64).flatten(0, -1))?,
                 },
             });
         }
+        Ok(out)
     }
-    Ok(out)
 }
 
 /// Neural Cleanse's anomaly index: (median − norm) / (1.4826 · MAD) per label; labels above

@@ -293,47 +293,120 @@ pub fn total_variation(masks: &Tensor) -> Tensor {
             .sum_dim_intlist(dims.as_slice(), false, Kind::Float)
 }
 
+/// Runs valid jobs as one batched optimisation: set up, `total` steps, then each job's outcome.
 fn run_batch(
     model: &Model,
     images: &Tensor,
     jobs: &[&SearchJob],
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<SearchOutcome>> {
-    let device = images.device();
-    let s = images.size();
-    let (h, w) = (s[2], s[3]);
-    let n = (h * w) as f64;
-    let k = jobs.len();
-    let plans: Vec<Vec<Vec<i64>>> = jobs.iter().map(|j| schedule(j)).collect();
-    let total = plans.iter().map(|p| p.len()).max().unwrap_or(0);
-    let per_epoch: Vec<usize> = plans
-        .iter()
-        .zip(jobs)
-        .map(|(p, j)| p.len() / j.cfg.epochs)
-        .collect();
-    let learning = jobs.iter().any(|j| j.cfg.learn_canvas);
-    let precision = match jobs.iter().any(|j| j.cfg.precision == Precision::Fp16) {
-        true => Precision::Fp16,
-        false => Precision::Fp32,
-    };
-    let mut canvases = Tensor::stack(
-        &jobs
-            .iter()
-            .map(|j| j.canvas.to_device(device))
-            .collect::<Vec<_>>(),
-        0,
-    )
-    .set_requires_grad(learning);
-    let floats = |f: &dyn Fn(&SearchJob) -> f64| {
-        Tensor::from_slice(&jobs.iter().map(|j| f(j) as f32).collect::<Vec<_>>()).to_device(device)
-    };
-    let lr = floats(&|j| j.cfg.lr).view([k as i64, 1, 1, 1]);
-    let signed = floats(&|j| (j.cfg.objective == Objective::Released) as u8 as f64)
-        .view([k as i64, 1, 1, 1]);
-    let mut masks =
-        Tensor::full([k as i64, 1, h, w], 0.5, (Kind::Float, device)).set_requires_grad(true);
-    let mut last_epoch_loss = Tensor::zeros([k as i64], (Kind::Float, device));
+    let mut batch = Batch::new(images, jobs);
+    let total = batch.total;
     for t in 0..total {
+        batch.step(model, images, t)?;
+        progress(t + 1, total);
+    }
+    batch.finish()
+}
+
+/// The state of one batched optimisation: each job's minibatches and the tensors the steps update.
+struct Batch<'a> {
+    jobs: &'a [&'a SearchJob],
+    device: tch::Device,
+    /// Searches in the batch.
+    k: usize,
+    /// Pixels of one mask (H·W).
+    n: f64,
+    /// Each job's minibatches over all its epochs (`schedule`).
+    plans: Vec<Vec<Vec<i64>>>,
+    /// Steps of the longest job.
+    total: usize,
+    /// Each job's minibatches per epoch.
+    per_epoch: Vec<usize>,
+    precision: Precision,
+    /// K×C×H×W, requiring grad when any job learns its canvas.
+    canvases: Tensor,
+    /// K×1×1×1 step sizes.
+    lr: Tensor,
+    /// K×1×1×1: 1 for a signed step (`released`), 0 for a plain one (`paper`).
+    signed: Tensor,
+    /// K×1×H×W, the masks searched.
+    masks: Tensor,
+    /// Each job's objective summed over the steps of its last epoch.
+    last_epoch_loss: Tensor,
+}
+
+/// One step's layout: the images it takes, whose they are, and each job's weights and phase.
+struct StepPlan {
+    rows: Vec<i64>,
+    owner: Vec<i64>,
+    targets: Vec<i64>,
+    weight: Vec<f32>,
+    l1_weight: Vec<f32>,
+    tv_weight: Vec<f32>,
+    active: Vec<f32>,
+    canvas_active: Vec<f32>,
+    in_last: Vec<f32>,
+}
+
+impl<'a> Batch<'a> {
+    /// Schedules every job and stacks their canvases, step sizes and starting masks (all 0.5).
+    fn new(images: &Tensor, jobs: &'a [&'a SearchJob]) -> Batch<'a> {
+        let device = images.device();
+        let s = images.size();
+        let (h, w) = (s[2], s[3]);
+        let n = (h * w) as f64;
+        let k = jobs.len();
+        let plans: Vec<Vec<Vec<i64>>> = jobs.iter().map(|j| schedule(j)).collect();
+        let total = plans.iter().map(|p| p.len()).max().unwrap_or(0);
+        let per_epoch: Vec<usize> = plans
+            .iter()
+            .zip(jobs)
+            .map(|(p, j)| p.len() / j.cfg.epochs)
+            .collect();
+        let learning = jobs.iter().any(|j| j.cfg.learn_canvas);
+        let precision = match jobs.iter().any(|j| j.cfg.precision == Precision::Fp16) {
+            true => Precision::Fp16,
+            false => Precision::Fp32,
+        };
+        let canvases = Tensor::stack(
+            &jobs
+                .iter()
+                .map(|j| j.canvas.to_device(device))
+                .collect::<Vec<_>>(),
+            0,
+        )
+        .set_requires_grad(learning);
+        let floats = |f: &dyn Fn(&SearchJob) -> f64| {
+            Tensor::from_slice(&jobs.iter().map(|j| f(j) as f32).collect::<Vec<_>>())
+                .to_device(device)
+        };
+        let lr = floats(&|j| j.cfg.lr).view([k as i64, 1, 1, 1]);
+        let signed = floats(&|j| (j.cfg.objective == Objective::Released) as u8 as f64)
+            .view([k as i64, 1, 1, 1]);
+        let masks =
+            Tensor::full([k as i64, 1, h, w], 0.5, (Kind::Float, device)).set_requires_grad(true);
+        let last_epoch_loss = Tensor::zeros([k as i64], (Kind::Float, device));
+        Batch {
+            jobs,
+            device,
+            k,
+            n,
+            plans,
+            total,
+            per_epoch,
+            precision,
+            canvases,
+            lr,
+            signed,
+            masks,
+            last_epoch_loss,
+        }
+    }
+
+    /// Step `t`'s layout: the jobs still running add their minibatch and their loss weights.
+    fn plan(&self, t: usize) -> StepPlan {
+        let (n, k) = (self.n, self.k);
         let (mut rows, mut owner, mut targets, mut weight) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut l1_weight = vec![0f32; k];
@@ -343,8 +416,8 @@ fn run_batch(
         // Learned canvases alternate: steps 0–4 move the mask, 5–9 the canvas, and so on.
         let canvas_phase = (t / CANVAS_PERIOD) % 2 == 1;
         let mut in_last = vec![0f32; k];
-        for (j, job) in jobs.iter().enumerate() {
-            let Some(chunk) = plans[j].get(t) else {
+        for (j, job) in self.jobs.iter().enumerate() {
+            let Some(chunk) = self.plans[j].get(t) else {
                 continue;
             };
             let b = chunk.len() as f64;
@@ -365,35 +438,53 @@ fn run_batch(
             } else {
                 active[j] = 1.0;
             }
-            in_last[j] = (t >= plans[j].len() - per_epoch[j]) as u8 as f32;
+            in_last[j] = (t >= self.plans[j].len() - self.per_epoch[j]) as u8 as f32;
         }
+        StepPlan {
+            rows,
+            owner,
+            targets,
+            weight,
+            l1_weight,
+            tv_weight,
+            active,
+            canvas_active,
+            in_last,
+        }
+    }
+
+    /// Optimisation step `t`: the batch's forward pass and per-job objective, then `update`.
+    fn step(&mut self, model: &Model, images: &Tensor, t: usize) -> Result<()> {
+        let plan = self.plan(t);
+        let (k, device) = (self.k, self.device);
         let to = |v: &[f32]| Tensor::from_slice(v).to_device(device);
-        let owner = Tensor::from_slice(&owner).to_device(device);
-        let x = images.index_select(0, &Tensor::from_slice(&rows).to_device(device));
-        let m = masks.index_select(0, &owner);
-        let mixed: Tensor = &m * canvases.index_select(0, &owner) + (1.0 - &m) * x;
+        let owner = Tensor::from_slice(&plan.owner).to_device(device);
+        let x = images.index_select(0, &Tensor::from_slice(&plan.rows).to_device(device));
+        let m = self.masks.index_select(0, &owner);
+        let mixed: Tensor = &m * self.canvases.index_select(0, &owner) + (1.0 - &m) * x;
         // On the CPU the small CNN's first layer is differentiated by hand (`Stem`): the network
         // sees a detached copy of the mixed images and hands back their gradient.
         let stem = model.stem_pass(&mixed.detach());
         let logits = match &stem {
             Some(pass) => pass.logits.shallow_clone(),
-            None => logits_in(model, &mixed, precision)?,
+            None => logits_in(model, &mixed, self.precision)?,
         };
         let ce = logits.cross_entropy_loss::<Tensor>(
-            &Tensor::from_slice(&targets).to_device(device),
+            &Tensor::from_slice(&plan.targets).to_device(device),
             None,
             tch::Reduction::None,
             -100,
             0.0,
         );
-        let per_image = ce * to(&weight);
-        let l1 = masks
+        let per_image = ce * to(&plan.weight);
+        let l1 = self
+            .masks
             .abs()
             .sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Float)
-            * to(&l1_weight);
+            * to(&plan.l1_weight);
         // Most searches have no TV term: skip its dozen small operations (and their backward).
-        let penalty = match tv_weight.iter().any(|&w| w != 0.0) {
-            true => l1 + total_variation(&masks) * to(&tv_weight),
+        let penalty = match plan.tv_weight.iter().any(|&w| w != 0.0) {
+            true => l1 + total_variation(&self.masks) * to(&plan.tv_weight),
             false => l1,
         };
         let fit = Tensor::zeros([k as i64], (Kind::Float, device)).index_add(0, &owner, &per_image);
@@ -406,54 +497,66 @@ fn run_batch(
             }
             None => per_job.sum(Kind::Float),
         };
-        let canvas_step = canvas_active.iter().any(|&a| a > 0.0);
+        self.update(&loss, &per_job, &plan)
+    }
+
+    /// Backpropagates `loss`, steps the active masks (and canvases) and clamps them to [0,1], and
+    /// adds `per_job` to the losses of jobs in their last epoch.
+    fn update(&mut self, loss: &Tensor, per_job: &Tensor, plan: &StepPlan) -> Result<()> {
+        let (k, device) = (self.k, self.device);
+        let to = |v: &[f32]| Tensor::from_slice(v).to_device(device);
+        let canvas_step = plan.canvas_active.iter().any(|&a| a > 0.0);
         let mut grads = if canvas_step {
-            Tensor::f_run_backward(&[&loss], &[&masks, &canvases], false, false)?
+            Tensor::f_run_backward(&[loss], &[&self.masks, &self.canvases], false, false)?
         } else {
-            Tensor::f_run_backward(&[&loss], &[&masks], false, false)?
+            Tensor::f_run_backward(&[loss], &[&self.masks], false, false)?
         };
         let grad = grads.remove(0);
         tch::no_grad(|| -> Result<()> {
-            let step = (&signed * grad.sign() + (1.0 - &signed) * &grad)
-                * &lr
-                * to(&active).view([k as i64, 1, 1, 1]);
-            let _ = masks.f_sub_(&step)?.f_clamp_(0.0, 1.0)?;
+            let step = (&self.signed * grad.sign() + (1.0 - &self.signed) * &grad)
+                * &self.lr
+                * to(&plan.active).view([k as i64, 1, 1, 1]);
+            let _ = self.masks.f_sub_(&step)?.f_clamp_(0.0, 1.0)?;
             if canvas_step {
                 let g = grads.remove(0);
-                let step = g.sign() * CANVAS_LR * to(&canvas_active).view([k as i64, 1, 1, 1]);
-                let _ = canvases.f_sub_(&step)?.f_clamp_(0.0, 1.0)?;
+                let step = g.sign() * CANVAS_LR * to(&plan.canvas_active).view([k as i64, 1, 1, 1]);
+                let _ = self.canvases.f_sub_(&step)?.f_clamp_(0.0, 1.0)?;
             }
-            last_epoch_loss += per_job.detach() * to(&in_last);
+            self.last_epoch_loss += per_job.detach() * to(&plan.in_last);
             Ok(())
-        })?;
-        progress(t + 1, total);
-    }
-    let masks = masks.detach().to_device(tch::Device::Cpu);
-    let canvases = canvases.detach().to_device(tch::Device::Cpu);
-    let losses: Vec<f32> = Vec::try_from(last_epoch_loss.to_device(tch::Device::Cpu))?;
-    (0..k)
-        .map(|j| {
-            let canvas = match jobs[j].cfg.learn_canvas {
-                true => Some(Vec::try_from(canvases.get(j as i64).flatten(0, -1))?),
-                false => None,
-            };
-            let mask: Vec<f32> = Vec::try_from(masks.get(j as i64).flatten(0, -1))?;
-            check_finite_slice(&mask, || {
-                format!(
-                    "the mask searched for class {} (the model's loss or gradients were NaN or infinite)",
-                    jobs[j].target
-                )
-            })?;
-            Ok(SearchOutcome {
-                mask,
-                final_loss: losses[j] as f64 / per_epoch[j] as f64,
-                steps: plans[j].len(),
-                canvas,
-                ran_with: k,
-                oom_halvings: 0,
-            })
         })
-        .collect()
+    }
+
+    /// Each job's outcome: its mask (checked finite), its canvas when learned, its last-epoch loss.
+    fn finish(&self) -> Result<Vec<SearchOutcome>> {
+        let (k, jobs) = (self.k, self.jobs);
+        let masks = self.masks.detach().to_device(tch::Device::Cpu);
+        let canvases = self.canvases.detach().to_device(tch::Device::Cpu);
+        let losses: Vec<f32> = Vec::try_from(self.last_epoch_loss.to_device(tch::Device::Cpu))?;
+        (0..k)
+            .map(|j| {
+                let canvas = match jobs[j].cfg.learn_canvas {
+                    true => Some(Vec::try_from(canvases.get(j as i64).flatten(0, -1))?),
+                    false => None,
+                };
+                let mask: Vec<f32> = Vec::try_from(masks.get(j as i64).flatten(0, -1))?;
+                check_finite_slice(&mask, || {
+                    format!(
+                        "the mask searched for class {} (the model's loss or gradients were NaN or infinite)",
+                        jobs[j].target
+                    )
+                })?;
+                Ok(SearchOutcome {
+                    mask,
+                    final_loss: losses[j] as f64 / self.per_epoch[j] as f64,
+                    steps: self.plans[j].len(),
+                    canvas,
+                    ran_with: k,
+                    oom_halvings: 0,
+                })
+            })
+            .collect()
+    }
 }
 
 /// Runs one search for `target` on `canvas` (C×H×W) over `pool` (D_n, N×C×H×W, on the model's

@@ -164,65 +164,12 @@ pub fn train_from(
             "training needs epochs ≥ 1, batch ≥ 1 and lr > 0".into(),
         ));
     }
-    let device = model.device();
-    let vs = model
-        .var_store_mut()
-        .ok_or_else(|| EngineError::Invalid("a TorchScript model cannot be trained here".into()))?;
-    vs.unfreeze();
-    let mut opt = Sgd::new(vs, cfg.lr, cfg.momentum, cfg.weight_decay);
-    let mut scaler = cfg.mixed_precision.then(|| LossScaler::new(opt.params()));
-    if let Some(state) = resume {
-        opt.load_state(state.momentum)?;
-        if let (Some(sc), Some(saved)) = (scaler.as_mut(), &state.scaler) {
-            sc.restore(saved);
-        }
-    }
-    let n = data.len();
-    let steps_per_epoch = n.div_ceil(cfg.batch);
-    let total = steps_per_epoch * cfg.epochs;
-    let mut step = steps_per_epoch * start_epoch;
+    let mut trainer = Trainer::new(model, data, cfg, resume, start_epoch)?;
+    let n = trainer.n;
     let mut stats = Vec::new();
     for epoch in start_epoch..cfg.epochs {
         let started = Instant::now();
-        let mut rng = Rng::new(mix(&[cfg.seed, epoch as u64]));
-        // Torch's generator too (PGD's random starts), so an epoch does not depend on the earlier
-        // ones having run in this process.
-        tch::manual_seed(mix(&[cfg.seed, 0x7EA1, epoch as u64]) as i64);
-        let mut order: Vec<i64> = (0..n as i64).collect();
-        rng.shuffle(&mut order);
-        let (mut loss_sum, mut correct) = (0.0, 0i64);
-        for chunk in order.chunks(cfg.batch) {
-            let idx = Tensor::from_slice(chunk);
-            let mut x = data.images.index_select(0, &idx);
-            if cfg.augment {
-                x = augment(&x, &mut rng);
-            }
-            let x = x.to_device(device);
-            let y = data.labels.index_select(0, &idx).to_device(device);
-            let x = match &cfg.adversarial {
-                Some(attack) => pgd(model, &x, &y, attack)?,
-                None => x,
-            };
-            opt.lr = lr_at(cfg, step, total);
-            let logits = autocast(cfg.mixed_precision, device, || model.logits_train(&x))
-                .to_kind(Kind::Float);
-            let loss = logits.cross_entropy_for_logits(&y);
-            match scaler.as_mut() {
-                Some(s) => {
-                    s.backward_step(&mut opt, &loss)?;
-                }
-                None => opt.backward_step(&loss)?,
-            }
-            let l = loss.double_value(&[]);
-            loss_sum += l * chunk.len() as f64;
-            correct += logits
-                .argmax(1, false)
-                .eq_tensor(&y)
-                .sum(Kind::Int64)
-                .int64_value(&[]);
-            step += 1;
-            progress(step, total, l);
-        }
+        let (loss_sum, correct) = trainer.epoch(model, epoch, progress)?;
         let test_accuracy = match test {
             Some(t) => Some(model.accuracy(&t.images, &t.labels)?),
             None => None,
@@ -232,16 +179,134 @@ pub fn train_from(
             loss: loss_sum / n as f64,
             train_accuracy: correct as f64 / n as f64,
             test_accuracy,
-            lr: lr_at(cfg, step.saturating_sub(1), total),
+            lr: lr_at(cfg, trainer.step.saturating_sub(1), trainer.total),
             seconds: started.elapsed().as_secs_f64(),
         };
-        let state = OptimState {
-            momentum: opt.state(),
-            scaler: scaler.as_ref().map(LossScaler::state),
-        };
+        let state = trainer.state();
         epoch_end(model, &state, &e)?;
         stats.push(e);
     }
     model.freeze();
     Ok(stats)
+}
+
+/// What training carries from step to step: the optimiser, the loss scaler and the global step.
+struct Trainer<'a> {
+    cfg: &'a TrainConfig,
+    data: &'a Dataset,
+    device: tch::Device,
+    opt: Sgd,
+    scaler: Option<LossScaler>,
+    /// Training images.
+    n: usize,
+    /// Steps taken, counting the epochs before a resumed run.
+    step: usize,
+    /// Steps of the whole run.
+    total: usize,
+}
+
+impl<'a> Trainer<'a> {
+    /// Unfreezes `model` and sets up its optimiser (continuing `resume`) at epoch `start_epoch`.
+    fn new(
+        model: &mut Model,
+        data: &'a Dataset,
+        cfg: &'a TrainConfig,
+        resume: Option<OptimState>,
+        start_epoch: usize,
+    ) -> Result<Trainer<'a>> {
+        let device = model.device();
+        let vs = model.var_store_mut().ok_or_else(|| {
+            EngineError::Invalid("a TorchScript model cannot be trained here".into())
+        })?;
+        vs.unfreeze();
+        let mut opt = Sgd::new(vs, cfg.lr, cfg.momentum, cfg.weight_decay);
+        let mut scaler = cfg.mixed_precision.then(|| LossScaler::new(opt.params()));
+        if let Some(state) = resume {
+            opt.load_state(state.momentum)?;
+            if let (Some(sc), Some(saved)) = (scaler.as_mut(), &state.scaler) {
+                sc.restore(saved);
+            }
+        }
+        let n = data.len();
+        let steps_per_epoch = n.div_ceil(cfg.batch);
+        let total = steps_per_epoch * cfg.epochs;
+        let step = steps_per_epoch * start_epoch;
+        Ok(Trainer {
+            cfg,
+            data,
+            device,
+            opt,
+            scaler,
+            n,
+            step,
+            total,
+        })
+    }
+
+    /// One epoch over a seeded shuffle of the data; returns its summed loss and correct count.
+    fn epoch(
+        &mut self,
+        model: &Model,
+        epoch: usize,
+        progress: &mut dyn FnMut(usize, usize, f64),
+    ) -> Result<(f64, i64)> {
+        let cfg = self.cfg;
+        let mut rng = Rng::new(mix(&[cfg.seed, epoch as u64]));
+        // Torch's generator too (PGD's random starts), so an epoch does not depend on the earlier
+        // ones having run in this process.
+        tch::manual_seed(mix(&[cfg.seed, 0x7EA1, epoch as u64]) as i64);
+        let mut order: Vec<i64> = (0..self.n as i64).collect();
+        rng.shuffle(&mut order);
+        let (mut loss_sum, mut correct) = (0.0, 0i64);
+        for chunk in order.chunks(cfg.batch) {
+            let (l, hits) = self.batch(model, chunk, &mut rng)?;
+            loss_sum += l * chunk.len() as f64;
+            correct += hits;
+            self.step += 1;
+            progress(self.step, self.total, l);
+        }
+        Ok((loss_sum, correct))
+    }
+
+    /// One SGD step on the images `chunk` (augmented, made adversarial); returns its mean loss and
+    /// how many of them the model classified right.
+    fn batch(&mut self, model: &Model, chunk: &[i64], rng: &mut Rng) -> Result<(f64, i64)> {
+        let (cfg, device) = (self.cfg, self.device);
+        let idx = Tensor::from_slice(chunk);
+        let mut x = self.data.images.index_select(0, &idx);
+        if cfg.augment {
+            x = augment(&x, rng);
+        }
+        let x = x.to_device(device);
+        let y = self.data.labels.index_select(0, &idx).to_device(device);
+        let x = match &cfg.adversarial {
+            Some(attack) => pgd(model, &x, &y, attack)?,
+            None => x,
+        };
+        self.opt.lr = lr_at(cfg, self.step, self.total);
+        let logits =
+            autocast(cfg.mixed_precision, device, || model.logits_train(&x)).to_kind(Kind::Float);
+        let loss = logits.cross_entropy_for_logits(&y);
+        match self.scaler.as_mut() {
+            Some(s) => {
+                s.backward_step(&mut self.opt, &loss)?;
+            }
+            None => self.opt.backward_step(&loss)?,
+        }
+        let l = loss.double_value(&[]);
+        let correct = logits
+            .argmax(1, false)
+            .eq_tensor(&y)
+            .sum(Kind::Int64)
+            .int64_value(&[]);
+        Ok((l, correct))
+    }
+
+    /// The optimiser's state, for a checkpoint.
+    fn state(&self) -> OptimState {
+        OptimState {
+            momentum: self.opt.state(),
+            scaler: self.scaler.as_ref().map(LossScaler::state),
+        }
+    }
 }

@@ -7,21 +7,12 @@
 mod common;
 
 use iscp_engine::adversarial::{pgd, robust_accuracy, PgdConfig};
-use iscp_engine::data::{synthetic, SyntheticConfig};
-use iscp_engine::train::{train, TrainConfig};
+use iscp_engine::train::TrainConfig;
 
 #[test]
 fn adversarial_training_buys_robustness() {
     tch::set_num_threads(2);
-    let data = synthetic(&SyntheticConfig {
-        classes: 4,
-        size: 16,
-        channels: 1,
-        train: 1200,
-        test: 200,
-        seed: 21,
-    })
-    .unwrap();
+    let data = common::shapes(4, 16, 1200, 200, 21);
     // A larger ε than CIFAR's 8/255: these shapes are so distinct that 8/255 barely hurts anyone.
     let attack = PgdConfig {
         eps: 0.15,
@@ -35,14 +26,11 @@ fn adversarial_training_buys_robustness() {
     };
     let mut accs = Vec::new();
     for adversarial in [None, Some(attack.clone())] {
-        let mut model = common::fresh_small_cnn(&data.train, 5);
         let cfg = TrainConfig {
-            epochs: 3,
-            batch: 32,
             adversarial,
-            ..Default::default()
+            ..common::training(3, 32)
         };
-        train(&mut model, &data.train, &cfg, &mut |_, _, _| {}).unwrap();
+        let model = common::small_cnn_trained_on(&data.train, 5, &cfg);
         let clean = model
             .accuracy(&data.test.images, &data.test.labels)
             .unwrap();

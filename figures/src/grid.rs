@@ -85,6 +85,33 @@ impl Buffer {
     }
 }
 
+/// Where a grid's parts go, in pixels.
+struct Layout {
+    /// The columns drawn (those that hold a cell in some row).
+    columns: Vec<usize>,
+    /// A cell's width and height.
+    cw: usize,
+    ch: usize,
+    label_w: usize,
+    title_h: usize,
+    header_h: usize,
+    row_h: usize,
+    width: usize,
+    height: usize,
+}
+
+impl Layout {
+    /// The left edge of the `i`-th drawn column.
+    fn col_x(&self, i: usize) -> usize {
+        self.label_w + i * (self.cw + GAP)
+    }
+
+    /// The top of row `r`.
+    fn row_y(&self, r: usize) -> usize {
+        self.title_h + self.header_h + r * self.row_h
+    }
+}
+
 impl Grid {
     /// The columns that hold a cell in some row.
     fn used_columns(&self) -> Vec<usize> {
@@ -112,23 +139,10 @@ impl Grid {
             .collect()
     }
 
-    /// The grid as PNG bytes; None when no row has a cell.
-    pub fn png(&self) -> Result<Option<Vec<u8>>> {
-        ensure();
-        let columns = self.used_columns();
-        let Some(first) = self
-            .rows
-            .iter()
-            .flat_map(|r| r.cells.iter().flatten())
-            .map(|c| &c.image)
-            .next()
-        else {
-            return Ok(None);
-        };
-        let s = scale_for(first);
-        let (cw, ch) = (first.width * s, first.height * s);
+    /// The width the title band needs and the label column's width (its longest label, measured
+    /// with the real font), margins included.
+    fn text_widths(&self) -> Result<(usize, usize)> {
         let text = |px: f64| (FAMILY, px).into_font().color(&INK);
-        // The label column is as wide as its longest label (measured with the real font).
         let mut one = [0u8; 3];
         let probe = BitMapBackend::with_buffer(&mut one, (1, 1)).into_drawing_area();
         let measure = |s: &str, bold: bool| {
@@ -158,6 +172,24 @@ impl Grid {
                 .unwrap_or(0) as usize
                 + 2 * GAP
         };
+        Ok((text_w, label_w))
+    }
+
+    /// Where the grid's parts go; None when no row has a cell.
+    fn layout(&self) -> Result<Option<Layout>> {
+        let columns = self.used_columns();
+        let Some(first) = self
+            .rows
+            .iter()
+            .flat_map(|r| r.cells.iter().flatten())
+            .map(|c| &c.image)
+            .next()
+        else {
+            return Ok(None);
+        };
+        let s = scale_for(first);
+        let (cw, ch) = (first.width * s, first.height * s);
+        let (text_w, label_w) = self.text_widths()?;
         let title_h = GAP + LINE + 4 + if self.details.is_empty() { 0 } else { LINE } + GAP;
         let header_h = LINE + 2;
         let has_captions = self
@@ -169,80 +201,104 @@ impl Grid {
             .max(text_w)
             .max(360);
         let height = title_h + header_h + self.rows.len() * row_h + GAP;
-        let mut buf = Buffer {
+        Ok(Some(Layout {
+            columns,
+            cw,
+            ch,
+            label_w,
+            title_h,
+            header_h,
+            row_h,
             width,
             height,
-            rgb: BACKGROUND.repeat(width * height),
+        }))
+    }
+
+    /// The background, with the marked rows' bands and every drawn cell's image.
+    fn paint_cells(&self, l: &Layout) -> Buffer {
+        let mut buf = Buffer {
+            width: l.width,
+            height: l.height,
+            rgb: BACKGROUND.repeat(l.width * l.height),
         };
-        let col_x = |i: usize| label_w + i * (cw + GAP);
         for (r, row) in self.rows.iter().enumerate() {
-            let y = title_h + header_h + r * row_h;
+            let y = l.row_y(r);
             if row.marked {
-                buf.fill(0, y - GAP / 2, width, row_h, MARK);
+                buf.fill(0, y - GAP / 2, l.width, l.row_h, MARK);
             }
-            for (i, &c) in columns.iter().enumerate() {
+            for (i, &c) in l.columns.iter().enumerate() {
                 if let Some(Some(cell)) = row.cells.get(c) {
-                    buf.draw(&cell.image, col_x(i), y, scale_for(&cell.image));
+                    buf.draw(&cell.image, l.col_x(i), y, scale_for(&cell.image));
                 }
             }
         }
-        {
-            let area = BitMapBackend::with_buffer(&mut buf.rgb, (width as u32, height as u32))
-                .into_drawing_area();
-            let e = |e| Error::draw("grid text", e);
-            let bold = (FAMILY, TITLE_PX, FontStyle::Bold).into_font().color(&INK);
-            area.draw_text(&self.title, &bold, (GAP as i32, GAP as i32))
+        buf
+    }
+
+    /// Draws the title, the details, the column headers, the row labels and the captions onto
+    /// the grid's pixels (`l.width × l.height × 3` bytes).
+    fn draw_text(&self, l: &Layout, rgb: &mut [u8]) -> Result<()> {
+        let area =
+            BitMapBackend::with_buffer(rgb, (l.width as u32, l.height as u32)).into_drawing_area();
+        let e = |e| Error::draw("grid text", e);
+        let bold = (FAMILY, TITLE_PX, FontStyle::Bold).into_font().color(&INK);
+        area.draw_text(&self.title, &bold, (GAP as i32, GAP as i32))
+            .map_err(e)?;
+        if !self.details.is_empty() {
+            let soft = (FAMILY, TEXT_PX).into_font().color(&SOFT);
+            area.draw_text(&self.details, &soft, (GAP as i32, (GAP + LINE + 4) as i32))
                 .map_err(e)?;
-            if !self.details.is_empty() {
-                let soft = (FAMILY, TEXT_PX).into_font().color(&SOFT);
-                area.draw_text(&self.details, &soft, (GAP as i32, (GAP + LINE + 4) as i32))
-                    .map_err(e)?;
-            }
-            let centred = |px: f64, color: &RGBColor| {
-                (FAMILY, px)
-                    .into_font()
-                    .color(color)
-                    .pos(Pos::new(HPos::Center, VPos::Top))
-            };
-            for (i, &c) in columns.iter().enumerate() {
-                let h = self.headers.get(c).map_or("", |s| s.as_str());
-                let x = (col_x(i) + cw / 2) as i32;
-                area.draw_text(h, &centred(TEXT_PX, &INK), (x, title_h as i32))
-                    .map_err(e)?;
-            }
-            for (r, row) in self.rows.iter().enumerate() {
-                let y = title_h + header_h + r * row_h;
-                let mid = (FAMILY, TEXT_PX)
-                    .into_font()
-                    .color(&INK)
-                    .pos(Pos::new(HPos::Left, VPos::Center));
-                area.draw_text(&row.label, &mid, (GAP as i32, (y + ch / 2) as i32))
-                    .map_err(e)?;
-                for (i, &c) in columns.iter().enumerate() {
-                    let Some(Some(cell)) = row.cells.get(c) else {
-                        continue;
-                    };
-                    if cell.caption.is_empty() {
-                        continue;
-                    }
-                    let x = (col_x(i) + cw / 2) as i32;
-                    area.draw_text(
-                        &cell.caption,
-                        &centred(12.0, &SOFT),
-                        (x, (y + ch + 2) as i32),
-                    )
-                    .map_err(e)?;
-                }
-            }
-            area.present().map_err(e)?;
         }
+        let centred = |px: f64, color: &RGBColor| {
+            (FAMILY, px)
+                .into_font()
+                .color(color)
+                .pos(Pos::new(HPos::Center, VPos::Top))
+        };
+        for (i, &c) in l.columns.iter().enumerate() {
+            let h = self.headers.get(c).map_or("", |s| s.as_str());
+            let x = (l.col_x(i) + l.cw / 2) as i32;
+            area.draw_text(h, &centred(TEXT_PX, &INK), (x, l.title_h as i32))
+                .map_err(e)?;
+        }
+        for (r, row) in self.rows.iter().enumerate() {
+            let y = l.row_y(r);
+            let mid = (FAMILY, TEXT_PX)
+                .into_font()
+                .color(&INK)
+                .pos(Pos::new(HPos::Left, VPos::Center));
+            area.draw_text(&row.label, &mid, (GAP as i32, (y + l.ch / 2) as i32))
+                .map_err(e)?;
+            for (i, &c) in l.columns.iter().enumerate() {
+                let Some(Some(cell)) = row.cells.get(c) else {
+                    continue;
+                };
+                if cell.caption.is_empty() {
+                    continue;
+                }
+                let x = (l.col_x(i) + l.cw / 2) as i32;
+                area.draw_text(
+                    &cell.caption,
+                    &centred(12.0, &SOFT),
+                    (x, (y + l.ch + 2) as i32),
+                )
+                .map_err(e)?;
+            }
+        }
+        area.present().map_err(e)?;
+        Ok(())
+    }
+
+    /// The PNG's text chunks: the title, the details, and tab-separated lists of the drawn
+    /// columns' headers and of the row labels.
+    fn text_chunks(&self) -> [(&'static str, String); 4] {
         // Tab-separated lists: a tab or newline inside a label would split it.
         let field = |s: &str| -> String {
             s.chars()
                 .map(|c| if c.is_control() { ' ' } else { c })
                 .collect()
         };
-        let texts = [
+        [
             ("Title", field(&self.title)),
             ("iscp:details", self.details.clone()),
             (
@@ -261,10 +317,21 @@ impl Grid {
                     .collect::<Vec<_>>()
                     .join("\t"),
             ),
-        ];
+        ]
+    }
+
+    /// The grid as PNG bytes; None when no row has a cell.
+    pub fn png(&self) -> Result<Option<Vec<u8>>> {
+        ensure();
+        let Some(layout) = self.layout()? else {
+            return Ok(None);
+        };
+        let mut buf = self.paint_cells(&layout);
+        self.draw_text(&layout, &mut buf.rgb)?;
+        let texts = self.text_chunks();
         Ok(Some(png_out::encode(
-            width as u32,
-            height as u32,
+            layout.width as u32,
+            layout.height as u32,
             &buf.rgb,
             &texts,
         )))

@@ -60,6 +60,20 @@ fn range(values: impl Iterator<Item = f64>, floor_zero: bool) -> (f64, f64) {
     (if floor_zero { lo } else { lo - pad }, hi + pad)
 }
 
+/// Draws the legend of the chart's labelled series at `position`.
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FAMILY, 13))
+        .position(position)
+        .draw()
+}
+
 /// Lines on shared axes; `x_percent` writes x ticks as percentages (pattern sizes).
 pub fn lines(
     title: &str,
@@ -123,14 +137,7 @@ pub fn lines(
                 .draw_series(l.points.iter().map(|&p| Circle::new(p, 3, c.filled())))
                 .map_err(e)?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font((FAMILY, 13))
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()
-            .map_err(e)?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight).map_err(e)?;
         root.present().map_err(e)?;
     }
     Ok(finish(title, rgb))
@@ -202,14 +209,7 @@ pub fn bars(title: &str, y_desc: &str, categories: &[String], series: &[Bars]) -
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
         }
         if series.len() > 1 {
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .label_font((FAMILY, 13))
-                .position(SeriesLabelPosition::UpperRight)
-                .draw()
-                .map_err(e)?;
+            legend(&mut chart, SeriesLabelPosition::UpperRight).map_err(e)?;
         }
         root.present().map_err(e)?;
     }

@@ -4,6 +4,7 @@
 use super::connect::{runtime, status_error, ConnectArgs};
 use anyhow::Context;
 use iscp_proto::v1::*;
+use iscp_worker::Client;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -36,20 +37,31 @@ pub struct StatusArgs {
     pub connect: ConnectArgs,
 }
 
+/// One call to the coordinator `connect` names: `call` on a client connected to it, its answer
+/// (a refusal as a readable error).
+fn one_call<T, F, Fut>(connect: &ConnectArgs, call: F) -> anyhow::Result<T>
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let rt = runtime()?;
+    let _entered = rt.enter();
+    let client = connect.client()?;
+    let answer = rt.block_on(call(client)).map_err(status_error)?;
+    Ok(answer.into_inner())
+}
+
 pub fn submit(a: SubmitArgs) -> anyhow::Result<()> {
     let source = std::fs::read_to_string(&a.spec)
         .with_context(|| format!("reading {}", a.spec.display()))?;
-    let r = {
-        let rt = runtime()?;
-        let _entered = rt.enter();
-        let mut client = a.connect.client()?;
-        rt.block_on(client.submit_spec(SubmitSpecParams {
-            spec_toml: source,
-            file: a.spec.display().to_string(),
-        }))
-        .map_err(status_error)?
-        .into_inner()
+    let params = SubmitSpecParams {
+        spec_toml: source,
+        file: a.spec.display().to_string(),
     };
+    let r = one_call(
+        &a.connect,
+        |mut c| async move { c.submit_spec(params).await },
+    )?;
     println!(
         "submitted {}: {} units ({} new, {} already done)",
         r.sweep, r.units, r.new_units, r.already_done
@@ -65,15 +77,13 @@ pub fn submit(a: SubmitArgs) -> anyhow::Result<()> {
 }
 
 pub fn status(a: StatusArgs) -> anyhow::Result<()> {
-    let rt = runtime()?;
-    let _entered = rt.enter();
-    let mut client = a.connect.client()?;
-    let r = rt
-        .block_on(client.get_status(GetStatusParams {
-            sweep: a.sweep.unwrap_or_default(),
-        }))
-        .map_err(status_error)?
-        .into_inner();
+    let params = GetStatusParams {
+        sweep: a.sweep.unwrap_or_default(),
+    };
+    let r = one_call(
+        &a.connect,
+        |mut c| async move { c.get_status(params).await },
+    )?;
     for s in &r.sweeps {
         println!(
             "sweep {}{} — results in {}",
@@ -114,29 +124,25 @@ pub fn status(a: StatusArgs) -> anyhow::Result<()> {
 }
 
 pub fn cancel(a: SweepArgs) -> anyhow::Result<()> {
-    let rt = runtime()?;
-    let _entered = rt.enter();
-    let mut client = a.connect.client()?;
-    let r = rt
-        .block_on(client.cancel_sweep(CancelSweepParams {
-            sweep: a.sweep.clone(),
-        }))
-        .map_err(status_error)?
-        .into_inner();
+    let params = CancelSweepParams {
+        sweep: a.sweep.clone(),
+    };
+    let r = one_call(
+        &a.connect,
+        |mut c| async move { c.cancel_sweep(params).await },
+    )?;
     println!("{}: {} units cancelled", a.sweep, r.cancelled);
     Ok(())
 }
 
 pub fn retry_failed(a: SweepArgs) -> anyhow::Result<()> {
-    let rt = runtime()?;
-    let _entered = rt.enter();
-    let mut client = a.connect.client()?;
-    let r = rt
-        .block_on(client.retry_failed(RetryFailedParams {
-            sweep: a.sweep.clone(),
-        }))
-        .map_err(status_error)?
-        .into_inner();
+    let params = RetryFailedParams {
+        sweep: a.sweep.clone(),
+    };
+    let r = one_call(
+        &a.connect,
+        |mut c| async move { c.retry_failed(params).await },
+    )?;
     println!("{}: {} failed units requeued", a.sweep, r.requeued);
     Ok(())
 }

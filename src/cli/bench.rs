@@ -1,16 +1,17 @@
 //! `iscp bench`: seconds per ISCP search for the small CNN on this machine, one by one and batched
 //! (a benchmark, not a test).
 
-use super::bench_common::{agreement, cpu_model};
-use iscp_engine::canvas::{canvas_image, rank_canvases, CanvasKind};
+use super::bench_common::{agreement, canvas_job, print_machine};
+use iscp_engine::canvas::{rank_canvases, CanvasKind};
 use iscp_engine::data::{
-    load_idx_dir, stratified_split, synthetic, SyntheticConfig, FASHION_MNIST_CLASSES,
+    load_idx_dir, stratified_split, synthetic, DataSplits, Dataset, Split, SyntheticConfig,
+    FASHION_MNIST_CLASSES,
 };
 use iscp_engine::model::{Arch, Model, ModelMeta};
 use iscp_engine::pattern::Evaluator;
-use iscp_engine::search::{search_batch, SearchConfig, SearchJob};
+use iscp_engine::search::{search_batch, SearchJob};
 use iscp_engine::train::{train, TrainConfig};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(Debug, clap::Args)]
@@ -51,6 +52,7 @@ pub struct BenchArgs {
     pub resnet_k: Vec<usize>,
 }
 
+/// Runs the benchmark: the user's model when one is given, else the small CNN (and the ResNets).
 pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
     let device = iscp_engine::parse_device(&a.device)?;
     iscp_engine::cuda::ensure(device)?;
@@ -66,16 +68,38 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
             a.reference_python.as_ref(),
         );
     }
-    let (data, source) = match load_idx_dir(
-        &a.data,
-        Some(
-            FASHION_MNIST_CLASSES
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-        ),
-    ) {
-        Ok(d) => (d, format!("Fashion-MNIST from {}", a.data.display())),
+    let (data, source) = load_data(&a.data)?;
+    print_machine(&a.device);
+    println!("data: {source}; {} test images", data.test.len());
+    let mut trained = train_small_cnn(&data, device)?;
+    let model = trained.remove(0);
+    let labels = data.test.labels_vec();
+    let split = stratified_split(&labels, data.test.num_classes(), 0.2, 0);
+    let logits = model.predict_logits(&data.test.images, 1024)?;
+    let images = data.test.images.to_device(device);
+    let jobs = small_cnn_jobs(&data.test, &logits, &labels, &split, a.canvases)?;
+    println!(
+        "{} searches, T=5, B=4, about {} images in each D_n",
+        jobs.len(),
+        jobs[0].pool.len()
+    );
+    time_searches(&model, &images, &data.test, &logits, &split, &jobs)?;
+    if a.resnets || device.is_cuda() {
+        let ks: Vec<usize> = a.resnet_k.iter().map(|&k| k.max(1)).collect();
+        super::bench_resnet::resnet_figures(device, &ks, a.resnet_steps.max(1))?;
+    }
+    Ok(())
+}
+
+/// Fashion-MNIST from `dir` with the source's description, or synthetic 28×28 data when it is
+/// missing.
+fn load_data(dir: &Path) -> anyhow::Result<(DataSplits, String)> {
+    let names = FASHION_MNIST_CLASSES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    match load_idx_dir(dir, Some(names)) {
+        Ok(d) => Ok((d, format!("Fashion-MNIST from {}", dir.display()))),
         Err(e) => {
             eprintln!("bench: {e}; using synthetic 28×28 data instead");
             let cfg = SyntheticConfig {
@@ -84,19 +108,14 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
                 test: 10000,
                 ..Default::default()
             };
-            (synthetic(&cfg)?, "synthetic 28×28".into())
+            Ok((synthetic(&cfg)?, "synthetic 28×28".into()))
         }
-    };
-    println!(
-        "machine: {} ({} logical cores), libtorch threads {}, device {}",
-        cpu_model(),
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
-        tch::get_num_threads(),
-        a.device
-    );
-    println!("data: {source}; {} test images", data.test.len());
+    }
+}
+
+/// Trains the small CNN for one epoch in fp32 (and, on CUDA, one with mixed precision beside it),
+/// printing each one's time and accuracy; returns the models, the fp32 one first.
+fn train_small_cnn(data: &DataSplits, device: tch::Device) -> anyhow::Result<Vec<Model>> {
     let meta = ModelMeta {
         arch: Arch::SmallCnn,
         class_names: data.train.class_names.clone(),
@@ -137,63 +156,64 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
         );
         trained.push(model);
     }
-    let model = trained.remove(0);
-    let labels = data.test.labels_vec();
-    let split = stratified_split(&labels, data.test.num_classes(), 0.2, 0);
-    let logits = model.predict_logits(&data.test.images, 1024)?;
-    let images = data.test.images.to_device(device);
+    Ok(trained)
+}
+
+/// The searches timed: the top positive canvas of the first `canvases` classes × 3 alphas.
+fn small_cnn_jobs(
+    test: &Dataset,
+    logits: &tch::Tensor,
+    labels: &[i64],
+    split: &Split,
+    canvases: usize,
+) -> anyhow::Result<Vec<SearchJob>> {
     // 8 canvases (the top positive canvas of classes 0–7) × 3 alphas, T=5, B=4.
     let mut jobs = Vec::new();
-    for class in 0..a.canvases.min(data.test.num_classes()) as i64 {
-        let index = rank_canvases(CanvasKind::Positive, &logits, &labels, class, 1, 0)
+    for class in 0..canvases.min(test.num_classes()) as i64 {
+        let index = rank_canvases(CanvasKind::Positive, logits, labels, class, 1, 0)
             .first()
             .copied()
             .unwrap_or(-1);
         for alpha in [0.1, 0.2, 0.3] {
-            jobs.push(SearchJob {
-                target: class,
-                canvas: canvas_image(&data.test, index)?,
-                pool: split.non_target(&labels, class),
-                cfg: SearchConfig {
-                    alpha,
-                    seed: class as u64,
-                    ..Default::default()
-                },
-            });
+            jobs.push(canvas_job(test, labels, split, class, index, alpha)?);
         }
     }
-    println!(
-        "{} searches, T=5, B=4, about {} images in each D_n",
-        jobs.len(),
-        jobs[0].pool.len()
-    );
+    Ok(jobs)
+}
+
+/// Times `jobs` one by one and batched, and prints the seconds per search, the speed-up and how
+/// far the two agree.
+fn time_searches(
+    model: &Model,
+    images: &tch::Tensor,
+    test: &Dataset,
+    logits: &tch::Tensor,
+    split: &Split,
+    jobs: &[SearchJob],
+) -> anyhow::Result<()> {
     let t = Instant::now();
     let mut alone = Vec::new();
-    for job in &jobs {
+    for job in jobs {
         alone.push(
-            search_batch(&model, &images, std::slice::from_ref(job), &mut |_, _| {}).remove(0)?,
+            search_batch(model, images, std::slice::from_ref(job), &mut |_, _| {}).remove(0)?,
         );
     }
     let one_by_one = t.elapsed().as_secs_f64() / jobs.len() as f64;
     println!("one by one: {one_by_one:.3} s per search");
     let t = Instant::now();
-    let batched = search_batch(&model, &images, &jobs, &mut |_, _| {});
+    let batched = search_batch(model, images, jobs, &mut |_, _| {});
     let together = t.elapsed().as_secs_f64() / jobs.len() as f64;
     println!(
         "batched ({} at once): {together:.3} s per search",
         jobs.len()
     );
-    let eval = Evaluator::new(&model, &data.test, &logits, &split.search).with_batch(1024);
+    let eval = Evaluator::new(model, test, logits, &split.search).with_batch(1024);
     let alone: Vec<_> = alone.into_iter().map(Ok).collect();
-    let (j1, j5, worst_pw) = agreement(&eval, &jobs, &alone, &batched)?;
+    let (j1, j5, worst_pw) = agreement(&eval, jobs, &alone, &batched)?;
     println!(
         "speed-up: {:.2}x; batched vs one by one: lowest top-1% Jaccard {j1:.3}, lowest top-5% \
          Jaccard {j5:.3}, largest PW difference {worst_pw:.4}",
         one_by_one / together
     );
-    if a.resnets || device.is_cuda() {
-        let ks: Vec<usize> = a.resnet_k.iter().map(|&k| k.max(1)).collect();
-        super::bench_resnet::resnet_figures(device, &ks, a.resnet_steps.max(1))?;
-    }
     Ok(())
 }

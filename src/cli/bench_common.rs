@@ -1,9 +1,11 @@
-//! What the two search benchmarks share (`iscp bench` and `iscp bench --model`): the CPU's name
-//! for their figures, and how two runs of the same searches agree.
+//! What the two search benchmarks share (`iscp bench` and `iscp bench --model`): the machine's
+//! line for their figures, the searches they time, and how two runs of the same searches agree.
 
 use iscp_engine::agreement::compare;
+use iscp_engine::canvas::canvas_image;
+use iscp_engine::data::{Dataset, Split};
 use iscp_engine::pattern::Evaluator;
-use iscp_engine::search::{SearchJob, SearchOutcome};
+use iscp_engine::search::{SearchConfig, SearchJob, SearchOutcome};
 
 pub fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
@@ -14,6 +16,41 @@ pub fn cpu_model() -> String {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
         })
         .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// Prints the machine's line: CPU, logical cores, libtorch threads and the device measured.
+pub fn print_machine(device_name: &str) {
+    println!(
+        "machine: {} ({} logical cores), libtorch threads {}, device {}",
+        cpu_model(),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        tch::get_num_threads(),
+        device_name
+    );
+}
+
+/// The search for `class` on the canvas of test image `index` at `alpha`, seeded by the class:
+/// its pool is the search split's images of the other classes.
+pub fn canvas_job(
+    test: &Dataset,
+    labels: &[i64],
+    split: &Split,
+    class: i64,
+    index: i64,
+    alpha: f64,
+) -> anyhow::Result<SearchJob> {
+    Ok(SearchJob {
+        target: class,
+        canvas: canvas_image(test, index)?,
+        pool: split.non_target(labels, class),
+        cfg: SearchConfig {
+            alpha,
+            seed: class as u64,
+            ..Default::default()
+        },
+    })
 }
 
 /// How two runs of the same searches agree: (lowest top-1% Jaccard, lowest top-5% Jaccard, largest

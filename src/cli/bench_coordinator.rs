@@ -4,10 +4,10 @@
 //! status call on a full queue, peak memory, and the restart's reconcile of the whole ledger.
 //! A benchmark, not a test.
 
-use super::connect::runtime;
-use iscp_coordinator::scheduler::{EventKind, SchedulerConfig};
-use iscp_coordinator::server::{serve_with, ServeOptions, Service};
-use iscp_worker::{Connect, WorkerOptions};
+use super::connect::{runtime, serve_loopback, ServerTask};
+use iscp_coordinator::scheduler::{Event, EventKind, SchedulerConfig};
+use iscp_coordinator::server::Service;
+use iscp_worker::{Connect, WorkerError, WorkerOptions, WorkerSummary};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
@@ -55,6 +55,7 @@ fn peak_rss_mib() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// Measures every combination of sweep size, worker count and lease size, and prints a row each.
 pub fn bench_coordinator(a: BenchCoordinatorArgs) -> anyhow::Result<()> {
     let base = a.state.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("iscp-bench-coordinator-{}", std::process::id()))
@@ -112,6 +113,8 @@ pub fn bench_coordinator(a: BenchCoordinatorArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One measurement: a fresh coordinator on `dir` with `workers` workers leasing `max_units` at a
+/// time, through a sweep of `units` noop units and a restart on its full ledger.
 async fn measure(
     dir: &std::path::Path,
     units: usize,
@@ -122,17 +125,47 @@ async fn measure(
     cfg.heartbeat = Duration::from_secs(1);
     let service = Service::open(cfg.clone())?;
     let mut events = service.subscribe();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let opts = ServeOptions {
-        scheduler: cfg,
-        token: None,
-        tls: None,
-    };
-    let server = tokio::spawn(serve_with(listener, service.clone(), opts, async {
-        let _ = stopped.await;
-    }));
+    let (url, stop, server) = serve_loopback(&service, cfg).await?;
+    let (stops, handles) = spawn_workers(&url, dir, workers, max_units);
+    // Let every worker register and start long-polling.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    service.submit_noop("noop", units)?;
+    let submit_s = started.elapsed().as_secs_f64();
+    let submit_mib = peak_rss_mib();
+    let t = Instant::now();
+    let _ = service.status("noop");
+    let status_ms = t.elapsed().as_secs_f64() * 1e3;
+    let first = wait_until_done(&mut events, started, units).await?;
+    let secs = started.elapsed().as_secs_f64();
+    shut_down(stops, handles, stop, server).await?;
+    let (lease_p50_ms, lease_p99_ms) = lease_quantiles_ms(&service);
+    drop(events);
+    drop(service);
+    let reconcile_s = reconcile_secs(dir)?;
+    Ok(Figures {
+        secs,
+        submit_s,
+        first_lease_s: first.unwrap_or(f64::NAN),
+        status_ms,
+        lease_p50_ms,
+        lease_p99_ms,
+        reconcile_s,
+        submit_mib,
+    })
+}
+
+/// A worker task, as spawned.
+type WorkerTask = tokio::task::JoinHandle<Result<WorkerSummary, WorkerError>>;
+
+/// Spawns `workers` workers of one CPU thread on `url`, each with its own cache under `dir`;
+/// returns the senders that stop them and their tasks.
+fn spawn_workers(
+    url: &str,
+    dir: &std::path::Path,
+    workers: usize,
+    max_units: usize,
+) -> (Vec<tokio::sync::oneshot::Sender<()>>, Vec<WorkerTask>) {
     let mut stops = Vec::new();
     let mut handles = Vec::new();
     for i in 0..workers {
@@ -140,7 +173,7 @@ async fn measure(
         stops.push(tx);
         let opts = WorkerOptions {
             connect: Connect {
-                url: url.clone(),
+                url: url.to_string(),
                 ..Default::default()
             },
             name: format!("bench-{i}"),
@@ -156,15 +189,16 @@ async fn measure(
             let _ = rx.await;
         })));
     }
-    // Let every worker register and start long-polling.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let started = Instant::now();
-    service.submit_noop("noop", units)?;
-    let submit_s = started.elapsed().as_secs_f64();
-    let submit_mib = peak_rss_mib();
-    let t = Instant::now();
-    let _ = service.status("noop");
-    let status_ms = t.elapsed().as_secs_f64() * 1e3;
+    (stops, handles)
+}
+
+/// Follows the `noop` sweep's events until its `units` are all done; returns the seconds from
+/// `started` to its first lease (None when no lease event was seen).
+async fn wait_until_done(
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+    started: Instant,
+    units: usize,
+) -> anyhow::Result<Option<f64>> {
     let mut first = None;
     loop {
         let e = match events.recv().await {
@@ -183,7 +217,16 @@ async fn measure(
             break;
         }
     }
-    let secs = started.elapsed().as_secs_f64();
+    Ok(first)
+}
+
+/// Stops the workers and waits for each, then stops the server and waits for it.
+async fn shut_down(
+    stops: Vec<tokio::sync::oneshot::Sender<()>>,
+    handles: Vec<WorkerTask>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: ServerTask,
+) -> anyhow::Result<()> {
     for s in stops {
         let _ = s.send(());
     }
@@ -192,28 +235,26 @@ async fn measure(
     }
     let _ = stop.send(());
     server.await??;
+    Ok(())
+}
+
+/// The scheduler's lease latency at p50 and p99, in milliseconds (NaN without leases).
+fn lease_quantiles_ms(service: &Service) -> (f64, f64) {
     let ms = |q: f64| {
         service
             .lease_latency()
             .quantile(q)
             .map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
     };
-    let (lease_p50_ms, lease_p99_ms) = (ms(0.5), ms(0.99));
-    drop(events);
-    drop(service);
-    // A restart on the full ledger: load every unit and reconcile it with the part files.
+    (ms(0.5), ms(0.99))
+}
+
+/// Seconds of a restart on the full ledger in `dir`: load every unit and reconcile it with the
+/// part files.
+fn reconcile_secs(dir: &std::path::Path) -> anyhow::Result<f64> {
     let t = Instant::now();
     let reopened = Service::open(SchedulerConfig::new(dir.join("state"), dir.join("results")))?;
     let reconcile_s = t.elapsed().as_secs_f64();
     drop(reopened);
-    Ok(Figures {
-        secs,
-        submit_s,
-        first_lease_s: first.unwrap_or(f64::NAN),
-        status_ms,
-        lease_p50_ms,
-        lease_p99_ms,
-        reconcile_s,
-        submit_mib,
-    })
+    Ok(reconcile_s)
 }

@@ -3,14 +3,14 @@
 //! in process, and end to end as `iscp run` does it, optionally beside the sequential PyTorch
 //! reference (`scripts/reference_search.py`) in the same run.
 
-use super::bench_common::{agreement, cpu_model};
+use super::bench_common::{agreement, canvas_job, print_machine};
 use anyhow::{bail, Context};
 use iscp_engine::amp::Precision;
-use iscp_engine::canvas::{canvas_image, rank_canvases, CanvasKind};
-use iscp_engine::data::{load_idx_dir, stratified_split, Dataset, FASHION_MNIST_CLASSES};
+use iscp_engine::canvas::{rank_canvases, CanvasKind};
+use iscp_engine::data::{load_idx_dir, stratified_split, Dataset, Split, FASHION_MNIST_CLASSES};
 use iscp_engine::model::{Arch, Model, ModelMeta};
 use iscp_engine::pattern::Evaluator;
-use iscp_engine::search::{search_batch, SearchConfig, SearchJob};
+use iscp_engine::search::{search_batch, SearchJob, SearchOutcome};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -32,6 +32,7 @@ pub fn bench_spec(model: &Path, data: &Path) -> String {
     )
 }
 
+/// The Fashion-MNIST test set in `data`.
 fn load_test(data: &Path) -> anyhow::Result<Dataset> {
     let names = FASHION_MNIST_CLASSES
         .iter()
@@ -60,26 +61,7 @@ fn searches(
     let labels = test.labels_vec();
     let split = stratified_split(&labels, test.num_classes(), 0.2, 0);
     let logits = model.predict_logits(&test.images, 1024)?;
-    let mut jobs = Vec::new();
-    for class in 0..test.num_classes() as i64 {
-        let Some(&index) =
-            rank_canvases(CanvasKind::Positive, &logits, &labels, class, 1, 0).first()
-        else {
-            bail!(
-                "the model classifies no test image of class {class} correctly: no positive canvas"
-            );
-        };
-        jobs.push(SearchJob {
-            target: class,
-            canvas: canvas_image(test, index)?,
-            pool: split.non_target(&labels, class),
-            cfg: SearchConfig {
-                alpha: ALPHA,
-                seed: class as u64,
-                ..Default::default()
-            },
-        });
-    }
+    let jobs = positive_jobs(test, &logits, &labels, &split)?;
     let t = Instant::now();
     let mut alone = Vec::new();
     for job in &jobs {
@@ -101,25 +83,57 @@ fn searches(
          difference {worst_pw:.4}"
     );
     if device.is_cuda() {
-        // The same batch under fp16 autocast, against the fp32 one.
-        let half: Vec<SearchJob> = jobs
-            .iter()
-            .map(|j| {
-                let mut h = j.shallow();
-                h.cfg.precision = Precision::Fp16;
-                h
-            })
-            .collect();
-        let t = Instant::now();
-        let halves = search_batch(&model, &images, &half, &mut |_, _| {});
-        let per = t.elapsed().as_secs_f64() / jobs.len() as f64;
-        let (j1, j5, worst) = agreement(&eval, &jobs, &batched, &halves)?;
-        println!(
-            "fp16 autocast, batched: {per:.2} s per search; against fp32: lowest top-1% Jaccard \
-             {j1:.3}, top-5% {j5:.3}, largest PW difference {worst:.4}"
-        );
+        fp16_against_fp32(&model, &images, &eval, &jobs, &batched)?;
     }
     Ok((jobs.len(), one_by_one, together))
+}
+
+/// One search per class: its top positive canvas, α [`ALPHA`]; an error when a class has none.
+fn positive_jobs(
+    test: &Dataset,
+    logits: &tch::Tensor,
+    labels: &[i64],
+    split: &Split,
+) -> anyhow::Result<Vec<SearchJob>> {
+    let mut jobs = Vec::new();
+    for class in 0..test.num_classes() as i64 {
+        let Some(&index) = rank_canvases(CanvasKind::Positive, logits, labels, class, 1, 0).first()
+        else {
+            bail!(
+                "the model classifies no test image of class {class} correctly: no positive canvas"
+            );
+        };
+        jobs.push(canvas_job(test, labels, split, class, index, ALPHA)?);
+    }
+    Ok(jobs)
+}
+
+/// The same batch under fp16 autocast: prints its seconds per search and how far it agrees with
+/// the fp32 one (`batched`).
+fn fp16_against_fp32(
+    model: &Model,
+    images: &tch::Tensor,
+    eval: &Evaluator,
+    jobs: &[SearchJob],
+    batched: &[iscp_engine::Result<SearchOutcome>],
+) -> anyhow::Result<()> {
+    let half: Vec<SearchJob> = jobs
+        .iter()
+        .map(|j| {
+            let mut h = j.shallow();
+            h.cfg.precision = Precision::Fp16;
+            h
+        })
+        .collect();
+    let t = Instant::now();
+    let halves = search_batch(model, images, &half, &mut |_, _| {});
+    let per = t.elapsed().as_secs_f64() / jobs.len() as f64;
+    let (j1, j5, worst) = agreement(eval, jobs, batched, &halves)?;
+    println!(
+        "fp16 autocast, batched: {per:.2} s per search; against fp32: lowest top-1% Jaccard \
+         {j1:.3}, top-5% {j5:.3}, largest PW difference {worst:.4}"
+    );
+    Ok(())
 }
 
 /// CPU seconds (user, system) of the children this process has waited for so far.
@@ -145,6 +159,7 @@ fn end_to_end(
     result
 }
 
+/// `iscp run` on the benchmark's spec, written into `dir`: (wall, user, system) seconds.
 fn run_in(
     dir: &Path,
     model: &Path,
@@ -219,14 +234,7 @@ pub fn bench_model(
     python: Option<&PathBuf>,
 ) -> anyhow::Result<()> {
     let test = load_test(data)?;
-    println!(
-        "machine: {} ({} logical cores), libtorch threads {}, device {device_name}",
-        cpu_model(),
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
-        tch::get_num_threads()
-    );
+    print_machine(device_name);
     println!(
         "model {}: {} classes, one positive canvas each, α {ALPHA}, released rule, PW at 1/2/3/5/10%",
         model.display(),

@@ -2,6 +2,8 @@
 //! cancel, retry-failed): flags, or the environment.
 
 use anyhow::Context;
+use iscp_coordinator::scheduler::SchedulerConfig;
+use iscp_coordinator::server::{serve_with, ServeError, ServeOptions, Service};
 use iscp_worker::{connect, Client, Connect};
 use std::path::PathBuf;
 
@@ -62,6 +64,29 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .worker_threads(2)
         .enable_all()
         .build()?)
+}
+
+/// A coordinator serving in this process, as spawned: its task.
+pub type ServerTask = tokio::task::JoinHandle<Result<(), ServeError>>;
+
+/// Serves the already opened `service` (configured by `scheduler`) on a free loopback port,
+/// without token or TLS: the URL to reach it at, the sender that stops it, and its task.
+pub async fn serve_loopback(
+    service: &Service,
+    scheduler: SchedulerConfig,
+) -> anyhow::Result<(String, tokio::sync::oneshot::Sender<()>, ServerTask)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let opts = ServeOptions {
+        scheduler,
+        token: None,
+        tls: None,
+    };
+    let server = tokio::spawn(serve_with(listener, service.clone(), opts, async {
+        let _ = stopped.await;
+    }));
+    Ok((url, stop, server))
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

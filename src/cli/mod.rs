@@ -1,6 +1,7 @@
 //! Command-line arguments (clap) and dispatch to the subcommands.
 
 mod admin;
+mod audit;
 mod bench;
 mod bench_common;
 mod bench_coordinator;
@@ -8,6 +9,7 @@ mod bench_model;
 mod bench_resnet;
 mod connect;
 mod coordinator;
+mod data_arg;
 mod disk;
 mod plan;
 pub(crate) mod progress;
@@ -41,6 +43,9 @@ pub enum Command {
     /// Write the HTML report of an experiment's results (models, PW by size, scan verdicts,
     /// plots, pictures, failures): `<DIR>/report.html`, one per experiment under DIR.
     Report(report::ReportArgs),
+    /// Audit a folder of TorchScript models for backdoors (ISCP and Neural Cleanse per model, a
+    /// verdict each; with a ground-truth manifest, each detector's detection quality).
+    Audit(audit::AuditArgs),
     /// Audit one model for backdoors: per class, a white- and a positive-canvas search, the small
     /// pattern's predictive power, and classes flagged by median absolute deviation.
     Scan(scan::ScanArgs),
@@ -83,6 +88,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Plan(a) => plan::plan(a),
         Command::Bench(a) => bench::bench(a),
         Command::Scan(a) => scan::scan(a),
+        Command::Audit(a) => audit::audit(a),
         Command::Report(a) => report::report(a),
         Command::BenchCoordinator(a) => bench_coordinator::bench_coordinator(a),
         Command::Coordinator(a) => coordinator::coordinator(a),

@@ -1,13 +1,14 @@
 //! `iscp scan`: audit one model for backdoor-like classes (white and positive canvas searches per
 //! class, the small pattern's predictive power, MAD anomaly index, a verdict, a table, a picture).
 
+use super::data_arg::data_table;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use iscp_engine::data::DataSplits;
 use iscp_engine::model::{load_artifact, Arch, Model, ModelMeta, Normalize};
 use iscp_proto::Table;
 use iscp_sweep::scan::{scan_model, verdict, write_scan, ScanOptions};
-use iscp_sweep::spec::{DataKind, DataSpec};
+use iscp_sweep::spec::DataSpec;
 use iscp_sweep::work::load_data;
 use std::path::{Path, PathBuf};
 
@@ -48,40 +49,12 @@ pub struct ScanArgs {
     pub name: String,
 }
 
+/// The `[data]` table `--data` names, as a spec's.
 fn data_spec(a: &ScanArgs) -> anyhow::Result<DataSpec> {
-    if a.data.extension().is_some_and(|e| e == "toml") {
-        #[derive(serde::Deserialize)]
-        struct File {
-            data: DataSpec,
-        }
-        let text =
-            std::fs::read_to_string(&a.data).with_context(|| a.data.display().to_string())?;
-        return Ok(toml::from_str::<File>(&text)
-            .with_context(|| format!("{}: not a [data] table", a.data.display()))?
-            .data);
-    }
-    let kind = match a.data_kind.as_deref() {
-        Some("fashion-mnist") => DataKind::FashionMnist,
-        Some("idx") => DataKind::Idx,
-        Some(_) => DataKind::Cifar10,
-        None if a.data.join("test_batch.bin").exists() => DataKind::Cifar10,
-        None if ["t10k-images-idx3-ubyte", "t10k-images-idx3-ubyte.gz"]
-            .iter()
-            .any(|f| a.data.join(f).exists()) =>
-        {
-            DataKind::Idx
-        }
-        None => bail!(
-            "{}: no CIFAR-10 batches or IDX files found; pass --data-kind or a TOML [data] file",
-            a.data.display()
-        ),
-    };
-    let text = format!(
-        "kind = {:?}\npath = {:?}\n",
-        serde_json::to_value(kind)?.as_str().unwrap_or("idx"),
-        a.data.display().to_string()
-    );
-    Ok(toml::from_str(&text)?)
+    let table = data_table(&a.data, a.data_kind.as_deref())?;
+    toml::Value::Table(table)
+        .try_into()
+        .with_context(|| format!("{}: not a [data] table", a.data.display()))
 }
 
 fn load_model(a: &ScanArgs, data: &DataSplits, device: tch::Device) -> anyhow::Result<Model> {

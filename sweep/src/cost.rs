@@ -152,7 +152,7 @@ pub fn unit_cost(
             let arch = source.map_or(p.setting.arch, |o| o.setting.arch);
             on(d.count as f64 * (d.steps as f64 * 3.0 + 3.0), arch)
         }
-        UnitParams::Prepare { .. } => {
+        UnitParams::Prepare(_) => {
             let passes = if p.setting.model.is_some() {
                 shape.test as f64
             } else {

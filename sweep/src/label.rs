@@ -23,7 +23,7 @@ pub fn label(kind: UnitKind, params_json: &str, class_names: &[String]) -> Optio
             .unwrap_or_default();
     };
     match &received {
-        Received::Prepare { .. } => {
+        Received::Prepare(_) => {
             // The setting travels whole in a prepare unit's parameters.
             let v: serde_json::Value = serde_json::from_str(params_json).ok()?;
             let s = &v[1]["setting"];

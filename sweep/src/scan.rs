@@ -8,11 +8,11 @@ use crate::{Result, SweepError};
 use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use iscp_engine::anomaly::{anomaly_indices, flagged, min_auditable_accuracy};
 use iscp_engine::canvas::{canvas_image, rank_canvases, CanvasKind};
-use iscp_engine::data::{stratified_split, DataSplits};
+use iscp_engine::data::{stratified_split, DataSplits, Dataset, Split};
 use iscp_engine::model::Model;
 use iscp_engine::pattern::{binarize, pattern_k, Evaluator};
 use iscp_engine::rng::mix;
-use iscp_engine::search::{search_batch, SearchConfig, SearchJob};
+use iscp_engine::search::{search_batch, SearchConfig, SearchJob, SearchOutcome};
 use iscp_proto::Table;
 use std::path::Path;
 use std::sync::Arc;
@@ -85,28 +85,28 @@ fn check_auditable(logits: &tch::Tensor, labels: &[i64], classes: usize) -> Resu
     Ok(())
 }
 
-/// Scans `model` on `data`; returns one row per class and the pictures' rows (canvas, pattern).
-/// A model with non-finite logits or at chance-level clean accuracy is refused.
-pub fn scan_model(
-    model: &Model,
-    name: &str,
-    data: &DataSplits,
+/// What a search runs on: its class, the canvas kind and the canvas's test index (−1: white).
+type Canvas = (i64, CanvasKind, i64);
+
+/// Per class, the pattern with the lowest selection loss on D_n: (loss, search, binary pattern).
+type Best = Vec<Option<(f64, usize, Vec<f32>)>>;
+
+/// The searches of every class (the white canvas, then its top positive canvas) and the canvas
+/// of each.
+fn scan_jobs(
+    test: &Dataset,
+    labels: &[i64],
+    logits: &tch::Tensor,
+    split: &Split,
     opts: &ScanOptions,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<(Vec<ScanRow>, Vec<GridRow>)> {
-    let test = &data.test;
-    let labels = test.labels_vec();
-    let k_classes = test.num_classes();
-    let split = stratified_split(&labels, k_classes, opts.subset_fraction, opts.seed);
-    let logits = model.predict_logits(&test.images, 1024)?;
-    check_auditable(&logits, &labels, k_classes)?;
-    let images = test.images.to_device(model.device());
+    k_classes: usize,
+) -> Result<(Vec<SearchJob>, Vec<Canvas>)> {
     let mut jobs = Vec::new();
     let mut canvases = Vec::new();
     for class in 0..k_classes as i64 {
         let mut kinds = vec![(CanvasKind::White, -1)];
         if let Some(&i) =
-            rank_canvases(CanvasKind::Positive, &logits, &labels, class, 1, opts.seed).first()
+            rank_canvases(CanvasKind::Positive, logits, labels, class, 1, opts.seed).first()
         {
             kinds.push((CanvasKind::Positive, i));
         }
@@ -114,7 +114,7 @@ pub fn scan_model(
             jobs.push(SearchJob {
                 target: class,
                 canvas: canvas_image(test, index)?,
-                pool: split.non_target(&labels, class),
+                pool: split.non_target(labels, class),
                 cfg: SearchConfig {
                     alpha: opts.alpha,
                     seed: mix(&[opts.seed, class as u64]),
@@ -124,26 +124,59 @@ pub fn scan_model(
             canvases.push((class, kind, index));
         }
     }
+    Ok((jobs, canvases))
+}
+
+/// Runs the searches `batch` at a time, reporting progress over all of them.
+fn run_searches(
+    model: &Model,
+    images: &tch::Tensor,
+    jobs: &[SearchJob],
+    batch: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Vec<iscp_engine::Result<SearchOutcome>> {
     let mut outs = Vec::new();
-    let total_batches = jobs.len().div_ceil(opts.batch_searches);
-    for (b, chunk) in jobs.chunks(opts.batch_searches).enumerate() {
-        outs.extend(search_batch(model, &images, chunk, &mut |s, t| {
+    let total_batches = jobs.len().div_ceil(batch);
+    for (b, chunk) in jobs.chunks(batch).enumerate() {
+        outs.extend(search_batch(model, images, chunk, &mut |s, t| {
             progress(b * t + s, total_batches * t)
         }));
     }
-    let ev = Evaluator::new(model, test, &logits, &split.search);
-    // Per class: the canvas whose pattern has the lowest selection loss on D_n.
-    let mut best: Vec<Option<(f64, usize, Vec<f32>)>> = vec![None; k_classes];
+    outs
+}
+
+/// Per class, the search whose pattern (at `size`) has the lowest selection loss on D_n.
+fn best_patterns(
+    ev: &Evaluator,
+    test: &Dataset,
+    outs: Vec<iscp_engine::Result<SearchOutcome>>,
+    canvases: &[Canvas],
+    size: f64,
+    k_classes: usize,
+) -> Result<Best> {
+    let mut best: Best = vec![None; k_classes];
     for (j, out) in outs.into_iter().enumerate() {
         let out = out?;
         let (class, _, index) = canvases[j];
-        let bin = binarize(&out.mask, pattern_k(opts.size, out.mask.len()));
+        let bin = binarize(&out.mask, pattern_k(size, out.mask.len()));
         let loss = ev.selection_loss(class, &canvas_image(test, index)?, &bin)?;
         let slot = &mut best[class as usize];
         if slot.as_ref().is_none_or(|(l, _, _)| loss < *l) {
             *slot = Some((loss, j, bin));
         }
     }
+    Ok(best)
+}
+
+/// Each class's scan row (not yet scored) and picture row, from its best pattern.
+fn class_rows(
+    ev: &Evaluator,
+    test: &Dataset,
+    name: &str,
+    best: Best,
+    canvases: &[Canvas],
+    size: f64,
+) -> Result<(Vec<ScanRow>, Vec<GridRow>)> {
     let mut rows = Vec::new();
     let mut pictures = Vec::new();
     for (class, b) in best.into_iter().enumerate() {
@@ -165,13 +198,37 @@ pub fn scan_model(
             class_name: test.class_names[class].clone(),
             canvas_kind: kind.name().into(),
             canvas_index: index,
-            size: opts.size,
+            size,
             k: bin.iter().filter(|&&v| v == 1.0).count() as i64,
             pw: e.pw,
             anomaly_index: 0.0,
             flagged: false,
         });
     }
+    Ok((rows, pictures))
+}
+
+/// Scans `model` on `data`; returns one row per class and the pictures' rows (canvas, pattern).
+/// A model with non-finite logits or at chance-level clean accuracy is refused.
+pub fn scan_model(
+    model: &Model,
+    name: &str,
+    data: &DataSplits,
+    opts: &ScanOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(Vec<ScanRow>, Vec<GridRow>)> {
+    let test = &data.test;
+    let labels = test.labels_vec();
+    let k_classes = test.num_classes();
+    let split = stratified_split(&labels, k_classes, opts.subset_fraction, opts.seed);
+    let logits = model.predict_logits(&test.images, 1024)?;
+    check_auditable(&logits, &labels, k_classes)?;
+    let images = test.images.to_device(model.device());
+    let (jobs, canvases) = scan_jobs(test, &labels, &logits, &split, opts, k_classes)?;
+    let outs = run_searches(model, &images, &jobs, opts.batch_searches, progress);
+    let ev = Evaluator::new(model, test, &logits, &split.search);
+    let best = best_patterns(&ev, test, outs, &canvases, opts.size, k_classes)?;
+    let (mut rows, mut pictures) = class_rows(&ev, test, name, best, &canvases, opts.size)?;
     score(&mut rows);
     for (p, r) in pictures.iter_mut().zip(&rows) {
         p.marked = r.flagged;

@@ -19,6 +19,12 @@ alphas = [0.2]
 sizes = [0.01, 0.05]
 "#;
 
+/// The error of `check_classes(4)` on a spec that parses.
+fn class_error(src: &str) -> String {
+    let s = LoadedSpec::parse(src, "spec.toml").unwrap();
+    s.check_classes(4).unwrap_err().to_string()
+}
+
 fn refuse(src: &str) -> (usize, String, String) {
     match LoadedSpec::parse(src, "spec.toml") {
         Err(SweepError::Spec {
@@ -83,12 +89,7 @@ fn a_class_that_does_not_exist_is_refused() {
         }
         other => panic!("{other:?}"),
     }
-    let s = LoadedSpec::parse(
-        &GOOD.replace("kind = \"natural\"", "kind = \"badnets\"\ntarget = 9"),
-        "spec.toml",
-    )
-    .unwrap();
-    let e = s.check_classes(4).unwrap_err().to_string();
+    let e = class_error(&GOOD.replace("kind = \"natural\"", "kind = \"badnets\"\ntarget = 9"));
     assert!(
         e.contains("settings[0].target") && e.contains(":10:"),
         "{e}"
@@ -189,8 +190,7 @@ fn every_class_badnets_expands_into_settings_with_the_ids_of_hand_written_ones()
         "[search]",
         "[[settings]]\nname = \"bd\"\nkind = \"badnets\"\ntargets = [1, 7]\n\n[search]",
     );
-    let s = LoadedSpec::parse(&missing, "spec.toml").unwrap();
-    let e = s.check_classes(4).unwrap_err().to_string();
+    let e = class_error(&missing);
     assert!(
         e.contains("settings[1].targets") && e.contains("class 7 does not exist"),
         "{e}"

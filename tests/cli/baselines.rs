@@ -1,7 +1,7 @@
 //! Baselines and transfer from a spec: UAP rows stay in their ε ball, Grad-CAM rows have one best
 //! canvas, and every best pattern of one model is evaluated on the other.
 
-use crate::helpers::{rows, run_ok, tiny_spec};
+use crate::helpers::{rows, run_ok, spec_in_temp, tiny_spec};
 use arrow_array::cast::AsArray;
 use arrow_array::types::Float64Type;
 use arrow_array::Array;
@@ -9,13 +9,10 @@ use iscp_sweep::tables::read_batches;
 
 #[test]
 fn baselines_and_transfer_fill_their_tables() {
-    let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("tiny.toml");
-    let results = dir.path().join("results");
     let second = "[[settings]]\nname = \"natural2\"\nkind = \"natural\"\nseed = 7\ntrain = { epochs = 1, batch = 32, lr = 0.05 }\n\n[search]";
     let text = tiny_spec("", "[0.2]").replace("[search]", second)
         + "\n[baselines]\nuap_eps = [8, 32]\ngradcam = true\n\n[[transfer]]\nfrom = \"natural\"\nto = \"natural2\"\n";
-    std::fs::write(&spec, text).unwrap();
+    let (_dir, spec, results) = spec_in_temp("tiny.toml", &text);
     let log = run_ok(&spec, &results);
     assert!(
         log.contains("transfer natural → natural2: 6 patterns"),

@@ -2,7 +2,7 @@
 //! both sides of the comparison run end to end and print their figures; the batched and one by
 //! one masks select the same pixels.
 
-use super::helpers::{stdout_ok, torch_python};
+use super::helpers::{assert_success, stdout_ok, torch_python};
 use std::path::Path;
 use std::process::Command;
 
@@ -13,11 +13,8 @@ fn reference(args: &[&str]) {
         .args(args)
         .output()
         .expect("python runs");
-    assert!(
-        out.status.success(),
-        "reference_search.py {args:?} failed (make test sets ISCP_TORCH_VENV): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let what = format!("reference_search.py {args:?} failed (make test sets ISCP_TORCH_VENV)");
+    assert_success(&out, &what);
 }
 
 /// The first number after `label` on the line that holds it.

@@ -2,33 +2,21 @@
 //! table ends with every epoch exactly once, and the resumed training is the training: the same
 //! weights, masks and predictive power as an uninterrupted run on this machine.
 
-use crate::helpers::{rows, run_ok};
+use crate::helpers::{
+    natural_setting, rows, run_ok, run_words, spec_in_temp, synthetic_data, WHITE_SEARCH,
+};
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use iscp_engine::model::load_artifact;
 use iscp_sweep::tables::{read_batches, read_model_rows, read_pattern_rows, read_search_rows};
 use std::time::{Duration, Instant};
 
-const SPEC: &str = r#"name = "ckpt"
-[data]
-kind = "synthetic"
-classes = 4
-size = 32
-train = 3000
-test = 200
-
-[[settings]]
-name = "natural"
-kind = "natural"
-train = { epochs = 8, batch = 64, lr = 0.05 }
-
-[search]
-classes = [0]
-canvases = [{ kind = "white" }]
-alphas = [0.2]
-epochs = 1
-sizes = [0.05]
-"#;
+/// 8 epochs of training on 3000 images of 4 classes (32×32), then one search of class 0.
+fn ckpt_spec() -> String {
+    let data = synthetic_data(4, 32, 3000, 200);
+    let setting = natural_setting("{ epochs = 8, batch = 64, lr = 0.05 }");
+    format!("name = \"ckpt\"\n{data}\n{setting}\n{WHITE_SEARCH}")
+}
 
 fn checkpoint_epochs(root: &std::path::Path) -> Vec<usize> {
     let dir = root.join("artifacts/checkpoints");
@@ -53,21 +41,11 @@ fn checkpoint_epochs(root: &std::path::Path) -> Vec<usize> {
 
 #[test]
 fn training_killed_mid_way_resumes_from_its_checkpoint() {
-    let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("ckpt.toml");
-    let results = dir.path().join("results");
-    std::fs::write(&spec, SPEC).unwrap();
+    let (dir, spec, results) = spec_in_temp("ckpt.toml", &ckpt_spec());
     let root = results.join("ckpt");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_iscp"))
-        .args([
-            "run",
-            spec.to_str().unwrap(),
-            "--results",
-            results.to_str().unwrap(),
-            "--quiet",
-            "--threads",
-            "2",
-        ])
+        .args(run_words(&spec, &results))
+        .args(["--quiet", "--threads", "2"])
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();

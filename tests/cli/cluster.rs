@@ -1,7 +1,7 @@
 //! The distributed path as separate processes on loopback: a coordinator, workers, the admin
 //! commands; killed workers and a killed coordinator; tokens and stale fencing tokens.
 
-use crate::helpers::{parts, rows, tiny_spec};
+use crate::helpers::{first_error, parts, rows, tiny_spec};
 use arrow_array::cast::AsArray;
 use iscp_sweep::tables::read_batches;
 use std::collections::HashSet;
@@ -161,7 +161,15 @@ impl Cluster {
     }
 
     pub fn submit(&self, name: &str, spec: &str) -> String {
-        let path = self.path(&format!("{name}.toml"));
+        let (out, text) = self.try_submit(&format!("{name}.toml"), spec);
+        assert!(out.status.success(), "submit failed: {text}");
+        text
+    }
+
+    /// Writes `spec` to `file` in the cluster's folder and submits it: the command, and its
+    /// stdout and stderr together.
+    pub fn try_submit(&self, file: &str, spec: &str) -> (Output, String) {
+        let path = self.path(file);
         std::fs::write(&path, spec).unwrap();
         let out = self.admin(&["submit", path.to_str().unwrap()]);
         let text = format!(
@@ -169,8 +177,7 @@ impl Cluster {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(out.status.success(), "submit failed: {text}");
-        text
+        (out, text)
     }
 
     pub fn status(&self) -> String {
@@ -215,6 +222,56 @@ impl Cluster {
     pub fn results(&self, sweep: &str) -> PathBuf {
         self.path("results").join(sweep)
     }
+}
+
+/// Waits until worker a holds the sweep's prepare unit (one `prepare-model` unit leased).
+fn wait_for_prepare_leased(c: &Cluster) {
+    c.wait_for("worker a to lease the prepare unit", 60, |s| {
+        s.lines().any(|l| {
+            l.trim_start().starts_with("prepare-model") && l.split_whitespace().nth(2) == Some("1")
+        })
+    });
+}
+
+/// A client of the coordinator at `url`.
+pub fn client_at(url: String) -> iscp_worker::Client {
+    iscp_worker::connect(&iscp_worker::Connect {
+        url,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// Registers the worker `id` (named `id` too) over `client`.
+pub async fn register(mut client: iscp_worker::Client, id: &str) {
+    use iscp_proto::v1::RegisterWorkerParams;
+    client
+        .register_worker(RegisterWorkerParams {
+            protocol_version: iscp_proto::PROTOCOL_VERSION,
+            worker_id: id.to_string(),
+            name: id.to_string(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
+/// The first unit the worker `id` leases over `client` (waiting up to 5 s for one).
+pub async fn lease_one(mut client: iscp_worker::Client, id: &str) -> iscp_proto::v1::LeasedUnit {
+    use iscp_proto::v1::LeaseUnitsParams;
+    client
+        .lease_units(LeaseUnitsParams {
+            protocol_version: iscp_proto::PROTOCOL_VERSION,
+            worker_id: id.to_string(),
+            max_units: 1,
+            wait_ms: 5000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .units
+        .remove(0)
 }
 
 /// The `unit_id` values of every row of a table.
@@ -333,17 +390,25 @@ fn slow_prepare_spec(name: &str, epochs: usize) -> String {
         )
 }
 
+/// A cluster whose coordinator runs with `coordinator` and worker a, sent
+/// `slow_prepare_spec(name, epochs)` as `file`: the cluster, its coordinator and worker a.
+fn slow_sweep(
+    coordinator: &[&str],
+    file: &str,
+    name: &str,
+    epochs: usize,
+) -> (Cluster, Proc, Proc) {
+    let mut c = Cluster::new();
+    let coord = c.coordinator(coordinator);
+    let a = c.worker("a", &[]);
+    c.submit(file, &slow_prepare_spec(name, epochs));
+    (c, coord, a)
+}
+
 #[test]
 fn a_worker_killed_mid_unit_loses_its_lease_and_the_sweep_ends_with_every_unit_once() {
-    let mut c = Cluster::new();
-    let _coord = c.coordinator(&["--lease-ttl-s", "2"]);
-    let mut a = c.worker("a", &[]);
-    c.submit("slow", &slow_prepare_spec("slow", 6));
-    c.wait_for("worker a to lease the prepare unit", 60, |s| {
-        s.lines().any(|l| {
-            l.trim_start().starts_with("prepare-model") && l.split_whitespace().nth(2) == Some("1")
-        })
-    });
+    let (c, _coord, mut a) = slow_sweep(&["--lease-ttl-s", "2"], "slow", "slow", 6);
+    wait_for_prepare_leased(&c);
     // Killed as soon as it holds the lease: however fast the machine, the unit is not done yet.
     a.kill9();
     let _b = c.worker("b", &[]);
@@ -355,13 +420,7 @@ fn a_worker_killed_mid_unit_loses_its_lease_and_the_sweep_ends_with_every_unit_o
     assert_exactly_once(&root, "patterns", 3);
     let failures = unit_ids(&root.join("failures"));
     assert_eq!(failures.len(), 1, "one expired attempt recorded");
-    let f = read_batches(&parts(&root.join("failures"))[0]).unwrap();
-    let err = f[0]
-        .column_by_name("error")
-        .unwrap()
-        .as_string::<i32>()
-        .value(0)
-        .to_string();
+    let err = first_error(&root.join("failures"));
     assert!(
         err.contains("lease expired") && err.contains("worker a"),
         "{err}"
@@ -370,15 +429,8 @@ fn a_worker_killed_mid_unit_loses_its_lease_and_the_sweep_ends_with_every_unit_o
 
 #[test]
 fn a_worker_stopped_with_sigterm_hands_its_unit_back_without_counting_an_attempt() {
-    let mut c = Cluster::new();
-    let _coord = c.coordinator(&[]);
-    let mut a = c.worker("a", &[]);
-    c.submit("slow", &slow_prepare_spec("term", 40));
-    c.wait_for("worker a to lease the prepare unit", 60, |s| {
-        s.lines().any(|l| {
-            l.trim_start().starts_with("prepare-model") && l.split_whitespace().nth(2) == Some("1")
-        })
-    });
+    let (c, _coord, mut a) = slow_sweep(&[], "slow", "term", 40);
+    wait_for_prepare_leased(&c);
     a.term();
     let code = a.child.wait().unwrap();
     assert!(code.success(), "{code:?} {}", a.log());
@@ -502,43 +554,7 @@ fn a_completion_with_a_stale_fencing_token_over_the_wire_is_refused_and_leaves_n
     let url = c.url.clone();
     let table = c.results("tiny").join("models");
     rt.block_on(async move {
-        let client = iscp_worker::connect(&iscp_worker::Connect {
-            url,
-            ..Default::default()
-        })
-        .unwrap();
-        let register = |id: &str| {
-            let mut cl = client.clone();
-            let id = id.to_string();
-            async move {
-                cl.register_worker(RegisterWorkerParams {
-                    protocol_version: PROTOCOL_VERSION,
-                    worker_id: id.clone(),
-                    name: id,
-                    ..Default::default()
-                })
-                .await
-                .unwrap()
-            }
-        };
-        let lease = |id: &str| {
-            let mut cl = client.clone();
-            let id = id.to_string();
-            async move {
-                cl.lease_units(LeaseUnitsParams {
-                    protocol_version: PROTOCOL_VERSION,
-                    worker_id: id,
-                    max_units: 1,
-                    wait_ms: 5000,
-                    ..Default::default()
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .units
-                .remove(0)
-            }
-        };
+        let client = client_at(url);
         // A protocol mismatch is refused with both versions.
         let old = client
             .clone()
@@ -555,12 +571,12 @@ fn a_completion_with_a_stale_fencing_token_over_the_wire_is_refused_and_leaves_n
                     .message()
                     .contains(&format!("speaks version {PROTOCOL_VERSION}"))
         );
-        register("a").await;
-        register("b").await;
-        let la = lease("a").await;
+        register(client.clone(), "a").await;
+        register(client.clone(), "b").await;
+        let la = lease_one(client.clone(), "a").await;
         assert_eq!((la.kind(), la.attempt), (UnitKind::PrepareModel, 1));
         // Worker a goes silent; after the TTL the unit is leased to b with a new token.
-        let lb = lease("b").await;
+        let lb = lease_one(client.clone(), "b").await;
         assert_eq!((lb.unit_id.as_str(), lb.attempt), (la.unit_id.as_str(), 2));
         let complete = |u: &LeasedUnit, worker: &str, attempt: u64| CompleteUnitParams {
             protocol_version: PROTOCOL_VERSION,
@@ -576,22 +592,19 @@ fn a_completion_with_a_stale_fencing_token_over_the_wire_is_refused_and_leaves_n
             model_sha256: "ab".repeat(32),
             files: vec![],
         };
-        let stale = client
-            .clone()
-            .complete_unit(complete(&la, "a", 1))
-            .await
-            .unwrap_err();
+        // A completion the coordinator must refuse: its error.
+        let refused = |params: CompleteUnitParams| {
+            let mut cl = client.clone();
+            async move { cl.complete_unit(params).await.unwrap_err() }
+        };
+        let stale = refused(complete(&la, "a", 1)).await;
         assert_eq!(stale.code(), tonic::Code::FailedPrecondition);
         assert!(
             stale.message().contains("stale lease"),
             "{}",
             stale.message()
         );
-        let foreign = client
-            .clone()
-            .complete_unit(complete(&lb, "a", 2))
-            .await
-            .unwrap_err();
+        let foreign = refused(complete(&lb, "a", 2)).await;
         assert_eq!(foreign.code(), tonic::Code::FailedPrecondition);
         assert!(
             !table.exists() || parts(&table).is_empty(),
@@ -697,10 +710,7 @@ fn tls_with_a_given_ca_is_trusted_and_a_client_without_it_is_not() {
 #[test]
 fn a_training_unit_leased_again_resumes_on_another_worker_from_the_last_checkpoint() {
     use arrow_array::types::Int64Type;
-    let mut c = Cluster::new();
-    let _coord = c.coordinator(&["--lease-ttl-s", "2"]);
-    let mut a = c.worker("a", &[]);
-    c.submit("ckpt", &slow_prepare_spec("ckpt", 40));
+    let (c, _coord, mut a) = slow_sweep(&["--lease-ttl-s", "2"], "ckpt", "ckpt", 40);
     // The coordinator keeps uploaded checkpoints in its state directory.
     let stored = c.path("state/checkpoints");
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -25,6 +25,31 @@ fn texts(out: &Output) -> String {
     )
 }
 
+/// Makes the fixture in `dir` (asserting the script succeeded).
+fn fixture(dir: &Path) {
+    let made = convert_model(&["fixture", "--out-dir", dir.to_str().unwrap()]);
+    assert!(
+        made.status.success(),
+        "convert_model.py fixture failed (make test sets ISCP_TORCH_VENV): {}",
+        texts(&made)
+    );
+}
+
+/// `--state-dict STATE --arch ARCH` with the fixture's classes (10) and shape (1×28×28).
+fn state_dict<'a>(state: &'a Path, arch: &'a str) -> Vec<&'a str> {
+    let state = state.to_str().unwrap();
+    vec![
+        "--state-dict",
+        state,
+        "--arch",
+        arch,
+        "--classes",
+        "10",
+        "--shape",
+        "1,28,28",
+    ]
+}
+
 /// Runs `convert` on the fixture in `dir` with `source` (`--state-dict ...` or `--module ...`),
 /// normalisation `mean`/`std`, the fixture's check file, writing `out`.
 fn convert(dir: &Path, source: &[&str], mean: &str, std: &str, out: &Path) -> Output {
@@ -41,26 +66,12 @@ fn convert(dir: &Path, source: &[&str], mean: &str, std: &str, out: &Path) -> Ou
 fn convert_model_checks_the_normalisation_against_the_users_logits() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let made = convert_model(&["fixture", "--out-dir", d.to_str().unwrap()]);
-    assert!(
-        made.status.success(),
-        "convert_model.py fixture failed (make test sets ISCP_TORCH_VENV): {}",
-        texts(&made)
-    );
+    fixture(d);
     for f in ["model.state.pt", "model.module.pt", "check.pt"] {
         assert!(d.join(f).is_file(), "the fixture wrote no {f}");
     }
     let state = d.join("model.state.pt");
-    let state_args = [
-        "--state-dict",
-        state.to_str().unwrap(),
-        "--arch",
-        "small-cnn",
-        "--classes",
-        "10",
-        "--shape",
-        "1,28,28",
-    ];
+    let state_args = state_dict(&state, "small-cnn");
 
     // The normalisation the fixture's logits were made with: written and checked.
     let ok = d.join("ok.pt");
@@ -169,27 +180,14 @@ fn a_crafted_pickle_runs_no_code_without_trust_code() {
 fn convert_model_without_a_check_file_warns_that_nothing_was_checked() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let made = convert_model(&["fixture", "--out-dir", d.to_str().unwrap()]);
-    assert!(made.status.success(), "{}", texts(&made));
+    fixture(d);
     let out_file = d.join("unchecked.pt");
     let state = d.join("model.state.pt");
-    let out = convert_model(&[
-        "convert",
-        "--state-dict",
-        state.to_str().unwrap(),
-        "--arch",
-        "small-cnn",
-        "--classes",
-        "10",
-        "--shape",
-        "1,28,28",
-        "--mean",
-        "0.5",
-        "--std",
-        "0.25",
-        "--out",
-        out_file.to_str().unwrap(),
-    ]);
+    let mut args = vec!["convert"];
+    args.extend(state_dict(&state, "small-cnn"));
+    args.extend(["--mean", "0.5", "--std", "0.25"]);
+    args.extend(["--out", out_file.to_str().unwrap()]);
+    let out = convert_model(&args);
     assert_eq!(out.status.code(), Some(0), "{}", texts(&out));
     assert!(out_file.is_file(), "{}", texts(&out));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -200,19 +198,10 @@ fn convert_model_without_a_check_file_warns_that_nothing_was_checked() {
     );
     // A state dict that does not fit the architecture is refused (exit 2), writing nothing.
     let refused = d.join("refused.pt");
-    let out = convert_model(&[
-        "convert",
-        "--state-dict",
-        state.to_str().unwrap(),
-        "--arch",
-        "resnet18",
-        "--classes",
-        "10",
-        "--shape",
-        "1,28,28",
-        "--out",
-        refused.to_str().unwrap(),
-    ]);
+    let mut args = vec!["convert"];
+    args.extend(state_dict(&state, "resnet18"));
+    args.extend(["--out", refused.to_str().unwrap()]);
+    let out = convert_model(&args);
     assert_eq!(out.status.code(), Some(2), "{}", texts(&out));
     assert!(!refused.exists());
 }

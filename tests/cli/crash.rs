@@ -4,7 +4,7 @@
 //! every run dying the same way with nothing on record. A device this machine lacks ends the run
 //! at once with exit 1.
 
-use crate::helpers::{iscp, rows};
+use crate::helpers::{rows, run_with, spec_in_temp, stderr_of_exit, tiny_spec};
 use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 
@@ -35,10 +35,7 @@ sizes = [0.02, 0.1]
 
 #[test]
 fn a_unit_that_crashes_its_process_fails_for_good_with_the_crash_as_reason() {
-    let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("big.toml");
-    std::fs::write(&spec, TOO_BIG).unwrap();
-    let results = dir.path().join("results");
+    let (_dir, spec, results) = spec_in_temp("big.toml", TOO_BIG);
     let run = || {
         Command::new("timeout")
             .args(["-s", "KILL", "120", "prlimit", "--as=4294967296", "--"])
@@ -56,9 +53,7 @@ fn a_unit_that_crashes_its_process_fails_for_good_with_the_crash_as_reason() {
         let aborted = out.status.signal() == Some(6) || out.status.code() == Some(134);
         assert!(aborted, "run {i} did not abort: {:?}\n{err}", out.status);
     }
-    let out = run();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    let err = stderr_of_exit(&run(), 3);
     assert!(
         err.contains("prepare-model") && err.contains("crashed"),
         "{err}"
@@ -73,22 +68,10 @@ fn a_unit_that_crashes_its_process_fails_for_good_with_the_crash_as_reason() {
 
 #[test]
 fn a_device_this_machine_lacks_ends_the_run_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("tiny.toml");
-    std::fs::write(&spec, crate::helpers::tiny_spec("", "[0.2]")).unwrap();
-    let results = dir.path().join("results");
+    let (_dir, spec, results) = spec_in_temp("tiny.toml", &tiny_spec("", "[0.2]"));
     let started = std::time::Instant::now();
-    let out = iscp(&[
-        "run",
-        spec.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-        "--quiet",
-        "--device",
-        "cuda:99",
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let out = run_with(&spec, &results, &["--quiet", "--device", "cuda:99"]);
+    let err = stderr_of_exit(&out, 1);
     assert!(err.contains("cuda:99"), "{err}");
     assert!(started.elapsed().as_secs() < 60);
     assert!(!results.exists(), "a run on a missing device wrote results");

@@ -3,7 +3,7 @@
 //! finishes the sweep with every row exactly once. Needs root (to mount the tmpfs); elsewhere it
 //! says so and checks nothing.
 
-use crate::helpers::{rows, run, tiny_spec};
+use crate::helpers::{rows, run, run_ok, spec_in_temp, stderr_of_exit, tiny_spec};
 use std::process::Command;
 
 /// A tmpfs of `kib` KiB mounted on a new folder, unmounted when dropped.
@@ -33,17 +33,14 @@ fn a_run_whose_disk_fills_ends_with_the_reason_and_resumes_once_freed() {
         eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
         return;
     };
-    let spec_dir = tempfile::tempdir().unwrap();
-    let spec = spec_dir.path().join("tiny.toml");
-    std::fs::write(&spec, tiny_spec("", "[0.2]")).unwrap();
+    // The spec's folder is not the one that fills (its own `results` goes unused).
+    let (_spec_dir, spec, _) = spec_in_temp("tiny.toml", &tiny_spec("", "[0.2]"));
     let results = fs.0.path().join("results");
     // Leave about 250 KiB: the ledger starts, the model's artifact does not fit.
     let filler = fs.0.path().join("filler");
     std::fs::write(&filler, vec![0u8; (3072 - 250) << 10]).unwrap();
     let started = std::time::Instant::now();
-    let out = run(&spec, &results);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = stderr_of_exit(&run(&spec, &results), 1);
     assert!(
         err.contains("out of space") && err.contains("results/tiny"),
         "{err}"
@@ -59,9 +56,7 @@ fn a_run_whose_disk_fills_ends_with_the_reason_and_resumes_once_freed() {
         .collect();
     assert!(tmp.is_empty(), "half-written files left: {tmp:?}");
     std::fs::remove_file(&filler).unwrap();
-    let out = run(&spec, &results);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    run_ok(&spec, &results);
     let root = results.join("tiny");
     // 3 classes × (2 positive + white) canvases × 1 alpha.
     assert_eq!(rows(&root.join("searches")), 9);

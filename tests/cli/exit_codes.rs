@@ -2,28 +2,15 @@
 //! that cannot load (a model file that is not TorchScript) fails its unit at once, not three
 //! times.
 
-use crate::helpers::{rows, run};
+use crate::helpers::{rows, run, stderr_of_exit, synthetic_data, WHITE_SEARCH};
 
-const SPEC: &str = r#"name = "broken"
-[data]
-kind = "synthetic"
-classes = 4
-size = 16
-train = 200
-test = 100
-
-[[settings]]
-name = "imported"
-kind = "natural"
-model = "MODEL"
-
-[search]
-classes = [0]
-canvases = [{ kind = "white" }]
-alphas = [0.2]
-epochs = 1
-sizes = [0.05]
-"#;
+/// A setting that imports the model file `model`, then one search of class 0.
+fn broken_spec(model: &str) -> String {
+    let data = synthetic_data(4, 16, 200, 100);
+    let setting =
+        format!("[[settings]]\nname = \"imported\"\nkind = \"natural\"\nmodel = \"{model}\"\n");
+    format!("name = \"broken\"\n{data}\n{setting}\n{WHITE_SEARCH}")
+}
 
 #[test]
 fn a_run_whose_units_failed_for_good_exits_3_without_retrying_bad_input() {
@@ -31,11 +18,9 @@ fn a_run_whose_units_failed_for_good_exits_3_without_retrying_bad_input() {
     let spec = dir.path().join("broken.toml");
     let model = dir.path().join("not-a-model.pt");
     std::fs::write(&model, b"not a model").unwrap();
-    std::fs::write(&spec, SPEC.replace("MODEL", model.to_str().unwrap())).unwrap();
+    std::fs::write(&spec, broken_spec(model.to_str().unwrap())).unwrap();
     let results = dir.path().join("results");
-    let out = run(&spec, &results);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    let err = stderr_of_exit(&run(&spec, &results), 3);
     assert!(err.contains("4 unit(s) failed for good"), "{err}");
     assert!(err.contains("not a loadable TorchScript module"), "{err}");
     // One failed attempt in all: the prepare, once; its dependents settle without attempts.

@@ -4,7 +4,7 @@
 //! refuses each and is still serving afterwards.
 
 use crate::cluster::Cluster;
-use crate::helpers::tiny_spec;
+use crate::helpers::{run_words, tiny_spec};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -156,13 +156,9 @@ fn malformed_specs_are_refused_with_their_key_and_crash_nothing() {
     for (i, (what, text, key)) in all.iter().enumerate() {
         let spec = dir.path().join(format!("case{i}.toml"));
         std::fs::write(&spec, text).unwrap();
-        let out = capped(&[
-            "run",
-            spec.to_str().unwrap(),
-            "--results",
-            results.to_str().unwrap(),
-            "--quiet",
-        ]);
+        let mut args = run_words(&spec, &results);
+        args.push("--quiet");
+        let out = capped(&args);
         let err = String::from_utf8_lossy(&out.stderr);
         if out.status.code() != Some(1) || !err.contains(key) || err.len() > 8_000 {
             wrong.push(format!(
@@ -193,14 +189,7 @@ fn a_coordinator_sent_every_malformed_spec_refuses_each_and_keeps_serving() {
         if ["data.path", "settings[0].model"].contains(key) {
             continue;
         }
-        let spec = c.path(&format!("case{i}.toml"));
-        std::fs::write(&spec, text).unwrap();
-        let out = c.admin(&["submit", spec.to_str().unwrap()]);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (out, text) = c.try_submit(&format!("case{i}.toml"), text);
         if out.status.success() || !text.contains(key) {
             wrong.push(format!(
                 "{what}: {}",

@@ -2,10 +2,9 @@
 //! their own, or that are too large, are refused, and no file appears anywhere (the whole
 //! temporary root is listed before and after).
 
-use crate::cluster::Cluster;
+use crate::cluster::{client_at, lease_one, register, Cluster};
 use crate::helpers::tiny_spec;
 use iscp_proto::v1::*;
-use iscp_proto::PROTOCOL_VERSION;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -39,34 +38,10 @@ fn hostile_uploads_are_refused_and_write_nothing() {
     let url = c.url.clone();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
-        let mut client = iscp_worker::connect(&iscp_worker::Connect {
-            url,
-            ..Default::default()
-        })
-        .unwrap();
-        client
-            .register_worker(RegisterWorkerParams {
-                protocol_version: PROTOCOL_VERSION,
-                worker_id: "w".into(),
-                name: "w".into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let client = client_at(url);
+        register(client.clone(), "w").await;
         // The training unit, leased to w: the one unit it may upload for.
-        let unit = client
-            .lease_units(LeaseUnitsParams {
-                protocol_version: PROTOCOL_VERSION,
-                worker_id: "w".into(),
-                max_units: 1,
-                wait_ms: 5000,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .units
-            .remove(0);
+        let unit = lease_one(client.clone(), "w").await;
         assert_eq!(unit.kind(), UnitKind::PrepareModel);
         let before = listing(&root);
         let put = |sweep: &str,

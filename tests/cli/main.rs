@@ -1,5 +1,6 @@
 //! Integration tests of the `iscp` binary, a module per area, on data the tests build themselves.
 
+mod audit;
 mod baselines;
 mod bench_model;
 mod chaos;

@@ -2,28 +2,22 @@
 //! unit once (input errors are not retried) with a message naming the model, and no table gets a
 //! NaN row; `iscp scan` refuses it, and refuses a chance-level model instead of flagging classes.
 
-use crate::helpers::{iscp, rows, run, torchscript_fixture};
+use crate::helpers::{
+    rows, run, run_scan, stderr_of_exit, torchscript_in_temp, write_in, WHITE_SEARCH,
+};
 
 const DATA: &str = "[data]\nkind = \"synthetic\"\nclasses = 3\nsize = 16\ntrain = 60\ntest = 90\n";
 
 #[test]
 fn a_nan_model_fails_its_unit_once_and_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("nan.pt");
-    torchscript_fixture(&model, "nan");
-    let spec = dir.path().join("nan.toml");
-    std::fs::write(
-        &spec,
-        format!(
-            "name = \"nan\"\n{DATA}\n[[settings]]\nname = \"broken\"\nkind = \"natural\"\nmodel = \"{}\"\n\n[search]\nclasses = [0]\ncanvases = [{{ kind = \"white\" }}]\nalphas = [0.2]\nepochs = 1\nsizes = [0.05]\n",
-            model.display()
-        ),
-    )
-    .unwrap();
+    let (dir, model) = torchscript_in_temp("nan.pt", "nan");
+    let text = format!(
+        "name = \"nan\"\n{DATA}\n[[settings]]\nname = \"broken\"\nkind = \"natural\"\nmodel = \"{}\"\n\n{WHITE_SEARCH}",
+        model.display()
+    );
+    let spec = write_in(dir.path(), "nan.toml", &text);
     let results = dir.path().join("r");
-    let out = run(&spec, &results);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    let err = stderr_of_exit(&run(&spec, &results), 3);
     assert!(err.contains("not finite"), "{err}");
     assert!(
         err.contains(&format!(
@@ -42,21 +36,10 @@ fn a_nan_model_fails_its_unit_once_and_writes_nothing() {
 
 /// `iscp scan` on `mode`'s fixture: its exit status, stderr, and whether a scan part appeared.
 fn scan(mode: &str) -> (Option<i32>, String, bool) {
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join(format!("{mode}.pt"));
-    torchscript_fixture(&model, mode);
-    let data = dir.path().join("data.toml");
-    std::fs::write(&data, DATA).unwrap();
+    let (dir, model) = torchscript_in_temp(&format!("{mode}.pt"), mode);
+    let data = write_in(dir.path(), "data.toml", DATA);
     let results = dir.path().join("r");
-    let out = iscp(&[
-        "scan",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-    ]);
+    let out = run_scan(&model, &data, &results);
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     let wrote = results.join("scan/scan").exists() || results.join("scan/images").exists();
     (out.status.code(), err, wrote)

@@ -1,19 +1,13 @@
 //! `iscp plan` prints the grid and its cost without the data for known datasets.
 
-use crate::helpers::iscp;
+use crate::helpers::{iscp, stdout_ok};
 
 /// `iscp plan experiments/<name>` into an empty results folder; its stdout.
 fn plan_ok(name: &str) -> String {
     let spec = format!("{}/experiments/{name}", env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
     let out = iscp(&["plan", &spec, "--results", dir.path().to_str().unwrap()]);
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
+    stdout_ok(&out)
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! different targets and trigger kinds), both detectors on each exactly once, the audit table and
 //! ROC pictures, and a second run that finds everything done.
 
-use crate::helpers::{rows, run_ok};
+use crate::helpers::{rows, run_ok, spec_in_temp};
 use iscp_sweep::tables::{read_audit_rows, read_detection_rows, read_models, ISCP, NEURAL_CLEANSE};
 use std::collections::{HashMap, HashSet};
 
@@ -37,10 +37,7 @@ sizes = [0.01]
 
 #[test]
 fn both_detectors_audit_a_population_and_iscp_finds_every_target() {
-    let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("pop.toml");
-    std::fs::write(&spec, SPEC).unwrap();
-    let results = dir.path().join("results");
+    let (_dir, spec, results) = spec_in_temp("pop.toml", SPEC);
     let log = run_ok(&spec, &results);
     assert!(log.contains(" 0 failed"), "{log}");
     assert!(

@@ -2,7 +2,7 @@
 //! setting and the stage, with an ETA that is not zero while work remains; in a pseudo-terminal,
 //! bars with the same words, the worker's slot and a non-zero ETA.
 
-use crate::helpers::{iscp, tiny_spec};
+use crate::helpers::{run_with, spec_in_temp, tiny_spec};
 use std::path::Path;
 
 /// Two settings, each trained for 4 epochs, searches of 3: stages long enough (about 3 s in all
@@ -57,19 +57,9 @@ fn check_stage_lines(log: &str) {
 
 #[test]
 fn without_a_terminal_each_finished_stage_is_a_line_with_its_words_and_an_eta() {
-    let dir = tempfile::tempdir().unwrap();
-    let spec_path = dir.path().join("tiny.toml");
-    std::fs::write(&spec_path, spec()).unwrap();
-    let results = dir.path().join("results");
+    let (_dir, spec_path, results) = spec_in_temp("tiny.toml", &spec());
     // stderr is a pipe here: no bars even without --quiet.
-    let out = iscp(&[
-        "run",
-        spec_path.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-        "--threads",
-        "2",
-    ]);
+    let out = run_with(&spec_path, &results, &["--threads", "2"]);
     let log = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "{log}");
     assert!(
@@ -97,10 +87,7 @@ fn in_pty(command: &str, log: &Path) -> String {
 
 #[test]
 fn in_a_terminal_bars_name_the_work_the_slot_and_a_nonzero_eta() {
-    let dir = tempfile::tempdir().unwrap();
-    let spec_path = dir.path().join("tiny.toml");
-    std::fs::write(&spec_path, spec()).unwrap();
-    let results = dir.path().join("results");
+    let (dir, spec_path, results) = spec_in_temp("tiny.toml", &spec());
     let text = in_pty(
         &format!(
             "{} run {} --results {} --threads 2",

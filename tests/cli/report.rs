@@ -3,7 +3,7 @@
 //! opens in a real browser (headless Chromium) with no console error, every image decoded and
 //! the tables holding the rows the run made.
 
-use crate::helpers::run;
+use crate::helpers::{assert_success, run, spec_in_temp};
 use std::path::Path;
 
 /// The smoke spec cut down: two settings (natural, BadNets towards class 0), a scan, UAP and
@@ -58,10 +58,7 @@ fn run_ends_with_a_report_that_opens_in_a_browser() {
     });
     let python = std::env::var("ISCP_PYREAD_PYTHON")
         .expect("ISCP_PYREAD_PYTHON (set by `make test`) names a python with websocket-client");
-    let dir = tempfile::tempdir().unwrap();
-    let spec_path = dir.path().join("report.toml");
-    std::fs::write(&spec_path, spec()).unwrap();
-    let results = dir.path().join("results");
+    let (_dir, spec_path, results) = spec_in_temp("report.toml", &spec());
     let out = run(&spec_path, &results);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -84,11 +81,7 @@ fn run_ends_with_a_report_that_opens_in_a_browser() {
         .arg(&page)
         .output()
         .expect("python runs");
-    assert!(
-        probe.status.success(),
-        "the browser check failed:\n{}",
-        String::from_utf8_lossy(&probe.stderr)
-    );
+    assert_success(&probe, "the browser check failed");
     let seen: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
     assert_eq!(
         seen["errors"],

@@ -1,16 +1,14 @@
 //! A run writes every table; running again does no work twice; extending the spec runs only the new
 //! units; a failing unit lands in `failures` and the run goes on.
 
-use crate::helpers::{parts, rows, run_ok, tiny_spec};
-use arrow_array::cast::AsArray;
-use iscp_sweep::tables::{read_batches, read_pattern_rows, read_search_rows};
+use crate::helpers::{
+    first_error, parts, rows, run_ok, spec_in_temp, stderr_of_exit, stdout_ok, tiny_spec,
+};
+use iscp_sweep::tables::{read_pattern_rows, read_search_rows};
 
 #[test]
 fn rerun_and_extension_compute_only_missing_units() {
-    let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("tiny.toml");
-    let results = dir.path().join("results");
-    std::fs::write(&spec, tiny_spec("", "[0.2]")).unwrap();
+    let (_dir, spec, results) = spec_in_temp("tiny.toml", &tiny_spec("", "[0.2]"));
     let log = run_ok(&spec, &results);
     // 13 units of rows and the setting's pictures.
     assert!(log.contains("0 already done, 14 ran, 0 failed"), "{log}");
@@ -72,21 +70,13 @@ fn rerun_and_extension_compute_only_missing_units() {
 
 #[test]
 fn a_failing_unit_is_recorded_and_the_run_goes_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("tiny.toml");
-    let results = dir.path().join("results");
     // 21 positive canvases per class cannot exist among 20 test images of a class.
-    std::fs::write(
-        &spec,
-        tiny_spec("", "[0.2]")
-            .replace("test = 240", "test = 60")
-            .replace("n = 2", "n = 21"),
-    )
-    .unwrap();
+    let text = tiny_spec("", "[0.2]")
+        .replace("test = 240", "test = 60")
+        .replace("n = 2", "n = 21");
+    let (_dir, spec, results) = spec_in_temp("tiny.toml", &text);
     // The run goes on to the end, then says with its exit status that units failed for good.
-    let out = crate::helpers::run(&spec, &results);
-    let log = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(3), "{log}");
+    let log = stderr_of_exit(&crate::helpers::run(&spec, &results), 3);
     assert!(log.contains("unit(s) failed for good"), "{log}");
     let root = results.join("tiny");
     let failures = rows(&root.join("failures"));
@@ -101,13 +91,7 @@ fn a_failing_unit_is_recorded_and_the_run_goes_on() {
         rows(&root.join("searches")) * 2,
         "groups were evaluated on the searches that exist"
     );
-    let batch = &read_batches(&parts(&root.join("failures"))[0]).unwrap()[0];
-    let error = batch
-        .column_by_name("error")
-        .unwrap()
-        .as_string::<i32>()
-        .value(0)
-        .to_string();
+    let error = first_error(&root.join("failures"));
     assert!(
         error.contains("positive canvas"),
         "the error names the cause: {error}"
@@ -122,12 +106,7 @@ fn a_failing_unit_is_recorded_and_the_run_goes_on() {
         .arg(&root)
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = stdout_ok(&out);
     for table in ["searches", "patterns", "models", "failures"] {
         assert!(
             text.contains(&format!("{table} {}", rows(&root.join(table)))),

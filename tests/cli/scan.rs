@@ -1,7 +1,7 @@
 //! The backdoor scan flags the BadNets target class and nothing on the natural model, both as
 //! `iscp scan` on a model artifact and as part of a sweep.
 
-use crate::helpers::{iscp, parts, run_ok};
+use crate::helpers::{parts, run_ok, run_scan, stdout_ok};
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use iscp_sweep::tables::{read_batches, read_model_rows};
@@ -75,21 +75,7 @@ fn scan_flags_the_backdoor_target_only() {
         .chain(read_model_rows(&parts(&root.join("models"))[1]).unwrap())
     {
         let model = root.join(format!("artifacts/{}.iscpm", row.checkpoint_sha256));
-        let out = iscp(&[
-            "scan",
-            "--model",
-            model.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--results",
-            results.to_str().unwrap(),
-        ]);
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = stdout_ok(&run_scan(&model, &data, &results));
         let table = results.join(format!("scan/scan/part-{}.parquet", row.checkpoint_sha256));
         let expected = if row.setting == "badnets" {
             vec![2]

@@ -6,6 +6,7 @@
 //! failure row (the cancelled worker handed its units back).
 
 use crate::cluster::{assert_smoke_once, done_of, Cluster};
+use crate::helpers::stdout_of_success;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -59,13 +60,7 @@ impl Slurm {
             .env("SLURM_CONF", &self.conf)
             .output()
             .unwrap_or_else(|e| panic!("{program}: {e}"));
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "{program} {args:?}: {}{text}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        text
+        stdout_of_success(&out, &format!("{program} {args:?}: "))
     }
 }
 

@@ -1,20 +1,11 @@
 //! The binary refuses a bad spec before any work, naming the key and line, and writes nothing.
 
-use crate::helpers::{iscp, tiny_spec};
+use crate::helpers::{iscp, run_with, spec_in_temp, tiny_spec};
 
 /// Runs a spec that must be refused; returns stderr after checking nothing was written.
 fn refused(text: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("bad.toml");
-    let results = dir.path().join("results");
-    std::fs::write(&spec, text).unwrap();
-    let out = iscp(&[
-        "run",
-        spec.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let (_dir, spec, results) = spec_in_temp("bad.toml", text);
+    let out = run_with(&spec, &results, &["--quiet"]);
     assert!(!out.status.success());
     assert!(!results.exists(), "a refused spec wrote results");
     String::from_utf8_lossy(&out.stderr).to_string()

@@ -1,20 +1,15 @@
 //! A TorchScript model written by the Python fixture loads, is searched and evaluated, and its
 //! exported feature methods serve Grad-CAM.
 
-use crate::helpers::{parts, rows, run_ok, torchscript_fixture};
+use crate::helpers::{parts, rows, run_ok, torchscript_in_temp, write_in};
 use iscp_sweep::tables::read_model_rows;
 use sha2::{Digest, Sha256};
 
 #[test]
 fn torchscript_model_is_searched_and_evaluated() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("net.pt");
-    torchscript_fixture(&model, "normal");
-    let spec = dir.path().join("ts.toml");
-    std::fs::write(
-        &spec,
-        format!(
-            r#"name = "ts"
+    let (dir, model) = torchscript_in_temp("net.pt", "normal");
+    let text = format!(
+        r#"name = "ts"
 [data]
 kind = "synthetic"
 classes = 3
@@ -40,10 +35,9 @@ sizes = [0.05]
 uap_eps = [16]
 gradcam = true
 "#,
-            model.display()
-        ),
-    )
-    .unwrap();
+        model.display()
+    );
+    let spec = write_in(dir.path(), "ts.toml", &text);
     let log = run_ok(&spec, &dir.path().join("r"));
     assert!(log.contains("0 failed"), "{log}");
     let root = dir.path().join("r/ts");

@@ -1,15 +1,12 @@
 //! Variants from a spec: total variation and learned canvas multiply the grid, keep base ids, and
 //! store the learned canvas with its search.
 
-use crate::helpers::{parts, rows, run_ok, tiny_spec};
+use crate::helpers::{parts, rows, run_ok, spec_in_temp, tiny_spec};
 use iscp_sweep::tables::{read_pattern_rows, read_search_rows};
 
 #[test]
 fn variants_extend_the_grid_and_keep_base_results() {
-    let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("tiny.toml");
-    let results = dir.path().join("results");
-    std::fs::write(&spec, tiny_spec("", "[0.2]")).unwrap();
+    let (_dir, spec, results) = spec_in_temp("tiny.toml", &tiny_spec("", "[0.2]"));
     run_ok(&spec, &results);
     let root = results.join("tiny");
     assert_eq!(rows(&root.join("searches")), 9);

@@ -52,12 +52,14 @@ pub async fn report_all(shared: &Shared, units: &[LeasedUnit], outcomes: Vec<Out
     }
 }
 
+/// Roughly the bytes `out` adds to a CompleteUnits call.
 fn output_bytes(out: &Output) -> usize {
     let parts: usize = out.parts.iter().map(|(t, b)| t.len() + b.len()).sum();
     let files: usize = out.files.iter().map(|(p, b)| p.len() + b.len()).sum();
     parts + files + 512
 }
 
+/// Whether the worker was told to drop unit `u` (cancelled or leased elsewhere).
 fn cancelled(shared: &Shared, u: &LeasedUnit) -> bool {
     shared.held().get(&key_of(u)).is_some_and(|h| h.cancelled)
 }
@@ -107,16 +109,7 @@ async fn complete_together(shared: &Shared, group: Vec<(&LeasedUnit, Output)>) {
             // lease ends now with the reason on record; one the coordinator could not write is
             // sent again on its own.
             Code::InvalidArgument | Code::ResourceExhausted => {
-                tracing::warn!(
-                    "the coordinator refused the result of {}: {}",
-                    u.unit_id,
-                    a.message
-                );
-                let f = Failure::new(
-                    FailureReason::Internal,
-                    format!("the coordinator refused the result: {}", a.message),
-                );
-                report(shared, u, Err(f)).await;
+                report(shared, u, Err(refused_result(u, &a.message))).await;
             }
             code if is_transient(&tonic::Status::new(code, "")) => {
                 report(shared, u, Ok(out)).await;
@@ -130,6 +123,7 @@ async fn complete_together(shared: &Shared, group: Vec<(&LeasedUnit, Output)>) {
     }
 }
 
+/// The CompleteUnit request carrying `out`, the result of unit `u`.
 fn complete_params(shared: &Shared, u: &LeasedUnit, out: &Output) -> CompleteUnitParams {
     CompleteUnitParams {
         protocol_version: PROTOCOL_VERSION,
@@ -161,14 +155,62 @@ fn complete_params(shared: &Shared, u: &LeasedUnit, out: &Output) -> CompleteUni
 /// Sends a unit's result (uploading its model first) or its failure; retries while the
 /// coordinator is away, gives up when it refuses (a stale lease: the unit went to someone else).
 pub(crate) async fn report(shared: &Shared, u: &LeasedUnit, outcome: Outcome) {
-    if shared.held().get(&key_of(u)).is_some_and(|h| h.cancelled) {
+    if cancelled(shared, u) {
         tracing::info!(
             "dropping the result of {}: cancelled or leased elsewhere",
             u.unit_id
         );
         return;
     }
-    let mut outcome = outcome;
+    let mut outcome = upload_model(shared, u, outcome).await;
+    let mut backoff = Backoff::new();
+    let mut tries = 0u32;
+    loop {
+        tries += 1;
+        let sent = send_once(shared, u, &outcome).await;
+        match sent {
+            Ok(()) => {
+                count_reported(shared, u, outcome.is_ok());
+                return;
+            }
+            // The same codes as every other call: the coordinator is away, not refusing.
+            Err(s) if is_transient(&s) => {
+                if !keep_trying(u, outcome.is_err(), tries, &s) {
+                    return;
+                }
+                backoff.wait().await;
+                if backoff_exhausted(&backoff) && shared.stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+            }
+            // A result refused as invalid (its parts do not fit the tables), or one the
+            // coordinator has no room to store: report the unit failed with the reason, so the
+            // lease ends now, the attempt counts and the reason is on record.
+            Err(s)
+                if outcome.is_ok()
+                    && matches!(
+                        s.code(),
+                        tonic::Code::InvalidArgument | tonic::Code::ResourceExhausted
+                    ) =>
+            {
+                outcome = Err(refused_result(u, s.message()));
+            }
+            Err(s) => {
+                tracing::warn!(
+                    "the coordinator refused the {} of {}: {}",
+                    if outcome.is_ok() { "result" } else { "failure" },
+                    u.unit_id,
+                    s.message()
+                );
+                return;
+            }
+        }
+    }
+}
+
+/// Uploads the model of a result that has one, retrying while the coordinator is away; an upload
+/// it refuses turns the outcome into a transport failure.
+async fn upload_model(shared: &Shared, u: &LeasedUnit, mut outcome: Outcome) -> Outcome {
     if let Ok(out) = &outcome {
         if let Some((sha, path)) = &out.artifact {
             let mut backoff = Backoff::new();
@@ -196,105 +238,88 @@ pub(crate) async fn report(shared: &Shared, u: &LeasedUnit, outcome: Outcome) {
             }
         }
     }
-    let mut backoff = Backoff::new();
-    let mut tries = 0u32;
-    loop {
-        tries += 1;
-        let sent = match &outcome {
-            Ok(out) => {
-                let req = complete_params(shared, u, out);
-                shared.client.clone().complete_unit(req).await.map(|_| ())
-            }
-            Err(f) => {
-                let req = FailUnitParams {
-                    protocol_version: PROTOCOL_VERSION,
-                    worker_id: shared.worker_id.clone(),
-                    sweep: u.sweep.clone(),
-                    unit_id: u.unit_id.clone(),
-                    lease_id: u.lease_id.clone(),
-                    attempt: u.attempt,
-                    error: f.error.clone(),
-                    reason: f.reason.into(),
-                    handed_back: false,
-                };
-                shared.client.clone().fail_unit(req).await.map(|_| ())
-            }
-        };
-        match sent {
-            Ok(()) => {
-                let counter = if outcome.is_ok() {
-                    &shared.completed
-                } else {
-                    &shared.failed
-                };
-                counter.fetch_add(1, Ordering::SeqCst);
-                tracing::info!(
-                    "{} {} {}",
-                    if outcome.is_ok() {
-                        "completed"
-                    } else {
-                        "failed"
-                    },
-                    u.kind(),
-                    u.unit_id
-                );
-                return;
-            }
-            // The same codes as every other call: the coordinator is away, not refusing.
-            Err(s) if is_transient(&s) => {
-                // Said at warn, not only at debug: a coordinator that stays away is news.
-                if said_aloud(tries) {
-                    tracing::warn!("reporting {} (try {tries}): {s}; retrying", u.unit_id);
-                } else {
-                    tracing::debug!("reporting {}: {s}; retrying", u.unit_id);
-                }
-                // A failure is not resent forever: after this many tries its lease is left to
-                // expire, and the coordinator requeues the unit (a result is kept trying: the
-                // coordinator may be restarting, and the work is done).
-                if outcome.is_err() && tries >= MAX_FAILURE_REPORTS {
-                    tracing::error!(
-                        "gave up reporting the failure of {} after {tries} tries: {s}; its lease \
-                         will expire",
-                        u.unit_id
-                    );
-                    return;
-                }
-                backoff.wait().await;
-                if backoff_exhausted(&backoff) && shared.stopping.load(Ordering::SeqCst) {
-                    return;
-                }
-            }
-            // A result refused as invalid (its parts do not fit the tables), or one the
-            // coordinator has no room to store: report the unit failed with the reason, so the
-            // lease ends now, the attempt counts and the reason is on record.
-            Err(s)
-                if outcome.is_ok()
-                    && matches!(
-                        s.code(),
-                        tonic::Code::InvalidArgument | tonic::Code::ResourceExhausted
-                    ) =>
-            {
-                tracing::warn!(
-                    "the coordinator refused the result of {}: {}",
-                    u.unit_id,
-                    s.message()
-                );
-                outcome = Err(Failure::new(
-                    FailureReason::Internal,
-                    format!("the coordinator refused the result: {}", s.message()),
-                ));
-            }
-            Err(s) => {
-                tracing::warn!(
-                    "the coordinator refused the {} of {}: {}",
-                    if outcome.is_ok() { "result" } else { "failure" },
-                    u.unit_id,
-                    s.message()
-                );
-                return;
-            }
+    outcome
+}
+
+/// One CompleteUnit call for a result, or one FailUnit call for a failure.
+async fn send_once(
+    shared: &Shared,
+    u: &LeasedUnit,
+    outcome: &Outcome,
+) -> Result<(), tonic::Status> {
+    match outcome {
+        Ok(out) => {
+            let req = complete_params(shared, u, out);
+            shared.client.clone().complete_unit(req).await.map(|_| ())
+        }
+        Err(f) => {
+            let req = FailUnitParams {
+                protocol_version: PROTOCOL_VERSION,
+                worker_id: shared.worker_id.clone(),
+                sweep: u.sweep.clone(),
+                unit_id: u.unit_id.clone(),
+                lease_id: u.lease_id.clone(),
+                attempt: u.attempt,
+                error: f.error.clone(),
+                reason: f.reason.into(),
+                handed_back: false,
+            };
+            shared.client.clone().fail_unit(req).await.map(|_| ())
         }
     }
+}
+
+/// Counts and logs a result (`ok`) or a failure the coordinator took.
+fn count_reported(shared: &Shared, u: &LeasedUnit, ok: bool) {
+    let counter = if ok {
+        &shared.completed
+    } else {
+        &shared.failed
+    };
+    counter.fetch_add(1, Ordering::SeqCst);
+    tracing::info!(
+        "{} {} {}",
+        if ok { "completed" } else { "failed" },
+        u.kind(),
+        u.unit_id
+    );
+}
+
+/// Logs a report the coordinator could not take (it is away); false when it is a `failure` tried
+/// too often, to be given up.
+fn keep_trying(u: &LeasedUnit, failure: bool, tries: u32, s: &tonic::Status) -> bool {
+    // Said at warn, not only at debug: a coordinator that stays away is news.
+    if said_aloud(tries) {
+        tracing::warn!("reporting {} (try {tries}): {s}; retrying", u.unit_id);
+    } else {
+        tracing::debug!("reporting {}: {s}; retrying", u.unit_id);
+    }
+    // A failure is not resent forever: after this many tries its lease is left to
+    // expire, and the coordinator requeues the unit (a result is kept trying: the
+    // coordinator may be restarting, and the work is done).
+    if failure && tries >= MAX_FAILURE_REPORTS {
+        tracing::error!(
+            "gave up reporting the failure of {} after {tries} tries: {s}; its lease \
+             will expire",
+            u.unit_id
+        );
+        return false;
+    }
+    true
+}
+
+/// Logs a result the coordinator refused (invalid, or no room for it) and returns the failure to
+/// report in its place.
+fn refused_result(u: &LeasedUnit, message: &str) -> Failure {
+    tracing::warn!(
+        "the coordinator refused the result of {}: {}",
+        u.unit_id,
+        message
+    );
+    Failure::new(
+        FailureReason::Internal,
+        format!("the coordinator refused the result: {message}"),
+    )
 }
 
 /// Tries of one failure report before its lease is left to expire (about 5 minutes of backoff).

@@ -1,7 +1,7 @@
 //! Reading finished units' parts from the coordinator (FetchPart) on a compute thread: the
 //! finishing units ask for each part they read, one call at a time, on the worker's runtime.
 
-use crate::retry::{is_transient, Backoff};
+use crate::retry::with_retries;
 use crate::shared::Shared;
 use iscp_proto::v1::FetchPartParams;
 use iscp_proto::PROTOCOL_VERSION;
@@ -28,23 +28,19 @@ pub fn from_coordinator(shared: &Shared) -> PartSource {
             table: table.to_string(),
             unit_id: unit.to_string(),
         };
-        let mut client = client.clone();
-        handle.block_on(async move {
-            let mut backoff = Backoff::new();
-            for tried in 1.. {
-                match client.fetch_part(req.clone()).await {
-                    Ok(r) => return Ok(Some(r.into_inner().parquet)),
-                    Err(s) if s.code() == Code::NotFound => return Ok(None),
-                    Err(s) if is_transient(&s) && tried < TRIES => backoff.wait().await,
-                    Err(s) => {
-                        return Err(SweepError::Missing(format!(
-                            "fetching {table} of unit {unit}: {}",
-                            s.message()
-                        )))
-                    }
+        let client = client.clone();
+        let fetched = handle.block_on(with_retries(TRIES, || {
+            let (mut client, req) = (client.clone(), req.clone());
+            async move {
+                match client.fetch_part(req).await {
+                    Ok(r) => Ok(Some(r.into_inner().parquet)),
+                    Err(s) if s.code() == Code::NotFound => Ok(None),
+                    Err(s) => Err(s),
                 }
             }
-            unreachable!("the loop returns")
+        }));
+        fetched.map_err(|s| {
+            SweepError::Missing(format!("fetching {table} of unit {unit}: {}", s.message()))
         })
     })
 }

@@ -1,6 +1,7 @@
 //! Calling a coordinator that may be away: which errors are fatal and which transient, backoff
 //! between tries, and which retries are logged aloud.
 
+use std::future::Future;
 use std::time::Duration;
 use tonic::Code;
 
@@ -40,5 +41,23 @@ impl Backoff {
     pub async fn wait(&mut self) {
         tokio::time::sleep(self.0).await;
         self.0 = (self.0 * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Calls `call` until it answers or fails for good: transient errors (the coordinator restarting)
+/// are retried with backoff, `tries` calls in all.
+pub async fn with_retries<T, F, Fut>(tries: usize, mut call: F) -> Result<T, tonic::Status>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, tonic::Status>>,
+{
+    let mut backoff = Backoff::new();
+    let mut tried = 1;
+    loop {
+        match call().await {
+            Err(s) if is_transient(&s) && tried < tries => backoff.wait().await,
+            out => return out,
+        }
+        tried += 1;
     }
 }

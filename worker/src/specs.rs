@@ -1,7 +1,7 @@
 //! Fetching a spec's text by its hash from the coordinator (FetchSpec) on a compute thread: a
 //! lease names its spec by hash, and the executor asks for the text once and keeps it.
 
-use crate::retry::{is_transient, Backoff};
+use crate::retry::with_retries;
 use crate::shared::Shared;
 use iscp_proto::v1::FetchSpecParams;
 use iscp_proto::PROTOCOL_VERSION;
@@ -24,27 +24,22 @@ pub fn from_coordinator(shared: &Shared) -> SpecSource {
             worker_id: worker_id.clone(),
             spec_sha256: sha.to_string(),
         };
-        let mut client = client.clone();
-        handle.block_on(async move {
-            let mut backoff = Backoff::new();
-            for tried in 1.. {
-                match client.fetch_spec(req.clone()).await {
-                    Ok(r) => {
-                        let r = r.into_inner();
-                        return Ok((r.spec_toml, r.spec_file));
-                    }
-                    Err(s) if is_transient(&s) && tried < TRIES => backoff.wait().await,
-                    Err(s) => {
-                        return Err(SweepError::Missing(format!(
-                            "fetching spec {}: {}",
-                            req.spec_sha256.escape_debug(),
-                            s.message()
-                        )))
-                    }
-                }
+        let client = client.clone();
+        let fetched = handle.block_on(with_retries(TRIES, || {
+            let (mut client, req) = (client.clone(), req.clone());
+            async move { client.fetch_spec(req).await }
+        }));
+        match fetched {
+            Ok(r) => {
+                let r = r.into_inner();
+                Ok((r.spec_toml, r.spec_file))
             }
-            unreachable!("the loop returns")
-        })
+            Err(s) => Err(SweepError::Missing(format!(
+                "fetching spec {}: {}",
+                sha.escape_debug(),
+                s.message()
+            ))),
+        }
     })
 }
 

@@ -3,6 +3,8 @@
 //! produces alone, never one sweep's units on the other's images.
 //! (One test in its own binary: search lanes change libtorch's process-wide thread count.)
 
+mod common;
+
 use iscp_engine::agreement::same_selection;
 use iscp_engine::pattern::pattern_k;
 use iscp_proto::v1::LeasedUnit;
@@ -15,32 +17,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use tch::Device;
 
-fn spec(name: &str, seed: u64) -> String {
-    format!(
-        r#"name = "{name}"
-seed = {seed}
-
-[data]
-kind = "synthetic"
-classes = 3
-size = 12
-train = 300
-test = 120
-
-[[settings]]
-name = "natural"
-kind = "natural"
-train = {{ epochs = 1, batch = 32, lr = 0.05 }}
-
-[search]
-canvases = [{{ kind = "positive", n = 1 }}, {{ kind = "white" }}]
-alphas = [0.2]
-epochs = 1
-sizes = [0.05]
-"#
-    )
-}
-
 /// A sweep as the worker sees it: its spec and units, leased one kind at a time.
 struct Sweep {
     name: String,
@@ -51,7 +27,8 @@ struct Sweep {
 
 impl Sweep {
     fn new(name: &str, seed: u64) -> Sweep {
-        let toml = spec(name, seed);
+        let canvases = "[{ kind = \"positive\", n = 1 }, { kind = \"white\" }]";
+        let toml = common::spec(name, seed, 300, 120, canvases);
         let loaded = LoadedSpec::parse_for_plan(&toml, &format!("{name}.toml")).unwrap();
         let mut plans = plan(&loaded, 3, 300);
         let p = plans.remove(0);

@@ -2,6 +2,8 @@
 //! parameters give another id (a worker and a coordinator that plan differently) fails as a
 //! version skew naming both ids, and is not retried.
 
+mod common;
+
 use iscp_proto::v1::{FailureReason, LeasedUnit};
 use iscp_sweep::spec::LoadedSpec;
 use iscp_sweep::units::plan;
@@ -9,35 +11,14 @@ use iscp_worker::executor::Executor;
 use sha2::Digest;
 use tch::Device;
 
-const SPEC: &str = r#"name = "skew"
-seed = 3
-
-[data]
-kind = "synthetic"
-classes = 3
-size = 12
-train = 120
-test = 60
-
-[[settings]]
-name = "natural"
-kind = "natural"
-train = { epochs = 1, batch = 32, lr = 0.05 }
-
-[search]
-canvases = [{ kind = "white" }]
-alphas = [0.2]
-epochs = 1
-sizes = [0.05]
-"#;
-
 #[test]
 fn a_unit_whose_parameters_give_another_id_fails_as_a_version_skew() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = LoadedSpec::parse_for_plan(SPEC, "skew.toml").unwrap();
+    let text = common::spec("skew", 3, 120, 60, "[{ kind = \"white\" }]");
+    let spec = LoadedSpec::parse_for_plan(&text, "skew.toml").unwrap();
     let p = plan(&spec, 3, 120).remove(0);
     let search = &p.searches[0];
-    let spec_sha = hex::encode(sha2::Sha256::digest(SPEC.as_bytes()));
+    let spec_sha = hex::encode(sha2::Sha256::digest(text.as_bytes()));
     let lease = |params_json: String| LeasedUnit {
         sweep: "skew".into(),
         unit_id: search.id.clone(),
@@ -49,7 +30,11 @@ fn a_unit_whose_parameters_give_another_id_fails_as_a_version_skew() {
         ..Default::default()
     };
     let mut ex = Executor::new(Device::Cpu, "cpu", "test", dir.path().to_path_buf());
-    ex.specs = Some(iscp_worker::specs::known(&[(&spec_sha, SPEC, "skew.toml")]));
+    ex.specs = Some(iscp_worker::specs::known(&[(
+        &spec_sha,
+        &text,
+        "skew.toml",
+    )]));
     // Another unit's parameters under this unit's id.
     let other = p.searches[1].params_json();
     let f = ex.run(&[lease(other)]).remove(0).unwrap_err();

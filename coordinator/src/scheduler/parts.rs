@@ -75,31 +75,43 @@ pub fn check_parts(
     model_sha: Option<&str>,
 ) -> SResult<CheckedParts> {
     let kind = of.kind;
-    let model_sha = model_sha.filter(|s| !s.is_empty());
-    let model_sha = if kind == UnitKind::PrepareModel {
-        match model_sha {
-            Some(s) if iscp_proto::is_sha256(s) => Some(s.to_string()),
-            Some(s) => {
-                return Err(SchedulerError::Invalid(format!(
-                    "`{s}` is not a sha256 in hex"
-                )))
-            }
-            None => {
-                return Err(SchedulerError::Invalid(
-                    "a prepare-model unit's completion names its model's sha256".into(),
-                ))
-            }
-        }
-    } else {
-        None
-    };
+    let model_sha = checked_model_sha(kind, model_sha)?;
+    check_files(kind, &files)?;
+    let checked = check_tables(key, of, parts, model_sha.as_deref())?;
+    Ok(CheckedParts {
+        unit: key.clone(),
+        kind,
+        parts: checked,
+        files,
+        model_sha,
+    })
+}
+
+/// A prepare unit's model hash (required, a sha256); none for any other kind.
+fn checked_model_sha(kind: UnitKind, model_sha: Option<&str>) -> SResult<Option<String>> {
+    if kind != UnitKind::PrepareModel {
+        return Ok(None);
+    }
+    match model_sha.filter(|s| !s.is_empty()) {
+        Some(s) if iscp_proto::is_sha256(s) => Ok(Some(s.to_string())),
+        Some(s) => Err(SchedulerError::Invalid(format!(
+            "`{s}` is not a sha256 in hex"
+        ))),
+        None => Err(SchedulerError::Invalid(
+            "a prepare-model unit's completion names its model's sha256".into(),
+        )),
+    }
+}
+
+/// Refuses files from a unit of a kind that draws none, files outside their place, and non-PNGs.
+fn check_files(kind: UnitKind, files: &Files) -> SResult<()> {
     // Pictures draw a setting's PNGs; an audit draws its ROC curves.
     if !files.is_empty() && !matches!(kind, UnitKind::Pictures | UnitKind::Audit) {
         return Err(SchedulerError::Invalid(format!(
             "a {kind} unit cannot write files"
         )));
     }
-    for (path, bytes) in &files {
+    for (path, bytes) in files {
         if let Some(why) = refuse_output_path(path) {
             return Err(SchedulerError::Invalid(why));
         }
@@ -109,6 +121,17 @@ pub fn check_parts(
             )));
         }
     }
+    Ok(())
+}
+
+/// Checks each part against its table (one of its kind's, the first present, each once), in order.
+fn check_tables(
+    key: &Key,
+    of: &PartsOf,
+    parts: Vec<(String, Vec<u8>)>,
+    model_sha: Option<&str>,
+) -> SResult<Vec<(String, Vec<u8>)>> {
+    let kind = of.kind;
     let allowed = kind.tables();
     if let Some(must) = allowed.first() {
         if !parts.iter().any(|(t, _)| t == must.name()) {
@@ -120,7 +143,7 @@ pub fn check_parts(
     let owner = PartOwner {
         unit_id: &key.unit,
         reads: &of.reads,
-        model_sha: model_sha.as_deref(),
+        model_sha,
     };
     let mut checked = Vec::with_capacity(parts.len());
     for (t, bytes) in parts {
@@ -140,11 +163,5 @@ pub fn check_parts(
             .map_err(|e| SchedulerError::Invalid(format!("part for `{t}`: {e}")))?;
         checked.push((t, bytes));
     }
-    Ok(CheckedParts {
-        unit: key.clone(),
-        kind,
-        parts: checked,
-        files,
-        model_sha,
-    })
+    Ok(checked)
 }

@@ -94,23 +94,40 @@ impl Scheduler {
         self.ledger
             .put_spec(spec_sha, sweep, spec.file, spec.source, now.unix_ms)?;
         let root = self.results_root(sweep);
-        // A results folder from before protocol version 2: one schema for every failures part.
-        let upgraded = tables::upgrade_failure_parts(&Table::Failures.dir(&root))?;
-        if upgraded > 0 {
-            tracing::info!(upgraded, "failures parts given a `reason` column");
-        }
-        // Before version 3 the coordinator wrote scans and transfers itself, named by group; now
-        // their units write them, named by unit id.
-        for table in [Table::Scan, Table::Transfer] {
-            let removed = tables::remove_group_named_parts(&table.dir(&root))?;
-            if removed > 0 {
-                tracing::info!(
-                    removed,
-                    table = table.name(),
-                    "parts of an earlier version replaced by units"
-                );
-            }
-        }
+        upgrade_old_parts(&root)?;
+        let Planned {
+            rows,
+            adopted,
+            new,
+            done,
+            owned,
+        } = self.plan_submitted(sweep, spec_sha, units, on_disk, &root);
+        self.store_submitted(sweep, &rows, &owned, &adopted)?;
+        let total = rows.len() as u64;
+        let order: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        drop(owned);
+        self.merge_submitted(sweep, rows);
+        self.renew_sweep_mem(sweep, order);
+        self.rebuild_index(sweep);
+        self.settle_doomed()?;
+        self.emit(
+            sweep,
+            None,
+            EventKind::Submitted,
+            format!("{total} units, {new} new"),
+        );
+        Ok((total, new, done))
+    }
+
+    /// The rows of a spec's units in order: those known as they are, new ones pending or adopted.
+    fn plan_submitted(
+        &self,
+        sweep: &str,
+        spec_sha: &str,
+        units: Vec<NewUnit>,
+        on_disk: &PartsOnDisk,
+        root: &Path,
+    ) -> Planned {
         let mut rows = Vec::new();
         let mut adopted = Vec::new();
         let (mut new, mut done) = (0, 0);
@@ -123,36 +140,8 @@ impl Scheduler {
                 Some(m) => m.row.clone(),
                 None => {
                     new += 1;
-                    let mut row = UnitRow {
-                        sweep: sweep.into(),
-                        id: u.id.clone(),
-                        kind: u.kind,
-                        model_unit: u.model_unit,
-                        deps: u.deps,
-                        spec_sha: spec_sha.into(),
-                        state: PENDING,
-                        attempt: 0,
-                        failures: 0,
-                        expiries: 0,
-                        lease_id: String::new(),
-                        worker: String::new(),
-                        error: String::new(),
-                        ord: 0,
-                        work: u.work,
-                    };
-                    let parts: Vec<(String, String)> = u
-                        .kind
-                        .tables()
-                        .iter()
-                        .filter(|t| on_disk.has(**t, &u.id))
-                        .map(|t| {
-                            let p = t.part(&root, &u.id);
-                            (t.to_string(), p.to_string_lossy().to_string())
-                        })
-                        .collect();
-                    let must = u.kind.tables().first();
-                    if must.is_some_and(|m| parts.iter().any(|(t, _)| t == m.name())) {
-                        row.state = DONE;
+                    let (row, parts) = new_row(sweep, spec_sha, &mut u, on_disk, root);
+                    if let Some(parts) = parts {
                         adopted.push((row.clone(), parts));
                     }
                     row
@@ -167,21 +156,39 @@ impl Scheduler {
             }
             rows.push(row);
         }
+        Planned {
+            rows,
+            adopted,
+            new,
+            done,
+            owned,
+        }
+    }
+
+    /// Writes a spec's rows and parameters to the ledger, and commits the units adopted as done.
+    fn store_submitted(
+        &mut self,
+        sweep: &str,
+        rows: &[UnitRow],
+        owned: &[(String, String)],
+        adopted: &[(UnitRow, Vec<(String, String)>)],
+    ) -> SResult<()> {
         let params: Vec<(&str, &str)> = owned
             .iter()
             .map(|(i, p)| (i.as_str(), p.as_str()))
             .collect();
-        self.ledger.add_units(&rows, &params)?;
-        for (row, parts) in &adopted {
+        self.ledger.add_units(rows, &params)?;
+        for (row, parts) in adopted {
             self.ledger.commit_done(row, parts, None)?;
             if row.kind == UnitKind::PrepareModel {
                 self.model_from_part(&UnitKey::new(sweep, row.id.as_str()), parts)?;
             }
         }
-        let total = rows.len() as u64;
-        let order = rows.iter().map(|r| r.id.clone()).collect();
-        drop(params);
-        drop(owned);
+        Ok(())
+    }
+
+    /// Puts a spec's rows in memory: known units take their new spec, place and work.
+    fn merge_submitted(&mut self, sweep: &str, rows: Vec<UnitRow>) {
         for row in rows {
             let key = UnitKey::new(sweep, row.id.as_str());
             match self.units.entry(key) {
@@ -196,6 +203,10 @@ impl Scheduler {
                 }
             }
         }
+    }
+
+    /// Replaces a sweep's memory with its new `order`, keeping its class names and its report.
+    fn renew_sweep_mem(&mut self, sweep: &str, order: Vec<String>) {
         let (class_names, reporting) = self
             .sweeps
             .get(sweep)
@@ -206,14 +217,81 @@ impl Scheduler {
         // A report being written goes on; the sweep is reported again once it ends.
         mem.reporting = reporting;
         self.sweeps.insert(sweep.to_string(), mem);
-        self.rebuild_index(sweep);
-        self.settle_doomed()?;
-        self.emit(
-            sweep,
-            None,
-            EventKind::Submitted,
-            format!("{total} units, {new} new"),
-        );
-        Ok((total, new, done))
     }
+}
+
+/// A spec's units as `plan_submitted` found them.
+struct Planned {
+    rows: Vec<UnitRow>,
+    /// The new units adopted as done, with their parts on disk: (table, path).
+    adopted: Vec<(UnitRow, Vec<(String, String)>)>,
+    new: u64,
+    done: u64,
+    /// Each unit's (id, parameters), moved out of its `NewUnit`.
+    owned: Vec<(String, String)>,
+}
+
+/// Upgrades a results folder from earlier protocol versions (failures parts, group-named parts).
+fn upgrade_old_parts(root: &Path) -> SResult<()> {
+    // A results folder from before protocol version 2: one schema for every failures part.
+    let upgraded = tables::upgrade_failure_parts(&Table::Failures.dir(root))?;
+    if upgraded > 0 {
+        tracing::info!(upgraded, "failures parts given a `reason` column");
+    }
+    // Before version 3 the coordinator wrote scans and transfers itself, named by group; now
+    // their units write them, named by unit id.
+    for table in [Table::Scan, Table::Transfer] {
+        let removed = tables::remove_group_named_parts(&table.dir(root))?;
+        if removed > 0 {
+            tracing::info!(
+                removed,
+                table = table.name(),
+                "parts of an earlier version replaced by units"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A new unit's row (`deps` moved out of `u`): done, with its parts, if its first table's is there.
+fn new_row(
+    sweep: &str,
+    spec_sha: &str,
+    u: &mut NewUnit,
+    on_disk: &PartsOnDisk,
+    root: &Path,
+) -> (UnitRow, Option<Vec<(String, String)>>) {
+    let mut row = UnitRow {
+        sweep: sweep.into(),
+        id: u.id.clone(),
+        kind: u.kind,
+        model_unit: std::mem::take(&mut u.model_unit),
+        deps: std::mem::take(&mut u.deps),
+        spec_sha: spec_sha.into(),
+        state: PENDING,
+        attempt: 0,
+        failures: 0,
+        expiries: 0,
+        lease_id: String::new(),
+        worker: String::new(),
+        error: String::new(),
+        ord: 0,
+        work: u.work,
+    };
+    let parts: Vec<(String, String)> = u
+        .kind
+        .tables()
+        .iter()
+        .filter(|t| on_disk.has(**t, &u.id))
+        .map(|t| {
+            let p = t.part(root, &u.id);
+            (t.to_string(), p.to_string_lossy().to_string())
+        })
+        .collect();
+    let must = u.kind.tables().first();
+    if must.is_some_and(|m| parts.iter().any(|(t, _)| t == m.name())) {
+        row.state = DONE;
+        return (row, Some(parts));
+    }
+    (row, None)
 }

@@ -6,10 +6,15 @@
 use arrow_array::builder::{Float32Builder, ListBuilder};
 use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::DataType;
-use iscp_coordinator::scheduler::{LeaseClaim, NewUnit, Now, Scheduler, SchedulerConfig, UnitKey};
+use iscp_coordinator::scheduler::{
+    LeaseClaim, Leased, NewUnit, Now, Scheduler, SchedulerConfig, UnitKey,
+};
+use iscp_proto::v1::FailureReason;
 use iscp_sweep::part_check::table_schema;
 use iscp_sweep::tables::{encode_parquet, models_batch, ModelRow};
 use std::cell::Cell;
+use std::collections::HashSet;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,8 +47,61 @@ pub fn config(dir: &std::path::Path) -> SchedulerConfig {
 }
 
 pub fn open(dir: &std::path::Path) -> Scheduler {
+    open_config(config(dir))
+}
+
+/// A scheduler with the configuration `cfg`, opened at the test's time.
+pub fn open_config(cfg: SchedulerConfig) -> Scheduler {
     let (tx, _) = tokio::sync::broadcast::channel(16);
-    Scheduler::open(config(dir), tx, now()).unwrap()
+    Scheduler::open(cfg, tx, now()).unwrap()
+}
+
+/// Submits `units` as sweep `sweep` (spec sha `sha`, file `f`, no text) at the test's time.
+pub fn submit(core: &mut Scheduler, sweep: &str, units: Vec<NewUnit>) {
+    core.submit(sweep, "sha", "f", "", units, now()).unwrap();
+}
+
+/// `open`, with `units` submitted as sweep `s`.
+pub fn open_with(dir: &Path, units: Vec<NewUnit>) -> Scheduler {
+    let mut core = open(dir);
+    submit(&mut core, "s", units);
+    core
+}
+
+/// The one unit `worker` leases now, holding no model.
+pub fn lease_one(core: &mut Scheduler, worker: &str) -> Leased {
+    let mut l = core.lease(worker, 1, &HashSet::new(), now()).unwrap();
+    assert_eq!(l.len(), 1, "one unit to lease");
+    l.remove(0)
+}
+
+/// The claim of `worker` on its lease `l`.
+pub fn claim_of<'a>(worker: &'a str, l: &'a Leased) -> LeaseClaim<'a> {
+    claim(worker, &l.lease_id, l.attempt)
+}
+
+/// The key of the unit `l` leased.
+pub fn key_of(l: &Leased) -> UnitKey {
+    UnitKey::new(l.sweep.as_str(), l.unit_id.as_str())
+}
+
+/// Completes `worker`'s lease `l` with a `models` part of its unit naming `MODEL`.
+pub fn complete_model(core: &mut Scheduler, worker: &str, l: &Leased) {
+    let parts = vec![("models".to_string(), models_part(&l.unit_id))];
+    core.complete(&key_of(l), claim_of(worker, l), parts, MODEL)
+        .unwrap();
+}
+
+/// Fails `worker`'s lease `l` with `error` for `reason` (counted: not a hand-back).
+pub fn fail_lease(
+    core: &mut Scheduler,
+    worker: &str,
+    l: &Leased,
+    error: &str,
+    reason: FailureReason,
+) {
+    core.fail(&key_of(l), claim_of(worker, l), error, reason, false, now())
+        .unwrap();
 }
 
 pub fn unit(id: &str, kind: &str, model: &str, deps: &[&str]) -> NewUnit {

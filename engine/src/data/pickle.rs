@@ -83,6 +83,24 @@ impl Reader<'_> {
     fn string(&mut self, n: usize) -> Result<String> {
         Ok(String::from_utf8_lossy(self.take(n)?).to_string())
     }
+    /// LONG1's little-endian two's-complement integer (of a longer one, its low 64 bits).
+    fn long1(&mut self) -> Result<i64> {
+        let n = self.u8()? as usize;
+        let raw = self.take(n)?;
+        if n > 8 {
+            // torch's magic number is a 10-byte long; keep its low bits.
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&raw[..8]);
+            Ok(i64::from_le_bytes(b))
+        } else {
+            let mut b = [0u8; 8];
+            b[..n].copy_from_slice(raw);
+            if n > 0 && raw[n - 1] & 0x80 != 0 {
+                b[n..].fill(0xff);
+            }
+            Ok(i64::from_le_bytes(b))
+        }
+    }
 }
 
 fn int(v: &Value) -> Result<i64> {
@@ -142,163 +160,216 @@ fn reduce(callable: Value, args: Value) -> Result<Value> {
     }
 }
 
-/// Runs one pickle from `bytes[*at..]`, leaving `*at` after its STOP.
-pub fn load(bytes: &[u8], at: &mut usize) -> Result<Value> {
-    let mut r = Reader { b: bytes, at: *at };
-    let mut stack: Vec<Value> = Vec::new();
-    let mut memo: std::collections::HashMap<u32, Value> = std::collections::HashMap::new();
-    let pop = |stack: &mut Vec<Value>| stack.pop().ok_or_else(|| bad("stack underflow"));
-    let pop_mark = |stack: &mut Vec<Value>| -> Result<Vec<Value>> {
-        let m = stack
+/// The unpickler's state: the input, the stack and the memo.
+struct Unpickler<'a> {
+    r: Reader<'a>,
+    stack: Vec<Value>,
+    memo: std::collections::HashMap<u32, Value>,
+}
+
+impl Unpickler<'_> {
+    /// Pops the top of the stack.
+    fn pop(&mut self) -> Result<Value> {
+        self.stack.pop().ok_or_else(|| bad("stack underflow"))
+    }
+
+    /// Pops the items above the topmost MARK, and the MARK.
+    fn pop_mark(&mut self) -> Result<Vec<Value>> {
+        let m = self
+            .stack
             .iter()
             .rposition(|v| *v == Value::Mark)
             .ok_or_else(|| bad("no MARK"))?;
-        let items = stack.split_off(m + 1);
-        stack.pop();
+        let items = self.stack.split_off(m + 1);
+        self.stack.pop();
         Ok(items)
-    };
-    let top = |stack: &Vec<Value>| -> Result<Value> {
-        stack.last().cloned().ok_or_else(|| bad("empty stack"))
-    };
-    loop {
-        let op = r.u8()?;
+    }
+
+    /// A copy of the top of the stack.
+    fn top(&self) -> Result<Value> {
+        self.stack.last().cloned().ok_or_else(|| bad("empty stack"))
+    }
+
+    /// Memo entry `k`, pushed onto the stack.
+    fn memo_get(&mut self, k: u32) -> Result<()> {
+        let v = self
+            .memo
+            .get(&k)
+            .cloned()
+            .ok_or_else(|| bad("unknown memo"))?;
+        self.stack.push(v);
+        Ok(())
+    }
+
+    /// Protocol and frame headers, globals and the memo; false when `op` is none of them.
+    fn memo_op(&mut self, op: u8) -> Result<bool> {
         match op {
             0x80 => {
-                r.u8()?;
+                self.r.u8()?;
             }
             0x95 => {
-                r.take(8)?;
+                self.r.take(8)?;
             }
             b'c' => {
-                let module = r.line()?;
-                let name = r.line()?;
-                stack.push(Value::Global(module, name));
+                let module = self.r.line()?;
+                let name = self.r.line()?;
+                self.stack.push(Value::Global(module, name));
             }
             b'q' => {
-                let k = r.u8()? as u32;
-                memo.insert(k, top(&stack)?);
+                let k = self.r.u8()? as u32;
+                let v = self.top()?;
+                self.memo.insert(k, v);
             }
             b'r' => {
-                let k = r.u32()?;
-                memo.insert(k, top(&stack)?);
+                let k = self.r.u32()?;
+                let v = self.top()?;
+                self.memo.insert(k, v);
             }
             0x94 => {
-                let k = memo.len() as u32;
-                memo.insert(k, top(&stack)?);
+                let k = self.memo.len() as u32;
+                let v = self.top()?;
+                self.memo.insert(k, v);
             }
             b'h' => {
-                let k = r.u8()? as u32;
-                stack.push(memo.get(&k).cloned().ok_or_else(|| bad("unknown memo"))?);
+                let k = self.r.u8()? as u32;
+                self.memo_get(k)?;
             }
             b'j' => {
-                let k = r.u32()?;
-                stack.push(memo.get(&k).cloned().ok_or_else(|| bad("unknown memo"))?);
+                let k = self.r.u32()?;
+                self.memo_get(k)?;
             }
-            b'(' => stack.push(Value::Mark),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Strings, bytes, integers, floats, booleans and None; false when `op` is none of them.
+    fn scalar_op(&mut self, op: u8) -> Result<bool> {
+        let v = match op {
             b'X' => {
-                let n = r.u32()? as usize;
-                stack.push(Value::Str(r.string(n)?));
+                let n = self.r.u32()? as usize;
+                Value::Str(self.r.string(n)?)
             }
             0x8c => {
-                let n = r.u8()? as usize;
-                stack.push(Value::Str(r.string(n)?));
+                let n = self.r.u8()? as usize;
+                Value::Str(self.r.string(n)?)
             }
             b'B' => {
-                let n = r.u32()? as usize;
-                stack.push(Value::Bytes(r.take(n)?.to_vec()));
+                let n = self.r.u32()? as usize;
+                Value::Bytes(self.r.take(n)?.to_vec())
             }
             b'C' => {
-                let n = r.u8()? as usize;
-                stack.push(Value::Bytes(r.take(n)?.to_vec()));
+                let n = self.r.u8()? as usize;
+                Value::Bytes(self.r.take(n)?.to_vec())
             }
-            b'K' => stack.push(Value::Int(r.u8()? as i64)),
-            b'M' => stack.push(Value::Int(r.u16()? as i64)),
-            b'J' => stack.push(Value::Int(r.u32()? as i32 as i64)),
-            0x8a => {
-                let n = r.u8()? as usize;
-                let raw = r.take(n)?;
-                if n > 8 {
-                    // torch's magic number is a 10-byte long; keep its low bits.
-                    let mut b = [0u8; 8];
-                    b.copy_from_slice(&raw[..8]);
-                    stack.push(Value::Int(i64::from_le_bytes(b)));
-                } else {
-                    let mut b = [0u8; 8];
-                    b[..n].copy_from_slice(raw);
-                    if n > 0 && raw[n - 1] & 0x80 != 0 {
-                        b[n..].fill(0xff);
-                    }
-                    stack.push(Value::Int(i64::from_le_bytes(b)));
-                }
-            }
+            b'K' => Value::Int(self.r.u8()? as i64),
+            b'M' => Value::Int(self.r.u16()? as i64),
+            b'J' => Value::Int(self.r.u32()? as i32 as i64),
+            0x8a => Value::Int(self.r.long1()?),
             b'G' => {
-                let raw: [u8; 8] = r.take(8)?.try_into().expect("8 bytes");
-                stack.push(Value::Float(f64::from_be_bytes(raw)));
+                let raw: [u8; 8] = self.r.take(8)?.try_into().expect("8 bytes");
+                Value::Float(f64::from_be_bytes(raw))
             }
-            b'N' => stack.push(Value::None),
-            0x88 => stack.push(Value::Bool(true)),
-            0x89 => stack.push(Value::Bool(false)),
-            b')' => stack.push(Value::Tuple(vec![])),
-            b']' => stack.push(Value::List(vec![])),
-            b'}' => stack.push(Value::Dict(vec![])),
+            b'N' => Value::None,
+            0x88 => Value::Bool(true),
+            0x89 => Value::Bool(false),
+            _ => return Ok(false),
+        };
+        self.stack.push(v);
+        Ok(true)
+    }
+
+    /// Tuples, lists and dicts: empty ones, ones from the stack, appends; false for anything else.
+    fn container_op(&mut self, op: u8) -> Result<bool> {
+        match op {
+            b'(' => self.stack.push(Value::Mark),
+            b')' => self.stack.push(Value::Tuple(vec![])),
+            b']' => self.stack.push(Value::List(vec![])),
+            b'}' => self.stack.push(Value::Dict(vec![])),
             b't' => {
-                let items = pop_mark(&mut stack)?;
-                stack.push(Value::Tuple(items));
+                let items = self.pop_mark()?;
+                self.stack.push(Value::Tuple(items));
             }
             0x85..=0x87 => {
                 let n = (op - 0x84) as usize;
-                if stack.len() < n {
+                if self.stack.len() < n {
                     return Err(bad("stack underflow"));
                 }
-                let items = stack.split_off(stack.len() - n);
-                stack.push(Value::Tuple(items));
+                let items = self.stack.split_off(self.stack.len() - n);
+                self.stack.push(Value::Tuple(items));
             }
             b'a' => {
-                let v = pop(&mut stack)?;
-                if let Some(Value::List(l)) = stack.last_mut() {
+                let v = self.pop()?;
+                if let Some(Value::List(l)) = self.stack.last_mut() {
                     l.push(v);
                 }
             }
             b'e' => {
-                let items = pop_mark(&mut stack)?;
-                if let Some(Value::List(l)) = stack.last_mut() {
+                let items = self.pop_mark()?;
+                if let Some(Value::List(l)) = self.stack.last_mut() {
                     l.extend(items);
                 }
             }
             b's' => {
-                let v = pop(&mut stack)?;
-                let k = pop(&mut stack)?;
-                if let Some(Value::Dict(d)) = stack.last_mut() {
+                let v = self.pop()?;
+                let k = self.pop()?;
+                if let Some(Value::Dict(d)) = self.stack.last_mut() {
                     d.push((k, v));
                 }
             }
             b'u' => {
-                let items = pop_mark(&mut stack)?;
-                if let Some(Value::Dict(d)) = stack.last_mut() {
+                let items = self.pop_mark()?;
+                if let Some(Value::Dict(d)) = self.stack.last_mut() {
                     let mut it = items.into_iter();
                     while let (Some(k), Some(v)) = (it.next(), it.next()) {
                         d.push((k, v));
                     }
                 }
             }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Persistent ids (storages), REDUCE (tensors, other objects) and BUILD; false for anything else.
+    fn object_op(&mut self, op: u8) -> Result<bool> {
+        match op {
             b'Q' => {
-                let pid = pop(&mut stack)?;
-                stack.push(persistent(pid)?);
+                let pid = self.pop()?;
+                self.stack.push(persistent(pid)?);
             }
             b'R' => {
-                let args = pop(&mut stack)?;
-                let callable = pop(&mut stack)?;
-                stack.push(reduce(callable, args)?);
+                let args = self.pop()?;
+                let callable = self.pop()?;
+                self.stack.push(reduce(callable, args)?);
             }
             b'b' => {
                 // BUILD: object state; tensors and dicts need none of it.
-                pop(&mut stack)?;
+                self.pop()?;
             }
-            b'.' => {
-                *at = r.at;
-                return pop(&mut stack);
-            }
-            other => return Err(bad(format!("unsupported opcode 0x{other:02x}"))),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// Runs one pickle from `bytes[*at..]`, leaving `*at` after its STOP.
+pub fn load(bytes: &[u8], at: &mut usize) -> Result<Value> {
+    let mut p = Unpickler {
+        r: Reader { b: bytes, at: *at },
+        stack: Vec::new(),
+        memo: std::collections::HashMap::new(),
+    };
+    loop {
+        let op = p.r.u8()?;
+        if op == b'.' {
+            *at = p.r.at;
+            return p.pop();
+        }
+        // Each opcode belongs to exactly one family; the others leave the state untouched.
+        let known = p.memo_op(op)? || p.scalar_op(op)? || p.container_op(op)? || p.object_op(op)?;
+        if !known {
+            return Err(bad(format!("unsupported opcode 0x{op:02x}")));
         }
     }
 }

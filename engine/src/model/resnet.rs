@@ -13,17 +13,32 @@ fn conv(p: nn::Path, i: i64, o: i64, k: i64, stride: i64) -> nn::Conv2D {
     nn::conv2d(p, i, o, k, cfg)
 }
 
+/// The projection shortcut (1×1 conv + batch norm) of a block that changes stride or width;
+/// `None` for the identity shortcut.
+fn shortcut(p: &nn::Path, i: i64, o: i64, stride: i64) -> Option<(nn::Conv2D, nn::BatchNorm)> {
+    (stride != 1 || i != o).then(|| {
+        (
+            conv(p / "short" / "conv", i, o, 1, stride),
+            nn::batch_norm2d(p / "short" / "bn", o, Default::default()),
+        )
+    })
+}
+
+/// A block's output: its residual branch `y` plus the shortcut of its input `x`, then ReLU.
+fn join(x: &Tensor, y: Tensor, short: &Option<(nn::Conv2D, nn::BatchNorm)>, train: bool) -> Tensor {
+    let s = match short {
+        Some((c, b)) => x.apply(c).apply_t(b, train),
+        None => x.shallow_clone(),
+    };
+    (y + s).relu()
+}
+
 fn basic_block(p: nn::Path, i: i64, o: i64, stride: i64) -> impl ModuleT {
     let c1 = conv(&p / "conv1", i, o, 3, stride);
     let b1 = nn::batch_norm2d(&p / "bn1", o, Default::default());
     let c2 = conv(&p / "conv2", o, o, 3, 1);
     let b2 = nn::batch_norm2d(&p / "bn2", o, Default::default());
-    let short = (stride != 1 || i != o).then(|| {
-        (
-            conv(&p / "short" / "conv", i, o, 1, stride),
-            nn::batch_norm2d(&p / "short" / "bn", o, Default::default()),
-        )
-    });
+    let short = shortcut(&p, i, o, stride);
     nn::func_t(move |x, train| {
         let y = x
             .apply(&c1)
@@ -31,11 +46,7 @@ fn basic_block(p: nn::Path, i: i64, o: i64, stride: i64) -> impl ModuleT {
             .relu()
             .apply(&c2)
             .apply_t(&b2, train);
-        let s = match &short {
-            Some((c, b)) => x.apply(c).apply_t(b, train),
-            None => x.shallow_clone(),
-        };
-        (y + s).relu()
+        join(x, y, &short, train)
     })
 }
 
@@ -92,12 +103,7 @@ fn bottleneck(p: nn::Path, i: i64, width: i64, stride: i64) -> impl ModuleT {
     let b2 = nn::batch_norm2d(&p / "bn2", width, Default::default());
     let c3 = conv(&p / "conv3", width, o, 1, 1);
     let b3 = nn::batch_norm2d(&p / "bn3", o, Default::default());
-    let short = (stride != 1 || i != o).then(|| {
-        (
-            conv(&p / "short" / "conv", i, o, 1, stride),
-            nn::batch_norm2d(&p / "short" / "bn", o, Default::default()),
-        )
-    });
+    let short = shortcut(&p, i, o, stride);
     nn::func_t(move |x, train| {
         let y = x
             .apply(&c1)
@@ -108,11 +114,7 @@ fn bottleneck(p: nn::Path, i: i64, width: i64, stride: i64) -> impl ModuleT {
             .relu()
             .apply(&c3)
             .apply_t(&b3, train);
-        let s = match &short {
-            Some((c, b)) => x.apply(c).apply_t(b, train),
-            None => x.shallow_clone(),
-        };
-        (y + s).relu()
+        join(x, y, &short, train)
     })
 }
 

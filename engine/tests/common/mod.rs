@@ -1,8 +1,52 @@
 //! Shared test fixtures: hand-made linear models whose outputs can be computed by hand.
 #![allow(dead_code)] // each test binary uses some of these
 
+use iscp_engine::data::{synthetic, DataSplits, Dataset, SyntheticConfig};
 use iscp_engine::model::{Arch, Model, ModelMeta};
+use iscp_engine::train::{train, TrainConfig};
 use tch::{nn, nn::Module, Device, Tensor};
+
+/// A small CNN's metadata for `class_names` and inputs of `input_shape`: no normalisation, no
+/// accuracy.
+pub fn small_cnn_meta(class_names: Vec<String>, input_shape: [i64; 3]) -> ModelMeta {
+    ModelMeta {
+        arch: Arch::SmallCnn,
+        class_names,
+        input_shape,
+        normalize: None,
+        test_accuracy: None,
+    }
+}
+
+/// Synthetic one-channel `size`×`size` shapes of `classes` classes, `train` and `test` images,
+/// drawn from `seed`.
+pub fn shapes(classes: usize, size: usize, train: usize, test: usize, seed: u64) -> DataSplits {
+    synthetic(&SyntheticConfig {
+        classes,
+        size,
+        channels: 1,
+        train,
+        test,
+        seed,
+    })
+    .unwrap()
+}
+
+/// Training for `epochs` in batches of `batch`, the rest as `TrainConfig::default()`.
+pub fn training(epochs: usize, batch: usize) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        batch,
+        ..Default::default()
+    }
+}
+
+/// `fresh_small_cnn(data, seed)`, trained on `data` with `cfg`.
+pub fn small_cnn_trained_on(data: &Dataset, seed: i64, cfg: &TrainConfig) -> Model {
+    let mut model = fresh_small_cnn(data, seed);
+    train(&mut model, data, cfg, &mut |_, _, _| {}).unwrap();
+    model
+}
 
 /// logits = W · flatten(x) + b for inputs of `shape`, with W given row-major (classes × pixels).
 pub fn linear_model(w: &[f32], b: &[f32], shape: [i64; 3]) -> Model {
@@ -21,26 +65,14 @@ pub fn linear_model(w: &[f32], b: &[f32], shape: [i64; 3]) -> Model {
         lin.bs.as_mut().expect("bias").copy_(&Tensor::from_slice(b));
     });
     let net = nn::func_t(move |x, _| lin.forward(&x.flatten(1, -1)));
-    let meta = ModelMeta {
-        arch: Arch::SmallCnn,
-        class_names: (0..k).map(|i| i.to_string()).collect(),
-        input_shape: shape,
-        normalize: None,
-        test_accuracy: None,
-    };
+    let meta = small_cnn_meta((0..k).map(|i| i.to_string()).collect(), shape);
     Model::from_module(vs, Box::new(net), meta).expect("fixture model")
 }
 
 /// An untrained small CNN for `data`'s classes and image shape, its weights drawn from `seed`.
-pub fn fresh_small_cnn(data: &iscp_engine::data::Dataset, seed: i64) -> Model {
+pub fn fresh_small_cnn(data: &Dataset, seed: i64) -> Model {
     tch::manual_seed(seed);
-    let meta = ModelMeta {
-        arch: Arch::SmallCnn,
-        class_names: data.class_names.clone(),
-        input_shape: data.image_shape(),
-        normalize: None,
-        test_accuracy: None,
-    };
+    let meta = small_cnn_meta(data.class_names.clone(), data.image_shape());
     Model::new_builtin(meta, Device::Cpu).expect("small CNN")
 }
 
@@ -50,31 +82,10 @@ pub fn trained_small_cnn(
     data_seed: u64,
     model_seed: i64,
     epochs: usize,
-) -> (Model, iscp_engine::data::DataSplits) {
-    use iscp_engine::data::{synthetic, SyntheticConfig};
-    use iscp_engine::train::{train, TrainConfig};
+) -> (Model, DataSplits) {
     tch::set_num_threads(2);
-    let data = synthetic(&SyntheticConfig {
-        classes,
-        size: 16,
-        channels: 1,
-        train: 200 * classes,
-        test: 60 * classes,
-        seed: data_seed,
-    })
-    .unwrap();
-    let mut model = fresh_small_cnn(&data.train, model_seed);
-    train(
-        &mut model,
-        &data.train,
-        &TrainConfig {
-            epochs,
-            batch: 32,
-            ..Default::default()
-        },
-        &mut |_, _, _| {},
-    )
-    .unwrap();
+    let data = shapes(classes, 16, 200 * classes, 60 * classes, data_seed);
+    let model = small_cnn_trained_on(&data.train, model_seed, &training(epochs, 32));
     (model, data)
 }
 
@@ -92,6 +103,15 @@ pub fn torch_rng() -> std::sync::MutexGuard<'static, ()> {
 pub fn lanes_serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `lanes_serial` and then `torch_rng` (the order every test that needs both takes them in).
+pub fn lanes_and_rng() -> (
+    std::sync::MutexGuard<'static, ()>,
+    std::sync::MutexGuard<'static, ()>,
+) {
+    let serial = lanes_serial();
+    (serial, torch_rng())
 }
 
 /// Near-ties allowed at a size's boundary: 2.5 signed steps of the default η = 0.02.

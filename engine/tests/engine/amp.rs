@@ -5,34 +5,21 @@
 use crate::common;
 
 use iscp_engine::amp::{LossScaler, INITIAL_SCALE};
-use iscp_engine::data::{synthetic, SyntheticConfig};
-use iscp_engine::train::{train, TrainConfig};
+use iscp_engine::train::TrainConfig;
 use tch::{nn, Device, Kind, Tensor};
 
 #[test]
 fn scaled_training_on_the_cpu_equals_plain_training() {
     // Bit for bit only while libtorch's thread count stays put: no lanes may run meanwhile.
-    let _serial = common::lanes_serial();
-    let _rng = common::torch_rng();
+    let _locks = common::lanes_and_rng();
     tch::set_num_threads(2);
-    let data = synthetic(&SyntheticConfig {
-        classes: 3,
-        size: 16,
-        channels: 1,
-        train: 240,
-        test: 60,
-        seed: 4,
-    })
-    .unwrap();
+    let data = common::shapes(3, 16, 240, 60, 4);
     let logits = |mixed_precision: bool| {
-        let mut model = common::fresh_small_cnn(&data.train, 7);
         let cfg = TrainConfig {
-            epochs: 2,
-            batch: 32,
             mixed_precision,
-            ..Default::default()
+            ..common::training(2, 32)
         };
-        train(&mut model, &data.train, &cfg, &mut |_, _, _| {}).unwrap();
+        let model = common::small_cnn_trained_on(&data.train, 7, &cfg);
         model.predict_logits(&data.test.images, 64).unwrap()
     };
     let (plain, scaled) = (logits(false), logits(true));

@@ -5,7 +5,7 @@ use crate::common;
 
 use iscp_engine::baselines::{class_uap, grad_cam, uap_success, UapConfig};
 use iscp_engine::data::stratified_split;
-use iscp_engine::model::{Arch, Model, ModelMeta};
+use iscp_engine::model::Model;
 use iscp_engine::pattern::binarize;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -42,13 +42,7 @@ fn grad_cam_points_at_the_region_that_drives_the_logit() {
         let s = a.sum_dim_intlist([2i64, 3].as_slice(), false, Kind::Float);
         Tensor::stack(&[s.select(1, 1), s.select(1, 0)], 1)
     });
-    let meta = ModelMeta {
-        arch: Arch::SmallCnn,
-        class_names: vec!["0".into(), "1".into()],
-        input_shape: [1, 8, 8],
-        normalize: None,
-        test_accuracy: None,
-    };
+    let meta = common::small_cnn_meta(vec!["0".into(), "1".into()], [1, 8, 8]);
     let model = Model::from_parts(
         nn::VarStore::new(Device::Cpu),
         (Box::new(body), Box::new(head)),

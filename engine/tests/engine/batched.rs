@@ -54,8 +54,7 @@ fn jobs(data: &iscp_engine::data::DataSplits) -> Vec<SearchJob> {
 
 #[test]
 fn batched_masks_equal_one_by_one() {
-    let _serial = common::lanes_serial();
-    let _rng = common::torch_rng();
+    let _locks = common::lanes_and_rng();
     let (model, data) = setup();
     let js = jobs(&data);
     let mut reports = Vec::new();
@@ -108,8 +107,7 @@ fn batched_masks_equal_one_by_one() {
 
 #[test]
 fn a_bad_job_fails_alone() {
-    let _serial = common::lanes_serial();
-    let _rng = common::torch_rng();
+    let _locks = common::lanes_and_rng();
     let (model, data) = setup();
     let mut js = jobs(&data);
     js[1].pool.push(10_000); // a row outside the test set

@@ -5,24 +5,14 @@ use crate::common;
 use iscp_engine::anomaly::{top_k_iou, FLAG_THRESHOLD};
 use iscp_engine::badnets::{attack_success_rate, poison, Position, Trigger, TriggerSpec};
 use iscp_engine::cleanse::{anomaly_indices, reverse_all, CleanseConfig};
-use iscp_engine::data::{synthetic, SyntheticConfig};
-use iscp_engine::train::{train, TrainConfig};
+use iscp_engine::train::TrainConfig;
 
 #[test]
 fn neural_cleanse_finds_the_badnets_target() {
-    let _serial = common::lanes_serial();
-    let _rng = common::torch_rng();
+    let _locks = common::lanes_and_rng();
     tch::set_num_threads(2);
     let side = 24;
-    let data = synthetic(&SyntheticConfig {
-        classes: 5,
-        size: side as usize,
-        channels: 1,
-        train: 2000,
-        test: 600,
-        seed: 11,
-    })
-    .unwrap();
+    let data = common::shapes(5, side as usize, 2000, 600, 11);
     let target = 3;
     let trigger = TriggerSpec {
         kind: Trigger::WhiteSquare,
@@ -33,14 +23,11 @@ fn neural_cleanse_finds_the_badnets_target() {
     .place([1, side, side])
     .unwrap();
     let (poisoned, _) = poison(&data.train, target, 0.1, 1, &trigger).unwrap();
-    let mut model = common::fresh_small_cnn(&poisoned, 3);
     let tc = TrainConfig {
-        epochs: 3,
-        batch: 64,
         lr: 0.05,
-        ..Default::default()
+        ..common::training(3, 64)
     };
-    train(&mut model, &poisoned, &tc, &mut |_, _, _| {}).unwrap();
+    let model = common::small_cnn_trained_on(&poisoned, 3, &tc);
     let asr = attack_success_rate(&model, &data.test, target, &trigger).unwrap();
     assert!(asr > 0.9, "attack success rate {asr}");
     let clean = data.test.images.narrow(0, 0, 200);

@@ -4,7 +4,7 @@
 use crate::common;
 
 use iscp_engine::data::Dataset;
-use iscp_engine::model::{Arch, Model, ModelMeta};
+use iscp_engine::model::Model;
 use iscp_engine::pattern::Evaluator;
 use iscp_engine::search::{search_batch, SearchConfig, SearchJob};
 use iscp_engine::EngineError;
@@ -26,13 +26,7 @@ fn nan_when_bright() -> Model {
         let guard = (flat.neg() + 0.25).amin([1i64].as_slice(), true).sqrt() * 0.0;
         lin.forward(&flat) + guard
     });
-    let meta = ModelMeta {
-        arch: Arch::SmallCnn,
-        class_names: vec!["a".into(), "b".into()],
-        input_shape: [1, 4, 4],
-        normalize: None,
-        test_accuracy: None,
-    };
+    let meta = common::small_cnn_meta(vec!["a".into(), "b".into()], [1, 4, 4]);
     Model::from_module(vs, Box::new(net), meta).unwrap()
 }
 

@@ -5,10 +5,10 @@ use crate::common;
 
 use iscp_engine::badnets::{attack_success_rate, in_trigger, poison, TriggerSpec};
 use iscp_engine::canvas::canvas_image;
-use iscp_engine::data::{stratified_split, synthetic, SyntheticConfig};
+use iscp_engine::data::stratified_split;
 use iscp_engine::pattern::{binarize, pattern_k, Evaluator};
 use iscp_engine::search::{search, SearchConfig};
-use iscp_engine::train::{train, TrainConfig};
+use iscp_engine::train::TrainConfig;
 
 /// 24×24 images: 1% is 6 pixels. A white canvas can only reproduce the checkerboard's 5 white cells
 /// (its black cells are not white), so at this size "most of the pattern" means all of them.
@@ -22,15 +22,7 @@ struct Found {
 
 fn train_and_search(poisoned: bool) -> Found {
     tch::set_num_threads(2);
-    let cfg = SyntheticConfig {
-        classes: 5,
-        size: SIDE as usize,
-        channels: 1,
-        train: 2000,
-        test: 600,
-        seed: 11,
-    };
-    let data = synthetic(&cfg).unwrap();
+    let data = common::shapes(5, SIDE as usize, 2000, 600, 11);
     let target = 0;
     let trigger = TriggerSpec::default().place([1, SIDE, SIDE]).unwrap();
     let train_set = if poisoned {
@@ -38,14 +30,11 @@ fn train_and_search(poisoned: bool) -> Found {
     } else {
         data.train
     };
-    let mut model = common::fresh_small_cnn(&train_set, 3);
     let tc = TrainConfig {
-        epochs: 3,
-        batch: 64,
         lr: 0.05,
-        ..Default::default()
+        ..common::training(3, 64)
     };
-    train(&mut model, &train_set, &tc, &mut |_, _, _| {}).unwrap();
+    let model = common::small_cnn_trained_on(&train_set, 3, &tc);
     let acc = model
         .accuracy(&data.test.images, &data.test.labels)
         .unwrap();
@@ -87,8 +76,7 @@ fn train_and_search(poisoned: bool) -> Found {
 
 #[test]
 fn badnets_trigger_is_recovered_and_natural_patterns_are_weak() {
-    let _serial = common::lanes_serial();
-    let _rng = common::torch_rng();
+    let _locks = common::lanes_and_rng();
     let bad = train_and_search(true);
     eprintln!(
         "badnets: {}/{} pixels in trigger, PW {:.3}",

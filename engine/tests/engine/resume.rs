@@ -4,7 +4,6 @@
 
 use crate::common;
 
-use iscp_engine::data::{synthetic, SyntheticConfig};
 use iscp_engine::model::Model;
 use iscp_engine::sgd::Sgd;
 use iscp_engine::train::{train_from, TrainConfig, TrainRun};
@@ -14,8 +13,7 @@ use tch::{nn, Device, Kind, Tensor};
 
 #[test]
 fn hand_written_sgd_takes_libtorchs_steps() {
-    let _serial = common::lanes_serial();
-    let _rng = common::torch_rng();
+    let _locks = common::lanes_and_rng();
     let make = || {
         tch::manual_seed(5);
         let vs = nn::VarStore::new(Device::Cpu);
@@ -71,23 +69,14 @@ fn max_diff(a: &Model, b: &Model) -> f64 {
 
 #[test]
 fn a_training_resumed_from_its_checkpoint_is_the_training() {
-    let _serial = common::lanes_serial();
-    let _rng = common::torch_rng();
+    let _locks = common::lanes_and_rng();
     tch::set_num_threads(2);
-    let data = synthetic(&SyntheticConfig {
-        classes: 3,
-        size: 16,
-        train: 384,
-        test: 60,
-        ..Default::default()
-    })
-    .unwrap();
+    // One channel and seed 0: `SyntheticConfig`'s defaults.
+    let data = common::shapes(3, 16, 384, 60, 0);
     let cfg = TrainConfig {
-        epochs: 3,
-        batch: 32,
         lr: 0.05,
         mixed_precision: true,
-        ..Default::default()
+        ..common::training(3, 32)
     };
     let dir = tempfile::tempdir().unwrap();
     let ckpt = dir.path().join("epoch-0.iscpt");

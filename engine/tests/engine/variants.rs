@@ -42,8 +42,7 @@ fn tv(mask: &[f32]) -> f64 {
 
 #[test]
 fn total_variation_lowers_the_masks_variation() {
-    let _serial = common::lanes_serial();
-    let _rng = common::torch_rng();
+    let _locks = common::lanes_and_rng();
     let (model, data) = setup();
     let jobs = [
         job(&data, -1, 0.0, false),
@@ -61,8 +60,7 @@ fn total_variation_lowers_the_masks_variation() {
 
 #[test]
 fn a_learned_canvas_moves_in_bounded_steps() {
-    let _serial = common::lanes_serial();
-    let _rng = common::torch_rng();
+    let _locks = common::lanes_and_rng();
     let (model, data) = setup();
     let index = data.test.labels_vec().iter().position(|&l| l == 1).unwrap() as i64;
     let j = job(&data, index, 0.0, true);

@@ -165,9 +165,8 @@ fn read_manifest(path: &Path) -> Result<HashMap<String, Truth>, String> {
     Ok(out)
 }
 
-/// The given models: every `*.pt` file of `folder`, sorted, a setting named after its stem
-/// (`given-<stem>`), with the manifest's ground truth (a file the manifest does not name is an error).
-pub fn given(p: &PopulationSpec, folder: &Path) -> Result<Vec<SettingSpec>, String> {
+/// Every `*.pt` file of `folder`, sorted; an error past the limit on given files or with none.
+fn given_files(folder: &Path) -> Result<Vec<PathBuf>, String> {
     let max = super::limits::MAX_GIVEN_FILES;
     let mut files: Vec<PathBuf> = Vec::new();
     for f in std::fs::read_dir(folder)
@@ -187,76 +186,107 @@ pub fn given(p: &PopulationSpec, folder: &Path) -> Result<Vec<SettingSpec>, Stri
     if files.is_empty() {
         return Err(format!("{} has no *.pt files", folder.display()));
     }
+    Ok(files)
+}
+
+/// Refuses a manifest that names a file (the first by name) which is not among `files`.
+fn check_manifest_names(
+    truth: &HashMap<String, Truth>,
+    manifest: &Path,
+    files: &[PathBuf],
+    folder: &Path,
+) -> Result<(), String> {
+    let names: std::collections::HashSet<String> = files
+        .iter()
+        .map(|f| {
+            f.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string()
+        })
+        .collect();
+    let mut absent: Vec<&String> = truth.keys().filter(|k| !names.contains(*k)).collect();
+    absent.sort();
+    if let Some(a) = absent.first() {
+        return Err(format!(
+            "{} names {a}, which is not a *.pt file of {}",
+            manifest.display(),
+            folder.display()
+        ));
+    }
+    Ok(())
+}
+
+/// A file's stem with every character but ASCII letters, digits and `-_.` made `_`.
+fn safe_stem(f: &Path) -> String {
+    f.file_stem()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The setting of one given file, with its manifest line when there is a manifest.
+fn given_setting(
+    p: &PopulationSpec,
+    f: PathBuf,
+    truth: Option<&HashMap<String, Truth>>,
+) -> Result<SettingSpec, String> {
+    let file = f
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_string();
+    let stem = safe_stem(&f);
+    let t = match truth {
+        Some(t) => Some(t.get(&file).cloned().ok_or_else(|| {
+            format!("the manifest has no line for {file} (every given file needs one)")
+        })?),
+        None => None,
+    };
+    let poisoned = t.as_ref().is_some_and(|t| t.poisoned);
+    let kind = if poisoned {
+        SettingKind::Badnets
+    } else {
+        SettingKind::Natural
+    };
+    if std::fs::metadata(&f).is_ok_and(|m| m.len() == 0) {
+        return Err(format!(
+            "{} is empty (0 bytes): not a TorchScript model",
+            f.display()
+        ));
+    }
+    let mut st = bare(format!("given-{stem}"), kind, Arch::Torchscript);
+    st.model = Some(Spanned::new(0..0, f.clone()));
+    st.normalize = p.normalize.clone();
+    if let Some(t) = t {
+        st.target = t.target.map(|k| Spanned::new(0..0, k));
+        st.trigger_box = t.trigger_box;
+    }
+    Ok(st)
+}
+
+/// The given models: every `*.pt` file of `folder`, sorted, a setting named after its stem
+/// (`given-<stem>`), with the manifest's ground truth (a file the manifest does not name is an error).
+pub fn given(p: &PopulationSpec, folder: &Path) -> Result<Vec<SettingSpec>, String> {
+    let files = given_files(folder)?;
     let truth = match &p.manifest {
         Some(m) => Some(read_manifest(m.get_ref())?),
         None => None,
     };
     if let (Some(t), Some(m)) = (&truth, &p.manifest) {
-        let names: std::collections::HashSet<String> = files
-            .iter()
-            .map(|f| {
-                f.file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .to_string()
-            })
-            .collect();
-        let mut absent: Vec<&String> = t.keys().filter(|k| !names.contains(*k)).collect();
-        absent.sort();
-        if let Some(a) = absent.first() {
-            return Err(format!(
-                "{} names {a}, which is not a *.pt file of {}",
-                m.get_ref().display(),
-                folder.display()
-            ));
-        }
+        check_manifest_names(t, m.get_ref(), &files, folder)?;
     }
     let mut out = Vec::new();
     for f in files {
-        let file = f
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .to_string();
-        let stem: String = f
-            .file_stem()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let t = match &truth {
-            Some(t) => Some(t.get(&file).cloned().ok_or_else(|| {
-                format!("the manifest has no line for {file} (every given file needs one)")
-            })?),
-            None => None,
-        };
-        let poisoned = t.as_ref().is_some_and(|t| t.poisoned);
-        let kind = if poisoned {
-            SettingKind::Badnets
-        } else {
-            SettingKind::Natural
-        };
-        if std::fs::metadata(&f).is_ok_and(|m| m.len() == 0) {
-            return Err(format!(
-                "{} is empty (0 bytes): not a TorchScript model",
-                f.display()
-            ));
-        }
-        let mut st = bare(format!("given-{stem}"), kind, Arch::Torchscript);
-        st.model = Some(Spanned::new(0..0, f.clone()));
-        st.normalize = p.normalize.clone();
-        if let Some(t) = t {
-            st.target = t.target.map(|k| Spanned::new(0..0, k));
-            st.trigger_box = t.trigger_box;
-        }
-        out.push(st);
+        out.push(given_setting(p, f, truth.as_ref())?);
     }
     Ok(out)
 }

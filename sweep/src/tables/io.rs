@@ -51,25 +51,39 @@ pub fn write_part_bytes(table_dir: &Path, name: &str, bytes: &[u8]) -> Result<Pa
     Ok(path)
 }
 
-/// A part written and synced under a hidden temporary name, not yet a part of its table: the
-/// slow half of writing a part, done before taking the scheduler's lock. Dropped unpublished,
-/// its file is removed.
-pub struct StagedPart {
+/// A file written and synced under a hidden temporary name beside its place, not yet in it: the
+/// slow half of writing it, done before taking the scheduler's lock. Dropped unpublished, its
+/// temporary file is removed.
+pub(crate) struct Staged {
     tmp: PathBuf,
-    path: PathBuf,
+    dest: PathBuf,
     published: bool,
 }
 
-impl StagedPart {
-    /// Renames it to `part-<name>.parquet` (its directory is not synced: see `sync_dir`).
-    pub fn publish(mut self) -> Result<PathBuf> {
-        std::fs::rename(&self.tmp, &self.path).map_err(|e| SweepError::io(&self.path, e))?;
+impl Staged {
+    /// Writes and syncs `bytes` at `tmp`, bound for `dest` (on an error the file is removed).
+    pub(crate) fn write(tmp: PathBuf, dest: PathBuf, bytes: &[u8]) -> std::io::Result<Staged> {
+        use std::io::Write;
+        let staged = Staged {
+            tmp,
+            dest,
+            published: false,
+        };
+        let mut file = File::create(&staged.tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        Ok(staged)
+    }
+
+    /// Renames it to its place (the folder is not synced: see `sync_dir`); returns that place.
+    pub(crate) fn publish(mut self) -> Result<PathBuf> {
+        std::fs::rename(&self.tmp, &self.dest).map_err(|e| SweepError::io(&self.dest, e))?;
         self.published = true;
-        Ok(self.path.clone())
+        Ok(self.dest.clone())
     }
 }
 
-impl Drop for StagedPart {
+impl Drop for Staged {
     fn drop(&mut self) {
         if !self.published {
             let _ = std::fs::remove_file(&self.tmp);
@@ -77,9 +91,20 @@ impl Drop for StagedPart {
     }
 }
 
+/// A part written and synced under a hidden temporary name, not yet a part of its table: the
+/// slow half of writing a part, done before taking the scheduler's lock. Dropped unpublished,
+/// its file is removed.
+pub struct StagedPart(Staged);
+
+impl StagedPart {
+    /// Renames it to `part-<name>.parquet` (its directory is not synced: see `sync_dir`).
+    pub fn publish(self) -> Result<PathBuf> {
+        self.0.publish()
+    }
+}
+
 /// Writes and syncs `bytes` under a temporary name unique to this call in `table_dir`.
 pub fn stage_part_bytes(table_dir: &Path, name: &str, bytes: &[u8]) -> Result<StagedPart> {
-    use std::io::Write;
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     std::fs::create_dir_all(table_dir).map_err(|e| SweepError::io(table_dir, e))?;
@@ -88,18 +113,9 @@ pub fn stage_part_bytes(table_dir: &Path, name: &str, bytes: &[u8]) -> Result<St
         ".part-{name}.parquet.{}-{n}.tmp",
         std::process::id()
     ));
-    let staged = StagedPart {
-        tmp,
-        path: part_path(table_dir, name),
-        published: false,
-    };
-    let write = || -> std::io::Result<()> {
-        let mut file = File::create(&staged.tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()
-    };
-    write().map_err(|e| SweepError::io(&staged.tmp, e))?;
-    Ok(staged)
+    let staged = Staged::write(tmp.clone(), part_path(table_dir, name), bytes)
+        .map_err(|e| SweepError::io(&tmp, e))?;
+    Ok(StagedPart(staged))
 }
 
 /// Syncs a directory, making the renames in it durable.

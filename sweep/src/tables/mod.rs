@@ -18,6 +18,7 @@ pub use detection::{
     read_detection_rows, AuditRow, DetectionRow, ISCP, NEURAL_CLEANSE,
 };
 pub use failures::upgrade_failure_parts;
+pub(crate) use io::Staged;
 pub use io::{
     decode_parquet, done_units, encode_batches, encode_parquet, part_path, read_batches,
     stage_part_bytes, sync_dir, write_part, write_part_bytes, StagedPart,

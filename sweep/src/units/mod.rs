@@ -9,7 +9,7 @@ mod planners;
 
 pub use params::{
     AuditParams, BaselineParams, CleanseParams, DeriveParams, EvaluateParams, PicturesParams,
-    ScanParams, SearchParams, TransferParams, UnitParams, Variant,
+    PrepareNamed, PrepareParams, ScanParams, SearchParams, TransferParams, UnitParams, Variant,
 };
 pub use planners::{plan, SettingPlan};
 
@@ -51,22 +51,9 @@ impl Unit {
     }
 }
 
-/// A unit's parameters as a worker receives them with its lease. A prepare unit's hold the whole
-/// setting; the worker takes the setting from the spec by name, and the id check proves it is the
-/// one the coordinator planned.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Received {
-    Derive(DeriveParams),
-    Prepare { setting: String },
-    Search(SearchParams),
-    Evaluate(EvaluateParams),
-    Baseline(BaselineParams),
-    Pictures(PicturesParams),
-    Scan(ScanParams),
-    Transfer(TransferParams),
-    Cleanse(CleanseParams),
-    Audit(AuditParams),
-}
+/// A unit's parameters as a worker receives them with its lease: the same type as planned, but a
+/// prepare unit's are read as its setting's name (`PrepareNamed`).
+pub type Received = UnitParams<PrepareNamed>;
 
 impl Received {
     /// Decodes `params_json` (as `params_json` wrote it) for a unit of `kind`.
@@ -91,12 +78,12 @@ impl Received {
             UnitKind::Transfer => Received::Transfer(serde_json::from_value(v).map_err(bad)?),
             UnitKind::Cleanse => Received::Cleanse(serde_json::from_value(v).map_err(bad)?),
             UnitKind::Audit => Received::Audit(serde_json::from_value(v).map_err(bad)?),
-            UnitKind::PrepareModel => Received::Prepare {
+            UnitKind::PrepareModel => Received::Prepare(PrepareNamed {
                 setting: v["setting"]["name"]
                     .as_str()
                     .ok_or("prepare-model parameters without a setting name")?
                     .to_string(),
-            },
+            }),
             UnitKind::Noop | UnitKind::Unspecified => {
                 return Err(format!("a {kind} unit has no parameters"))
             }
@@ -109,7 +96,7 @@ impl Received {
     pub fn setting(&self) -> &str {
         match self {
             Received::Derive(d) => &d.source,
-            Received::Prepare { setting } => setting,
+            Received::Prepare(p) => &p.setting,
             Received::Search(p) => &p.setting,
             Received::Evaluate(p) => &p.setting,
             Received::Baseline(p) => &p.setting,
@@ -159,11 +146,9 @@ mod tests {
                 learn_canvas: true,
             },
         };
-        let json = params_json(UnitKind::Search, &UnitParams::Search(p.clone()));
-        assert_eq!(
-            id_of(&json),
-            unit_id(UnitKind::Search, &UnitParams::Search(p.clone()))
-        );
+        let planned: UnitParams = UnitParams::Search(p.clone());
+        let json = params_json(UnitKind::Search, &planned);
+        assert_eq!(id_of(&json), unit_id(UnitKind::Search, &planned));
         assert_eq!(
             Received::decode(UnitKind::Search, &json).unwrap(),
             Received::Search(p)

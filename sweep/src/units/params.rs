@@ -161,16 +161,30 @@ pub struct TransferParams {
     pub seed: u64,
 }
 
+/// A prepare unit's parameters as planned: the whole setting, the data and the seed (what its id
+/// hashes).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrepareParams {
+    // Boxed: a setting is large beside the other kinds' parameters (serialises the same).
+    pub setting: Box<SettingSpec>,
+    pub data: serde_json::Value,
+    pub seed: u64,
+}
+
+/// A prepare unit's parameters as a worker reads them: its setting's name. The worker takes the
+/// setting from the spec by that name, and the id check proves it is the one planned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrepareNamed {
+    pub setting: String,
+}
+
+/// A unit's parameters, one type per kind. `P` is a prepare unit's: the whole setting where units
+/// are planned (`PrepareParams`), its name where a worker receives them (`Received`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
-pub enum UnitParams {
+pub enum UnitParams<P = PrepareParams> {
     Derive(DeriveParams),
-    Prepare {
-        // Boxed: a setting is large beside the other variants (serialises the same).
-        setting: Box<SettingSpec>,
-        data: serde_json::Value,
-        seed: u64,
-    },
+    Prepare(P),
     Search(SearchParams),
     Evaluate(EvaluateParams),
     Baseline(BaselineParams),

@@ -2,8 +2,8 @@
 
 use super::finishing::finishing_units;
 use super::{
-    unit, AuditParams, BaselineParams, DeriveParams, EvaluateParams, SearchParams, Unit, UnitKind,
-    UnitParams, Variant,
+    unit, AuditParams, BaselineParams, DeriveParams, EvaluateParams, PrepareParams, SearchParams,
+    Unit, UnitKind, UnitParams, Variant,
 };
 use crate::spec::{CanvasSpec, LoadedSpec, SearchSpec, SettingSpec};
 use iscp_engine::canvas::CanvasKind;
@@ -111,11 +111,11 @@ fn prepare_units(settings: &[SettingSpec], data: &serde_json::Value, seed: u64) 
     settings
         .iter()
         .map(|setting| {
-            let params = UnitParams::Prepare {
+            let params = UnitParams::Prepare(PrepareParams {
                 setting: Box::new(setting.clone()),
                 data: data.clone(),
                 seed,
-            };
+            });
             unit(UnitKind::PrepareModel, params, vec![])
         })
         .collect()

@@ -1,6 +1,7 @@
 //! Files a unit makes that are not table rows (pictures): their paths, checked before anything is
 //! written (a worker's path is input from the network), and their atomic write.
 
+use crate::tables::Staged;
 use crate::{Result, SweepError};
 use std::path::{Path, PathBuf};
 
@@ -34,37 +35,22 @@ pub fn refuse_output_path(path: &str) -> Option<String> {
 
 /// An output file written and synced under a hidden temporary name beside its place: the slow
 /// half of writing it, done before the scheduler's lock. Dropped unpublished, it is removed.
-pub struct StagedFile {
-    tmp: PathBuf,
-    dest: PathBuf,
-    published: bool,
-}
+pub struct StagedFile(Staged);
 
 impl StagedFile {
     /// Renames it into place, replacing another attempt's file whole; returns its folder, whose
     /// rename the caller syncs (see `tables::sync_dir`).
-    pub fn publish(mut self) -> Result<PathBuf> {
-        std::fs::rename(&self.tmp, &self.dest).map_err(|e| SweepError::io(&self.dest, e))?;
-        self.published = true;
-        Ok(self
-            .dest
+    pub fn publish(self) -> Result<PathBuf> {
+        let dest = self.0.publish()?;
+        Ok(dest
             .parent()
             .expect("checked: a folder then a name")
             .to_path_buf())
     }
 }
 
-impl Drop for StagedFile {
-    fn drop(&mut self) {
-        if !self.published {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
-    }
-}
-
 /// Checks `path` and writes `bytes` under a temporary name unique to this call beside it, synced.
 pub fn stage_output_file(root: &Path, path: &str, bytes: &[u8]) -> Result<StagedFile> {
-    use std::io::Write;
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     if let Some(why) = refuse_output_path(path) {
@@ -75,18 +61,9 @@ pub fn stage_output_file(root: &Path, path: &str, bytes: &[u8]) -> Result<Staged
     std::fs::create_dir_all(dir).map_err(|e| SweepError::io(dir, e))?;
     let name = dest.file_name().expect("checked").to_string_lossy();
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let staged = StagedFile {
-        tmp: dir.join(format!(".{name}.{}-{n}.tmp", std::process::id())),
-        dest: dest.clone(),
-        published: false,
-    };
-    let write = || -> std::io::Result<()> {
-        let mut file = std::fs::File::create(&staged.tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()
-    };
-    write().map_err(|e| SweepError::io(&dest, e))?;
-    Ok(staged)
+    let tmp = dir.join(format!(".{name}.{}-{n}.tmp", std::process::id()));
+    let staged = Staged::write(tmp, dest.clone(), bytes).map_err(|e| SweepError::io(&dest, e))?;
+    Ok(StagedFile(staged))
 }
 
 /// Writes a checked output file under `root`, atomically (a temporary name, synced, renamed), so

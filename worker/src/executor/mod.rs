@@ -10,7 +10,7 @@ use iscp_proto::Table;
 use iscp_proto::UnitKey;
 use iscp_sweep::spec::SettingSpec;
 use iscp_sweep::tables;
-use iscp_sweep::units::{id_of, unit_id, Received, UnitKind, UnitParams};
+use iscp_sweep::units::{id_of, unit_id, PrepareParams, Received, UnitKind, UnitParams};
 use iscp_sweep::work::guarded;
 use iscp_sweep::SweepError;
 use std::collections::VecDeque;
@@ -261,11 +261,11 @@ impl Executor {
         if kind == UnitKind::PrepareModel {
             // The setting found by name is the one planned only if it gives the same id.
             let s = &ctx.spec.spec;
-            let params = UnitParams::Prepare {
+            let params: UnitParams = UnitParams::Prepare(PrepareParams {
                 setting: Box::new(setting.clone()),
                 data: serde_json::to_value(&s.data).unwrap_or_default(),
                 seed: s.seed,
-            };
+            });
             let here = unit_id(kind, &params);
             if here != u.unit_id {
                 return Err(skew(format!(
