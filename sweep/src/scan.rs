@@ -3,9 +3,9 @@
 //! whose small patterns are far more predictive than the rest, as a backdoor target's are.
 
 use crate::images::{class_label, save_grid, GridRow, GridText, Image};
-use crate::tables::{self, PatternRow};
+use crate::tables::{self, table_row, PatternRow, Row};
 use crate::{Result, SweepError};
-use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_array::RecordBatch;
 use iscp_engine::anomaly::{anomaly_indices, flagged, min_auditable_accuracy};
 use iscp_engine::canvas::{canvas_image, rank_canvases, CanvasKind};
 use iscp_engine::data::{stratified_split, DataSplits, Dataset, Split};
@@ -15,21 +15,22 @@ use iscp_engine::rng::mix;
 use iscp_engine::search::{search_batch, SearchConfig, SearchJob, SearchOutcome};
 use iscp_proto::Table;
 use std::path::Path;
-use std::sync::Arc;
 
-/// One row of the `scan` table: a class of a scanned model.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScanRow {
-    pub model: String,
-    pub class: i64,
-    pub class_name: String,
-    pub canvas_kind: String,
-    pub canvas_index: i64,
-    pub size: f64,
-    pub k: i64,
-    pub pw: f64,
-    pub anomaly_index: f64,
-    pub flagged: bool,
+table_row! {
+    /// One row of the `scan` table: a class of a scanned model.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct ScanRow {
+        pub model: String,
+        pub class: i64,
+        pub class_name: String,
+        pub canvas_kind: String,
+        pub canvas_index: i64,
+        pub size: f64,
+        pub k: i64,
+        pub pw: f64,
+        pub anomaly_index: f64,
+        pub flagged: bool,
+    }
 }
 
 /// Parameters of a scan.
@@ -278,36 +279,7 @@ pub fn verdict(rows: &[ScanRow]) -> String {
 }
 
 pub fn scan_batch(rows: &[ScanRow]) -> RecordBatch {
-    let s = |f: fn(&ScanRow) -> &str| -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
-    };
-    let i = |f: fn(&ScanRow) -> i64| -> ArrayRef {
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(f)))
-    };
-    let fl = |f: fn(&ScanRow) -> f64| -> ArrayRef {
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(f)))
-    };
-    RecordBatch::try_from_iter_with_nullable(vec![
-        ("model", s(|r| &r.model), false),
-        ("class", i(|r| r.class), false),
-        ("class_name", s(|r| &r.class_name), false),
-        ("canvas_kind", s(|r| &r.canvas_kind), false),
-        ("canvas_index", i(|r| r.canvas_index), false),
-        ("size", fl(|r| r.size), false),
-        ("k", i(|r| r.k), false),
-        ("pw", fl(|r| r.pw), false),
-        ("anomaly_index", fl(|r| r.anomaly_index), false),
-        (
-            "flagged",
-            Arc::new(
-                rows.iter()
-                    .map(|r| Some(r.flagged))
-                    .collect::<BooleanArray>(),
-            ) as ArrayRef,
-            false,
-        ),
-    ])
-    .expect("columns of equal length")
+    Row::batch(rows)
 }
 
 /// Writes the scan table part `name` and its picture under `root`.

@@ -66,7 +66,12 @@ fn a_folder_of_models_is_audited_with_no_spec_and_resumes() {
             .to_string()
     };
     assert!(out.lines().any(|l| l.starts_with("model ")), "{out}");
-    assert!(out.lines().next().is_some_and(|l| l.ends_with("report.html")), "{out}");
+    assert!(
+        out.lines()
+            .next()
+            .is_some_and(|l| l.ends_with("report.html")),
+        "{out}"
+    );
     assert!(line("a").ends_with("clean"), "{out}");
     assert!(line("b").ends_with("poisoned (0)"), "{out}");
 

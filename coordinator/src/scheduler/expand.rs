@@ -27,7 +27,7 @@ pub fn expand(source: &str, file: &str) -> Result<Expanded, SchedulerError> {
     let mut units = Vec::new();
     let plans = plan(&spec, classes, shape.train);
     for p in &plans {
-        let model = p.prepare.id.clone();
+        let prepare_id = p.prepare.id.clone();
         for u in p.all_units() {
             let (_, macs) = unit_cost(&spec, &plans, p, u, &shape);
             units.push(NewUnit {
@@ -37,14 +37,14 @@ pub fn expand(source: &str, file: &str) -> Result<Expanded, SchedulerError> {
                 params: u.params_json(),
                 // A derive-data unit runs on its source setting's model (its one dependency), a
                 // transfer on the other setting's; pictures and scans on none.
-                model_unit: match &u.params {
-                    UnitParams::Derive(d) => d.source_id.clone(),
-                    UnitParams::Transfer(t) => t.to_id.clone(),
+                prepare_id: match &u.params {
+                    UnitParams::Derive(d) => d.source_prepare_id.clone(),
+                    UnitParams::Transfer(t) => t.to_prepare_id.clone(),
                     UnitParams::Pictures(_) | UnitParams::Scan(_) | UnitParams::Audit(_) => {
                         String::new()
                     }
-                    _ if u.id == model => String::new(),
-                    _ => model.clone(),
+                    _ if u.id == prepare_id => String::new(),
+                    _ => prepare_id.clone(),
                 },
                 deps: u.deps.clone(),
             });
@@ -65,7 +65,7 @@ pub fn noop_units(n: usize) -> Vec<NewUnit> {
             id: format!("noop-{i:08}"),
             kind: UnitKind::Noop,
             params: String::new(),
-            model_unit: String::new(),
+            prepare_id: String::new(),
             deps: vec![],
             work: 1,
         })

@@ -180,9 +180,9 @@ impl Scheduler {
                     dependents[ds].push((seq, true));
                 }
             }
-            let model_in_deps = m.row.deps.contains(&m.row.model_unit);
-            if !m.row.model_unit.is_empty() && !model_in_deps {
-                if let Some(&ms) = seq_of.get(m.row.model_unit.as_str()) {
+            let model_in_deps = m.row.deps.contains(&m.row.prepare_id);
+            if !m.row.prepare_id.is_empty() && !model_in_deps {
+                if let Some(&ms) = seq_of.get(m.row.prepare_id.as_str()) {
                     dependents[ms].push((seq, false));
                 }
             }

@@ -110,7 +110,7 @@ impl Scheduler {
             params: self.ledger.params(&row.id)?.unwrap_or_default(),
             model_sha: self
                 .models
-                .get(&UnitKey::new(row.sweep.as_str(), row.model_unit.as_str()))
+                .get(&UnitKey::new(row.sweep.as_str(), row.prepare_id.as_str()))
                 .cloned()
                 .unwrap_or_default(),
             checkpoint: self

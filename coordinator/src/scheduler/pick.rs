@@ -57,7 +57,7 @@ impl Scheduler {
         };
         let Some(set) =
             s.ix.groups
-                .get(m.row.model_unit.as_str())
+                .get(m.row.prepare_id.as_str())
                 .and_then(|g| g.get(&m.row.kind))
         else {
             return vec![];

@@ -26,11 +26,11 @@ impl Scheduler {
         let no_model = || {
             Readiness::Doomed(format!(
                 "its model (prepare-model {}) could not be prepared",
-                u.model_unit
+                u.prepare_id
             ))
         };
         match u.kind {
-            UnitKind::Search | UnitKind::Baseline | UnitKind::Cleanse => match state(&u.model_unit)
+            UnitKind::Search | UnitKind::Baseline | UnitKind::Cleanse => match state(&u.prepare_id)
             {
                 DONE => Readiness::Ready,
                 FAILED | CANCELLED => no_model(),
@@ -58,7 +58,7 @@ impl Scheduler {
             // Pictures, scan, transfer: once everything they read is settled, from what succeeded;
             // a transfer also needs the model it evaluates on.
             k if k.finishing() => {
-                let model = (!u.model_unit.is_empty()).then(|| state(&u.model_unit));
+                let model = (!u.prepare_id.is_empty()).then(|| state(&u.prepare_id));
                 let model_done = model == Some(DONE);
                 if c.open > 0 || (model.is_some_and(|s| !s.is_terminal()) && !m.model_in_deps) {
                     Readiness::Wait
@@ -85,7 +85,7 @@ impl Scheduler {
         if m.row.state != PENDING {
             return;
         }
-        let (kind, model) = (m.row.kind, m.row.model_unit.clone());
+        let (kind, model) = (m.row.kind, m.row.prepare_id.clone());
         let later = m.not_before;
         let readiness = self.readiness(key);
         let s = self.sweeps.get_mut(key.sweep.as_str()).expect("planned");

@@ -265,7 +265,7 @@ fn new_row(
         sweep: sweep.into(),
         id: u.id.clone(),
         kind: u.kind,
-        model_unit: std::mem::take(&mut u.model_unit),
+        prepare_id: std::mem::take(&mut u.prepare_id),
         deps: std::mem::take(&mut u.deps),
         spec_sha: spec_sha.into(),
         state: PENDING,

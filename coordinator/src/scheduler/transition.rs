@@ -25,7 +25,7 @@ impl Scheduler {
         if new == LEASED {
             self.leased.entry(key.clone()).or_default();
         }
-        let (kind, model, work) = (m.row.kind, m.row.model_unit.clone(), m.row.work);
+        let (kind, model, work) = (m.row.kind, m.row.prepare_id.clone(), m.row.work);
         if let Some(seq) = self.planned(key) {
             let s = self.sweeps.get_mut(key.sweep.as_str()).expect("planned");
             s.ix.count(kind, old, -1, work);

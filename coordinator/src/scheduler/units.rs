@@ -46,7 +46,7 @@ pub struct NewUnit {
     pub kind: UnitKind,
     /// The JSON its id hashes (empty for `noop` units): what a lease carries to the worker.
     pub params: String,
-    pub model_unit: String,
+    pub prepare_id: String,
     pub deps: Vec<String>,
     /// Its estimated work (`iscp_sweep::cost::unit_work`).
     pub work: u64,

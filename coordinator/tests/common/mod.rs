@@ -109,7 +109,7 @@ pub fn unit(id: &str, kind: &str, model: &str, deps: &[&str]) -> NewUnit {
         id: id.into(),
         kind: iscp_proto::v1::UnitKind::parse(kind).expect("a unit kind"),
         params: String::new(),
-        model_unit: model.into(),
+        prepare_id: model.into(),
         deps: deps.iter().map(|s| s.to_string()).collect(),
         work: 10,
     }

@@ -177,6 +177,7 @@ fn audit_one(
         calibrated_threshold: threshold.filter(|t| t.is_finite()),
         calibrated_tpr: calibrated.map(|c| c.0).filter(|v| !v.is_nan()),
         calibrated_fpr: calibrated.map(|c| c.1).filter(|v| !v.is_nan()),
+        auroc_right_target: auroc(&right_target(&scored_truth)),
         target_top1: mean(
             poisoned
                 .iter()
@@ -185,6 +186,21 @@ fn audit_one(
         mean_trigger_iou: mean(poisoned.iter().filter_map(|(_, r)| r.trigger_iou)),
         seconds_per_model: mean(scored_truth.iter().map(|(_, r)| r.seconds)).unwrap_or(0.0),
     }
+}
+
+/// The models' scores with every poisoned model whose predicted target is not its true one (where
+/// that is known) scored as a miss, below every clean model.
+fn right_target(scored_truth: &[Pair<'_>]) -> Vec<Scored> {
+    scored_truth
+        .iter()
+        .map(|(t, r)| {
+            let wrong = t.poisoned && t.target.is_some_and(|k| k != r.predicted_target);
+            Scored {
+                score: if wrong { f64::NEG_INFINITY } else { r.score },
+                poisoned: t.poisoned,
+            }
+        })
+        .collect()
 }
 
 /// The detectors in `rows`: ISCP first, then Neural Cleanse, then any other, by name.
@@ -311,10 +327,11 @@ pub fn run_audit(
 pub fn describe(rows: &[AuditRow]) -> Vec<String> {
     let f = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.3}"));
     let mut out = vec![format!(
-        "{:<15} {:>6} {:>21} {:>10} {:>10} {:>9} {:>11} {:>8} {:>8}",
+        "{:<15} {:>6} {:>21} {:>14} {:>10} {:>10} {:>9} {:>11} {:>8} {:>8}",
         "detector",
         "models",
         "AUROC (95% interval)",
+        "AUROC right t.",
         "TPR@5%FPR",
         "rule TPR/FPR",
         "cal. FPR",
@@ -324,10 +341,11 @@ pub fn describe(rows: &[AuditRow]) -> Vec<String> {
     )];
     for r in rows {
         out.push(format!(
-            "{:<15} {:>6} {:>21} {:>10} {:>10} {:>9} {:>11} {:>8} {:>8.1}",
+            "{:<15} {:>6} {:>21} {:>14} {:>10} {:>10} {:>9} {:>11} {:>8} {:>8.1}",
             r.detector,
             format!("{}+{}", r.poisoned, r.clean),
             format!("{} ({}–{})", f(r.auroc), f(r.auroc_low), f(r.auroc_high)),
+            f(r.auroc_right_target),
             f(r.tpr_at_5_fpr),
             format!("{}/{}", f(r.rule_tpr), f(r.rule_fpr)),
             f(r.calibrated_fpr),
@@ -411,6 +429,9 @@ mod tests {
         );
         // pairs (b0,c0) (b0,c1) (b1,c1) won, (b1,c0) lost: 3/4.
         assert_eq!(a.auroc, Some(0.75));
+        // b1 names class 0, not its target 2: a miss, below both clean models. (b1,c1) is lost
+        // too: 2/4.
+        assert_eq!(a.auroc_right_target, Some(0.5));
         assert_eq!((a.rule_tpr, a.rule_fpr), (Some(0.5), Some(0.5)));
         assert_eq!(a.target_top1, Some(0.5));
         assert_eq!(a.mean_trigger_iou, Some(0.5));

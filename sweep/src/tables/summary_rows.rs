@@ -1,7 +1,7 @@
 //! Reading back the tables a report summarises: every part of a table folder, and the rows of
 //! the scan, failures and UAP baselines (only the columns a report shows).
 
-use super::read::rows;
+use super::read::{read_rows, rows};
 use super::{done_units, part_path, FailureRow, ModelRow, PatternRow};
 use crate::scan::ScanRow;
 use crate::Result;
@@ -27,33 +27,20 @@ pub fn read_patterns(dir: &Path) -> Result<Vec<PatternRow>> {
 }
 
 pub fn read_scan_rows(path: &Path) -> Result<Vec<ScanRow>> {
-    rows(path, |c, i| {
-        Ok(ScanRow {
-            model: c.s("model", i)?,
-            class: c.i("class", i)?,
-            class_name: c.s("class_name", i)?,
-            canvas_kind: c.s("canvas_kind", i)?,
-            canvas_index: c.i("canvas_index", i)?,
-            size: c.f("size", i)?,
-            k: c.i("k", i)?,
-            pw: c.f("pw", i)?,
-            anomaly_index: c.f("anomaly_index", i)?,
-            flagged: c.b("flagged", i)?,
-        })
-    })
+    read_rows(path)
 }
 
 /// The failure rows of a part (without their time).
 pub fn read_failure_rows(path: &Path) -> Result<Vec<FailureRow>> {
     rows(path, |c, i| {
         Ok(FailureRow {
-            unit_id: c.s("unit_id", i)?,
-            unit_kind: c.s("unit_kind", i)?,
-            attempt: c.i("attempt", i)?,
-            worker: c.s("worker", i)?,
-            error: c.s("error", i)?,
-            reason: c.s("reason", i)?,
-            retryable: c.b("retryable", i)?,
+            unit_id: c.get("unit_id", i)?,
+            unit_kind: c.get("unit_kind", i)?,
+            attempt: c.get("attempt", i)?,
+            worker: c.get("worker", i)?,
+            error: c.get("error", i)?,
+            reason: c.get("reason", i)?,
+            retryable: c.get("retryable", i)?,
             // The report does not show when; the `time` column stays in the table.
             time_ms: 0,
         })
@@ -72,14 +59,16 @@ pub struct UapPoint {
 /// The UAP rows of a `baselines` part (Grad-CAM rows are skipped).
 pub fn read_uap_points(path: &Path) -> Result<Vec<UapPoint>> {
     let all = rows(path, |c, i| {
-        Ok((c.s("method", i)? == "uap").then_some(()).and_then(|_| {
-            Some(UapPoint {
-                setting: c.s("setting", i).ok()?,
-                class: c.i("class", i).ok()?,
-                epsilon: c.of("epsilon", i).ok()??,
-                success: c.of("pw", i).ok()??,
-            })
-        }))
+        Ok((c.get::<String>("method", i)? == "uap")
+            .then_some(())
+            .and_then(|_| {
+                Some(UapPoint {
+                    setting: c.get("setting", i).ok()?,
+                    class: c.get("class", i).ok()?,
+                    epsilon: c.get::<Option<f64>>("epsilon", i).ok()??,
+                    success: c.get::<Option<f64>>("pw", i).ok()??,
+                })
+            }))
     })?;
     Ok(all.into_iter().flatten().collect())
 }

@@ -1,30 +1,21 @@
 //! The `training` table: one row per epoch of every trained model.
 
-use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+use super::{batch, col};
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use iscp_engine::train::EpochStats;
 use std::sync::Arc;
 
 /// Rows of one prepare unit's training, as a batch.
 pub fn training_batch(unit_id: &str, setting: &str, epochs: &[EpochStats]) -> RecordBatch {
-    let n = epochs.len();
-    let fl = |f: fn(&EpochStats) -> f64| -> ArrayRef {
-        Arc::new(Float64Array::from_iter_values(epochs.iter().map(f)))
+    let repeated = |value: &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+            value,
+            epochs.len(),
+        )))
     };
-    RecordBatch::try_from_iter_with_nullable(vec![
-        (
-            "unit_id",
-            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-                unit_id, n,
-            ))) as ArrayRef,
-            false,
-        ),
-        (
-            "setting",
-            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-                setting, n,
-            ))) as ArrayRef,
-            false,
-        ),
+    batch(vec![
+        ("unit_id", repeated(unit_id), false),
+        ("setting", repeated(setting), false),
         (
             "epoch",
             Arc::new(Int64Array::from_iter_values(
@@ -32,20 +23,10 @@ pub fn training_batch(unit_id: &str, setting: &str, epochs: &[EpochStats]) -> Re
             )) as ArrayRef,
             false,
         ),
-        ("loss", fl(|e| e.loss), false),
-        ("train_accuracy", fl(|e| e.train_accuracy), false),
-        (
-            "test_accuracy",
-            Arc::new(
-                epochs
-                    .iter()
-                    .map(|e| e.test_accuracy)
-                    .collect::<Float64Array>(),
-            ) as ArrayRef,
-            true,
-        ),
-        ("lr", fl(|e| e.lr), false),
-        ("seconds", fl(|e| e.seconds), false),
+        ("loss", col(epochs, |e| &e.loss), false),
+        ("train_accuracy", col(epochs, |e| &e.train_accuracy), false),
+        ("test_accuracy", col(epochs, |e| &e.test_accuracy), true),
+        ("lr", col(epochs, |e| &e.lr), false),
+        ("seconds", col(epochs, |e| &e.seconds), false),
     ])
-    .expect("columns of equal length")
 }

@@ -48,7 +48,7 @@ fn pictures_unit(
 ) -> Unit {
     let p = PicturesParams {
         setting: setting.name.clone(),
-        setting_id: prepare_id.to_string(),
+        prepare_id: prepare_id.to_string(),
         sizes: spec.spec.search.sizes.get_ref().clone(),
         evaluations: evals.to_vec(),
         baselines,
@@ -70,7 +70,7 @@ fn scan_unit(
     let population = spec.spec.population.is_some();
     let p = ScanParams {
         setting: setting.name.clone(),
-        setting_id: prepare_id.to_string(),
+        prepare_id: prepare_id.to_string(),
         size,
         evaluations: evals.to_vec(),
         searches: if population { reads.to_vec() } else { vec![] },
@@ -85,7 +85,7 @@ fn cleanse_unit(spec: &LoadedSpec, setting: &SettingSpec, prepare_id: &str) -> O
     let pop = s.population.as_ref()?;
     let p = CleanseParams {
         setting: setting.name.clone(),
-        setting_id: prepare_id.to_string(),
+        prepare_id: prepare_id.to_string(),
         budget: pop.get_ref().cleanse.clone(),
         subset_fraction: *s.search.subset_fraction.get_ref(),
         seed: s.seed,
@@ -109,18 +109,18 @@ fn transfer_units(
     let s = &spec.spec;
     let mut out = Vec::new();
     for t in s.transfer.get_ref() {
-        let Some(to_id) = prepare_of(&t.to).filter(|_| t.from == setting.name) else {
+        let Some(to_prepare_id) = prepare_of(&t.to).filter(|_| t.from == setting.name) else {
             continue;
         };
         let p = TransferParams {
             from: t.from.clone(),
             to: t.to.clone(),
-            to_id: to_id.clone(),
+            to_prepare_id: to_prepare_id.clone(),
             evaluations: evals.to_vec(),
             subset_fraction: *s.search.subset_fraction.get_ref(),
             seed: s.seed,
         };
-        let deps = [evals.to_vec(), reads.to_vec(), vec![to_id]].concat();
+        let deps = [evals.to_vec(), reads.to_vec(), vec![to_prepare_id]].concat();
         out.push(unit(UnitKind::Transfer, UnitParams::Transfer(p), deps));
     }
     out

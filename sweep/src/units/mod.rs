@@ -130,7 +130,7 @@ mod tests {
     fn received_parameters_decode_to_what_was_planned() {
         let p = SearchParams {
             setting: "natural".into(),
-            setting_id: "0123456789abcdef".into(),
+            prepare_id: "0123456789abcdef".into(),
             class: 2,
             canvas_kind: CanvasKind::White,
             canvas_rank: 0,

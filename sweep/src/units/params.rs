@@ -35,7 +35,8 @@ impl Variant {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchParams {
     pub setting: String,
-    pub setting_id: String,
+    #[serde(rename = "setting_id")]
+    pub prepare_id: String,
     pub class: i64,
     pub canvas_kind: CanvasKind,
     pub canvas_rank: usize,
@@ -54,7 +55,8 @@ pub struct SearchParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvaluateParams {
     pub setting: String,
-    pub setting_id: String,
+    #[serde(rename = "setting_id")]
+    pub prepare_id: String,
     pub class: i64,
     pub alpha: f64,
     pub objective: Objective,
@@ -70,7 +72,8 @@ pub struct EvaluateParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BaselineParams {
     pub setting: String,
-    pub setting_id: String,
+    #[serde(rename = "setting_id")]
+    pub prepare_id: String,
     pub class: i64,
     /// `uap` or `gradcam`.
     pub method: String,
@@ -94,7 +97,8 @@ pub struct DeriveParams {
     pub setting: String,
     /// The setting whose model is inverted, and its prepare unit.
     pub source: String,
-    pub source_id: String,
+    #[serde(rename = "source_id")]
+    pub source_prepare_id: String,
     pub start: usize,
     pub count: usize,
     pub steps: usize,
@@ -108,7 +112,8 @@ pub struct DeriveParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PicturesParams {
     pub setting: String,
-    pub setting_id: String,
+    #[serde(rename = "setting_id")]
+    pub prepare_id: String,
     pub sizes: Vec<f64>,
     pub evaluations: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -119,7 +124,8 @@ pub struct PicturesParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScanParams {
     pub setting: String,
-    pub setting_id: String,
+    #[serde(rename = "setting_id")]
+    pub prepare_id: String,
     pub size: f64,
     pub evaluations: Vec<String>,
     /// A population's scan also writes the model's `detection` row, reading these searches (the
@@ -132,7 +138,8 @@ pub struct ScanParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CleanseParams {
     pub setting: String,
-    pub setting_id: String,
+    #[serde(rename = "setting_id")]
+    pub prepare_id: String,
     #[serde(flatten)]
     pub budget: crate::spec::CleanseSpec,
     pub subset_fraction: f64,
@@ -155,7 +162,8 @@ pub struct TransferParams {
     pub from: String,
     pub to: String,
     /// The prepare unit of `to`: the model the patterns are evaluated on.
-    pub to_id: String,
+    #[serde(rename = "to_id")]
+    pub to_prepare_id: String,
     pub evaluations: Vec<String>,
     pub subset_fraction: f64,
     pub seed: u64,

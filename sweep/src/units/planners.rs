@@ -122,7 +122,12 @@ fn prepare_units(settings: &[SettingSpec], data: &serde_json::Value, seed: u64) 
 }
 
 /// The derive-data shards of a derived setting, over the first `images` of `train` training images.
-fn derive_units(setting: &SettingSpec, source_id: &str, train: usize, seed: u64) -> Vec<Unit> {
+fn derive_units(
+    setting: &SettingSpec,
+    source_prepare_id: &str,
+    train: usize,
+    seed: u64,
+) -> Vec<Unit> {
     let Some(d) = &setting.derive else {
         return vec![];
     };
@@ -134,7 +139,7 @@ fn derive_units(setting: &SettingSpec, source_id: &str, train: usize, seed: u64)
             let p = DeriveParams {
                 setting: setting.name.clone(),
                 source: d.from.clone(),
-                source_id: source_id.to_string(),
+                source_prepare_id: source_prepare_id.to_string(),
                 start,
                 count: d.shard.min(n - start),
                 steps: d.steps,
@@ -145,7 +150,7 @@ fn derive_units(setting: &SettingSpec, source_id: &str, train: usize, seed: u64)
             unit(
                 UnitKind::DeriveData,
                 UnitParams::Derive(p),
-                vec![source_id.to_string()],
+                vec![source_prepare_id.to_string()],
             )
         })
         .collect()
@@ -238,7 +243,7 @@ fn search_units(grid: &Grid<'_>, setting: &SettingSpec, prepare_id: &str, g: &Gr
         for rank in 0..canvas_count(c) {
             let p = SearchParams {
                 setting: setting.name.clone(),
-                setting_id: prepare_id.to_string(),
+                prepare_id: prepare_id.to_string(),
                 class: g.class,
                 canvas_kind: c.kind,
                 canvas_rank: rank,
@@ -273,7 +278,7 @@ fn evaluate_unit(
     let q = &s.search;
     let e = EvaluateParams {
         setting: setting.name.clone(),
-        setting_id: prepare_id.to_string(),
+        prepare_id: prepare_id.to_string(),
         class: g.class,
         alpha: g.alpha,
         objective: g.objective,
@@ -305,7 +310,7 @@ fn baseline_units(grid: &Grid<'_>, setting: &SettingSpec, prepare_id: &str) -> V
     for &class in &grid.classes {
         let base = BaselineParams {
             setting: setting.name.clone(),
-            setting_id: prepare_id.to_string(),
+            prepare_id: prepare_id.to_string(),
             class,
             method: String::new(),
             eps: None,

@@ -72,7 +72,7 @@ fn uap_rows(
 fn canvas_params(p: &BaselineParams, kind: CanvasKind, rank: usize) -> SearchParams {
     SearchParams {
         setting: p.setting.clone(),
-        setting_id: p.setting_id.clone(),
+        prepare_id: p.prepare_id.clone(),
         class: p.class,
         canvas_kind: kind,
         canvas_rank: rank,

@@ -282,7 +282,7 @@ pub fn draw_comparisons(
     if sizes.is_empty() {
         return Ok(Files::new());
     }
-    let details = model_details(inputs.model(&p.setting_id)?.as_ref());
+    let details = model_details(inputs.model(&p.prepare_id)?.as_ref());
     let size = comparison_size(sizes);
     let best = best_at(inputs, &p.evaluations, size)?;
     let baselines = read_baselines(inputs, &p.baselines)?;

@@ -222,7 +222,7 @@ pub fn draw_setting(
     p: &PicturesParams,
     test: &Dataset,
 ) -> Result<Files> {
-    let model = inputs.model(&p.setting_id)?;
+    let model = inputs.model(&p.prepare_id)?;
     let details = model_details(model.as_ref());
     let mut groups = pattern_groups(inputs, &p.evaluations)?;
     let mut drawing = Drawing {

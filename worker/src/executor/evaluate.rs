@@ -16,9 +16,9 @@ impl Executor {
     pub(super) fn one(&mut self, ctx: &SpecCtx, data: &DataSplits, u: &LeasedUnit) -> Outcome {
         let (setting, received) = Self::resolve(ctx, u)?;
         let prepare_id = match &received {
-            Received::Evaluate(ep) => ep.setting_id.clone(),
-            Received::Baseline(bp) => bp.setting_id.clone(),
-            Received::Cleanse(cp) => cp.setting_id.clone(),
+            Received::Evaluate(ep) => ep.prepare_id.clone(),
+            Received::Baseline(bp) => bp.prepare_id.clone(),
+            Received::Cleanse(cp) => cp.prepare_id.clone(),
             _ => {
                 return Err(Failure::new(
                     FailureReason::VersionSkew,

@@ -130,7 +130,7 @@ impl Executor {
         setting: &SettingSpec,
         p: &TransferParams,
     ) -> Outcome {
-        self.model_for(ctx, data, setting, &p.to_id, &u.model_sha256)?;
+        self.model_for(ctx, data, setting, &p.to_prepare_id, &u.model_sha256)?;
         let ev = self.evaluator(ctx, data);
         let rows =
             guarded(|| transfer_rows(inputs, &p.from, &p.to, &p.evaluations, &ev, &data.test))?;

@@ -167,7 +167,7 @@ impl Executor {
                 "not a derive-data unit",
             ));
         };
-        self.model_for(ctx, data, source, &dp.source_id, &u.model_sha256)?;
+        self.model_for(ctx, data, source, &dp.source_prepare_id, &u.model_sha256)?;
         let model = &self.model.as_ref().expect("loaded").model;
         let progress = self.progress.clone();
         let key = crate::shared::key_of(u);

@@ -73,7 +73,7 @@ impl Executor {
     ) -> String {
         let mut label = String::new();
         if let Some((_, setting, sp)) = members.first() {
-            let (setting, prepare_id) = (*setting, sp.setting_id.clone());
+            let (setting, prepare_id) = (*setting, sp.prepare_id.clone());
             let sha = &units[members[0].0].model_sha256;
             label = model_label(setting, sha);
             if let Err(f) = self.model_for(ctx, data, setting, &prepare_id, sha) {

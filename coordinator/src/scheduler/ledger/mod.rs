@@ -20,7 +20,7 @@ pub struct UnitRow {
     pub id: String,
     pub kind: iscp_proto::v1::UnitKind,
     /// The prepare unit whose model this unit needs (empty for prepare and noop units).
-    pub model_unit: String,
+    pub prepare_id: String,
     pub deps: Vec<String>,
     pub spec_sha: String,
     pub state: super::state::UnitState,
@@ -198,7 +198,7 @@ impl Ledger {
                     u.sweep,
                     u.id,
                     u.kind.name(),
-                    u.model_unit,
+                    u.prepare_id,
                     u.deps.join(","),
                     u.spec_sha,
                     u.state,
@@ -260,7 +260,7 @@ impl Ledger {
                         )
                     })?
                 },
-                model_unit: r.get(3)?,
+                prepare_id: r.get(3)?,
                 deps: deps
                     .split(',')
                     .filter(|s| !s.is_empty())
