@@ -7,7 +7,12 @@ use super::run::RunArgs;
 use super::SpecArgs;
 use anyhow::{bail, Context};
 use iscp_proto::Table;
-use iscp_sweep::tables::{read_detection_rows, read_models, DetectionRow, ISCP, NEURAL_CLEANSE};
+use iscp_sweep::cost::data_shape;
+use iscp_sweep::spec::LoadedSpec;
+use iscp_sweep::tables::{
+    detection_rows, read_batches, read_models, DetectionRow, ISCP, NEURAL_CLEANSE,
+};
+use iscp_sweep::units::{plan, UnitKind};
 use std::path::{Path, PathBuf};
 
 /// Audit every TorchScript model (`*.pt`) in a folder against a data set: per model, ISCP's scan
@@ -92,6 +97,13 @@ pub fn audit(a: AuditArgs) -> anyhow::Result<()> {
         Some(n) => n.clone(),
         None => default_name(&models),
     };
+    // Checked before anything is written under the name.
+    if let Some(why) = iscp_proto::refuse_folder_name(&name) {
+        bail!("--name `{}`: {why}", name.escape_debug());
+    }
+    if i64::try_from(a.seed).is_err() {
+        bail!("--seed {}: at most {}", a.seed, i64::MAX);
+    }
     let root = a.results.join(&name);
     let spec = spec_text(&a, &models, &name)?;
     std::fs::create_dir_all(&root).with_context(|| root.display().to_string())?;
@@ -100,7 +112,7 @@ pub fn audit(a: AuditArgs) -> anyhow::Result<()> {
     eprintln!("audit {name}: spec {}", path.display());
     let ran = super::run::run(RunArgs {
         spec: SpecArgs {
-            spec: path,
+            spec: path.clone(),
             results: a.results.clone(),
         },
         device: Some(a.device.clone()),
@@ -108,7 +120,7 @@ pub fn audit(a: AuditArgs) -> anyhow::Result<()> {
         quiet: a.quiet,
     });
     // Verdicts for whatever finished, also when some units failed.
-    print_verdicts(&root)?;
+    print_verdicts(&root, &current_detections(&path)?)?;
     ran
 }
 
@@ -227,9 +239,34 @@ impl Verdict<'_> {
     }
 }
 
+/// The ids of the units that write the audit's detection rows now (its scan and cleanse units):
+/// an earlier audit under the same name (other models, flags or seed) may have left others.
+fn current_detections(spec: &Path) -> anyhow::Result<Vec<String>> {
+    let spec = LoadedSpec::load_for_plan(spec)?;
+    let shape = data_shape(&spec)?;
+    Ok(plan(&spec, shape.classes, shape.train)
+        .iter()
+        .flat_map(|p| p.finishing.iter())
+        .filter(|u| matches!(u.kind, UnitKind::Scan | UnitKind::Cleanse))
+        .map(|u| u.id.clone())
+        .collect())
+}
+
+/// The detection rows the units `ids` wrote (a unit that failed has none).
+fn detection_rows_of(root: &Path, ids: &[String]) -> Vec<DetectionRow> {
+    let mut rows = Vec::new();
+    for id in ids {
+        let part = Table::Detection.part(root, id);
+        if let Ok(batches) = read_batches(&part) {
+            rows.extend(detection_rows(batches, &part.to_string_lossy()).unwrap_or_default());
+        }
+    }
+    rows
+}
+
 /// Prints one line per audited model, most suspect first (nothing when no detector has run).
-fn print_verdicts(root: &Path) -> anyhow::Result<()> {
-    let rows = read_detection_rows(&Table::Detection.dir(root)).unwrap_or_default();
+fn print_verdicts(root: &Path, ids: &[String]) -> anyhow::Result<()> {
+    let rows = detection_rows_of(root, ids);
     if rows.is_empty() {
         return Ok(());
     }

@@ -29,8 +29,12 @@ pub fn data_table(data: &Path, kind: Option<&str>) -> anyhow::Result<toml::Table
             data.display()
         ),
     };
+    // Absolute: a spec written with it (`iscp audit`) runs from any folder.
+    let path = data
+        .canonicalize()
+        .with_context(|| format!("the data folder {}", data.display()))?;
     let mut t = toml::Table::new();
     t.insert("kind".into(), kind.into());
-    t.insert("path".into(), data.to_string_lossy().to_string().into());
+    t.insert("path".into(), path.to_string_lossy().to_string().into());
     Ok(t)
 }

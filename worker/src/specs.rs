@@ -11,8 +11,9 @@ use std::sync::Arc;
 /// Fetches the spec with this sha256: (its text, the file it came from).
 pub type SpecSource = Arc<dyn Fn(&str) -> Result<(String, String), SweepError> + Send + Sync>;
 
-/// Transient errors (the coordinator restarting) are retried this many times with backoff.
-const TRIES: usize = 6;
+/// Transient errors (the coordinator restarting) are retried this many times with backoff (about
+/// 30 s in all): a unit fails, and spends an attempt, only when its spec stays out of reach.
+const TRIES: usize = 12;
 
 /// A spec source that calls the coordinator; call it from a thread outside the runtime.
 pub fn from_coordinator(shared: &Shared) -> SpecSource {

@@ -90,8 +90,13 @@ impl Scheduler {
     }
 
     fn leased_unit(&mut self, row: &UnitRow) -> SResult<Leased> {
-        // The spec's text is not in the lease: a worker fetches it once by hash (FetchSpec).
-        let file = self.spec_entry(&row.spec_sha)?.0.clone();
+        // The spec's text is not in the lease: a worker fetches it once by hash (FetchSpec). A
+        // spec the ledger lacks (a damaged ledger) fails the unit on the worker, not the lease.
+        let file = match self.spec_entry(&row.spec_sha) {
+            Ok((file, _)) => file.clone(),
+            Err(SchedulerError::NotFound(_)) => String::new(),
+            Err(e) => return Err(e),
+        };
         // Units that read other units' parts (evaluations, finishing units) fetch them part by
         // part (FetchPart): nothing here touches a part file.
         let input_artifacts = match row.kind {
