@@ -13,6 +13,7 @@ use iscp_sweep::tables::{
     detection_rows, read_batches, read_models, DetectionRow, ISCP, NEURAL_CLEANSE,
 };
 use iscp_sweep::units::{plan, UnitKind};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// Audit every TorchScript model (`*.pt`) in a folder against a data set: per model, ISCP's scan
@@ -270,34 +271,32 @@ fn print_verdicts(root: &Path, ids: &[String]) -> anyhow::Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
-    let models = read_models(&Table::Models.dir(root)).unwrap_or_default();
-    let mut by_model: Vec<Verdict> = Vec::new();
+    // Keyed by model: a population may hold 100,000 of them.
+    let truth: HashMap<String, String> = read_models(&Table::Models.dir(root))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| {
+            let t = match m.poison_target {
+                Some(t) => format!("poisoned ({t})"),
+                None => "clean".into(),
+            };
+            (m.setting, t)
+        })
+        .collect();
+    let mut verdicts: HashMap<&str, Verdict> = HashMap::new();
     for r in &rows {
-        let i = match by_model.iter().position(|v| v.model == r.model) {
-            Some(i) => i,
-            None => {
-                let truth =
-                    models
-                        .iter()
-                        .find(|m| m.setting == r.model)
-                        .map_or(String::new(), |m| match m.poison_target {
-                            Some(t) => format!("poisoned ({t})"),
-                            None => "clean".into(),
-                        });
-                by_model.push(Verdict {
-                    model: r.model.clone(),
-                    truth,
-                    ..Verdict::default()
-                });
-                by_model.len() - 1
-            }
-        };
+        let v = verdicts.entry(r.model.as_str()).or_insert_with(|| Verdict {
+            model: r.model.clone(),
+            truth: truth.get(&r.model).cloned().unwrap_or_default(),
+            ..Verdict::default()
+        });
         match r.detector.as_str() {
-            ISCP => by_model[i].iscp = Some(r),
-            NEURAL_CLEANSE => by_model[i].cleanse = Some(r),
+            ISCP => v.iscp = Some(r),
+            NEURAL_CLEANSE => v.cleanse = Some(r),
             _ => {}
         }
     }
+    let mut by_model: Vec<Verdict> = verdicts.into_values().collect();
     by_model.sort_by(|a, b| {
         b.suspicion()
             .partial_cmp(&a.suspicion())
