@@ -47,7 +47,7 @@ pub fn pgd(model: &Model, x: &Tensor, y: &Tensor, cfg: &PgdConfig) -> Result<Ten
     for _ in 0..cfg.steps {
         let a = adv.detach().set_requires_grad(true);
         let loss = model.logits(&a)?.cross_entropy_for_logits(y);
-        let g = Tensor::f_run_backward(&[&loss], &[&a], false, false)?.remove(0);
+        let g = crate::grad::grad_or_zero(&loss, &a)?;
         adv = tch::no_grad(|| {
             let stepped = a.detach() + g.sign() * cfg.step;
             let lo = (x - cfg.eps).clamp_min(0.0);

@@ -4,6 +4,7 @@
 
 use crate::data::Dataset;
 use crate::model::Model;
+pub use crate::poisoner::Poisoner;
 use crate::rng::{mix, Rng};
 use crate::{EngineError, Result};
 use serde::{Deserialize, Serialize};
@@ -232,6 +233,15 @@ impl Placed {
     }
 }
 
+impl Poisoner for Placed {
+    fn apply(&self, images: &Tensor) -> Tensor {
+        self.stamp(images)
+    }
+    fn pixels(&self) -> Option<Vec<usize>> {
+        Some(Placed::pixels(self))
+    }
+}
+
 /// (row, column) of the default trigger's top-left pixel in an H×W image.
 pub fn trigger_origin(h: i64, w: i64) -> (i64, i64) {
     (h - MARGIN - TRIGGER, w - MARGIN - TRIGGER)
@@ -253,14 +263,15 @@ pub fn stamp(images: &Tensor, trigger: Trigger) -> Tensor {
         .stamp(images)
 }
 
-/// Poisons `round(rate · N)` non-target training images, chosen by seed: trigger stamped, label set to `target`.
-/// Returns the poisoned set and how many images were poisoned.
-pub fn poison(
+/// Poisons `round(rate · N)` non-target training images, chosen by seed: trigger applied, label set
+/// to `target`. A trigger with a noise mode (WaNet) also replaces twice as many further images by
+/// their noisy variant, labels kept. Returns the poisoned set and how many images were poisoned.
+pub fn poison<P: Poisoner + ?Sized>(
     train: &Dataset,
     target: i64,
     rate: f64,
     seed: u64,
-    trigger: &Placed,
+    trigger: &P,
 ) -> Result<(Dataset, usize)> {
     if !(0.0..=1.0).contains(&rate) {
         return Err(EngineError::Invalid(format!(
@@ -280,8 +291,15 @@ pub fn poison(
     Rng::new(seed).shuffle(&mut candidates);
     let count = ((rate * train.len() as f64).round() as usize).min(candidates.len());
     let chosen = Tensor::from_slice(&candidates[..count]);
-    let images = train.images.copy();
-    let stamped = trigger.stamp(&images.index_select(0, &chosen));
+    let mut images = train.images.copy();
+    let crossed = &candidates[count..(2 * count).min(candidates.len())];
+    if trigger.has_cross() && !crossed.is_empty() {
+        let crossed = Tensor::from_slice(crossed);
+        if let Some(noisy) = trigger.cross(&images.index_select(0, &crossed), seed) {
+            images = images.index_copy(0, &crossed, &noisy);
+        }
+    }
+    let stamped = trigger.apply(&images.index_select(0, &chosen));
     let images = images.index_copy(0, &chosen, &stamped);
     let new_labels = train.labels.index_fill(0, &chosen, target);
     Ok((
@@ -291,11 +309,11 @@ pub fn poison(
 }
 
 /// Share of non-target test images that the model classifies as `target` once stamped.
-pub fn attack_success_rate(
+pub fn attack_success_rate<P: Poisoner + ?Sized>(
     model: &Model,
     test: &Dataset,
     target: i64,
-    trigger: &Placed,
+    trigger: &P,
 ) -> Result<f64> {
     let labels = test.labels_vec();
     let idx: Vec<i64> = (0..labels.len() as i64)
@@ -304,7 +322,7 @@ pub fn attack_success_rate(
     if idx.is_empty() {
         return Ok(0.0);
     }
-    let stamped = trigger.stamp(&test.images.index_select(0, &Tensor::from_slice(&idx)));
+    let stamped = trigger.apply(&test.images.index_select(0, &Tensor::from_slice(&idx)));
     let pred = model.predict_logits(&stamped, 512)?.argmax(1, false);
     Ok(pred
         .eq(target)

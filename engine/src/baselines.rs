@@ -57,7 +57,7 @@ pub fn class_uap(
             let adv = (x + delta.unsqueeze(0)).clamp(0.0, 1.0);
             let y = Tensor::full([chunk.len() as i64], target, (Kind::Int64, device));
             let loss = model.logits(&adv)?.cross_entropy_for_logits(&y);
-            let g = Tensor::f_run_backward(&[&loss], &[&delta], false, false)?.remove(0);
+            let g = crate::grad::grad_or_zero(&loss, &delta)?;
             tch::no_grad(|| -> Result<()> {
                 let _ = delta
                     .f_sub_(&(g.sign() * cfg.step))?
@@ -102,7 +102,7 @@ pub fn grad_cam(model: &Model, image: &Tensor, target: i64) -> Result<Vec<f32>> 
     let (a, head) = model.features(&x)?;
     let a = a.detach().set_requires_grad(true);
     let score = head(&a)?.select(1, target).sum(Kind::Float);
-    let g = Tensor::f_run_backward(&[&score], &[&a], false, false)?.remove(0);
+    let g = crate::grad::grad_or_zero(&score, &a)?;
     let weights = g.mean_dim([2i64, 3].as_slice(), true, Kind::Float);
     let cam = (weights * a.detach())
         .sum_dim_intlist([1i64].as_slice(), true, Kind::Float)

@@ -306,18 +306,12 @@ impl LabelChunk {
         let costs: Vec<f32> = self.sched.iter().map(|s| s.cost as f32).collect();
         let cost = Tensor::from_slice(&costs).to_device(device);
         let loss = (&ce + &cost * &l1).sum(Kind::Float);
+        // A model whose logits ignore its input (a constant one) leaves the pattern's gradient
+        // undefined: it is zero, not an error.
         let (gm, gp) = {
-            let g = Tensor::run_backward(&[&loss], &[&self.raw_m, &self.raw_p], false, false);
-            // A model whose logits ignore its input (a constant one) leaves the pattern's
-            // gradient undefined: it is zero, not an error.
-            let or_zero = |g: &Tensor, p: &Tensor| {
-                if g.defined() {
-                    g.shallow_clone()
-                } else {
-                    p.zeros_like()
-                }
-            };
-            (or_zero(&g[0], &self.raw_m), or_zero(&g[1], &self.raw_p))
+            let mut g = crate::grad::grads_or_zero(&loss, &[&self.raw_m, &self.raw_p])?;
+            let gp = g.remove(1);
+            (g.remove(0), gp)
         };
         let hits: Vec<f64> = Vec::<f64>::try_from(
             logits

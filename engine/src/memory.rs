@@ -20,6 +20,8 @@ pub fn bytes_per_image(meta: &ModelMeta) -> u64 {
     let floats_per_pixel: u64 = match meta.arch {
         // stem 16, pool 4 (+ int64 indices 8), ReLU 4, conv 8, ReLU 8, pool 2 (+4), patches 9·C.
         Arch::SmallCnn => 100 + 9 * meta.input_shape[0].max(1) as u64,
+        // conv 16 and its ReLU and pool at full size, then 32 at 1/4 and 64 at 1/16.
+        Arch::GapCnn => 120 + 9 * meta.input_shape[0].max(1) as u64,
         // 64 channels at full size (17 tensors), then 128/256/512 at 1/4, 1/16, 1/64.
         Arch::Resnet18 => 3_000,
         // Bottlenecks with 4× expansion: about 10,900 floats per pixel forwards.

@@ -58,7 +58,7 @@ pub fn invert_representations(
         let diff = model.representation(&xr)? - &goal;
         // Each image's loss only depends on its own pixels, so one backward pass serves all.
         let loss = diff.norm_scalaropt_dim(2, [1], false).sum(Kind::Float);
-        let grad = Tensor::run_backward(&[loss], &[&xr], false, false).remove(0);
+        let grad = crate::grad::grad_or_zero(&loss, &xr)?;
         let norm = grad
             .view([n, -1])
             .norm_scalaropt_dim(2, [1], true)

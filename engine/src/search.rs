@@ -507,9 +507,9 @@ impl<'a> Batch<'a> {
         let to = |v: &[f32]| Tensor::from_slice(v).to_device(device);
         let canvas_step = plan.canvas_active.iter().any(|&a| a > 0.0);
         let mut grads = if canvas_step {
-            Tensor::f_run_backward(&[loss], &[&self.masks, &self.canvases], false, false)?
+            crate::grad::grads_or_zero(loss, &[&self.masks, &self.canvases])?
         } else {
-            Tensor::f_run_backward(&[loss], &[&self.masks], false, false)?
+            crate::grad::grads_or_zero(loss, &[&self.masks])?
         };
         let grad = grads.remove(0);
         tch::no_grad(|| -> Result<()> {

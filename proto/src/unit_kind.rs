@@ -6,7 +6,7 @@ use crate::v1;
 
 impl v1::UnitKind {
     /// Every kind a unit can have (`noop` last).
-    pub const ALL: [v1::UnitKind; 11] = [
+    pub const ALL: [v1::UnitKind; 12] = [
         v1::UnitKind::DeriveData,
         v1::UnitKind::PrepareModel,
         v1::UnitKind::Search,
@@ -16,13 +16,14 @@ impl v1::UnitKind {
         v1::UnitKind::Scan,
         v1::UnitKind::Transfer,
         v1::UnitKind::Cleanse,
+        v1::UnitKind::MaxMargin,
         v1::UnitKind::Audit,
         v1::UnitKind::Noop,
     ];
 
     /// Every kind a spec plans, in plan order: all but `noop` (the coordinator's benchmark).
-    pub const PLANNED: [v1::UnitKind; 10] = {
-        let mut out = [v1::UnitKind::Noop; 10];
+    pub const PLANNED: [v1::UnitKind; 11] = {
+        let mut out = [v1::UnitKind::Noop; 11];
         let mut i = 0;
         while i < out.len() {
             out[i] = Self::ALL[i];
@@ -44,6 +45,7 @@ impl v1::UnitKind {
             Self::Scan => "scan",
             Self::Transfer => "transfer",
             Self::Cleanse => "cleanse",
+            Self::MaxMargin => "max-margin",
             Self::Audit => "audit",
             Self::Noop => "noop",
         }
@@ -65,8 +67,8 @@ impl v1::UnitKind {
             Self::Baseline => &[T::Baselines],
             Self::Scan => &[T::Scan, T::Detection],
             Self::Transfer => &[T::Transfer],
-            Self::Cleanse => &[T::Detection],
-            Self::Audit => &[T::Audit],
+            Self::Cleanse | Self::MaxMargin => &[T::Detection],
+            Self::Audit => &[T::Audit, T::Detection],
             // Pictures are files (`OutputFile`), not table rows.
             Self::Pictures | Self::Noop | Self::Unspecified => &[],
         }

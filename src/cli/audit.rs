@@ -10,7 +10,7 @@ use iscp_proto::Table;
 use iscp_sweep::cost::data_shape;
 use iscp_sweep::spec::LoadedSpec;
 use iscp_sweep::tables::{
-    detection_rows, read_batches, read_models, DetectionRow, ISCP, NEURAL_CLEANSE,
+    detection_rows, read_batches, read_models, DetectionRow, COMBINED, ISCP, MM_BD, NEURAL_CLEANSE,
 };
 use iscp_sweep::units::{plan, UnitKind};
 use std::collections::HashMap;
@@ -214,33 +214,38 @@ struct Verdict<'a> {
     model: String,
     iscp: Option<&'a DetectionRow>,
     cleanse: Option<&'a DetectionRow>,
+    margin: Option<&'a DetectionRow>,
+    combined: Option<&'a DetectionRow>,
     truth: String,
 }
 
 impl Verdict<'_> {
     fn flagged(&self) -> bool {
-        [self.iscp, self.cleanse]
+        [self.iscp, self.cleanse, self.margin]
             .iter()
             .flatten()
             .any(|r| r.flagged)
     }
 
-    /// The class a flagging detector names (ISCP first), else "-".
+    /// The class a flagging detector names (ISCP first, then Neural Cleanse), else "-".
     fn target(&self) -> String {
-        [self.iscp, self.cleanse]
+        [self.iscp, self.cleanse, self.margin]
             .iter()
             .flatten()
             .find(|r| r.flagged)
             .map_or("-".into(), |r| r.predicted_target.to_string())
     }
 
-    /// What orders the table: flagged models first, then by ISCP's score.
+    /// What orders the table: flagged models first, then by the combined score (ISCP's when
+    /// there is no combined one).
     fn suspicion(&self) -> (bool, f64) {
-        (self.flagged(), self.iscp.map_or(0.0, |r| r.score))
+        let by = self.combined.or(self.iscp);
+        (self.flagged(), by.map_or(f64::NEG_INFINITY, |r| r.score))
     }
 }
 
-/// The ids of the units that write the audit's detection rows now (its scan and cleanse units):
+/// The ids of the units that write the audit's detection rows now (its scan, cleanse,
+/// max-margin and audit units):
 /// an earlier audit under the same name (other models, flags or seed) may have left others.
 fn current_detections(spec: &Path) -> anyhow::Result<Vec<String>> {
     let spec = LoadedSpec::load_for_plan(spec)?;
@@ -248,7 +253,12 @@ fn current_detections(spec: &Path) -> anyhow::Result<Vec<String>> {
     Ok(plan(&spec, shape.classes, shape.train)
         .iter()
         .flat_map(|p| p.finishing.iter())
-        .filter(|u| matches!(u.kind, UnitKind::Scan | UnitKind::Cleanse))
+        .filter(|u| {
+            matches!(
+                u.kind,
+                UnitKind::Scan | UnitKind::Cleanse | UnitKind::MaxMargin | UnitKind::Audit
+            )
+        })
         .map(|u| u.id.clone())
         .collect())
 }
@@ -293,6 +303,8 @@ fn print_verdicts(root: &Path, ids: &[String]) -> anyhow::Result<()> {
         match r.detector.as_str() {
             ISCP => v.iscp = Some(r),
             NEURAL_CLEANSE => v.cleanse = Some(r),
+            MM_BD => v.margin = Some(r),
+            COMBINED => v.combined = Some(r),
             _ => {}
         }
     }
@@ -304,23 +316,27 @@ fn print_verdicts(root: &Path, ids: &[String]) -> anyhow::Result<()> {
             .then_with(|| a.model.cmp(&b.model))
     });
     println!(
-        "{:<28} {:<8} {:>6} {:>10} {:>16}  truth",
-        "model", "verdict", "target", "iscp", "neural-cleanse"
+        "{:<28} {:<8} {:>6} {:>10} {:>16} {:>8} {:>9}  truth",
+        "model", "verdict", "target", "iscp", "neural-cleanse", "mm-bd", "combined"
     );
     let score = |r: Option<&DetectionRow>| r.map_or("-".into(), |r| format!("{:.2}", r.score));
     for v in &by_model {
         println!(
-            "{:<28} {:<8} {:>6} {:>10} {:>16}  {}",
+            "{:<28} {:<8} {:>6} {:>10} {:>16} {:>8} {:>9}  {}",
             v.model.strip_prefix("given-").unwrap_or(&v.model),
             if v.flagged() { "suspect" } else { "clean" },
             v.target(),
             score(v.iscp),
             score(v.cleanse),
+            score(v.margin),
+            score(v.combined),
             if v.truth.is_empty() { "-" } else { &v.truth }
         );
     }
     println!(
-        "(scores against each detector's fixed rule: ISCP flags above 1, Neural Cleanse above 2)"
+        "(scores against each detector's fixed rule: ISCP flags above 1, Neural Cleanse above 2, \
+         MM-BD above 1.3, p < 0.05; a model is suspect when one of them flags it; combined: \
+         -log10 of the smallest p-value against the held-out clean models, times the detectors)"
     );
     Ok(())
 }

@@ -106,6 +106,12 @@ pub fn macs_per_image(arch: Arch, [c, h, w]: [i64; 3], classes: usize) -> f64 {
                 + 32.0 * (h / 4.0).floor() * (w / 4.0).floor() * 128.0
                 + 128.0 * classes as f64
         }
+        Arch::GapCnn => {
+            h * w * 16.0 * c * 9.0
+                + (h / 2.0) * (w / 2.0) * 32.0 * 16.0 * 9.0
+                + (h / 4.0) * (w / 4.0) * 64.0 * 32.0 * 9.0
+                + 64.0 * classes as f64
+        }
         Arch::Resnet18 => 0.56e9 * area,
         Arch::Resnet50 | Arch::Torchscript => 1.30e9 * area,
     }
@@ -186,6 +192,13 @@ pub fn unit_cost(
             let clean = *q.subset_fraction.get_ref() * shape.test as f64;
             let n = c.budget.images.map_or(clean, |i| clean.min(i as f64));
             on(c.budget.epochs as f64 * n * k * 3.0, arch_of(p))
+        }
+        UnitParams::Margin(m) => {
+            // Every class's starts, forward and backward, each step.
+            on(
+                m.budget.steps as f64 * m.budget.starts as f64 * k * 3.0,
+                arch_of(p),
+            )
         }
         UnitParams::Transfer(t) => {
             // Each best pattern (one per evaluation and size) on the other model.

@@ -633,6 +633,7 @@ fn models_part(unit: &str) -> Vec<u8> {
         attack_success_rate: None,
         poison_target: None,
         trigger: None,
+        trigger_family: None,
         trigger_row: None,
         trigger_col: None,
         trigger_size: None,

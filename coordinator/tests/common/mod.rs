@@ -136,6 +136,7 @@ pub fn models_part_of(unit: &str, sha: &str) -> Vec<u8> {
         attack_success_rate: None,
         poison_target: None,
         trigger: None,
+        trigger_family: None,
         trigger_row: None,
         trigger_col: None,
         trigger_size: None,

@@ -3,6 +3,7 @@
 //! A `Model` always takes pixels in [0,1]; any mean/std normalisation is applied inside it.
 
 mod artifact;
+mod gap_cnn;
 mod resnet;
 mod small_cnn;
 mod stem;
@@ -11,6 +12,7 @@ pub(crate) use artifact::write_synced;
 pub use artifact::{
     artifact_bytes, is_artifact, load_artifact, model_from_artifact, save_artifact, sha256_file,
 };
+pub use gap_cnn::gap_cnn;
 pub use resnet::{resnet18, resnet50};
 pub use small_cnn::small_cnn;
 pub use stem::{Stem, StemPass};
@@ -32,6 +34,8 @@ pub struct Normalize {
 #[serde(rename_all = "kebab-case")]
 pub enum Arch {
     SmallCnn,
+    /// Three convolutions without BatchNorm, global average pooling, one linear layer.
+    GapCnn,
     Resnet18,
     Resnet50,
     Torchscript,
@@ -41,6 +45,7 @@ impl Arch {
     pub fn name(self) -> &'static str {
         match self {
             Arch::SmallCnn => "small-cnn",
+            Arch::GapCnn => "gap-cnn",
             Arch::Resnet18 => "resnet18",
             Arch::Resnet50 => "resnet50",
             Arch::Torchscript => "torchscript",
@@ -110,6 +115,7 @@ pub fn build_arch(
             let (body, head, stem) = small_cnn(root, shape, classes);
             Ok((boxed((body, head)), Some(stem)))
         }
+        Arch::GapCnn => Ok((boxed(gap_cnn(root, shape[0], classes)), None)),
         Arch::Resnet18 => Ok((boxed(resnet18(root, shape[0], classes)), None)),
         Arch::Resnet50 => Ok((boxed(resnet50(root, shape[0], classes)), None)),
         Arch::Torchscript => Err(EngineError::Invalid(
@@ -339,8 +345,8 @@ impl Model {
         }
     }
 
-    /// The representation D_R and D_NR are built on, one row per image: for the CIFAR ResNets
-    /// the penultimate layer (the last block's activations averaged over space, what the final
+    /// The representation D_R and D_NR are built on, one row per image: for the CIFAR ResNets and
+    /// the GAP CNN the penultimate layer (the last block's activations averaged over space, what the final
     /// linear layer reads); for the small CNN the last convolutional block, flattened (the input
     /// of its two-layer head); for TorchScript the exported `features` method, averaged over
     /// space when it is a feature map.
@@ -348,7 +354,7 @@ impl Model {
         let (a, _) = self.features(x)?;
         let pooled = matches!(
             self.meta.arch,
-            Arch::Resnet18 | Arch::Resnet50 | Arch::Torchscript
+            Arch::GapCnn | Arch::Resnet18 | Arch::Resnet50 | Arch::Torchscript
         ) && a.dim() == 4;
         Ok(if pooled {
             a.mean_dim([2i64, 3].as_slice(), false, Kind::Float)

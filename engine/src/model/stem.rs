@@ -114,8 +114,8 @@ impl StemPass<'_> {
     /// The gradient of `loss` (a scalar built from `logits`) with respect to the model's input
     /// (before normalisation).
     pub fn input_grad(&self, loss: &Tensor) -> tch::Result<Tensor> {
-        let mut g = Tensor::f_run_backward(&[loss], &[&self.out], false, false)?;
-        let grad = self.stem.input_grad(&g.remove(0));
+        let g = crate::grad::grad_or_zero(loss, &self.out)?;
+        let grad = self.stem.input_grad(&g);
         Ok(match &self.std {
             Some(std) => grad / std,
             None => grad,

@@ -13,6 +13,7 @@ mod baselines;
 mod batched;
 mod cleanse;
 mod evaluation;
+mod families;
 mod imagefolder;
 mod models;
 mod non_finite;

@@ -158,6 +158,7 @@ fn what(b: &Batch) -> String {
         "pictures" => format!("{}: drawing pictures", setting(b)),
         "scan" => format!("{}: scanning for a backdoor", setting(b)),
         "cleanse" => format!("{}: Neural Cleanse", setting(b)),
+        "max-margin" => format!("{}: MM-BD", setting(b)),
         "audit" => "auditing the population".to_string(),
         "transfer" => format!(
             "{} → {}: transferring patterns",

@@ -1,9 +1,10 @@
 //! Population audits: the detectors' rows (`detection`) joined with the models' ground truth
 //! (`models`) into each detector's detection quality (`audit`) and its ROC picture.
 
+mod combined;
 pub mod metrics;
 
-use crate::tables::{AuditRow, DetectionRow, ModelRow, ISCP, NEURAL_CLEANSE};
+use crate::tables::{AuditRow, DetectionRow, ModelRow, COMBINED, ISCP, MM_BD, NEURAL_CLEANSE};
 use iscp_proto::Table;
 use metrics::{auroc, auroc_interval, calibrate, rates, roc_points, split_heldout, Scored};
 
@@ -20,6 +21,9 @@ pub struct Truth {
     /// A BadNets model whose attack did not take (attack success under 0.9): left out.
     pub attack_failed: bool,
     pub target: Option<i64>,
+    /// A poisoned model's trigger family, when known.
+    pub family: Option<String>,
+    pub arch: String,
 }
 
 impl Truth {
@@ -30,9 +34,44 @@ impl Truth {
             poisoned,
             attack_failed: poisoned && m.attack_failed == Some(true),
             target: m.poison_target.filter(|_| poisoned),
+            family: m.trigger_family.clone().filter(|_| poisoned),
+            arch: m.architecture.clone(),
         }
     }
 }
+
+/// The whole population (`all`), then, where it has more than one of them, each trigger family
+/// (its poisoned models and every clean model: `family=blend`) and each architecture (its
+/// poisoned and clean models: `arch=gap-cnn`).
+fn groups(truth: &[Truth]) -> Vec<(String, Vec<Truth>)> {
+    let mut out = vec![(ALL.to_string(), truth.to_vec())];
+    let mut families: Vec<&str> = truth.iter().filter_map(|t| t.family.as_deref()).collect();
+    families.sort_unstable();
+    families.dedup();
+    if families.len() > 1 {
+        for f in families {
+            let members = truth
+                .iter()
+                .filter(|t| !t.poisoned || t.family.as_deref() == Some(f))
+                .cloned()
+                .collect();
+            out.push((format!("family={f}"), members));
+        }
+    }
+    let mut archs: Vec<&str> = truth.iter().map(|t| t.arch.as_str()).collect();
+    archs.sort_unstable();
+    archs.dedup();
+    if archs.len() > 1 {
+        for a in archs {
+            let members = truth.iter().filter(|t| t.arch == a).cloned().collect();
+            out.push((format!("arch={a}"), members));
+        }
+    }
+    out
+}
+
+/// The `group` of the audit rows over the whole population.
+pub const ALL: &str = "all";
 
 fn mean(v: impl Iterator<Item = f64>) -> Option<f64> {
     let (n, s) = v.fold((0usize, 0.0), |(n, s), x| (n + 1, s + x));
@@ -161,6 +200,7 @@ fn audit_one(
     let (threshold, calibrated) = (cal.threshold, cal.rates);
     AuditRow {
         detector: detector.to_string(),
+        group: ALL.to_string(),
         models: scored.len() as i64,
         poisoned: poisoned.len() as i64,
         clean: clean.len() as i64,
@@ -203,26 +243,64 @@ fn right_target(scored_truth: &[Pair<'_>]) -> Vec<Scored> {
         .collect()
 }
 
-/// The detectors in `rows`: ISCP first, then Neural Cleanse, then any other, by name.
+/// The detectors in `rows`: ISCP, Neural Cleanse, MM-BD, any other by name, the combined last.
 fn detectors(rows: &[DetectionRow]) -> Vec<String> {
     let mut names: Vec<String> = rows.iter().map(|r| r.detector.clone()).collect();
-    names.sort_by_key(|n| (n != ISCP, n != NEURAL_CLEANSE, n.clone()));
+    names.sort_by_key(|n| {
+        (
+            n == COMBINED,
+            n != ISCP,
+            n != NEURAL_CLEANSE,
+            n != MM_BD,
+            n.clone(),
+        )
+    });
     names.dedup();
     names
 }
 
-/// One audit row per detector; `share` of the clean models (chosen by `seed`) calibrate.
-pub fn audit(models: &[ModelRow], rows: &[DetectionRow], share: f64, seed: u64) -> Vec<AuditRow> {
+/// The models' truth, one per model, sorted by name.
+fn truth_of(models: &[ModelRow]) -> Vec<Truth> {
     let mut truth: Vec<Truth> = models.iter().map(Truth::of).collect();
     truth.sort_by(|a, b| a.model.cmp(&b.model));
     truth.dedup_by(|a, b| a.model == b.model);
-    detectors(rows)
+    truth
+}
+
+/// Every detector's rows with, when there are two detectors or more, the combined detector's.
+pub fn with_combined(
+    models: &[ModelRow],
+    rows: &[DetectionRow],
+    share: f64,
+    seed: u64,
+) -> Vec<DetectionRow> {
+    let mut all: Vec<DetectionRow> = rows
         .iter()
-        .map(|d| {
-            let mine: Vec<&DetectionRow> = rows.iter().filter(|r| &r.detector == d).collect();
-            audit_one(d, &truth, &mine, share, seed)
-        })
-        .collect()
+        .filter(|r| r.detector != COMBINED)
+        .cloned()
+        .collect();
+    if detectors(&all).len() > 1 {
+        all.extend(combined::fuse(&truth_of(models), &all, share, seed));
+    }
+    all
+}
+
+/// One audit row per detector (the combined one included) and group (`all`, then each family and
+/// architecture); `share` of the clean models (chosen by `seed`) calibrate.
+pub fn audit(models: &[ModelRow], rows: &[DetectionRow], share: f64, seed: u64) -> Vec<AuditRow> {
+    let truth = truth_of(models);
+    let rows = with_combined(models, rows, share, seed);
+    let mut out = Vec::new();
+    for d in detectors(&rows) {
+        let mine: Vec<&DetectionRow> = rows.iter().filter(|r| r.detector == d).collect();
+        for (group, members) in groups(&truth) {
+            out.push(AuditRow {
+                group,
+                ..audit_one(&d, &members, &mine, share, seed)
+            });
+        }
+    }
+    out
 }
 
 /// The ROC curve of `detector` (FPR, TPR), over the scored models.
@@ -278,12 +356,20 @@ pub fn roc_png(
     .map_err(|e| crate::SweepError::table(std::path::Path::new("images/roc"), e))
 }
 
+/// What an audit unit writes: the `audit` rows, the combined detector's `detection` rows (their
+/// `unit_id` empty: the unit's own), and the ROC pictures.
+pub struct AuditOutput {
+    pub rows: Vec<AuditRow>,
+    pub combined: Vec<DetectionRow>,
+    pub files: crate::work::Files,
+}
+
 /// The audit unit's body: the population's ground truth from its prepare units' `models` parts,
 /// every detector's rows from the `detection` parts, and one ROC picture per detector.
 pub fn run_audit(
     inputs: &crate::work::Inputs,
     p: &crate::units::AuditParams,
-) -> crate::Result<(Vec<AuditRow>, crate::work::Files)> {
+) -> crate::Result<AuditOutput> {
     let mut models = Vec::new();
     for id in &p.prepares {
         if let Some(m) = inputs.model(id)? {
@@ -310,8 +396,9 @@ pub fn run_audit(
     for r in &mut audit_rows {
         r.missing += unprepared;
     }
+    let rows = with_combined(&models, &rows, p.calibration_share, p.seed);
     let mut files = Vec::new();
-    for r in &audit_rows {
+    for r in audit_rows.iter().filter(|r| r.group == ALL) {
         let points = roc(&models, &rows, &r.detector);
         if !points.is_empty() {
             files.push((
@@ -320,15 +407,24 @@ pub fn run_audit(
             ));
         }
     }
-    Ok((audit_rows, files))
+    let combined = rows
+        .into_iter()
+        .filter(|r| r.detector == COMBINED)
+        .collect();
+    Ok(AuditOutput {
+        rows: audit_rows,
+        combined,
+        files,
+    })
 }
 
-/// The audit as lines for a person: one per detector.
+/// The audit as lines for a person: one per detector and group.
 pub fn describe(rows: &[AuditRow]) -> Vec<String> {
     let f = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.3}"));
     let mut out = vec![format!(
-        "{:<15} {:>6} {:>21} {:>14} {:>10} {:>10} {:>9} {:>11} {:>8} {:>8}",
+        "{:<15} {:<18} {:>6} {:>21} {:>14} {:>10} {:>10} {:>9} {:>11} {:>8} {:>8}",
         "detector",
+        "group",
         "models",
         "AUROC (95% interval)",
         "AUROC right t.",
@@ -341,8 +437,9 @@ pub fn describe(rows: &[AuditRow]) -> Vec<String> {
     )];
     for r in rows {
         out.push(format!(
-            "{:<15} {:>6} {:>21} {:>14} {:>10} {:>10} {:>9} {:>11} {:>8} {:>8.1}",
+            "{:<15} {:<18} {:>6} {:>21} {:>14} {:>10} {:>10} {:>9} {:>11} {:>8} {:>8.1}",
             r.detector,
+            r.group,
             format!("{}+{}", r.poisoned, r.clean),
             format!("{} ({}–{})", f(r.auroc), f(r.auroc_low), f(r.auroc_high)),
             f(r.auroc_right_target),
@@ -373,6 +470,7 @@ mod tests {
             attack_success_rate: None,
             poison_target: target,
             trigger: None,
+            trigger_family: None,
             trigger_row: None,
             trigger_col: None,
             trigger_size: None,
@@ -451,6 +549,44 @@ mod tests {
             text[1].starts_with("iscp") && text[1].contains("0.750"),
             "{}",
             text[1]
+        );
+    }
+
+    #[test]
+    fn families_and_architectures_get_their_own_rows() {
+        let mut models = Vec::new();
+        let mut rows = Vec::new();
+        for (name, family, arch, score) in [
+            ("b0", "blend", "small-cnn", 5.0),
+            ("b1", "warp", "gap-cnn", 0.1),
+            ("b2", "warp", "small-cnn", 4.0),
+        ] {
+            let mut m = model(name, "badnets", Some(1), Some(false));
+            m.trigger_family = Some(family.into());
+            m.architecture = arch.into();
+            models.push(m);
+            rows.push(det(name, score, score > 1.0, 1));
+        }
+        for (name, arch, score) in [("c0", "small-cnn", 0.5), ("c1", "gap-cnn", 0.2)] {
+            let mut m = model(name, "natural", None, None);
+            m.architecture = arch.into();
+            models.push(m);
+            rows.push(det(name, score, false, 0));
+        }
+        let a = audit(&models, &rows, 0.0, 1);
+        let got: Vec<(&str, i64, i64, Option<f64>)> = a
+            .iter()
+            .map(|r| (r.group.as_str(), r.poisoned, r.clean, r.auroc))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("all", 3, 2, Some(4.0 / 6.0)),
+                ("family=blend", 1, 2, Some(1.0)),
+                ("family=warp", 2, 2, Some(0.5)),
+                ("arch=gap-cnn", 1, 1, Some(0.0)),
+                ("arch=small-cnn", 2, 1, Some(1.0)),
+            ]
         );
     }
 

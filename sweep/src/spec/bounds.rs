@@ -317,6 +317,7 @@ impl LoadedSpec {
             let p = p.get_ref();
             for (key, len) in [
                 ("population.archs", p.archs.len()),
+                ("population.families", p.families.len()),
                 ("population.triggers", p.triggers.len()),
                 ("population.positions", p.positions.len()),
                 ("population.augment", p.augment.len()),
@@ -336,6 +337,18 @@ impl LoadedSpec {
                 c.batch as u64,
                 MAX_BATCH as u64,
                 "images",
+            )?;
+            self.at_most(
+                "population.margin.starts",
+                p.margin.starts as u64,
+                MAX_MARGIN_STARTS as u64,
+                "starts",
+            )?;
+            self.at_most(
+                "population.margin.steps",
+                p.margin.steps as u64,
+                MAX_MARGIN_STEPS as u64,
+                "steps",
             )?;
             if let Some(n) = &p.normalize {
                 self.check_normalize("population.normalize", n)?;

@@ -269,7 +269,13 @@ impl LoadedSpec {
         if q.archs.is_empty() || q.archs.contains(&iscp_engine::model::Arch::Torchscript) {
             return bad(
                 "archs",
-                "give built-in architectures to train (small-cnn, resnet18, resnet50)",
+                "give built-in architectures to train (small-cnn, gap-cnn, resnet18, resnet50)",
+            );
+        }
+        if q.families.is_empty() {
+            return bad(
+                "families",
+                "give at least one trigger family (patch, sparse, blend, sig, warp)",
             );
         }
         if q.triggers.is_empty() {
@@ -300,6 +306,13 @@ impl LoadedSpec {
         }
         if q.cleanse.epochs == 0 || q.cleanse.batch == 0 || q.cleanse.images == Some(0) {
             return bad("cleanse", "epochs, batch and images must be at least 1");
+        }
+        let m = &q.margin;
+        if m.starts == 0 || m.steps == 0 || !(m.lr.is_finite() && m.lr > 0.0) {
+            return bad(
+                "margin",
+                "starts and steps must be at least 1 and lr a positive number",
+            );
         }
         if let Some(g) = &q.given {
             if self.check_files && !g.get_ref().is_dir() {

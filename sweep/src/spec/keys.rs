@@ -202,6 +202,10 @@ pub struct SettingSpec {
     /// (robust for D_R, standard for D_NR), as `derive-data` units of `shard` images each.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub derive: Option<Spanned<DeriveSpec>>,
+    /// BadNets trigger family (default `patch`: the square the other trigger keys describe;
+    /// `sparse`, `blend`, `sig` and `warp` are drawn from `trigger_seed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_family: Option<iscp_engine::attack::Family>,
     /// BadNets trigger (default checkerboard).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trigger: Option<iscp_engine::badnets::Trigger>,
@@ -401,8 +405,9 @@ impl SettingSpec {
         self.target.as_ref().map(|t| *t.get_ref()).unwrap_or(0)
     }
 
-    /// The flat pixel indices (row-major over H×W) of this setting's trigger, when it is known: a
-    /// trained BadNets model's placed trigger, or a given one's `trigger_box`.
+    /// The flat pixel indices (row-major over H×W) of this setting's trigger, when it is known and
+    /// covers few pixels: a trained BadNets model's patch or sparse trigger, or a given one's
+    /// `trigger_box`.
     pub fn trigger_pixels(&self, shape: [i64; 3]) -> Option<Vec<usize>> {
         if self.kind != SettingKind::Badnets {
             return None;
@@ -415,7 +420,19 @@ impl SettingSpec {
                 .collect();
             return (!px.is_empty()).then_some(px);
         }
-        self.trigger_spec().place(shape).ok().map(|p| p.pixels())
+        use iscp_engine::attack::Poisoner as _;
+        self.attack(shape).ok()?.pixels()
+    }
+
+    /// The trigger family (patch unless the setting names another).
+    pub fn family(&self) -> iscp_engine::attack::Family {
+        self.trigger_family.unwrap_or_default()
+    }
+
+    /// The trained BadNets model's trigger on `shape` images, whatever its family.
+    pub fn attack(&self, shape: [i64; 3]) -> iscp_engine::Result<iscp_engine::attack::Attack> {
+        let spec = self.trigger_spec();
+        iscp_engine::attack::Attack::new(self.family(), &spec, spec.seed, shape)
     }
 
     /// The BadNets trigger: kind, side, position and colour seed.
@@ -451,6 +468,10 @@ pub struct PopulationSpec {
     /// Architectures drawn from (default small-cnn).
     #[serde(default = "default_population_archs")]
     pub archs: Vec<Arch>,
+    /// Trigger families drawn from (default [patch]; also sparse, blend, sig, warp). The patch
+    /// keys below describe the `patch` family only.
+    #[serde(default = "default_families")]
+    pub families: Vec<iscp_engine::attack::Family>,
     /// Trigger kinds drawn from (default checkerboard, white-square, random-colours, solid).
     #[serde(default = "default_population_triggers")]
     pub triggers: Vec<iscp_engine::badnets::Trigger>,
@@ -485,6 +506,45 @@ pub struct PopulationSpec {
     /// The Neural Cleanse detector's budget.
     #[serde(default)]
     pub cleanse: CleanseSpec,
+    /// The MM-BD (maximum-margin) detector's budget.
+    #[serde(default)]
+    pub margin: MarginSpec,
+}
+
+/// `[population.margin]`: MM-BD, the maximum-margin detector (Wang et al. 2024): per class, the
+/// largest margin of its logit over the others that any input reaches, from random starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarginSpec {
+    /// Random starting images per class (default 8).
+    #[serde(default = "default_margin_starts")]
+    pub starts: usize,
+    /// Adam ascent steps (default 200).
+    #[serde(default = "default_margin_steps")]
+    pub steps: usize,
+    /// Adam's step size on pixel values in [0, 1] (default 0.05).
+    #[serde(default = "default_margin_lr")]
+    pub lr: f64,
+}
+
+impl Default for MarginSpec {
+    fn default() -> Self {
+        MarginSpec {
+            starts: default_margin_starts(),
+            steps: default_margin_steps(),
+            lr: default_margin_lr(),
+        }
+    }
+}
+
+fn default_margin_starts() -> usize {
+    8
+}
+fn default_margin_steps() -> usize {
+    200
+}
+fn default_margin_lr() -> f64 {
+    0.05
 }
 
 /// `[population.cleanse]`: Neural Cleanse on the same clean images the searches use (the
@@ -530,6 +590,9 @@ fn default_population_triggers() -> Vec<iscp_engine::badnets::Trigger> {
         Trigger::RandomColours,
         Trigger::Solid,
     ]
+}
+fn default_families() -> Vec<iscp_engine::attack::Family> {
+    vec![iscp_engine::attack::Family::Patch]
 }
 fn default_trigger_sizes() -> [i64; 2] {
     [2, 5]

@@ -37,6 +37,10 @@ pub const MAX_BATCH_SEARCHES: usize = 4_096;
 pub const MAX_THREADS: usize = 1_024;
 /// Gradient steps of one derived image (`derive.steps`).
 pub const MAX_DERIVE_STEPS: usize = 1_000_000;
+/// MM-BD's random starts per class (its images go through the model together, per chunk of classes).
+pub const MAX_MARGIN_STARTS: usize = 256;
+/// MM-BD's ascent steps.
+pub const MAX_MARGIN_STEPS: usize = 1_000_000;
 /// Characters of a class or setting name.
 pub const MAX_NAME_CHARS: usize = 200;
 /// Bytes of a file a spec names that the coordinator reads itself (a population's manifest).

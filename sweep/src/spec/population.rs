@@ -2,6 +2,7 @@
 //! and the given TorchScript files with the ground truth of their manifest.
 
 use super::{PopulationSpec, SettingKind, SettingSpec, TrainSpec};
+use iscp_engine::attack::Family;
 use iscp_engine::model::Arch;
 use iscp_engine::rng::{mix, Rng};
 use std::collections::HashMap;
@@ -23,6 +24,7 @@ fn bare(name: String, kind: SettingKind, arch: Arch) -> SettingSpec {
         train_tensors: None,
         derive: None,
         trigger: None,
+        trigger_family: None,
         trigger_size: None,
         trigger_position: None,
         trigger_seed: None,
@@ -69,6 +71,9 @@ pub fn generated(p: &PopulationSpec, spec_seed: u64, num_classes: usize) -> Vec<
                 st.trigger_seed = Some(seed);
                 let rate = rlo + (rhi - rlo) * rng.unit_f64();
                 st.poison_rate = Some(Spanned::new(0..0, (rate * 1e4).round() / 1e4));
+                // Drawn apart from the rest, so that a population of patches keeps its ids.
+                let family = pick(&mut Rng::new(mix(&[seed, 0xFA4])), &p.families);
+                st.trigger_family = (family != Family::Patch).then_some(family);
             }
             out.push(st);
         }
@@ -100,6 +105,7 @@ struct Truth {
     poisoned: bool,
     target: Option<i64>,
     trigger_box: Option<[i64; 3]>,
+    family: Option<Family>,
 }
 
 fn read_manifest(path: &Path) -> Result<HashMap<String, Truth>, String> {
@@ -111,21 +117,22 @@ fn read_manifest(path: &Path) -> Result<HashMap<String, Truth>, String> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty());
     let want = "file,poisoned,target,trigger_row,trigger_col,trigger_size";
-    match lines.next() {
-        Some((_, h)) if h.replace(' ', "") == want => {}
+    let fields = match lines.next().map(|(_, h)| h.replace(' ', "")) {
+        Some(h) if h == want => 6,
+        Some(h) if h == format!("{want},family") => 7,
         _ => {
             return Err(format!(
-                "{}: the first line must be `{want}`",
+                "{}: the first line must be `{want}` (or the same with `,family` at the end)",
                 path.display()
             ))
         }
-    }
+    };
     let mut out = HashMap::new();
     for (n, line) in lines {
         let f: Vec<&str> = line.split(',').map(str::trim).collect();
         let bad = |why: &str| format!("{} line {}: {why}", path.display(), n + 1);
-        if f.len() != 6 {
-            return Err(bad("give 6 comma-separated fields"));
+        if f.len() != fields {
+            return Err(bad(&format!("give {fields} comma-separated fields")));
         }
         let num = |s: &str| -> Result<Option<i64>, String> {
             if s.is_empty() {
@@ -153,10 +160,24 @@ fn read_manifest(path: &Path) -> Result<HashMap<String, Truth>, String> {
                 ))
             }
         };
+        let family = match f.get(6).filter(|v| !v.is_empty()) {
+            None => None,
+            Some(v) => Some(
+                Family::ALL
+                    .into_iter()
+                    .find(|x| x.name() == *v)
+                    .ok_or_else(|| {
+                        bad(&format!(
+                    "family is `{v}`: give one of patch, sparse, blend, sig, warp or nothing"
+                ))
+                    })?,
+            ),
+        };
         let truth = Truth {
             poisoned,
             target: target.filter(|_| poisoned),
             trigger_box,
+            family: family.filter(|_| poisoned),
         };
         if out.insert(f[0].to_string(), truth).is_some() {
             return Err(bad(&format!("{} has a line already", f[0])));
@@ -269,6 +290,7 @@ fn given_setting(
     if let Some(t) = t {
         st.target = t.target.map(|k| Spanned::new(0..0, k));
         st.trigger_box = t.trigger_box;
+        st.trigger_family = t.family;
     }
     Ok(st)
 }

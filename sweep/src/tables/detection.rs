@@ -10,6 +10,9 @@ use std::path::Path;
 /// Detector names in the `detector` column.
 pub const ISCP: &str = "iscp";
 pub const NEURAL_CLEANSE: &str = "neural-cleanse";
+pub const MM_BD: &str = "mm-bd";
+/// The fused verdict of every other detector (the audit's, not a unit's).
+pub const COMBINED: &str = "combined";
 
 table_row! {
     /// One row of `detection`.
@@ -18,14 +21,15 @@ table_row! {
         pub unit_id: String,
         /// The setting (model) scanned.
         pub model: String,
-        /// `iscp` or `neural-cleanse`.
+        /// `iscp`, `neural-cleanse` or `mm-bd`.
         pub detector: String,
         /// What the audit ranks models by, the fixed rule made continuous. ISCP: the largest over
         /// classes of min(index / 2, PW / 0.75), above 1 when the rule flags a class (index > 2 and
         /// PW ≥ 0.75), below 1 when it flags none. Neural Cleanse: the largest anomaly index (flagged
-        /// above 2).
+        /// above 2). MM-BD: −log10 of the largest margin's p-value under a gamma fit to the other
+        /// classes' (flagged above 1.3, p < 0.05).
         pub score: f64,
-        /// The largest anomaly index over classes.
+        /// The largest anomaly index over classes (MM-BD: the MAD index of the largest margin).
         pub max_index: f64,
         /// ISCP: the largest PW of a class's small pattern (null for Neural Cleanse).
         pub max_pw: Option<f64>,
@@ -58,7 +62,13 @@ table_row! {
     /// One row of `audit`: a detector over the population.
     #[derive(Debug, Clone, PartialEq)]
     pub struct AuditRow {
+        /// `iscp`, `neural-cleanse`, `mm-bd`, or `combined` (each model's smallest p-value against
+        /// the held-out clean models over the detectors, Bonferroni-corrected).
         pub detector: String,
+        /// The models scored: `all`, `family=<f>` (that family's poisoned models and every clean
+        /// one) or `arch=<a>` (that architecture's models); families and architectures appear
+        /// when the population has more than one.
+        pub group: String = "all".to_string(),
         /// Models scored: clean plus poisoned (attack-failed ones left out).
         pub models: i64,
         pub poisoned: i64,

@@ -17,7 +17,7 @@ pub(crate) use columns::{batch, col, read_or, table_row, Cols, Column, Row};
 pub use derived::{derived_batch, read_derived_rows, DerivedRow};
 pub use detection::{
     audit_batch, detection_batch, detection_rows, read_audit_part, read_audit_rows,
-    read_detection_rows, AuditRow, DetectionRow, ISCP, NEURAL_CLEANSE,
+    read_detection_rows, AuditRow, DetectionRow, COMBINED, ISCP, MM_BD, NEURAL_CLEANSE,
 };
 pub use failures::upgrade_failure_parts;
 pub(crate) use io::Staged;
@@ -122,8 +122,11 @@ table_row! {
         pub clean_accuracy: f64,
         pub attack_success_rate: Option<f64>,
         pub poison_target: Option<i64>,
-        /// BadNets trigger name.
+        /// BadNets trigger name (a patch's cells).
         pub trigger: Option<String>,
+        /// BadNets trigger family: `patch`, `sparse`, `blend`, `sig` or `warp` (a trained model's;
+        /// a given model's from its manifest's `family` column, when it has one).
+        pub trigger_family: Option<String> = None,
         /// The trigger's box (top-left row and column, side in pixels), when known.
         pub trigger_row: Option<i64> = None,
         pub trigger_col: Option<i64> = None,

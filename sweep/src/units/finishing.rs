@@ -1,7 +1,9 @@
-//! The planners of the units that finish one setting: its pictures, scan, cleanse and transfers.
+//! The planners of the units that finish one setting: its pictures, scan, detectors (Neural
+//! Cleanse, MM-BD) and transfers.
 
 use super::{
-    unit, CleanseParams, PicturesParams, ScanParams, TransferParams, Unit, UnitKind, UnitParams,
+    unit, CleanseParams, MarginParams, PicturesParams, ScanParams, TransferParams, Unit, UnitKind,
+    UnitParams,
 };
 use crate::spec::{LoadedSpec, SettingSpec};
 
@@ -32,6 +34,7 @@ pub(super) fn finishing_units(
     )];
     out.extend(scan_unit(spec, setting, prepare_id, &evals, &reads));
     out.extend(cleanse_unit(spec, setting, prepare_id));
+    out.extend(margin_unit(spec, setting, prepare_id));
     out.extend(transfer_units(spec, setting, &evals, &reads, prepare_of));
     out
 }
@@ -93,6 +96,22 @@ fn cleanse_unit(spec: &LoadedSpec, setting: &SettingSpec, prepare_id: &str) -> O
     Some(unit(
         UnitKind::Cleanse,
         UnitParams::Cleanse(p),
+        vec![prepare_id.to_string()],
+    ))
+}
+
+/// MM-BD on a setting's model (in a population).
+fn margin_unit(spec: &LoadedSpec, setting: &SettingSpec, prepare_id: &str) -> Option<Unit> {
+    let pop = spec.spec.population.as_ref()?;
+    let p = MarginParams {
+        setting: setting.name.clone(),
+        prepare_id: prepare_id.to_string(),
+        budget: pop.get_ref().margin.clone(),
+        seed: spec.spec.seed,
+    };
+    Some(unit(
+        UnitKind::MaxMargin,
+        UnitParams::Margin(p),
         vec![prepare_id.to_string()],
     ))
 }

@@ -8,8 +8,9 @@ mod params;
 mod planners;
 
 pub use params::{
-    AuditParams, BaselineParams, CleanseParams, DeriveParams, EvaluateParams, PicturesParams,
-    PrepareNamed, PrepareParams, ScanParams, SearchParams, TransferParams, UnitParams, Variant,
+    AuditParams, BaselineParams, CleanseParams, DeriveParams, EvaluateParams, MarginParams,
+    PicturesParams, PrepareNamed, PrepareParams, ScanParams, SearchParams, TransferParams,
+    UnitParams, Variant,
 };
 pub use planners::{plan, SettingPlan};
 
@@ -77,6 +78,7 @@ impl Received {
             UnitKind::Scan => Received::Scan(serde_json::from_value(v).map_err(bad)?),
             UnitKind::Transfer => Received::Transfer(serde_json::from_value(v).map_err(bad)?),
             UnitKind::Cleanse => Received::Cleanse(serde_json::from_value(v).map_err(bad)?),
+            UnitKind::MaxMargin => Received::Margin(serde_json::from_value(v).map_err(bad)?),
             UnitKind::Audit => Received::Audit(serde_json::from_value(v).map_err(bad)?),
             UnitKind::PrepareModel => Received::Prepare(PrepareNamed {
                 setting: v["setting"]["name"]
@@ -104,6 +106,7 @@ impl Received {
             Received::Scan(p) => &p.setting,
             Received::Transfer(p) => &p.to,
             Received::Cleanse(p) => &p.setting,
+            Received::Margin(p) => &p.setting,
             // The audit reads the whole population; it names no setting.
             Received::Audit(_) => "",
         }

@@ -146,8 +146,19 @@ pub struct CleanseParams {
     pub seed: u64,
 }
 
+/// MM-BD (the maximum-margin detector) on one setting's model: no clean images needed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MarginParams {
+    pub setting: String,
+    #[serde(rename = "setting_id")]
+    pub prepare_id: String,
+    #[serde(flatten)]
+    pub budget: crate::spec::MarginSpec,
+    pub seed: u64,
+}
+
 /// The audit of a population: every model's ground truth (its prepare unit's `models` row) and
-/// every detector's row (its scan and cleanse units' `detection` parts).
+/// every detector's row (its scan, cleanse and max-margin units' `detection` parts).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditParams {
     pub prepares: Vec<String>,
@@ -200,5 +211,6 @@ pub enum UnitParams<P = PrepareParams> {
     Scan(ScanParams),
     Transfer(TransferParams),
     Cleanse(CleanseParams),
+    Margin(MarginParams),
     Audit(AuditParams),
 }

@@ -345,7 +345,7 @@ fn baseline_units(grid: &Grid<'_>, setting: &SettingSpec, prepare_id: &str) -> V
 }
 
 /// The sweep's one audit (in a population with settings): every setting's prepare unit, and its
-/// scan and cleanse units' detections.
+/// scan, cleanse and max-margin units' detections.
 fn audit_unit(spec: &LoadedSpec, plans: &[SettingPlan]) -> Option<Unit> {
     let s = &spec.spec;
     let pop = s.population.as_ref()?;
@@ -361,7 +361,12 @@ fn audit_unit(spec: &LoadedSpec, plans: &[SettingPlan]) -> Option<Unit> {
     };
     let p = AuditParams {
         prepares: plans.iter().map(|p| p.prepare.id.clone()).collect(),
-        detections: [of(UnitKind::Scan), of(UnitKind::Cleanse)].concat(),
+        detections: [
+            of(UnitKind::Scan),
+            of(UnitKind::Cleanse),
+            of(UnitKind::MaxMargin),
+        ]
+        .concat(),
         calibration_share: pop.get_ref().calibration_share,
         seed: s.seed,
     };

@@ -6,6 +6,7 @@ use crate::spec::{SettingKind, SettingSpec};
 use crate::tables::ModelRow;
 use crate::{Result, SweepError};
 use iscp_engine::adversarial::{robust_accuracy, PgdConfig};
+use iscp_engine::attack::Family;
 use iscp_engine::badnets::{attack_success_rate, poison};
 use iscp_engine::data::{load_tensor_dataset, DataSplits, Dataset};
 use iscp_engine::model::{load_artifact, save_artifact, sha256_file, Arch, Model, ModelMeta};
@@ -156,8 +157,10 @@ fn model_row(unit: &iscp_proto::UnitKey, setting: &SettingSpec, target: Option<i
         clean_accuracy: 0.0,
         attack_success_rate: None,
         poison_target: target,
-        trigger: (badnets && setting.model.is_none())
+        trigger: (badnets && setting.model.is_none() && setting.family() == Family::Patch)
             .then(|| setting.trigger.unwrap_or_default().name().to_string()),
+        trigger_family: (badnets && (setting.model.is_none() || setting.trigger_family.is_some()))
+            .then(|| setting.family().name().to_string()),
         trigger_row: setting.trigger_box.map(|b| b[0]),
         trigger_col: setting.trigger_box.map(|b| b[1]),
         trigger_size: setting.trigger_box.map(|b| b[2]),
@@ -241,7 +244,7 @@ fn poison_set(
         target,
         setting.poison_rate(),
         mix(&[seed, 0xBAD]),
-        &setting.trigger_spec().place(data.test.image_shape())?,
+        &setting.attack(data.test.image_shape())?,
     )?;
     row.poison_rate = Some(setting.poison_rate());
     row.poisoned_images = Some(count as i64);
@@ -327,13 +330,15 @@ fn measure(
         })?;
     // A given model's trigger is unknown (at most its box): its attack success is not measured.
     if let (Some(t), None) = (target, &setting.model) {
-        let placed = setting.trigger_spec().place(data.test.image_shape())?;
-        let asr = attack_success_rate(model, &data.test, t, &placed)?;
+        let attack = setting.attack(data.test.image_shape())?;
+        let asr = attack_success_rate(model, &data.test, t, &attack)?;
         row.attack_success_rate = Some(asr);
         row.attack_failed = Some(asr < ATTACK_FAILED_BELOW);
-        row.trigger_row = Some(placed.y0);
-        row.trigger_col = Some(placed.x0);
-        row.trigger_size = Some(placed.size);
+        if let iscp_engine::attack::Attack::Patch(placed) = &attack {
+            row.trigger_row = Some(placed.y0);
+            row.trigger_col = Some(placed.x0);
+            row.trigger_size = Some(placed.size);
+        }
     }
     if setting.kind == SettingKind::Adversarial {
         row.robust_accuracy = Some(robust_accuracy(

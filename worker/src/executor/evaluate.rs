@@ -1,4 +1,5 @@
-//! Units that measure one model: evaluations of its searches' patterns, baselines and Neural Cleanse.
+//! Units that measure one model: evaluations of its searches' patterns, baselines, and the
+//! Neural Cleanse and MM-BD detectors.
 
 use super::{encode, model_label, Executor, Failure, Outcome, Output, SpecCtx};
 use iscp_engine::data::DataSplits;
@@ -7,18 +8,19 @@ use iscp_proto::v1::{FailureReason, LeasedUnit};
 use iscp_proto::Table;
 use iscp_sweep::spec::SettingSpec;
 use iscp_sweep::tables;
-use iscp_sweep::units::{BaselineParams, CleanseParams, EvaluateParams, Received};
-use iscp_sweep::work::{guarded, run_baseline, run_cleanse, run_evaluate};
+use iscp_sweep::units::{BaselineParams, CleanseParams, EvaluateParams, MarginParams, Received};
+use iscp_sweep::work::{guarded, run_baseline, run_cleanse, run_evaluate, run_margin};
 use iscp_sweep::SweepError;
 
 impl Executor {
-    /// An evaluation, baseline or cleanse unit.
+    /// An evaluation, baseline, cleanse or max-margin unit.
     pub(super) fn one(&mut self, ctx: &SpecCtx, data: &DataSplits, u: &LeasedUnit) -> Outcome {
         let (setting, received) = Self::resolve(ctx, u)?;
         let prepare_id = match &received {
             Received::Evaluate(ep) => ep.prepare_id.clone(),
             Received::Baseline(bp) => bp.prepare_id.clone(),
             Received::Cleanse(cp) => cp.prepare_id.clone(),
+            Received::Margin(mp) => mp.prepare_id.clone(),
             _ => {
                 return Err(Failure::new(
                     FailureReason::VersionSkew,
@@ -32,6 +34,7 @@ impl Executor {
             Received::Evaluate(ep) => self.evaluate(&ev, setting, u, ep),
             Received::Baseline(bp) => self.baseline(ctx, data, &ev, u, bp),
             Received::Cleanse(cp) => self.cleanse(ctx, setting, u, cp),
+            Received::Margin(mp) => self.margin(data, setting, u, mp),
             _ => Err(Failure::new(
                 FailureReason::VersionSkew,
                 "not an evaluate or baseline unit",
@@ -118,6 +121,37 @@ impl Executor {
         .map_err(|e| e.about_model(&model_label(setting, &u.model_sha256)))?;
         self.note(format!(
             "{}: Neural Cleanse index {:.2}, predicted target {}{}",
+            setting.name,
+            row.score,
+            row.predicted_target,
+            if row.flagged { " (flagged)" } else { "" }
+        ));
+        Ok(Output::part(encode(
+            Table::Detection,
+            &tables::detection_batch(&[row]),
+        )?))
+    }
+
+    /// A max-margin unit: MM-BD's verdict on the loaded model.
+    fn margin(
+        &self,
+        data: &DataSplits,
+        setting: &SettingSpec,
+        u: &LeasedUnit,
+        mp: &MarginParams,
+    ) -> Outcome {
+        let m = self.model.as_ref().expect("loaded");
+        let progress = self.progress.clone();
+        let keys = [crate::shared::key_of(u)];
+        let shape = data.test.image_shape();
+        let row = guarded(|| {
+            run_margin(&m.model, shape, setting, &u.unit_id, mp, &mut |st, t| {
+                Self::set_progress(&progress, &keys, st, t)
+            })
+        })
+        .map_err(|e| e.about_model(&model_label(setting, &u.model_sha256)))?;
+        self.note(format!(
+            "{}: MM-BD score {:.2}, predicted target {}{}",
             setting.name,
             row.score,
             row.predicted_target,

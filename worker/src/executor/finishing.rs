@@ -28,7 +28,7 @@ impl Executor {
         match &received {
             Received::Pictures(p) => self.pictures(ctx, data, &inputs, p),
             Received::Scan(p) => self.scan(data, &inputs, u, setting, p),
-            Received::Audit(p) => self.audit(&inputs, p),
+            Received::Audit(p) => self.audit(&inputs, u, p),
             Received::Transfer(p) => self.transfer(ctx, data, &inputs, u, setting, p),
             _ => Err(Failure::new(
                 FailureReason::VersionSkew,
@@ -107,15 +107,23 @@ impl Executor {
         Ok(out)
     }
 
-    /// An audit unit: the whole population of models, audited.
-    fn audit(&self, inputs: &Inputs, p: &AuditParams) -> Outcome {
-        let (rows, files) = guarded(|| run_audit(inputs, p))?;
-        for line in describe(&rows) {
+    /// An audit unit: the whole population of models, audited; the combined detector's rows go
+    /// to `detection` under the unit's id.
+    fn audit(&self, inputs: &Inputs, u: &LeasedUnit, p: &AuditParams) -> Outcome {
+        let mut out = guarded(|| run_audit(inputs, p))?;
+        for line in describe(&out.rows) {
             self.note(format!("audit: {line}"));
         }
+        let mut parts = vec![encode(Table::Audit, &audit_batch(&out.rows))?];
+        if !out.combined.is_empty() {
+            for r in &mut out.combined {
+                r.unit_id = u.unit_id.clone();
+            }
+            parts.push(encode(Table::Detection, &detection_batch(&out.combined))?);
+        }
         Ok(Output {
-            parts: vec![encode(Table::Audit, &audit_batch(&rows))?],
-            files,
+            parts,
+            files: out.files,
             ..Output::default()
         })
     }
