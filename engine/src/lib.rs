@@ -29,6 +29,7 @@ pub mod search;
 pub mod sgd;
 pub mod train;
 pub mod train_state;
+pub mod uap_scan;
 
 pub use error::{EngineError, Result};
 

@@ -6,7 +6,7 @@ use crate::v1;
 
 impl v1::UnitKind {
     /// Every kind a unit can have (`noop` last).
-    pub const ALL: [v1::UnitKind; 12] = [
+    pub const ALL: [v1::UnitKind; 13] = [
         v1::UnitKind::DeriveData,
         v1::UnitKind::PrepareModel,
         v1::UnitKind::Search,
@@ -17,13 +17,14 @@ impl v1::UnitKind {
         v1::UnitKind::Transfer,
         v1::UnitKind::Cleanse,
         v1::UnitKind::MaxMargin,
+        v1::UnitKind::UapScan,
         v1::UnitKind::Audit,
         v1::UnitKind::Noop,
     ];
 
     /// Every kind a spec plans, in plan order: all but `noop` (the coordinator's benchmark).
-    pub const PLANNED: [v1::UnitKind; 11] = {
-        let mut out = [v1::UnitKind::Noop; 11];
+    pub const PLANNED: [v1::UnitKind; 12] = {
+        let mut out = [v1::UnitKind::Noop; 12];
         let mut i = 0;
         while i < out.len() {
             out[i] = Self::ALL[i];
@@ -46,6 +47,7 @@ impl v1::UnitKind {
             Self::Transfer => "transfer",
             Self::Cleanse => "cleanse",
             Self::MaxMargin => "max-margin",
+            Self::UapScan => "uap-scan",
             Self::Audit => "audit",
             Self::Noop => "noop",
         }
@@ -67,7 +69,7 @@ impl v1::UnitKind {
             Self::Baseline => &[T::Baselines],
             Self::Scan => &[T::Scan, T::Detection],
             Self::Transfer => &[T::Transfer],
-            Self::Cleanse | Self::MaxMargin => &[T::Detection],
+            Self::Cleanse | Self::MaxMargin | Self::UapScan => &[T::Detection],
             Self::Audit => &[T::Audit, T::Detection],
             // Pictures are files (`OutputFile`), not table rows.
             Self::Pictures | Self::Noop | Self::Unspecified => &[],

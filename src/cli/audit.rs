@@ -11,6 +11,7 @@ use iscp_sweep::cost::data_shape;
 use iscp_sweep::spec::LoadedSpec;
 use iscp_sweep::tables::{
     detection_rows, read_batches, read_models, DetectionRow, COMBINED, ISCP, MM_BD, NEURAL_CLEANSE,
+    UAP,
 };
 use iscp_sweep::units::{plan, UnitKind};
 use std::collections::HashMap;
@@ -215,13 +216,14 @@ struct Verdict<'a> {
     iscp: Option<&'a DetectionRow>,
     cleanse: Option<&'a DetectionRow>,
     margin: Option<&'a DetectionRow>,
+    uap: Option<&'a DetectionRow>,
     combined: Option<&'a DetectionRow>,
     truth: String,
 }
 
 impl Verdict<'_> {
     fn flagged(&self) -> bool {
-        [self.iscp, self.cleanse, self.margin]
+        [self.iscp, self.cleanse, self.margin, self.uap]
             .iter()
             .flatten()
             .any(|r| r.flagged)
@@ -229,7 +231,7 @@ impl Verdict<'_> {
 
     /// The class a flagging detector names (ISCP first, then Neural Cleanse), else "-".
     fn target(&self) -> String {
-        [self.iscp, self.cleanse, self.margin]
+        [self.iscp, self.cleanse, self.margin, self.uap]
             .iter()
             .flatten()
             .find(|r| r.flagged)
@@ -256,7 +258,11 @@ fn current_detections(spec: &Path) -> anyhow::Result<Vec<String>> {
         .filter(|u| {
             matches!(
                 u.kind,
-                UnitKind::Scan | UnitKind::Cleanse | UnitKind::MaxMargin | UnitKind::Audit
+                UnitKind::Scan
+                    | UnitKind::Cleanse
+                    | UnitKind::MaxMargin
+                    | UnitKind::UapScan
+                    | UnitKind::Audit
             )
         })
         .map(|u| u.id.clone())
@@ -304,6 +310,7 @@ fn print_verdicts(root: &Path, ids: &[String]) -> anyhow::Result<()> {
             ISCP => v.iscp = Some(r),
             NEURAL_CLEANSE => v.cleanse = Some(r),
             MM_BD => v.margin = Some(r),
+            UAP => v.uap = Some(r),
             COMBINED => v.combined = Some(r),
             _ => {}
         }
@@ -316,26 +323,27 @@ fn print_verdicts(root: &Path, ids: &[String]) -> anyhow::Result<()> {
             .then_with(|| a.model.cmp(&b.model))
     });
     println!(
-        "{:<28} {:<8} {:>6} {:>10} {:>16} {:>8} {:>9}  truth",
-        "model", "verdict", "target", "iscp", "neural-cleanse", "mm-bd", "combined"
+        "{:<28} {:<8} {:>6} {:>10} {:>16} {:>8} {:>8} {:>9}  truth",
+        "model", "verdict", "target", "iscp", "neural-cleanse", "mm-bd", "uap", "combined"
     );
     let score = |r: Option<&DetectionRow>| r.map_or("-".into(), |r| format!("{:.2}", r.score));
     for v in &by_model {
         println!(
-            "{:<28} {:<8} {:>6} {:>10} {:>16} {:>8} {:>9}  {}",
+            "{:<28} {:<8} {:>6} {:>10} {:>16} {:>8} {:>8} {:>9}  {}",
             v.model.strip_prefix("given-").unwrap_or(&v.model),
             if v.flagged() { "suspect" } else { "clean" },
             v.target(),
             score(v.iscp),
             score(v.cleanse),
             score(v.margin),
+            score(v.uap),
             score(v.combined),
             if v.truth.is_empty() { "-" } else { &v.truth }
         );
     }
     println!(
         "(scores against each detector's fixed rule: ISCP flags above 1, Neural Cleanse above 2, \
-         MM-BD above 1.3, p < 0.05; a model is suspect when one of them flags it; combined: \
+         MM-BD above 1.3, p < 0.05; UAP above 2; a model is suspect when one of them flags it; combined: \
          -log10 of the smallest p-value against the held-out clean models, times the detectors)"
     );
     Ok(())

@@ -200,6 +200,16 @@ pub fn unit_cost(
                 arch_of(p),
             )
         }
+        UnitParams::UapScan(u) => {
+            // Every class's perturbation on every image, forward and backward, each epoch, then
+            // the images once per class to measure it.
+            let clean = *q.subset_fraction.get_ref() * shape.test as f64;
+            let n = clean.min(u.budget.images as f64);
+            on(
+                u.budget.epochs as f64 * n * k * 3.0 + n * (k + 1.0),
+                arch_of(p),
+            )
+        }
         UnitParams::Transfer(t) => {
             // Each best pattern (one per evaluation and size) on the other model.
             let to = plans.iter().find(|o| o.setting.name == t.to);

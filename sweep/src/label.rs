@@ -50,6 +50,7 @@ pub fn label(kind: UnitKind, params_json: &str, class_names: &[String]) -> Optio
         Received::Pictures(_) | Received::Scan(_) | Received::Audit(_) => {}
         Received::Cleanse(c) => l.epochs = c.budget.epochs as u32,
         Received::Margin(_) => {}
+        Received::UapScan(u) => l.epochs = u.budget.epochs as u32,
         Received::Transfer(t) => {
             l.setting = t.from.clone();
             l.peer = t.to.clone();

@@ -4,7 +4,7 @@
 
 use crate::helpers::{rows, run_ok, spec_in_temp};
 use iscp_sweep::tables::{
-    read_audit_rows, read_detection_rows, read_models, COMBINED, ISCP, MM_BD, NEURAL_CLEANSE,
+    read_audit_rows, read_detection_rows, read_models, COMBINED, ISCP, MM_BD, NEURAL_CLEANSE, UAP,
 };
 use std::collections::{HashMap, HashSet};
 
@@ -78,10 +78,10 @@ fn both_detectors_audit_a_population_and_iscp_finds_every_target() {
     let det = read_detection_rows(&root.join("detection")).unwrap();
     assert_eq!(
         rows(&root.join("detection")),
-        24,
-        "three detectors and the audit's combined verdict × six models"
+        30,
+        "four detectors and the audit's combined verdict × six models"
     );
-    for detector in [ISCP, NEURAL_CLEANSE, MM_BD] {
+    for detector in [ISCP, NEURAL_CLEANSE, MM_BD, UAP] {
         let mine: Vec<_> = det.iter().filter(|r| r.detector == detector).collect();
         let names: HashSet<&str> = mine.iter().map(|r| r.model.as_str()).collect();
         assert_eq!(
@@ -95,8 +95,9 @@ fn both_detectors_audit_a_population_and_iscp_finds_every_target() {
                 if detector == ISCP {
                     assert_eq!(r.predicted_target, target, "iscp on {}: {r:?}", r.model);
                 }
-                // MM-BD's inputs have no mask to compare with the trigger's box.
-                assert_eq!(r.trigger_iou.is_some(), detector != MM_BD, "{r:?}");
+                // MM-BD's inputs and the UAP have no mask to compare with the trigger's box.
+                let masked = [ISCP, NEURAL_CLEANSE].contains(&detector);
+                assert_eq!(r.trigger_iou.is_some(), masked, "{r:?}");
             }
         }
     }
@@ -113,7 +114,7 @@ fn both_detectors_audit_a_population_and_iscp_finds_every_target() {
     // One trigger family and one architecture: the whole population only.
     assert_eq!(
         order,
-        [ISCP, NEURAL_CLEANSE, MM_BD, COMBINED].map(|d| (d, "all"))
+        [ISCP, NEURAL_CLEANSE, MM_BD, UAP, COMBINED].map(|d| (d, "all"))
     );
     assert_eq!((audit[0].models, audit[0].poisoned), (6, 3));
     assert_eq!(audit[0].auroc, Some(1.0));
@@ -122,9 +123,9 @@ fn both_detectors_audit_a_population_and_iscp_finds_every_target() {
     assert!(audit[1].target_top1.unwrap() >= 0.6, "{:?}", audit[1]);
     // The combined verdict scores every model (its p-values rest on one held-out clean model here:
     // its ranking is tested by hand in the audit's unit tests).
-    assert_eq!((audit[3].models, audit[3].poisoned), (6, 3));
-    assert!(audit[3].auroc.is_some(), "{:?}", audit[3]);
-    for d in [ISCP, NEURAL_CLEANSE, MM_BD, COMBINED] {
+    assert_eq!((audit[4].models, audit[4].poisoned), (6, 3));
+    assert!(audit[4].auroc.is_some(), "{:?}", audit[4]);
+    for d in [ISCP, NEURAL_CLEANSE, MM_BD, UAP, COMBINED] {
         assert!(root.join(format!("images/roc-{d}.png")).is_file(), "{d}");
     }
 
@@ -132,5 +133,5 @@ fn both_detectors_audit_a_population_and_iscp_finds_every_target() {
     let again = run_ok(&spec, &results);
     assert!(again.contains(" 0 ran, 0 failed"), "{again}");
     assert!(again.contains("audit ("), "{again}");
-    assert_eq!(rows(&root.join("detection")), 24);
+    assert_eq!(rows(&root.join("detection")), 30);
 }

@@ -30,13 +30,15 @@ impl Scheduler {
             ))
         };
         match u.kind {
-            UnitKind::Search | UnitKind::Baseline | UnitKind::Cleanse | UnitKind::MaxMargin => {
-                match state(&u.prepare_id) {
-                    DONE => Readiness::Ready,
-                    FAILED | CANCELLED => no_model(),
-                    _ => Readiness::Wait,
-                }
-            }
+            UnitKind::Search
+            | UnitKind::Baseline
+            | UnitKind::Cleanse
+            | UnitKind::MaxMargin
+            | UnitKind::UapScan => match state(&u.prepare_id) {
+                DONE => Readiness::Ready,
+                FAILED | CANCELLED => no_model(),
+                _ => Readiness::Wait,
+            },
             // A derived setting's model waits for all of its shards, a shard for its source model.
             UnitKind::PrepareModel | UnitKind::DeriveData if n > 0 => {
                 if c.done == n {

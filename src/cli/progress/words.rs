@@ -159,6 +159,7 @@ fn what(b: &Batch) -> String {
         "scan" => format!("{}: scanning for a backdoor", setting(b)),
         "cleanse" => format!("{}: Neural Cleanse", setting(b)),
         "max-margin" => format!("{}: MM-BD", setting(b)),
+        "uap-scan" => format!("{}: UAP scan", setting(b)),
         "audit" => "auditing the population".to_string(),
         "transfer" => format!(
             "{} → {}: transferring patterns",

@@ -4,7 +4,7 @@
 mod combined;
 pub mod metrics;
 
-use crate::tables::{AuditRow, DetectionRow, ModelRow, COMBINED, ISCP, MM_BD, NEURAL_CLEANSE};
+use crate::tables::{AuditRow, DetectionRow, ModelRow, COMBINED, ISCP, MM_BD, NEURAL_CLEANSE, UAP};
 use iscp_proto::Table;
 use metrics::{auroc, auroc_interval, calibrate, rates, roc_points, split_heldout, Scored};
 
@@ -243,7 +243,7 @@ fn right_target(scored_truth: &[Pair<'_>]) -> Vec<Scored> {
         .collect()
 }
 
-/// The detectors in `rows`: ISCP, Neural Cleanse, MM-BD, any other by name, the combined last.
+/// The detectors in `rows`: ISCP, Neural Cleanse, MM-BD, UAP, any other by name, the combined last.
 fn detectors(rows: &[DetectionRow]) -> Vec<String> {
     let mut names: Vec<String> = rows.iter().map(|r| r.detector.clone()).collect();
     names.sort_by_key(|n| {
@@ -252,6 +252,7 @@ fn detectors(rows: &[DetectionRow]) -> Vec<String> {
             n != ISCP,
             n != NEURAL_CLEANSE,
             n != MM_BD,
+            n != UAP,
             n.clone(),
         )
     });

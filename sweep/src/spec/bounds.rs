@@ -350,6 +350,24 @@ impl LoadedSpec {
                 MAX_MARGIN_STEPS as u64,
                 "steps",
             )?;
+            self.at_most(
+                "population.uap.epochs",
+                p.uap.epochs as u64,
+                MAX_EPOCHS as u64,
+                "epochs",
+            )?;
+            self.at_most(
+                "population.uap.batch",
+                p.uap.batch as u64,
+                MAX_BATCH as u64,
+                "images",
+            )?;
+            self.at_most(
+                "population.uap.images",
+                p.uap.images as u64,
+                MAX_IMAGES,
+                "images",
+            )?;
             if let Some(n) = &p.normalize {
                 self.check_normalize("population.normalize", n)?;
             }

@@ -307,6 +307,13 @@ impl LoadedSpec {
         if q.cleanse.epochs == 0 || q.cleanse.batch == 0 || q.cleanse.images == Some(0) {
             return bad("cleanse", "epochs, batch and images must be at least 1");
         }
+        let u = &q.uap;
+        if u.epochs == 0 || u.batch == 0 || u.images == 0 || !(u.eps > 0.0 && u.eps <= 1.0) {
+            return bad(
+                "uap",
+                "epochs, batch and images must be at least 1 and eps in (0, 1]",
+            );
+        }
         let m = &q.margin;
         if m.starts == 0 || m.steps == 0 || !(m.lr.is_finite() && m.lr > 0.0) {
             return bad(

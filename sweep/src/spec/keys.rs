@@ -509,6 +509,52 @@ pub struct PopulationSpec {
     /// The MM-BD (maximum-margin) detector's budget.
     #[serde(default)]
     pub margin: MarginSpec,
+    /// The targeted-UAP detector's budget.
+    #[serde(default)]
+    pub uap: UapScanSpec,
+}
+
+/// `[population.uap]`: the targeted-UAP detector: per class, a universal perturbation of L∞
+/// radius `eps` towards the class, on the clean images the searches use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UapScanSpec {
+    /// L∞ radius in pixel units (default 0.1).
+    #[serde(default = "default_uap_eps")]
+    pub eps: f64,
+    /// Passes over the clean images (default 3).
+    #[serde(default = "default_uap_epochs")]
+    pub epochs: usize,
+    /// Clean images per step, each through the model once per class (default 16).
+    #[serde(default = "default_uap_batch")]
+    pub batch: usize,
+    /// At most this many of the clean images (default 200).
+    #[serde(default = "default_uap_images")]
+    pub images: usize,
+}
+
+impl Default for UapScanSpec {
+    fn default() -> Self {
+        UapScanSpec {
+            eps: default_uap_eps(),
+            epochs: default_uap_epochs(),
+            batch: default_uap_batch(),
+            images: default_uap_images(),
+        }
+    }
+}
+
+fn default_uap_eps() -> f64 {
+    0.1
+}
+fn default_uap_epochs() -> usize {
+    3
+}
+fn default_uap_batch() -> usize {
+    16
+}
+fn default_uap_images() -> usize {
+    200
 }
 
 /// `[population.margin]`: MM-BD, the maximum-margin detector (Wang et al. 2024): per class, the

@@ -11,6 +11,7 @@ use std::path::Path;
 pub const ISCP: &str = "iscp";
 pub const NEURAL_CLEANSE: &str = "neural-cleanse";
 pub const MM_BD: &str = "mm-bd";
+pub const UAP: &str = "uap";
 /// The fused verdict of every other detector (the audit's, not a unit's).
 pub const COMBINED: &str = "combined";
 
@@ -21,17 +22,18 @@ table_row! {
         pub unit_id: String,
         /// The setting (model) scanned.
         pub model: String,
-        /// `iscp`, `neural-cleanse` or `mm-bd`.
+        /// `iscp`, `neural-cleanse`, `mm-bd` or `uap`.
         pub detector: String,
         /// What the audit ranks models by, the fixed rule made continuous. ISCP: the largest over
         /// classes of min(index / 2, PW / 0.75), above 1 when the rule flags a class (index > 2 and
         /// PW ≥ 0.75), below 1 when it flags none. Neural Cleanse: the largest anomaly index (flagged
         /// above 2). MM-BD: −log10 of the largest margin's p-value under a gamma fit to the other
-        /// classes' (flagged above 1.3, p < 0.05).
+        /// classes' (flagged above 1.3, p < 0.05). UAP: the anomaly index of the class its perturbation
+        /// reaches most often (flagged above 2).
         pub score: f64,
         /// The largest anomaly index over classes (MM-BD: the MAD index of the largest margin).
         pub max_index: f64,
-        /// ISCP: the largest PW of a class's small pattern (null for Neural Cleanse).
+        /// ISCP: the largest PW of a class's small pattern; UAP: the predicted class's success.
         pub max_pw: Option<f64>,
         /// Neural Cleanse: the smallest mask L1 norm over labels (null for ISCP).
         pub min_norm: Option<f64>,

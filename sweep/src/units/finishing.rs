@@ -1,9 +1,9 @@
 //! The planners of the units that finish one setting: its pictures, scan, detectors (Neural
-//! Cleanse, MM-BD) and transfers.
+//! Cleanse, MM-BD, the UAP scan) and transfers.
 
 use super::{
-    unit, CleanseParams, MarginParams, PicturesParams, ScanParams, TransferParams, Unit, UnitKind,
-    UnitParams,
+    unit, CleanseParams, MarginParams, PicturesParams, ScanParams, TransferParams, UapScanParams,
+    Unit, UnitKind, UnitParams,
 };
 use crate::spec::{LoadedSpec, SettingSpec};
 
@@ -35,6 +35,7 @@ pub(super) fn finishing_units(
     out.extend(scan_unit(spec, setting, prepare_id, &evals, &reads));
     out.extend(cleanse_unit(spec, setting, prepare_id));
     out.extend(margin_unit(spec, setting, prepare_id));
+    out.extend(uap_scan_unit(spec, setting, prepare_id));
     out.extend(transfer_units(spec, setting, &evals, &reads, prepare_of));
     out
 }
@@ -112,6 +113,24 @@ fn margin_unit(spec: &LoadedSpec, setting: &SettingSpec, prepare_id: &str) -> Op
     Some(unit(
         UnitKind::MaxMargin,
         UnitParams::Margin(p),
+        vec![prepare_id.to_string()],
+    ))
+}
+
+/// The targeted-UAP detector on a setting's model (in a population).
+fn uap_scan_unit(spec: &LoadedSpec, setting: &SettingSpec, prepare_id: &str) -> Option<Unit> {
+    let s = &spec.spec;
+    let pop = s.population.as_ref()?;
+    let p = UapScanParams {
+        setting: setting.name.clone(),
+        prepare_id: prepare_id.to_string(),
+        budget: pop.get_ref().uap.clone(),
+        subset_fraction: *s.search.subset_fraction.get_ref(),
+        seed: s.seed,
+    };
+    Some(unit(
+        UnitKind::UapScan,
+        UnitParams::UapScan(p),
         vec![prepare_id.to_string()],
     ))
 }

@@ -10,7 +10,7 @@ mod planners;
 pub use params::{
     AuditParams, BaselineParams, CleanseParams, DeriveParams, EvaluateParams, MarginParams,
     PicturesParams, PrepareNamed, PrepareParams, ScanParams, SearchParams, TransferParams,
-    UnitParams, Variant,
+    UapScanParams, UnitParams, Variant,
 };
 pub use planners::{plan, SettingPlan};
 
@@ -79,6 +79,7 @@ impl Received {
             UnitKind::Transfer => Received::Transfer(serde_json::from_value(v).map_err(bad)?),
             UnitKind::Cleanse => Received::Cleanse(serde_json::from_value(v).map_err(bad)?),
             UnitKind::MaxMargin => Received::Margin(serde_json::from_value(v).map_err(bad)?),
+            UnitKind::UapScan => Received::UapScan(serde_json::from_value(v).map_err(bad)?),
             UnitKind::Audit => Received::Audit(serde_json::from_value(v).map_err(bad)?),
             UnitKind::PrepareModel => Received::Prepare(PrepareNamed {
                 setting: v["setting"]["name"]
@@ -107,6 +108,7 @@ impl Received {
             Received::Transfer(p) => &p.to,
             Received::Cleanse(p) => &p.setting,
             Received::Margin(p) => &p.setting,
+            Received::UapScan(p) => &p.setting,
             // The audit reads the whole population; it names no setting.
             Received::Audit(_) => "",
         }

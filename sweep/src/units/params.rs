@@ -157,8 +157,20 @@ pub struct MarginParams {
     pub seed: u64,
 }
 
+/// The targeted-UAP detector on one setting's model, with the clean images the searches use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UapScanParams {
+    pub setting: String,
+    #[serde(rename = "setting_id")]
+    pub prepare_id: String,
+    #[serde(flatten)]
+    pub budget: crate::spec::UapScanSpec,
+    pub subset_fraction: f64,
+    pub seed: u64,
+}
+
 /// The audit of a population: every model's ground truth (its prepare unit's `models` row) and
-/// every detector's row (its scan, cleanse and max-margin units' `detection` parts).
+/// every detector's row (its scan, cleanse, max-margin and uap-scan units' `detection` parts).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditParams {
     pub prepares: Vec<String>,
@@ -212,5 +224,6 @@ pub enum UnitParams<P = PrepareParams> {
     Transfer(TransferParams),
     Cleanse(CleanseParams),
     Margin(MarginParams),
+    UapScan(UapScanParams),
     Audit(AuditParams),
 }

@@ -345,7 +345,7 @@ fn baseline_units(grid: &Grid<'_>, setting: &SettingSpec, prepare_id: &str) -> V
 }
 
 /// The sweep's one audit (in a population with settings): every setting's prepare unit, and its
-/// scan, cleanse and max-margin units' detections.
+/// scan, cleanse, max-margin and uap-scan units' detections.
 fn audit_unit(spec: &LoadedSpec, plans: &[SettingPlan]) -> Option<Unit> {
     let s = &spec.spec;
     let pop = s.population.as_ref()?;
@@ -365,6 +365,7 @@ fn audit_unit(spec: &LoadedSpec, plans: &[SettingPlan]) -> Option<Unit> {
             of(UnitKind::Scan),
             of(UnitKind::Cleanse),
             of(UnitKind::MaxMargin),
+            of(UnitKind::UapScan),
         ]
         .concat(),
         calibration_share: pop.get_ref().calibration_share,

@@ -18,6 +18,7 @@ mod prepare;
 mod search_unit;
 mod sweep_scan;
 mod transfer;
+mod uap_scan_unit;
 
 pub use baseline_unit::run_baseline;
 pub use checkpoint::{Checkpoints, Saved};
@@ -35,6 +36,7 @@ pub use prepare::{artifact_path, load_prepared, prepare, PrepareHooks, Prepared}
 pub use search_unit::{search_job, search_row, RunFacts, SearchContext};
 pub use sweep_scan::{detect_setting, scan_setting};
 pub use transfer::{transfer_batch, transfer_rows, TransferRow};
+pub use uap_scan_unit::run_uap_scan;
 
 /// A number for a file name: `.` written as `p` (0.2 → `0p2`).
 pub(crate) fn fmt_num(v: f64) -> String {

@@ -8,12 +8,16 @@ use iscp_proto::v1::{FailureReason, LeasedUnit};
 use iscp_proto::Table;
 use iscp_sweep::spec::SettingSpec;
 use iscp_sweep::tables;
-use iscp_sweep::units::{BaselineParams, CleanseParams, EvaluateParams, MarginParams, Received};
-use iscp_sweep::work::{guarded, run_baseline, run_cleanse, run_evaluate, run_margin};
+use iscp_sweep::units::{
+    BaselineParams, CleanseParams, EvaluateParams, MarginParams, Received, UapScanParams,
+};
+use iscp_sweep::work::{
+    guarded, run_baseline, run_cleanse, run_evaluate, run_margin, run_uap_scan,
+};
 use iscp_sweep::SweepError;
 
 impl Executor {
-    /// An evaluation, baseline, cleanse or max-margin unit.
+    /// An evaluation, baseline, cleanse, max-margin or uap-scan unit.
     pub(super) fn one(&mut self, ctx: &SpecCtx, data: &DataSplits, u: &LeasedUnit) -> Outcome {
         let (setting, received) = Self::resolve(ctx, u)?;
         let prepare_id = match &received {
@@ -21,6 +25,7 @@ impl Executor {
             Received::Baseline(bp) => bp.prepare_id.clone(),
             Received::Cleanse(cp) => cp.prepare_id.clone(),
             Received::Margin(mp) => mp.prepare_id.clone(),
+            Received::UapScan(up) => up.prepare_id.clone(),
             _ => {
                 return Err(Failure::new(
                     FailureReason::VersionSkew,
@@ -35,6 +40,7 @@ impl Executor {
             Received::Baseline(bp) => self.baseline(ctx, data, &ev, u, bp),
             Received::Cleanse(cp) => self.cleanse(ctx, setting, u, cp),
             Received::Margin(mp) => self.margin(data, setting, u, mp),
+            Received::UapScan(up) => self.uap_scan(ctx, setting, u, up),
             _ => Err(Failure::new(
                 FailureReason::VersionSkew,
                 "not an evaluate or baseline unit",
@@ -152,6 +158,42 @@ impl Executor {
         .map_err(|e| e.about_model(&model_label(setting, &u.model_sha256)))?;
         self.note(format!(
             "{}: MM-BD score {:.2}, predicted target {}{}",
+            setting.name,
+            row.score,
+            row.predicted_target,
+            if row.flagged { " (flagged)" } else { "" }
+        ));
+        Ok(Output::part(encode(
+            Table::Detection,
+            &tables::detection_batch(&[row]),
+        )?))
+    }
+
+    /// A uap-scan unit: the targeted-UAP detector's verdict on the loaded model.
+    fn uap_scan(
+        &self,
+        ctx: &SpecCtx,
+        setting: &SettingSpec,
+        u: &LeasedUnit,
+        up: &UapScanParams,
+    ) -> Outcome {
+        let m = self.model.as_ref().expect("loaded");
+        let progress = self.progress.clone();
+        let keys = [crate::shared::key_of(u)];
+        let row = guarded(|| {
+            run_uap_scan(
+                &m.model,
+                &m.images,
+                &ctx.split.search,
+                setting,
+                &u.unit_id,
+                up,
+                &mut |st, t| Self::set_progress(&progress, &keys, st, t),
+            )
+        })
+        .map_err(|e| e.about_model(&model_label(setting, &u.model_sha256)))?;
+        self.note(format!(
+            "{}: UAP index {:.2}, predicted target {}{}",
             setting.name,
             row.score,
             row.predicted_target,

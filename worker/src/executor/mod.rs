@@ -189,9 +189,11 @@ impl Executor {
             UnitKind::DeriveData => units.iter().map(|u| self.derive(&ctx, &data, u)).collect(),
             UnitKind::PrepareModel => units.iter().map(|u| self.prepare(&ctx, &data, u)).collect(),
             UnitKind::Search => self.searches(&ctx, &data, units),
-            UnitKind::Evaluate | UnitKind::Baseline | UnitKind::Cleanse | UnitKind::MaxMargin => {
-                units.iter().map(|u| self.one(&ctx, &data, u)).collect()
-            }
+            UnitKind::Evaluate
+            | UnitKind::Baseline
+            | UnitKind::Cleanse
+            | UnitKind::MaxMargin
+            | UnitKind::UapScan => units.iter().map(|u| self.one(&ctx, &data, u)).collect(),
             UnitKind::Pictures | UnitKind::Scan | UnitKind::Transfer | UnitKind::Audit => units
                 .iter()
                 .map(|u| self.finishing(&ctx, &data, u))
