@@ -43,6 +43,15 @@ pub struct Section {
     pub table: Table,
 }
 
+/// A population's audit: detection quality per detector and group, every model most suspect
+/// first, the ROC pictures.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Audit {
+    pub quality: Table,
+    pub models: Table,
+    pub roc: Vec<Figure>,
+}
+
 /// Everything the page shows.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
@@ -50,7 +59,11 @@ pub struct Report {
     /// Lines at the top answering "what did we find" (verdicts, best PW).
     pub findings: Vec<String>,
     pub units: String,
+    /// A population's audit, first when there is one.
+    pub audit: Option<Audit>,
     pub models: Table,
+    /// Fold the per-setting PW tables away (many settings: a population).
+    pub fold_pw: bool,
     pub pw: Vec<Section>,
     pub scans: Vec<Section>,
     pub plots: Vec<Figure>,

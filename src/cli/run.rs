@@ -132,16 +132,7 @@ fn local_options(
 fn print_audit(root: &Path) {
     // A population's audit: each detector's detection quality, whether it ran now or before (the
     // newest part: an earlier version of the spec may have left its own).
-    let newest = std::fs::read_dir(Table::Audit.dir(root))
-        .ok()
-        .and_then(|d| {
-            d.filter_map(|e| e.ok())
-                .filter(|e| e.path().extension().is_some_and(|x| x == "parquet"))
-                .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-                .max()
-                .map(|(_, p)| p)
-        });
-    if let Some(audit) = newest {
+    if let Some(audit) = iscp_sweep::tables::newest_audit_part(&Table::Audit.dir(root)) {
         match iscp_sweep::tables::read_audit_part(&audit) {
             Ok(rows) if !rows.is_empty() => {
                 eprintln!("audit ({}):", audit.display());

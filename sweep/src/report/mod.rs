@@ -3,6 +3,7 @@
 //! without code. It reads only the results folder (its tables and pictures), so `iscp report`,
 //! `iscp run` and the coordinator at the end of a sweep all make the same page.
 
+mod audit_view;
 mod charts;
 mod summary;
 
@@ -13,9 +14,12 @@ use crate::tables::{
     read_failure_rows, read_models, read_patterns, read_scan_rows, read_table, read_uap_points,
 };
 use crate::{Result, SweepError};
-use iscp_figures::page::{render, Figure, Report};
+use iscp_figures::page::{render, Audit, Figure, Report};
 use iscp_proto::Table;
 use std::path::{Path, PathBuf};
+
+/// Settings beyond which the per-setting PW tables are folded away.
+const FOLD_PW_ABOVE: usize = 8;
 
 /// The page's file name in an experiment's results folder.
 pub const PAGE: &str = "report.html";
@@ -89,6 +93,16 @@ pub fn write_report(root: &Path, experiment: &str) -> Result<PathBuf> {
         s.dedup();
         s.len()
     };
+    let audit = audit_view::audit_view(root, &models)?;
+    let mut pictures = pictures(root)?;
+    if let Some(a) = &audit {
+        // A population's pictures: the suspects' only, the evidence a reader needs.
+        pictures.retain(|f| {
+            a.suspects
+                .iter()
+                .any(|s| f.src.starts_with(&format!("images/{s}-")))
+        });
+    }
     let report = Report {
         experiment: experiment.to_string(),
         findings: summary::findings(&settings, &models, &patterns, &scans, &failures),
@@ -99,11 +113,17 @@ pub fn write_report(root: &Path, experiment: &str) -> Result<PathBuf> {
             failures.len(),
             root.display()
         ),
+        fold_pw: settings.len() > FOLD_PW_ABOVE,
+        audit: audit.map(|a| Audit {
+            quality: a.quality,
+            models: a.models,
+            roc: a.roc,
+        }),
         models: summary::models_table(&models),
         pw: summary::pw_sections(&settings, &patterns),
         scans: summary::scan_sections(&scans),
         plots,
-        pictures: pictures(root)?,
+        pictures,
         failures: summary::failures_table(&failures),
         folder: root.display().to_string(),
     };

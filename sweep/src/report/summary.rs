@@ -58,7 +58,7 @@ pub fn models_table(models: &[ModelRow]) -> Table {
         "poison target",
         "trigger",
         "robust accuracy",
-        "training s",
+        "prepare s",
     ]);
     for m in models {
         t.push(

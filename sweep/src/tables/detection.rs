@@ -117,6 +117,18 @@ pub fn read_audit_part(part: &Path) -> Result<Vec<AuditRow>> {
     read_rows(part)
 }
 
+/// The newest part of an `audit` folder (by modification time): the audit of the sweep as it was
+/// last run (an earlier spec's audit keeps its own part).
+pub fn newest_audit_part(dir: &Path) -> Option<std::path::PathBuf> {
+    std::fs::read_dir(dir).ok().and_then(|d| {
+        d.filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "parquet"))
+            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+            .max()
+            .map(|(_, p)| p)
+    })
+}
+
 /// The audit rows of a table folder (every part in it).
 pub fn read_audit_rows(dir: &Path) -> Result<Vec<AuditRow>> {
     super::read_table(dir, read_rows)

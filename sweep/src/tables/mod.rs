@@ -16,8 +16,9 @@ pub use baselines::{baselines_batch, BaselineRow};
 pub(crate) use columns::{batch, col, read_or, table_row, Cols, Column, Row};
 pub use derived::{derived_batch, read_derived_rows, DerivedRow};
 pub use detection::{
-    audit_batch, detection_batch, detection_rows, read_audit_part, read_audit_rows,
-    read_detection_rows, AuditRow, DetectionRow, COMBINED, ISCP, MM_BD, NEURAL_CLEANSE, UAP,
+    audit_batch, detection_batch, detection_rows, newest_audit_part, read_audit_part,
+    read_audit_rows, read_detection_rows, AuditRow, DetectionRow, COMBINED, ISCP, MM_BD,
+    NEURAL_CLEANSE, UAP,
 };
 pub use failures::upgrade_failure_parts;
 pub(crate) use io::Staged;
