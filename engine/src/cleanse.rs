@@ -25,13 +25,36 @@ pub struct CleanseConfig {
     /// Rounds above (below) the threshold before the cost goes up (down) (the original: 5).
     pub patience: usize,
     /// Steps per round: the schedule looks at the mean attack success of a round. The original's
-    /// round is an epoch of its data; a short budget needs shorter rounds to move the cost at all.
+    /// round is an epoch of its data (0 here); a short budget needs shorter rounds to move the cost
+    /// at all.
     pub round: usize,
     /// Cost × this after `patience` rounds above the threshold; ÷ this^1.5 after as many below.
     pub multiplier: f64,
     /// Labels optimised together in one batch (K labels × `batch` images per forward pass).
     pub labels_at_once: usize,
+    /// The original's early stop: a label stops once its cost has gone both up and down and its
+    /// best norm has not shrunk by 1% for this many rounds; a chunk stops when all its labels
+    /// have (None: every epoch runs).
+    pub early_stop: Option<usize>,
     pub seed: u64,
+}
+
+impl CleanseConfig {
+    /// The original's published procedure (Wang et al. 2019, its GTSRB example): a round is one
+    /// pass over the clean images, the cost doubles after 5 rounds at the threshold and shrinks by
+    /// 2^1.5 after 5 below, and a label stops after 25 rounds without a 1% smaller best mask, at
+    /// most `epochs` passes (the original: 1,000).
+    pub fn original(epochs: usize, batch: usize, seed: u64) -> Self {
+        CleanseConfig {
+            epochs,
+            batch,
+            round: 0,
+            multiplier: 2.0,
+            early_stop: Some(25),
+            seed,
+            ..CleanseConfig::default()
+        }
+    }
 }
 
 impl Default for CleanseConfig {
@@ -46,6 +69,7 @@ impl Default for CleanseConfig {
             round: 10,
             multiplier: 1.5,
             labels_at_once: 10,
+            early_stop: None,
             seed: 0,
         }
     }
@@ -100,6 +124,12 @@ struct Schedule {
     set: usize,
     up: usize,
     down: usize,
+    /// Whether the cost has gone up, and down, at least once (the original's early-stop gate).
+    went_up: bool,
+    went_down: bool,
+    /// The best norm the early stop compares with, and rounds since it shrank by 1%.
+    stop_best: f64,
+    stale: usize,
 }
 
 impl Schedule {
@@ -109,6 +139,10 @@ impl Schedule {
             set: 0,
             up: 0,
             down: 0,
+            went_up: false,
+            went_down: false,
+            stop_best: f64::INFINITY,
+            stale: 0,
         }
     }
 
@@ -138,10 +172,27 @@ impl Schedule {
         if self.up >= cfg.patience {
             self.up = 0;
             self.cost *= cfg.multiplier;
+            self.went_up = true;
         } else if self.down >= cfg.patience {
             self.down = 0;
             self.cost /= cfg.multiplier.powf(1.5);
+            self.went_down = true;
         }
+    }
+
+    /// The original's early stop after a round whose best norm so far is `best`: whether the
+    /// label is done (its cost has moved both ways and `best` has not shrunk by 1% for `patience`
+    /// rounds).
+    fn stopped(&mut self, best: f64, patience: usize) -> bool {
+        if best.is_finite() {
+            if best >= 0.99 * self.stop_best {
+                self.stale += 1;
+            } else {
+                self.stale = 0;
+            }
+            self.stop_best = self.stop_best.min(best);
+        }
+        self.went_up && self.went_down && self.stale >= patience
     }
 }
 
@@ -215,6 +266,11 @@ pub fn reverse_all(
             labels.step(&setup, step)?;
             done += 1;
             progress(done, all);
+            if labels.stopped() {
+                done += total_steps - step - 1;
+                progress(done, all);
+                break;
+            }
         }
         out.extend(labels.results(h * w)?);
     }
@@ -242,6 +298,8 @@ struct LabelChunk {
     perm: Vec<i64>,
     /// The latest step's mask norms and masks.
     last: (Vec<f64>, Tensor),
+    /// Per label: whether the early stop ended it.
+    done: Vec<bool>,
 }
 
 impl LabelChunk {
@@ -262,6 +320,7 @@ impl LabelChunk {
         let order = Rng::new(mix(&[seed, 3]));
         let perm: Vec<i64> = (0..n).collect();
         let last = (Vec::<f64>::new(), Tensor::new());
+        let done = vec![false; k as usize];
         LabelChunk {
             first,
             k,
@@ -277,7 +336,13 @@ impl LabelChunk {
             order,
             perm,
             last,
+            done,
         }
+    }
+
+    /// Whether the early stop has ended every label of the chunk.
+    fn stopped(&self) -> bool {
+        self.done.iter().all(|d| *d)
     }
 
     /// Step `step` of `total_steps`: one Adam step of every mask and pattern on the next batch,
@@ -334,7 +399,11 @@ impl LabelChunk {
             self.adam_m.step(&mut self.raw_m, &gm, cfg.lr);
             self.adam_p.step(&mut self.raw_p, &gp, cfg.lr);
         });
-        if self.round_steps == cfg.round.max(1) || step + 1 == setup.total_steps {
+        let round = match cfg.round {
+            0 => setup.steps_per_epoch,
+            r => r,
+        };
+        if self.round_steps == round || step + 1 == setup.total_steps {
             self.end_round(cfg)?;
         }
         Ok(())
@@ -352,6 +421,10 @@ impl LabelChunk {
                 self.best[j] = Some((norm, acc, m));
             }
             self.sched[j].after_round(acc, cfg);
+            if let Some(patience) = cfg.early_stop {
+                let best = self.best[j].as_ref().map_or(f64::INFINITY, |b| b.0);
+                self.done[j] |= self.sched[j].stopped(best, patience);
+            }
         }
         self.round_hits.iter_mut().for_each(|r| *r = 0.0);
         self.round_steps = 0;

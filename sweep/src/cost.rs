@@ -191,7 +191,12 @@ pub fn unit_cost(
             // Every label's mask on every clean image, forward and backward, each epoch.
             let clean = *q.subset_fraction.get_ref() * shape.test as f64;
             let n = c.budget.images.map_or(clean, |i| clean.min(i as f64));
-            on(c.budget.epochs as f64 * n * k * 3.0, arch_of(p))
+            // The original schedule's cap: an upper bound (its early stop usually ends sooner).
+            let epochs = match c.schedule {
+                crate::spec::CleanseSchedule::Short => c.budget.epochs,
+                crate::spec::CleanseSchedule::Original => crate::work::ORIGINAL_EPOCHS,
+            };
+            on(epochs as f64 * n * k * 3.0, arch_of(p))
         }
         UnitParams::Margin(m) => {
             // Every class's starts, forward and backward, each step.

@@ -132,18 +132,27 @@ fn both_detectors_audit_a_population_and_iscp_finds_every_target() {
     // The report reads as an audit: the quality table, every model in the suspicion table, and
     // patterns pictured for the suspects only.
     let page = std::fs::read_to_string(root.join("report.html")).unwrap();
-    let suspects = page.split("id=\"audit-models\"").nth(1).expect("the models' table");
+    let suspects = page
+        .split("id=\"audit-models\"")
+        .nth(1)
+        .expect("the models' table");
     let suspects = suspects.split("</table>").next().unwrap();
     assert!(page.contains("id=\"audit-quality\""), "no quality table");
     for m in truth.keys() {
-        assert!(suspects.contains(&format!("<td>{m}</td>")), "{m} not in the audit table");
+        assert!(
+            suspects.contains(&format!("<td>{m}</td>")),
+            "{m} not in the audit table"
+        );
     }
     for clean in ["clean-000", "clean-001", "clean-002"] {
         let flagged = suspects
             .split("<tr")
             .any(|r| r.contains("class=\"marked\"") && r.contains(&format!(">{clean}<")));
         if !flagged {
-            assert!(!page.contains(&format!("images/{clean}-")), "{clean} pictured");
+            assert!(
+                !page.contains(&format!("images/{clean}-")),
+                "{clean} pictured"
+            );
         }
     }
 

@@ -48,4 +48,23 @@ fn neural_cleanse_finds_the_badnets_target() {
     eprintln!("trigger IoU {iou:.2}");
     // Nine random cells of 576 would share about 0.01 of the trigger's: 0.1 means the mask found it.
     assert!(iou > 0.1, "IoU {iou}");
+
+    // The original's procedure (rounds of a pass, early stop) names the same target and stops
+    // every label before its cap of 300 passes (the progress jumps to the end).
+    let cfg = CleanseConfig::original(300, 32, 3);
+    let mut jumped = false;
+    let mut last = 0;
+    let rev = reverse_all(&model, &clean, &cfg, &mut |done, _| {
+        jumped |= done > last + 1;
+        last = done;
+    })
+    .unwrap();
+    let norms: Vec<f64> = rev.iter().map(|r| r.norm).collect();
+    let index = anomaly_indices(&norms);
+    eprintln!("original: norms {norms:.1?}, indices {index:.2?}");
+    let top = (0..index.len())
+        .max_by(|&a, &b| index[a].total_cmp(&index[b]))
+        .unwrap();
+    assert_eq!(top as i64, target, "norms {norms:?}");
+    assert!(jumped, "the early stop never ended the labels");
 }

@@ -318,6 +318,7 @@ impl LoadedSpec {
             for (key, len) in [
                 ("population.archs", p.archs.len()),
                 ("population.families", p.families.len()),
+                ("population.cleanse.schedules", p.cleanse.schedules.len()),
                 ("population.triggers", p.triggers.len()),
                 ("population.positions", p.positions.len()),
                 ("population.augment", p.augment.len()),

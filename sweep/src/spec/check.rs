@@ -307,6 +307,9 @@ impl LoadedSpec {
         if q.cleanse.epochs == 0 || q.cleanse.batch == 0 || q.cleanse.images == Some(0) {
             return bad("cleanse", "epochs, batch and images must be at least 1");
         }
+        if q.cleanse.schedules.is_empty() {
+            return bad("cleanse", "give at least one schedule (short, original)");
+        }
         let u = &q.uap;
         if u.epochs == 0 || u.batch == 0 || u.images == 0 || !(u.eps > 0.0 && u.eps <= 1.0) {
             return bad(

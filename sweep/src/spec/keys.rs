@@ -607,6 +607,34 @@ pub struct CleanseSpec {
     /// At most this many of the clean images (default: all of them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub images: Option<usize>,
+    /// The cost schedules to run, each its own detector (default [short]): not part of a unit's
+    /// parameters (each cleanse unit names its one schedule).
+    #[serde(default = "default_cleanse_schedules", skip_serializing)]
+    pub schedules: Vec<CleanseSchedule>,
+}
+
+/// How Neural Cleanse moves its L1 cost and when it stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CleanseSchedule {
+    /// Rounds of 10 steps, cost ×1.5 up and ÷1.5^1.5 down, every epoch runs: a short budget
+    /// (detector `neural-cleanse`).
+    #[default]
+    Short,
+    /// The original's published procedure: rounds of one pass, cost ×2 up and ÷2^1.5 down, a
+    /// label stops after 25 rounds without a 1% smaller mask, at most 1,000 passes as the
+    /// original (`epochs` does not apply) (detector `neural-cleanse-original`).
+    Original,
+}
+
+impl CleanseSchedule {
+    pub fn is_short(&self) -> bool {
+        *self == CleanseSchedule::Short
+    }
+}
+
+fn default_cleanse_schedules() -> Vec<CleanseSchedule> {
+    vec![CleanseSchedule::Short]
 }
 
 impl Default for CleanseSpec {
@@ -615,6 +643,7 @@ impl Default for CleanseSpec {
             epochs: default_cleanse_epochs(),
             batch: default_cleanse_batch(),
             images: None,
+            schedules: default_cleanse_schedules(),
         }
     }
 }

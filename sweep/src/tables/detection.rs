@@ -10,6 +10,8 @@ use std::path::Path;
 /// Detector names in the `detector` column.
 pub const ISCP: &str = "iscp";
 pub const NEURAL_CLEANSE: &str = "neural-cleanse";
+/// Neural Cleanse at the original's published procedure and budget.
+pub const NEURAL_CLEANSE_ORIGINAL: &str = "neural-cleanse-original";
 pub const MM_BD: &str = "mm-bd";
 pub const UAP: &str = "uap";
 /// The fused verdict of every other detector (the audit's, not a unit's).

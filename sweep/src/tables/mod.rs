@@ -18,7 +18,7 @@ pub use derived::{derived_batch, read_derived_rows, DerivedRow};
 pub use detection::{
     audit_batch, detection_batch, detection_rows, newest_audit_part, read_audit_part,
     read_audit_rows, read_detection_rows, AuditRow, DetectionRow, COMBINED, ISCP, MM_BD,
-    NEURAL_CLEANSE, UAP,
+    NEURAL_CLEANSE, NEURAL_CLEANSE_ORIGINAL, UAP,
 };
 pub use failures::upgrade_failure_parts;
 pub(crate) use io::Staged;

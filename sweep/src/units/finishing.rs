@@ -33,7 +33,7 @@ pub(super) fn finishing_units(
         ids(baselines),
     )];
     out.extend(scan_unit(spec, setting, prepare_id, &evals, &reads));
-    out.extend(cleanse_unit(spec, setting, prepare_id));
+    out.extend(cleanse_units(spec, setting, prepare_id));
     out.extend(margin_unit(spec, setting, prepare_id));
     out.extend(uap_scan_unit(spec, setting, prepare_id));
     out.extend(transfer_units(spec, setting, &evals, &reads, prepare_of));
@@ -83,22 +83,33 @@ fn scan_unit(
     Some(unit(UnitKind::Scan, UnitParams::Scan(p), deps))
 }
 
-/// Neural Cleanse on a setting's model (in a population).
-fn cleanse_unit(spec: &LoadedSpec, setting: &SettingSpec, prepare_id: &str) -> Option<Unit> {
+/// Neural Cleanse on a setting's model (in a population), one unit per cost schedule.
+fn cleanse_units(spec: &LoadedSpec, setting: &SettingSpec, prepare_id: &str) -> Vec<Unit> {
     let s = &spec.spec;
-    let pop = s.population.as_ref()?;
-    let p = CleanseParams {
-        setting: setting.name.clone(),
-        prepare_id: prepare_id.to_string(),
-        budget: pop.get_ref().cleanse.clone(),
-        subset_fraction: *s.search.subset_fraction.get_ref(),
-        seed: s.seed,
+    let Some(pop) = s.population.as_ref() else {
+        return vec![];
     };
-    Some(unit(
-        UnitKind::Cleanse,
-        UnitParams::Cleanse(p),
-        vec![prepare_id.to_string()],
-    ))
+    let budget = &pop.get_ref().cleanse;
+    let mut schedules = budget.schedules.clone();
+    schedules.dedup();
+    schedules
+        .into_iter()
+        .map(|schedule| {
+            let p = CleanseParams {
+                setting: setting.name.clone(),
+                prepare_id: prepare_id.to_string(),
+                budget: budget.clone(),
+                schedule,
+                subset_fraction: *s.search.subset_fraction.get_ref(),
+                seed: s.seed,
+            };
+            unit(
+                UnitKind::Cleanse,
+                UnitParams::Cleanse(p),
+                vec![prepare_id.to_string()],
+            )
+        })
+        .collect()
 }
 
 /// MM-BD on a setting's model (in a population).

@@ -142,6 +142,12 @@ pub struct CleanseParams {
     pub prepare_id: String,
     #[serde(flatten)]
     pub budget: crate::spec::CleanseSpec,
+    /// Absent for the short schedule (the ids of earlier sweeps stay).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::spec::CleanseSchedule::is_short"
+    )]
+    pub schedule: crate::spec::CleanseSchedule,
     pub subset_fraction: f64,
     pub seed: u64,
 }

@@ -1,8 +1,8 @@
 //! The cleanse unit: Neural Cleanse on a setting's model with the clean images the searches use
 //! (the stratified search split of the test set), as the model's `neural-cleanse` detection row.
 
-use crate::spec::SettingSpec;
-use crate::tables::{DetectionRow, NEURAL_CLEANSE};
+use crate::spec::{CleanseSchedule, SettingSpec};
+use crate::tables::{DetectionRow, NEURAL_CLEANSE, NEURAL_CLEANSE_ORIGINAL};
 use crate::units::CleanseParams;
 use crate::Result;
 use iscp_engine::anomaly::{top_k_iou, FLAG_THRESHOLD};
@@ -10,6 +10,9 @@ use iscp_engine::cleanse::{anomaly_indices, reverse_all, CleanseConfig};
 use iscp_engine::model::Model;
 use iscp_engine::rng::mix;
 use tch::Tensor;
+
+/// The original's cap on passes over the clean images (its early stop usually ends sooner).
+pub const ORIGINAL_EPOCHS: usize = 1000;
 
 /// The class with the largest index (the first on ties; NaN never wins).
 pub fn argmax(values: &[f64]) -> usize {
@@ -40,11 +43,21 @@ pub fn run_cleanse(
     chosen.truncate(n);
     let idx = Tensor::from_slice(&chosen).to_device(images.device());
     let x = images.index_select(0, &idx);
-    let cfg = CleanseConfig {
-        epochs: p.budget.epochs,
-        batch: p.budget.batch,
-        seed: mix(&[p.seed, 0xC1EA45E]),
-        ..CleanseConfig::default()
+    let seed = mix(&[p.seed, 0xC1EA45E]);
+    let (cfg, detector) = match p.schedule {
+        CleanseSchedule::Short => (
+            CleanseConfig {
+                epochs: p.budget.epochs,
+                batch: p.budget.batch,
+                seed,
+                ..CleanseConfig::default()
+            },
+            NEURAL_CLEANSE,
+        ),
+        CleanseSchedule::Original => (
+            CleanseConfig::original(ORIGINAL_EPOCHS, p.budget.batch, seed),
+            NEURAL_CLEANSE_ORIGINAL,
+        ),
     };
     let reversed = reverse_all(model, &x, &cfg, progress)?;
     let norms: Vec<f64> = reversed.iter().map(|r| r.norm).collect();
@@ -61,7 +74,7 @@ pub fn run_cleanse(
     Ok(DetectionRow {
         unit_id: unit_id.to_string(),
         model: setting.name.clone(),
-        detector: NEURAL_CLEANSE.into(),
+        detector: detector.into(),
         score: index[top],
         max_index: index[top],
         max_pw: None,

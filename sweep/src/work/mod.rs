@@ -22,7 +22,7 @@ mod uap_scan_unit;
 
 pub use baseline_unit::run_baseline;
 pub use checkpoint::{Checkpoints, Saved};
-pub use cleanse_unit::{argmax, run_cleanse};
+pub use cleanse_unit::{argmax, run_cleanse, ORIGINAL_EPOCHS};
 pub use compare::draw_comparisons;
 pub use data::load_data;
 pub use derive::{assemble_derived, derive_shard, start_index};
