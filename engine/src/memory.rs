@@ -22,6 +22,8 @@ pub fn bytes_per_image(meta: &ModelMeta) -> u64 {
         Arch::SmallCnn => 100 + 9 * meta.input_shape[0].max(1) as u64,
         // conv 16 and its ReLU and pool at full size, then 32 at 1/4 and 64 at 1/16.
         Arch::GapCnn => 120 + 9 * meta.input_shape[0].max(1) as u64,
+        // 16 channels at full size through the stem and one block (about 9 tensors), then less.
+        Arch::ResnetSmall => 400,
         // 64 channels at full size (17 tensors), then 128/256/512 at 1/4, 1/16, 1/64.
         Arch::Resnet18 => 3_000,
         // Bottlenecks with 4× expansion: about 10,900 floats per pixel forwards.

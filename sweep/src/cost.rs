@@ -112,6 +112,11 @@ pub fn macs_per_image(arch: Arch, [c, h, w]: [i64; 3], classes: usize) -> f64 {
                 + (h / 4.0) * (w / 4.0) * 64.0 * 32.0 * 9.0
                 + 64.0 * classes as f64
         }
+        // Stem and stage 1 at full size (16 wide), stages 2–4 halving the side and doubling width.
+        Arch::ResnetSmall => {
+            let full = h * w * 16.0 * 9.0 * (c + 2.0 * 16.0);
+            full * (1.0 + 0.75 + 0.75 + 0.75) + 128.0 * classes as f64
+        }
         Arch::Resnet18 => 0.56e9 * area,
         Arch::Resnet50 | Arch::Torchscript => 1.30e9 * area,
     }

@@ -13,7 +13,7 @@ pub use artifact::{
     artifact_bytes, is_artifact, load_artifact, model_from_artifact, save_artifact, sha256_file,
 };
 pub use gap_cnn::gap_cnn;
-pub use resnet::{resnet18, resnet50};
+pub use resnet::{resnet18, resnet50, resnet_small};
 pub use small_cnn::small_cnn;
 pub use stem::{Stem, StemPass};
 
@@ -36,6 +36,8 @@ pub enum Arch {
     SmallCnn,
     /// Three convolutions without BatchNorm, global average pooling, one linear layer.
     GapCnn,
+    /// A small ResNet for 28×28 images: one basic block per stage, widths 16 to 128.
+    ResnetSmall,
     Resnet18,
     Resnet50,
     Torchscript,
@@ -46,6 +48,7 @@ impl Arch {
         match self {
             Arch::SmallCnn => "small-cnn",
             Arch::GapCnn => "gap-cnn",
+            Arch::ResnetSmall => "resnet-small",
             Arch::Resnet18 => "resnet18",
             Arch::Resnet50 => "resnet50",
             Arch::Torchscript => "torchscript",
@@ -116,6 +119,7 @@ pub fn build_arch(
             Ok((boxed((body, head)), Some(stem)))
         }
         Arch::GapCnn => Ok((boxed(gap_cnn(root, shape[0], classes)), None)),
+        Arch::ResnetSmall => Ok((boxed(resnet_small(root, shape[0], classes)), None)),
         Arch::Resnet18 => Ok((boxed(resnet18(root, shape[0], classes)), None)),
         Arch::Resnet50 => Ok((boxed(resnet50(root, shape[0], classes)), None)),
         Arch::Torchscript => Err(EngineError::Invalid(
@@ -345,8 +349,8 @@ impl Model {
         }
     }
 
-    /// The representation D_R and D_NR are built on, one row per image: for the CIFAR ResNets and
-    /// the GAP CNN the penultimate layer (the last block's activations averaged over space, what the final
+    /// The representation D_R and D_NR are built on, one row per image: for the ResNets and the
+    /// GAP CNN the penultimate layer (the last block's activations averaged over space, what the final
     /// linear layer reads); for the small CNN the last convolutional block, flattened (the input
     /// of its two-layer head); for TorchScript the exported `features` method, averaged over
     /// space when it is a feature map.
@@ -354,7 +358,7 @@ impl Model {
         let (a, _) = self.features(x)?;
         let pooled = matches!(
             self.meta.arch,
-            Arch::GapCnn | Arch::Resnet18 | Arch::Resnet50 | Arch::Torchscript
+            Arch::GapCnn | Arch::ResnetSmall | Arch::Resnet18 | Arch::Resnet50 | Arch::Torchscript
         ) && a.dim() == 4;
         Ok(if pooled {
             a.mean_dim([2i64, 3].as_slice(), false, Kind::Float)

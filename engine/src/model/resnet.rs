@@ -1,4 +1,5 @@
-//! CIFAR-style ResNet-18: a 3×3 stem without max-pool, four stages of basic blocks.
+//! CIFAR-style ResNets (18, 50, and a small one for 28×28 images): a 3×3 stem without max-pool,
+//! four stages of residual blocks, global average pooling, a linear head.
 
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
@@ -53,25 +54,43 @@ fn basic_block(p: nn::Path, i: i64, o: i64, stride: i64) -> impl ModuleT {
 /// ResNet-18 for small images (CIFAR layout): widths 64-128-256-512, two blocks each.
 /// Returned as (body, head): the body ends with the last residual stage (Grad-CAM's layer).
 pub fn resnet18(p: &nn::Path, channels: i64, classes: i64) -> (impl ModuleT, impl ModuleT) {
-    resnet(p, channels, classes, [2, 2, 2, 2], 1, basic_block)
+    resnet(p, channels, classes, [2, 2, 2, 2], WIDTHS, 1, basic_block)
 }
 
-/// The CIFAR-layout ResNet skeleton: 3×3 stem (64 channels, no max-pool), four stages of `depths`
-/// blocks of widths 64-128-256-512 (× `expansion` out; the first block of stages 2–4 strides 2),
-/// global average pool, linear head.
+/// A small ResNet for 28×28 images: one basic block per stage, widths 16-32-64-128 (about 12 M
+/// multiply-adds per 28×28 image). Returned as (body, head).
+pub fn resnet_small(p: &nn::Path, channels: i64, classes: i64) -> (impl ModuleT, impl ModuleT) {
+    resnet(
+        p,
+        channels,
+        classes,
+        [1, 1, 1, 1],
+        [16, 32, 64, 128],
+        1,
+        basic_block,
+    )
+}
+
+/// The stage widths of ResNet-18 and -50.
+const WIDTHS: [i64; 4] = [64, 128, 256, 512];
+
+/// The CIFAR-layout ResNet skeleton: 3×3 stem (as wide as the first stage, no max-pool), four
+/// stages of `depths` blocks of `widths` (× `expansion` out; the first block of stages 2–4 strides
+/// 2), global average pool, linear head.
 fn resnet<B: ModuleT + 'static>(
     p: &nn::Path,
     channels: i64,
     classes: i64,
     depths: [usize; 4],
+    widths: [i64; 4],
     expansion: i64,
     block: fn(nn::Path, i64, i64, i64) -> B,
 ) -> (impl ModuleT, impl ModuleT) {
-    let stem = conv(p / "stem", channels, 64, 3, 1);
-    let bn = nn::batch_norm2d(p / "stem_bn", 64, Default::default());
+    let stem = conv(p / "stem", channels, widths[0], 3, 1);
+    let bn = nn::batch_norm2d(p / "stem_bn", widths[0], Default::default());
     let mut layers = nn::seq_t();
-    let mut inp = 64;
-    for (stage, (&width, &n)) in [64, 128, 256, 512].iter().zip(&depths).enumerate() {
+    let mut inp = widths[0];
+    for (stage, (&width, &n)) in widths.iter().zip(&depths).enumerate() {
         for b in 0..n {
             let stride = if stage > 0 && b == 0 { 2 } else { 1 };
             layers = layers.add(block(
@@ -121,5 +140,5 @@ fn bottleneck(p: nn::Path, i: i64, width: i64, stride: i64) -> impl ModuleT {
 /// ResNet-50 for small images (CIFAR layout): bottleneck stages of 3-4-6-3 blocks, widths
 /// 64-128-256-512 (×4 out). Returned as (body, head).
 pub fn resnet50(p: &nn::Path, channels: i64, classes: i64) -> (impl ModuleT, impl ModuleT) {
-    resnet(p, channels, classes, [3, 4, 6, 3], 4, bottleneck)
+    resnet(p, channels, classes, [3, 4, 6, 3], WIDTHS, 4, bottleneck)
 }

@@ -33,7 +33,13 @@ fn artifacts_round_trip_for_every_architecture() {
         seed: 2,
     })
     .unwrap();
-    for arch in [Arch::SmallCnn, Arch::Resnet18, Arch::Resnet50] {
+    for arch in [
+        Arch::SmallCnn,
+        Arch::GapCnn,
+        Arch::ResnetSmall,
+        Arch::Resnet18,
+        Arch::Resnet50,
+    ] {
         tch::manual_seed(0);
         let mut model = Model::new_builtin(meta(arch, [3, 8, 8]), Device::Cpu).unwrap();
         let cfg = TrainConfig {

@@ -269,7 +269,7 @@ impl LoadedSpec {
         if q.archs.is_empty() || q.archs.contains(&iscp_engine::model::Arch::Torchscript) {
             return bad(
                 "archs",
-                "give built-in architectures to train (small-cnn, gap-cnn, resnet18, resnet50)",
+                "give built-in architectures to train (small-cnn, gap-cnn, resnet-small, resnet18, resnet50)",
             );
         }
         if q.families.is_empty() {
