@@ -14,6 +14,15 @@ use tch::Tensor;
 /// The original's cap on passes over the clean images (its early stop usually ends sooner).
 pub const ORIGINAL_EPOCHS: usize = 1000;
 
+/// `n` of the images at rows `clean`, chosen by `seed` (the search split lists its images class by
+/// class, so its first `n` would miss classes).
+pub fn seeded_choice(images: &Tensor, clean: &[i64], n: usize, seed: u64) -> Tensor {
+    let mut chosen = clean.to_vec();
+    iscp_engine::rng::Rng::new(seed).shuffle(&mut chosen);
+    chosen.truncate(n.min(clean.len()));
+    images.index_select(0, &Tensor::from_slice(&chosen).to_device(images.device()))
+}
+
 /// The class with the largest index (the first on ties; NaN never wins).
 pub fn argmax(values: &[f64]) -> usize {
     let mut best = 0;
@@ -36,13 +45,8 @@ pub fn run_cleanse(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<DetectionRow> {
     let started = std::time::Instant::now();
-    let n = p.budget.images.map_or(clean.len(), |i| i.min(clean.len()));
-    // A seeded choice of the budget (the split lists its images class by class).
-    let mut chosen = clean.to_vec();
-    iscp_engine::rng::Rng::new(mix(&[p.seed, 0xB4D6E7])).shuffle(&mut chosen);
-    chosen.truncate(n);
-    let idx = Tensor::from_slice(&chosen).to_device(images.device());
-    let x = images.index_select(0, &idx);
+    let n = p.budget.images.unwrap_or(clean.len());
+    let x = seeded_choice(images, clean, n, mix(&[p.seed, 0xB4D6E7]));
     let seed = mix(&[p.seed, 0xC1EA45E]);
     let (cfg, detector) = match p.schedule {
         CleanseSchedule::Short => (

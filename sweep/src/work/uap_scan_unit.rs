@@ -7,7 +7,7 @@ use crate::units::UapScanParams;
 use crate::work::argmax;
 use crate::Result;
 use iscp_engine::anomaly::FLAG_THRESHOLD;
-use iscp_engine::rng::{mix, Rng};
+use iscp_engine::rng::mix;
 use iscp_engine::uap_scan::{uap_success_by_class, UapScanConfig};
 use tch::Tensor;
 
@@ -45,10 +45,8 @@ pub fn run_uap_scan(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<DetectionRow> {
     let started = std::time::Instant::now();
-    let mut chosen = clean.to_vec();
-    Rng::new(mix(&[p.seed, 0x0A95])).shuffle(&mut chosen);
-    chosen.truncate(p.budget.images.min(clean.len()));
-    let x = images.index_select(0, &Tensor::from_slice(&chosen).to_device(images.device()));
+    let x =
+        super::cleanse_unit::seeded_choice(images, clean, p.budget.images, mix(&[p.seed, 0x0A95]));
     let cfg = UapScanConfig {
         eps: p.budget.eps,
         epochs: p.budget.epochs,

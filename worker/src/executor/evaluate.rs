@@ -3,18 +3,20 @@
 
 use super::{encode, model_label, Executor, Failure, Outcome, Output, SpecCtx};
 use iscp_engine::data::DataSplits;
+use iscp_engine::model::Model;
 use iscp_engine::pattern::Evaluator;
 use iscp_proto::v1::{FailureReason, LeasedUnit};
 use iscp_proto::Table;
 use iscp_sweep::spec::SettingSpec;
 use iscp_sweep::tables;
-use iscp_sweep::units::{
-    BaselineParams, CleanseParams, EvaluateParams, MarginParams, Received, UapScanParams,
-};
+use iscp_sweep::tables::DetectionRow;
+use iscp_sweep::units::{BaselineParams, EvaluateParams, Received};
 use iscp_sweep::work::{
     guarded, run_baseline, run_cleanse, run_evaluate, run_margin, run_uap_scan,
 };
+use iscp_sweep::Result as SResult;
 use iscp_sweep::SweepError;
+use tch::Tensor;
 
 impl Executor {
     /// An evaluation, baseline, cleanse, max-margin or uap-scan unit.
@@ -38,9 +40,24 @@ impl Executor {
         match &received {
             Received::Evaluate(ep) => self.evaluate(&ev, setting, u, ep),
             Received::Baseline(bp) => self.baseline(ctx, data, &ev, u, bp),
-            Received::Cleanse(cp) => self.cleanse(ctx, setting, u, cp),
-            Received::Margin(mp) => self.margin(data, setting, u, mp),
-            Received::UapScan(up) => self.uap_scan(ctx, setting, u, up),
+            Received::Cleanse(cp) => self.detector(
+                ctx,
+                setting,
+                u,
+                "Neural Cleanse index",
+                |m, x, clean, pr| run_cleanse(m, x, clean, setting, &u.unit_id, cp, pr),
+            ),
+            Received::Margin(mp) => {
+                let shape = data.test.image_shape();
+                self.detector(ctx, setting, u, "MM-BD score", |m, _, _, pr| {
+                    run_margin(m, shape, setting, &u.unit_id, mp, pr)
+                })
+            }
+            Received::UapScan(up) => {
+                self.detector(ctx, setting, u, "UAP index", |m, x, clean, pr| {
+                    run_uap_scan(m, x, clean, setting, &u.unit_id, up, pr)
+                })
+            }
             _ => Err(Failure::new(
                 FailureReason::VersionSkew,
                 "not an evaluate or baseline unit",
@@ -102,98 +119,28 @@ impl Executor {
         )?))
     }
 
-    /// A cleanse unit: Neural Cleanse's verdict on the loaded model.
-    fn cleanse(
+    /// A detector unit (cleanse, max-margin, uap-scan): `run` on the loaded model, its clean
+    /// images (the search split's rows of them) and a progress callback gives the model's
+    /// detection row; `what` names the score in the log line.
+    fn detector(
         &self,
         ctx: &SpecCtx,
         setting: &SettingSpec,
         u: &LeasedUnit,
-        cp: &CleanseParams,
+        what: &str,
+        run: impl FnOnce(&Model, &Tensor, &[i64], &mut dyn FnMut(usize, usize)) -> SResult<DetectionRow>,
     ) -> Outcome {
         let m = self.model.as_ref().expect("loaded");
         let progress = self.progress.clone();
         let keys = [crate::shared::key_of(u)];
         let row = guarded(|| {
-            run_cleanse(
-                &m.model,
-                &m.images,
-                &ctx.split.search,
-                setting,
-                &u.unit_id,
-                cp,
-                &mut |st, t| Self::set_progress(&progress, &keys, st, t),
-            )
-        })
-        .map_err(|e| e.about_model(&model_label(setting, &u.model_sha256)))?;
-        self.note(format!(
-            "{}: Neural Cleanse index {:.2}, predicted target {}{}",
-            setting.name,
-            row.score,
-            row.predicted_target,
-            if row.flagged { " (flagged)" } else { "" }
-        ));
-        Ok(Output::part(encode(
-            Table::Detection,
-            &tables::detection_batch(&[row]),
-        )?))
-    }
-
-    /// A max-margin unit: MM-BD's verdict on the loaded model.
-    fn margin(
-        &self,
-        data: &DataSplits,
-        setting: &SettingSpec,
-        u: &LeasedUnit,
-        mp: &MarginParams,
-    ) -> Outcome {
-        let m = self.model.as_ref().expect("loaded");
-        let progress = self.progress.clone();
-        let keys = [crate::shared::key_of(u)];
-        let shape = data.test.image_shape();
-        let row = guarded(|| {
-            run_margin(&m.model, shape, setting, &u.unit_id, mp, &mut |st, t| {
+            run(&m.model, &m.images, &ctx.split.search, &mut |st, t| {
                 Self::set_progress(&progress, &keys, st, t)
             })
         })
         .map_err(|e| e.about_model(&model_label(setting, &u.model_sha256)))?;
         self.note(format!(
-            "{}: MM-BD score {:.2}, predicted target {}{}",
-            setting.name,
-            row.score,
-            row.predicted_target,
-            if row.flagged { " (flagged)" } else { "" }
-        ));
-        Ok(Output::part(encode(
-            Table::Detection,
-            &tables::detection_batch(&[row]),
-        )?))
-    }
-
-    /// A uap-scan unit: the targeted-UAP detector's verdict on the loaded model.
-    fn uap_scan(
-        &self,
-        ctx: &SpecCtx,
-        setting: &SettingSpec,
-        u: &LeasedUnit,
-        up: &UapScanParams,
-    ) -> Outcome {
-        let m = self.model.as_ref().expect("loaded");
-        let progress = self.progress.clone();
-        let keys = [crate::shared::key_of(u)];
-        let row = guarded(|| {
-            run_uap_scan(
-                &m.model,
-                &m.images,
-                &ctx.split.search,
-                setting,
-                &u.unit_id,
-                up,
-                &mut |st, t| Self::set_progress(&progress, &keys, st, t),
-            )
-        })
-        .map_err(|e| e.about_model(&model_label(setting, &u.model_sha256)))?;
-        self.note(format!(
-            "{}: UAP index {:.2}, predicted target {}{}",
+            "{}: {what} {:.2}, predicted target {}{}",
             setting.name,
             row.score,
             row.predicted_target,
