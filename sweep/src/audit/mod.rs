@@ -8,6 +8,10 @@ use crate::tables::{AuditRow, DetectionRow, ModelRow, COMBINED, ISCP, MM_BD, NEU
 use iscp_proto::Table;
 use metrics::{auroc, auroc_interval, calibrate, rates, roc_points, split_heldout, Scored};
 
+/// The audit's method, bumped whenever what it computes from the same rows changes (2: groups and
+/// the combined detector).
+pub const METHOD: u32 = 2;
+
 /// The FPR the audit's thresholds are held to.
 pub const MAX_FPR: f64 = 0.05;
 /// Bootstrap resamples of the AUROC interval.
@@ -269,19 +273,14 @@ fn truth_of(models: &[ModelRow]) -> Vec<Truth> {
 }
 
 /// Every detector's rows with, when there are two detectors or more, the combined detector's.
-pub fn with_combined(
-    models: &[ModelRow],
-    rows: &[DetectionRow],
-    share: f64,
-    seed: u64,
-) -> Vec<DetectionRow> {
+pub fn with_combined(models: &[ModelRow], rows: &[DetectionRow]) -> Vec<DetectionRow> {
     let mut all: Vec<DetectionRow> = rows
         .iter()
         .filter(|r| r.detector != COMBINED)
         .cloned()
         .collect();
     if detectors(&all).len() > 1 {
-        all.extend(combined::fuse(&truth_of(models), &all, share, seed));
+        all.extend(combined::fuse(&truth_of(models), &all));
     }
     all
 }
@@ -290,7 +289,7 @@ pub fn with_combined(
 /// architecture); `share` of the clean models (chosen by `seed`) calibrate.
 pub fn audit(models: &[ModelRow], rows: &[DetectionRow], share: f64, seed: u64) -> Vec<AuditRow> {
     let truth = truth_of(models);
-    let rows = with_combined(models, rows, share, seed);
+    let rows = with_combined(models, rows);
     let mut out = Vec::new();
     for d in detectors(&rows) {
         let mine: Vec<&DetectionRow> = rows.iter().filter(|r| r.detector == d).collect();
@@ -397,7 +396,7 @@ pub fn run_audit(
     for r in &mut audit_rows {
         r.missing += unprepared;
     }
-    let rows = with_combined(&models, &rows, p.calibration_share, p.seed);
+    let rows = with_combined(&models, &rows);
     let mut files = Vec::new();
     for r in audit_rows.iter().filter(|r| r.group == ALL) {
         let points = roc(&models, &rows, &r.detector);

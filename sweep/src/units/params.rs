@@ -183,6 +183,10 @@ pub struct AuditParams {
     pub detections: Vec<String>,
     pub calibration_share: f64,
     pub seed: u64,
+    /// The audit's method (`crate::audit::METHOD`): part of the id, so that a sweep resumed
+    /// after the audit's computation changed audits again.
+    #[serde(default)]
+    pub method: u32,
 }
 
 /// The best patterns of setting `from` (its evaluations) evaluated on the model of setting `to`.

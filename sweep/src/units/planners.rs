@@ -370,6 +370,7 @@ fn audit_unit(spec: &LoadedSpec, plans: &[SettingPlan]) -> Option<Unit> {
         .concat(),
         calibration_share: pop.get_ref().calibration_share,
         seed: s.seed,
+        method: crate::audit::METHOD,
     };
     let deps = [p.prepares.clone(), p.detections.clone()].concat();
     Some(unit(UnitKind::Audit, UnitParams::Audit(p), deps))
