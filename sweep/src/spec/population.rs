@@ -339,6 +339,28 @@ mod tests {
             assert!((0..10).contains(&b.badnets_target()));
         }
         assert_ne!(a[2].seed, a[3].seed);
+        // Families come from a draw of their own: every other draw stays, patches stay as they
+        // were, and five models of five families see more than one family.
+        let fam = generated(
+            &spec("clean = 2\nbadnets = 3\nfamilies = [\"patch\", \"blend\", \"sig\", \"warp\", \"sparse\"]"),
+            7,
+            10,
+        );
+        for (x, y) in a.iter().zip(&fam) {
+            assert_eq!(x.trigger_spec(), y.trigger_spec());
+            assert_eq!((x.seed, x.badnets_target()), (y.seed, y.badnets_target()));
+            if y.trigger_family.is_none() {
+                assert_eq!(x, y);
+            }
+        }
+        assert!(a.iter().all(|b| b.trigger_family.is_none()));
+        let many = generated(
+            &spec("badnets = 12\nfamilies = [\"blend\", \"warp\"]"),
+            7,
+            10,
+        );
+        let kinds: std::collections::HashSet<_> = many.iter().map(|b| b.family()).collect();
+        assert_eq!(kinds.len(), 2, "{kinds:?}");
     }
 
     #[test]
@@ -387,6 +409,20 @@ mod tests {
         )
         .unwrap();
         assert!(given(&spec(&text), &dir).unwrap_err().contains("c.pt"));
+        // An optional family column: the poisoned model's trigger family, scored apart.
+        std::fs::write(
+            &m,
+            format!("{head},family\na.pt,true,3,,,,blend\nb.pt,false,,,,,\n"),
+        )
+        .unwrap();
+        let got = given(&spec(&text), &dir).unwrap();
+        assert_eq!(got[0].trigger_family, Some(Family::Blend));
+        assert_eq!(got[1].trigger_family, None);
+        std::fs::write(&m, format!("{head},family\na.pt,true,3,,,,noise\n")).unwrap();
+        let e = given(&spec(&text), &dir).unwrap_err();
+        assert!(e.contains("line 2") && e.contains("noise"), "{e}");
+        std::fs::write(&m, format!("{head},family\na.pt,true,3,,,\n")).unwrap();
+        assert!(given(&spec(&text), &dir).unwrap_err().contains("7 comma"));
         // A spreadsheet's byte-order mark and CRLF line ends are read as the plain text.
         std::fs::write(
             &m,
