@@ -31,6 +31,9 @@ impl Default for UapScanConfig {
     }
 }
 
+/// Images through the model at once, at most: classes go in chunks of `MAX_IMAGES / batch`.
+const MAX_IMAGES: usize = 512;
+
 /// Per class: the share of the clean images not already predicted as the class that its
 /// perturbation (signed steps of ε/4 on the targeted cross-entropy) sends to it.
 pub fn uap_success_by_class(
@@ -45,13 +48,41 @@ pub fn uap_success_by_class(
             "the UAP scan needs N×C×H×W clean images, batch ≥ 1 and ε > 0 (got {s:?})"
         )));
     }
-    let (n, k) = (s[0], model.num_classes() as i64);
-    let device = model.device();
-    let clean = clean.to_device(device);
-    let targets = Tensor::arange(k, (Kind::Int64, device));
+    let n = s[0] as usize;
+    let classes = model.num_classes();
+    let batch = cfg.batch.min(n);
+    let per_chunk = (MAX_IMAGES / batch).max(1);
+    let steps = cfg.epochs.max(1) * n.div_ceil(batch);
+    let total = steps * classes.div_ceil(per_chunk);
+    let clean = clean.to_device(model.device());
+    let mut out = Vec::with_capacity(classes);
+    for (i, first) in (0..classes).step_by(per_chunk).enumerate() {
+        let k = per_chunk.min(classes - first);
+        let delta = perturbations(model, &clean, cfg, first as i64, k as i64, &mut |st| {
+            progress(i * steps + st, total)
+        })?;
+        out.extend(tch::no_grad(|| {
+            success(model, &clean, &delta, first as i64, batch as i64)
+        })?);
+    }
+    Ok(out)
+}
+
+/// The perturbations of classes `first..first + k` (k×C×H×W), optimised together.
+fn perturbations(
+    model: &Model,
+    clean: &Tensor,
+    cfg: &UapScanConfig,
+    first: i64,
+    k: i64,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Tensor> {
+    let s = clean.size();
+    let n = s[0];
+    let device = clean.device();
+    let targets = Tensor::arange_start(first, first + k, (Kind::Int64, device));
     let mut delta = Tensor::zeros([k, s[1], s[2], s[3]], (Kind::Float, device));
     let batch = (cfg.batch as i64).min(n);
-    let steps = cfg.epochs.max(1) * (n as usize).div_ceil(batch as usize);
     let mut step = 0;
     for epoch in 0..cfg.epochs.max(1) {
         let mut order: Vec<i64> = (0..n).collect();
@@ -66,10 +97,10 @@ pub fn uap_success_by_class(
             let g = crate::grad::grad_or_zero(&loss, &d)?;
             delta = (delta - g.sign() * (cfg.eps / 4.0)).clamp(-cfg.eps, cfg.eps);
             step += 1;
-            progress(step, steps);
+            progress(step);
         }
     }
-    tch::no_grad(|| success(model, &clean, &delta, batch))
+    Ok(delta)
 }
 
 /// Every class's perturbation on every image: K·B images, class-major.
@@ -81,8 +112,15 @@ fn perturbed(x: &Tensor, delta: &Tensor) -> Tensor {
         .view([k * s[0], s[1], s[2], s[3]])
 }
 
-/// Per class: the share of images not predicted as it before that are after its perturbation.
-fn success(model: &Model, clean: &Tensor, delta: &Tensor, batch: i64) -> Result<Vec<f64>> {
+/// Per class of `first..`: the share of images not predicted as it before that are after its
+/// perturbation.
+fn success(
+    model: &Model,
+    clean: &Tensor,
+    delta: &Tensor,
+    first: i64,
+    batch: i64,
+) -> Result<Vec<f64>> {
     let (n, k) = (clean.size()[0], delta.size()[0]);
     let (mut hit, mut eligible) = (vec![0f64; k as usize], vec![0f64; k as usize]);
     for start in (0..n).step_by(batch as usize) {
@@ -94,8 +132,8 @@ fn success(model: &Model, clean: &Tensor, delta: &Tensor, batch: i64) -> Result<
             .argmax(1, false)
             .view([k, b]);
         for c in 0..k {
-            let was = before.ne(c);
-            let now = after.get(c).eq(c).logical_and(&was);
+            let was = before.ne(first + c);
+            let now = after.get(c).eq(first + c).logical_and(&was);
             eligible[c as usize] += was.sum(Kind::Float).double_value(&[]);
             hit[c as usize] += now.sum(Kind::Float).double_value(&[]);
         }

@@ -75,3 +75,35 @@ fn every_family_plants_a_backdoor_in_both_cnns_and_the_patch_free_detectors_name
     }
     assert!(failed.is_empty(), "{failed:#?}");
 }
+
+/// Classes beyond the first chunk keep their own index: a linear model that a small brightening
+/// sends to class 37 of 40 (the chunk of classes 32–39) shows it there and nowhere else.
+#[test]
+fn the_uap_scan_finds_a_reachable_class_in_a_later_chunk() {
+    let (classes, pixels) = (40usize, 16usize);
+    let mut w = vec![0f32; classes * pixels];
+    let mut b = vec![0f32; classes];
+    // Class 0 wins on clean images (bias 1); class 37 gains 2 per unit of total brightness, so
+    // +0.1 on 16 pixels (+3.2 logits) overtakes class 0 from any image.
+    b[0] = 1.0;
+    for p in 0..pixels {
+        w[37 * pixels + p] = 2.0;
+    }
+    b[37] = -1.0;
+    let model = common::linear_model(&w, &b, [1, 4, 4]);
+    let images = tch::Tensor::zeros([20, 1, 4, 4], (tch::Kind::Float, Device::Cpu));
+    let cfg = iscp_engine::uap_scan::UapScanConfig {
+        eps: 0.1,
+        epochs: 3,
+        batch: 16,
+        seed: 1,
+    };
+    let s =
+        iscp_engine::uap_scan::uap_success_by_class(&model, &images, &cfg, &mut |_, _| {}).unwrap();
+    assert_eq!(s.len(), classes);
+    assert_eq!(s[37], 1.0, "{s:?}");
+    assert!(
+        s.iter().enumerate().all(|(c, v)| c == 37 || *v == 0.0),
+        "{s:?}"
+    );
+}
