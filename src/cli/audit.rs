@@ -344,7 +344,7 @@ fn print_verdicts(root: &Path, ids: &[String]) -> anyhow::Result<()> {
     println!(
         "(scores against each detector's fixed rule: ISCP flags above 1, Neural Cleanse above 2, \
          MM-BD above 1.3, p < 0.05; UAP above 2; a model is suspect when one of them flags it; combined: \
-         the mean over detectors of the score's z against the clean models of the same architecture)"
+         -log10 of the smallest p-value against the other clean models, times the detectors)"
     );
     Ok(())
 }

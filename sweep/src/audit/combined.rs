@@ -1,64 +1,56 @@
-//! The combined verdict: each detector's score standardised against the clean models of the same
-//! architecture (a detector's scores on clean models depend on the architecture: Neural Cleanse's
-//! anomaly index runs high on small CNNs and low on GAP CNNs), then averaged over the detectors,
-//! as one more detector's rows for the audit to score like the others.
+//! The combined verdict: each detector's score made an empirical p-value against the other clean
+//! models (leave-one-out), fused by the smallest times the number of detectors (Bonferroni), ties
+//! broken by the largest z-score against the same clean models; as one more detector's rows for
+//! the audit to score like the others.
 
 use super::Truth;
 use crate::tables::{DetectionRow, COMBINED};
 use std::collections::HashMap;
 
-/// Fewest other clean models of a model's architecture to standardise against; with fewer, every
-/// other clean model is the reference.
-pub const MIN_REFERENCE: usize = 3;
-
 /// One detector's verdict on one model, made comparable with the others'.
 struct Calibrated<'a> {
+    /// The share of reference clean models scoring at least as high (counting the model itself:
+    /// (1 + k) / (n + 1)).
+    p: f64,
     /// The score in standard deviations above the reference clean models' mean.
     z: f64,
     row: &'a DetectionRow,
 }
 
-/// The clean models `model` is compared with: the other clean models of its architecture, or
-/// every other clean model when its architecture has fewer than `MIN_REFERENCE`. A model is never
-/// its own reference (a clean model's score is a leave-one-out one).
+/// The clean models `model` is compared with: every other clean model (a clean model's verdict is
+/// a leave-one-out one).
 fn reference<'a>(truth: &'a [Truth], model: &Truth) -> Vec<&'a str> {
-    let others = || {
-        truth
-            .iter()
-            .filter(move |t| !t.poisoned && t.model != model.model)
-    };
-    let same: Vec<&str> = others()
-        .filter(|t| t.arch == model.arch)
+    truth
+        .iter()
+        .filter(|t| !t.poisoned && t.model != model.model)
         .map(|t| t.model.as_str())
-        .collect();
-    if same.len() >= MIN_REFERENCE {
-        same
-    } else {
-        others().map(|t| t.model.as_str()).collect()
-    }
+        .collect()
 }
 
-/// `row`'s z-score against the reference scores (NaN scores count as the lowest).
+/// `row`'s p-value and z-score against the reference scores (NaN scores count as the lowest).
 fn calibrate<'a>(row: &'a DetectionRow, refs: &[f64]) -> Calibrated<'a> {
-    let finite: Vec<f64> = refs.iter().copied().filter(|o| o.is_finite()).collect();
-    if row.score.is_nan() || finite.is_empty() {
-        return Calibrated { z: 0.0, row };
+    let others: Vec<f64> = refs
+        .iter()
+        .map(|s| if s.is_nan() { f64::NEG_INFINITY } else { *s })
+        .collect();
+    let s = row.score;
+    if s.is_nan() {
+        return Calibrated {
+            p: 1.0,
+            z: f64::NEG_INFINITY,
+            row,
+        };
     }
-    let n = finite.len() as f64;
+    let above = others.iter().filter(|&&o| o >= s).count();
+    let p = (1 + above) as f64 / (others.len() + 1) as f64;
+    let finite: Vec<f64> = others.iter().copied().filter(|o| o.is_finite()).collect();
+    let n = finite.len().max(1) as f64;
     let mean = finite.iter().sum::<f64>() / n;
     let sd = (finite.iter().map(|o| (o - mean).powi(2)).sum::<f64>() / n).sqrt();
-    // A floor on the spread: a detector whose clean scores all agree must not turn a hair's
-    // difference into a verdict.
-    let z = (row.score - mean) / sd.max(1e-3 * (1.0 + mean.abs()));
-    Calibrated {
-        z: z.clamp(-MAX_Z, MAX_Z),
-        row,
-    }
+    // A floor on the spread: clean scores that all agree must not turn a hair into a verdict.
+    let z = (s - mean) / sd.max(1e-3 * (1.0 + mean.abs()));
+    Calibrated { p, z, row }
 }
-
-/// The largest |z| one detector contributes: one detector's extreme score cannot outvote the
-/// others alone.
-const MAX_Z: f64 = 10.0;
 
 /// The combined detector's row of every model with a row from at least one detector.
 pub fn fuse(truth: &[Truth], rows: &[DetectionRow]) -> Vec<DetectionRow> {
@@ -93,20 +85,32 @@ pub fn fuse(truth: &[Truth], rows: &[DetectionRow]) -> Vec<DetectionRow> {
     out
 }
 
-/// The fused row: the mean of the detectors' z-scores; the target, flag and trigger IoU of the
-/// detector with the largest z; the detectors' summed cost.
+/// The fused row: −log10 of the smallest p-value times the number of detectors (below 0 when
+/// that passes 1: the order is kept), plus less than 0.01 growing with the largest z (under one
+/// step of the p-values: it orders ties); the target, flag and trigger IoU of the most significant
+/// detector (smallest p, then largest z); the detectors' summed cost.
 fn combine(verdicts: &[Calibrated]) -> Option<DetectionRow> {
-    let best = verdicts.iter().max_by(|a, b| {
-        a.z.total_cmp(&b.z)
-            .then(b.row.detector.cmp(&a.row.detector))
+    let best = verdicts.iter().min_by(|a, b| {
+        a.p.total_cmp(&b.p)
+            .then(b.z.total_cmp(&a.z))
+            .then(a.row.detector.cmp(&b.row.detector))
     })?;
-    let mean = verdicts.iter().map(|v| v.z).sum::<f64>() / verdicts.len() as f64;
+    let p = best.p * verdicts.len() as f64;
+    let z = verdicts
+        .iter()
+        .map(|v| v.z)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let tie_break = if z.is_finite() {
+        0.01 * z / (1.0 + z.abs())
+    } else {
+        -0.01
+    };
     Some(DetectionRow {
         unit_id: String::new(),
         model: best.row.model.clone(),
         detector: COMBINED.into(),
-        score: mean,
-        max_index: best.z,
+        score: -p.log10() + tie_break,
+        max_index: z,
         max_pw: None,
         min_norm: None,
         flagged: best.row.flagged,
@@ -121,14 +125,14 @@ fn combine(verdicts: &[Calibrated]) -> Option<DetectionRow> {
 mod tests {
     use super::*;
 
-    fn truth(model: &str, poisoned: bool, arch: &str) -> Truth {
+    fn truth(model: &str, poisoned: bool) -> Truth {
         Truth {
             model: model.into(),
             poisoned,
             attack_failed: false,
             target: poisoned.then_some(1),
             family: None,
-            arch: arch.into(),
+            arch: "small-cnn".into(),
         }
     }
 
@@ -150,52 +154,42 @@ mod tests {
     }
 
     #[test]
-    fn each_detector_is_read_against_clean_models_of_the_same_architecture() {
-        // Detector `a` runs high on architecture y's clean models: 5 there is ordinary, while on
-        // x it stands out; `b` sees nothing anywhere.
-        let mut t = vec![truth("px", true, "x"), truth("py", true, "y")];
+    fn the_most_significant_detector_decides_and_names_the_target() {
+        let mut t = vec![truth("p0", true), truth("p1", true)];
         let mut rows = vec![
-            row("px", "a", 5.0, 1),
-            row("px", "b", 0.5, 4),
-            row("py", "a", 9.0, 1),
-            row("py", "b", 0.5, 4),
+            // p0: only detector a sees it; p1: only b.
+            row("p0", "a", 9.0, 1),
+            row("p0", "b", 0.1, 4),
+            row("p1", "a", 0.2, 3),
+            row("p1", "b", 7.0, 1),
         ];
-        for i in 0..4 {
-            for (arch, base) in [("x", 1.0), ("y", 5.0)] {
-                let c = format!("c{arch}{i}");
-                t.push(truth(&c, false, arch));
-                rows.push(row(&c, "a", base + 0.1 * i as f64, 0));
-                rows.push(row(&c, "b", 0.4 + 0.05 * i as f64, 0));
-            }
+        for i in 0..8 {
+            let c = format!("c{i}");
+            t.push(truth(&c, false));
+            rows.push(row(&c, "a", i as f64 / 8.0, 0));
+            rows.push(row(&c, "b", (7 - i) as f64 / 8.0, 0));
         }
         let fused = fuse(&t, &rows);
         assert_eq!(fused.len(), 10);
         let by: HashMap<&str, &DetectionRow> =
             fused.iter().map(|r| (r.model.as_str(), r)).collect();
-        for p in ["px", "py"] {
-            assert_eq!(
-                by[p].predicted_target, 1,
-                "{p}: the detector that saw it names it"
-            );
+        for p in ["p0", "p1"] {
+            assert_eq!(by[p].predicted_target, 1, "{p}");
             assert_eq!(by[p].seconds, 2.0);
-            for r in fused.iter().filter(|r| r.model.starts_with('c')) {
-                assert!(by[p].score > r.score, "{p} over {}: {fused:?}", r.model);
+            for i in 0..8 {
+                let c = by[format!("c{i}").as_str()];
+                assert!(by[p].score > c.score, "{p} over c{i}: {by:?}");
             }
         }
-        // Architecture y's clean models read 5.0–5.3 on `a`: ordinary there, not suspect.
-        assert!(by["cy3"].score < by["px"].score);
     }
 
     #[test]
-    fn too_few_clean_models_of_an_architecture_fall_back_to_all() {
-        let t = vec![
-            truth("p", true, "x"),
-            truth("c0", false, "x"),
-            truth("c1", false, "y"),
-            truth("c2", false, "y"),
-        ];
-        let refs = reference(&t, &t[0]);
-        assert_eq!(refs, ["c0", "c1", "c2"]);
-        assert_eq!(reference(&t, &t[1]), ["c1", "c2"], "never itself");
+    fn a_clean_model_is_never_its_own_reference() {
+        let t = vec![truth("p", true), truth("c0", false), truth("c1", false)];
+        assert_eq!(reference(&t, &t[0]), ["c0", "c1"]);
+        assert_eq!(reference(&t, &t[1]), ["c1"]);
+        // One of two references scores higher: p = (1 + 1) / (2 + 1).
+        let r = row("c0", "a", 5.0, 0);
+        assert_eq!(calibrate(&r, &[1.0, 6.0]).p, 2.0 / 3.0);
     }
 }

@@ -8,9 +8,9 @@ use crate::tables::{AuditRow, DetectionRow, ModelRow, COMBINED, ISCP, MM_BD, NEU
 use iscp_proto::Table;
 use metrics::{auroc, auroc_interval, calibrate, rates, roc_points, split_heldout, Scored};
 
-/// The audit's method, bumped whenever what it computes from the same rows changes (2: groups and
-/// the combined detector).
-pub const METHOD: u32 = 2;
+/// The audit's method, bumped whenever what it computes from the same rows changes (3: groups and
+/// the combined detector with leave-one-out p-values over every other clean model).
+pub const METHOD: u32 = 3;
 
 /// The FPR the audit's thresholds are held to.
 pub const MAX_FPR: f64 = 0.05;

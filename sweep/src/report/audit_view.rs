@@ -32,7 +32,16 @@ pub fn audit_view(root: &Path, models: &[ModelRow]) -> Result<Option<AuditView>>
         return Ok(None);
     };
     let audit = read_audit_part(&part)?;
-    let detections = read_detection_rows(&T::Detection.dir(root))?;
+    // The combined rows of this audit only: an earlier audit (another spec, an older method) left
+    // its own under its unit's id.
+    let audit_id = part
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.strip_prefix("part-"))
+        .unwrap_or_default()
+        .to_string();
+    let mut detections = read_detection_rows(&T::Detection.dir(root))?;
+    detections.retain(|r| r.detector != COMBINED || r.unit_id == audit_id);
     if audit.is_empty() || detections.is_empty() {
         return Ok(None);
     }

@@ -66,8 +66,8 @@ table_row! {
     /// One row of `audit`: a detector over the population.
     #[derive(Debug, Clone, PartialEq)]
     pub struct AuditRow {
-        /// `iscp`, `neural-cleanse`, `mm-bd`, `uap`, or `combined` (the mean over the detectors of
-        /// each score's z against the other clean models of the same architecture).
+        /// `iscp`, `neural-cleanse`, `mm-bd`, `uap`, or `combined` (the smallest over the detectors
+        /// of each score's p-value against the other clean models, Bonferroni-corrected).
         pub detector: String,
         /// The models scored: `all`, `family=<f>` (that family's poisoned models and every clean
         /// one) or `arch=<a>` (that architecture's models); families and architectures appear
