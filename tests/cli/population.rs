@@ -121,7 +121,7 @@ fn both_detectors_audit_a_population_and_iscp_finds_every_target() {
     assert_eq!(audit[0].target_top1, Some(1.0));
     // Neural Cleanse's margins are thinner (a trained model, a short budget): two of three.
     assert!(audit[1].target_top1.unwrap() >= 0.6, "{:?}", audit[1]);
-    // The combined verdict scores every model (its z-scores rest on two other clean models here:
+    // The combined verdict scores every model (its p-values rest on two other clean models here:
     // its ranking is tested by hand in the audit's unit tests).
     assert_eq!((audit[4].models, audit[4].poisoned), (6, 3));
     assert!(audit[4].auroc.is_some(), "{:?}", audit[4]);
