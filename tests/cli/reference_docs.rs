@@ -78,6 +78,8 @@ fn spec_fields() -> Vec<(String, String)> {
         "RunSpec",
         "PopulationSpec",
         "CleanseSpec",
+        "MarginSpec",
+        "UapScanSpec",
     ];
     let mut out = Vec::new();
     for s in structs {
