@@ -17,9 +17,9 @@ use iscp_sweep::units::{plan, UnitKind};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// Audit every TorchScript model (`*.pt`) in a folder against a data set: per model, ISCP's scan
-/// and Neural Cleanse, a verdict and the suspected target; with a ground-truth manifest, each
-/// detector's detection quality (AUROC, TPR at 5% FPR, target top-1).
+/// Audit every TorchScript model (`*.pt`) in a folder against a data set: per model, ISCP's scan,
+/// Neural Cleanse, MM-BD and a targeted-UAP detector, a verdict and the suspected target; with a
+/// ground-truth manifest, each detector's detection quality (AUROC, TPR at 5% FPR, target top-1).
 ///
 /// Example (Fashion-MNIST from Debian's dataset-fashion-mnist):
 ///
@@ -222,8 +222,11 @@ struct Verdict<'a> {
 }
 
 impl Verdict<'_> {
+    /// Whether ISCP's or Neural Cleanse's fixed rule flags the model. MM-BD's and the UAP's
+    /// fixed rules flag too many clean models to decide alone (docs/benchmarks.md): their scores
+    /// are shown, and count through the combined score.
     fn flagged(&self) -> bool {
-        [self.iscp, self.cleanse, self.margin, self.uap]
+        [self.iscp, self.cleanse]
             .iter()
             .flatten()
             .any(|r| r.flagged)
@@ -231,7 +234,7 @@ impl Verdict<'_> {
 
     /// The class a flagging detector names (ISCP first, then Neural Cleanse), else "-".
     fn target(&self) -> String {
-        [self.iscp, self.cleanse, self.margin, self.uap]
+        [self.iscp, self.cleanse]
             .iter()
             .flatten()
             .find(|r| r.flagged)
@@ -247,7 +250,7 @@ impl Verdict<'_> {
 }
 
 /// The ids of the units that write the audit's detection rows now (its scan, cleanse,
-/// max-margin and audit units):
+/// max-margin, uap-scan and audit units):
 /// an earlier audit under the same name (other models, flags or seed) may have left others.
 fn current_detections(spec: &Path) -> anyhow::Result<Vec<String>> {
     let spec = LoadedSpec::load_for_plan(spec)?;
@@ -343,7 +346,8 @@ fn print_verdicts(root: &Path, ids: &[String]) -> anyhow::Result<()> {
     }
     println!(
         "(scores against each detector's fixed rule: ISCP flags above 1, Neural Cleanse above 2, \
-         MM-BD above 1.3, p < 0.05; UAP above 2; a model is suspect when one of them flags it; combined: \
+         MM-BD above 1.3, p < 0.05; UAP above 2; a model is suspect when ISCP's or Neural Cleanse's rule \
+         flags it; combined: \
          -log10 of the smallest p-value against the other clean models, times the detectors)"
     );
     Ok(())

@@ -34,7 +34,8 @@ pub fn argmax(values: &[f64]) -> usize {
     best
 }
 
-/// Runs Neural Cleanse on `model` over `images[clean]` (the first `budget.images` of them).
+/// Runs Neural Cleanse on `model` over `images[clean]` (a seeded `budget.images` of them), at
+/// the unit's schedule.
 pub fn run_cleanse(
     model: &Model,
     images: &Tensor,

@@ -1,5 +1,5 @@
 //! Units that measure one model: evaluations of its searches' patterns, baselines, and the
-//! Neural Cleanse and MM-BD detectors.
+//! detectors (Neural Cleanse, MM-BD, the targeted-UAP scan).
 
 use super::{encode, model_label, Executor, Failure, Outcome, Output, SpecCtx};
 use iscp_engine::data::DataSplits;
