@@ -38,9 +38,14 @@ fn median(values: &[f64]) -> f64 {
 /// (value − median) / max(1.4826 · MAD, MIN_SCALE) for each value. Positive means more
 /// predictive than the typical class.
 pub fn anomaly_indices(values: &[f64]) -> Vec<f64> {
+    anomaly_indices_floored(values, MIN_SCALE)
+}
+
+/// (value − median) / max(1.4826 · MAD, `min_scale`) for each value.
+pub fn anomaly_indices_floored(values: &[f64], min_scale: f64) -> Vec<f64> {
     let med = median(values);
     let mad = median(&values.iter().map(|v| (v - med).abs()).collect::<Vec<_>>()) * MAD_CONSISTENCY;
-    let scale = mad.max(MIN_SCALE);
+    let scale = mad.max(min_scale);
     values.iter().map(|v| (v - med) / scale).collect()
 }
 

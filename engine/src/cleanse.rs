@@ -2,6 +2,7 @@
 //! mask (with a pattern) that flips clean images to that label, and a MAD anomaly index over the
 //! labels' mask norms (lower tail: a backdoor's target needs a far smaller mask than the others).
 
+use crate::adam::Adam;
 use crate::anomaly::MAD_CONSISTENCY;
 use crate::model::Model;
 use crate::rng::{mix, Rng};
@@ -90,32 +91,8 @@ pub struct Reversed {
     pub mask: Vec<f32>,
 }
 
-struct Adam {
-    m: Tensor,
-    v: Tensor,
-    t: i32,
-}
-
-impl Adam {
-    const BETAS: (f64, f64) = (0.5, 0.9);
-    fn new(like: &Tensor) -> Adam {
-        Adam {
-            m: like.zeros_like(),
-            v: like.zeros_like(),
-            t: 0,
-        }
-    }
-    fn step(&mut self, param: &mut Tensor, grad: &Tensor, lr: f64) {
-        let (b1, b2) = Self::BETAS;
-        self.t += 1;
-        self.m = &self.m * b1 + grad * (1.0 - b1);
-        self.v = &self.v * b2 + grad.square() * (1.0 - b2);
-        let mhat = &self.m / (1.0 - b1.powi(self.t));
-        let vhat = &self.v / (1.0 - b2.powi(self.t));
-        let update = mhat / (vhat.sqrt() + 1e-8) * lr;
-        let _ = param.f_sub_(&update);
-    }
-}
+/// The original's Adam betas.
+const BETAS: (f64, f64) = (0.5, 0.9);
 
 /// Per label: the cost schedule's state.
 struct Schedule {
@@ -310,7 +287,7 @@ impl LabelChunk {
         let seed = mix(&[setup.cfg.seed, first as u64]);
         let raw_m = seeded(&[k, 1, h, w], mix(&[seed, 1]), device).set_requires_grad(true);
         let raw_p = seeded(&[k, c, h, w], mix(&[seed, 2]), device).set_requires_grad(true);
-        let (adam_m, adam_p) = (Adam::new(&raw_m), Adam::new(&raw_p));
+        let (adam_m, adam_p) = (Adam::new(&raw_m, BETAS), Adam::new(&raw_p, BETAS));
         let sched: Vec<Schedule> = (0..k).map(|_| Schedule::new()).collect();
         let best: Vec<Option<(f64, f64, Vec<f32>)>> = vec![None; k as usize];
         let targets = Tensor::arange_start(first, first + k, (Kind::Int64, device))

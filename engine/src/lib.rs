@@ -3,6 +3,7 @@
 //! Everything here is synchronous tch code without networking; the coordinator and workers call it
 //! from dedicated compute threads. Inputs are pixels in [0,1], shaped N×C×H×W.
 
+pub mod adam;
 pub mod adversarial;
 pub mod agreement;
 pub mod amp;

@@ -4,6 +4,7 @@
 //! trigger looks like (patch, blend, warp); the statistic needs no clean images. The null is a
 //! gamma distribution fitted to the other classes' margins.
 
+use crate::adam::Adam;
 use crate::model::Model;
 use crate::rng::{mix, Rng};
 use crate::{EngineError, Result};
@@ -80,8 +81,7 @@ fn ascend(
     let labels = Tensor::arange_start(first as i64, (first + k) as i64, (Kind::Int64, device))
         .repeat_interleave_self_int(starts, Some(0), None::<i64>);
     let own = labels.one_hot(classes).to_kind(Kind::Bool);
-    let (mut m, mut v) = (x.zeros_like(), x.zeros_like());
-    let (b1, b2) = (0.9, 0.999);
+    let mut adam = Adam::new(&x, (0.9, 0.999));
     let mut best = Tensor::full([n], f64::NEG_INFINITY, (Kind::Float, device));
     for t in 1..=cfg.steps.max(1) {
         let xg = x.detach().set_requires_grad(true);
@@ -92,11 +92,9 @@ fn ascend(
             break;
         }
         let g = crate::grad::grad_or_zero(&margins.sum(Kind::Float), &xg)?;
-        m = &m * b1 + &g * (1.0 - b1);
-        v = &v * b2 + g.square() * (1.0 - b2);
-        let mhat = &m / (1.0 - b1.powi(t as i32));
-        let vhat = &v / (1.0 - b2.powi(t as i32));
-        x = (x + mhat / (vhat.sqrt() + 1e-8) * cfg.lr).clamp(0.0, 1.0);
+        // Ascent: Adam down the negated gradient.
+        adam.step(&mut x, &-g, cfg.lr);
+        x = x.clamp(0.0, 1.0);
         progress(t);
     }
     let last = tch::no_grad(|| margins_of(model, &x, &labels, &own))?;

@@ -17,39 +17,70 @@ struct Calibrated<'a> {
     row: &'a DetectionRow,
 }
 
-/// The clean models `model` is compared with: every other clean model (a clean model's verdict is
-/// a leave-one-out one).
-fn reference<'a>(truth: &'a [Truth], model: &Truth) -> Vec<&'a str> {
-    truth
-        .iter()
-        .filter(|t| !t.poisoned && t.model != model.model)
-        .map(|t| t.model.as_str())
-        .collect()
+/// One detector's scores on the clean models, sorted, with their sums: a model's p-value and z in
+/// O(log n) (a population may hold 100,000 models), a clean model's with its own score left out.
+struct Reference {
+    /// NaN scores as −∞ (the lowest), ascending.
+    sorted: Vec<f64>,
+    finite: usize,
+    sum: f64,
+    sum_sq: f64,
 }
 
-/// `row`'s p-value and z-score against the reference scores (NaN scores count as the lowest).
-fn calibrate<'a>(row: &'a DetectionRow, refs: &[f64]) -> Calibrated<'a> {
-    let others: Vec<f64> = refs
-        .iter()
-        .map(|s| if s.is_nan() { f64::NEG_INFINITY } else { *s })
-        .collect();
-    let s = row.score;
-    if s.is_nan() {
-        return Calibrated {
-            p: 1.0,
-            z: f64::NEG_INFINITY,
-            row,
-        };
+impl Reference {
+    fn of(scores: &[f64]) -> Reference {
+        let mut sorted: Vec<f64> = scores
+            .iter()
+            .map(|s| if s.is_nan() { f64::NEG_INFINITY } else { *s })
+            .collect();
+        sorted.sort_by(f64::total_cmp);
+        let finite: Vec<f64> = sorted.iter().copied().filter(|s| s.is_finite()).collect();
+        Reference {
+            finite: finite.len(),
+            sum: finite.iter().sum(),
+            sum_sq: finite.iter().map(|s| s * s).sum(),
+            sorted,
+        }
     }
-    let above = others.iter().filter(|&&o| o >= s).count();
-    let p = (1 + above) as f64 / (others.len() + 1) as f64;
-    let finite: Vec<f64> = others.iter().copied().filter(|o| o.is_finite()).collect();
-    let n = finite.len().max(1) as f64;
-    let mean = finite.iter().sum::<f64>() / n;
-    let sd = (finite.iter().map(|o| (o - mean).powi(2)).sum::<f64>() / n).sqrt();
-    // A floor on the spread: clean scores that all agree must not turn a hair into a verdict.
-    let z = (s - mean) / sd.max(1e-3 * (1.0 + mean.abs()));
-    Calibrated { p, z, row }
+
+    /// `row`'s p-value and z-score against every reference score but `own` (a clean model's own
+    /// score: a clean model is never its own reference).
+    fn calibrate<'a>(&self, row: &'a DetectionRow, own: Option<f64>) -> Calibrated<'a> {
+        let s = row.score;
+        if s.is_nan() {
+            return Calibrated {
+                p: 1.0,
+                z: f64::NEG_INFINITY,
+                row,
+            };
+        }
+        let own = own.filter(|o| !o.is_nan());
+        let at_least = self.sorted.len() - self.sorted.partition_point(|&o| o < s);
+        // Its own score is at least itself.
+        let (above, n) = match own {
+            Some(_) => (at_least - 1, self.sorted.len() - 1),
+            None => (at_least, self.sorted.len()),
+        };
+        let p = (1 + above) as f64 / (n + 1) as f64;
+        let (mut count, mut sum, mut sum_sq) = (self.finite as f64, self.sum, self.sum_sq);
+        if let Some(o) = own.filter(|o| o.is_finite()) {
+            count -= 1.0;
+            sum -= o;
+            sum_sq -= o * o;
+        }
+        let count = count.max(1.0);
+        let mean = sum / count;
+        let sd = (sum_sq / count - mean * mean).max(0.0).sqrt();
+        // A floor on the spread: clean scores that all agree must not turn a hair into a verdict.
+        let z = (s - mean) / sd.max(1e-3 * (1.0 + mean.abs()));
+        Calibrated { p, z, row }
+    }
+}
+
+/// `row`'s p-value and z-score against the reference scores `refs`.
+#[cfg(test)]
+fn calibrate<'a>(row: &'a DetectionRow, refs: &[f64]) -> Calibrated<'a> {
+    Reference::of(refs).calibrate(row, None)
 }
 
 /// The combined detector's row of every model with a row from at least one detector.
@@ -63,19 +94,27 @@ pub fn fuse(truth: &[Truth], rows: &[DetectionRow]) -> Vec<DetectionRow> {
     }
     let mut detectors: Vec<&str> = by_detector.keys().copied().collect();
     detectors.sort_unstable();
+    // Each detector's reference: its scores on every clean model.
+    let references: HashMap<&str, Reference> = detectors
+        .iter()
+        .map(|d| {
+            let mine = &by_detector[d];
+            let scores: Vec<f64> = truth
+                .iter()
+                .filter(|t| !t.poisoned)
+                .filter_map(|t| mine.get(t.model.as_str()).map(|r| r.score))
+                .collect();
+            (*d, Reference::of(&scores))
+        })
+        .collect();
     let mut out = Vec::new();
     for t in truth {
-        let refs = reference(truth, t);
         let verdicts: Vec<Calibrated> = detectors
             .iter()
             .filter_map(|d| {
-                let mine = &by_detector[d];
-                let row = mine.get(t.model.as_str())?;
-                let scores: Vec<f64> = refs
-                    .iter()
-                    .filter_map(|m| mine.get(m).map(|r| r.score))
-                    .collect();
-                Some(calibrate(row, &scores))
+                let row = by_detector[d].get(t.model.as_str())?;
+                let own = (!t.poisoned).then_some(row.score);
+                Some(references[d].calibrate(row, own))
             })
             .collect();
         if let Some(row) = combine(&verdicts) {
@@ -185,11 +224,11 @@ mod tests {
 
     #[test]
     fn a_clean_model_is_never_its_own_reference() {
-        let t = vec![truth("p", true), truth("c0", false), truth("c1", false)];
-        assert_eq!(reference(&t, &t[0]), ["c0", "c1"]);
-        assert_eq!(reference(&t, &t[1]), ["c1"]);
-        // One of two references scores higher: p = (1 + 1) / (2 + 1).
+        // Clean models scoring 5, 1 and 6: the one at 5 is read against 1 and 6 only.
+        let reference = Reference::of(&[5.0, 1.0, 6.0]);
         let r = row("c0", "a", 5.0, 0);
+        // One of two references scores higher: p = (1 + 1) / (2 + 1).
+        assert_eq!(reference.calibrate(&r, Some(5.0)).p, 2.0 / 3.0);
         assert_eq!(calibrate(&r, &[1.0, 6.0]).p, 2.0 / 3.0);
     }
 }

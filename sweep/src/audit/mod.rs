@@ -288,15 +288,24 @@ pub fn with_combined(models: &[ModelRow], rows: &[DetectionRow]) -> Vec<Detectio
 /// One audit row per detector (the combined one included) and group (`all`, then each family and
 /// architecture); `share` of the clean models (chosen by `seed`) calibrate.
 pub fn audit(models: &[ModelRow], rows: &[DetectionRow], share: f64, seed: u64) -> Vec<AuditRow> {
-    let truth = truth_of(models);
-    let rows = with_combined(models, rows);
+    score_detectors(models, &with_combined(models, rows), share, seed)
+}
+
+/// `audit` on rows that already hold the combined detector's.
+fn score_detectors(
+    models: &[ModelRow],
+    rows: &[DetectionRow],
+    share: f64,
+    seed: u64,
+) -> Vec<AuditRow> {
+    let groups = groups(&truth_of(models));
     let mut out = Vec::new();
-    for d in detectors(&rows) {
+    for d in detectors(rows) {
         let mine: Vec<&DetectionRow> = rows.iter().filter(|r| r.detector == d).collect();
-        for (group, members) in groups(&truth) {
+        for (group, members) in &groups {
             out.push(AuditRow {
-                group,
-                ..audit_one(&d, &members, &mine, share, seed)
+                group: group.clone(),
+                ..audit_one(&d, members, &mine, share, seed)
             });
         }
     }
@@ -390,13 +399,13 @@ pub fn run_audit(
             "no model or no detector of the population finished".into(),
         ));
     }
-    let mut audit_rows = audit(&models, &rows, p.calibration_share, p.seed);
+    let rows = with_combined(&models, &rows);
+    let mut audit_rows = score_detectors(&models, &rows, p.calibration_share, p.seed);
     // A model whose training failed has no `models` row: it is missing for every detector.
     let unprepared = p.prepares.len().saturating_sub(models.len()) as i64;
     for r in &mut audit_rows {
         r.missing += unprepared;
     }
-    let rows = with_combined(&models, &rows);
     let mut files = Vec::new();
     for r in audit_rows.iter().filter(|r| r.group == ALL) {
         let points = roc(&models, &rows, &r.detector);

@@ -119,21 +119,14 @@ fn models_table(
     detections: &[DetectionRow],
     audit: &[AuditRow],
 ) -> (Table, Vec<String>) {
-    let detectors: Vec<String> = {
-        let names: BTreeSet<&str> = detections.iter().map(|r| r.detector.as_str()).collect();
-        let order: Vec<&str> = audit
-            .iter()
-            .map(|a| a.detector.as_str())
-            .filter(|d| names.contains(d))
-            .collect::<Vec<_>>();
-        let mut seen = Vec::new();
-        for d in order {
-            if !seen.contains(&d.to_string()) {
-                seen.push(d.to_string());
-            }
-        }
-        seen
-    };
+    // In the audit's order (its rows run detector by detector, group by group).
+    let names: BTreeSet<&str> = detections.iter().map(|r| r.detector.as_str()).collect();
+    let mut detectors: Vec<String> = audit
+        .iter()
+        .filter(|a| a.group == crate::audit::ALL && names.contains(a.detector.as_str()))
+        .map(|a| a.detector.clone())
+        .collect();
+    detectors.dedup();
     let mut rows: HashMap<&str, HashMap<&str, &DetectionRow>> = HashMap::new();
     for r in detections {
         rows.entry(r.model.as_str())

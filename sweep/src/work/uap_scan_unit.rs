@@ -15,23 +15,9 @@ use tch::Tensor;
 /// 0.05 is not an outlier.
 const MIN_SPREAD: f64 = 0.02;
 
-/// The median of `v` (NaN when empty).
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
 /// Each class's anomaly index of its success: (success − median) / max(1.4826 · MAD, 0.02).
 pub fn success_indices(success: &[f64]) -> Vec<f64> {
-    let med = median(success);
-    let deviations: Vec<f64> = success.iter().map(|s| (s - med).abs()).collect();
-    let spread = (median(&deviations) * 1.4826).max(MIN_SPREAD);
-    success.iter().map(|s| (s - med) / spread).collect()
+    iscp_engine::anomaly::anomaly_indices_floored(success, MIN_SPREAD)
 }
 
 /// Runs the targeted-UAP detector on `model` over `images[clean]` (a seeded `budget.images` of them).
