@@ -7,7 +7,9 @@
 #!
 #! It prints, with the machine: `iscp bench --model` (a TorchScript 3-conv BatchNorm CNN trained by
 #! scripts/reference_search.py on synthetic Fashion-MNIST-shaped data: seconds per search one by one
-#! and batched, and end to end through `iscp run`); on CUDA also `iscp bench --resnets` (ResNet-18/50
+#! and batched, and end to end through `iscp run`, in fp32 and in every reduced precision the device
+#! has: bf16 and fp16 on CUDA, bf16 on CPUs with bf16 instructions; each with its time and agreement
+#! with fp32: selected pixels, PW, argmax decisions changed); on CUDA also `iscp bench --resnets` (ResNet-18/50
 #! batched searches per minute at K = 32, 64, 128, 256, device memory taken beside memory.rs's
 #! estimate; one small-CNN training epoch in fp32 and one with mixed precision); and a smoke sweep
 #! through `iscp run --device DEVICE` end to end, its tables checked.
@@ -72,7 +74,7 @@ ref synth --out "$out/data" --train "$train" --test "$test"
 ref train --data "$out/data" --out "$out/model.pt" --epochs "$epochs"
 
 step "iscp bench --model on $device"
-try "bench --model" 240 "$bin" bench --model "$out/model.pt" --data "$out/data" --device "$device"
+try "bench --model" 360 "$bin" bench --model "$out/model.pt" --data "$out/data" --device "$device"
 
 case "$device" in
   cuda*)

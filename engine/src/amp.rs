@@ -6,6 +6,8 @@ use crate::train_state::ScalerState;
 use crate::Result;
 use tch::{Device, Tensor};
 
+pub use crate::precision::{bf16_supported, cpu_flags_have_bf16, Precision};
+
 /// Initial loss scale (2^16), as PyTorch's GradScaler.
 pub const INITIAL_SCALE: f64 = 65536.0;
 /// Finite steps after which the scale doubles.
@@ -81,30 +83,8 @@ impl LossScaler {
     }
 }
 
-/// The arithmetic of searches' and evaluations' forward and backward passes through the model.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Precision {
-    /// float32 throughout.
-    #[default]
-    Fp32,
-    /// On CUDA, autocast: convolutions and matrix products in float16, the mask, its update, the
-    /// losses and everything else in float32. The same as `fp32` on a CPU.
-    Fp16,
-}
-
-impl Precision {
-    pub fn name(self) -> &'static str {
-        match self {
-            Precision::Fp32 => "fp32",
-            Precision::Fp16 => "fp16",
-        }
-    }
-}
-
-/// The model's logits for `x` in `precision` (float32 either way).
+/// The model's logits for `x` in `precision` (float32 either way). bf16 is the model's own
+/// arithmetic (`Model::set_precision`), so only fp16 autocast is decided here.
 pub fn logits_in(model: &crate::model::Model, x: &Tensor, precision: Precision) -> Result<Tensor> {
     let half = precision == Precision::Fp16;
     let logits = autocast(half, model.device(), || model.logits(x))?;

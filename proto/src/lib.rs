@@ -15,7 +15,7 @@ pub use v1::coordinator_client::CoordinatorClient;
 pub use v1::coordinator_server::{Coordinator, CoordinatorServer};
 
 /// Bumped whenever a message changes meaning; register and heartbeat refuse a mismatch.
-pub const PROTOCOL_VERSION: u32 = 8;
+pub const PROTOCOL_VERSION: u32 = 9;
 
 /// The most units one CompleteUnits call may carry.
 pub const MAX_BATCH_UNITS: usize = 256;

@@ -2,6 +2,7 @@
 //! (a benchmark, not a test).
 
 use super::bench_common::{agreement, canvas_job, print_machine};
+use iscp_engine::amp::Precision;
 use iscp_engine::canvas::{rank_canvases, CanvasKind};
 use iscp_engine::data::{
     load_idx_dir, stratified_split, synthetic, DataSplits, Dataset, Split, SyntheticConfig,
@@ -26,6 +27,11 @@ pub struct BenchArgs {
     /// this python (one that has torch 2.11.0) and print the speed-ups over it.
     #[arg(long, requires = "model")]
     pub reference_python: Option<PathBuf>,
+    /// With --model: the reduced precisions to compare with fp32, comma-separated (bf16, fp16).
+    /// Default: every one this device has (bf16 on CPUs with bf16 instructions and on CUDA, fp16
+    /// on CUDA). Each is timed in process and end to end, with its agreement with fp32.
+    #[arg(long, requires = "model", value_delimiter = ',', value_parser = parse_precision)]
+    pub precision: Vec<Precision>,
     /// Fashion-MNIST folder (IDX files); synthetic 28×28 data is used when it is missing (not
     /// with --model, which needs the real test set).
     #[arg(long, default_value = "/usr/share/datasets/fashion-mnist")]
@@ -39,6 +45,11 @@ pub struct BenchArgs {
     /// libtorch intra-op threads (default: libtorch's choice).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// A spec: time its models, print `iscp plan`'s estimate per unit kind, run it in a fresh
+    /// folder, and print what each kind took beside its estimate, the total beside the plan's,
+    /// and the progress ETA at 10/25/50/75% of the work beside the time actually left.
+    #[arg(long, conflicts_with = "model")]
+    pub estimates: Option<PathBuf>,
     /// Also measure batched searches per minute for the CIFAR ResNet-18 and ResNet-50 (32×32);
     /// on by default on a CUDA device. Slow on a CPU: lower --resnet-steps there.
     #[arg(long)]
@@ -59,6 +70,9 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
     if let Some(t) = a.threads {
         tch::set_num_threads(t as i32);
     }
+    if let Some(spec) = &a.estimates {
+        return super::bench_estimates::bench_estimates(spec, &a.device);
+    }
     if let Some(model) = &a.model {
         return super::bench_model::bench_model(
             model,
@@ -66,6 +80,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
             (device, &a.device),
             a.threads,
             a.reference_python.as_ref(),
+            &a.precision,
         );
     }
     let (data, source) = load_data(&a.data)?;
@@ -89,6 +104,12 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
         super::bench_resnet::resnet_figures(device, &ks, a.resnet_steps.max(1))?;
     }
     Ok(())
+}
+
+/// A precision by its name in specs (`fp32`, `bf16`, `fp16`).
+fn parse_precision(s: &str) -> Result<Precision, String> {
+    serde_json::from_value(serde_json::Value::String(s.trim().to_string()))
+        .map_err(|_| format!("unknown precision {s:?}: fp32, bf16 or fp16"))
 }
 
 /// Fashion-MNIST from `dir` with the source's description, or synthetic 28×28 data when it is

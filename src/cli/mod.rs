@@ -5,6 +5,7 @@ mod audit;
 mod bench;
 mod bench_common;
 mod bench_coordinator;
+mod bench_estimates;
 mod bench_model;
 mod bench_resnet;
 mod connect;

@@ -1,10 +1,14 @@
 //! `iscp plan SPEC`: the unit grid and its estimated cost, without running anything (the data
-//! need not be present for Fashion-MNIST, CIFAR-10 or synthetic specs).
+//! need not be present for Fashion-MNIST, CIFAR-10 or synthetic specs). Its time is measured: each
+//! model the plan runs on is timed on the device first (a built-in architecture freshly
+//! initialised, a TorchScript file loaded), unless `--guess` asks for the multiply-add estimate.
 
+use super::progress::words::duration;
 use super::SpecArgs;
 use iscp_sweep::cost::{data_shape, estimate};
 use iscp_sweep::spec::LoadedSpec;
 use iscp_sweep::tables::done_units;
+use iscp_sweep::throughputs::{measure_plans, Measured};
 use iscp_sweep::units::plan as expand;
 use iscp_sweep::units::UnitKind;
 use std::collections::HashSet;
@@ -13,10 +17,26 @@ use std::collections::HashSet;
 pub struct PlanArgs {
     #[command(flatten)]
     pub spec: SpecArgs,
-    /// Sustained multiply-adds per second of one device, for the time estimate (default: 25 G,
-    /// what a batched small-CNN search reaches on 2 cores of an AMD EPYC).
+    /// Sustained multiply-adds per second of one device, for the time of what is not timed (with
+    /// --guess, everything; else models that could not be loaded). Default 25 G, what a batched
+    /// small-CNN search reaches on 2 cores of an AMD EPYC.
     #[arg(long, default_value_t = 25e9)]
     pub macs_per_s: f64,
+    /// Do not time the models: estimate every kind's time from assumed multiply-adds (a
+    /// TorchScript model counted as a ResNet-50) at --macs-per-s. For planning a device you are
+    /// not on.
+    #[arg(long)]
+    pub guess: bool,
+    /// The device to time the models on (default: the spec's `run.device`).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// libtorch intra-op threads while timing (default: the spec's `run.threads`, else all cores),
+    /// as `iscp run --threads`.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Distinct TorchScript files timed at most; the others are assumed as fast as their median.
+    #[arg(long, default_value_t = 8)]
+    pub time_files: usize,
 }
 
 pub fn plan(a: PlanArgs) -> anyhow::Result<()> {
@@ -77,23 +97,88 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<()> {
         root.display()
     );
     println!();
+    let measured = match a.guess {
+        true => Measured::default(),
+        false => time_models(&a, &spec, &plans, &shape)?,
+    };
     println!(
-        "{:<14} {:>7} {:>16} {:>12} {:>12}",
-        "kind", "units", "image passes", "TMAC", "hours"
+        "{:<14} {:>7} {:>16} {:>12} {:>14}",
+        "kind", "units", "image passes", "TMAC", "time"
     );
-    let mut hours = 0.0;
-    for (kind, c) in estimate(&spec, &plans, &shape) {
-        let h = c.macs / a.macs_per_s / 3600.0;
-        hours += h;
+    let (mut seconds, mut guessed) = (0.0, false);
+    let rate = |name: &str| measured.by_setting.get(name).copied();
+    for (kind, c) in estimate(&spec, &plans, &shape, &rate) {
+        let (s, mark) = match (c.seconds, a.guess) {
+            (Some(s), false) => (s, ""),
+            _ => (c.macs / a.macs_per_s, "*"),
+        };
+        guessed |= !mark.is_empty() && c.units > 0;
+        seconds += s;
         println!(
-            "{:<14} {:>7} {:>16.3e} {:>12.1} {:>12.2}",
+            "{:<14} {:>7} {:>16.3e} {:>12.1} {:>13}{mark:1}",
             kind,
             c.units,
             c.image_passes,
             c.macs / 1e12,
-            h
+            duration(std::time::Duration::from_secs_f64(s)),
         );
     }
-    println!("total: {hours:.2} device-hours at {:.0} GMAC/s (a training or search image counts 3 passes)", a.macs_per_s / 1e9);
+    for note in &measured.notes {
+        println!("note: {note}");
+    }
+    let total = duration(std::time::Duration::from_secs_f64(seconds));
+    match (a.guess, guessed) {
+        (false, false) => println!(
+            "total: {total} on one {} worker (each model timed on it; a training or search image \
+             counts 3 passes); n workers take about 1/n of it",
+            device_name(&a, &spec)
+        ),
+        _ => println!(
+            "total: {total} on one device; * guessed from assumed multiply-adds at {:.0} GMAC/s \
+             (a TorchScript model counted as a ResNet-50){}",
+            a.macs_per_s / 1e9,
+            if a.guess { "" } else { ": the rest timed" }
+        ),
+    }
     Ok(())
+}
+
+/// The device name `plan` times on: `--device`, else the spec's `run.device`.
+fn device_name(a: &PlanArgs, spec: &LoadedSpec) -> String {
+    a.device
+        .clone()
+        .unwrap_or_else(|| spec.spec.run.device.clone())
+}
+
+/// Times every model of the plan on the chosen device (a line on stderr while it does).
+fn time_models(
+    a: &PlanArgs,
+    spec: &LoadedSpec,
+    plans: &[iscp_sweep::units::SettingPlan],
+    shape: &iscp_sweep::cost::DataShape,
+) -> anyhow::Result<Measured> {
+    let name = device_name(a, spec);
+    let device = iscp_engine::parse_device(&name)?;
+    if let Err(e) = iscp_engine::cuda::ensure(device) {
+        // Planning a device this machine lacks: every time is a guess, and says so.
+        return Ok(Measured {
+            notes: vec![format!(
+                "nothing timed ({e}): times are guesses; `--device cpu` times on this machine"
+            )],
+            ..Default::default()
+        });
+    }
+    if let Some(t) = a.threads.or(spec.spec.run.threads) {
+        tch::set_num_threads(t as i32);
+    }
+    let started = std::time::Instant::now();
+    let m = measure_plans(spec, plans, shape, device, a.time_files, &mut |setting| {
+        eprintln!("timing the model of {setting} on {name}…");
+    });
+    eprintln!(
+        "timed {} model(s) in {:.1} s",
+        m.timed,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(m)
 }

@@ -63,7 +63,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
     let name = spec.spec.name.get_ref().clone();
     let root = a.spec.results.join(&name);
     let (cfg, worker) = local_options(&a, &spec, &root)?;
-    let mut progress = View::new(&name, a.quiet);
+    let mut progress = View::new(&name, a.quiet).timed_here();
     let started = Instant::now();
     let file = a.spec.spec.display().to_string();
     let source = spec.source.clone();
@@ -112,6 +112,8 @@ fn local_options(
     let mut cfg = SchedulerConfig::new(root.join(".state"), a.spec.results.clone());
     cfg.heartbeat = Duration::from_millis(500);
     cfg.backoff_base = Duration::from_millis(500);
+    // The worker is on this machine: units weigh their time on its device, timed at submission.
+    cfg.time_models_on = Some(device.clone());
     let worker = WorkerOptions {
         connect: Connect::default(),
         name: format!("local@{}", hostname()),

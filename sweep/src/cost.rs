@@ -4,6 +4,7 @@
 use crate::spec::{DataKind, LoadedSpec, SettingKind};
 use crate::units::{SettingPlan, Unit, UnitKind, UnitParams};
 use iscp_engine::model::Arch;
+use iscp_engine::throughput::Throughput;
 
 /// Sizes of the data a spec names.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -122,13 +123,52 @@ pub fn macs_per_image(arch: Arch, [c, h, w]: [i64; 3], classes: usize) -> f64 {
     }
 }
 
-/// Images through the model (a training or search image counts 3: forward and backward) and
-/// multiply-adds, for one unit kind.
+/// Images through the model in one unit, by the kind of pass they make.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Passes {
+    /// No-grad forward passes (evaluations, clean predictions, measuring).
+    pub forward: f64,
+    /// Forward and backward to the input (search steps, detectors' optimisations, derive-data
+    /// inversions, PGD steps).
+    pub search: f64,
+    /// Training images (forward in training mode, backward to the parameters, a step).
+    pub train: f64,
+}
+
+impl Passes {
+    /// Forward-pass equivalents: a search or training image counts 3 (forward and backward).
+    pub fn image_passes(&self) -> f64 {
+        self.forward + 3.0 * (self.search + self.train)
+    }
+
+    /// Seconds at the measured `rate` (training at the search rate when it was not measured).
+    pub fn seconds(&self, rate: &Throughput) -> f64 {
+        let per = |n: f64, r: f64| if n > 0.0 { n / r.max(1e-9) } else { 0.0 };
+        per(self.forward, rate.forward)
+            + per(self.search, rate.search)
+            + per(self.train, rate.train.unwrap_or(rate.search))
+    }
+
+    fn add(&mut self, o: &Passes) {
+        self.forward += o.forward;
+        self.search += o.search;
+        self.train += o.train;
+    }
+}
+
+/// Images through the model (a training or search image counts 3: forward and backward),
+/// multiply-adds at the architecture's assumed size, and seconds at measured rates (where known),
+/// for one unit kind.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct KindCost {
     pub units: usize,
     pub image_passes: f64,
     pub macs: f64,
+    /// Seconds at the measured rates of the models its units run on (None where a model was not
+    /// measured).
+    pub seconds: Option<f64>,
+    /// Its passes, summed.
+    pub passes: Passes,
 }
 
 /// The architecture a setting's model is counted as (a TorchScript model as a ResNet-50).
@@ -140,58 +180,73 @@ fn arch_of(p: &SettingPlan) -> Arch {
     }
 }
 
-/// Image passes and multiply-adds of one unit `u` of the setting plan `p`.
-pub fn unit_cost(
-    spec: &LoadedSpec,
-    plans: &[SettingPlan],
-    p: &SettingPlan,
-    u: &Unit,
-    shape: &DataShape,
-) -> (f64, f64) {
+/// The setting plan whose model unit `u` of `p` runs on: a derive-data unit its source's, a
+/// transfer the other setting's, everything else its own.
+pub fn model_plan<'a>(plans: &'a [SettingPlan], p: &'a SettingPlan, u: &Unit) -> &'a SettingPlan {
+    let other = match &u.params {
+        UnitParams::Derive(d) => Some(&d.source),
+        UnitParams::Transfer(t) => Some(&t.to),
+        _ => None,
+    };
+    other
+        .and_then(|name| plans.iter().find(|o| &o.setting.name == name))
+        .unwrap_or(p)
+}
+
+/// The images unit `u` of the setting plan `p` pushes through its model, by kind of pass.
+pub fn unit_passes(spec: &LoadedSpec, p: &SettingPlan, u: &Unit, shape: &DataShape) -> Passes {
     let q = &spec.spec.search;
     let k = shape.classes as f64;
     let subset = *q.subset_fraction.get_ref() * shape.test as f64 * (k - 1.0) / k;
     let non_target = shape.test as f64 * (k - 1.0) / k;
     let sizes = q.sizes.get_ref().len() as f64;
-    let macs = |arch: Arch| macs_per_image(arch, shape.image, shape.classes);
-    let on = |passes: f64, arch: Arch| (passes, passes * macs(arch));
+    let forward = |n: f64| Passes {
+        forward: n,
+        ..Default::default()
+    };
     match &u.params {
-        UnitParams::Derive(d) => {
-            // The source model's representation: targets once, then each step forward and
-            // backward, then the final distances.
-            let source = plans.iter().find(|o| o.setting.name == d.source);
-            let arch = source.map_or(p.setting.arch, |o| o.setting.arch);
-            on(d.count as f64 * (d.steps as f64 * 3.0 + 3.0), arch)
-        }
+        // The source model's representation: each step forward and backward, the targets and the
+        // final distances forward.
+        UnitParams::Derive(d) => Passes {
+            forward: d.count as f64 * 3.0,
+            search: d.count as f64 * d.steps as f64,
+            train: 0.0,
+        },
         UnitParams::Prepare(_) => {
-            let passes = if p.setting.model.is_some() {
-                shape.test as f64
-            } else {
-                let cfg = p.setting.train_config(spec.spec.seed);
-                let attack = match p.setting.kind {
-                    SettingKind::Adversarial => cfg
-                        .adversarial
-                        .as_ref()
-                        .map_or(0.0, |a| a.steps as f64 * 3.0),
-                    _ => 0.0,
-                };
-                cfg.epochs as f64 * (shape.train as f64 * (3.0 + attack) + shape.test as f64)
+            if p.setting.model.is_some() {
+                // An imported model: its clean predictions on the test set.
+                return forward(shape.test as f64);
+            }
+            let cfg = p.setting.train_config(spec.spec.seed);
+            let epochs = cfg.epochs as f64;
+            let pgd = match p.setting.kind {
+                SettingKind::Adversarial => {
+                    cfg.adversarial.as_ref().map_or(0.0, |a| a.steps as f64)
+                }
+                _ => 0.0,
             };
-            on(passes, arch_of(p))
+            Passes {
+                forward: epochs * shape.test as f64,
+                search: epochs * shape.train as f64 * pgd,
+                train: epochs * shape.train as f64,
+            }
         }
-        UnitParams::Search(s) => on(s.epochs as f64 * subset * 3.0, arch_of(p)),
-        UnitParams::Evaluate(e) => on(
-            e.search_ids.len() as f64 * sizes * subset + sizes * non_target,
-            arch_of(p),
-        ),
-        UnitParams::Baseline(b) => {
-            let passes = match b.method.as_str() {
-                "uap" => 5.0 * subset * 3.0 + non_target,
-                _ => b.canvases.len() as f64 * (3.0 + subset) + non_target,
-            };
-            on(passes, arch_of(p))
+        UnitParams::Search(s) => Passes {
+            search: s.epochs as f64 * subset,
+            ..Default::default()
+        },
+        UnitParams::Evaluate(e) => {
+            forward(e.search_ids.len() as f64 * sizes * subset + sizes * non_target)
         }
-        UnitParams::Pictures(_) | UnitParams::Scan(_) | UnitParams::Audit(_) => (0.0, 0.0),
+        UnitParams::Baseline(b) => match b.method.as_str() {
+            "uap" => Passes {
+                forward: non_target,
+                search: 5.0 * subset,
+                train: 0.0,
+            },
+            _ => forward(b.canvases.len() as f64 * (3.0 + subset) + non_target),
+        },
+        UnitParams::Pictures(_) | UnitParams::Scan(_) | UnitParams::Audit(_) => Passes::default(),
         UnitParams::Cleanse(c) => {
             // Every label's mask on every clean image, forward and backward, each epoch.
             let clean = *q.subset_fraction.get_ref() * shape.test as f64;
@@ -201,70 +256,145 @@ pub fn unit_cost(
                 crate::spec::CleanseSchedule::Short => c.budget.epochs,
                 crate::spec::CleanseSchedule::Original => crate::work::ORIGINAL_EPOCHS,
             };
-            on(epochs as f64 * n * k * 3.0, arch_of(p))
+            Passes {
+                search: epochs as f64 * n * k,
+                ..Default::default()
+            }
         }
-        UnitParams::Margin(m) => {
-            // Every class's starts, forward and backward, each step.
-            on(
-                m.budget.steps as f64 * m.budget.starts as f64 * k * 3.0,
-                arch_of(p),
-            )
-        }
-        UnitParams::UapScan(u) => {
+        // Every class's starts, forward and backward, each step.
+        UnitParams::Margin(m) => Passes {
+            search: m.budget.steps as f64 * m.budget.starts as f64 * k,
+            ..Default::default()
+        },
+        UnitParams::UapScan(s) => {
             // Every class's perturbation on every image, forward and backward, each epoch, then
             // the images once per class to measure it.
             let clean = *q.subset_fraction.get_ref() * shape.test as f64;
-            let n = clean.min(u.budget.images as f64);
-            on(
-                u.budget.epochs as f64 * n * k * 3.0 + n * (k + 1.0),
-                arch_of(p),
-            )
+            let n = clean.min(s.budget.images as f64);
+            Passes {
+                forward: n * (k + 1.0),
+                search: s.budget.epochs as f64 * n * k,
+                train: 0.0,
+            }
         }
+        // Each best pattern (one per evaluation and size) on the other model.
         UnitParams::Transfer(t) => {
-            // Each best pattern (one per evaluation and size) on the other model.
-            let to = plans.iter().find(|o| o.setting.name == t.to);
-            let arch = to.map_or(p.setting.arch, arch_of);
-            on(
-                t.evaluations.len() as f64 * sizes * subset + shape.test as f64,
-                arch,
-            )
+            forward(t.evaluations.len() as f64 * sizes * subset + shape.test as f64)
         }
     }
 }
 
-/// The scheduler's measure of a unit's work, for progress and ETA: its multiply-adds in millions,
-/// at least `MIN_UNIT_WORK` (a unit that passes no image through a model still reads, draws and
-/// writes: pictures, scans).
-pub fn unit_work(macs: f64) -> u64 {
-    ((macs / 1e6).round() as u64).max(MIN_UNIT_WORK)
+/// Image passes and multiply-adds of one unit `u` of the setting plan `p` (at its architecture's
+/// assumed size: a TorchScript model counts as a ResNet-50).
+pub fn unit_cost(
+    spec: &LoadedSpec,
+    plans: &[SettingPlan],
+    p: &SettingPlan,
+    u: &Unit,
+    shape: &DataShape,
+) -> (f64, f64) {
+    let passes = unit_passes(spec, p, u, shape).image_passes();
+    let arch = arch_of(model_plan(plans, p, u));
+    (
+        passes,
+        passes * macs_per_image(arch, shape.image, shape.classes),
+    )
 }
 
-/// The least work a unit counts for: a million multiply-adds a thousand times, about 40 ms of a
-/// 2-core CPU.
-pub const MIN_UNIT_WORK: u64 = 1_000;
+/// The scheduler's measure of a unit's work, for progress and ETA: its estimated milliseconds, at
+/// least one.
+pub fn unit_work(seconds: f64) -> u64 {
+    ((seconds * 1e3).round() as u64).max(1)
+}
+
+/// The multiply-adds a second assumed where a model was not timed (what a batched small-CNN search
+/// reaches on 2 cores of an AMD EPYC).
+pub const GUESS_MACS_PER_S: f64 = 25e9;
+
+/// Seconds a unit costs beyond its passes (its lease, its inputs, its Parquet part), on a local
+/// worker: measured on `make run` (see docs/benchmarks.md).
+pub const UNIT_OVERHEAD_S: f64 = 0.02;
+
+/// Seconds a prepare unit costs beyond its passes: loading or building the model, and timing it
+/// for the `models` table (`sweep::work::prepare`).
+pub const PREPARE_OVERHEAD_S: f64 = 0.5;
+
+/// The seconds unit `u` costs beyond its passes.
+pub fn overhead_s(u: &Unit) -> f64 {
+    match u.kind {
+        UnitKind::PrepareModel => UNIT_OVERHEAD_S + PREPARE_OVERHEAD_S,
+        _ => UNIT_OVERHEAD_S,
+    }
+}
 
 /// Cost per unit kind, in the order of `UnitKind::PLANNED` (pictures and scans pass no image
-/// through a model).
+/// through a model). `rate(setting)` is the measured throughput of a setting's model, where known:
+/// a kind's seconds are known when every one of its units' models was measured.
 pub fn estimate(
     spec: &LoadedSpec,
     plans: &[SettingPlan],
     shape: &DataShape,
+    rate: &dyn Fn(&str) -> Option<Throughput>,
 ) -> Vec<(&'static str, KindCost)> {
     let mut out: Vec<(&'static str, KindCost)> = UnitKind::PLANNED
         .iter()
-        .map(|k| (k.name(), KindCost::default()))
+        .map(|k| {
+            (
+                k.name(),
+                KindCost {
+                    seconds: Some(0.0),
+                    ..Default::default()
+                },
+            )
+        })
         .collect();
     for p in plans {
         for u in p.all_units() {
-            let (passes, macs) = unit_cost(spec, plans, p, u, shape);
+            let on = model_plan(plans, p, u);
+            let passes = unit_passes(spec, p, u, shape);
             let i = UnitKind::PLANNED
                 .iter()
                 .position(|k| *k == u.kind)
                 .expect("every kind");
-            out[i].1.units += 1;
-            out[i].1.image_passes += passes;
-            out[i].1.macs += macs;
+            let c = &mut out[i].1;
+            c.units += 1;
+            c.image_passes += passes.image_passes();
+            c.macs +=
+                passes.image_passes() * macs_per_image(arch_of(on), shape.image, shape.classes);
+            c.passes.add(&passes);
+            c.seconds = match (c.seconds, rate(&on.setting.name)) {
+                (Some(s), Some(r)) => Some(s + passes.seconds(&r) + overhead_s(u)),
+                (Some(s), None) if passes == Passes::default() => Some(s + overhead_s(u)),
+                _ => None,
+            };
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passes_cost_their_own_rates() {
+        let p = Passes {
+            forward: 1000.0,
+            search: 300.0,
+            train: 200.0,
+        };
+        assert_eq!(p.image_passes(), 1000.0 + 3.0 * 500.0);
+        let r = Throughput {
+            forward: 1000.0,
+            search: 100.0,
+            train: Some(50.0),
+        };
+        assert!((p.seconds(&r) - (1.0 + 3.0 + 4.0)).abs() < 1e-12);
+        // Training not timed (an imported model): at the search rate.
+        let r = Throughput { train: None, ..r };
+        assert!((p.seconds(&r) - (1.0 + 3.0 + 2.0)).abs() < 1e-12);
+        assert_eq!(Passes::default().seconds(&r), 0.0);
+        assert_eq!(unit_work(0.0), 1);
+        assert_eq!(unit_work(1.5), 1500);
+    }
 }

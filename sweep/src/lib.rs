@@ -13,6 +13,7 @@ pub mod report;
 pub mod scan;
 pub mod spec;
 pub mod tables;
+pub mod throughputs;
 pub mod units;
 pub mod work;
 

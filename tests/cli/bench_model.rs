@@ -65,12 +65,12 @@ fn bench_model_times_both_sides_end_to_end() {
     // rounding difference into a moved mask value).
     assert!(figure(&text, "lowest top-1% Jaccard") >= 0.8, "{text}");
     for label in [
-        "per search: one by one",
+        "fp32 per search: one by one",
         "batched (10 at once)",
-        "end to end (iscp run):",
+        "end to end (iscp run, fp32):",
         "PyTorch reference (one search at a time):",
-        "speed-up over the reference: per search",
-        "x (goal 4x), end to end",
+        "speed-up over the reference, fp32: end to end",
+        "x, per search",
     ] {
         assert!(figure(&text, label) > 0.0, "{label}: {text}");
     }

@@ -643,6 +643,9 @@ fn models_part(unit: &str) -> Vec<u8> {
         poisoned_images: None,
         train_epochs: Some(1),
         training_s: 1.0,
+        forward_images_per_s: None,
+        search_images_per_s: None,
+        train_images_per_s: None,
     };
     encode_parquet(&models_batch(&[row])).unwrap()
 }

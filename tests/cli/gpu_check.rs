@@ -40,12 +40,26 @@ fn gpu_check_runs_end_to_end_on_the_cpu() {
         .unwrap();
     let text = stdout_ok(&out);
     for line in [
-        "per search: one by one",
-        "end to end (iscp run):",
+        "fp32 per search: one by one",
+        "end to end (iscp run, fp32):",
         "searches: 30 parts",
         "patterns: 10 parts",
         "== gpu-check finished",
     ] {
         assert!(text.contains(line), "no `{line}` in:\n{text}");
+    }
+    // bf16 is compared with fp32 where the CPU has its instructions, and only there.
+    let bf16 = std::fs::read_to_string("/proc/cpuinfo")
+        .is_ok_and(|c| iscp_engine::amp::cpu_flags_have_bf16(&c));
+    for line in [
+        "bf16, batched:",
+        "end to end (iscp run, bf16):",
+        "bf16 against fp32:",
+    ] {
+        assert_eq!(
+            text.contains(line),
+            bf16,
+            "`{line}` (bf16 CPU: {bf16}) in:\n{text}"
+        );
     }
 }

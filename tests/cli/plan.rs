@@ -74,3 +74,42 @@ fn plan_prints_the_imagenet_grid_without_the_model_or_the_data() {
     assert_eq!(cols[1..7], ["0", "1", "2400", "150", "200", "2"], "{line}");
     assert!(text.contains("2500 test images of [3, 224, 224]"), "{text}");
 }
+
+#[test]
+fn plan_times_the_models_it_can_and_marks_guesses() {
+    // The smoke spec's models are small CNNs on this CPU: timed, nothing guessed.
+    let text = plan_ok("smoke.toml");
+    let total = text.lines().find(|l| l.starts_with("total:")).unwrap();
+    assert!(total.contains("each model timed"), "{text}");
+    assert!(!text.contains('*'), "nothing guessed: {text}");
+    let time = |text: &str, kind: &str| {
+        let line = text.lines().find(|l| l.starts_with(kind)).unwrap();
+        line.split_whitespace()
+            .skip(4)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_ne!(time(&text, "search"), "0s", "{text}");
+    // --guess times nothing and says its times are guesses.
+    let spec = format!("{}/experiments/smoke.toml", env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = iscp(&[
+        "plan",
+        &spec,
+        "--results",
+        dir.path().to_str().unwrap(),
+        "--guess",
+    ]);
+    let guessed = stdout_ok(&out);
+    assert!(time(&guessed, "search").ends_with('*'), "{guessed}");
+    assert!(
+        guessed.contains("guessed from assumed multiply-adds"),
+        "{guessed}"
+    );
+    // A device this machine lacks (the paper's specs ask for cuda:0): guesses, said why.
+    let text = plan_ok("paper-cifar10.toml");
+    assert!(
+        text.contains("nothing timed") || text.contains("each model timed"),
+        "{text}"
+    );
+}

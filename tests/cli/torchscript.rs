@@ -55,3 +55,34 @@ gradcam = true
     // Per class: one UAP and Grad-CAM on the random and the white canvas, through the exported methods.
     assert_eq!(rows(&root.join("baselines")), 3 * (1 + 2));
 }
+
+#[test]
+fn a_run_in_bf16_finishes_and_says_when_the_cpu_runs_fp32() {
+    use super::helpers::{spec_in_temp, tiny_spec};
+    let spec = format!("{}\n[run]\nprecision = \"bf16\"\n", tiny_spec("", "[0.2]"));
+    let (_dir, path, results) = spec_in_temp("tiny-bf16.toml", &spec);
+    let out = super::helpers::run(&path, &results);
+    super::helpers::assert_success(&out, "a bf16 run");
+    let root = results.join("tiny");
+    // 3 classes × 3 canvases × 1 alpha searches, one evaluation per class.
+    assert_eq!(super::helpers::rows(&root.join("searches")), 9);
+    assert!(super::helpers::rows(&root.join("patterns")) > 0);
+    let bf16 = std::fs::read_to_string("/proc/cpuinfo")
+        .is_ok_and(|c| iscp_engine::amp::cpu_flags_have_bf16(&c));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.contains("no bf16 instructions"),
+        !bf16,
+        "bf16 CPU: {bf16}; stderr:\n{err}"
+    );
+    // fp16 is CUDA's: on a CPU the run says so and runs fp32. The older key name is still read.
+    let old = spec.replace("precision = \"bf16\"", "search_precision = \"fp16\"");
+    let (_d, path, results) = spec_in_temp("tiny-old.toml", &old);
+    let out = super::helpers::run(&path, &results);
+    super::helpers::assert_success(&out, "search_precision = fp16");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("fp16 autocast needs a CUDA device: running fp32"),
+        "{err}"
+    );
+}

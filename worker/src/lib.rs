@@ -52,6 +52,7 @@ pub struct WorkerOptions {
 /// cost per search levels off at about 12 searches (bench figures in docs/benchmarks.md). On a GPU, 256:
 /// the engine runs as many of them at once as the device's free memory holds, in turn.
 pub fn auto_max_units(device: &str, threads: Option<usize>) -> usize {
+    // `iscp_sweep::throughputs` times searches batched as this chooses: change both together.
     if device.starts_with("cuda") {
         return 256;
     }

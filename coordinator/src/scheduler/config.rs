@@ -28,6 +28,10 @@ pub struct SchedulerConfig {
     /// What one lease's units may carry in all (spec, parameters, inputs): below the wire's
     /// message limit, so that a lease recorded is a lease delivered.
     pub max_lease_bytes: usize,
+    /// The device (`cpu`, `cuda:N`) a submitted spec's models are timed on, so that each unit's
+    /// work is its estimated time there (a local run times on its own device); None: work is
+    /// estimated from assumed multiply-adds.
+    pub time_models_on: Option<String>,
 }
 
 impl SchedulerConfig {
@@ -44,6 +48,7 @@ impl SchedulerConfig {
             max_artifact_bytes: 4096 << 20,
             max_spec_bytes: 1 << 20,
             max_lease_bytes: iscp_proto::MAX_MESSAGE_BYTES - (1 << 20),
+            time_models_on: None,
         }
     }
 }

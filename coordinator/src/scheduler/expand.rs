@@ -1,10 +1,15 @@
 //! A spec expanded into units: parsed and checked (the same errors as `iscp run`), the number of
 //! classes learnt (from the data's known shape, or by loading the data), and every unit listed in
-//! dependency order with its parameters, model and estimated work.
+//! dependency order with its parameters, model and estimated work: milliseconds on the device its
+//! models were timed on, or at an assumed multiply-add rate when they were not.
 
 use super::{NewUnit, SchedulerError, UnitKind};
-use iscp_sweep::cost::{data_shape, known_class_names, unit_cost, unit_work};
+use iscp_sweep::cost::{
+    data_shape, known_class_names, model_plan, overhead_s, unit_cost, unit_passes, unit_work,
+    GUESS_MACS_PER_S,
+};
 use iscp_sweep::spec::LoadedSpec;
+use iscp_sweep::throughputs::{measure_plans, Measured};
 use iscp_sweep::units::{plan, UnitParams};
 use sha2::{Digest, Sha256};
 
@@ -17,21 +22,33 @@ pub struct Expanded {
     pub class_names: Vec<String>,
 }
 
+/// TorchScript files timed at most when a spec is submitted (the others count as their median).
+const TIMED_FILES: usize = 8;
+
 /// Parses `source`, learns the number of classes (from the data's known shape, or by loading the
-/// data), and lists the units in dependency order.
-pub fn expand(source: &str, file: &str) -> Result<Expanded, SchedulerError> {
+/// data), and lists the units in dependency order. With `time_on`, each model is timed on that
+/// device first and a unit's work is its estimated milliseconds there.
+pub fn expand(source: &str, file: &str, time_on: Option<&str>) -> Result<Expanded, SchedulerError> {
     let spec = LoadedSpec::parse_for_plan(source, file)?;
     let shape = data_shape(&spec)?;
     let classes = shape.classes;
     spec.check_data(&shape)?;
     let mut units = Vec::new();
     let plans = plan(&spec, classes, shape.train);
+    let measured = match time_on.map(iscp_engine::parse_device) {
+        Some(Ok(device)) => measure_plans(&spec, &plans, &shape, device, TIMED_FILES, &mut |_| {}),
+        _ => Measured::default(),
+    };
     for p in &plans {
         let prepare_id = p.prepare.id.clone();
         for u in p.all_units() {
-            let (_, macs) = unit_cost(&spec, &plans, p, u, &shape);
+            let on = model_plan(&plans, p, u);
+            let seconds = match measured.by_setting.get(&on.setting.name) {
+                Some(rate) => unit_passes(&spec, p, u, &shape).seconds(rate),
+                None => unit_cost(&spec, &plans, p, u, &shape).1 / GUESS_MACS_PER_S,
+            };
             units.push(NewUnit {
-                work: unit_work(macs),
+                work: unit_work(seconds + overhead_s(u)),
                 id: u.id.clone(),
                 kind: u.kind,
                 params: u.params_json(),

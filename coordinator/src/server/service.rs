@@ -150,7 +150,8 @@ impl Service {
                 source.len()
             )));
         }
-        let ex = expand(source, file)?;
+        let time_on = self.scheduler().config().time_models_on.clone();
+        let ex = expand(source, file, time_on.as_deref())?;
         // Listed before the lock: a resubmitted sweep's folder may hold a million parts.
         let root = self.scheduler().results_root(&ex.sweep);
         let on_disk = PartsOnDisk::list(&root)?;

@@ -62,7 +62,8 @@ impl Stem {
     }
 
     /// The gradient with respect to the stem's input of a loss whose gradient with respect to the
-    /// stem's output is `grad` (N×O×H×W).
+    /// stem's output is `grad` (N×O×H×W), in float32 (summed in float32 when the parameters are
+    /// bfloat16).
     pub fn input_grad(&self, grad: &Tensor) -> Tensor {
         let [n, o, h, w] = dims(grad);
         let c = self.weight.size()[1];
@@ -96,11 +97,12 @@ impl Stem {
         self.rest.forward_t(out, false)
     }
 
-    /// Runs `x` (already normalised by `std`, if any) through the stem by hand and the rest of the
-    /// network (`head` after the body) with autograd from the stem's output on.
+    /// Runs `x` (already normalised by `std`, if any, and in the parameters' kind) through the stem
+    /// by hand and the rest of the network (`head` after the body) with autograd from the stem's
+    /// output on. The logits are float32 whatever the parameters' kind.
     pub fn pass(&self, x: &Tensor, head: &dyn ModuleT, std: Option<Tensor>) -> StemPass<'_> {
         let out = self.conv(x).set_requires_grad(true);
-        let logits = head.forward_t(&self.rest(&out), false);
+        let logits = head.forward_t(&self.rest(&out), false).to_kind(Kind::Float);
         StemPass {
             logits,
             out,

@@ -17,6 +17,7 @@ mod families;
 mod imagefolder;
 mod models;
 mod non_finite;
+mod precision;
 mod recovery;
 mod resume;
 mod robust_data;

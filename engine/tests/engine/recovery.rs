@@ -18,6 +18,8 @@ struct Found {
     in_trigger: usize,
     k: usize,
     pw: f64,
+    /// The same search and evaluation with the model in bfloat16 (poisoned model only).
+    bf16: Option<(usize, f64)>,
 }
 
 fn train_and_search(poisoned: bool) -> Found {
@@ -47,30 +49,42 @@ fn train_and_search(poisoned: bool) -> Found {
     let split = stratified_split(&labels, 5, 0.2, 0);
     let pool = data.test.subset(&split.non_target(&labels, target)).images;
     let canvas = canvas_image(&data.test, -1).unwrap();
-    let out = search(
-        &model,
-        &canvas,
-        &pool,
-        target,
-        &SearchConfig::default(),
-        &mut |_, _| {},
-    )
-    .unwrap();
     let k = pattern_k(0.01, (SIDE * SIDE) as usize);
-    let bin = binarize(&out.mask, k);
-    let in_trig = bin
-        .iter()
-        .enumerate()
-        .filter(|(i, &v)| v == 1.0 && in_trigger(*i, SIDE, SIDE))
-        .count();
+    // Clean logits stay float32, as a run computes them before converting the model.
     let logits = model.predict_logits(&data.test.images, 512).unwrap();
-    let ev = Evaluator::new(&model, &data.test, &logits, &split.search)
-        .evaluate(target, &canvas, &bin)
+    let found = |model: &iscp_engine::model::Model| {
+        let out = search(
+            model,
+            &canvas,
+            &pool,
+            target,
+            &SearchConfig::default(),
+            &mut |_, _| {},
+        )
         .unwrap();
+        let bin = binarize(&out.mask, k);
+        let in_trig = bin
+            .iter()
+            .enumerate()
+            .filter(|(i, &v)| v == 1.0 && in_trigger(*i, SIDE, SIDE))
+            .count();
+        let ev = Evaluator::new(model, &data.test, &logits, &split.search)
+            .evaluate(target, &canvas, &bin)
+            .unwrap();
+        (in_trig, ev.pw)
+    };
+    let (in_trigger, pw) = found(&model);
+    let mut model = model;
+    // bf16 whatever this CPU has: libtorch emulates it where the instructions are missing.
+    let bf16 = poisoned.then(|| {
+        model.set_compute_kind(tch::Kind::BFloat16);
+        found(&model)
+    });
     Found {
-        in_trigger: in_trig,
+        in_trigger,
         k,
-        pw: ev.pw,
+        pw,
+        bf16,
     }
 }
 
@@ -89,6 +103,22 @@ fn badnets_trigger_is_recovered_and_natural_patterns_are_weak() {
         bad.k
     );
     assert!(bad.pw >= 0.9, "BadNets 1% PW {}", bad.pw);
+    // In bfloat16 (the model's passes; mask, update and losses in float32) the same trigger.
+    let (in_trig, pw) = bad.bf16.expect("searched in bf16");
+    eprintln!(
+        "badnets in bf16: {in_trig}/{} pixels in trigger, PW {pw:.3}",
+        bad.k
+    );
+    assert!(
+        in_trig * 2 > bad.k,
+        "bf16: only {in_trig} of {} pixels in the trigger",
+        bad.k
+    );
+    assert!(
+        (pw - bad.pw).abs() <= 0.05,
+        "bf16 PW {pw} against fp32 {}",
+        bad.pw
+    );
     let nat = train_and_search(false);
     eprintln!(
         "natural: {}/{} pixels in trigger, PW {:.3}",

@@ -64,6 +64,13 @@ impl View {
         }
     }
 
+    /// The sweep's work is milliseconds timed on this machine's device (`iscp run`): the ETA starts
+    /// from that estimate.
+    pub fn timed_here(mut self) -> View {
+        self.tracker.timed_here = true;
+        self
+    }
+
     /// Takes one event in and redraws.
     pub fn on(&mut self, e: &WatchEvent) {
         let now = Instant::now();

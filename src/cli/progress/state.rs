@@ -85,6 +85,9 @@ pub struct Tracker {
     /// The work done when the first event came, and when (the rate counts from there).
     origin: Option<(Instant, f64)>,
     pub finished: bool,
+    /// The units' work is milliseconds on this machine's device (a local run's coordinator timed
+    /// its models): until some of it was done, the ETA is the estimate itself.
+    pub timed_here: bool,
 }
 
 impl Tracker {
@@ -102,6 +105,7 @@ impl Tracker {
             started: now,
             origin: None,
             finished: false,
+            timed_here: false,
         }
     }
 
@@ -242,17 +246,22 @@ impl Tracker {
     }
 
     /// The time left at the rate work got done since the watch started; None until some work was
-    /// measured (half a second at least), zero when nothing is left.
+    /// measured (half a second at least), zero when nothing is left. When the work is timed here
+    /// (`timed_here`), the estimate itself until 5% of the work was done.
     pub fn eta(&self, now: Instant) -> Option<Duration> {
         let left = self.work_total as f64 - self.work_done();
         if self.finished || (self.total > 0 && self.settled >= self.total) || left <= 0.0 {
             return Some(Duration::ZERO);
         }
-        let (t0, w0) = self.origin?;
+        let estimate = (self.timed_here && self.work_total > 0)
+            .then(|| Duration::from_secs_f64((left / 1e3).min(1e8)));
+        let Some((t0, w0)) = self.origin else {
+            return estimate;
+        };
         let dt = now.duration_since(t0).as_secs_f64();
         let dw = self.work_done() - w0;
-        if dt < 0.5 || dw <= 0.0 {
-            return None;
+        if dt < 0.5 || dw <= 0.0 || (estimate.is_some() && dw < 0.05 * self.work_total as f64) {
+            return estimate;
         }
         Some(Duration::from_secs_f64((left * dt / dw).min(1e8)))
     }
@@ -288,6 +297,10 @@ mod tests {
         // A long unit (300) and two short ones (50 each), leased in two batches.
         t.on(&ev(EventKind::Leased, "a", 300), t0);
         assert!(t.eta(t0).is_none(), "nothing measured yet");
+        // Timed here, the work is milliseconds: the estimate until 5% of it is done.
+        t.timed_here = true;
+        assert_eq!(t.eta(t0), Some(Duration::from_secs_f64(0.4)));
+        t.timed_here = false;
         let mut p = ev(EventKind::Progress, "a", 300);
         (p.step, p.steps) = (1, 3);
         let t1 = t0 + Duration::from_secs(10);

@@ -489,6 +489,9 @@ mod tests {
             poisoned_images: None,
             train_epochs: None,
             training_s: 0.0,
+            forward_images_per_s: None,
+            search_images_per_s: None,
+            train_images_per_s: None,
         }
     }
 

@@ -358,9 +358,11 @@ pub struct RunSpec {
     /// Units the local worker leases at once; searches of one model among them run together as one
     /// batched optimisation. None: chosen per device (`iscp_worker::auto_max_units`).
     pub batch_searches: Option<usize>,
-    /// Arithmetic of searches and evaluations: `fp32`, or `fp16` (CUDA autocast).
-    #[serde(default)]
-    pub search_precision: iscp_engine::amp::Precision,
+    /// Arithmetic of the model's passes in searches, evaluations and detectors: `fp32`, `bf16`
+    /// (CPUs with bf16 instructions, CUDA) or `fp16` (CUDA autocast); training stays fp32.
+    /// `search_precision` is its older name.
+    #[serde(default, alias = "search_precision")]
+    pub precision: iscp_engine::amp::Precision,
 }
 
 fn default_device() -> String {
@@ -377,7 +379,7 @@ impl Default for RunSpec {
             threads: None,
             eval_batch: default_eval_batch(),
             batch_searches: None,
-            search_precision: Default::default(),
+            precision: Default::default(),
         }
     }
 }

@@ -141,6 +141,12 @@ table_row! {
         pub poisoned_images: Option<i64>,
         pub train_epochs: Option<i64>,
         pub training_s: f64,
+        /// Measured on the device that prepared it, in float32: images a second through no-grad
+        /// forward passes (evaluation's), through batched search steps (forward and backward to
+        /// the input), and through this training (None for an imported model, and in older parts).
+        pub forward_images_per_s: Option<f64> = None,
+        pub search_images_per_s: Option<f64> = None,
+        pub train_images_per_s: Option<f64> = None,
     }
 }
 

@@ -6,11 +6,13 @@ use crate::spec::{SettingKind, SettingSpec};
 use crate::tables::ModelRow;
 use crate::{Result, SweepError};
 use iscp_engine::adversarial::{robust_accuracy, PgdConfig};
+use iscp_engine::amp::Precision;
 use iscp_engine::attack::Family;
 use iscp_engine::badnets::{attack_success_rate, poison};
 use iscp_engine::data::{load_tensor_dataset, DataSplits, Dataset};
 use iscp_engine::model::{load_artifact, save_artifact, sha256_file, Arch, Model, ModelMeta};
 use iscp_engine::rng::mix;
+use iscp_engine::throughput::{self, MeasureConfig};
 use iscp_engine::train::{train_from, EpochStats, TrainConfig, TrainRun};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -18,6 +20,14 @@ use tch::Device;
 
 /// Test images the PGD-20 robust accuracy of an adversarially trained model is measured on.
 pub const ROBUST_EVAL_IMAGES: usize = 1000;
+
+/// How a prepared model is timed: short runs (a few tenths of a second in all), no training.
+const PREPARE_TIMING: MeasureConfig = MeasureConfig {
+    forward_batch: 256,
+    searches: 24,
+    train_batch: 0,
+    min_seconds: 0.1,
+};
 
 /// A trained BadNets model whose attack success rate is under this is `attack_failed`.
 pub const ATTACK_FAILED_BELOW: f64 = 0.9;
@@ -123,6 +133,9 @@ pub fn prepare(
             let trained = train_model(
                 unit, setting, &cfg, data, train_set, artifacts, device, hooks,
             )?;
+            let seconds: f64 = trained.1.iter().map(|e| e.seconds).sum();
+            row.train_images_per_s =
+                (seconds > 0.0).then(|| (train_set.len() * trained.1.len()) as f64 / seconds);
             row.architecture = setting.arch.name().into();
             row.source = "trained".into();
             row.train_epochs = Some(cfg.epochs as i64);
@@ -130,6 +143,11 @@ pub fn prepare(
         }
     };
     measure(&model, setting, target, data, &mut row)?;
+    // Its speed here, for plans and ETAs: float32, no training (the model stays as it is).
+    let rate = throughput::measure(&mut model, &PREPARE_TIMING, Precision::Fp32)
+        .map_err(|e| SweepError::from(e).about_model(&format!("setting `{}`", setting.name)))?;
+    row.forward_images_per_s = Some(rate.forward);
+    row.search_images_per_s = Some(rate.search);
     model.meta.test_accuracy = Some(row.clean_accuracy);
     if setting.model.is_none() {
         row.checkpoint_sha256 = store(&model, unit, artifacts)?;
@@ -170,6 +188,9 @@ fn model_row(unit: &iscp_proto::UnitKey, setting: &SettingSpec, target: Option<i
         poisoned_images: None,
         train_epochs: None,
         training_s: 0.0,
+        forward_images_per_s: None,
+        search_images_per_s: None,
+        train_images_per_s: None,
     }
 }
 

@@ -21,7 +21,7 @@ pub struct SearchContext<'a> {
     pub split: &'a Split,
     pub worker: &'a str,
     pub device: &'a str,
-    /// `run.search_precision`.
+    /// `run.precision`, as this device runs it (`Precision::on`).
     pub precision: iscp_engine::amp::Precision,
 }
 

@@ -32,6 +32,8 @@ pub(super) struct SpecCtx {
 
 pub(super) struct ModelCtx {
     pub(super) key: String,
+    /// The precision its passes run in (the spec's, where this device has it).
+    pub(super) precision: iscp_engine::amp::Precision,
     pub(super) model: Model,
     pub(super) clean_logits: Tensor,
     pub(super) images: Tensor,
@@ -136,8 +138,10 @@ impl Executor {
         prepare_id: &str,
         sha: &str,
     ) -> Result<(), Failure> {
-        // The logits and device images belong to one dataset: the key names it too.
-        let key = format!("{}|{prepare_id}|{sha}", ctx.data_key);
+        // The logits and device images belong to one dataset, the parameters to one precision: the
+        // key names both.
+        let asked = ctx.spec.spec.run.precision;
+        let key = format!("{}|{prepare_id}|{sha}|{}", ctx.data_key, asked.name());
         if self.model.as_ref().is_some_and(|m| m.key == key) {
             return Ok(());
         }
@@ -156,10 +160,20 @@ impl Executor {
                 .map_err(|e| SweepError::from(e).about_model(&model_label(setting, sha)))?;
             Ok((model, clean_logits))
         })?;
+        let (mut model, clean_logits) = m;
+        // Clean predictions are float32 (they choose canvases and D_n); the passes after them run
+        // in the spec's precision where this device has it.
+        let (precision, why) = model.set_precision(asked);
+        if let Some(why) = why {
+            if self.precision_said.insert(asked) {
+                self.note(format!("run.precision = \"{}\": {why}", asked.name()));
+            }
+        }
         self.model = Some(ModelCtx {
             key,
-            model: m.0,
-            clean_logits: m.1,
+            precision,
+            model,
+            clean_logits,
             images: data.test.images.to_device(self.device),
         });
         Ok(())
@@ -180,7 +194,7 @@ impl Executor {
             split: &ctx.split,
             worker: &self.worker_name,
             device: &self.device_name,
-            precision: ctx.spec.spec.run.search_precision,
+            precision: m.precision,
         }
     }
 
@@ -190,6 +204,6 @@ impl Executor {
         let m = self.model.as_ref().expect("loaded");
         Evaluator::new(&m.model, &data.test, &m.clean_logits, &ctx.split.search)
             .with_batch(ctx.spec.spec.run.eval_batch as i64)
-            .with_precision(ctx.spec.spec.run.search_precision)
+            .with_precision(m.precision)
     }
 }

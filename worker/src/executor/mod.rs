@@ -130,6 +130,8 @@ pub struct Executor {
     /// Most recently used first, at most `DATASETS_KEPT`.
     datasets: VecDeque<(String, Rc<DataSplits>)>,
     model: Option<ModelCtx>,
+    /// The precisions asked for that this device lacks, already said once.
+    precision_said: std::collections::HashSet<iscp_engine::amp::Precision>,
 }
 
 /// The same failure for each of `n` units (a whole lease that could not run).
@@ -163,6 +165,7 @@ impl Executor {
             specs: None,
             datasets: VecDeque::new(),
             model: None,
+            precision_said: Default::default(),
         }
     }
 
