@@ -37,6 +37,10 @@ pub struct MeasureConfig {
     pub train_batch: i64,
     /// Each kind of pass is repeated until it took at least this long (after one warm-up).
     pub min_seconds: f64,
+    /// The most device memory one timed run may take, by `memory::bytes_per_image`'s estimate:
+    /// batches shrink to fit, and a model whose one image needs more is not timed (a spec of
+    /// huge images must not take the coordinator down while it is only being planned).
+    pub max_bytes: u64,
 }
 
 impl Default for MeasureConfig {
@@ -46,9 +50,13 @@ impl Default for MeasureConfig {
             searches: 24,
             train_batch: 128,
             min_seconds: 0.3,
+            max_bytes: DEFAULT_MAX_BYTES,
         }
     }
 }
+
+/// 256 MB: a timed run's memory at most, by default.
+pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
 
 /// Images per step of a search (the released rule's B).
 const SEARCH_BATCH: usize = 4;
@@ -95,9 +103,20 @@ pub fn measure(
     })
 }
 
-/// `cfg` with its batches cut so that one run of each kind of pass costs about `min_seconds`
-/// at the speed of one forward image (timed here).
+/// `cfg` with its batches cut so that one run of each kind of pass fits `max_bytes` and costs about
+/// `min_seconds` at the speed of one forward image (timed here, once one image is known to fit).
 fn fit(model: &Model, cfg: &MeasureConfig) -> Result<MeasureConfig> {
+    let per_image = crate::memory::bytes_per_image(&model.meta).max(1);
+    if per_image > cfg.max_bytes {
+        return Err(crate::EngineError::Invalid(format!(
+            "one {:?} image takes about {} MB through this model, more than the {} MB a timing \
+             may use: not timed",
+            model.meta.input_shape,
+            per_image >> 20,
+            cfg.max_bytes >> 20
+        )));
+    }
+    let fits = (cfg.max_bytes / per_image) as f64;
     let [c, h, w] = model.meta.input_shape;
     let x = Tensor::rand([1, c, h, w], (Kind::Float, model.device()));
     let one = rate(0.0, model.device(), |reps| {
@@ -109,7 +128,7 @@ fn fit(model: &Model, cfg: &MeasureConfig) -> Result<MeasureConfig> {
         })
     })?;
     // Images (forward equivalents) one run may push through; a backward pass counts 2 more.
-    let budget = (cfg.min_seconds * one).max(1.0);
+    let budget = (cfg.min_seconds * one).max(1.0).min(fits);
     let cap = |want: f64, per: f64| (want.min(budget / per)).floor().max(1.0);
     Ok(MeasureConfig {
         forward_batch: cap(cfg.forward_batch.max(1) as f64, 1.0) as i64,
@@ -120,6 +139,7 @@ fn fit(model: &Model, cfg: &MeasureConfig) -> Result<MeasureConfig> {
             b => cap(b as f64, 3.0) as i64,
         },
         min_seconds: cfg.min_seconds,
+        max_bytes: cfg.max_bytes,
     })
 }
 
@@ -229,6 +249,7 @@ mod tests {
             searches: 3,
             train_batch: 8,
             min_seconds: 0.01,
+            max_bytes: DEFAULT_MAX_BYTES,
         };
         let t = measure(&mut model, &cfg, crate::precision::Precision::Fp32).unwrap();
         for r in [t.forward, t.search, t.train.expect("a fresh model trains")] {
@@ -237,5 +258,12 @@ mod tests {
         // Frozen now: timing it again has no training to time.
         let again = measure(&mut model, &cfg, crate::precision::Precision::Fp32).unwrap();
         assert!(again.train.is_none());
+        // An image too large for the memory a timing may take is refused before anything runs.
+        let tight = MeasureConfig {
+            max_bytes: 1 << 10,
+            ..cfg
+        };
+        let err = measure(&mut model, &tight, crate::precision::Precision::Fp32).unwrap_err();
+        assert!(err.to_string().contains("not timed"), "{err}");
     }
 }

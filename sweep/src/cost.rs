@@ -235,8 +235,10 @@ pub fn unit_passes(spec: &LoadedSpec, p: &SettingPlan, u: &Unit, shape: &DataSha
             search: s.epochs as f64 * subset,
             ..Default::default()
         },
+        // Every candidate canvas's pattern on D_n at each size, then the best one's on the
+        // held-out images only (its D_n hits are counted again, not recomputed).
         UnitParams::Evaluate(e) => {
-            forward(e.search_ids.len() as f64 * sizes * subset + sizes * non_target)
+            forward(e.search_ids.len() as f64 * sizes * subset + sizes * (non_target - subset))
         }
         UnitParams::Baseline(b) => match b.method.as_str() {
             "uap" => Passes {

@@ -89,17 +89,24 @@ pub fn measure_plans(
             normalize: s.normalize.clone(),
             test_accuracy: None,
         };
-        let loaded = match &s.model {
-            Some(path) => Model::load_torchscript(path.get_ref(), meta, device),
-            None => Model::new_builtin(meta, device),
-        };
         let cfg = MeasureConfig {
             forward_batch,
             searches,
             train_batch: s.train_config(spec.spec.seed).batch as i64,
             ..Default::default()
         };
-        let rate = loaded.and_then(|mut m| measure(&mut m, &cfg, spec.spec.run.precision));
+        // A model that panics libtorch (a tensor call that cannot fail but did: out of memory)
+        // is not timed; planning goes on.
+        let timed_one = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let loaded = match &s.model {
+                Some(path) => Model::load_torchscript(path.get_ref(), meta, device),
+                None => Model::new_builtin(meta, device),
+            };
+            loaded
+                .and_then(|mut m| measure(&mut m, &cfg, spec.spec.run.precision))
+                .map_err(|e| e.to_string())
+        }));
+        let rate = timed_one.unwrap_or_else(|_| Err("the timing panicked".into()));
         match rate {
             Ok(r) => {
                 out.timed += 1;

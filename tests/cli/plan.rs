@@ -113,3 +113,27 @@ fn plan_times_the_models_it_can_and_marks_guesses() {
         "{text}"
     );
 }
+
+#[test]
+fn plan_does_not_time_a_model_whose_images_are_too_large() {
+    // 3×1,024×1,024 images: one of them through the small CNN is about 500 MB of activations.
+    let spec =
+        "name = \"big\"\nseed = 1\n\n[data]\nkind = \"synthetic\"\nclasses = 3\nsize = 1024\n\
+                channels = 3\ntrain = 400\ntest = 40\n\n[[settings]]\nname = \"natural\"\n\
+                kind = \"natural\"\n\n[search]\ncanvases = [{ kind = \"white\" }]\nalphas = [0.2]\n\
+                sizes = [0.02]\n";
+    let (_dir, path, results) = crate::helpers::spec_in_temp("big.toml", spec);
+    let out = iscp(&[
+        "plan",
+        path.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+    ]);
+    let text = stdout_ok(&out);
+    assert!(
+        text.contains("natural: not timed") && text.contains("MB"),
+        "{text}"
+    );
+    let total = text.lines().find(|l| l.starts_with("total:")).unwrap();
+    assert!(total.contains("guessed"), "{text}");
+}

@@ -99,8 +99,29 @@ fn both_detectors_audit_a_population_and_iscp_finds_every_target() {
                 let masked = [ISCP, NEURAL_CLEANSE].contains(&detector);
                 assert_eq!(r.trigger_iou.is_some(), masked, "{r:?}");
             }
+            // Every class's raw statistic, indexed by class; the predicted target's is its most
+            // extreme (the smallest norm for Neural Cleanse, the largest elsewhere).
+            let stats = r.class_stats.as_ref().expect("per-class statistics");
+            assert_eq!(stats.len(), 5, "{detector}: {r:?}");
+            let t = stats[r.predicted_target as usize];
+            let extreme = match detector {
+                NEURAL_CLEANSE => stats.iter().all(|&v| v.is_nan() || v >= t),
+                _ if detector == UAP || detector == MM_BD => {
+                    stats.iter().all(|&v| v.is_nan() || v <= t)
+                }
+                _ => true,
+            };
+            assert!(
+                extreme,
+                "{detector}: target {} in {stats:?}",
+                r.predicted_target
+            );
         }
     }
+    assert!(det
+        .iter()
+        .filter(|r| r.detector == COMBINED)
+        .all(|r| r.class_stats.is_none()));
     for r in det.iter().filter(|r| r.detector == ISCP) {
         let poisoned = truth[r.model.as_str()].is_some();
         assert_eq!(r.flagged, poisoned, "iscp's rule on {}: {r:?}", r.model);

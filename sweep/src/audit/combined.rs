@@ -157,6 +157,7 @@ fn combine(verdicts: &[Calibrated]) -> Option<DetectionRow> {
         predicted_target: best.row.predicted_target,
         trigger_iou: best.row.trigger_iou,
         seconds: verdicts.iter().map(|v| v.row.seconds).sum(),
+        class_stats: None,
     })
 }
 
@@ -189,6 +190,7 @@ mod tests {
             predicted_target: target,
             trigger_iou: None,
             seconds: 1.0,
+            class_stats: None,
         }
     }
 

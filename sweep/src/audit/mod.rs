@@ -509,6 +509,7 @@ mod tests {
             predicted_target: predicted,
             trigger_iou: Some(0.5),
             seconds: 2.0,
+            class_stats: None,
         }
     }
 

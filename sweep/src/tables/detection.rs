@@ -50,6 +50,12 @@ table_row! {
         pub trigger_iou: Option<f64>,
         /// Compute seconds the detector spent on this model.
         pub seconds: f64,
+        /// The detector's raw statistic for every class, indexed by class (NaN where a class has
+        /// none): ISCP the PW of its small pattern, Neural Cleanse its reversed mask's L1 norm,
+        /// MM-BD its largest margin, UAP its perturbation's success. What calibrating each class
+        /// against the same class of the clean models needs (null for the combined detector and in
+        /// older parts).
+        pub class_stats: Option<Vec<f32>> = None,
     }
 }
 

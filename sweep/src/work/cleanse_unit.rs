@@ -89,5 +89,6 @@ pub fn run_cleanse(
         predicted_target: top as i64,
         trigger_iou: truth.map(|t| top_k_iou(&reversed[top].mask, &t)),
         seconds: started.elapsed().as_secs_f64(),
+        class_stats: Some(norms.iter().map(|&v| v as f32).collect()),
     })
 }

@@ -53,5 +53,6 @@ pub fn run_margin(
         predicted_target: top as i64,
         trigger_iou: None,
         seconds: started.elapsed().as_secs_f64(),
+        class_stats: Some(margins.iter().map(|&v| v as f32).collect()),
     })
 }

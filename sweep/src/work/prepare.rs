@@ -27,6 +27,7 @@ const PREPARE_TIMING: MeasureConfig = MeasureConfig {
     searches: 24,
     train_batch: 0,
     min_seconds: 0.1,
+    max_bytes: throughput::DEFAULT_MAX_BYTES,
 };
 
 /// A trained BadNets model whose attack success rate is under this is `attack_failed`.
@@ -143,11 +144,12 @@ pub fn prepare(
         }
     };
     measure(&model, setting, target, data, &mut row)?;
-    // Its speed here, for plans and ETAs: float32, no training (the model stays as it is).
-    let rate = throughput::measure(&mut model, &PREPARE_TIMING, Precision::Fp32)
-        .map_err(|e| SweepError::from(e).about_model(&format!("setting `{}`", setting.name)))?;
-    row.forward_images_per_s = Some(rate.forward);
-    row.search_images_per_s = Some(rate.search);
+    // Its speed here, for plans and ETAs: float32, no training (the model stays as it is). A
+    // model too large to time within the timing's memory is not timed: the columns stay null.
+    if let Ok(rate) = throughput::measure(&mut model, &PREPARE_TIMING, Precision::Fp32) {
+        row.forward_images_per_s = Some(rate.forward);
+        row.search_images_per_s = Some(rate.search);
+    }
     model.meta.test_accuracy = Some(row.clean_accuracy);
     if setting.model.is_none() {
         row.checkpoint_sha256 = store(&model, unit, artifacts)?;

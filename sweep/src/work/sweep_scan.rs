@@ -51,6 +51,18 @@ pub fn rule_margin(index: f64, pw: f64) -> f64 {
 /// largest rule margin as the score, the flagged classes, the class with the largest index as
 /// the predicted target, the IoU of that class's best mask with the true trigger, and the seconds
 /// its searches and evaluations took. None when the scan has no rows.
+/// Each class's PW, indexed by class (NaN for a class the scan has no row of).
+fn class_pw(scan: &[ScanRow]) -> Vec<f32> {
+    let k = scan.iter().map(|r| r.class + 1).max().unwrap_or(0).max(0) as usize;
+    let mut out = vec![f32::NAN; k];
+    for r in scan {
+        if let Ok(c) = usize::try_from(r.class) {
+            out[c] = r.pw as f32;
+        }
+    }
+    out
+}
+
 pub fn detect_setting(
     inputs: &Inputs,
     unit_id: &str,
@@ -116,6 +128,7 @@ pub fn detect_setting(
         predicted_target: top.class,
         trigger_iou,
         seconds: search_s + evaluate_s.values().sum::<f64>(),
+        class_stats: Some(class_pw(&scan)),
     }))
 }
 

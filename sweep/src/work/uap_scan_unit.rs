@@ -61,6 +61,7 @@ pub fn run_uap_scan(
         predicted_target: top as i64,
         trigger_iou: None,
         seconds: started.elapsed().as_secs_f64(),
+        class_stats: Some(success.iter().map(|&v| v as f32).collect()),
     })
 }
 
