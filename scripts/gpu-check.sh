@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 #! The GPU check: one short run on a GPU machine that measures what has never been measured on one.
 #! Needs only the release binary and a torch 2.11.0 (its python, for synthetic data and the
-#! benchmark's model; its lib folder, for the binary). Under 8 minutes on one H200.
+#! benchmark's model; its lib folder, for the binary). At most 12.5 minutes (its steps' limits), less on an H200.
 #!
 #!   scripts/gpu-check.sh [--device cuda:0|cpu] [--quick] [--bin PATH] [--python PATH] [--out DIR]
 #!
