@@ -460,7 +460,13 @@ fn a_coordinator_killed_mid_sweep_and_restarted_completes_it_with_no_row_lost_or
         .iter()
         .map(|n| c.worker(n, &["--max-units", "2"]))
         .collect();
-    let spec = tiny_spec("", "[0.1, 0.2, 0.3]").replace("name = \"tiny\"", "name = \"restart\"");
+    // Searches of 60 epochs: the sweep lasts seconds, so the kill lands mid-sweep even when
+    // each status poll (a process) is slow on a loaded machine (with one epoch the whole sweep
+    // could finish between two polls, and the watcher with it).
+    let spec = tiny_spec("", "[0.1, 0.2, 0.3]")
+        .replace("name = \"tiny\"", "name = \"restart\"")
+        .replace("epochs = 1\nsizes", "epochs = 60\nsizes");
+    assert!(spec.contains("epochs = 60"), "{spec}");
     c.submit("restart", &spec);
     // A watcher started before the kill follows the sweep across the restart to its end.
     let mut watch = spawn(
