@@ -84,17 +84,8 @@ pub fn measure(
     };
     model.freeze();
     model.set_precision(precision);
-    let forward = {
-        let x = Tensor::rand([cfg.forward_batch, c, h, w], (Kind::Float, device));
-        rate(cfg.min_seconds, device, |reps| {
-            tch::no_grad(|| -> Result<f64> {
-                for _ in 0..reps {
-                    let _ = model.logits(&x)?;
-                }
-                Ok((reps as i64 * x.size()[0]) as f64)
-            })
-        })?
-    };
+    let x = Tensor::rand([cfg.forward_batch, c, h, w], (Kind::Float, device));
+    let forward = forward_rate(model, &x, cfg.min_seconds)?;
     let search = search_rate(model, &cfg)?;
     Ok(Throughput {
         forward,
@@ -118,15 +109,11 @@ fn fit(model: &Model, cfg: &MeasureConfig) -> Result<MeasureConfig> {
     }
     let fits = (cfg.max_bytes / per_image) as f64;
     let [c, h, w] = model.meta.input_shape;
-    let x = Tensor::rand([1, c, h, w], (Kind::Float, model.device()));
-    let one = rate(0.0, model.device(), |reps| {
-        tch::no_grad(|| -> Result<f64> {
-            for _ in 0..reps {
-                let _ = model.logits(&x)?;
-            }
-            Ok(reps as f64)
-        })
-    })?;
+    let one = forward_rate(
+        model,
+        &Tensor::rand([1, c, h, w], (Kind::Float, model.device())),
+        0.0,
+    )?;
     // Images (forward equivalents) one run may push through; a backward pass counts 2 more.
     let budget = (cfg.min_seconds * one).max(1.0).min(fits);
     let cap = |want: f64, per: f64| (want.min(budget / per)).floor().max(1.0);
@@ -140,6 +127,18 @@ fn fit(model: &Model, cfg: &MeasureConfig) -> Result<MeasureConfig> {
         },
         min_seconds: cfg.min_seconds,
         max_bytes: cfg.max_bytes,
+    })
+}
+
+/// Images a second through no-grad forward passes of the batch `x`.
+fn forward_rate(model: &Model, x: &Tensor, min_seconds: f64) -> Result<f64> {
+    rate(min_seconds, model.device(), |reps| {
+        tch::no_grad(|| -> Result<f64> {
+            for _ in 0..reps {
+                let _ = model.logits(x)?;
+            }
+            Ok((reps as i64 * x.size()[0]) as f64)
+        })
     })
 }
 

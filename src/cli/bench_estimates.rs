@@ -188,46 +188,28 @@ pub fn parse_duration(s: &str) -> Option<f64> {
 /// detectors (`detection.seconds`, by detector).
 fn kind_seconds(root: &Path) -> anyhow::Result<BTreeMap<&'static str, f64>> {
     let mut out = BTreeMap::new();
-    let parts = |t: Table| -> Vec<std::path::PathBuf> {
-        std::fs::read_dir(t.dir(root))
-            .map(|d| {
-                d.filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    for p in parts(Table::Models) {
-        for r in tables::read_model_rows(&p)? {
-            *out.entry("prepare-model").or_insert(0.0) += r.training_s;
+    let mut add = |kind: &'static str, s: f64| *out.entry(kind).or_insert(0.0) += s;
+    for r in tables::read_models(&Table::Models.dir(root))? {
+        add("prepare-model", r.training_s);
+    }
+    for r in tables::read_table(&Table::Searches.dir(root), tables::read_search_rows)? {
+        add("search", r.duration_s);
+    }
+    // Every row of a unit carries the unit's seconds: count each unit once.
+    let mut seen = std::collections::HashSet::new();
+    for r in tables::read_patterns(&Table::Patterns.dir(root))? {
+        if seen.insert(r.unit_id.clone()) {
+            add("evaluate", r.evaluate_s);
         }
     }
-    for p in parts(Table::Searches) {
-        for r in tables::read_search_rows(&p)? {
-            *out.entry("search").or_insert(0.0) += r.duration_s;
-        }
-    }
-    for p in parts(Table::Patterns) {
-        // Every row of a unit carries the unit's seconds: count each unit once.
-        let rows = tables::read_pattern_rows(&p)?;
-        let mut seen = std::collections::HashSet::new();
-        for r in rows {
-            if seen.insert(r.unit_id.clone()) {
-                *out.entry("evaluate").or_insert(0.0) += r.evaluate_s;
-            }
-        }
-    }
-    let detection = Table::Detection.dir(root);
-    if detection.is_dir() {
-        for r in tables::read_detection_rows(&detection)? {
-            let kind = match r.detector.as_str() {
-                d if d.starts_with(tables::NEURAL_CLEANSE) => "cleanse",
-                tables::MM_BD => "max-margin",
-                tables::UAP => "uap-scan",
-                _ => continue,
-            };
-            *out.entry(kind).or_insert(0.0) += r.seconds;
-        }
+    for r in tables::read_detection_rows(&Table::Detection.dir(root))? {
+        let kind = match r.detector.as_str() {
+            d if d.starts_with(tables::NEURAL_CLEANSE) => "cleanse",
+            tables::MM_BD => "max-margin",
+            tables::UAP => "uap-scan",
+            _ => continue,
+        };
+        add(kind, r.seconds);
     }
     Ok(out)
 }

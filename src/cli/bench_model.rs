@@ -261,14 +261,7 @@ fn end_to_end(
 
 /// Mean PW of the best pattern at each of [`SIZES`], from a finished run's `patterns` table.
 fn mean_pw(root: &Path) -> anyhow::Result<Vec<f64>> {
-    let dir = iscp_proto::Table::Patterns.dir(root);
-    let mut rows = Vec::new();
-    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "parquet") {
-            rows.extend(iscp_sweep::tables::read_pattern_rows(&path)?);
-        }
-    }
+    let rows = iscp_sweep::tables::read_patterns(&iscp_proto::Table::Patterns.dir(root))?;
     Ok(SIZES
         .iter()
         .map(|&size| {

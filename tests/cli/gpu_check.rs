@@ -49,8 +49,7 @@ fn gpu_check_runs_end_to_end_on_the_cpu() {
         assert!(text.contains(line), "no `{line}` in:\n{text}");
     }
     // bf16 is compared with fp32 where the CPU has its instructions, and only there.
-    let bf16 = std::fs::read_to_string("/proc/cpuinfo")
-        .is_ok_and(|c| iscp_engine::amp::cpu_flags_have_bf16(&c));
+    let bf16 = iscp_engine::amp::bf16_supported();
     for line in [
         "bf16, batched:",
         "end to end (iscp run, bf16):",

@@ -67,8 +67,7 @@ fn a_run_in_bf16_finishes_and_says_when_the_cpu_runs_fp32() {
     // 3 classes × 3 canvases × 1 alpha searches, one evaluation per class.
     assert_eq!(super::helpers::rows(&root.join("searches")), 9);
     assert!(super::helpers::rows(&root.join("patterns")) > 0);
-    let bf16 = std::fs::read_to_string("/proc/cpuinfo")
-        .is_ok_and(|c| iscp_engine::amp::cpu_flags_have_bf16(&c));
+    let bf16 = iscp_engine::amp::bf16_supported();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         err.contains("no bf16 instructions"),
