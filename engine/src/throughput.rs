@@ -95,7 +95,8 @@ pub fn measure(
 }
 
 /// `cfg` with its batches cut so that one run of each kind of pass fits `max_bytes` and costs about
-/// `min_seconds` at the speed of one forward image (timed here, once one image is known to fit).
+/// `min_seconds` at the model's forward speed (timed here at growing batches, once one image is
+/// known to fit).
 fn fit(model: &Model, cfg: &MeasureConfig) -> Result<MeasureConfig> {
     let per_image = crate::memory::bytes_per_image(&model.meta).max(1);
     if per_image > cfg.max_bytes {
@@ -109,11 +110,21 @@ fn fit(model: &Model, cfg: &MeasureConfig) -> Result<MeasureConfig> {
     }
     let fits = (cfg.max_bytes / per_image) as f64;
     let [c, h, w] = model.meta.input_shape;
-    let one = forward_rate(
-        model,
-        &Tensor::rand([1, c, h, w], (Kind::Float, model.device())),
-        0.0,
-    )?;
+    // Seconds an image at the largest batch timed so far: batches grow 4× from one image while a
+    // pass takes under an eighth of `min_seconds`, so a small model is judged at a batch where
+    // it is fast (a 1-image pass can cost 20× an image's share of a batch of 1,000) and a huge
+    // one never runs a batch much longer than `min_seconds`.
+    let want = (cfg.forward_batch.max(1) as f64).min(fits).max(1.0) as i64;
+    let mut batch = 1i64;
+    let per_image = loop {
+        let x = Tensor::rand([batch, c, h, w], (Kind::Float, model.device()));
+        let per_image = 1.0 / forward_rate(model, &x, 0.0)?;
+        if batch >= want || per_image * batch as f64 >= cfg.min_seconds / 8.0 {
+            break per_image;
+        }
+        batch = (batch * 4).min(want);
+    };
+    let one = 1.0 / per_image;
     // Images (forward equivalents) one run may push through; a backward pass counts 2 more.
     let budget = (cfg.min_seconds * one).max(1.0).min(fits);
     let cap = |want: f64, per: f64| (want.min(budget / per)).floor().max(1.0);
@@ -142,9 +153,11 @@ fn forward_rate(model: &Model, x: &Tensor, min_seconds: f64) -> Result<f64> {
     })
 }
 
-/// Runs `f(reps)` (which returns the images it pushed through) once to warm up, then with reps
-/// doubling until one run took `min_seconds`; images a second of the last run.
+/// Runs `f(reps)` (which returns the images it pushed through) twice to warm up (TorchScript's
+/// executor profiles a graph's first run and optimises it on the second), then with reps growing
+/// until one run took `min_seconds`; images a second of the last run.
 fn rate(min_seconds: f64, device: Device, mut f: impl FnMut(usize) -> Result<f64>) -> Result<f64> {
+    f(1)?;
     f(1)?;
     let mut reps = 1;
     loop {

@@ -4,6 +4,7 @@
 
 mod artifact;
 mod gap_cnn;
+mod inference;
 mod resnet;
 mod small_cnn;
 mod stem;
@@ -13,6 +14,7 @@ pub use artifact::{
     artifact_bytes, is_artifact, load_artifact, model_from_artifact, save_artifact, sha256_file,
 };
 pub use gap_cnn::gap_cnn;
+pub use inference::{InferenceForm, InferenceModule};
 pub use resnet::{resnet18, resnet50, resnet_small};
 pub use small_cnn::small_cnn;
 pub use stem::{Stem, StemPass};
@@ -92,6 +94,17 @@ pub struct Model {
     /// The arithmetic of its forward and backward passes: float32, or bfloat16 after
     /// `set_precision` (inputs are cast on entry, logits and features back to float32).
     compute: Kind,
+    /// TorchScript only: the file, and its frozen inference copy for passes without gradients
+    /// (`None` where freezing failed, disagreed with the module, or is switched off).
+    script: Option<ScriptInference>,
+}
+
+/// A TorchScript model's file and inference copy (see `inference.rs`).
+struct ScriptInference {
+    path: std::path::PathBuf,
+    copy: Option<InferenceModule>,
+    /// Why there is no copy, when there is none.
+    why_not: Option<String>,
 }
 
 impl std::fmt::Debug for Model {
@@ -188,6 +201,7 @@ impl Model {
             norm,
             feature_methods: None,
             compute: Kind::Float,
+            script: None,
         })
     }
 
@@ -214,6 +228,7 @@ impl Model {
             norm,
             feature_methods: None,
             compute: Kind::Float,
+            script: None,
         };
         m.freeze();
         Ok(m)
@@ -240,6 +255,11 @@ impl Model {
             norm,
             feature_methods: None,
             compute: Kind::Float,
+            script: Some(ScriptInference {
+                path: path.to_path_buf(),
+                copy: None,
+                why_not: None,
+            }),
         };
         model.freeze();
         let probe = Tensor::zeros(
@@ -267,6 +287,7 @@ impl Model {
                 format!("returns shape {:?}, expected [1, {k}] logits", out.size()),
             ));
         }
+        model.rebuild_inference();
         Ok(model)
     }
 
@@ -300,7 +321,86 @@ impl Model {
                 Net::Script(m) => m.to(self.device, kind, false),
             }
             self.compute = kind;
+            self.rebuild_inference();
         }
+    }
+
+    /// (Re)makes a TorchScript model's inference copy in the current arithmetic, and keeps it only
+    /// if it agrees with the scripted module on a probe batch (argmax equal, logits within a
+    /// tolerance), so that a module freezing changes the meaning of is run as it was written.
+    /// `ISCP_FROZEN_INFERENCE=0` in the environment switches the copy off.
+    fn rebuild_inference(&mut self) {
+        let (Net::Script(m), Some(script)) = (&self.net, &mut self.script) else {
+            return;
+        };
+        script.copy = None;
+        script.why_not = None;
+        if std::env::var("ISCP_FROZEN_INFERENCE").is_ok_and(|v| v == "0") {
+            script.why_not = Some("switched off by ISCP_FROZEN_INFERENCE=0".into());
+            return;
+        }
+        let made = InferenceModule::load(&script.path, self.device, self.compute)
+            .map_err(|e| format!("libtorch could not freeze it: {e}"))
+            .and_then(|copy| {
+                let [c, h, w] = self.meta.input_shape;
+                let n = 4 * c * h * w;
+                let probe = tch::no_grad(|| {
+                    let x = Tensor::arange(n, (Kind::Float, self.device))
+                        .view([4, c, h, w])
+                        .g_mul_scalar(0.618_034)
+                        .frac();
+                    let x = match &self.norm {
+                        Some((mean, std)) => (x - mean) / std,
+                        None => x,
+                    };
+                    x.to_kind(self.compute)
+                });
+                let compare = tch::no_grad(|| -> std::result::Result<(), String> {
+                    let want = m
+                        .forward_ts(&[&probe])
+                        .map_err(|e| e.to_string())?
+                        .to_kind(Kind::Float);
+                    let got = copy.forward(&probe)?.to_kind(Kind::Float);
+                    if got.size() != want.size() {
+                        return Err(format!(
+                            "its copy returns shape {:?} where the module returns {:?}",
+                            got.size(),
+                            want.size()
+                        ));
+                    }
+                    let scale = 1.0 + want.abs().max().double_value(&[]);
+                    let diff = (&got - &want).abs().max().double_value(&[]);
+                    let tolerance = if self.compute == Kind::Float {
+                        1e-3
+                    } else {
+                        0.1
+                    };
+                    let same_argmax = got.argmax(1, false).equal(&want.argmax(1, false));
+                    // NaN logits compare false: a NaN anywhere refuses the copy.
+                    let close = diff <= tolerance * scale;
+                    if !close || !same_argmax {
+                        return Err(format!(
+                            "its frozen copy disagrees with the module (logits {diff:.3e} apart)"
+                        ));
+                    }
+                    Ok(())
+                });
+                compare.map(|()| copy)
+            });
+        match made {
+            Ok(copy) => script.copy = Some(copy),
+            Err(why) => script.why_not = Some(why),
+        }
+    }
+
+    /// How a TorchScript model's passes without gradients run: `Ok(form)` through its inference
+    /// copy, `Err(why)` through the scripted module; `None` for a built-in model.
+    pub fn inference_form(&self) -> Option<std::result::Result<InferenceForm, String>> {
+        let script = self.script.as_ref()?;
+        Some(match (&script.copy, &script.why_not) {
+            (Some(copy), _) => Ok(copy.form()),
+            (None, why) => Err(why.clone().unwrap_or_else(|| "not made".into())),
+        })
     }
 
     /// The arithmetic its passes run in (`Kind::Float` unless `set_precision` chose bf16).
@@ -369,7 +469,12 @@ impl Model {
         let x = self.entry(self.normalised(x));
         let y = match &self.net {
             Net::Builtin { body, head, .. } => head.forward_t(&body.forward_t(&x, false), false),
-            Net::Script(m) => m.forward_ts(&[x])?,
+            Net::Script(m) => match self.script.as_ref().and_then(|s| s.copy.as_ref()) {
+                Some(copy) if !x.requires_grad() => copy
+                    .forward(&x)
+                    .map_err(|e| EngineError::Torch(tch::TchError::Torch(e)))?,
+                _ => m.forward_ts(&[x])?,
+            },
         };
         Ok(self.exit(y))
     }

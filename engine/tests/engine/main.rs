@@ -15,6 +15,7 @@ mod cleanse;
 mod evaluation;
 mod families;
 mod imagefolder;
+mod inference;
 mod models;
 mod non_finite;
 mod precision;
