@@ -24,6 +24,11 @@ pub struct Throughput {
     /// Training steps (forward in training mode, backward to the parameters); None when not
     /// measured (TorchScript models are not trained here).
     pub train: Option<f64>,
+    /// The detectors' steps: one optimisation batched over every class (Neural Cleanse's, with
+    /// the intra-op threads shared rather than lanes), images a second; None when not measured
+    /// (the search rate stands in).
+    #[serde(default)]
+    pub detect: Option<f64>,
 }
 
 /// How a measurement runs.
@@ -35,6 +40,8 @@ pub struct MeasureConfig {
     pub searches: usize,
     /// Images in a training batch; 0 skips training.
     pub train_batch: i64,
+    /// Clean images a detector step takes for each class (Neural Cleanse's batch); 0 skips it.
+    pub detect_batch: usize,
     /// Each kind of pass is repeated until it took at least this long (after one warm-up).
     pub min_seconds: f64,
     /// The most device memory one timed run may take, by `memory::bytes_per_image`'s estimate:
@@ -49,6 +56,7 @@ impl Default for MeasureConfig {
             forward_batch: 256,
             searches: 24,
             train_batch: 128,
+            detect_batch: 0,
             min_seconds: 0.3,
             max_bytes: DEFAULT_MAX_BYTES,
         }
@@ -87,10 +95,15 @@ pub fn measure(
     let x = Tensor::rand([cfg.forward_batch, c, h, w], (Kind::Float, device));
     let forward = forward_rate(model, &x, cfg.min_seconds)?;
     let search = search_rate(model, &cfg)?;
+    let detect = match cfg.detect_batch {
+        0 => None,
+        _ => Some(detect_rate(model, &cfg)?),
+    };
     Ok(Throughput {
         forward,
         search,
         train,
+        detect,
     })
 }
 
@@ -135,6 +148,11 @@ fn fit(model: &Model, cfg: &MeasureConfig) -> Result<MeasureConfig> {
         train_batch: match cfg.train_batch {
             0 => 0,
             b => cap(b as f64, 3.0) as i64,
+        },
+        // A step of every class at once, forward and backward.
+        detect_batch: match cfg.detect_batch {
+            0 => 0,
+            b => cap(b as f64, 3.0 * model.num_classes().max(1) as f64) as usize,
         },
         min_seconds: cfg.min_seconds,
         max_bytes: cfg.max_bytes,
@@ -220,6 +238,25 @@ fn search_rate(model: &Model, cfg: &MeasureConfig) -> Result<f64> {
     })
 }
 
+/// Neural Cleanse on random images, every class at once, two steps an epoch: the detectors'
+/// kind of step (MM-BD and the UAP scan also optimise every class in one batch).
+fn detect_rate(model: &Model, cfg: &MeasureConfig) -> Result<f64> {
+    let [c, h, w] = model.meta.input_shape;
+    let batch = cfg.detect_batch.max(1);
+    let k = model.num_classes().max(1);
+    let clean = Tensor::rand([2 * batch as i64, c, h, w], (Kind::Float, model.device()));
+    rate(cfg.min_seconds, model.device(), |epochs| {
+        let nc = crate::cleanse::CleanseConfig {
+            epochs,
+            batch,
+            labels_at_once: k,
+            ..Default::default()
+        };
+        crate::cleanse::reverse_all(model, &clean, &nc, &mut |_, _| {})?;
+        Ok((epochs * 2 * batch * k) as f64)
+    })
+}
+
 /// Training steps' forward and backward passes (no optimiser step: the weights stay as they are).
 fn train_rate(model: &Model, cfg: &MeasureConfig, params: &[Tensor]) -> Result<f64> {
     let [c, h, w] = model.meta.input_shape;
@@ -260,11 +297,17 @@ mod tests {
             forward_batch: 16,
             searches: 3,
             train_batch: 8,
+            detect_batch: 4,
             min_seconds: 0.01,
             max_bytes: DEFAULT_MAX_BYTES,
         };
         let t = measure(&mut model, &cfg, crate::precision::Precision::Fp32).unwrap();
-        for r in [t.forward, t.search, t.train.expect("a fresh model trains")] {
+        for r in [
+            t.forward,
+            t.search,
+            t.train.expect("a fresh model trains"),
+            t.detect.expect("detectors timed"),
+        ] {
             assert!(r.is_finite() && r > 0.0, "{t:?}");
         }
         // Frozen now: timing it again has no training to time.

@@ -128,31 +128,36 @@ pub fn macs_per_image(arch: Arch, [c, h, w]: [i64; 3], classes: usize) -> f64 {
 pub struct Passes {
     /// No-grad forward passes (evaluations, clean predictions, measuring).
     pub forward: f64,
-    /// Forward and backward to the input (search steps, detectors' optimisations, derive-data
-    /// inversions, PGD steps).
+    /// Forward and backward to the input (search steps, derive-data inversions, PGD steps).
     pub search: f64,
     /// Training images (forward in training mode, backward to the parameters, a step).
     pub train: f64,
+    /// Forward and backward to the input in the detectors' one optimisation batched over every
+    /// class (Neural Cleanse, MM-BD, the UAP scan).
+    pub detect: f64,
 }
 
 impl Passes {
     /// Forward-pass equivalents: a search or training image counts 3 (forward and backward).
     pub fn image_passes(&self) -> f64 {
-        self.forward + 3.0 * (self.search + self.train)
+        self.forward + 3.0 * (self.search + self.train + self.detect)
     }
 
-    /// Seconds at the measured `rate` (training at the search rate when it was not measured).
+    /// Seconds at the measured `rate` (training and detectors at the search rate where they were
+    /// not measured).
     pub fn seconds(&self, rate: &Throughput) -> f64 {
         let per = |n: f64, r: f64| if n > 0.0 { n / r.max(1e-9) } else { 0.0 };
         per(self.forward, rate.forward)
             + per(self.search, rate.search)
             + per(self.train, rate.train.unwrap_or(rate.search))
+            + per(self.detect, rate.detect.unwrap_or(rate.search))
     }
 
     fn add(&mut self, o: &Passes) {
         self.forward += o.forward;
         self.search += o.search;
         self.train += o.train;
+        self.detect += o.detect;
     }
 }
 
@@ -210,7 +215,7 @@ pub fn unit_passes(spec: &LoadedSpec, p: &SettingPlan, u: &Unit, shape: &DataSha
         UnitParams::Derive(d) => Passes {
             forward: d.count as f64 * 3.0,
             search: d.count as f64 * d.steps as f64,
-            train: 0.0,
+            ..Default::default()
         },
         UnitParams::Prepare(_) => {
             if p.setting.model.is_some() {
@@ -229,6 +234,7 @@ pub fn unit_passes(spec: &LoadedSpec, p: &SettingPlan, u: &Unit, shape: &DataSha
                 forward: epochs * shape.test as f64,
                 search: epochs * shape.train as f64 * pgd,
                 train: epochs * shape.train as f64,
+                ..Default::default()
             }
         }
         UnitParams::Search(s) => Passes {
@@ -244,7 +250,7 @@ pub fn unit_passes(spec: &LoadedSpec, p: &SettingPlan, u: &Unit, shape: &DataSha
             "uap" => Passes {
                 forward: non_target,
                 search: 5.0 * subset,
-                train: 0.0,
+                ..Default::default()
             },
             _ => forward(b.canvases.len() as f64 * (3.0 + subset) + non_target),
         },
@@ -259,13 +265,13 @@ pub fn unit_passes(spec: &LoadedSpec, p: &SettingPlan, u: &Unit, shape: &DataSha
                 crate::spec::CleanseSchedule::Original => crate::work::ORIGINAL_EPOCHS,
             };
             Passes {
-                search: epochs as f64 * n * k,
+                detect: epochs as f64 * n * k,
                 ..Default::default()
             }
         }
         // Every class's starts, forward and backward, each step.
         UnitParams::Margin(m) => Passes {
-            search: m.budget.steps as f64 * m.budget.starts as f64 * k,
+            detect: m.budget.steps as f64 * m.budget.starts as f64 * k,
             ..Default::default()
         },
         UnitParams::UapScan(s) => {
@@ -275,8 +281,8 @@ pub fn unit_passes(spec: &LoadedSpec, p: &SettingPlan, u: &Unit, shape: &DataSha
             let n = clean.min(s.budget.images as f64);
             Passes {
                 forward: n * (k + 1.0),
-                search: s.budget.epochs as f64 * n * k,
-                train: 0.0,
+                detect: s.budget.epochs as f64 * n * k,
+                ..Default::default()
             }
         }
         // Each best pattern (one per evaluation and size) on the other model.
@@ -384,17 +390,24 @@ mod tests {
             forward: 1000.0,
             search: 300.0,
             train: 200.0,
+            detect: 100.0,
         };
-        assert_eq!(p.image_passes(), 1000.0 + 3.0 * 500.0);
+        assert_eq!(p.image_passes(), 1000.0 + 3.0 * 600.0);
         let r = Throughput {
             forward: 1000.0,
             search: 100.0,
             train: Some(50.0),
+            detect: Some(25.0),
         };
-        assert!((p.seconds(&r) - (1.0 + 3.0 + 4.0)).abs() < 1e-12);
-        // Training not timed (an imported model): at the search rate.
-        let r = Throughput { train: None, ..r };
-        assert!((p.seconds(&r) - (1.0 + 3.0 + 2.0)).abs() < 1e-12);
+        assert!((p.seconds(&r) - (1.0 + 3.0 + 4.0 + 4.0)).abs() < 1e-12);
+        // Training and detectors not timed (an imported model, a plan without detectors): at the
+        // search rate.
+        let r = Throughput {
+            train: None,
+            detect: None,
+            ..r
+        };
+        assert!((p.seconds(&r) - (1.0 + 3.0 + 2.0 + 1.0)).abs() < 1e-12);
         assert_eq!(Passes::default().seconds(&r), 0.0);
         assert_eq!(unit_work(0.0), 1);
         assert_eq!(unit_work(1.5), 1500);

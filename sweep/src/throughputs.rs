@@ -5,7 +5,7 @@
 
 use crate::cost::DataShape;
 use crate::spec::LoadedSpec;
-use crate::units::SettingPlan;
+use crate::units::{SettingPlan, UnitKind};
 use iscp_engine::model::{Arch, Model, ModelMeta};
 use iscp_engine::throughput::{measure, MeasureConfig, Throughput};
 use std::collections::HashMap;
@@ -53,7 +53,7 @@ pub fn measure_plans(
     let mut timed: HashMap<ModelKey, Option<Throughput>> = HashMap::new();
     let mut over_limit = Vec::new();
     // Forward passes at the evaluation's own batch (a large model's shrinks while timing).
-    let forward_batch = (spec.spec.run.eval_batch as i64).clamp(1, 4096);
+    let forward_batch = spec.spec.run.eval_batch_on(device).clamp(1, 4096);
     let lease = spec
         .spec
         .run
@@ -89,10 +89,19 @@ pub fn measure_plans(
             normalize: s.normalize.clone(),
             test_accuracy: None,
         };
+        // The detectors' step is timed where the plan runs one (Neural Cleanse's 32 images a
+        // class a step).
+        let detectors = p.all_units().any(|u| {
+            matches!(
+                u.kind,
+                UnitKind::Cleanse | UnitKind::MaxMargin | UnitKind::UapScan
+            )
+        });
         let cfg = MeasureConfig {
             forward_batch,
             searches,
             train_batch: s.train_config(spec.spec.seed).batch as i64,
+            detect_batch: if detectors { 32 } else { 0 },
             ..Default::default()
         };
         // A model that panics libtorch (a tensor call that cannot fail but did: out of memory)
@@ -154,9 +163,11 @@ fn median(rates: &mut [Throughput]) -> Option<Throughput> {
     };
     let mut f: Vec<f64> = rates.iter().map(|r| r.forward).collect();
     let mut s: Vec<f64> = rates.iter().map(|r| r.search).collect();
+    let mut d: Vec<f64> = rates.iter().filter_map(|r| r.detect).collect();
     Some(Throughput {
         forward: mid(&mut f),
         search: mid(&mut s),
         train: None,
+        detect: (!d.is_empty()).then(|| mid(&mut d)),
     })
 }

@@ -242,12 +242,9 @@ impl LoadedSpec {
     fn check_run_bounds(&self) -> Result<()> {
         let r = &self.spec.run;
         iscp_engine::parse_device(&r.device).or_else(|e| self.err(0..0, "run.device", e))?;
-        self.at_most(
-            "run.eval_batch",
-            r.eval_batch as u64,
-            MAX_EVAL_BATCH as u64,
-            "images",
-        )?;
+        if let Some(b) = r.eval_batch {
+            self.at_most("run.eval_batch", b as u64, MAX_EVAL_BATCH as u64, "images")?;
+        }
         if let Some(b) = r.batch_searches {
             self.at_most(
                 "run.batch_searches",

@@ -17,7 +17,7 @@ impl LoadedSpec {
         self.check_scan()?;
         self.check_baselines()?;
         self.check_transfer()?;
-        if s.run.batch_searches == Some(0) || s.run.eval_batch == 0 {
+        if s.run.batch_searches == Some(0) || s.run.eval_batch == Some(0) {
             return self.err(
                 0..0,
                 "run.batch_searches",

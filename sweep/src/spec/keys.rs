@@ -352,9 +352,9 @@ pub struct RunSpec {
     pub device: String,
     /// libtorch intra-op threads (default: all cores).
     pub threads: Option<usize>,
-    /// Images per forward pass when evaluating patterns.
-    #[serde(default = "default_eval_batch")]
-    pub eval_batch: usize,
+    /// Images per forward pass when evaluating patterns; None: `eval_batch_on` the device.
+    #[serde(default)]
+    pub eval_batch: Option<usize>,
     /// Units the local worker leases at once; searches of one model among them run together as one
     /// batched optimisation. None: chosen per device (`iscp_worker::auto_max_units`).
     pub batch_searches: Option<usize>,
@@ -368,8 +368,18 @@ pub struct RunSpec {
 fn default_device() -> String {
     "cpu".into()
 }
-fn default_eval_batch() -> usize {
-    1024
+impl RunSpec {
+    /// Images per evaluation forward pass on `device`: `eval_batch` when the spec sets it, else
+    /// 256 on the CPU (a batch's activations then fit a thread's 64 MB malloc heap, so glibc's
+    /// arena per thread serves them without mapping them afresh; see `src/malloc.rs`) and 1,024
+    /// on CUDA.
+    pub fn eval_batch_on(&self, device: tch::Device) -> i64 {
+        match (self.eval_batch, device) {
+            (Some(n), _) => n as i64,
+            (None, tch::Device::Cuda(_)) => 1024,
+            (None, _) => 256,
+        }
+    }
 }
 
 impl Default for RunSpec {
@@ -377,7 +387,7 @@ impl Default for RunSpec {
         RunSpec {
             device: default_device(),
             threads: None,
-            eval_batch: default_eval_batch(),
+            eval_batch: None,
             batch_searches: None,
             precision: Default::default(),
         }

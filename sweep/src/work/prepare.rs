@@ -26,6 +26,7 @@ const PREPARE_TIMING: MeasureConfig = MeasureConfig {
     forward_batch: 256,
     searches: 24,
     train_batch: 0,
+    detect_batch: 0,
     min_seconds: 0.1,
     max_bytes: throughput::DEFAULT_MAX_BYTES,
 };

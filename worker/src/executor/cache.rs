@@ -146,7 +146,7 @@ impl Executor {
             return Ok(());
         }
         self.model = None;
-        let eval_batch = ctx.spec.spec.run.eval_batch as i64;
+        let eval_batch = ctx.spec.spec.run.eval_batch_on(self.device);
         let m = guarded(|| {
             let model = load_prepared(setting, sha, data, &self.artifacts, self.device)?
                 .ok_or_else(|| {
@@ -203,7 +203,7 @@ impl Executor {
     pub(super) fn evaluator<'a>(&'a self, ctx: &SpecCtx, data: &'a DataSplits) -> Evaluator<'a> {
         let m = self.model.as_ref().expect("loaded");
         Evaluator::new(&m.model, &data.test, &m.clean_logits, &ctx.split.search)
-            .with_batch(ctx.spec.spec.run.eval_batch as i64)
+            .with_batch(ctx.spec.spec.run.eval_batch_on(self.device))
             .with_precision(m.precision)
     }
 }
