@@ -59,10 +59,10 @@ pub struct InferenceModule {
     form: InferenceForm,
 }
 
-// SAFETY: the module is owned by this handle alone and only run through `&self` forward passes,
-// which libtorch allows from any thread (a frozen module holds no mutable state).
+// SAFETY: the module is owned by this handle alone, so moving it to another thread moves its only
+// user. It is not Sync: a module that writes an attribute in `forward` (kept, not folded, by
+// freezing) must not run on two threads at once.
 unsafe impl Send for InferenceModule {}
-unsafe impl Sync for InferenceModule {}
 
 impl InferenceModule {
     /// Loads `path` again as an inference copy on `device` in `kind` (float32 or bfloat16):
