@@ -99,12 +99,10 @@ pub struct Model {
     script: Option<ScriptInference>,
 }
 
-/// A TorchScript model's file and inference copy (see `inference.rs`).
+/// A TorchScript model's file and inference copy (see `inference.rs`), or why it has none.
 struct ScriptInference {
     path: std::path::PathBuf,
-    copy: Option<InferenceModule>,
-    /// Why there is no copy, when there is none.
-    why_not: Option<String>,
+    copy: std::result::Result<InferenceModule, String>,
 }
 
 impl std::fmt::Debug for Model {
@@ -154,6 +152,39 @@ fn channels_last_params(m: &tch::CModule) -> std::result::Result<(), tch::TchErr
             let cl = p.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
             p.f_set_data(&cl)?;
         }
+    }
+    Ok(())
+}
+
+/// Whether the inference copy gives the scripted module's answers on `probe` (already normalised
+/// and cast): the same argmax, logits within 1e-3 (float32) or 0.1 (bfloat16) of the largest.
+/// NaN logits compare false, so a NaN anywhere refuses the copy.
+fn copy_agrees(
+    module: &tch::CModule,
+    copy: &InferenceModule,
+    probe: &Tensor,
+    compute: Kind,
+) -> std::result::Result<(), String> {
+    let want = module
+        .forward_ts(&[probe])
+        .map_err(|e| e.to_string())?
+        .to_kind(Kind::Float);
+    let got = copy.forward(probe)?.to_kind(Kind::Float);
+    if got.size() != want.size() {
+        return Err(format!(
+            "its copy returns shape {:?} where the module returns {:?}",
+            got.size(),
+            want.size()
+        ));
+    }
+    let scale = 1.0 + want.abs().max().double_value(&[]);
+    let diff = (&got - &want).abs().max().double_value(&[]);
+    let tolerance = if compute == Kind::Float { 1e-3 } else { 0.1 };
+    let close = diff <= tolerance * scale;
+    if !close || !got.argmax(1, false).equal(&want.argmax(1, false)) {
+        return Err(format!(
+            "its frozen copy disagrees with the module (logits {diff:.3e} apart)"
+        ));
     }
     Ok(())
 }
@@ -257,8 +288,7 @@ impl Model {
             compute: Kind::Float,
             script: Some(ScriptInference {
                 path: path.to_path_buf(),
-                copy: None,
-                why_not: None,
+                copy: Err("not made yet".into()),
             }),
         };
         model.freeze();
@@ -330,77 +360,47 @@ impl Model {
     /// tolerance), so that a module freezing changes the meaning of is run as it was written.
     /// `ISCP_FROZEN_INFERENCE=0` in the environment switches the copy off.
     fn rebuild_inference(&mut self) {
-        let (Net::Script(m), Some(script)) = (&self.net, &mut self.script) else {
+        let Some(path) = self.script.as_ref().map(|s| s.path.clone()) else {
             return;
         };
-        script.copy = None;
-        script.why_not = None;
+        let copy = self.inference_copy(&path);
+        if let Some(script) = &mut self.script {
+            script.copy = copy;
+        }
+    }
+
+    /// A new inference copy of the TorchScript file `path` this model runs, checked against it.
+    fn inference_copy(&self, path: &Path) -> std::result::Result<InferenceModule, String> {
+        let Net::Script(module) = &self.net else {
+            return Err("not a TorchScript model".into());
+        };
         if std::env::var("ISCP_FROZEN_INFERENCE").is_ok_and(|v| v == "0") {
-            script.why_not = Some("switched off by ISCP_FROZEN_INFERENCE=0".into());
-            return;
+            return Err("switched off by ISCP_FROZEN_INFERENCE=0".into());
         }
-        let made = InferenceModule::load(&script.path, self.device, self.compute)
-            .map_err(|e| format!("libtorch could not freeze it: {e}"))
-            .and_then(|copy| {
-                let [c, h, w] = self.meta.input_shape;
-                let n = 4 * c * h * w;
-                let probe = tch::no_grad(|| {
-                    let x = Tensor::arange(n, (Kind::Float, self.device))
-                        .view([4, c, h, w])
-                        .g_mul_scalar(0.618_034)
-                        .frac();
-                    let x = match &self.norm {
-                        Some((mean, std)) => (x - mean) / std,
-                        None => x,
-                    };
-                    x.to_kind(self.compute)
-                });
-                let compare = tch::no_grad(|| -> std::result::Result<(), String> {
-                    let want = m
-                        .forward_ts(&[&probe])
-                        .map_err(|e| e.to_string())?
-                        .to_kind(Kind::Float);
-                    let got = copy.forward(&probe)?.to_kind(Kind::Float);
-                    if got.size() != want.size() {
-                        return Err(format!(
-                            "its copy returns shape {:?} where the module returns {:?}",
-                            got.size(),
-                            want.size()
-                        ));
-                    }
-                    let scale = 1.0 + want.abs().max().double_value(&[]);
-                    let diff = (&got - &want).abs().max().double_value(&[]);
-                    let tolerance = if self.compute == Kind::Float {
-                        1e-3
-                    } else {
-                        0.1
-                    };
-                    let same_argmax = got.argmax(1, false).equal(&want.argmax(1, false));
-                    // NaN logits compare false: a NaN anywhere refuses the copy.
-                    let close = diff <= tolerance * scale;
-                    if !close || !same_argmax {
-                        return Err(format!(
-                            "its frozen copy disagrees with the module (logits {diff:.3e} apart)"
-                        ));
-                    }
-                    Ok(())
-                });
-                compare.map(|()| copy)
-            });
-        match made {
-            Ok(copy) => script.copy = Some(copy),
-            Err(why) => script.why_not = Some(why),
-        }
+        let copy = InferenceModule::load(path, self.device, self.compute)
+            .map_err(|e| format!("libtorch could not freeze it: {e}"))?;
+        let [c, h, w] = self.meta.input_shape;
+        tch::no_grad(|| {
+            // Four images of spread-out pixels, normalised and cast as `logits` does.
+            let x = Tensor::arange(4 * c * h * w, (Kind::Float, self.device))
+                .view([4, c, h, w])
+                .g_mul_scalar(0.618_034)
+                .frac();
+            copy_agrees(
+                module,
+                &copy,
+                &self.entry(self.normalised(&x)),
+                self.compute,
+            )
+        })?;
+        Ok(copy)
     }
 
     /// How a TorchScript model's passes without gradients run: `Ok(form)` through its inference
     /// copy, `Err(why)` through the scripted module; `None` for a built-in model.
     pub fn inference_form(&self) -> Option<std::result::Result<InferenceForm, String>> {
         let script = self.script.as_ref()?;
-        Some(match (&script.copy, &script.why_not) {
-            (Some(copy), _) => Ok(copy.form()),
-            (None, why) => Err(why.clone().unwrap_or_else(|| "not made".into())),
-        })
+        Some(script.copy.as_ref().map(|c| c.form()).map_err(Clone::clone))
     }
 
     /// The arithmetic its passes run in (`Kind::Float` unless `set_precision` chose bf16).
@@ -469,7 +469,7 @@ impl Model {
         let x = self.entry(self.normalised(x));
         let y = match &self.net {
             Net::Builtin { body, head, .. } => head.forward_t(&body.forward_t(&x, false), false),
-            Net::Script(m) => match self.script.as_ref().and_then(|s| s.copy.as_ref()) {
+            Net::Script(m) => match self.script.as_ref().and_then(|s| s.copy.as_ref().ok()) {
                 Some(copy) if !x.requires_grad() => copy
                     .forward(&x)
                     .map_err(|e| EngineError::Torch(tch::TchError::Torch(e)))?,
