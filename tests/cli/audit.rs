@@ -52,8 +52,8 @@ fn a_folder_of_models_is_audited_with_no_spec_and_resumes() {
     assert!(root.join("audit.toml").is_file(), "the spec it ran is kept");
     assert_eq!(
         rows(&root.join("detection")),
-        10,
-        "four detectors and the combined verdict × two models"
+        18,
+        "four detectors, their per-class readings and the combined verdict × two models"
     );
     let det = read_detection_rows(&root.join("detection")).unwrap();
     let named: HashSet<&str> = det.iter().map(|r| r.model.as_str()).collect();
@@ -80,6 +80,6 @@ fn a_folder_of_models_is_audited_with_no_spec_and_resumes() {
     let err = String::from_utf8_lossy(&again.stderr).to_string();
     assert!(again.status.success(), "{err}");
     assert!(err.contains(" 0 ran, 0 failed"), "{err}");
-    assert_eq!(rows(&root.join("detection")), 10);
+    assert_eq!(rows(&root.join("detection")), 18);
     assert_eq!(String::from_utf8_lossy(&again.stdout), out);
 }

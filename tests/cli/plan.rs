@@ -137,3 +137,39 @@ fn plan_does_not_time_a_model_whose_images_are_too_large() {
     let total = text.lines().find(|l| l.starts_with("total:")).unwrap();
     assert!(total.contains("guessed"), "{text}");
 }
+
+#[test]
+fn every_bundled_experiment_plans() {
+    // A spec the README names must not rot: each one expands (data absent or not), and a
+    // population's count of units follows from its models.
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".toml"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 7, "{names:?}");
+    for name in names {
+        let results = tempfile::tempdir().unwrap();
+        let out = iscp(&[
+            "plan",
+            &format!("{dir}/{name}"),
+            "--results",
+            results.path().to_str().unwrap(),
+            "--guess",
+        ]);
+        let text = stdout_ok(&out);
+        assert!(text.contains(" units, 0 already done"), "{name}: {text}");
+    }
+    // 68 models × (20 searches, 10 evaluations, prepare, pictures, scan, Neural Cleanse, MM-BD,
+    // UAP) + the audit.
+    let text = stdout_ok(&iscp(&[
+        "plan",
+        &format!("{dir}/audit-population.toml"),
+        "--results",
+        tempfile::tempdir().unwrap().path().to_str().unwrap(),
+        "--guess",
+    ]));
+    assert!(text.contains("2449 units, 0 already done"), "{text}");
+}

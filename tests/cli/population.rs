@@ -78,9 +78,25 @@ fn both_detectors_audit_a_population_and_iscp_finds_every_target() {
     let det = read_detection_rows(&root.join("detection")).unwrap();
     assert_eq!(
         rows(&root.join("detection")),
-        30,
-        "four detectors and the audit's combined verdict × six models"
+        54,
+        "four detectors, their per-class readings and the combined verdict × six models"
     );
+    // Each per-class reading: every model once, its z per class, its target the largest z.
+    for detector in [ISCP, NEURAL_CLEANSE, MM_BD, UAP] {
+        let name = format!("{detector}-by-class");
+        let mine: Vec<_> = det.iter().filter(|r| r.detector == name).collect();
+        assert_eq!(mine.len(), 6, "{name}");
+        for r in mine {
+            let z = r.class_stats.as_ref().expect("z per class");
+            assert_eq!(z.len(), 5, "{r:?}");
+            let top = z[r.predicted_target as usize];
+            assert!(z.iter().all(|&v| v.is_nan() || v <= top), "{r:?}");
+            assert!(
+                (r.score - top as f64).abs() <= 1e-5 * (1.0 + r.score.abs()),
+                "{r:?}"
+            );
+        }
+    }
     for detector in [ISCP, NEURAL_CLEANSE, MM_BD, UAP] {
         let mine: Vec<_> = det.iter().filter(|r| r.detector == detector).collect();
         let names: HashSet<&str> = mine.iter().map(|r| r.model.as_str()).collect();
@@ -132,23 +148,42 @@ fn both_detectors_audit_a_population_and_iscp_finds_every_target() {
         .iter()
         .map(|a| (a.detector.as_str(), a.group.as_str()))
         .collect();
-    // One trigger family and one architecture: the whole population only.
+    // One trigger family and one architecture: the whole population only; each detector followed
+    // by its per-class reading.
     assert_eq!(
         order,
-        [ISCP, NEURAL_CLEANSE, MM_BD, UAP, COMBINED].map(|d| (d, "all"))
+        [
+            ISCP,
+            "iscp-by-class",
+            NEURAL_CLEANSE,
+            "neural-cleanse-by-class",
+            MM_BD,
+            "mm-bd-by-class",
+            UAP,
+            "uap-by-class",
+            COMBINED
+        ]
+        .map(|d| (d, "all"))
     );
     assert_eq!((audit[0].models, audit[0].poisoned), (6, 3));
     assert_eq!(audit[0].auroc, Some(1.0));
     assert_eq!(audit[0].target_top1, Some(1.0));
     // Neural Cleanse's margins are thinner (a trained model, a short budget): two of three.
-    assert!(audit[1].target_top1.unwrap() >= 0.6, "{:?}", audit[1]);
+    assert!(audit[2].target_top1.unwrap() >= 0.6, "{:?}", audit[2]);
     // The combined verdict scores every model (its p-values rest on two other clean models here:
     // its ranking is tested by hand in the audit's unit tests).
-    assert_eq!((audit[4].models, audit[4].poisoned), (6, 3));
-    assert!(audit[4].auroc.is_some(), "{:?}", audit[4]);
+    assert_eq!((audit[8].models, audit[8].poisoned), (6, 3));
+    assert!(audit[8].auroc.is_some(), "{:?}", audit[8]);
     for d in [ISCP, NEURAL_CLEANSE, MM_BD, UAP, COMBINED] {
         assert!(root.join(format!("images/roc-{d}.png")).is_file(), "{d}");
     }
+    // No group, no picture of one (a family's and an architecture's are drawn with two or more).
+    let group_pictures = std::fs::read_dir(root.join("images"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("roc-family-") || n.starts_with("roc-arch-"))
+        .count();
+    assert_eq!(group_pictures, 0);
 
     // The report reads as an audit: the quality table, every model in the suspicion table, and
     // patterns pictured for the suspects only.
@@ -181,5 +216,5 @@ fn both_detectors_audit_a_population_and_iscp_finds_every_target() {
     let again = run_ok(&spec, &results);
     assert!(again.contains(" 0 ran, 0 failed"), "{again}");
     assert!(again.contains("audit ("), "{again}");
-    assert_eq!(rows(&root.join("detection")), 30);
+    assert_eq!(rows(&root.join("detection")), 54);
 }

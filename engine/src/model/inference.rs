@@ -57,6 +57,7 @@ pub enum InferenceForm {
 pub struct InferenceModule {
     ptr: *mut c_void,
     form: InferenceForm,
+    kind: Kind,
 }
 
 // SAFETY: the module is owned by this handle alone, so moving it to another thread moves its only
@@ -99,11 +100,16 @@ impl InferenceModule {
         if ptr.is_null() {
             return Err(message(err));
         }
-        Ok(InferenceModule { ptr, form })
+        Ok(InferenceModule { ptr, form, kind })
     }
 
     pub fn form(&self) -> InferenceForm {
         self.form
+    }
+
+    /// The arithmetic it runs in: its input is cast to this.
+    pub fn kind(&self) -> Kind {
+        self.kind
     }
 
     /// The module's forward pass on `x` (already normalised and cast), without gradients.

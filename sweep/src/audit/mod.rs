@@ -1,6 +1,7 @@
 //! Population audits: the detectors' rows (`detection`) joined with the models' ground truth
 //! (`models`) into each detector's detection quality (`audit`) and its ROC picture.
 
+pub mod by_class;
 mod combined;
 pub mod metrics;
 
@@ -9,8 +10,9 @@ use iscp_proto::Table;
 use metrics::{auroc, auroc_interval, calibrate, rates, roc_points, split_heldout, Scored};
 
 /// The audit's method, bumped whenever what it computes from the same rows changes (3: groups and
-/// the combined detector with leave-one-out p-values over every other clean model).
-pub const METHOD: u32 = 3;
+/// the combined detector with leave-one-out p-values over every other clean model; 4: each
+/// detector's per-class reading, fused in the combined detector instead of the raw scores).
+pub const METHOD: u32 = 4;
 
 /// The FPR the audit's thresholds are held to.
 pub const MAX_FPR: f64 = 0.05;
@@ -247,21 +249,30 @@ fn right_target(scored_truth: &[Pair<'_>]) -> Vec<Scored> {
         .collect()
 }
 
-/// The detectors in `rows`: ISCP, Neural Cleanse, MM-BD, UAP, any other by name, the combined last.
+/// The detectors in `rows`: ISCP, Neural Cleanse, MM-BD, UAP, any other by name, each followed
+/// by its per-class reading; the combined last.
 fn detectors(rows: &[DetectionRow]) -> Vec<String> {
     let mut names: Vec<String> = rows.iter().map(|r| r.detector.clone()).collect();
     names.sort_by_key(|n| {
+        let base = n.strip_suffix(by_class::SUFFIX).unwrap_or(n);
         (
             n == COMBINED,
-            n != ISCP,
-            n != NEURAL_CLEANSE,
-            n != MM_BD,
-            n != UAP,
-            n.clone(),
+            base != ISCP,
+            base != NEURAL_CLEANSE,
+            base != MM_BD,
+            base != UAP,
+            base.to_string(),
+            base != n,
         )
     });
     names.dedup();
     names
+}
+
+/// Whether the audit computes `detector`'s rows itself (the combined detector, the per-class
+/// readings) rather than reading them from a detector's unit.
+pub fn is_derived(detector: &str) -> bool {
+    detector == COMBINED || detector.ends_with(by_class::SUFFIX)
 }
 
 /// The models' truth, one per model, sorted by name.
@@ -272,16 +283,33 @@ fn truth_of(models: &[ModelRow]) -> Vec<Truth> {
     truth
 }
 
-/// Every detector's rows with, when there are two detectors or more, the combined detector's.
+/// Every detector's rows with each one's per-class reading (where its rows have class
+/// statistics) and, when there are two detectors or more, the combined detector's, which fuses
+/// the per-class readings (a detector without one: its own scores).
 pub fn with_combined(models: &[ModelRow], rows: &[DetectionRow]) -> Vec<DetectionRow> {
+    let truth = truth_of(models);
     let mut all: Vec<DetectionRow> = rows
         .iter()
-        .filter(|r| r.detector != COMBINED)
+        .filter(|r| !is_derived(&r.detector))
         .cloned()
         .collect();
-    if detectors(&all).len() > 1 {
-        all.extend(combined::fuse(&truth_of(models), &all));
-    }
+    let readings = by_class::derive(&truth, &all);
+    let read: std::collections::HashSet<&str> = readings
+        .iter()
+        .filter_map(|r| r.detector.strip_suffix(by_class::SUFFIX))
+        .collect();
+    let fused: Vec<DetectionRow> = all
+        .iter()
+        .filter(|r| !read.contains(r.detector.as_str()))
+        .chain(&readings)
+        .cloned()
+        .collect();
+    let combined = match detectors(&fused).len() > 1 {
+        true => combined::fuse(&truth, &fused),
+        false => Vec::new(),
+    };
+    all.extend(readings);
+    all.extend(combined);
     all
 }
 
@@ -314,15 +342,18 @@ fn score_detectors(
 
 /// The ROC curve of `detector` (FPR, TPR), over the scored models.
 pub fn roc(models: &[ModelRow], rows: &[DetectionRow], detector: &str) -> Vec<(f64, f64)> {
-    let truth: std::collections::HashMap<String, Truth> = models
-        .iter()
-        .map(|m| (m.setting.clone(), Truth::of(m)))
-        .collect();
+    roc_over(&truth_of(models), rows, detector)
+}
+
+/// The ROC curve of `detector` over the models of `members` whose attack did not fail.
+fn roc_over(members: &[Truth], rows: &[DetectionRow], detector: &str) -> Vec<(f64, f64)> {
+    let truth: std::collections::HashMap<&str, &Truth> =
+        members.iter().map(|t| (t.model.as_str(), t)).collect();
     let scored: Vec<Scored> = rows
         .iter()
         .filter(|r| r.detector == detector)
         .filter_map(|r| {
-            let t = truth.get(&r.model)?;
+            let t = truth.get(r.model.as_str())?;
             (!t.attack_failed).then_some(Scored {
                 score: r.score,
                 poisoned: t.poisoned,
@@ -330,6 +361,67 @@ pub fn roc(models: &[ModelRow], rows: &[DetectionRow], detector: &str) -> Vec<(f
         })
         .collect();
     roc_points(&scored)
+}
+
+/// The picture file of a group's ROC curves: `images/roc-family-blend.png` for `family=blend`.
+pub fn group_roc_file(group: &str) -> String {
+    let name: String = group
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    format!("images/roc-{name}.png")
+}
+
+/// One picture per group other than `all` (a trigger family's poisoned models against every
+/// clean model, an architecture's models): every detector's ROC curve in it, the combined one
+/// included, with its AUROC in the legend.
+pub fn group_roc_pictures(
+    models: &[ModelRow],
+    rows: &[DetectionRow],
+    audit_rows: &[AuditRow],
+) -> crate::Result<Vec<(String, Vec<u8>)>> {
+    use iscp_figures::plots::{lines, Line};
+    let mut out = Vec::new();
+    for (group, members) in groups(&truth_of(models)).into_iter().skip(1) {
+        let mut curves: Vec<Line> = Vec::new();
+        for (i, d) in detectors(rows).iter().enumerate() {
+            let points = roc_over(&members, rows, d);
+            if points.is_empty() {
+                continue;
+            }
+            let auroc = audit_rows
+                .iter()
+                .find(|a| a.group == group && &a.detector == d)
+                .and_then(|a| a.auroc)
+                .map_or(String::new(), |a| format!(" · {a:.3}"));
+            curves.push(Line {
+                name: format!("{d}{auroc}"),
+                points,
+                dashed: false,
+                color: i,
+            });
+        }
+        if curves.is_empty() {
+            continue;
+        }
+        curves.push(Line {
+            name: "chance".into(),
+            points: vec![(0.0, 0.0), (1.0, 1.0)],
+            dashed: true,
+            color: curves.len(),
+        });
+        let file = group_roc_file(&group);
+        let png = lines(
+            &format!("ROC, {group}"),
+            "false positive rate",
+            "true positive rate",
+            &curves,
+            false,
+        )
+        .map_err(|e| crate::SweepError::table(std::path::Path::new(&file), e))?;
+        out.push((file, png));
+    }
+    Ok(out)
 }
 
 /// The ROC picture of one detector (PNG bytes), with the chance diagonal.
@@ -365,11 +457,12 @@ pub fn roc_png(
     .map_err(|e| crate::SweepError::table(std::path::Path::new("images/roc"), e))
 }
 
-/// What an audit unit writes: the `audit` rows, the combined detector's `detection` rows (their
-/// `unit_id` empty: the unit's own), and the ROC pictures.
+/// What an audit unit writes: the `audit` rows, the `detection` rows it computes itself (the
+/// per-class readings and the combined detector's; their `unit_id` set to the unit's own), and
+/// the ROC pictures.
 pub struct AuditOutput {
     pub rows: Vec<AuditRow>,
-    pub combined: Vec<DetectionRow>,
+    pub derived: Vec<DetectionRow>,
     pub files: crate::work::Files,
 }
 
@@ -416,13 +509,14 @@ pub fn run_audit(
             ));
         }
     }
-    let combined = rows
+    files.extend(group_roc_pictures(&models, &rows, &audit_rows)?);
+    let derived = rows
         .into_iter()
-        .filter(|r| r.detector == COMBINED)
+        .filter(|r| is_derived(&r.detector))
         .collect();
     Ok(AuditOutput {
         rows: audit_rows,
-        combined,
+        derived,
         files,
     })
 }
@@ -431,7 +525,7 @@ pub fn run_audit(
 pub fn describe(rows: &[AuditRow]) -> Vec<String> {
     let f = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.3}"));
     let mut out = vec![format!(
-        "{:<15} {:<18} {:>6} {:>21} {:>14} {:>10} {:>10} {:>9} {:>11} {:>8} {:>8}",
+        "{:<24} {:<18} {:>6} {:>21} {:>14} {:>10} {:>10} {:>9} {:>11} {:>8} {:>8}",
         "detector",
         "group",
         "models",
@@ -446,7 +540,7 @@ pub fn describe(rows: &[AuditRow]) -> Vec<String> {
     )];
     for r in rows {
         out.push(format!(
-            "{:<15} {:<18} {:>6} {:>21} {:>14} {:>10} {:>10} {:>9} {:>11} {:>8} {:>8.1}",
+            "{:<24} {:<18} {:>6} {:>21} {:>14} {:>10} {:>10} {:>9} {:>11} {:>8} {:>8.1}",
             r.detector,
             r.group,
             format!("{}+{}", r.poisoned, r.clean),
@@ -591,6 +685,18 @@ mod tests {
             .iter()
             .map(|r| (r.group.as_str(), r.poisoned, r.clean, r.auroc))
             .collect();
+        let pictures = group_roc_pictures(&models, &rows, &a).unwrap();
+        let files: Vec<&str> = pictures.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            files,
+            [
+                "images/roc-family-blend.png",
+                "images/roc-family-warp.png",
+                "images/roc-arch-gap-cnn.png",
+                "images/roc-arch-small-cnn.png"
+            ]
+        );
+        assert!(pictures.iter().all(|(_, png)| png.starts_with(b"\x89PNG")));
         assert_eq!(
             got,
             [

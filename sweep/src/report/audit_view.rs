@@ -32,8 +32,8 @@ pub fn audit_view(root: &Path, models: &[ModelRow]) -> Result<Option<AuditView>>
         return Ok(None);
     };
     let audit = read_audit_part(&part)?;
-    // The combined rows of this audit only: an earlier audit (another spec, an older method) left
-    // its own under its unit's id.
+    // The rows this audit computed only (combined, per-class readings): an earlier audit (another
+    // spec, an older method) left its own under its unit's id.
     let audit_id = part
         .file_stem()
         .and_then(|s| s.to_str())
@@ -41,19 +41,42 @@ pub fn audit_view(root: &Path, models: &[ModelRow]) -> Result<Option<AuditView>>
         .unwrap_or_default()
         .to_string();
     let mut detections = read_detection_rows(&T::Detection.dir(root))?;
-    detections.retain(|r| r.detector != COMBINED || r.unit_id == audit_id);
+    detections.retain(|r| !crate::audit::is_derived(&r.detector) || r.unit_id == audit_id);
     if audit.is_empty() || detections.is_empty() {
         return Ok(None);
     }
     let (table, suspects) = models_table(models, &detections, &audit);
-    let roc = audit
+    let whole = audit
         .iter()
         .filter(|a| a.group == crate::audit::ALL)
-        .map(|a| format!("images/roc-{}.png", a.detector))
-        .filter(|f| root.join(f).is_file())
-        .map(|src| Figure {
+        .map(|a| {
+            (
+                format!("images/roc-{}.png", a.detector),
+                "the whole population".to_string(),
+            )
+        });
+    // One picture per family and architecture, every detector in it (the group's rows follow the
+    // whole population's, one per detector).
+    let mut seen = BTreeSet::new();
+    let by_group = audit
+        .iter()
+        .filter(|a| a.group != crate::audit::ALL && seen.insert(a.group.clone()))
+        .map(|a| {
+            let what = match a.group.split_once('=') {
+                Some(("family", f)) => {
+                    format!("the {f} family's poisoned models against every clean model")
+                }
+                Some(("arch", x)) => format!("the {x} models"),
+                _ => a.group.clone(),
+            };
+            (crate::audit::group_roc_file(&a.group), what)
+        });
+    let roc = whole
+        .chain(by_group)
+        .filter(|(f, _)| root.join(f).is_file())
+        .map(|(src, what)| Figure {
             title: src.clone(),
-            caption: format!("ROC over the whole population ({src})"),
+            caption: format!("ROC over {what} ({src})"),
             src,
         })
         .collect();

@@ -323,6 +323,9 @@ impl LoadedSpec {
                 self.at_most(key, len as u64, MAX_LIST as u64, "entries")?;
             }
             self.check_train("population.train", &p.train)?;
+            for (arch, t) in &p.train_by_arch {
+                self.check_train(&format!("population.train_by_arch.{}", arch.name()), t)?;
+            }
             let c = &p.cleanse;
             self.at_most(
                 "population.cleanse.epochs",

@@ -272,6 +272,15 @@ impl LoadedSpec {
                 "give built-in architectures to train (small-cnn, gap-cnn, resnet-small, resnet18, resnet50)",
             );
         }
+        if let Some(a) = q.train_by_arch.keys().find(|a| !q.archs.contains(a)) {
+            return bad(
+                "train_by_arch",
+                &format!(
+                    "`{}` is not among population.archs: its training would never be used",
+                    a.name()
+                ),
+            );
+        }
         if q.families.is_empty() {
             return bad(
                 "families",

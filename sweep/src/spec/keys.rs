@@ -5,6 +5,7 @@ use iscp_engine::model::{Arch, Normalize};
 use iscp_engine::search::Objective;
 use iscp_engine::train::{Schedule, TrainConfig};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use toml::Spanned;
 
@@ -166,6 +167,22 @@ pub struct TrainSpec {
     /// CUDA autocast + dynamic loss scaling (default off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mixed_precision: Option<bool>,
+}
+
+impl TrainSpec {
+    /// These keys with `over`'s laid on top: each key `over` gives replaces this one's.
+    pub fn overlaid(&self, over: &TrainSpec) -> TrainSpec {
+        TrainSpec {
+            epochs: over.epochs.or(self.epochs),
+            batch: over.batch.or(self.batch),
+            lr: over.lr.or(self.lr),
+            momentum: over.momentum.or(self.momentum),
+            weight_decay: over.weight_decay.or(self.weight_decay),
+            schedule: over.schedule.or(self.schedule),
+            augment: over.augment.or(self.augment),
+            mixed_precision: over.mixed_precision.or(self.mixed_precision),
+        }
+    }
 }
 
 /// One setting: a model (trained here, or a TorchScript file) plus the data it is evaluated on.
@@ -502,6 +519,10 @@ pub struct PopulationSpec {
     /// Training of every generated model.
     #[serde(default)]
     pub train: TrainSpec,
+    /// Training keys that differ for one architecture (e.g. more epochs for `gap-cnn`), laid over
+    /// `train` key by key.
+    #[serde(default)]
+    pub train_by_arch: BTreeMap<Arch, TrainSpec>,
     /// A folder of TorchScript files (`*.pt`) to audit as well.
     #[serde(default)]
     pub given: Option<Spanned<PathBuf>>,

@@ -56,9 +56,13 @@ pub fn generated(p: &PopulationSpec, spec_seed: u64, num_classes: usize) -> Vec<
                 _ => format!("clean-{i:03}"),
             };
             let mut st = bare(name, kind, arch);
+            let train = match p.train_by_arch.get(&arch) {
+                Some(over) => p.train.overlaid(over),
+                None => p.train.clone(),
+            };
             st.train = TrainSpec {
                 augment: Some(augment),
-                ..p.train.clone()
+                ..train
             };
             st.seed = Some(seed);
             if kind == SettingKind::Badnets {
@@ -361,6 +365,29 @@ mod tests {
         );
         let kinds: std::collections::HashSet<_> = many.iter().map(|b| b.family()).collect();
         assert_eq!(kinds.len(), 2, "{kinds:?}");
+    }
+
+    #[test]
+    fn an_architecture_can_train_apart_without_moving_the_other_draws() {
+        let base = "clean = 6\nbadnets = 6\narchs = [\"small-cnn\", \"gap-cnn\"]\ntrain = { epochs = 3, lr = 0.05 }";
+        let a = generated(&spec(base), 7, 10);
+        let b = generated(
+            &spec(&format!(
+                "{base}\ntrain_by_arch = {{ gap-cnn = {{ epochs = 6 }} }}"
+            )),
+            7,
+            10,
+        );
+        let archs: std::collections::HashSet<_> = b.iter().map(|s| s.arch).collect();
+        assert_eq!(archs.len(), 2, "both architectures are drawn");
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!((x.arch, x.seed, &x.name), (y.arch, y.seed, &y.name));
+            assert_eq!(y.train.lr, Some(0.05), "keys it does not name stay");
+            match y.arch {
+                Arch::GapCnn => assert_eq!(y.train.epochs, Some(6)),
+                _ => assert_eq!(x, y, "another architecture's model is unchanged"),
+            }
+        }
     }
 
     #[test]

@@ -107,19 +107,19 @@ impl Executor {
         Ok(out)
     }
 
-    /// An audit unit: the whole population of models, audited; the combined detector's rows go
-    /// to `detection` under the unit's id.
+    /// An audit unit: the whole population of models, audited; the rows it computes itself (the
+    /// per-class readings, the combined detector's) go to `detection` under the unit's id.
     fn audit(&self, inputs: &Inputs, u: &LeasedUnit, p: &AuditParams) -> Outcome {
         let mut out = guarded(|| run_audit(inputs, p))?;
         for line in describe(&out.rows) {
             self.note(format!("audit: {line}"));
         }
         let mut parts = vec![encode(Table::Audit, &audit_batch(&out.rows))?];
-        if !out.combined.is_empty() {
-            for r in &mut out.combined {
+        if !out.derived.is_empty() {
+            for r in &mut out.derived {
                 r.unit_id = u.unit_id.clone();
             }
-            parts.push(encode(Table::Detection, &detection_batch(&out.combined))?);
+            parts.push(encode(Table::Detection, &detection_batch(&out.derived))?);
         }
         Ok(Output {
             parts,
