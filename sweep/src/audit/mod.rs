@@ -340,15 +340,21 @@ fn score_detectors(
     out
 }
 
-/// The ROC curve of `detector` (FPR, TPR), over the scored models.
-pub fn roc(models: &[ModelRow], rows: &[DetectionRow], detector: &str) -> Vec<(f64, f64)> {
-    roc_over(&truth_of(models), rows, detector)
+/// Models by name.
+type TruthMap<'a> = std::collections::HashMap<&'a str, &'a Truth>;
+
+fn by_name(members: &[Truth]) -> TruthMap<'_> {
+    members.iter().map(|t| (t.model.as_str(), t)).collect()
 }
 
-/// The ROC curve of `detector` over the models of `members` whose attack did not fail.
-fn roc_over(members: &[Truth], rows: &[DetectionRow], detector: &str) -> Vec<(f64, f64)> {
-    let truth: std::collections::HashMap<&str, &Truth> =
-        members.iter().map(|t| (t.model.as_str(), t)).collect();
+/// The ROC curve of `detector` (FPR, TPR), over the scored models.
+pub fn roc(models: &[ModelRow], rows: &[DetectionRow], detector: &str) -> Vec<(f64, f64)> {
+    let truth = truth_of(models);
+    roc_over(&by_name(&truth), rows, detector)
+}
+
+/// The ROC curve of `detector` over the models of `truth` whose attack did not fail.
+fn roc_over(truth: &TruthMap<'_>, rows: &[DetectionRow], detector: &str) -> Vec<(f64, f64)> {
     let scored: Vec<Scored> = rows
         .iter()
         .filter(|r| r.detector == detector)
@@ -374,17 +380,25 @@ pub fn group_roc_file(group: &str) -> String {
 
 /// One picture per group other than `all` (a trigger family's poisoned models against every
 /// clean model, an architecture's models): every detector's ROC curve in it, the combined one
-/// included, with its AUROC in the legend.
+/// included, with its AUROC in the legend. A detector and its per-class reading share a colour,
+/// the reading dashed.
 pub fn group_roc_pictures(
     models: &[ModelRow],
     rows: &[DetectionRow],
     audit_rows: &[AuditRow],
 ) -> crate::Result<Vec<(String, Vec<u8>)>> {
     use iscp_figures::plots::{lines, Line};
+    let detectors = detectors(rows);
+    let mut bases: Vec<&str> = detectors
+        .iter()
+        .map(|d| d.strip_suffix(by_class::SUFFIX).unwrap_or(d))
+        .collect();
+    bases.dedup();
     let mut out = Vec::new();
     for (group, members) in groups(&truth_of(models)).into_iter().skip(1) {
+        let members = by_name(&members);
         let mut curves: Vec<Line> = Vec::new();
-        for (i, d) in detectors(rows).iter().enumerate() {
+        for d in &detectors {
             let points = roc_over(&members, rows, d);
             if points.is_empty() {
                 continue;
@@ -394,11 +408,15 @@ pub fn group_roc_pictures(
                 .find(|a| a.group == group && &a.detector == d)
                 .and_then(|a| a.auroc)
                 .map_or(String::new(), |a| format!(" · {a:.3}"));
+            let base = d.strip_suffix(by_class::SUFFIX);
             curves.push(Line {
                 name: format!("{d}{auroc}"),
                 points,
-                dashed: false,
-                color: i,
+                dashed: base.is_some(),
+                color: bases
+                    .iter()
+                    .position(|b| *b == base.unwrap_or(d))
+                    .unwrap_or(0),
             });
         }
         if curves.is_empty() {
@@ -408,7 +426,7 @@ pub fn group_roc_pictures(
             name: "chance".into(),
             points: vec![(0.0, 0.0), (1.0, 1.0)],
             dashed: true,
-            color: curves.len(),
+            color: bases.len(),
         });
         let file = group_roc_file(&group);
         let png = lines(
