@@ -369,6 +369,11 @@ fn roc_over(truth: &TruthMap<'_>, rows: &[DetectionRow], detector: &str) -> Vec<
     roc_points(&scored)
 }
 
+/// The picture file of a detector's ROC curve over the whole population.
+pub fn roc_file(detector: &str) -> String {
+    format!("images/roc-{detector}.png")
+}
+
 /// The picture file of a group's ROC curves: `images/roc-family-blend.png` for `family=blend`.
 pub fn group_roc_file(group: &str) -> String {
     let name: String = group
@@ -518,11 +523,13 @@ pub fn run_audit(
         r.missing += unprepared;
     }
     let mut files = Vec::new();
+    let truth = truth_of(&models);
+    let truth = by_name(&truth);
     for r in audit_rows.iter().filter(|r| r.group == ALL) {
-        let points = roc(&models, &rows, &r.detector);
+        let points = roc_over(&truth, &rows, &r.detector);
         if !points.is_empty() {
             files.push((
-                format!("images/roc-{}.png", r.detector),
+                roc_file(&r.detector),
                 roc_png(&r.detector, &points, r.auroc)?,
             ));
         }

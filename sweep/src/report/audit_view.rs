@@ -51,7 +51,7 @@ pub fn audit_view(root: &Path, models: &[ModelRow]) -> Result<Option<AuditView>>
         .filter(|a| a.group == crate::audit::ALL)
         .map(|a| {
             (
-                format!("images/roc-{}.png", a.detector),
+                crate::audit::roc_file(&a.detector),
                 "the whole population".to_string(),
             )
         });
