@@ -7,6 +7,7 @@ use super::run::RunArgs;
 use super::SpecArgs;
 use anyhow::{bail, Context};
 use iscp_proto::Table;
+use iscp_sweep::audit::by_class;
 use iscp_sweep::cost::data_shape;
 use iscp_sweep::spec::LoadedSpec;
 use iscp_sweep::tables::{
@@ -18,8 +19,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// Audit every TorchScript model (`*.pt`) in a folder against a data set: per model, ISCP's scan,
-/// Neural Cleanse, MM-BD and a targeted-UAP detector, a verdict and the suspected target; with a
-/// ground-truth manifest, each detector's detection quality (AUROC, TPR at 5% FPR, target top-1).
+/// Neural Cleanse, MM-BD and a targeted-UAP detector, each class's statistic read against the
+/// same class of the other models (the clean ones, with a manifest), a verdict and the suspected
+/// target; with a ground-truth manifest, each detector's detection quality (AUROC, TPR at 5% FPR,
+/// target top-1). The verdict needs others to compare with: audit a dozen models or more of one
+/// architecture together.
 ///
 /// Example (Fashion-MNIST from Debian's dataset-fashion-mnist):
 ///
@@ -122,7 +126,7 @@ pub fn audit(a: AuditArgs) -> anyhow::Result<()> {
         quiet: a.quiet,
     });
     // Verdicts for whatever finished, also when some units failed.
-    print_verdicts(&root, &current_detections(&path)?)?;
+    print_verdicts(&root, &current_detections(&path)?, a.manifest.is_some())?;
     ran
 }
 
@@ -209,43 +213,73 @@ fn write_spec(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| path.display().to_string())
 }
 
-/// One model's line: its detectors' rows.
+/// The detectors the verdict table shows, in its column order, with their fixed rules' words.
+const SHOWN: [&str; 4] = [ISCP, NEURAL_CLEANSE, MM_BD, UAP];
+
+/// One model's line: its detectors' rows (their own and their per-class readings).
 #[derive(Default)]
 struct Verdict<'a> {
     model: String,
-    iscp: Option<&'a DetectionRow>,
-    cleanse: Option<&'a DetectionRow>,
-    margin: Option<&'a DetectionRow>,
-    uap: Option<&'a DetectionRow>,
-    combined: Option<&'a DetectionRow>,
+    rows: HashMap<&'a str, &'a DetectionRow>,
     truth: String,
 }
 
-impl Verdict<'_> {
-    /// Whether ISCP's or Neural Cleanse's fixed rule flags the model. MM-BD's and the UAP's
-    /// fixed rules flag too many clean models to decide alone (docs/benchmarks.md): their scores
-    /// are shown, and count through the combined score.
-    fn flagged(&self) -> bool {
-        [self.iscp, self.cleanse]
-            .iter()
-            .flatten()
-            .any(|r| r.flagged)
+impl<'a> Verdict<'a> {
+    fn row(&self, detector: &str) -> Option<&'a DetectionRow> {
+        self.rows.get(detector).copied()
     }
 
-    /// The class a flagging detector names (ISCP first, then Neural Cleanse), else "-".
+    /// Whether the model has per-class readings against a reference (other models of its
+    /// architecture; a lone model has none).
+    fn read_against_others(&self) -> bool {
+        SHOWN.iter().any(|d| {
+            self.row(&by_class::name(d))
+                .is_some_and(|r| r.score.is_finite())
+        })
+    }
+
+    /// The row that decides: the combined verdict (it fuses the per-class readings) when the
+    /// model was read against others; otherwise ISCP's or Neural Cleanse's fixed rule, the
+    /// first that flags. MM-BD's and the UAP's fixed rules flag too many clean models to decide
+    /// alone (docs/benchmarks.md).
+    fn deciding(&self) -> Option<&'a DetectionRow> {
+        match (self.row(COMBINED), self.read_against_others()) {
+            (Some(c), true) => Some(c),
+            _ => [ISCP, NEURAL_CLEANSE]
+                .iter()
+                .filter_map(|d| self.row(d))
+                .find(|r| r.flagged),
+        }
+    }
+
+    fn flagged(&self) -> bool {
+        self.deciding().is_some_and(|r| r.flagged)
+    }
+
+    /// The class the deciding row names when it flags, else "-".
     fn target(&self) -> String {
-        [self.iscp, self.cleanse]
-            .iter()
-            .flatten()
-            .find(|r| r.flagged)
+        self.deciding()
+            .filter(|r| r.flagged)
             .map_or("-".into(), |r| r.predicted_target.to_string())
     }
 
     /// What orders the table: flagged models first, then by the combined score (ISCP's when
     /// there is no combined one).
     fn suspicion(&self) -> (bool, f64) {
-        let by = self.combined.or(self.iscp);
+        let by = self.row(COMBINED).or(self.row(ISCP));
         (self.flagged(), by.map_or(f64::NEG_INFINITY, |r| r.score))
+    }
+
+    /// A detector's cell: its own score, and its per-class reading's z where there is one
+    /// (`0.85/12.3`).
+    fn cell(&self, detector: &str) -> String {
+        let own = self
+            .row(detector)
+            .map_or("-".into(), |r| format!("{:.2}", r.score));
+        match self.row(&by_class::name(detector)) {
+            Some(r) if r.score.is_finite() => format!("{own}/{:.1}", r.score),
+            _ => own,
+        }
     }
 }
 
@@ -285,14 +319,15 @@ fn detection_rows_of(root: &Path, ids: &[String]) -> Vec<DetectionRow> {
 }
 
 /// Prints one line per audited model, most suspect first (nothing when no detector has run).
-fn print_verdicts(root: &Path, ids: &[String]) -> anyhow::Result<()> {
+/// (`has_truth`: a manifest says which models are clean.)
+fn print_verdicts(root: &Path, ids: &[String], has_truth: bool) -> anyhow::Result<()> {
     let rows = detection_rows_of(root, ids);
     if rows.is_empty() {
         return Ok(());
     }
     // Keyed by model: a population may hold 100,000 of them.
-    let truth: HashMap<String, String> = read_models(&Table::Models.dir(root))
-        .unwrap_or_default()
+    let models = read_models(&Table::Models.dir(root)).unwrap_or_default();
+    let truth: HashMap<String, String> = models
         .into_iter()
         .map(|m| {
             let t = match m.poison_target {
@@ -309,14 +344,7 @@ fn print_verdicts(root: &Path, ids: &[String]) -> anyhow::Result<()> {
             truth: truth.get(&r.model).cloned().unwrap_or_default(),
             ..Verdict::default()
         });
-        match r.detector.as_str() {
-            ISCP => v.iscp = Some(r),
-            NEURAL_CLEANSE => v.cleanse = Some(r),
-            MM_BD => v.margin = Some(r),
-            UAP => v.uap = Some(r),
-            COMBINED => v.combined = Some(r),
-            _ => {}
-        }
+        v.rows.insert(r.detector.as_str(), r);
     }
     let mut by_model: Vec<Verdict> = verdicts.into_values().collect();
     by_model.sort_by(|a, b| {
@@ -326,29 +354,35 @@ fn print_verdicts(root: &Path, ids: &[String]) -> anyhow::Result<()> {
             .then_with(|| a.model.cmp(&b.model))
     });
     println!(
-        "{:<28} {:<8} {:>6} {:>10} {:>16} {:>8} {:>8} {:>9}  truth",
+        "{:<28} {:<8} {:>6} {:>11} {:>15} {:>11} {:>11} {:>9}  truth",
         "model", "verdict", "target", "iscp", "neural-cleanse", "mm-bd", "uap", "combined"
     );
-    let score = |r: Option<&DetectionRow>| r.map_or("-".into(), |r| format!("{:.2}", r.score));
     for v in &by_model {
         println!(
-            "{:<28} {:<8} {:>6} {:>10} {:>16} {:>8} {:>8} {:>9}  {}",
+            "{:<28} {:<8} {:>6} {:>11} {:>15} {:>11} {:>11} {:>9}  {}",
             v.model.strip_prefix("given-").unwrap_or(&v.model),
             if v.flagged() { "suspect" } else { "clean" },
             v.target(),
-            score(v.iscp),
-            score(v.cleanse),
-            score(v.margin),
-            score(v.uap),
-            score(v.combined),
+            v.cell(ISCP),
+            v.cell(NEURAL_CLEANSE),
+            v.cell(MM_BD),
+            v.cell(UAP),
+            v.row(COMBINED)
+                .map_or("-".into(), |r| format!("{:.2}", r.score)),
             if v.truth.is_empty() { "-" } else { &v.truth }
         );
     }
     println!(
-        "(scores against each detector's fixed rule: ISCP flags above 1, Neural Cleanse above 2, \
-         MM-BD above 1.3, p < 0.05; UAP above 2; a model is suspect when ISCP's or Neural Cleanse's rule \
-         flags it; combined: \
-         -log10 of the smallest p-value against the other clean models, times the detectors)"
+        "(each detector: its own score / the z of its most unusual class against the same class \
+         of the other models{}; a model is suspect when one class reads z >= {} (combined: -log10 \
+         of the smallest p-value against the other models, times the detectors); a model with no \
+         others to read against, by ISCP's rule (above 1) or Neural Cleanse's (above 2))",
+        if has_truth {
+            " the manifest calls clean"
+        } else {
+            ""
+        },
+        by_class::FLAG_Z
     );
     Ok(())
 }

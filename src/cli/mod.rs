@@ -44,8 +44,9 @@ pub enum Command {
     /// Write the HTML report of an experiment's results (models, PW by size, scan verdicts,
     /// plots, pictures, failures): `<DIR>/report.html`, one per experiment under DIR.
     Report(report::ReportArgs),
-    /// Audit a folder of TorchScript models for backdoors (ISCP and Neural Cleanse per model, a
-    /// verdict each; with a ground-truth manifest, each detector's detection quality).
+    /// Audit a folder of TorchScript models for backdoors (ISCP, Neural Cleanse, MM-BD and a
+    /// targeted UAP per model, each class read against the other models, a verdict each; with a
+    /// ground-truth manifest, each detector's detection quality).
     Audit(audit::AuditArgs),
     /// Audit one model for backdoors: per class, a white- and a positive-canvas search, the small
     /// pattern's predictive power, and classes flagged by median absolute deviation.

@@ -66,6 +66,8 @@ fn a_folder_of_models_is_audited_with_no_spec_and_resumes() {
             .to_string()
     };
     assert!(out.lines().any(|l| l.starts_with("model ")), "{out}");
+    // The rule the verdict follows is printed with it.
+    assert!(out.contains("z >= 6"), "{out}");
     assert!(
         out.lines()
             .next()

@@ -69,6 +69,41 @@ fn rerun_and_extension_compute_only_missing_units() {
 }
 
 #[test]
+fn a_results_folder_copied_or_moved_elsewhere_resumes_with_every_part() {
+    let (dir, spec, results) = spec_in_temp("tiny.toml", &tiny_spec("", "[0.2]"));
+    run_ok(&spec, &results);
+    let counts =
+        |root: &std::path::Path| ["models", "searches", "patterns"].map(|t| rows(&root.join(t)));
+    let before = counts(&results.join("tiny"));
+    // Copied (the original still there, its ledger naming the original's parts), then moved.
+    let copied = dir.path().join("copied");
+    copy_tree(&results, &copied);
+    let log = run_ok(&spec, &copied);
+    assert!(log.contains("14 already done, 0 ran"), "{log}");
+    assert_eq!(counts(&copied.join("tiny")), before, "the copy lost parts");
+    let moved = dir.path().join("moved");
+    std::fs::rename(&copied, &moved).unwrap();
+    let log = run_ok(&spec, &moved);
+    assert!(log.contains("14 already done, 0 ran"), "{log}");
+    assert_eq!(counts(&moved.join("tiny")), before, "the move lost parts");
+    assert_eq!(counts(&results.join("tiny")), before);
+}
+
+/// Copies the folder `from` (files and folders, hidden ones too) to `to`.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+#[test]
 fn a_failing_unit_is_recorded_and_the_run_goes_on() {
     // 21 positive canvases per class cannot exist among 20 test images of a class.
     let text = tiny_spec("", "[0.2]")

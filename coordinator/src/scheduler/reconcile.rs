@@ -1,5 +1,7 @@
 //! Reconciling the ledger with the part files when the coordinator starts: parts the ledger never
-//! committed are deleted, done units whose part is gone are queued again.
+//! committed are deleted, done units whose part is gone are queued again. A part is known by its
+//! sweep, table folder and file name, not by where the results folder was when it landed: a
+//! results folder copied or moved elsewhere (with its `.state`) resumes with every part.
 
 use super::*;
 use std::collections::{HashMap, HashSet};
@@ -9,7 +11,15 @@ impl Scheduler {
     /// Drops part files the ledger does not know (a crash between rename and commit) and requeues
     /// done units whose parts are gone; loads the model hash of every prepared setting.
     pub(super) fn reconcile(&mut self) -> SResult<()> {
-        let parts = self.ledger.parts()?;
+        let parts: Vec<(String, String, String, String)> = self
+            .ledger
+            .parts()?
+            .into_iter()
+            .map(|(path, sweep, unit, table)| {
+                let here = anchored(&self.cfg.results_dir.join(&sweep), &path);
+                (here, sweep, unit, table)
+            })
+            .collect();
         let known: HashSet<&str> = parts.iter().map(|p| p.0.as_str()).collect();
         let mut dropped = 0;
         for sweep in self.sweeps.keys() {
@@ -70,5 +80,37 @@ impl Scheduler {
             );
         }
         Ok(())
+    }
+}
+
+/// Where the part the ledger recorded at `recorded` is now: the same table folder and file name
+/// under the sweep's results folder `root` (the ledger keeps the path it was written at, and the
+/// folder may have been copied or moved since). A path without a table folder stays as it is.
+fn anchored(root: &Path, recorded: &str) -> String {
+    let recorded = Path::new(recorded);
+    match (
+        recorded.parent().and_then(Path::file_name),
+        recorded.file_name(),
+    ) {
+        (Some(table), Some(file)) => root.join(table).join(file).to_string_lossy().to_string(),
+        _ => recorded.to_string_lossy().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::anchored;
+    use std::path::Path;
+
+    #[test]
+    fn a_part_is_found_under_the_results_folder_it_is_in_now() {
+        assert_eq!(
+            anchored(
+                Path::new("/new/results/sw"),
+                "/old/place/results/sw/detection/part-ab.parquet"
+            ),
+            "/new/results/sw/detection/part-ab.parquet"
+        );
+        assert_eq!(anchored(Path::new("/r/sw"), "part.parquet"), "part.parquet");
     }
 }

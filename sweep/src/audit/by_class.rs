@@ -12,9 +12,12 @@ use std::collections::HashMap;
 /// clean model is.
 pub const MIN_SAME_ARCH: usize = 4;
 
-/// A per-class z-score at least this high flags the class (about 0.1% a class for a normal
-/// spread, 1% over ten classes).
-pub const FLAG_Z: f64 = 3.0;
+/// A per-class z-score at least this high flags the class. References are small (a dozen clean
+/// models of an architecture) and class statistics heavy-tailed: at 3 (0.1% a class for a normal
+/// spread) 40% of the clean models of two generated populations had one of their 40 readings
+/// flagged; at 6, 1 of those 62 (its largest reading 7.9), and none of their 53 backdoored
+/// models was left unflagged (their smallest largest reading 14.1; docs/benchmarks.md).
+pub const FLAG_Z: f64 = 6.0;
 
 /// The name of `detector`'s per-class reading.
 pub fn name(detector: &str) -> String {
@@ -37,18 +40,49 @@ fn suspicion(detector: &str) -> Option<fn(f32) -> f64> {
     }
 }
 
-/// One class's reference: the mean and spread of the clean models' values.
+/// A reference value further than this many robust standard deviations (1.4826 × the median
+/// absolute deviation) from the class's median is left out of its mean and spread: a backdoored
+/// model among the references (no manifest, or a wrong one) must not widen the spread that would
+/// reveal the next one with the same target. Measured on two generated populations: at 8 the
+/// known-clean references lose almost nothing, while with every model as reference the AUROC
+/// of the fused readings stays 1.000 (plain mean and spread: 0.982).
+pub const CLIP_ROBUST_SD: f64 = 8.0;
+
+/// One class's reference: the mean and spread of the clean models' values within the clip.
 struct ClassReference {
     count: f64,
     sum: f64,
     sum_sq: f64,
+    /// The values kept: a model's own value outside them was never counted.
+    lo: f64,
+    hi: f64,
 }
 
 impl ClassReference {
+    /// The reference of `values` (finite ones), far outliers left out.
+    fn of(mut values: Vec<f64>) -> ClassReference {
+        values.retain(|v| v.is_finite());
+        let (lo, hi) = clip(&mut values);
+        let kept = values.iter().filter(|v| (lo..=hi).contains(*v));
+        let (mut count, mut sum, mut sum_sq) = (0.0, 0.0, 0.0);
+        for v in kept {
+            count += 1.0;
+            sum += v;
+            sum_sq += v * v;
+        }
+        ClassReference {
+            count,
+            sum,
+            sum_sq,
+            lo,
+            hi,
+        }
+    }
+
     /// z of `v` against the reference without `own` (a clean model's own value).
     fn z(&self, v: f64, own: Option<f64>) -> f64 {
         let (mut n, mut s, mut q) = (self.count, self.sum, self.sum_sq);
-        if let Some(o) = own.filter(|o| o.is_finite()) {
+        if let Some(o) = own.filter(|o| (self.lo..=self.hi).contains(o)) {
             n -= 1.0;
             s -= o;
             q -= o * o;
@@ -58,27 +92,46 @@ impl ClassReference {
         }
         let mean = s / n;
         let sd = (q / n - mean * mean).max(0.0).sqrt();
-        // A floor on the spread: classes on which every clean model agrees must not turn a hair
-        // into a verdict.
-        (v - mean) / sd.max(1e-3 * (1.0 + mean.abs()))
+        (v - mean) / sd.max(spread_floor(mean))
     }
 }
 
-/// Per class, the sums of its values over `models` (NaN and missing values left out).
+/// A floor on the spread: classes on which every clean model agrees must not turn a hair into a
+/// verdict.
+fn spread_floor(centre: f64) -> f64 {
+    1e-3 * (1.0 + centre.abs())
+}
+
+/// The range of values a reference keeps: the median ± `CLIP_ROBUST_SD` robust standard
+/// deviations; everything when the median absolute deviation is under the spread floor (over
+/// half the values agree: the clip would drop the honest rest). O(n) (`values` reordered).
+fn clip(values: &mut [f64]) -> (f64, f64) {
+    let everything = (f64::NEG_INFINITY, f64::INFINITY);
+    if values.len() < 3 {
+        return everything;
+    }
+    let median = median(values);
+    let mut dev: Vec<f64> = values.iter().map(|v| (v - median).abs()).collect();
+    let scale = 1.4826 * self::median(&mut dev);
+    if scale < spread_floor(median) {
+        return everything;
+    }
+    (
+        median - CLIP_ROBUST_SD * scale,
+        median + CLIP_ROBUST_SD * scale,
+    )
+}
+
+/// The median of non-empty `values` (reordered), the upper one of an even count.
+fn median(values: &mut [f64]) -> f64 {
+    let mid = values.len() / 2;
+    *values.select_nth_unstable_by(mid, f64::total_cmp).1
+}
+
+/// Per class, the reference of its values over `models` (NaN and missing values left out).
 fn references(values: &[&Vec<f64>], classes: usize) -> Vec<ClassReference> {
     (0..classes)
-        .map(|c| {
-            let v: Vec<f64> = values
-                .iter()
-                .filter_map(|x| x.get(c).copied())
-                .filter(|v| v.is_finite())
-                .collect();
-            ClassReference {
-                count: v.len() as f64,
-                sum: v.iter().sum(),
-                sum_sq: v.iter().map(|x| x * x).sum(),
-            }
-        })
+        .map(|c| ClassReference::of(values.iter().filter_map(|x| x.get(c).copied()).collect()))
         .collect()
 }
 
@@ -163,7 +216,7 @@ fn reading(detector: &str, row: &DetectionRow, z: &[f64]) -> DetectionRow {
         max_pw: None,
         min_norm: None,
         flagged: top >= FLAG_Z,
-        flagged_classes: flagged.join(" "),
+        flagged_classes: flagged.join(","),
         predicted_target: target as i64,
         // The base detector's trigger IoU belongs to its own target.
         trigger_iou: row
@@ -240,6 +293,50 @@ mod tests {
         for c in got.iter().filter(|r| r.model != "p") {
             assert!(c.score < p.score && !c.flagged, "{c:?}");
         }
+    }
+
+    #[test]
+    fn backdoored_models_among_the_references_do_not_hide_each_other() {
+        // No ground truth (every model taken for clean, as `iscp audit` without a manifest):
+        // two of twelve models share the backdoor target 1, one more has target 2. Left in the
+        // reference, the first two would widen class 1's spread enough to hide each other.
+        let mut t = Vec::new();
+        let mut rows = Vec::new();
+        for i in 0..12 {
+            let m = format!("m{i:02}");
+            t.push(truth(&m, false, "small-cnn"));
+            let w = 0.02 * ((i % 5) as f32 - 2.0);
+            let mut stats = [1.0 + w, 1.0 - w, 2.0 + w];
+            match i {
+                3 | 7 => stats[1] = 3.0,
+                10 => stats[2] = 4.0,
+                _ => {}
+            }
+            rows.push(row(&m, MM_BD, &stats));
+        }
+        let got = derive(&t, &rows);
+        for r in &got {
+            let backdoored = ["m03", "m07", "m10"].contains(&r.model.as_str());
+            assert_eq!(r.flagged, backdoored, "{r:?}");
+            if backdoored {
+                let target = if r.model == "m10" { 2 } else { 1 };
+                assert_eq!(r.predicted_target, target, "{r:?}");
+                assert_eq!(r.flagged_classes, target.to_string());
+            } else {
+                assert!(r.score < 3.0, "{r:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn half_the_references_agreeing_keeps_the_rest() {
+        // Most models reach class 0 with certainty (1.0), the rest a little less: their spread is
+        // honest, not outliers to drop.
+        let mut values = vec![1.0; 7];
+        values.extend([0.9, 0.8, 0.95, 0.85]);
+        let r = ClassReference::of(values);
+        assert_eq!(r.count, 11.0);
+        assert!(r.z(0.8, None) > -3.0, "{}", r.z(0.8, None));
     }
 
     #[test]

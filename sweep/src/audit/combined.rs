@@ -126,8 +126,10 @@ pub fn fuse(truth: &[Truth], rows: &[DetectionRow]) -> Vec<DetectionRow> {
 
 /// The fused row: −log10 of the smallest p-value times the number of detectors (below 0 when
 /// that passes 1: the order is kept), plus less than 0.01 growing with the largest z (under one
-/// step of the p-values: it orders ties); the target, flag and trigger IoU of the most significant
-/// detector (smallest p, then largest z); the detectors' summed cost.
+/// step of the p-values: it orders ties); the target and trigger IoU of the most significant
+/// detector (smallest p, then largest z); flagged when any detector's row is (the per-class
+/// readings' rule, `by_class::FLAG_Z`), its flagged classes those of the flagging rows; the
+/// detectors' summed cost.
 fn combine(verdicts: &[Calibrated]) -> Option<DetectionRow> {
     let best = verdicts.iter().min_by(|a, b| {
         a.p.total_cmp(&b.p)
@@ -152,13 +154,31 @@ fn combine(verdicts: &[Calibrated]) -> Option<DetectionRow> {
         max_index: z,
         max_pw: None,
         min_norm: None,
-        flagged: best.row.flagged,
-        flagged_classes: best.row.flagged_classes.clone(),
+        flagged: verdicts.iter().any(|v| v.row.flagged),
+        flagged_classes: flagged_classes(verdicts),
         predicted_target: best.row.predicted_target,
         trigger_iou: best.row.trigger_iou,
         seconds: verdicts.iter().map(|v| v.row.seconds).sum(),
         class_stats: None,
     })
+}
+
+/// The classes any flagging row names, once each, ascending (`"1,3"`, as every detector writes them).
+fn flagged_classes(verdicts: &[Calibrated]) -> String {
+    let mut classes: Vec<i64> = verdicts
+        .iter()
+        .filter(|v| v.row.flagged)
+        .flat_map(|v| {
+            v.row
+                .flagged_classes
+                .split(|c: char| c == ',' || c.is_whitespace())
+        })
+        .filter_map(|c| c.parse().ok())
+        .collect();
+    classes.sort_unstable();
+    classes.dedup();
+    let words: Vec<String> = classes.iter().map(i64::to_string).collect();
+    words.join(",")
 }
 
 #[cfg(test)]
@@ -222,6 +242,29 @@ mod tests {
                 assert!(by[p].score > c.score, "{p} over c{i}: {by:?}");
             }
         }
+    }
+
+    #[test]
+    fn any_flagging_detector_flags_the_combined_verdict() {
+        let mut t = vec![truth("p", true)];
+        // p: detector a's rule flags classes 3 and 1, b's class 1; b is the more significant.
+        let mut a = row("p", "a", 5.0, 3);
+        (a.flagged, a.flagged_classes) = (true, "3,1".into());
+        let mut b = row("p", "b", 9.0, 1);
+        (b.flagged, b.flagged_classes) = (true, "1".into());
+        let mut rows = vec![a, b];
+        for i in 0..4 {
+            let c = format!("c{i}");
+            t.push(truth(&c, false));
+            rows.push(row(&c, "a", i as f64, 0));
+            rows.push(row(&c, "b", i as f64, 0));
+        }
+        let fused = fuse(&t, &rows);
+        let p = fused.iter().find(|r| r.model == "p").unwrap();
+        assert!(p.flagged);
+        assert_eq!(p.flagged_classes, "1,3");
+        assert_eq!(p.predicted_target, 1);
+        assert!(fused.iter().filter(|r| r.model != "p").all(|r| !r.flagged));
     }
 
     #[test]
