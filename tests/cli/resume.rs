@@ -87,6 +87,11 @@ fn a_results_folder_copied_or_moved_elsewhere_resumes_with_every_part() {
     assert!(log.contains("14 already done, 0 ran"), "{log}");
     assert_eq!(counts(&moved.join("tiny")), before, "the move lost parts");
     assert_eq!(counts(&results.join("tiny")), before);
+    // New units in the moved folder find its model where it is now.
+    std::fs::write(&spec, tiny_spec("", "[0.2, 0.3]")).unwrap();
+    let log = run_ok(&spec, &moved);
+    assert!(log.contains("13 already done, 13 ran, 0 failed"), "{log}");
+    assert_eq!(rows(&moved.join("tiny/searches")), 18);
 }
 
 /// Copies the folder `from` (files and folders, hidden ones too) to `to`.

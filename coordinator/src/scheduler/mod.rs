@@ -300,8 +300,16 @@ impl Scheduler {
         Ok(&self.specs[sha])
     }
 
+    /// Where the artifact `sha` is: where it was recorded or, when that is gone (the results
+    /// folder was moved), the same sweep, folder and file under the results folder now.
     pub fn artifact_path(&self, sha: &str) -> SResult<Option<String>> {
-        Ok(self.ledger.artifact(sha)?)
+        Ok(self.ledger.artifact(sha)?.map(|recorded| {
+            let here = reconcile::moved(&self.cfg.results_dir, &recorded);
+            match Path::new(&recorded).exists() {
+                false if Path::new(&here).exists() => here,
+                _ => recorded,
+            }
+        }))
     }
 
     pub fn put_artifact(&self, sha: &str, path: &str, bytes: u64) -> SResult<()> {

@@ -97,9 +97,24 @@ fn anchored(root: &Path, recorded: &str) -> String {
     }
 }
 
+/// Where a file recorded at `recorded` (`…/<sweep>/<folder>/<file>`) is under the results folder
+/// `results` now; a path with fewer parts stays as it is.
+pub(super) fn moved(results: &Path, recorded: &str) -> String {
+    let parts: Vec<_> = Path::new(recorded).components().rev().take(3).collect();
+    match parts.as_slice() {
+        [file, folder, sweep] => results
+            .join(sweep)
+            .join(folder)
+            .join(file)
+            .to_string_lossy()
+            .to_string(),
+        _ => recorded.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::anchored;
+    use super::{anchored, moved};
     use std::path::Path;
 
     #[test]
@@ -112,5 +127,10 @@ mod tests {
             "/new/results/sw/detection/part-ab.parquet"
         );
         assert_eq!(anchored(Path::new("/r/sw"), "part.parquet"), "part.parquet");
+        assert_eq!(
+            moved(Path::new("/new"), "/old/sw/artifacts/ab.iscpm"),
+            "/new/sw/artifacts/ab.iscpm"
+        );
+        assert_eq!(moved(Path::new("/new"), "a/b"), "a/b");
     }
 }
