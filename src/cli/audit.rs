@@ -213,7 +213,7 @@ fn write_spec(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| path.display().to_string())
 }
 
-/// The detectors the verdict table shows, in its column order, with their fixed rules' words.
+/// The detectors the verdict table shows, in its column order.
 const SHOWN: [&str; 4] = [ISCP, NEURAL_CLEANSE, MM_BD, UAP];
 
 /// One model's line: its detectors' rows (their own and their per-class readings).
@@ -325,8 +325,12 @@ fn print_verdicts(root: &Path, ids: &[String], has_truth: bool) -> anyhow::Resul
     if rows.is_empty() {
         return Ok(());
     }
-    // Keyed by model: a population may hold 100,000 of them.
-    let models = read_models(&Table::Models.dir(root)).unwrap_or_default();
+    // Keyed by model: a population may hold 100,000 of them. Without a manifest nothing is
+    // known (the column shows "-", not "clean").
+    let models = match has_truth {
+        true => read_models(&Table::Models.dir(root)).unwrap_or_default(),
+        false => Vec::new(),
+    };
     let truth: HashMap<String, String> = models
         .into_iter()
         .map(|m| {
