@@ -7,7 +7,7 @@ use super::run::RunArgs;
 use super::SpecArgs;
 use anyhow::{bail, Context};
 use iscp_proto::Table;
-use iscp_sweep::audit::by_class;
+use iscp_sweep::audit::{by_class, verdict};
 use iscp_sweep::cost::data_shape;
 use iscp_sweep::spec::LoadedSpec;
 use iscp_sweep::tables::{
@@ -213,9 +213,6 @@ fn write_spec(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| path.display().to_string())
 }
 
-/// The detectors the verdict table shows, in its column order.
-const SHOWN: [&str; 4] = [ISCP, NEURAL_CLEANSE, MM_BD, UAP];
-
 /// One model's line: its detectors' rows (their own and their per-class readings).
 #[derive(Default)]
 struct Verdict<'a> {
@@ -229,38 +226,19 @@ impl<'a> Verdict<'a> {
         self.rows.get(detector).copied()
     }
 
-    /// Whether the model has per-class readings against a reference (other models of its
-    /// architecture; a lone model has none).
-    fn read_against_others(&self) -> bool {
-        SHOWN.iter().any(|d| {
-            self.row(&by_class::name(d))
-                .is_some_and(|r| r.score.is_finite())
-        })
-    }
-
-    /// The row that decides: the combined verdict (it fuses the per-class readings) when the
-    /// model was read against others; otherwise ISCP's or Neural Cleanse's fixed rule, the
-    /// first that flags. MM-BD's and the UAP's fixed rules flag too many clean models to decide
-    /// alone (docs/benchmarks.md).
-    fn deciding(&self) -> Option<&'a DetectionRow> {
-        match (self.row(COMBINED), self.read_against_others()) {
-            (Some(c), true) => Some(c),
-            _ => [ISCP, NEURAL_CLEANSE]
-                .iter()
-                .filter_map(|d| self.row(d))
-                .find(|r| r.flagged),
-        }
+    /// Whether the model is a suspect, and the class it names (`audit::verdict`: the
+    /// combined verdict, or ISCP's or Neural Cleanse's fixed rule for a model with no other to
+    /// compare with).
+    fn suspect(&self) -> Option<i64> {
+        verdict::suspect(&self.rows)
     }
 
     fn flagged(&self) -> bool {
-        self.deciding().is_some_and(|r| r.flagged)
+        self.suspect().is_some()
     }
 
-    /// The class the deciding row names when it flags, else "-".
     fn target(&self) -> String {
-        self.deciding()
-            .filter(|r| r.flagged)
-            .map_or("-".into(), |r| r.predicted_target.to_string())
+        self.suspect().map_or("-".into(), |t| t.to_string())
     }
 
     /// What orders the table: flagged models first, then by the combined score (ISCP's when

@@ -4,6 +4,7 @@
 pub mod by_class;
 mod combined;
 pub mod metrics;
+pub mod verdict;
 
 use crate::tables::{AuditRow, DetectionRow, ModelRow, COMBINED, ISCP, MM_BD, NEURAL_CLEANSE, UAP};
 use iscp_proto::Table;

@@ -135,8 +135,8 @@ fn truth(m: &ModelRow) -> String {
     }
 }
 
-/// Every model, most suspect first: a model is suspect when the combined score reaches its
-/// calibrated threshold (when there is one), else when a detector's fixed rule flags it.
+/// Every model, most suspect first: a model is suspect by `audit::verdict` (the combined
+/// verdict's flag, as `iscp audit` prints it).
 fn models_table(
     models: &[ModelRow],
     detections: &[DetectionRow],
@@ -156,19 +156,12 @@ fn models_table(
             .or_default()
             .insert(r.detector.as_str(), r);
     }
-    let threshold = audit
-        .iter()
-        .find(|a| a.detector == COMBINED && a.group == crate::audit::ALL)
-        .and_then(|a| a.calibrated_threshold);
-    let mut lines: Vec<(bool, f64, &ModelRow)> = models
+    let mut lines: Vec<(Option<i64>, f64, &ModelRow)> = models
         .iter()
         .filter_map(|m| {
             let mine = rows.get(m.setting.as_str())?;
             let combined = mine.get(COMBINED);
-            let suspect = match (combined, threshold) {
-                (Some(c), Some(t)) => c.score >= t,
-                _ => mine.values().any(|r| r.flagged),
-            };
+            let suspect = crate::audit::verdict::suspect(mine);
             let order = combined
                 .map(|c| c.score)
                 .unwrap_or_else(|| mine.values().map(|r| r.score).fold(f64::MIN, f64::max));
@@ -176,7 +169,8 @@ fn models_table(
         })
         .collect();
     lines.sort_by(|a, b| {
-        b.0.cmp(&a.0)
+        b.0.is_some()
+            .cmp(&a.0.is_some())
             .then(b.1.total_cmp(&a.1))
             .then(a.2.setting.cmp(&b.2.setting))
     });
@@ -185,17 +179,14 @@ fn models_table(
     columns.extend(["clean accuracy", "truth"]);
     let mut t = Table::new(&columns);
     let mut suspects = Vec::new();
-    for (suspect, _, m) in lines {
+    for (target, _, m) in lines {
         let mine = &rows[m.setting.as_str()];
-        let lead = mine
-            .get(COMBINED)
-            .or_else(|| mine.values().find(|r| r.flagged));
+        let suspect = target.is_some();
         let mut row = vec![
             m.setting.clone(),
             m.architecture.clone(),
             if suspect { "suspect" } else { "clean" }.to_string(),
-            lead.filter(|_| suspect)
-                .map_or("–".into(), |r| r.predicted_target.to_string()),
+            target.map_or("–".into(), |t| t.to_string()),
         ];
         row.extend(detectors.iter().map(|d| {
             mine.get(d.as_str())
