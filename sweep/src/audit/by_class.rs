@@ -82,7 +82,8 @@ impl ClassReference {
     /// z of `v` against the reference without `own` (a clean model's own value).
     fn z(&self, v: f64, own: Option<f64>) -> f64 {
         let (mut n, mut s, mut q) = (self.count, self.sum, self.sum_sq);
-        if let Some(o) = own.filter(|o| (self.lo..=self.hi).contains(o)) {
+        // Only a value the reference counted is taken out of it.
+        if let Some(o) = own.filter(|o| o.is_finite() && (self.lo..=self.hi).contains(o)) {
             n -= 1.0;
             s -= o;
             q -= o * o;
