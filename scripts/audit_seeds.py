@@ -1,7 +1,7 @@
 """Audit figures over several populations (one results folder each, e.g. the same spec at seeds 0,
 1 and 2): per detector and group, the mean ± sd over the folders of AUROC, right-target AUROC,
-TPR at 5% FPR, the calibrated TPR and FPR and target top-1, and the poisoned + clean models each
-folder scored. Reads each folder's newest `audit` part (the one `iscp audit` and the report show).
+TPR at 5% FPR, the calibrated TPR and FPR, target top-1 and the fixed rule's TPR and FPR, and
+the poisoned + clean models each folder scored. Reads each folder's newest `audit` part (the one `iscp audit` and the report show).
 
     python3 scripts/audit_seeds.py results/audit-population results/audit-population-s1 ...
 
@@ -21,6 +21,8 @@ METRICS = [
     "calibrated_tpr",
     "calibrated_fpr",
     "target_top1",
+    "rule_tpr",
+    "rule_fpr",
     "seconds_per_model",
 ]
 
