@@ -87,28 +87,29 @@ impl Scheduler {
 /// under the sweep's results folder `root` (the ledger keeps the path it was written at, and the
 /// folder may have been copied or moved since). A path without a table folder stays as it is.
 fn anchored(root: &Path, recorded: &str) -> String {
-    let recorded = Path::new(recorded);
-    match (
-        recorded.parent().and_then(Path::file_name),
-        recorded.file_name(),
-    ) {
-        (Some(table), Some(file)) => root.join(table).join(file).to_string_lossy().to_string(),
-        _ => recorded.to_string_lossy().to_string(),
-    }
+    last_parts_under(root, recorded, 2)
 }
 
 /// Where a file recorded at `recorded` (`…/<sweep>/<folder>/<file>`) is under the results folder
 /// `results` now; a path with fewer parts stays as it is.
 pub(super) fn moved(results: &Path, recorded: &str) -> String {
-    let parts: Vec<_> = Path::new(recorded).components().rev().take(3).collect();
-    match parts.as_slice() {
-        [file, folder, sweep] => results
-            .join(sweep)
-            .join(folder)
-            .join(file)
+    last_parts_under(results, recorded, 3)
+}
+
+/// The last `n` named parts of `recorded` joined under `root`; `recorded` itself when it has
+/// fewer.
+fn last_parts_under(root: &Path, recorded: &str, n: usize) -> String {
+    let named: Vec<_> = Path::new(recorded)
+        .components()
+        .filter(|c| matches!(c, std::path::Component::Normal(_)))
+        .collect();
+    match named.len() >= n {
+        true => named[named.len() - n..]
+            .iter()
+            .fold(root.to_path_buf(), |p, c| p.join(c))
             .to_string_lossy()
             .to_string(),
-        _ => recorded.to_string(),
+        false => recorded.to_string(),
     }
 }
 
