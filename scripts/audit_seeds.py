@@ -1,7 +1,8 @@
 """Audit figures over several populations (one results folder each, e.g. the same spec at seeds 0,
 1 and 2): per detector and group, the mean ± sd over the folders of AUROC, right-target AUROC,
 TPR at 5% FPR, the calibrated TPR and FPR, target top-1 and the fixed rule's TPR and FPR, and
-the poisoned + clean models each folder scored. Reads each folder's newest `audit` part (the one `iscp audit` and the report show).
+the poisoned + clean models each folder scored; then, per detector, the calibrated FPR pooled over
+the folders (false positives over every clean model not held out). Reads each folder's newest `audit` part (the one `iscp audit` and the report show).
 
     python3 scripts/audit_seeds.py results/audit-population results/audit-population-s1 ...
 
@@ -71,6 +72,22 @@ def main(folders: list[str]) -> None:
             else:
                 cells.append(f" {f'{v:.3f} ± {sd:.3f}':>22}")
         print(f"{r['detector']:<24} {r['group']:<18} {r['models']:<20}" + "".join(cells))
+    print("\ncalibrated FPR pooled over the populations (clean models not held out):")
+    whole = a.filter(pl.col("group") == "all").with_columns(
+        (pl.col("clean") - pl.col("calibration_models")).alias("measured")
+    )
+    pooled = (
+        whole.with_columns(
+            (pl.col("calibrated_fpr") * pl.col("measured")).round().alias("false_positives")
+        )
+        .group_by("detector", maintain_order=True)
+        .agg(pl.col("false_positives").sum(), pl.col("measured").sum(), pl.col("calibration_models"))
+    )
+    for r in pooled.iter_rows(named=True):
+        fp, n = r["false_positives"], r["measured"]
+        share = f"{fp / n:.3f}" if n and fp is not None else "–"
+        held = "/".join(str(h) for h in r["calibration_models"])
+        print(f"{r['detector']:<24} {share:>6}  ({fp:.0f} of {n}; held out {held})")
 
 
 if __name__ == "__main__":

@@ -48,6 +48,8 @@ pub struct Section {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Audit {
     pub quality: Table,
+    /// What the calibrated threshold promises (held-out clean models, expected FPR), if any.
+    pub calibration: Option<String>,
     pub models: Table,
     pub roc: Vec<Figure>,
 }

@@ -162,7 +162,7 @@ fn every_bundled_experiment_plans() {
         let text = stdout_ok(&out);
         assert!(text.contains(" units, 0 already done"), "{name}: {text}");
     }
-    // 70 models × (20 searches, 10 evaluations, prepare, pictures, scan, Neural Cleanse, MM-BD,
+    // 80 models × (20 searches, 10 evaluations, prepare, pictures, scan, Neural Cleanse, MM-BD,
     // UAP) + the audit.
     let text = stdout_ok(&iscp(&[
         "plan",
@@ -171,5 +171,5 @@ fn every_bundled_experiment_plans() {
         tempfile::tempdir().unwrap().path().to_str().unwrap(),
         "--guess",
     ]));
-    assert!(text.contains("2521 units, 0 already done"), "{text}");
+    assert!(text.contains("2881 units, 0 already done"), "{text}");
 }

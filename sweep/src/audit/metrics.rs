@@ -190,7 +190,49 @@ pub fn calibrate(clean_scores: &[f64], max_fpr: f64) -> Option<f64> {
         return None;
     }
     let k = (0..=n).rev().find(|&k| k as f64 / n as f64 <= max_fpr)?;
-    if k == n {
+    above_all_but(clean_scores, k)
+}
+
+/// A threshold for models not seen yet, from held-out clean models (split conformal): new
+/// clean models exchangeable with the `n` held-out ones pass it with probability at most
+/// `max_fpr` on average.
+///
+/// A new clean score and the `n` held-out ones rank in a uniformly random order, so a new score
+/// lands above the (k+1)-th highest held-out score with probability (k + 1) / (n + 1). This
+/// allows the largest `k` with (k + 1) / (n + 1) <= `max_fpr` held-out scores above the
+/// threshold ([`calibrate`] allows k / n, which expects up to about one more false positive).
+/// With fewer than 1 / `max_fpr` - 1 held-out models (19 at 5%) no `k` qualifies: the threshold
+/// goes just above the highest held-out score, the strictest the data allows, and a new clean
+/// model still passes it with probability 1 / (n + 1) (see [`held_out_fpr_bound`]).
+///
+/// `None` as for [`calibrate`].
+pub fn calibrate_held_out(clean_scores: &[f64], max_fpr: f64) -> Option<f64> {
+    let n = clean_scores.len();
+    if n == 0 || max_fpr.is_nan() || max_fpr < 0.0 {
+        return None;
+    }
+    let k = (0..=n)
+        .rev()
+        .find(|&k| (k + 1) as f64 / (n + 1) as f64 <= max_fpr)
+        .unwrap_or(0);
+    above_all_but(clean_scores, k)
+}
+
+/// The expected FPR on new clean models of [`calibrate_held_out`]'s threshold from `n` held-out
+/// ones: (k + 1) / (n + 1) for its `k` (1 when `n` is 0).
+pub fn held_out_fpr_bound(n: usize, max_fpr: f64) -> f64 {
+    let k = (0..=n)
+        .rev()
+        .find(|&k| (k + 1) as f64 / (n + 1) as f64 <= max_fpr)
+        .unwrap_or(0);
+    ((k + 1) as f64 / (n + 1) as f64).min(1.0)
+}
+
+/// The smallest `f64` that leaves all but the `k` highest of `clean_scores` (and every score tied
+/// with the highest one kept) unflagged: `-inf` when `k` is all of them, `None` when a kept score
+/// is `+inf`.
+fn above_all_but(clean_scores: &[f64], k: usize) -> Option<f64> {
+    if k >= clean_scores.len() {
         return Some(f64::NEG_INFINITY);
     }
     let mut sorted: Vec<f64> = clean_scores.iter().map(|&x| norm(x)).collect();
@@ -539,6 +581,50 @@ mod tests {
             let share = clean.iter().filter(|&&x| x >= below).count() as f64 / 37.0;
             assert!(share > fpr);
         }
+    }
+
+    #[test]
+    fn held_out_threshold_is_conformal() {
+        let clean: Vec<f64> = (1..=40).map(f64::from).collect();
+        // 40 held out at 5%: (k + 1) / 41 <= 0.05 allows k = 1 (2/41), where calibrate's
+        // k / n allows 2 (2/40): one more clean score above.
+        assert_eq!(calibrate_held_out(&clean, 0.05), Some(39.0f64.next_up()));
+        assert_eq!(calibrate(&clean, 0.05), Some(38.0f64.next_up()));
+        assert!((held_out_fpr_bound(40, 0.05) - 2.0 / 41.0).abs() < 1e-12);
+        // 20 held out: (k + 1) / 21 <= 0.05 allows none; calibrate allows one (1/20).
+        let twenty = &clean[..20];
+        assert_eq!(calibrate_held_out(twenty, 0.05), Some(20.0f64.next_up()));
+        assert_eq!(calibrate(twenty, 0.05), Some(19.0f64.next_up()));
+        assert!((held_out_fpr_bound(20, 0.05) - 1.0 / 21.0).abs() < 1e-12);
+        // 15 held out: nothing qualifies, the strictest threshold, expected FPR 1/16 > 5%.
+        assert_eq!(
+            calibrate_held_out(&clean[..15], 0.05),
+            Some(15.0f64.next_up())
+        );
+        assert!(held_out_fpr_bound(15, 0.05) > 0.05);
+        assert!(held_out_fpr_bound(19, 0.05) <= 0.05);
+        // All may pass at 100%; nothing to calibrate on; bad bounds.
+        assert_eq!(calibrate_held_out(twenty, 1.0), Some(f64::NEG_INFINITY));
+        assert_eq!(calibrate_held_out(&[], 0.05), None);
+        assert_eq!(calibrate_held_out(twenty, f64::NAN), None);
+        assert_eq!(calibrate_held_out(twenty, -0.1), None);
+    }
+
+    #[test]
+    fn held_out_threshold_keeps_its_promise_on_new_models() {
+        // Many draws of 20 held-out and 200 new clean scores from one distribution: the share of
+        // new ones at or above the threshold averages 1/21, under 5%; calibrate's averages 2/21.
+        let mut rng = SplitMix64(7);
+        let (mut conformal, mut plain, draws) = (0.0, 0.0, 2000);
+        for _ in 0..draws {
+            let held: Vec<f64> = (0..20).map(|_| rng.below(1 << 30) as f64).collect();
+            let new: Vec<f64> = (0..200).map(|_| rng.below(1 << 30) as f64).collect();
+            let share = |t: f64| new.iter().filter(|&&x| x >= t).count() as f64 / 200.0;
+            conformal += share(calibrate_held_out(&held, 0.05).unwrap()) / f64::from(draws);
+            plain += share(calibrate(&held, 0.05).unwrap()) / f64::from(draws);
+        }
+        assert!(conformal < 0.05 && conformal > 0.03, "{conformal}");
+        assert!(plain > 0.07, "{plain}");
     }
 
     #[test]

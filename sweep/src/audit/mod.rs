@@ -8,7 +8,10 @@ pub mod verdict;
 
 use crate::tables::{AuditRow, DetectionRow, ModelRow, COMBINED, ISCP, MM_BD, NEURAL_CLEANSE, UAP};
 use iscp_proto::Table;
-use metrics::{auroc, auroc_interval, calibrate, rates, roc_points, split_heldout, Scored};
+use metrics::{
+    auroc, auroc_interval, calibrate_held_out, held_out_fpr_bound, rates, roc_points,
+    split_heldout, Scored,
+};
 
 /// The audit's method, bumped whenever what it computes from the same rows changes (3: groups and
 /// the combined detector with leave-one-out p-values over every other clean model; 4: each
@@ -157,7 +160,8 @@ fn calibration(
         .filter(|(_, &h)| h)
         .map(|((_, r), _)| r.score)
         .collect();
-    let threshold = calibrate(&held_scores, MAX_FPR).filter(|_| both && !held_scores.is_empty());
+    let threshold =
+        calibrate_held_out(&held_scores, MAX_FPR).filter(|_| both && !held_scores.is_empty());
     let rest: Vec<Scored> = poisoned
         .iter()
         .map(|(_, r)| Scored {
@@ -549,6 +553,40 @@ pub fn run_audit(
     })
 }
 
+/// What the calibrated threshold promises, in words: how many held-out clean models set it and the
+/// share of new clean models expected to pass it (over 5% with under 19 held out). None when no
+/// threshold was calibrated.
+pub fn calibration_note(rows: &[AuditRow]) -> Option<String> {
+    let r = rows
+        .iter()
+        .filter(|r| r.group == ALL && r.calibrated_threshold.is_some())
+        .max_by_key(|r| r.calibration_models)?;
+    let n = r.calibration_models.max(0) as usize;
+    let bound = held_out_fpr_bound(n, MAX_FPR);
+    let short = if bound > MAX_FPR {
+        format!(
+            ", over {:.0}%: hold out at least {} clean models for a threshold that keeps it",
+            MAX_FPR * 100.0,
+            min_held_out(MAX_FPR)
+        )
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "calibrated FPR: each threshold is set on {n} held-out clean models and measured on the \
+         other {} clean ones; a new clean model passes it with probability {:.1}% on average{short}",
+        r.clean as usize - n.min(r.clean.max(0) as usize),
+        bound * 100.0
+    ))
+}
+
+/// The fewest held-out clean models whose calibrated threshold keeps FPR <= `max_fpr`.
+fn min_held_out(max_fpr: f64) -> usize {
+    (1..10_000)
+        .find(|&n| held_out_fpr_bound(n, max_fpr) <= max_fpr)
+        .unwrap_or(10_000)
+}
+
 /// The audit as lines for a person: one per detector and group.
 pub fn describe(rows: &[AuditRow]) -> Vec<String> {
     let f = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.3}"));
@@ -582,6 +620,7 @@ pub fn describe(rows: &[AuditRow]) -> Vec<String> {
             r.seconds_per_model
         ));
     }
+    out.extend(calibration_note(rows));
     out
 }
 
@@ -735,6 +774,42 @@ mod tests {
                 ("arch=small-cnn", 2, 1, Some(1.0)),
             ]
         );
+    }
+
+    #[test]
+    fn the_calibration_note_says_what_the_threshold_promises() {
+        let mut models = vec![model("b0", "badnets", Some(0), Some(false))];
+        let mut rows = vec![det("b0", 10.0, true, 0)];
+        for i in 0..4 {
+            models.push(model(&format!("c{i}"), "natural", None, None));
+            rows.push(det(&format!("c{i}"), f64::from(i), false, 1));
+        }
+        let base = audit(&models, &rows, 0.5, 3)[0].clone();
+        let row = |held: i64, clean: i64| AuditRow {
+            calibration_models: held,
+            clean,
+            calibrated_threshold: Some(1.0),
+            ..base.clone()
+        };
+        let few = calibration_note(&[row(5, 10)]).unwrap();
+        assert!(
+            few.contains("5 held-out") && few.contains("other 5"),
+            "{few}"
+        );
+        assert!(
+            few.contains("16.7%") && few.contains("at least 19"),
+            "{few}"
+        );
+        let enough = calibration_note(&[row(20, 40)]).unwrap();
+        assert!(
+            enough.contains("4.8%") && !enough.contains("at least"),
+            "{enough}"
+        );
+        let none = AuditRow {
+            calibrated_threshold: None,
+            ..row(5, 10)
+        };
+        assert_eq!(calibration_note(&[none]), None);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::path::Path;
 /// What the page's audit section shows.
 pub struct AuditView {
     pub quality: Table,
+    pub calibration: Option<String>,
     pub models: Table,
     pub roc: Vec<Figure>,
     /// The models a reader should look at: the suspects.
@@ -82,6 +83,7 @@ pub fn audit_view(root: &Path, models: &[ModelRow]) -> Result<Option<AuditView>>
         .collect();
     Ok(Some(AuditView {
         quality: quality_table(&audit),
+        calibration: crate::audit::calibration_note(&audit),
         models: table,
         roc,
         suspects,

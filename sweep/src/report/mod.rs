@@ -116,6 +116,7 @@ pub fn write_report(root: &Path, experiment: &str) -> Result<PathBuf> {
         fold_pw: settings.len() > FOLD_PW_ABOVE,
         audit: audit.map(|a| Audit {
             quality: a.quality,
+            calibration: a.calibration,
             models: a.models,
             roc: a.roc,
         }),
