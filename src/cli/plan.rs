@@ -171,14 +171,59 @@ fn time_models(
     if let Some(t) = a.threads.or(spec.spec.run.threads) {
         tch::set_num_threads(t as i32);
     }
+    let busy = (!device.is_cuda())
+        .then(|| busy_note(tch::get_num_threads()))
+        .flatten();
     let started = std::time::Instant::now();
-    let m = measure_plans(spec, plans, shape, device, a.time_files, &mut |setting| {
+    let mut m = measure_plans(spec, plans, shape, device, a.time_files, &mut |setting| {
         eprintln!("timing the model of {setting} on {name}…");
     });
+    m.notes.extend(busy);
     eprintln!(
         "timed {} model(s) in {:.1} s",
         m.timed,
         started.elapsed().as_secs_f64()
     );
     Ok(m)
+}
+
+/// A warning when other processes keep this machine's cores busy (the last minute's load average
+/// at or above three quarters of the `threads` libtorch times with): its threads then wait for
+/// cores and a timing can come out hundreds of times slower than on an idle machine (measured:
+/// a population's training planned at 800 h instead of 1 h 13 min beside a 2-thread run on 2
+/// cores).
+fn busy_note(threads: i32) -> Option<String> {
+    let load: f64 = std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let advice = match threads {
+        1 => "plan on an idle machine",
+        _ => "plan on an idle machine, or with --threads 1 beside other work",
+    };
+    is_busy(load, threads).then(|| {
+        format!(
+            "the machine was busy while timing (load average {load:.1} over the last minute, \
+             {threads} libtorch threads): timings beside other work can come out many times \
+             slower than on an idle machine; {advice}"
+        )
+    })
+}
+
+fn is_busy(load: f64, threads: i32) -> bool {
+    load >= 0.75 * f64::from(threads.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_load_near_the_threads_is_busy() {
+        assert!(super::is_busy(2.0, 2));
+        assert!(super::is_busy(1.5, 2));
+        assert!(!super::is_busy(0.3, 2));
+        assert!(!super::is_busy(0.7, 1));
+        assert!(super::is_busy(0.8, 0));
+    }
 }
