@@ -11,8 +11,9 @@
 #! has: bf16 and fp16 on CUDA, bf16 on CPUs with bf16 instructions; each with its time and agreement
 #! with fp32: selected pixels, PW, argmax decisions changed); on CUDA also `iscp bench --resnets` (ResNet-18/50
 #! batched searches per minute at K = 32, 64, 128, 256, device memory taken beside memory.rs's
-#! estimate; one small-CNN training epoch in fp32 and one with mixed precision); and a smoke sweep
-#! through `iscp run --device DEVICE` end to end, its tables checked.
+#! estimate; one small-CNN training epoch in fp32 and one with mixed precision); a smoke sweep
+#! through `iscp run --device DEVICE` end to end, its tables checked; and a 4-model population
+#! audit on the device (every detector, batched over the classes: its seconds a model).
 #! --device defaults to cuda:0 when nvidia-smi sees a GPU, else cpu; --quick shrinks the data (the
 #! CPU-side run `make test` does). Exit 2: bad arguments or a missing binary/python.
 set -euo pipefail
@@ -103,6 +104,37 @@ for table in ("models", "searches", "patterns"):
     if not parts:
         sys.exit(f"gpu-check: the smoke sweep wrote no {table}")
 EOF
+step "population audit: iscp run --device $device (4 models, every detector batched over the classes)"
+# Two clean and two BadNets small CNNs on synthetic data; ISCP, Neural Cleanse, MM-BD and the UAP
+# scan on each: the audit table's last column is each detector's seconds a model on this device.
+pop="$out/population.toml"
+cat > "$pop" <<'SPEC'
+name = "gpu-population"
+seed = 7
+
+[data]
+kind = "synthetic"
+classes = 5
+size = 24
+channels = 1
+train = 2000
+test = 1000
+
+[population]
+clean = 2
+badnets = 2
+trigger_sizes = [3, 4]
+poison_rates = [0.08, 0.10]
+train = { epochs = 3, batch = 64, lr = 0.05 }
+cleanse = { epochs = 10 }
+
+[search]
+canvases = [{ kind = "positive", n = 1 }, { kind = "white" }]
+alphas = [0.2]
+sizes = [0.01]
+SPEC
+try "population audit" 240 "$bin" run "$pop" --results "$out/population" --device "$device" --quiet 2>&1
+
 if [ ${#failed[@]} -gt 0 ]; then
   step "gpu-check finished with failures: ${failed[*]}"
   exit 1

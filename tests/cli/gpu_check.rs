@@ -44,6 +44,8 @@ fn gpu_check_runs_end_to_end_on_the_cpu() {
         "end to end (iscp run, fp32):",
         "searches: 30 parts",
         "patterns: 10 parts",
+        "== population audit",
+        "  combined                 all ",
         "== gpu-check finished",
     ] {
         assert!(text.contains(line), "no `{line}` in:\n{text}");
