@@ -174,9 +174,9 @@ fn forward_rate(model: &Model, x: &Tensor, min_seconds: f64) -> Result<f64> {
 /// Runs `f(reps)` (which returns the images it pushed through) twice to warm up (TorchScript's
 /// executor profiles a graph's first run and optimises it on the second), then with reps growing
 /// until one run took `min_seconds`; images a second of the faster of that run and one more at
-/// the same reps. On a busy machine a single run can stall (a libtorch thread waiting for a core
-/// another process holds): a stalled first run of one rep once made `iscp plan` estimate a
-/// population's training at hundreds of hours instead of one.
+/// the same reps, so that one stalled run (a libtorch thread waiting for a core another process
+/// holds for a moment) does not make the rate. A machine kept busy by another process slows every
+/// run, by up to hundreds of times: `iscp plan` warns then.
 fn rate(min_seconds: f64, device: Device, mut f: impl FnMut(usize) -> Result<f64>) -> Result<f64> {
     f(1)?;
     f(1)?;

@@ -17,8 +17,8 @@ use metrics::{
 /// the combined detector with leave-one-out p-values over every other clean model; 4: each
 /// detector's per-class reading, fused in the combined detector instead of the raw scores; 5: far
 /// outliers left out of a class's reference, readings flagged at z ≥ 6, the combined verdict
-/// flagged when any reading is).
-pub const METHOD: u32 = 5;
+/// flagged when any reading is; 6: the calibrated threshold split conformal).
+pub const METHOD: u32 = 6;
 
 /// The FPR the audit's thresholds are held to.
 pub const MAX_FPR: f64 = 0.05;
