@@ -211,20 +211,22 @@ pub fn calibrate_held_out(clean_scores: &[f64], max_fpr: f64) -> Option<f64> {
     if n == 0 || max_fpr.is_nan() || max_fpr < 0.0 {
         return None;
     }
-    let k = (0..=n)
+    above_all_but(clean_scores, conformal_k(n, max_fpr))
+}
+
+/// The held-out clean scores a split-conformal threshold from `n` of them may leave above it: the
+/// largest `k` with (k + 1) / (n + 1) <= `max_fpr`, else 0.
+fn conformal_k(n: usize, max_fpr: f64) -> usize {
+    (0..=n)
         .rev()
         .find(|&k| (k + 1) as f64 / (n + 1) as f64 <= max_fpr)
-        .unwrap_or(0);
-    above_all_but(clean_scores, k)
+        .unwrap_or(0)
 }
 
 /// The expected FPR on new clean models of [`calibrate_held_out`]'s threshold from `n` held-out
 /// ones: (k + 1) / (n + 1) for its `k` (1 when `n` is 0).
 pub fn held_out_fpr_bound(n: usize, max_fpr: f64) -> f64 {
-    let k = (0..=n)
-        .rev()
-        .find(|&k| (k + 1) as f64 / (n + 1) as f64 <= max_fpr)
-        .unwrap_or(0);
+    let k = conformal_k(n, max_fpr);
     ((k + 1) as f64 / (n + 1) as f64).min(1.0)
 }
 

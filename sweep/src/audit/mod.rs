@@ -575,7 +575,7 @@ pub fn calibration_note(rows: &[AuditRow]) -> Option<String> {
     Some(format!(
         "calibrated FPR: each threshold is set on {n} held-out clean models and measured on the \
          other {} clean ones; a new clean model passes it with probability {:.1}% on average{short}",
-        r.clean as usize - n.min(r.clean.max(0) as usize),
+        (r.clean - r.calibration_models).max(0),
         bound * 100.0
     ))
 }
