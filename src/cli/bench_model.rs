@@ -3,7 +3,10 @@
 //! in process, and end to end as `iscp run` does it, optionally beside the sequential PyTorch
 //! reference (`scripts/reference_search.py`) in the same run.
 
-use super::bench_common::{agreement, canvas_job, print_machine};
+use super::bench_common::{
+    canvas_job, describe_paired, largest_pw_difference, paired_pw, print_machine, pw_table,
+    selections,
+};
 use anyhow::{bail, Context};
 use iscp_engine::amp::{logits_in, Precision};
 use iscp_engine::canvas::{rank_canvases, CanvasKind};
@@ -46,12 +49,16 @@ fn load_test(data: &Path) -> anyhow::Result<Dataset> {
 }
 
 /// Searches one by one and batched in fp32, then batched in each reduced precision of
-/// `precisions`, in process; returns (searches, one by one, batched) seconds per search in fp32.
+/// `precisions`, in process, `canvases` positive canvases per class; prints how each set's PW
+/// compares with the fp32 batch's, paired search by search (one by one against batched is the
+/// rounding floor: the same arithmetic in other batch shapes); returns (searches, one by one,
+/// batched) seconds per search in fp32.
 fn searches(
     model_path: &Path,
     test: &Dataset,
     device: tch::Device,
     precisions: &[Precision],
+    canvases: usize,
 ) -> anyhow::Result<(usize, f64, f64)> {
     let meta = ModelMeta {
         arch: Arch::Torchscript,
@@ -65,7 +72,7 @@ fn searches(
     let labels = test.labels_vec();
     let split = stratified_split(&labels, test.num_classes(), 0.2, 0);
     let logits = model.predict_logits(&test.images, 1024)?;
-    let jobs = positive_jobs(test, &logits, &labels, &split)?;
+    let jobs = positive_jobs(test, &logits, &labels, &split, canvases)?;
     let t = Instant::now();
     let mut alone = Vec::new();
     for job in &jobs {
@@ -80,11 +87,18 @@ fn searches(
     let t = Instant::now();
     let batched = search_batch(&model, &images, &jobs, &mut |_, _| {});
     let together = t.elapsed().as_secs_f64() / jobs.len() as f64;
-    let eval = Evaluator::new(&model, test, &logits, &split.search);
-    let (j1, j5, worst_pw) = agreement(&eval, &jobs, &alone, &batched)?;
+    let eval = Evaluator::new(&model, test, &logits, &split.search).with_batch(EVAL_BATCH);
+    let (j1, j5) = selections(&jobs, &alone, &batched)?;
+    let pw_batched = pw_table(&eval, &jobs, &batched, &SIZES)?;
+    let pw_alone = pw_table(&eval, &jobs, &alone, &SIZES)?;
     println!(
         "batched vs one by one: lowest top-1% Jaccard {j1:.3}, top-5% {j5:.3}, largest PW \
-         difference {worst_pw:.4}"
+         difference {:.4}",
+        largest_pw_difference(&pw_alone, &pw_batched)
+    );
+    println!(
+        "  fp32 {}",
+        describe_paired("batched", "one by one", &paired_pw(&pw_batched, &pw_alone))
     );
     for &p in precisions.iter().filter(|&&p| p != Precision::Fp32) {
         let mut reduced = Model::load_torchscript(model_path, model.meta.clone(), device)?;
@@ -93,6 +107,7 @@ fn searches(
             model: &model,
             eval: &eval,
             batched: &batched,
+            pw: &pw_batched,
             per_search: together,
         };
         reduced_against_fp32(&base, &reduced, &images, test, &jobs, p)?;
@@ -100,22 +115,29 @@ fn searches(
     Ok((jobs.len(), one_by_one, together))
 }
 
-/// One search per class: its top positive canvas, α [`ALPHA`]; an error when a class has none.
+/// Images per forward pass when the benchmark scores masks (the CPU default of `run.eval_batch`).
+const EVAL_BATCH: i64 = 256;
+
+/// `canvases` searches per class: its top positive canvases, α [`ALPHA`]; an error when a class
+/// has none.
 fn positive_jobs(
     test: &Dataset,
     logits: &tch::Tensor,
     labels: &[i64],
     split: &Split,
+    canvases: usize,
 ) -> anyhow::Result<Vec<SearchJob>> {
     let mut jobs = Vec::new();
     for class in 0..test.num_classes() as i64 {
-        let Some(&index) = rank_canvases(CanvasKind::Positive, logits, labels, class, 1, 0).first()
-        else {
+        let ranked = rank_canvases(CanvasKind::Positive, logits, labels, class, canvases, 0);
+        if ranked.is_empty() {
             bail!(
                 "the model classifies no test image of class {class} correctly: no positive canvas"
             );
-        };
-        jobs.push(canvas_job(test, labels, split, class, index, ALPHA)?);
+        }
+        for index in ranked {
+            jobs.push(canvas_job(test, labels, split, class, index, ALPHA)?);
+        }
     }
     Ok(jobs)
 }
@@ -125,6 +147,8 @@ struct Fp32Side<'a> {
     model: &'a Model,
     eval: &'a Evaluator<'a>,
     batched: &'a [iscp_engine::Result<SearchOutcome>],
+    /// PW of the batched masks, `[size][search]` at [`SIZES`].
+    pw: &'a [Vec<f64>],
     per_search: f64,
 }
 
@@ -151,7 +175,9 @@ fn reduced_against_fp32(
     let t = Instant::now();
     let halves = search_batch(reduced, images, &half, &mut |_, _| {});
     let per = t.elapsed().as_secs_f64() / jobs.len() as f64;
-    let (j1, j5, worst) = agreement(fp32.eval, jobs, fp32.batched, &halves)?;
+    let (j1, j5) = selections(jobs, fp32.batched, &halves)?;
+    let pw = pw_table(fp32.eval, jobs, &halves, &SIZES)?;
+    let worst = largest_pw_difference(fp32.pw, &pw);
     let (clean, patterned) = decisions_changed(fp32, reduced, test, jobs, precision)?;
     println!(
         "{}, batched: {per:.2} s per search ({:.2}x fp32); against fp32: lowest top-1% Jaccard \
@@ -161,6 +187,10 @@ fn reduced_against_fp32(
         fp32.per_search / per,
         100.0 * clean,
         100.0 * patterned
+    );
+    println!(
+        "  {}",
+        describe_paired("fp32", precision.name(), &paired_pw(fp32.pw, &pw))
     );
     Ok(())
 }
@@ -316,12 +346,15 @@ fn run_in(
 /// The reference's figures: (seconds per search, seconds end to end), from its last JSON line.
 fn reference(python: &Path, model: &Path, data: &Path) -> anyhow::Result<(f64, f64)> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reference_search.py");
-    let out = Command::new(python)
-        .arg(&script)
+    let mut cmd = Command::new(python);
+    cmd.arg(&script)
         .args(["search", "--model"])
         .arg(model)
         .arg("--data")
-        .arg(data)
+        .arg(data);
+    // The reference runs as its user would start it, with libgomp's own waiting.
+    crate::omp_wait::user_environment(&mut cmd);
+    let out = cmd
         .output()
         .with_context(|| format!("starting {} {}", python.display(), script.display()))?;
     if !out.status.success() {
@@ -350,16 +383,18 @@ pub fn bench_model(
     threads: Option<usize>,
     python: Option<&PathBuf>,
     asked: &[Precision],
+    canvases: usize,
 ) -> anyhow::Result<()> {
     let test = load_test(data)?;
     print_machine(device_name);
     let precisions = precisions_to_measure(asked, device);
     println!(
-        "model {}: {} classes, one positive canvas each, α {ALPHA}, released rule, PW at 1/2/3/5/10%",
+        "model {}: {} classes, α {ALPHA}, released rule, PW at 1/2/3/5/10%; in process its top \
+         {canvases} positive canvas(es) a class, end to end the top one",
         model.display(),
         test.num_classes()
     );
-    let (n, one, batched) = searches(model, &test, device, &precisions)?;
+    let (n, one, batched) = searches(model, &test, device, &precisions, canvases)?;
     println!("fp32 per search: one by one {one:.2} s, batched ({n} at once) {batched:.2} s");
     let mut runs = Vec::new();
     for &p in &precisions {

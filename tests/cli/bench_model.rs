@@ -54,6 +54,8 @@ fn bench_model_times_both_sides_end_to_end() {
             &data,
             "--threads",
             "2",
+            "--canvases",
+            "2",
         ])
         .args(["--reference-python", &python])
         .output()
@@ -64,9 +66,17 @@ fn bench_model_times_both_sides_end_to_end() {
     // bit: other CPUs round batches of other shapes differently, and the signed step can turn a
     // rounding difference into a moved mask value).
     assert!(figure(&text, "lowest top-1% Jaccard") >= 0.8, "{text}");
+    // In process: the top two positive canvases of each class, their mean PW per size compared
+    // search by search (one by one against batched, with the difference's standard error).
+    let paired = text
+        .lines()
+        .find(|l| l.contains("fp32 mean PW at 1/2/3/5/10% over"))
+        .unwrap_or_else(|| panic!("no paired PW line in:\n{text}"));
+    assert!(paired.contains("over 20 searches"), "{paired}");
+    assert_eq!(paired.matches(" ± ").count(), 5, "{paired}");
     for label in [
         "fp32 per search: one by one",
-        "batched (10 at once)",
+        "batched (20 at once)",
         "end to end (iscp run, fp32):",
         "PyTorch reference (one search at a time):",
         "speed-up over the reference, fp32: end to end",
