@@ -2,6 +2,7 @@
 
 mod cli;
 mod malloc;
+mod omp_wait;
 
 use clap::Parser;
 
@@ -16,6 +17,9 @@ fn main() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = cli::Cli::parse();
+    if args.command.computes() {
+        omp_wait::passive_or_reexec();
+    }
     if let Err(e) = cli::dispatch(args) {
         eprintln!("error: {e}");
         for cause in e.chain().skip(1) {

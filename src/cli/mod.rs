@@ -74,6 +74,22 @@ pub enum Command {
     RetryFailed(admin::SweepArgs),
 }
 
+impl Command {
+    /// Whether the command runs libtorch's parallel CPU work (training, searches, evaluation,
+    /// timing), so that libgomp's threads should wait passively (`crate::omp_wait`).
+    pub fn computes(&self) -> bool {
+        matches!(
+            self,
+            Command::Run(_)
+                | Command::Plan(_)
+                | Command::Audit(_)
+                | Command::Scan(_)
+                | Command::Bench(_)
+                | Command::Worker(_)
+        )
+    }
+}
+
 /// Arguments shared by commands that read a spec.
 #[derive(Debug, clap::Args)]
 pub struct SpecArgs {

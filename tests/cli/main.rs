@@ -17,6 +17,7 @@ mod gpu_check;
 mod helpers;
 mod hostile;
 mod non_finite;
+mod omp_wait;
 mod plan;
 mod population;
 mod progress;
