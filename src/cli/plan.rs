@@ -188,8 +188,9 @@ fn time_models(
 }
 
 /// A warning when other processes keep this machine's cores busy (the last minute's load average
-/// at or above three quarters of the `threads` libtorch times with): its threads then wait for
-/// cores and a timing can come out hundreds of times slower than on an idle machine (measured:
+/// at or above three quarters of the `threads` libtorch times with): its threads then share the
+/// cores, and where they spin (a user's `OMP_WAIT_POLICY` or `GOMP_SPINCOUNT`; `crate::omp_wait`
+/// makes them wait passively otherwise) a timing can come out hundreds of times slower (measured:
 /// a population's training planned at 800 h instead of 1 h 13 min beside a 2-thread run on 2
 /// cores).
 fn busy_note(threads: i32) -> Option<String> {
@@ -199,15 +200,20 @@ fn busy_note(threads: i32) -> Option<String> {
         .next()?
         .parse()
         .ok()?;
-    let advice = match threads {
-        1 => "plan on an idle machine",
-        _ => "plan on an idle machine, or with --threads 1 beside other work",
+    let spinning = std::env::var("OMP_WAIT_POLICY")
+        .is_ok_and(|p| !p.eq_ignore_ascii_case("passive"))
+        || std::env::var_os("GOMP_SPINCOUNT").is_some();
+    let how_slow = if spinning {
+        "slower than on an idle machine, and can come out many times slower (OMP_WAIT_POLICY or \
+         GOMP_SPINCOUNT is set: libtorch's threads may spin against the other work's)"
+    } else {
+        "slower than on an idle machine by about the share of the cores the other work takes"
     };
     is_busy(load, threads).then(|| {
         format!(
             "the machine was busy while timing (load average {load:.1} over the last minute, \
-             {threads} libtorch threads): timings beside other work can come out many times \
-             slower than on an idle machine; {advice}"
+             {threads} libtorch threads): timings beside other work come out {how_slow}; plan on \
+             an idle machine"
         )
     })
 }
