@@ -18,7 +18,7 @@ fn main() {
         .init();
     let args = cli::Cli::parse();
     if args.command.computes() {
-        omp_wait::passive_or_reexec();
+        omp_wait::short_spin_or_reexec();
     }
     if let Err(e) = cli::dispatch(args) {
         eprintln!("error: {e}");

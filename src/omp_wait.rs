@@ -1,18 +1,22 @@
-//! libgomp's wait policy: passive (threads sleep at a barrier) unless the user chose one, so that
-//! libtorch's threads do not spin against another process's on a shared machine.
+//! libgomp's waiting: a short spin (`GOMP_SPINCOUNT=10000`) unless the user chose, so that
+//! libtorch's idle threads soon sleep instead of spinning against another process's on a shared
+//! machine, while back-to-back small operations still find them awake.
 //!
-//! libtorch's CPU parallel regions run on GNU OpenMP, whose idle threads spin for a while before
-//! they sleep. Beside another spinning process on the same cores (a second worker, another user's
-//! PyTorch job on a shared node) each side's threads burn their time slices waiting for a peer
-//! that is not scheduled. Measured on a 2-core AMD EPYC beside a 2-thread PyTorch loop, `iscp plan`
-//! of `experiments/audit-population.toml` timed training 13 h 11 min with libgomp's default and
-//! 2 h 07 min with `OMP_WAIT_POLICY=PASSIVE` (48 min on the idle machine: the passive figure is the
-//! fair share of two cores between two processes); `make run`'s spec on the idle machine took
-//! 166.8 s with the default and 173.5 s passive, one after the other.
+//! libtorch's CPU parallel regions run on GNU OpenMP, whose idle threads spin 300,000 times by
+//! default before they sleep. Beside another spinning process on the same cores (a second worker,
+//! another user's PyTorch job on a shared node) each side's threads burn their time slices waiting
+//! for a peer that is not scheduled. `iscp plan experiments/audit-population.toml` on a 2-core AMD
+//! EPYC beside a 2-thread PyTorch loop timed training at 640 h 31 min and 13 h 11 min with the
+//! default, 1 h 28 min with a spin of 10,000 and 2 h 07 min passive (`OMP_WAIT_POLICY=PASSIVE`),
+//! against 40–49 min idle. Passive waiting made a search run alone (a few dozen small operations a
+//! step on 2 threads) 1.8× slower (5.57 against 3.08 s); the short spin did not (2.34 s).
 //!
-//! libgomp reads its environment when it is loaded, before `main`, so the policy is set by running
-//! the binary again with it (`exec`: same process id, arguments and descriptors), once, for the
-//! commands that compute. A user's own `OMP_WAIT_POLICY` or `GOMP_SPINCOUNT` is left alone.
+//! libgomp reads its environment when it is loaded, before `main`, so the setting is made by
+//! running the binary again with it (`exec`: same process id, arguments and descriptors), once,
+//! for the commands that compute. A user's own `OMP_WAIT_POLICY` or `GOMP_SPINCOUNT` is left alone.
+
+/// The spin count set: iterations an idle libgomp thread polls before it sleeps.
+pub const SPIN_COUNT: &str = "10000";
 
 /// Set in the environment of the process this module re-executed, so that children that should see
 /// the user's own environment (the PyTorch reference of `bench --model`) can be given it back.
@@ -25,10 +29,10 @@ fn chosen() -> bool {
         .any(|k| std::env::var_os(k).is_some())
 }
 
-/// Runs this binary again with `OMP_WAIT_POLICY=PASSIVE` unless a policy is already chosen;
-/// returns (and the process goes on spinning) only where that is impossible. Call before any
-/// thread starts and before libtorch runs anything.
-pub fn passive_or_reexec() {
+/// Runs this binary again with `GOMP_SPINCOUNT` at [`SPIN_COUNT`] unless the user chose how libgomp
+/// waits; returns (and the process goes on with libgomp's default) only where that is impossible.
+/// Call before any thread starts and before libtorch runs anything.
+pub fn short_spin_or_reexec() {
     if chosen() {
         return;
     }
@@ -40,16 +44,16 @@ pub fn passive_or_reexec() {
         let err = std::process::Command::new("/proc/self/exe")
             .arg0(arg0)
             .args(args)
-            .env("OMP_WAIT_POLICY", "PASSIVE")
+            .env("GOMP_SPINCOUNT", SPIN_COUNT)
             .env(SET_BY_ISCP, "1")
             .exec();
-        tracing::debug!("could not re-run with OMP_WAIT_POLICY=PASSIVE ({err}); threads spin");
+        tracing::debug!("could not re-run with GOMP_SPINCOUNT={SPIN_COUNT} ({err}); default spin");
     }
 }
 
 /// Gives `cmd` the environment the user started `iscp` with, as far as this module changed it.
 pub fn user_environment(cmd: &mut std::process::Command) {
     if std::env::var_os(SET_BY_ISCP).is_some() {
-        cmd.env_remove("OMP_WAIT_POLICY").env_remove(SET_BY_ISCP);
+        cmd.env_remove("GOMP_SPINCOUNT").env_remove(SET_BY_ISCP);
     }
 }

@@ -76,7 +76,7 @@ pub enum Command {
 
 impl Command {
     /// Whether the command runs libtorch's parallel CPU work (training, searches, evaluation,
-    /// timing), so that libgomp's threads should wait passively (`crate::omp_wait`).
+    /// timing), so that libgomp's idle threads should spin only briefly (`crate::omp_wait`).
     pub fn computes(&self) -> bool {
         matches!(
             self,

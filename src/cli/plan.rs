@@ -189,8 +189,8 @@ fn time_models(
 
 /// A warning when other processes keep this machine's cores busy (the last minute's load average
 /// at or above three quarters of the `threads` libtorch times with): its threads then share the
-/// cores, and where they spin (a user's `OMP_WAIT_POLICY` or `GOMP_SPINCOUNT`; `crate::omp_wait`
-/// makes them wait passively otherwise) a timing can come out hundreds of times slower (measured:
+/// cores, and where they spin long (a user's `OMP_WAIT_POLICY` or `GOMP_SPINCOUNT`; `crate::omp_wait`
+/// keeps the spin short otherwise) a timing can come out hundreds of times slower (measured:
 /// a population's training planned at 800 h instead of 1 h 13 min beside a 2-thread run on 2
 /// cores).
 fn busy_note(threads: i32) -> Option<String> {
@@ -200,9 +200,10 @@ fn busy_note(threads: i32) -> Option<String> {
         .next()?
         .parse()
         .ok()?;
-    let spinning = std::env::var("OMP_WAIT_POLICY")
-        .is_ok_and(|p| !p.eq_ignore_ascii_case("passive"))
-        || std::env::var_os("GOMP_SPINCOUNT").is_some();
+    // Without a user's choice the binary runs with a short spin (`crate::omp_wait`).
+    let spinning = std::env::var_os(crate::omp_wait::SET_BY_ISCP).is_none()
+        && (std::env::var("OMP_WAIT_POLICY").is_ok_and(|p| !p.eq_ignore_ascii_case("passive"))
+            || std::env::var_os("GOMP_SPINCOUNT").is_some());
     let how_slow = if spinning {
         "slower than on an idle machine, and can come out many times slower (OMP_WAIT_POLICY or \
          GOMP_SPINCOUNT is set: libtorch's threads may spin against the other work's)"

@@ -1,5 +1,5 @@
-//! The commands that compute run with libgomp's passive waiting (re-executed once with
-//! `OMP_WAIT_POLICY=PASSIVE`, same process id), unless the user chose a policy themselves.
+//! The commands that compute run with a short libgomp spin (re-executed once with
+//! `GOMP_SPINCOUNT=10000`, same process id), unless the user chose how libgomp waits.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,10 +34,11 @@ fn worker_environment(policy: Option<&str>) -> String {
 }
 
 #[test]
-fn a_worker_waits_passively_unless_the_user_chose() {
+fn a_worker_spins_briefly_unless_the_user_chose() {
     let env = worker_environment(None);
-    assert!(env.lines().any(|l| l == "OMP_WAIT_POLICY=PASSIVE"), "{env}");
+    assert!(env.lines().any(|l| l == "GOMP_SPINCOUNT=10000"), "{env}");
     let env = worker_environment(Some("ACTIVE"));
     assert!(env.lines().any(|l| l == "OMP_WAIT_POLICY=ACTIVE"), "{env}");
+    assert!(!env.contains("GOMP_SPINCOUNT"), "{env}");
     assert!(!env.contains("ISCP_OMP_WAIT_SET"), "{env}");
 }
