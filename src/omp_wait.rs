@@ -29,6 +29,14 @@ fn chosen() -> bool {
         .any(|k| std::env::var_os(k).is_some())
 }
 
+/// Whether libgomp's idle threads may spin long here: the user chose its waiting (other than
+/// passive) rather than this module.
+pub fn may_spin_long() -> bool {
+    std::env::var_os(SET_BY_ISCP).is_none()
+        && (std::env::var("OMP_WAIT_POLICY").is_ok_and(|p| !p.eq_ignore_ascii_case("passive"))
+            || std::env::var_os("GOMP_SPINCOUNT").is_some())
+}
+
 /// Runs this binary again with `GOMP_SPINCOUNT` at [`SPIN_COUNT`] unless the user chose how libgomp
 /// waits; returns (and the process goes on with libgomp's default) only where that is impossible.
 /// Call before any thread starts and before libtorch runs anything.

@@ -63,7 +63,7 @@ pub fn agreement(
     b: &[iscp_engine::Result<SearchOutcome>],
 ) -> anyhow::Result<(f64, f64, f64)> {
     let sizes = [0.01, 0.05];
-    let (j1, j5) = selections(jobs, a, b)?;
+    let (j1, j5) = selections(a, b)?;
     let (pa, pb) = (
         pw_table(eval, jobs, a, &sizes)?,
         pw_table(eval, jobs, b, &sizes)?,
@@ -73,12 +73,11 @@ pub fn agreement(
 
 /// The lowest top-1% and top-5% Jaccard indices between the masks of `a` and `b`, search by search.
 pub fn selections(
-    jobs: &[SearchJob],
     a: &[iscp_engine::Result<SearchOutcome>],
     b: &[iscp_engine::Result<SearchOutcome>],
 ) -> anyhow::Result<(f64, f64)> {
     let (mut j1, mut j5) = (1f64, 1f64);
-    for ((x, y), _) in a.iter().zip(b).zip(jobs) {
+    for (x, y) in a.iter().zip(b) {
         let (x, y) = (outcome(x)?, outcome(y)?);
         let cmp = compare(&x.mask, &y.mask, &[0.01, 0.05], None)?;
         j1 = j1.min(cmp[0].jaccard);

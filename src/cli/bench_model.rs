@@ -88,7 +88,7 @@ fn searches(
     let batched = search_batch(&model, &images, &jobs, &mut |_, _| {});
     let together = t.elapsed().as_secs_f64() / jobs.len() as f64;
     let eval = Evaluator::new(&model, test, &logits, &split.search).with_batch(EVAL_BATCH);
-    let (j1, j5) = selections(&jobs, &alone, &batched)?;
+    let (j1, j5) = selections(&alone, &batched)?;
     let pw_batched = pw_table(&eval, &jobs, &batched, &SIZES)?;
     let pw_alone = pw_table(&eval, &jobs, &alone, &SIZES)?;
     println!(
@@ -175,7 +175,7 @@ fn reduced_against_fp32(
     let t = Instant::now();
     let halves = search_batch(reduced, images, &half, &mut |_, _| {});
     let per = t.elapsed().as_secs_f64() / jobs.len() as f64;
-    let (j1, j5) = selections(jobs, fp32.batched, &halves)?;
+    let (j1, j5) = selections(fp32.batched, &halves)?;
     let pw = pw_table(fp32.eval, jobs, &halves, &SIZES)?;
     let worst = largest_pw_difference(fp32.pw, &pw);
     let (clean, patterned) = decisions_changed(fp32, reduced, test, jobs, precision)?;

@@ -200,11 +200,7 @@ fn busy_note(threads: i32) -> Option<String> {
         .next()?
         .parse()
         .ok()?;
-    // Without a user's choice the binary runs with a short spin (`crate::omp_wait`).
-    let spinning = std::env::var_os(crate::omp_wait::SET_BY_ISCP).is_none()
-        && (std::env::var("OMP_WAIT_POLICY").is_ok_and(|p| !p.eq_ignore_ascii_case("passive"))
-            || std::env::var_os("GOMP_SPINCOUNT").is_some());
-    let how_slow = if spinning {
+    let how_slow = if crate::omp_wait::may_spin_long() {
         "slower than on an idle machine, and can come out many times slower (OMP_WAIT_POLICY or \
          GOMP_SPINCOUNT is set: libtorch's threads may spin against the other work's)"
     } else {
